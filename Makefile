@@ -1,0 +1,34 @@
+# The two commands of the README: `make run` (the main job) and `make test` (everything CI checks).
+PYTHON ?= python3
+RUNS ?= runs
+export LT_WORKBOOK_RUNS ?= $(abspath $(RUNS))
+MAIN_NB = nbs/01_training.ipynb
+
+.PHONY: install run test test-sync test-nbs test-py readme
+
+install:
+	$(PYTHON) -m pip install -q -e ".[dev]"
+
+# The main job: execute the section notebook with its defaults on the embedded dataset (papermill).
+run: install
+	mkdir -p "$(LT_WORKBOOK_RUNS)"
+	papermill $(MAIN_NB) "$(LT_WORKBOOK_RUNS)/$(notdir $(MAIN_NB))"
+
+# Notebooks and library in sync, notebooks clean, every notebook executed, then the end-to-end tests.
+# Test runs go to a fresh temporary folder (shared by nbdev_test and pytest) unless LT_WORKBOOK_TEST_RUNS is set.
+test: install test-sync
+	@runs=$${LT_WORKBOOK_TEST_RUNS:-$$(mktemp -d)}; echo "test runs in $$runs"; \
+	  LT_WORKBOOK_RUNS=$$runs nbdev_test --n_workers 1 --do_print && \
+	  LT_WORKBOOK_RUNS=$$runs $(PYTHON) -m pytest -q tests
+
+test-sync:
+	nbdev_export
+	git diff --exit-code -- lt_workbook
+	@test -z "$$(git status --porcelain -- lt_workbook)" || { git status --porcelain -- lt_workbook; echo "nbdev_export made files that are not committed"; exit 1; }
+	nbdev_clean
+	git diff --exit-code -- nbs
+	jupyter nbconvert --to markdown nbs/index.ipynb --stdout 2>/dev/null | diff -u README.md - || { echo "README.md is out of date: run make readme"; exit 1; }
+
+# README.md is generated from nbs/index.ipynb (nbdev_readme would need Quarto).
+readme:
+	jupyter nbconvert --to markdown nbs/index.ipynb --stdout 2>/dev/null > README.md

@@ -1,0 +1,30 @@
+import os, signal, subprocess, sys, tempfile, time
+from pathlib import Path
+import pytest, yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+NBS = ROOT/'nbs'
+
+@pytest.fixture(scope='session', autouse=True)
+def runs_root():
+    "The runs root the notebooks write to by default: $LT_WORKBOOK_RUNS (shared with nbdev_test by `make test`) or a temp dir."
+    if not os.environ.get('LT_WORKBOOK_RUNS'): os.environ['LT_WORKBOOK_RUNS'] = tempfile.mkdtemp(prefix='lt-runs-')
+    return Path(os.environ['LT_WORKBOOK_RUNS'])
+
+def papermill_cmd(nb, out, params):
+    return [sys.executable, '-m', 'papermill', str(NBS/nb), str(out), '-y', yaml.safe_dump(params), '--cwd', str(NBS),
+            '--no-progress-bar']
+
+def run_notebook(nb, out, params=None, timeout=900):
+    "Execute `nb` with papermill; returns the CompletedProcess (stdout+stderr in `.stdout`)."
+    return subprocess.run(papermill_cmd(nb, out, params or {}), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=timeout)
+
+def start_notebook(nb, out, params=None):
+    "Start `nb` under papermill in its own process group (so the kernel can be killed with it)."
+    return subprocess.Popen(papermill_cmd(nb, out, params or {}), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+
+def kill_group(proc):
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
