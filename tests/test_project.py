@@ -1,0 +1,48 @@
+"Project wiring: the README's two commands, CI calling the test command, the dependency list, the Quarto config."
+import configparser, re
+from pathlib import Path
+import yaml
+from conftest import ROOT
+
+def test_readme_starts_with_the_two_commands():
+    readme = (ROOT/'README.md').read_text()
+    block = re.search(r'```sh\n(.*?)```', readme, re.S).group(1)
+    cmds = [l.split('#')[0].strip() for l in block.splitlines() if l.strip()]
+    assert cmds == ['make run', 'make test']
+    make = (ROOT/'Makefile').read_text()
+    assert re.search(r'^run: install', make, re.M) and re.search(r'^test: install', make, re.M)
+    assert 'pip install -q -e ".[dev]"' in make
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT/'.ci'/'run').read_text()
+    assert re.search(r'^make test$', ci, re.M)
+
+def test_dependencies_declared_once_in_settings():
+    cfg = configparser.ConfigParser(); cfg.read(ROOT/'settings.ini')
+    req = cfg['DEFAULT']['requirements'].split() + cfg['DEFAULT']['dev_requirements'].split()
+    names = {re.split(r'[<>=!]', r)[0] for r in req}
+    for pkg in ['torch', 'torchvision', 'numpy', 'plotly', 'ipywidgets', 'papermill', 'jupyterlab', 'mlxtend', 'scipy',
+                'scikit-learn', 'tqdm', 'nbdev', 'fastcore', 'execnb', 'pytest']:
+        assert pkg in names, pkg
+    assert 'nbdev==2.4.14' in req and 'fastcore>=1.12.3,<2' in req and 'execnb>=0.1.16,<0.2' in req
+    env = (ROOT/'environment.yml').read_text()
+    assert '-e .[dev]' in env
+
+def test_quarto_config_parses_and_lists_existing_pages():
+    q = yaml.safe_load((ROOT/'_quarto.yml').read_text())
+    assert q['project']['type'] == 'website'
+    pages = q['project']['render']
+    assert 'nbs/index.ipynb' in pages
+    for p in pages: assert (ROOT/p).exists(), p
+    def walk(items):
+        for it in items:
+            if isinstance(it, str): yield it
+            elif 'contents' in it: yield from walk(it['contents'])
+            elif 'href' in it: yield it['href']
+    for p in walk(q['website']['sidebar']['contents']): assert p in pages, p
+
+def test_every_numbered_notebook_is_exported_and_on_the_site():
+    q = yaml.safe_load((ROOT/'_quarto.yml').read_text())
+    for nb in sorted((ROOT/'nbs').glob('[0-9][0-9]_*.ipynb')):
+        assert f'nbs/{nb.name}' in q['project']['render'], nb.name
+        assert '#| default_exp' in nb.read_text(), nb.name
