@@ -16,10 +16,10 @@ import plotly.io as pio
 # %% auto #0
 __all__ = ['PROFILES', 'CIFAR', 'LIST_DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DATASETS', 'SAMPLERS', 'GROUP_SPLITS',
            'check_choice', 'check_number', 'check_ratio', 'lt_counts', 'ImageSet', 'LTDataset', 'lt_subset', 'mnist5k',
-           'resolve_data_root', 'cifar', 'write_fake_cifar', 'read_list_file', 'ListImages', 'list_dataset',
-           'write_fake_list_dataset', 'load_dataset', 'train_val_split', 'class_probs', 'Sampler', 'random_crop_flip',
-           'normalize', 'batches', 'class_groups', 'lt_metrics', 'use_html_figures', 'plot_class_counts',
-           'plot_per_class_accuracy']
+           'project_root', 'resolve_data_root', 'cifar', 'write_fake_cifar', 'read_list_file', 'ListImages',
+           'list_dataset', 'write_fake_list_dataset', 'load_dataset', 'train_val_split', 'class_probs', 'Sampler',
+           'random_crop_flip', 'normalize', 'batches', 'class_groups', 'lt_metrics', 'use_html_figures',
+           'plot_class_counts', 'plot_per_class_accuracy', 'plot_group_accuracy']
 
 # %% ../nbs/00_data.ipynb #cf4d89b9
 def check_choice(name:str, value, allowed):
@@ -152,7 +152,7 @@ def mnist5k(imbalance_ratio=100, profile='exp', n_max=400, seed=0, **_):
     return _lt_from_pool('mnist5k', X[pool], y[pool], X[test], y[test], [str(i) for i in range(10)],
                          imbalance_ratio, profile, n_max, seed, mean=(mean,)*3, std=(std,)*3, hflip=False)
 
-# %% ../nbs/00_data.ipynb #0d86a949
+# %% ../nbs/00_data.ipynb #9f1ecca7
 CIFAR = {
     'cifar10': dict(folder='cifar-10-batches-py', train=[f'data_batch_{i}' for i in range(1, 6)], test=['test_batch'],
                     meta='batches.meta', names='label_names', key='labels', tv='CIFAR10',
@@ -162,9 +162,14 @@ CIFAR = {
                      mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762)),
 }
 
+def project_root()->Path:
+    "The nearest folder at or above the working directory that holds `settings.ini` (else the working directory)."
+    cwd = Path.cwd()
+    return next((p for p in (cwd, *cwd.parents) if (p/'settings.ini').exists()), cwd)
+
 def resolve_data_root(root=None):
-    "The data root: `root`, else `$LT_WORKBOOK_DATA`, else `./data`."
-    return Path(root or os.environ.get('LT_WORKBOOK_DATA') or 'data')
+    "The data root: `root`, else `$LT_WORKBOOK_DATA`, else `data/` at the project root."
+    return Path(root or os.environ.get('LT_WORKBOOK_DATA') or project_root()/'data')
 
 def _unpickle(path):
     with open(path, 'rb') as f: return pickle.load(f, encoding='latin1')
@@ -307,7 +312,7 @@ def write_fake_list_dataset(root, name='imagenet_lt', counts=(5, 3, 1), test_per
         (folder/spec[split]).write_text('\n'.join(lines) + '\n')
     return folder
 
-# %% ../nbs/00_data.ipynb #14fe0727
+# %% ../nbs/00_data.ipynb #9331e62c
 DATASETS = ('mnist5k', 'cifar10', 'cifar100', *LIST_DATASETS)
 
 def load_dataset(name:str='mnist5k',        # one of `DATASETS`
@@ -315,7 +320,7 @@ def load_dataset(name:str='mnist5k',        # one of `DATASETS`
                  profile:str='exp',         # 'exp' or 'step'
                  n_max:int|None=None,       # head-class count (default: the whole per-class pool)
                  seed:int=0,                # seed of the long-tailed selection
-                 data_root=None,            # folder holding the dataset files (default $LT_WORKBOOK_DATA or ./data)
+                 data_root=None,            # folder holding the dataset files (default $LT_WORKBOOK_DATA, else data/ at the project root)
                  download:bool=True,        # let torchvision download CIFAR when the files are missing
                  image_size:int=224,        # side of the decoded images for list-file datasets
                 )->LTDataset:
@@ -447,7 +452,7 @@ def lt_metrics(preds,                 # predicted labels
     out['confusion'] = conf.tolist()
     return out
 
-# %% ../nbs/00_data.ipynb #9e3b6e42
+# %% ../nbs/00_data.ipynb #65d60364
 def use_html_figures():
     "Make `fig.show()` emit an HTML/JS rendering (for the static site) as well as plotly's JSON (for JupyterLab)."
     pio.renderers.default = 'plotly_mimetype+notebook'
@@ -471,4 +476,17 @@ def plot_per_class_accuracy(results:dict,   # name -> (per-class accuracy list, 
                                  text=[f'class {c}' for c in order], hovertemplate='%{text}: %{y:.1f}% (%{x} images)'))
     fig.update_layout(title=title, xaxis_title='training images of the class', xaxis_type='log',
                       yaxis_title='test accuracy (%)', yaxis_range=[0, 105], template='plotly_white', height=420)
+    return fig
+
+def plot_group_accuracy(table,             # one row per method: acc, many, medium, few (+ optional *_std columns)
+                        title='Overall and many / medium / few accuracy'):
+    "Grouped bars of overall / many / medium / few accuracy per method, with std error bars when given."
+    groups = ['acc', 'many', 'medium', 'few']
+    fig = go.Figure()
+    for name, row in table.iterrows():
+        err = [row.get(f'{g}_std') for g in groups]
+        fig.add_trace(go.Bar(name=str(name), x=['overall', 'many', 'medium', 'few'], y=[row[g] for g in groups],
+                             error_y=dict(type='data', array=err) if all(e is not None for e in err) else None))
+    fig.update_layout(barmode='group', yaxis_title='test accuracy (%)', yaxis_range=[0, 105], template='plotly_white',
+                      height=400, title=title)
     return fig

@@ -46,3 +46,15 @@ def test_every_numbered_notebook_is_exported_and_on_the_site():
     for nb in sorted((ROOT/'nbs').glob('[0-9][0-9]_*.ipynb')):
         assert f'nbs/{nb.name}' in q['project']['render'], nb.name
         assert '#| default_exp' in nb.read_text(), nb.name
+
+def test_config_presets_only_set_parameters_of_their_notebook():
+    "Every configs/*.yaml names its notebook (`papermill nbs/X.ipynb` in its header) and sets only that notebook's parameters."
+    import papermill as pm
+    cfgs = sorted((ROOT/'configs').glob('*.yaml'))
+    assert cfgs
+    for f in cfgs:
+        text = f.read_text()
+        nb = re.search(r'papermill (nbs/\S+\.ipynb)', text).group(1)
+        params = set(pm.inspect_notebook(str(ROOT/nb)))
+        unknown = set(yaml.safe_load(text)) - params
+        assert not unknown, f'{f.name}: not parameters of {nb}: {unknown}'
