@@ -315,7 +315,7 @@ def epoch_generators(seed:int, epoch:int, device):
     g = torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
     return g, np.random.default_rng([seed, epoch])
 
-# %% ../nbs/01_training.ipynb #ace6a9db
+# %% ../nbs/01_training.ipynb #494ef4d0
 class Trainer:
     "Train `model` on `data` as `cfg` says, recording into `run` (optional)."
     def __init__(self, model:nn.Module, data:LTDataset, cfg:TrainConfig, run:Run|None=None,
@@ -326,8 +326,8 @@ class Trainer:
         if cuda: torch.backends.cudnn.benchmark = True
         self.model = model.to(self.device, memory_format=torch.channels_last if cuda else torch.preserve_format)
         self.net = torch.compile(self.model) if cfg.compile else self.model
-        self.train_set = (train_set or data.train).to(self.device)
-        self.eval_set = (eval_set or data.test)
+        self.train_set = (data.train if train_set is None else train_set).to(self.device)
+        self.eval_set = data.test if eval_set is None else eval_set
         self.counts = torch.bincount(self.train_set.labels.cpu(), minlength=data.num_classes)
         self.loss_fn = LTLoss(cfg.loss, self.counts, cfg.reweight, cfg.beta, cfg.drw_epoch, cfg.max_m, cfg.s,
                               cfg.focal_gamma, cfg.tau, cfg.label_smoothing).to(self.device)
@@ -354,7 +354,7 @@ class Trainer:
         return torch.cat(preds)
     def evaluate(self, eval_set:ImageSet|None=None)->dict:
         "Overall, many/medium/few and per-class accuracy on `eval_set` (default: the test set)."
-        es = eval_set or self.eval_set
+        es = self.eval_set if eval_set is None else eval_set
         return lt_metrics(self.predict(es.images), es.labels, self.counts.tolist(), self.cfg.group_split)
 
     def train_epoch(self, epoch:int)->dict:
