@@ -315,7 +315,7 @@ def epoch_generators(seed:int, epoch:int, device):
     g = torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
     return g, np.random.default_rng([seed, epoch])
 
-# %% ../nbs/01_training.ipynb #494ef4d0
+# %% ../nbs/01_training.ipynb #5810ad58
 class Trainer:
     "Train `model` on `data` as `cfg` says, recording into `run` (optional)."
     def __init__(self, model:nn.Module, data:LTDataset, cfg:TrainConfig, run:Run|None=None,
@@ -338,7 +338,7 @@ class Trainer:
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.opt = (torch.optim.SGD(self.params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
                     if cfg.optimizer == 'sgd' else torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay))
-        self.epoch, self.elapsed = 0, 0.
+        self.elapsed = 0.   # training seconds, accumulated across resumes
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == 'cuda')
     def to_input(self, x): return x.contiguous(memory_format=torch.channels_last) if self.device.type == 'cuda' else x
