@@ -15,10 +15,10 @@ import plotly.io as pio
 
 # %% auto #0
 __all__ = ['PROFILES', 'CIFAR', 'LIST_DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DATASETS', 'SAMPLERS', 'GROUP_SPLITS',
-           'check_choice', 'check_number', 'check_ratio', 'lt_counts', 'ImageSet', 'LTDataset', 'lt_subset', 'mnist5k',
-           'project_root', 'resolve_data_root', 'cifar', 'write_fake_cifar', 'read_list_file', 'ListImages',
-           'list_dataset', 'write_fake_list_dataset', 'load_dataset', 'train_val_split', 'class_probs', 'Sampler',
-           'random_crop_flip', 'normalize', 'batches', 'class_groups', 'lt_metrics', 'use_html_figures',
+           'METRIC_KEYS', 'check_choice', 'check_number', 'check_ratio', 'lt_counts', 'ImageSet', 'LTDataset',
+           'lt_subset', 'mnist5k', 'project_root', 'resolve_data_root', 'cifar', 'write_fake_cifar', 'read_list_file',
+           'ListImages', 'list_dataset', 'write_fake_list_dataset', 'load_dataset', 'train_val_split', 'class_probs',
+           'Sampler', 'random_crop_flip', 'normalize', 'batches', 'class_groups', 'lt_metrics', 'use_html_figures',
            'plot_class_counts', 'plot_per_class_accuracy', 'plot_group_accuracy']
 
 # %% ../nbs/00_data.ipynb #cf4d89b9
@@ -421,8 +421,9 @@ def batches(images,                  # uint8 images (tensor on the device, or la
         if augment: x = random_crop_flip(x, generator, pad=pad, flip=flip)
         yield normalize(x, mean, std), labels[idx]
 
-# %% ../nbs/00_data.ipynb #5491a38b
+# %% ../nbs/00_data.ipynb #dcb3c416
 GROUP_SPLITS = ('count', 'cifar10_index')
+METRIC_KEYS = ('acc', 'many', 'medium', 'few')   # the four numbers every evaluation reports
 
 def class_groups(train_counts, split:str='count'):
     "Class indices of the many / medium / few groups, by training count (>100, 20-100, <20) or CIFAR-10's 3/3/4 by index."
@@ -452,7 +453,7 @@ def lt_metrics(preds,                 # predicted labels
     out['confusion'] = conf.tolist()
     return out
 
-# %% ../nbs/00_data.ipynb #65d60364
+# %% ../nbs/00_data.ipynb #a8fd7467
 def use_html_figures():
     "Make `fig.show()` emit an HTML/JS rendering (for the static site) as well as plotly's JSON (for JupyterLab)."
     pio.renderers.default = 'plotly_mimetype+notebook'
@@ -481,11 +482,10 @@ def plot_per_class_accuracy(results:dict,   # name -> (per-class accuracy list, 
 def plot_group_accuracy(table,             # one row per method: acc, many, medium, few (+ optional *_std columns)
                         title='Overall and many / medium / few accuracy'):
     "Grouped bars of overall / many / medium / few accuracy per method, with std error bars when given."
-    groups = ['acc', 'many', 'medium', 'few']
     fig = go.Figure()
     for name, row in table.iterrows():
-        err = [row.get(f'{g}_std') for g in groups]
-        fig.add_trace(go.Bar(name=str(name), x=['overall', 'many', 'medium', 'few'], y=[row[g] for g in groups],
+        err = [row.get(f'{g}_std') for g in METRIC_KEYS]
+        fig.add_trace(go.Bar(name=str(name), x=['overall', 'many', 'medium', 'few'], y=[row[g] for g in METRIC_KEYS],
                              error_y=dict(type='data', array=err) if all(e is not None for e in err) else None))
     fig.update_layout(barmode='group', yaxis_title='test accuracy (%)', yaxis_range=[0, 105], template='plotly_white',
                       height=400, title=title)
