@@ -129,7 +129,7 @@ ARCHS = {'resnet32': resnet32}
 
 def count_params(model): return sum(p.numel() for p in model.parameters())
 
-# %% ../nbs/01_training.ipynb #a552e45e
+# %% ../nbs/01_training.ipynb #7852fdf8
 STATUSES = ('completed', 'failed', 'diverged')
 
 def runs_root(section:str, run_dir=None)->Path:
@@ -200,16 +200,18 @@ class Run:
     def truncate_metrics(self, size:int):
         "Drop events written after the checkpoint that recorded `size` (they are re-done on resume)."
         if self.metrics_file.exists(): os.truncate(self.metrics_file, size)
+    def save_json(self, name:str, obj):
+        "Write `obj` as the JSON file `name` in the run directory, atomically."
+        _atomic_write(self.path/name, lambda p: p.write_text(json.dumps(jsonable(obj), indent=1)))
     def finish(self, status:str, **results):
         "Write summary.json atomically."
-        check_choice('status', status, STATUSES)
-        _atomic_write(self.summary_file, lambda p: p.write_text(json.dumps(jsonable({'status': status, **results}), indent=1)))
+        self.save_json(self.summary_file.name, {'status': check_choice('status', status, STATUSES), **results})
     def save_checkpoint(self, state:dict): _atomic_write(self.checkpoint_file, lambda p: torch.save(state, p))
     def load_checkpoint(self, map_location='cpu'):
         return torch.load(self.checkpoint_file, map_location=map_location, weights_only=False) if self.checkpoint_file.exists() else None
     def __repr__(self): return f"Run({str(self.path)!r}, status={(self.summary or {}).get('status', 'in progress')})"
 
-# %% ../nbs/01_training.ipynb #7aa04dbc
+# %% ../nbs/01_training.ipynb #e9c7f648
 OPTIMIZERS, SCHEDULES = ('sgd', 'adam'), ('multistep', 'cosine', 'constant')
 
 def pick_device(device='auto')->torch.device:
@@ -241,6 +243,7 @@ class TrainConfig:
     warmup_epochs: int = 0
     milestones: tuple = ()          # epochs where multistep multiplies the lr by `lr_decay`
     lr_decay: float = 0.1
+    lr_min: float = 0.              # cosine schedule's final learning rate (DARTS anneals to 0.001)
     loss: str = 'ce'                # a key of `LOSSES`
     reweight: str = 'none'          # 'none', 'cb' (class-balanced weights) or 'drw' (from `drw_epoch` on)
     drw_epoch: int|None = None      # default: 80% of the epochs, as 160/200 in LDAM-DRW
@@ -250,6 +253,7 @@ class TrainConfig:
     focal_gamma: float = 1.
     tau: float = 1.                 # logit-adjustment strength
     label_smoothing: float = 0.
+    grad_clip: float|None = None    # clip the gradient norm of the weights (DARTS uses 5)
     mixup_alpha: float = 0.         # Beta(alpha, alpha) mixup; 0 turns it off
     sampler: str = 'instance'       # a key of `SAMPLERS`
     augment: bool = True            # pad-crop (+ flip where the dataset allows) on the device
@@ -259,6 +263,7 @@ class TrainConfig:
     group_split: str = 'count'      # many/medium/few by training count, or 'cifar10_index'
     device: str = 'auto'
     compile: bool = False           # torch.compile the model (CUDA)
+    channels_last: bool|None = None # NHWC activations; default: on CUDA only
     seed: int = 0
     def __post_init__(self):
         check_choice('arch', self.arch, ARCHS); check_choice('classifier', self.classifier, CLASSIFIERS)
@@ -268,11 +273,12 @@ class TrainConfig:
         for k in ('epochs', 'batch_size', 'eval_every'): check_number(k, getattr(self, k), integer=True)
         for k in ('warmup_epochs', 'seed'): check_number(k, getattr(self, k), integer=True, zero_ok=True)
         for k in ('lr', 's', 'lr_decay'): check_number(k, getattr(self, k))
-        for k in ('momentum', 'weight_decay', 'focal_gamma', 'mixup_alpha', 'label_smoothing', 'max_m', 'tau'):
+        for k in ('momentum', 'weight_decay', 'focal_gamma', 'mixup_alpha', 'label_smoothing', 'max_m', 'tau', 'lr_min'):
             check_number(k, getattr(self, k), zero_ok=True)
         if not 0 <= self.beta < 1: raise ValueError(f"beta={self.beta!r}: expected a number in [0, 1)")
         self.milestones = tuple(self.milestones)
         for m in self.milestones: check_number('milestones', m, integer=True)
+        if self.grad_clip is not None: check_number('grad_clip', self.grad_clip)
         if self.drw_epoch is None: self.drw_epoch = int(0.8 * self.epochs)
         check_number('drw_epoch', self.drw_epoch, integer=True, zero_ok=True)
         if self.init_from is not None and not Path(self.init_from).exists():
@@ -285,17 +291,20 @@ def lr_at(cfg:TrainConfig, epoch:int)->float:
     if cfg.schedule == 'multistep': return cfg.lr * cfg.lr_decay ** sum(epoch >= m for m in cfg.milestones)
     if cfg.schedule == 'cosine':
         t = (epoch - cfg.warmup_epochs) / max(1, cfg.epochs - cfg.warmup_epochs)
-        return 0.5 * cfg.lr * (1 + math.cos(math.pi * t))
+        return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
     return cfg.lr
 
-# %% ../nbs/01_training.ipynb #728e8e77
+# %% ../nbs/01_training.ipynb #5d4ff960
 class Diverged(RuntimeError):
     "Raised when the training loss becomes non-finite."
 
 class Callback:
-    "Hooks into `Trainer.fit`; `after_epoch` may add entries to the epoch's event."
+    "Hooks into `Trainer.fit`; `after_epoch` / `after_fit` may add entries to the epoch's event / the run's summary."
     def before_epoch(self, trainer, epoch): pass
     def after_epoch(self, trainer, epoch, event:dict): pass
+    def after_fit(self, trainer, summary:dict): pass
+    def state_dict(self)->dict: return {}
+    def load_state_dict(self, state:dict): pass
 
 def standard_step(tr, x, y):
     "Forward, loss (with mixup when `mixup_alpha > 0`), backward, optimizer step. Returns `(loss, logits)`."
@@ -308,6 +317,7 @@ def standard_step(tr, x, y):
         loss = mixup_loss(tr.loss_fn, logits, ya, yb, lam) if cfg.mixup_alpha > 0 else tr.loss_fn(logits, y)
     tr.opt.zero_grad(set_to_none=True)
     loss.backward()
+    if cfg.grad_clip: nn.utils.clip_grad_norm_(tr.params, cfg.grad_clip)
     tr.opt.step()
     return loss.detach(), logits.detach()
 
@@ -316,7 +326,7 @@ def epoch_generators(seed:int, epoch:int, device):
     g = torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
     return g, np.random.default_rng([seed, epoch])
 
-# %% ../nbs/01_training.ipynb #074a78ba
+# %% ../nbs/01_training.ipynb #c75211ba
 class Trainer:
     "Train `model` on `data` as `cfg` says, recording into `run` (optional)."
     def __init__(self, model:nn.Module, data:LTDataset, cfg:TrainConfig, run:Run|None=None,
@@ -325,7 +335,8 @@ class Trainer:
         self.device = pick_device(cfg.device)
         cuda = self.device.type == 'cuda'
         if cuda: torch.backends.cudnn.benchmark = True
-        self.model = model.to(self.device, memory_format=torch.channels_last if cuda else torch.preserve_format)
+        self.channels_last = cuda if cfg.channels_last is None else cfg.channels_last
+        self.model = model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
         self.net = torch.compile(self.model) if cfg.compile else self.model
         self.train_set = (data.train if train_set is None else train_set).to(self.device)
         self.eval_set = data.test if eval_set is None else eval_set
@@ -336,13 +347,14 @@ class Trainer:
         if cfg.freeze_backbone:   # no gradient through the frozen backbone: only the classifier is trained
             for p in model.parameters(): p.requires_grad_(False)
             for p in model.classifier.parameters(): p.requires_grad_(True)
-        self.params = [p for p in model.parameters() if p.requires_grad]
+        # a model with parameters of its own kind (e.g. a DARTS supernet's alphas) names its weights `weight_parameters()`
+        self.params = [p for p in getattr(model, 'weight_parameters', model.parameters)() if p.requires_grad]
         self.opt = (torch.optim.SGD(self.params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
                     if cfg.optimizer == 'sgd' else torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay))
         self.elapsed = 0.   # training seconds, accumulated across resumes
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == 'cuda')
-    def to_input(self, x): return x.contiguous(memory_format=torch.channels_last) if self.device.type == 'cuda' else x
+    def to_input(self, x): return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     @torch.no_grad()
     def predict(self, images, batch_size:int=512):
@@ -356,7 +368,7 @@ class Trainer:
     def evaluate(self, eval_set:ImageSet|None=None)->dict:
         "Overall, many/medium/few and per-class accuracy on `eval_set` (default: the test set)."
         es = self.eval_set if eval_set is None else eval_set
-        return lt_metrics(self.predict(es.images), es.labels, self.counts.tolist(), self.cfg.group_split)
+        return lt_metrics(self.predict(es.images), es.labels, self.data.counts.tolist(), self.cfg.group_split)
 
     def train_epoch(self, epoch:int)->dict:
         cfg = self.cfg
@@ -378,13 +390,15 @@ class Trainer:
     def _state(self, epoch):
         return dict(epoch=epoch, model=self.model.state_dict(), optimizer=self.opt.state_dict(), elapsed=self.elapsed,
                     metrics_size=self.run.metrics_size(), torch_rng=torch.get_rng_state(),
-                    cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, config=asdict(self.cfg))
+                    cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, config=asdict(self.cfg),
+                    callbacks=[cb.state_dict() for cb in self.callbacks])
     def _start(self)->int:
         "Resume from the run's checkpoint, or initialize (from `init_from`, re-initializing a frozen backbone's head)."
         ck = self.run.load_checkpoint() if self.run else None
         if ck is not None:
             self.model.load_state_dict(ck['model']); self.opt.load_state_dict(ck['optimizer'])
             self.run.truncate_metrics(ck['metrics_size']); self.elapsed = ck['elapsed']
+            for cb, st in zip(self.callbacks, ck['callbacks']): cb.load_state_dict(st)
             torch.set_rng_state(ck['torch_rng'])
             print(f"{self.run.name}: resuming from epoch {ck['epoch']} (checkpoint in {self.run.path})")
             return ck['epoch']
@@ -418,6 +432,7 @@ class Trainer:
                 bar.update(1); bar.set_postfix(loss=f"{event['train_loss']:.3f}", acc=event.get('acc'))
             if not last: last = self.evaluate()   # resumed after the final epoch's checkpoint
             summary = dict(**last, params=count_params(self.model), epochs=cfg.epochs, wall_time=round(self.elapsed, 3))
+            for cb in self.callbacks: cb.after_fit(self, summary)
             if run is not None: run.finish('completed', **summary)
             return {'status': 'completed', **summary}
         except Diverged as e:
@@ -428,7 +443,7 @@ class Trainer:
             raise
         finally: bar.close()
 
-# %% ../nbs/01_training.ipynb #dd73a47c
+# %% ../nbs/01_training.ipynb #77a28041
 METHODS = {
     'ce': dict(),
     'focal': dict(loss='focal'),
@@ -447,10 +462,12 @@ def build_model(cfg:TrainConfig, num_classes:int)->nn.Module:
     torch.manual_seed(cfg.seed)
     return ARCHS[cfg.arch](num_classes, classifier=cfg.classifier, **cfg.arch_kw)
 
-def train_run(data:LTDataset, cfg:TrainConfig, section:str, name:str, run_dir=None, model=None, **trainer_kw):
+def train_run(data:LTDataset, cfg:TrainConfig, section:str, name:str, run_dir=None, model=None, extra:dict|None=None,
+              **trainer_kw):
     "Train `cfg` on `data` into the run directory `<runs_root(section, run_dir)>/<name>-<hash>`; returns `(summary, model, run)`."
     model = model if model is not None else build_model(cfg, data.num_classes)
-    run = Run.create(runs_root(section, run_dir), name, {**data.spec, **asdict(cfg)}, device=pick_device(cfg.device))
+    params = {**data.spec, **asdict(cfg), **(extra or {})}   # `extra`: the section's own settings (e.g. the architect's)
+    run = Run.create(runs_root(section, run_dir), name, params, device=pick_device(cfg.device))
     summary = Trainer(model, data, cfg, run, **trainer_kw).fit()
     return summary, model, run
 

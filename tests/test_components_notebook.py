@@ -1,0 +1,77 @@
+"End-to-end runs of nbs/02_component_exploration.ipynb with papermill: the default sweep, bad parameters, a non-default group."
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+import papermill, pytest, yaml
+from conftest import run_notebook, NBS, ROOT
+from lt_workbook.training import Run
+from lt_workbook.components import component_groups, variant_name, param_count, component_net
+
+NB = '02_component_exploration.ipynb'
+DEFAULT_GROUPS = ['topology', 'conv', 'lt_ops']
+
+def runs_in(root):
+    return {p.name.rsplit('-', 1)[0]: Run(p) for p in sorted(Path(root).iterdir()) if (p/'params.json').exists()}
+
+def test_default_run(runs_root, tmp_path):
+    "The default sweep: one completed run per (variant, ratio) with its parameter count; the figures' HTML in the notebook."
+    res = run_notebook(NB, tmp_path/'out.ipynb')
+    assert res.returncode == 0, res.stdout[-3000:]
+    runs = runs_in(runs_root/'02_component_exploration')
+    variants = {variant_name(**kw): kw for g in component_groups(DEFAULT_GROUPS).values() for kw in g.values()}
+    assert len(variants) == 11
+    for v, kw in variants.items():
+        for ratio in (10, 100):
+            r = runs[f'{v}_r{ratio}_s0']
+            s, p = r.summary, r.params
+            assert s['status'] == 'completed' and p['imbalance_ratio'] == ratio and p['arch_kw']['block'] == kw['block']
+            assert s['params'] == param_count(kw['block'], p['arch_kw']['width'], 1), (v, s['params'])
+            assert abs(s['params'] - 20_000) / 20_000 < 0.12, (v, s['params'])
+            assert all(s[k] is not None for k in ('acc', 'many', 'medium', 'few')) and len(s['per_class']) == 10
+    nb = json.loads((tmp_path/'out.ipynb').read_text())
+    html = [''.join(o['data']['text/html']) for c in nb['cells'] for o in c.get('outputs', []) if 'text/html' in o.get('data', {})]
+    plots = [h for h in html if 'Plotly.newPlot' in h]
+    titles = ['Topology: basic vs bottleneck', 'Convolution design', 'Table 1: operations', 'topology: overall and many']
+    for t in titles: assert any(t in h for h in plots), t
+    assert any('application/vnd.jupyter.widget-view+json' in o.get('data', {}) for c in nb['cells'] for o in c.get('outputs', []))
+
+def test_bad_parameters_and_a_tiny_extra_group(tmp_path):
+    "A bad parameter fails before any run directory is written, with a clear message; the norm group runs tiny."
+    cases = {
+        'bogus_group': (dict(components=['conv', 'bogus']), "components='bogus'"),
+    }
+    tiny = dict(components=['norm'], imbalance_ratios=[10], n_max=20, test_per_class=5, epochs=1, target_params=8000)
+    def go(item):
+        name, params = item
+        rd = tmp_path/f'runs_{name}'
+        return name, rd, run_notebook(NB, tmp_path/f'{name}.ipynb', {**params, 'run_dir': str(rd)})
+    jobs = {**{k: p for k, (p, _) in cases.items()}, 'tiny_norm': tiny}
+    with ThreadPoolExecutor(2) as ex: results = {name: (rd, res) for name, rd, res in ex.map(go, jobs.items())}
+    for name, (params, msg) in cases.items():
+        rd, res = results[name]
+        assert res.returncode != 0, name
+        assert msg in res.stdout, (name, res.stdout[-2000:])
+        assert not rd.exists(), f'{name}: {rd} was written'
+    rd, res = results['tiny_norm']
+    assert res.returncode == 0, res.stdout[-3000:]
+    runs = runs_in(rd)
+    assert set(runs) == {f'bottleneck{n}_r10_s0' for n in ('', '-gn', '-ln', '-in')}, set(runs)
+    assert all(r.completed and r.params['arch_kw']['norm'] in ('bn', 'gn', 'ln', 'in') for r in runs.values())
+
+def test_bad_names_in_process():
+    "The notebook's validation helpers name the parameter, the value and what is allowed (no kernel needed)."
+    for call, msg in [(lambda: component_groups(['activation'], activations=['relu', 'swish']), "activations='swish': expected one of"),
+                      (lambda: component_groups(['norm'], norms=['bn', 'batchnorm']), "norms='batchnorm': expected one of"),
+                      (lambda: component_groups(['conv'], base_block='resnext'), "base_block='resnext': expected one of"),
+                      (lambda: component_net(10, block='lt_agg', position='middle'), "position='middle': expected one of")]:
+        with pytest.raises(ValueError, match=msg): call()
+
+def test_paper_configs_name_notebook_parameters():
+    "The paper-scale configs set only parameters the notebook has, with valid group names."
+    params = papermill.inspect_notebook(str(NBS/NB))
+    for cfg in ('components_cifar10lt.yaml', 'components_cifar100lt.yaml'):
+        c = yaml.safe_load((ROOT/'configs'/cfg).read_text())
+        assert set(c) <= set(params), set(c) - set(params)
+        groups = component_groups(c['components'], c['base_block'], c['activations'], c['norms'])
+        assert len({variant_name(**kw) for g in groups.values() for kw in g.values()}) == 22
+        assert c['blocks'] == 5 and c['epochs'] == 200 and c['imbalance_ratios'] == [50, 100] and c['target_params'] is None

@@ -1,0 +1,68 @@
+"End-to-end runs of nbs/03_etf_bias.ipynb with papermill: the default experiment's run files, and bad parameters."
+import json, math
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+import numpy as np
+from conftest import run_notebook
+from lt_workbook.training import Run
+
+NB = '03_etf_bias.ipynb'
+
+def runs_in(root):
+    return {p.name.rsplit('-', 1)[0]: Run(p) for p in sorted(Path(root).iterdir()) if (p/'params.json').exists()}
+
+def _default(runs_root, tmp_path):
+    res = run_notebook(NB, tmp_path/'out.ipynb')
+    return res, runs_root/'03_etf_bias'
+
+def _bad(tmp_path, name, params):
+    rd = tmp_path/f'runs_{name}'
+    return rd, run_notebook(NB, tmp_path/f'{name}.ipynb', {**params, 'run_dir': str(rd)})
+
+BAD = {   # parameter -> the message the notebook must fail with
+    'E_W_zero': (dict(E_W=0.0), 'E_W=0.0: expected a positive number'),
+    'feat_dim_too_small': (dict(widths=[16, 32, 8]), 'feat_dim=8'),
+}
+
+def test_default_run_and_bad_parameters(runs_root, tmp_path):
+    "The default run completes and logs geometry and curvature; bad parameters fail before any run directory is written."
+    with ThreadPoolExecutor(3) as ex:   # the default run and the bad-parameter runs share the 2 cores
+        default = ex.submit(_default, runs_root, tmp_path)
+        bad = {k: ex.submit(_bad, tmp_path, k, p) for k, (p, _) in BAD.items()}
+        res, root = default.result()
+        bad = {k: f.result() for k, f in bad.items()}
+    assert res.returncode == 0, res.stdout[-3000:]
+    for name, (rd, r) in bad.items():
+        assert r.returncode != 0, name
+        assert BAD[name][1] in r.stdout, (name, r.stdout[-2000:])
+        assert not rd.exists(), f'{name}: {rd} was written'
+
+    runs = runs_in(root)
+    assert set(runs) == {'trainable_balanced', 'trainable_lt', 'etf_lt'}
+    for name, run in runs.items():
+        assert run.summary['status'] == 'completed', name
+        ev = run.metrics
+        assert len(ev) == run.params['epochs'] and all('cls_norms' in e and 'cls_angles' in e for e in ev), name
+        C = len(ev[-1]['cls_norms'])
+        assert C == 10 and np.asarray(ev[-1]['cls_angles']).shape == (C, C)
+        hess = [e for e in ev if 'hessian_max_eig' in e]
+        assert [e['epoch'] + 1 for e in hess] == [2, 4, 6, 8, 10], name
+        assert all(math.isfinite(e['hessian_max_eig']) and e['hessian_max_eig'] > 0 and e['hessian_converged'] for e in hess), name
+    # ETF: norms constant at sqrt(E_W), every pairwise angle arccos(-1/(C-1)), in every logged epoch
+    etf = runs['etf_lt']
+    E_W = etf.params['arch_kw']['classifier_kw']['E_W']
+    for e in etf.metrics:
+        assert np.allclose(e['cls_norms'], math.sqrt(E_W), atol=1e-5)
+        a = np.asarray(e['cls_angles'])
+        assert np.allclose(a[~np.eye(10, dtype=bool)], math.degrees(math.acos(-1 / 9)), atol=1e-3)
+    assert etf.summary['acc'] >= 30, etf.summary['acc']        # the ETF head trains (chance is 10%)
+    assert etf.metrics[-1]['train_loss'] < 0.5 * etf.metrics[0]['train_loss']
+    # the learnable head moves; the notebook prints both spreads and says whether the norm-bias claim reproduced
+    lt_norms = runs['trainable_lt'].metrics[-1]['cls_norms']
+    bal_norms = runs['trainable_balanced'].metrics[-1]['cls_norms']
+    spread = lambda n: max(n) / min(n)
+    out = (tmp_path/'out.ipynb').read_text()
+    assert f"{spread(bal_norms):.3f} on balanced data" in out and f"{spread(lt_norms):.3f} on long-tailed data" in out
+    print(f"norm spread: balanced {spread(bal_norms):.3f}, long-tailed {spread(lt_norms):.3f}; "
+          f"lambda_max last epoch: learnable {runs['trainable_lt'].metrics[-1]['hessian_max_eig']:.1f}, "
+          f"ETF {etf.metrics[-1]['hessian_max_eig']:.1f}")
