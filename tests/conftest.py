@@ -25,6 +25,11 @@ def start_notebook(nb, out, params=None):
     return subprocess.Popen(papermill_cmd(nb, out, params or {}), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
 
+def runs_in(root):
+    "The run directories under `root`, keyed by run name without the parameter hash."
+    from lt_workbook.training import Run
+    return {p.name.rsplit('-', 1)[0]: Run(p) for p in sorted(Path(root).iterdir()) if (p/'params.json').exists()}
+
 def kill_group(proc):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -3,15 +3,11 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import papermill, pytest, yaml
-from conftest import run_notebook, NBS, ROOT
-from lt_workbook.training import Run
+from conftest import run_notebook, NBS, ROOT, runs_in
 from lt_workbook.components import component_groups, variant_name, param_count, component_net
 
 NB = '02_component_exploration.ipynb'
 DEFAULT_GROUPS = ['topology', 'conv', 'lt_ops']
-
-def runs_in(root):
-    return {p.name.rsplit('-', 1)[0]: Run(p) for p in sorted(Path(root).iterdir()) if (p/'params.json').exists()}
 
 def test_default_run(runs_root, tmp_path):
     "The default sweep: one completed run per (variant, ratio) with its parameter count; the figures' HTML in the notebook."

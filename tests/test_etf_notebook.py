@@ -3,13 +3,9 @@ import json, math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np
-from conftest import run_notebook
-from lt_workbook.training import Run
+from conftest import run_notebook, runs_in
 
 NB = '03_etf_bias.ipynb'
-
-def runs_in(root):
-    return {p.name.rsplit('-', 1)[0]: Run(p) for p in sorted(Path(root).iterdir()) if (p/'params.json').exists()}
 
 def _default(runs_root, tmp_path):
     res = run_notebook(NB, tmp_path/'out.ipynb')

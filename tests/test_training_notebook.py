@@ -3,14 +3,10 @@ import json, os, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import pytest
-from conftest import run_notebook, start_notebook, kill_group
+from conftest import run_notebook, start_notebook, kill_group, runs_in
 from lt_workbook.data import write_fake_cifar, write_fake_list_dataset
-from lt_workbook.training import Run
 
 NB = '01_training.ipynb'
-
-def runs_in(root):
-    return {p.name.rsplit('-', 1)[0]: Run(p) for p in sorted(Path(root).iterdir()) if (p/'params.json').exists()}
 
 def test_default_run(runs_root, tmp_path):
     "The notebook's default run: CE well above chance on mnist5k at ratio 100, LDAM-DRW's few-shot >= CE's."
