@@ -112,12 +112,12 @@ def norm_spread(norms)->float:
     "max / min of the per-class norms (1 when all are equal)."
     return float(max(norms) / min(norms))
 
-# %% ../nbs/03_etf_bias.ipynb #83b3114c
+# %% ../nbs/03_etf_bias.ipynb #03272870
 class GeometryCallback(Callback):
     "Log the class vectors' norms (`cls_norms`) and pairwise angles (`cls_angles`, degrees) every `every` epochs and at the last."
     def __init__(self, every:int=1): self.every = check_number('geometry_every', every, integer=True)
     def after_epoch(self, trainer, epoch, event):
-        if (epoch + 1) % self.every and epoch + 1 != trainer.cfg.epochs: return
+        if not is_due(epoch, self.every, trainer.cfg.epochs): return
         g = classifier_geometry(classifier_weights(trainer.model.classifier))
         event.update(cls_norms=g['norms'], cls_angles=g['angles'])
 
@@ -236,7 +236,7 @@ def max_hessian_eigenvalue(model:nn.Module,
     info = dict(products=its, converged=ok, backend=backend, method=method)
     return (lam, info) if return_info else lam
 
-# %% ../nbs/03_etf_bias.ipynb #8ba2cb67
+# %% ../nbs/03_etf_bias.ipynb #2a070ef2
 def fixed_batches(split:ImageSet,        # images to draw from (e.g. `data.train`)
                   data:LTDataset,        # gives the normalization statistics
                   n:int=64,              # images in all
@@ -262,7 +262,7 @@ class HessianCallback(Callback):
         self.method, self.backend = check_choice('hessian_method', method, EIG_METHODS), check_choice('backend', backend, HVP_BACKENDS)
         self._on = None
     def after_epoch(self, trainer, epoch, event):
-        if (epoch + 1) % self.every and epoch + 1 != trainer.cfg.epochs: return
+        if not is_due(epoch, self.every, trainer.cfg.epochs): return
         if self._on is None or self._on[0] != trainer.device:
             self._on = (trainer.device, [(x.to(trainer.device), y.to(trainer.device)) for x, y in self.data])
         t = time.time()

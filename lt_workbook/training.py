@@ -20,8 +20,8 @@ from .data import *
 __all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'STATUSES', 'OPTIMIZERS', 'SCHEDULES', 'METHODS',
            'class_balanced_weights', 'ldam_margins', 'LTLoss', 'mixup', 'mixup_loss', 'NormedLinear', 'BasicBlock',
            'CifarResNet', 'resnet32', 'count_params', 'runs_root', 'jsonable', 'params_hash', 'git_commit', 'env_info',
-           'Run', 'pick_device', 'TrainConfig', 'lr_at', 'Diverged', 'Callback', 'standard_step', 'epoch_generators',
-           'Trainer', 'method_config', 'build_model', 'train_run', 'crt_config', 'seed_table']
+           'Run', 'pick_device', 'TrainConfig', 'lr_at', 'Diverged', 'Callback', 'standard_step', 'is_due',
+           'epoch_generators', 'Trainer', 'method_config', 'build_model', 'train_run', 'crt_config', 'seed_table']
 
 # %% ../nbs/01_training.ipynb #79e04ea4
 LOSSES = ('ce', 'ldam', 'focal', 'balanced_softmax', 'logit_adjustment')
@@ -294,7 +294,7 @@ def lr_at(cfg:TrainConfig, epoch:int)->float:
         return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
     return cfg.lr
 
-# %% ../nbs/01_training.ipynb #5d4ff960
+# %% ../nbs/01_training.ipynb #e1bff357
 class Diverged(RuntimeError):
     "Raised when the training loss becomes non-finite."
 
@@ -321,12 +321,16 @@ def standard_step(tr, x, y):
     tr.opt.step()
     return loss.detach(), logits.detach()
 
+def is_due(epoch:int, every:int, epochs:int)->bool:
+    "Whether 0-based `epoch` is an every-`every`-th epoch or the last of `epochs` (when evaluation and logging happen)."
+    return (epoch + 1) % every == 0 or epoch + 1 == epochs
+
 def epoch_generators(seed:int, epoch:int, device):
     "The torch and numpy generators of one epoch, seeded by `(seed, epoch)`."
     g = torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
     return g, np.random.default_rng([seed, epoch])
 
-# %% ../nbs/01_training.ipynb #c75211ba
+# %% ../nbs/01_training.ipynb #49f8fbf2
 class Trainer:
     "Train `model` on `data` as `cfg` says, recording into `run` (optional)."
     def __init__(self, model:nn.Module, data:LTDataset, cfg:TrainConfig, run:Run|None=None,
@@ -422,7 +426,7 @@ class Trainer:
                 t0 = time.time()
                 for cb in self.callbacks: cb.before_epoch(self, epoch)
                 event = self.train_epoch(epoch)
-                if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+                if is_due(epoch, cfg.eval_every, cfg.epochs):
                     last = self.evaluate()
                     event.update({k: last[k] for k in METRIC_KEYS})
                 for cb in self.callbacks: cb.after_epoch(self, epoch, event)
