@@ -2,7 +2,7 @@
 PYTHON ?= python3
 RUNS ?= runs
 export LT_WORKBOOK_RUNS ?= $(abspath $(RUNS))
-MAIN_NB = nbs/01_training.ipynb
+MAIN_NB = nbs/04_ltdarts_search.ipynb
 
 .PHONY: install run test test-sync test-nbs test-py readme
 

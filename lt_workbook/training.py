@@ -211,7 +211,7 @@ class Run:
         return torch.load(self.checkpoint_file, map_location=map_location, weights_only=False) if self.checkpoint_file.exists() else None
     def __repr__(self): return f"Run({str(self.path)!r}, status={(self.summary or {}).get('status', 'in progress')})"
 
-# %% ../nbs/01_training.ipynb #e9c7f648
+# %% ../nbs/01_training.ipynb #822bb754
 OPTIMIZERS, SCHEDULES = ('sgd', 'adam'), ('multistep', 'cosine', 'constant')
 
 def pick_device(device='auto')->torch.device:
@@ -264,6 +264,7 @@ class TrainConfig:
     device: str = 'auto'
     compile: bool = False           # torch.compile the model (CUDA)
     channels_last: bool|None = None # NHWC activations; default: on CUDA only
+    bf16: bool|None = None          # bf16 autocast; default: on CUDA only
     seed: int = 0
     def __post_init__(self):
         check_choice('arch', self.arch, ARCHS); check_choice('classifier', self.classifier, CLASSIFIERS)
@@ -330,7 +331,7 @@ def epoch_generators(seed:int, epoch:int, device):
     g = torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
     return g, np.random.default_rng([seed, epoch])
 
-# %% ../nbs/01_training.ipynb #49f8fbf2
+# %% ../nbs/01_training.ipynb #68219bb4
 class Trainer:
     "Train `model` on `data` as `cfg` says, recording into `run` (optional)."
     def __init__(self, model:nn.Module, data:LTDataset, cfg:TrainConfig, run:Run|None=None,
@@ -340,6 +341,7 @@ class Trainer:
         cuda = self.device.type == 'cuda'
         if cuda: torch.backends.cudnn.benchmark = True
         self.channels_last = cuda if cfg.channels_last is None else cfg.channels_last
+        self.bf16 = cuda if cfg.bf16 is None else cfg.bf16
         self.model = model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
         self.net = torch.compile(self.model) if cfg.compile else self.model
         self.train_set = (data.train if train_set is None else train_set).to(self.device)
@@ -357,7 +359,7 @@ class Trainer:
                     if cfg.optimizer == 'sgd' else torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay))
         self.elapsed = 0.   # training seconds, accumulated across resumes
     def autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == 'cuda')
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
     def to_input(self, x): return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     @torch.no_grad()

@@ -3,7 +3,7 @@ import json, os, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import pytest
-from conftest import run_notebook, start_notebook, kill_group, runs_in
+from conftest import run_notebook, start_notebook, kill_after_epochs, runs_in
 from lt_workbook.data import write_fake_cifar, write_fake_list_dataset
 
 NB = '01_training.ipynb'
@@ -32,13 +32,7 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path):
 
     killed_dir = tmp_path/'killed'
     proc = start_notebook(NB, tmp_path/'killed.ipynb', {**params, 'run_dir': str(killed_dir)})
-    deadline = time.time() + 600
-    while time.time() < deadline and proc.poll() is None:
-        ms = list(killed_dir.glob('ce-*/metrics.jsonl'))
-        if ms and len(ms[0].read_text().splitlines()) >= 2: break
-        time.sleep(0.2)
-    assert proc.poll() is None, 'the run finished before it could be killed'
-    kill_group(proc)
+    kill_after_epochs(proc, killed_dir, 'ce-*/metrics.jsonl', 2)
     run = runs_in(killed_dir)['ce']
     assert run.summary is None and run.load_checkpoint()['epoch'] >= 2
 
