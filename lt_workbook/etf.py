@@ -44,8 +44,13 @@ def etf_matrix(feat_dim:int,          # d, the feature dimension
     B, _ = torch.linalg.qr(M[:, :C - 1])                                                             # C x (C-1), B B^T = M
     return (math.sqrt(E_W * C / (C - 1)) * R @ B.T).T.float().contiguous()
 
-# %% ../nbs/03_etf_bias.ipynb #d8ec2486
-class ETFClassifier(nn.Module):
+# %% ../nbs/03_etf_bias.ipynb #a5c96848
+class _NormalizedFeatureHead(nn.Module):
+    "Logits sqrt(E_H) * normalize(h) @ W^T: features rescaled to norm sqrt(E_H), class vectors the rows of `self.weight`."
+    def forward(self, h): return math.sqrt(self.E_H) * F.normalize(h, dim=1) @ self.weight.T.to(h.dtype)
+    def extra_repr(self): return f"feat_dim={self.weight.shape[1]}, num_classes={self.weight.shape[0]}, E_W={self.E_W}, E_H={self.E_H}"
+
+class ETFClassifier(_NormalizedFeatureHead):
     "Fixed simplex-ETF head (Eq. 4): logits sqrt(E_H) * normalize(h) @ W, with W a buffer (saved, never trained)."
     def __init__(self, feat_dim:int, num_classes:int,
                  E_W:float=1.,      # squared norm of every class vector (Eq. 4)
@@ -54,10 +59,8 @@ class ETFClassifier(nn.Module):
         self.E_W, self.E_H = E_W, check_number('E_H', E_H)
         self.register_buffer('weight', etf_matrix(feat_dim, num_classes, E_W))
     def reset_parameters(self): pass   # the frame is fixed: cRT's re-initialization leaves it as it is
-    def forward(self, h): return math.sqrt(self.E_H) * F.normalize(h, dim=1) @ self.weight.T.to(h.dtype)
-    def extra_repr(self): return f"feat_dim={self.weight.shape[1]}, num_classes={self.weight.shape[0]}, E_W={self.E_W}, E_H={self.E_H}"
 
-class NCLinear(nn.Module):
+class NCLinear(_NormalizedFeatureHead):
     "Learnable twin of `ETFClassifier`: same normalized features, trainable class vectors started at norm sqrt(E_W)."
     def __init__(self, feat_dim:int, num_classes:int, E_W:float=1., E_H:float=100.):
         super().__init__()
@@ -66,8 +69,6 @@ class NCLinear(nn.Module):
         self.reset_parameters()
     def reset_parameters(self):
         with torch.no_grad(): self.weight.copy_(math.sqrt(self.E_W) * F.normalize(torch.randn_like(self.weight), dim=1))
-    def forward(self, h): return math.sqrt(self.E_H) * F.normalize(h, dim=1) @ self.weight.T
-    def extra_repr(self): return f"feat_dim={self.weight.shape[1]}, num_classes={self.weight.shape[0]}, E_W={self.E_W}, E_H={self.E_H}"
 
 CLASSIFIERS['etf'] = ETFClassifier
 CLASSIFIERS['linear_nc'] = NCLinear
