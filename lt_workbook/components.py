@@ -130,7 +130,7 @@ class LTHierConv(nn.Sequential):
 
 OPERATIONS = {'dil_conv': DilConv, 'sep_conv': SepConv, 'lt_agg': LTAggConv, 'lt_hier': LTHierConv}
 
-# %% ../nbs/02_component_exploration.ipynb #fcb44b34
+# %% ../nbs/02_component_exploration.ipynb #d9741f34
 class SqueezeExcite(nn.Module):
     "Squeeze-and-excitation: channel weights sigmoid(W2 relu(W1 avgpool(x))), hidden width C / r."
     def __init__(self, C:int, r:int=8):
@@ -159,9 +159,7 @@ class ComponentBlock(nn.Module):
         self.act = make_act(activation) if self.post else nn.Identity()
         self.stride, self.pad = stride, C_out - C_in
         if self.pad < 0: raise ValueError(f"option-A shortcut: C_out={C_out} < C_in={C_in}")
-    def shortcut(self, x):
-        if self.stride > 1: x = x[:, :, ::self.stride, ::self.stride]
-        return F.pad(x, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2)) if self.pad else x
+    def shortcut(self, x): return option_a_shortcut(x, self.stride, self.pad)
     def forward(self, x): return self.act(self.body(x) + self.shortcut(x))
 
 # %% ../nbs/02_component_exploration.ipynb #9d69c658

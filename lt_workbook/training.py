@@ -18,10 +18,11 @@ from .data import *
 
 # %% auto #0
 __all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'STATUSES', 'OPTIMIZERS', 'SCHEDULES', 'METHODS',
-           'class_balanced_weights', 'ldam_margins', 'LTLoss', 'mixup', 'mixup_loss', 'NormedLinear', 'BasicBlock',
-           'CifarResNet', 'resnet32', 'count_params', 'runs_root', 'jsonable', 'params_hash', 'git_commit', 'env_info',
-           'Run', 'pick_device', 'TrainConfig', 'lr_at', 'Diverged', 'Callback', 'standard_step', 'is_due',
-           'epoch_generators', 'Trainer', 'method_config', 'build_model', 'train_run', 'crt_config', 'seed_table']
+           'class_balanced_weights', 'ldam_margins', 'LTLoss', 'mixup', 'mixup_loss', 'NormedLinear',
+           'option_a_shortcut', 'BasicBlock', 'CifarResNet', 'resnet32', 'count_params', 'runs_root', 'jsonable',
+           'params_hash', 'git_commit', 'env_info', 'Run', 'pick_device', 'TrainConfig', 'lr_at', 'Diverged',
+           'Callback', 'standard_step', 'is_due', 'epoch_generators', 'Trainer', 'method_config', 'build_model',
+           'train_run', 'crt_config', 'seed_table']
 
 # %% ../nbs/01_training.ipynb #79e04ea4
 LOSSES = ('ce', 'ldam', 'focal', 'balanced_softmax', 'logit_adjustment')
@@ -78,7 +79,7 @@ def mixup_loss(loss_fn, logits, y_a, y_b, lam:float):
     "lam * L(logits, y_a) + (1 - lam) * L(logits, y_b)."
     return lam * loss_fn(logits, y_a) + (1 - lam) * loss_fn(logits, y_b)
 
-# %% ../nbs/01_training.ipynb #fb1237d9
+# %% ../nbs/01_training.ipynb #09ca7574
 class NormedLinear(nn.Module):
     "Cosine classifier: logits are cosines between the normalized features and normalized class weights."
     def __init__(self, in_features:int, out_features:int):
@@ -88,6 +89,11 @@ class NormedLinear(nn.Module):
     def reset_parameters(self): self.weight.data.uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5)
     def forward(self, x): return F.normalize(x, dim=1) @ F.normalize(self.weight, dim=0)
 
+def option_a_shortcut(x, stride:int, pad:int):
+    "The parameter-free (option A) residual shortcut: subsample by `stride`, then zero-pad `pad` channels around the input's."
+    if stride > 1: x = x[:, :, ::stride, ::stride]
+    return F.pad(x, (0, 0, 0, 0, pad // 2, pad - pad // 2)) if pad else x
+
 class BasicBlock(nn.Module):
     "Two 3x3 conv-BN layers with a parameter-free (option A) shortcut."
     def __init__(self, C_in:int, C_out:int, stride:int=1):
@@ -95,9 +101,7 @@ class BasicBlock(nn.Module):
         self.conv1 = nn.Conv2d(C_in, C_out, 3, stride, 1, bias=False); self.bn1 = nn.BatchNorm2d(C_out)
         self.conv2 = nn.Conv2d(C_out, C_out, 3, 1, 1, bias=False); self.bn2 = nn.BatchNorm2d(C_out)
         self.stride, self.pad = stride, C_out - C_in
-    def shortcut(self, x):
-        if self.stride > 1: x = x[:, :, ::self.stride, ::self.stride]
-        return F.pad(x, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2)) if self.pad else x
+    def shortcut(self, x): return option_a_shortcut(x, self.stride, self.pad)
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
         return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
