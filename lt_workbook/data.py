@@ -15,13 +15,13 @@ import plotly.io as pio
 
 # %% auto #0
 __all__ = ['PROFILES', 'CIFAR', 'LIST_DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DATASETS', 'SAMPLERS', 'GROUP_SPLITS',
-           'METRIC_KEYS', 'check_choice', 'check_number', 'check_ratio', 'lt_counts', 'ImageSet', 'LTDataset',
-           'lt_subset', 'mnist5k', 'project_root', 'resolve_data_root', 'cifar', 'write_fake_cifar', 'read_list_file',
-           'ListImages', 'list_dataset', 'write_fake_list_dataset', 'load_dataset', 'train_val_split', 'class_probs',
-           'Sampler', 'random_crop_flip', 'normalize', 'batches', 'class_groups', 'lt_metrics', 'use_html_figures',
-           'plot_class_counts', 'plot_per_class_accuracy', 'plot_group_accuracy']
+           'METRIC_KEYS', 'check_choice', 'check_number', 'check_fraction', 'check_ratio', 'lt_counts', 'ImageSet',
+           'LTDataset', 'lt_subset', 'mnist5k', 'project_root', 'resolve_data_root', 'cifar', 'write_fake_cifar',
+           'read_list_file', 'ListImages', 'list_dataset', 'write_fake_list_dataset', 'load_dataset', 'train_val_split',
+           'class_probs', 'Sampler', 'random_crop_flip', 'normalize', 'batches', 'class_groups', 'lt_metrics',
+           'use_html_figures', 'plot_class_counts', 'plot_per_class_accuracy', 'plot_group_accuracy']
 
-# %% ../nbs/00_data.ipynb #cf4d89b9
+# %% ../nbs/00_data.ipynb #2dcf0dcc
 def check_choice(name:str, value, allowed):
     "Raise a `ValueError` naming parameter `name` unless `value` is one of `allowed`."
     if value not in allowed: raise ValueError(f"{name}={value!r}: expected one of {tuple(allowed)}")
@@ -33,6 +33,13 @@ def check_number(name:str, value, integer:bool=False, zero_ok:bool=False):
     ok = ok and (value >= 0 if zero_ok else value > 0) and (not integer or float(value).is_integer())
     if not ok:
         raise ValueError(f"{name}={value!r}: expected a {'non-negative' if zero_ok else 'positive'} {'integer' if integer else 'number'}")
+    return value
+
+def check_fraction(name:str, value, open_interval:bool=False):
+    "Raise a `ValueError` naming parameter `name` unless `value` is a number in [0, 1] (in (0, 1) with `open_interval`)."
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    ok = ok and (0 < value < 1 if open_interval else 0 <= value <= 1)
+    if not ok: raise ValueError(f"{name}={value!r}: expected a number in {'(0, 1)' if open_interval else '[0, 1]'}")
     return value
 
 # %% ../nbs/00_data.ipynb #4ec4fe09
@@ -337,12 +344,12 @@ def load_dataset(name:str='mnist5k',        # one of `DATASETS`
     ds.spec = dict(dataset=name, imbalance_ratio=imbalance_ratio, profile=profile, n_max=int(ds.counts.max()), data_seed=seed)
     return ds
 
-# %% ../nbs/00_data.ipynb #a873b998
+# %% ../nbs/00_data.ipynb #5cdcedc5
 def train_val_split(labels,                # int64 labels of the training set
                     val_fraction:float=0.5, # share of each class that goes to the validation side
                     seed:int=0):
     "Stratified split into `(train_idx, val_idx)`: per class, round(n * val_fraction) images, clamped to [1, n-1]."
-    if not (isinstance(val_fraction, float) and 0 < val_fraction < 1): raise ValueError(f"val_fraction={val_fraction!r}: expected a number in (0, 1)")
+    check_fraction('val_fraction', val_fraction, open_interval=True)
     labels = torch.as_tensor(labels).cpu()
     g = torch.Generator().manual_seed(seed)
     tr, va = [], []

@@ -20,9 +20,9 @@ from .data import *
 __all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'STATUSES', 'OPTIMIZERS', 'SCHEDULES', 'METHODS',
            'class_balanced_weights', 'ldam_margins', 'LTLoss', 'mixup', 'mixup_loss', 'NormedLinear',
            'option_a_shortcut', 'BasicBlock', 'CifarResNet', 'resnet32', 'count_params', 'runs_root', 'jsonable',
-           'params_hash', 'git_commit', 'env_info', 'Run', 'pick_device', 'TrainConfig', 'lr_at', 'Diverged',
-           'Callback', 'standard_step', 'is_due', 'epoch_generators', 'Trainer', 'method_config', 'build_model',
-           'train_run', 'crt_config', 'seed_table']
+           'params_hash', 'git_commit', 'env_info', 'atomic_write', 'Run', 'pick_device', 'TrainConfig', 'lr_at',
+           'Diverged', 'Callback', 'optimizer_step', 'mixed_batch', 'base_loss', 'standard_step', 'is_due',
+           'epoch_generators', 'Trainer', 'method_config', 'build_model', 'train_run', 'crt_config', 'seed_table']
 
 # %% ../nbs/01_training.ipynb #79e04ea4
 LOSSES = ('ce', 'ldam', 'focal', 'balanced_softmax', 'logit_adjustment')
@@ -133,7 +133,7 @@ ARCHS = {'resnet32': resnet32}
 
 def count_params(model): return sum(p.numel() for p in model.parameters())
 
-# %% ../nbs/01_training.ipynb #7852fdf8
+# %% ../nbs/01_training.ipynb #08463e8d
 STATUSES = ('completed', 'failed', 'diverged')
 
 def runs_root(section:str, run_dir=None)->Path:
@@ -159,7 +159,8 @@ def env_info(device)->dict:
     return dict(lt_workbook=lt_workbook.__version__, torch=torch.__version__, python=platform.python_version(),
                 device=str(device), git_commit=git_commit(), host=platform.node())
 
-def _atomic_write(path:Path, write):
+def atomic_write(path:Path, write):
+    "Call `write(tmp)` on a temporary file beside `path`, then move it onto `path` in one step (no half-written file)."
     tmp = path.with_name(f'.{path.name}.tmp')
     write(tmp)
     os.replace(tmp, path)
@@ -179,7 +180,7 @@ class Run:
                 raise ValueError(f"{run.path} holds a run with other parameters ({', '.join(diff)}); use another run_dir")
         else:
             run.path.mkdir(parents=True, exist_ok=True)
-            _atomic_write(run.params_file, lambda p: p.write_text(json.dumps({**params, 'env': env_info(device)}, indent=1)))
+            atomic_write(run.params_file, lambda p: p.write_text(json.dumps({**params, 'env': env_info(device)}, indent=1)))
         return run
     params_file = property(lambda self: self.path/'params.json')
     metrics_file = property(lambda self: self.path/'metrics.jsonl')
@@ -206,11 +207,11 @@ class Run:
         if self.metrics_file.exists(): os.truncate(self.metrics_file, size)
     def save_json(self, name:str, obj):
         "Write `obj` as the JSON file `name` in the run directory, atomically."
-        _atomic_write(self.path/name, lambda p: p.write_text(json.dumps(jsonable(obj), indent=1)))
+        atomic_write(self.path/name, lambda p: p.write_text(json.dumps(jsonable(obj), indent=1)))
     def finish(self, status:str, **results):
         "Write summary.json atomically."
         self.save_json(self.summary_file.name, {'status': check_choice('status', status, STATUSES), **results})
-    def save_checkpoint(self, state:dict): _atomic_write(self.checkpoint_file, lambda p: torch.save(state, p))
+    def save_checkpoint(self, state:dict): atomic_write(self.checkpoint_file, lambda p: torch.save(state, p))
     def load_checkpoint(self, map_location='cpu'):
         return torch.load(self.checkpoint_file, map_location=map_location, weights_only=False) if self.checkpoint_file.exists() else None
     def __repr__(self): return f"Run({str(self.path)!r}, status={(self.summary or {}).get('status', 'in progress')})"
@@ -299,7 +300,7 @@ def lr_at(cfg:TrainConfig, epoch:int)->float:
         return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
     return cfg.lr
 
-# %% ../nbs/01_training.ipynb #e1bff357
+# %% ../nbs/01_training.ipynb #b50cea96
 class Diverged(RuntimeError):
     "Raised when the training loss becomes non-finite."
 
@@ -311,19 +312,31 @@ class Callback:
     def state_dict(self)->dict: return {}
     def load_state_dict(self, state:dict): pass
 
-def standard_step(tr, x, y):
-    "Forward, loss (with mixup when `mixup_alpha > 0`), backward, optimizer step. Returns `(loss, logits)`."
-    cfg = tr.cfg
-    if cfg.mixup_alpha > 0:
-        lam = float(tr.np_rng.beta(cfg.mixup_alpha, cfg.mixup_alpha))
-        x, ya, yb = mixup(x, y, lam, tr.generator)
-    with tr.autocast():
-        logits = tr.net(x)
-        loss = mixup_loss(tr.loss_fn, logits, ya, yb, lam) if cfg.mixup_alpha > 0 else tr.loss_fn(logits, y)
+def optimizer_step(tr, loss):
+    "Backward of `loss`, gradient clipping (`grad_clip`), one step of the trainer's optimizer: the end of every step function."
     tr.opt.zero_grad(set_to_none=True)
     loss.backward()
-    if cfg.grad_clip: nn.utils.clip_grad_norm_(tr.params, cfg.grad_clip)
+    if tr.cfg.grad_clip: nn.utils.clip_grad_norm_(tr.params, tr.cfg.grad_clip)
     tr.opt.step()
+
+def mixed_batch(tr, x, y):
+    "The batch a step trains on: mixed up (from the epoch's seeded generators) when `mixup_alpha > 0`. Returns `(x, y_a, y_b, lam)`, `lam` None without mixup."
+    a = tr.cfg.mixup_alpha
+    if a <= 0: return x, y, y, None
+    lam = float(tr.np_rng.beta(a, a))
+    return (*mixup(x, y, lam, tr.generator), lam)
+
+def base_loss(tr, logits, y_a, y_b, lam):
+    "The trainer's loss on `logits`, mixed as mixup mixes it when `lam` is not None."
+    return tr.loss_fn(logits, y_a) if lam is None else mixup_loss(tr.loss_fn, logits, y_a, y_b, lam)
+
+def standard_step(tr, x, y):
+    "Forward, loss (with mixup when `mixup_alpha > 0`), backward, optimizer step. Returns `(loss, logits)`."
+    x, y_a, y_b, lam = mixed_batch(tr, x, y)
+    with tr.autocast():
+        logits = tr.net(x)
+        loss = base_loss(tr, logits, y_a, y_b, lam)
+    optimizer_step(tr, loss)
     return loss.detach(), logits.detach()
 
 def is_due(epoch:int, every:int, epochs:int)->bool:

@@ -11,13 +11,15 @@ def runs_root():
     if not os.environ.get('LT_WORKBOOK_RUNS'): os.environ['LT_WORKBOOK_RUNS'] = tempfile.mkdtemp(prefix='lt-runs-')
     return Path(os.environ['LT_WORKBOOK_RUNS'])
 
-def papermill_cmd(nb, out, params):
-    return [sys.executable, '-m', 'papermill', str(NBS/nb), str(out), '-y', yaml.safe_dump(params), '--cwd', str(NBS),
-            '--no-progress-bar']
+def papermill_cmd(nb, out, params, files=()):
+    "papermill on `nb` with YAML parameter `files` (`-f`), then `params`."
+    return [sys.executable, '-m', 'papermill', str(NBS/nb), str(out), *(a for f in files for a in ('-f', str(f))),
+            '-y', yaml.safe_dump(params), '--cwd', str(NBS),
+            '--no-progress-bar', '--start-timeout', '300']   # kernels start slowly beside other tests on 2 cores
 
-def run_notebook(nb, out, params=None, timeout=900):
+def run_notebook(nb, out, params=None, timeout=900, files=()):
     "Execute `nb` with papermill; returns the CompletedProcess (stdout+stderr in `.stdout`)."
-    return subprocess.run(papermill_cmd(nb, out, params or {}), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    return subprocess.run(papermill_cmd(nb, out, params or {}, files), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, timeout=timeout)
 
 def start_notebook(nb, out, params=None):

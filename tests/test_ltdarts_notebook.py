@@ -38,11 +38,9 @@ def test_config_file_and_bad_parameters(tmp_path):
     cfg = tmp_path/'ablation_tiny.yaml'
     cfg.write_text(yaml.safe_dump({**ablation, **TINY, 'ablations': ablation['ablations'], 'dataset': 'mnist5k', 'data_root': None,
                                    'search_epochs': 1, 'stem_stride': 2, 'batch_size': 32, 'run_dir': str(tmp_path/'ablation')}))
-    cmd = [sys.executable, '-m', 'papermill', str(NBS/NB), str(tmp_path/'ablation.ipynb'), '-f', str(cfg), '--cwd', str(NBS),
-           '--no-progress-bar']
     bad = {'unknown_op': (dict(ops=['sep_conv_3x3', 'conv_9x9']), "ops='conv_9x9'"),
            'bad_order': (dict(order=3), 'order=3')}
-    results = {'config': subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)}
+    results = {'config': run_notebook(NB, tmp_path/'ablation.ipynb', files=[cfg])}
     for name, (params, _) in bad.items():   # one at a time: kernels starting beside a search can miss their start timeout
         results[name] = run_notebook(NB, tmp_path/f'{name}.ipynb', {**params, 'run_dir': str(tmp_path/name)})
     assert results['config'].returncode == 0, results['config'].stdout[-3000:]

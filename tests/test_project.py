@@ -58,3 +58,14 @@ def test_config_presets_only_set_parameters_of_their_notebook():
         params = set(pm.inspect_notebook(str(ROOT/nb)))
         unknown = set(yaml.safe_load(text)) - params
         assert not unknown, f'{f.name}: not parameters of {nb}: {unknown}'
+
+def test_sweep_files_name_their_notebooks_parameters_and_cost():
+    "Every configs/sweeps/*.yaml loads (its notebook exists, base and grid are that notebook's parameters) and states GPU-hours."
+    from lt_workbook.runner import load_sweep, sweep_points
+    files = sorted((ROOT/'configs'/'sweeps').glob('*.yaml'))
+    assert len(files) >= 6, [f.name for f in files]
+    for f in files:
+        sw = load_sweep(f)
+        assert sw.gpu_hours and sw.gpu_hours > 0, f.name
+        assert len(sweep_points(sw)) >= 2, f.name
+        assert 'lt-workbook sweep configs/sweeps/' + f.name in f.read_text(), f.name

@@ -1,0 +1,79 @@
+"End-to-end runs of nbs/07_ccsam_landscapes.ipynb with papermill: the default run's files and figures, bad parameters."
+import json, math
+import torch
+from conftest import run_notebook, runs_in
+
+NB = '07_ccsam_landscapes.ipynb'
+
+def test_default_run(runs_root, tmp_path):
+    "Every method's run, CC-SAM's two stages wired through the stage-1 checkpoint, the landscapes, the open-set scores, the figures."
+    res = run_notebook(NB, tmp_path/'out.ipynb')
+    assert res.returncode == 0, res.stdout[-3000:]
+    runs = runs_in(runs_root/'07_ccsam_landscapes')
+    names = {'ce', 'ldam_drw', 'ce_sam', 'ce_swa', 'ldam_drw_sam', 'ldam_drw_swa', 'ccsam_stage1', 'ccsam',
+             'open_ce', 'open_ccsam_stage1', 'open_ccsam'}
+    assert names <= set(runs), set(runs)
+    for n in names: assert runs[n].summary['status'] == 'completed', n
+    assert runs['ce'].params['dataset'] == 'mnist5k' and len(runs['ce'].summary['per_class']) == 10
+
+    # stage 1: the CC-SAM settings are part of the run's parameters; the perturbation size is logged every epoch
+    s1, s2 = runs['ccsam_stage1'], runs['ccsam']
+    assert s1.params['ccsam'] == {'noise_ratio': 1e-6, 'flat_ratio': 0.3, 'perturb': 'classifier'}
+    ratios = [e['eps_ratio'] for e in s1.metrics]
+    assert len(ratios) == s1.params['epochs'] and all(0 < r < 1e-4 for r in ratios), ratios
+    # stage 2: on stage 1's checkpoint, frozen backbone, class-balanced, constant lr, progressive weight (t + 1) / T
+    p2 = s2.params
+    assert p2['init_from'] == str(s1.checkpoint_file) and p2['freeze_backbone'] and p2['sampler'] == 'class_balanced'
+    assert p2['schedule'] == 'constant' and p2['ccsam_stage2']['reinit_classifier'] is False
+    T = p2['epochs']
+    assert [e['adv_alpha'] for e in s2.metrics] == [(t + 1) / T for t in range(T)]
+    sd1, sd2 = s1.load_checkpoint()['model'], s2.load_checkpoint()['model']
+    assert all(torch.equal(sd1[k], sd2[k]) for k in sd1 if not k.startswith('classifier.'))
+    assert not torch.equal(sd1['classifier.weight'], sd2['classifier.weight'])
+
+    # baselines: SAM's settings recorded; SWA's averaged model is the run's result
+    assert runs['ce_sam'].params['sam'] == {'sam_rho': 0.05, 'sam_adaptive': False}
+    swa = runs['ce_swa']
+    assert swa.summary['swa_models'] == swa.params['epochs'] - swa.params['swa_start']
+    assert set(swa.summary['before_swa']) == {'acc', 'many', 'medium', 'few'}
+
+    # landscapes: both figures start at the trained weights, so the 2-D centre is the 1-D loss at ratio 0
+    for m in ('ce', 'ldam_drw', 'ccsam'):
+        land = json.loads((runs[m].path/'landscape.json').read_text())['result']
+        for rng in ('local', 'global'):
+            assert land[rng]['ratios'][0] == 0 and land[rng]['all']['std'][0] == 0
+            assert land[rng]['all']['mean'][0] == land['local']['all']['mean'][0]
+        sur, c = land['surface'], len(land['surface']['coords']) // 2
+        assert land['surface']['coords'][c] == 0
+        for g in ('all', 'head', 'tail'):
+            assert math.isclose(sur[g][c][c], land['global'][g]['mean'][0], rel_tol=1e-4), (m, g)
+            assert all(math.isfinite(v) for row in sur[g] for v in row)
+
+    # open set: trained without the held-out classes, scored on known + held-out test images
+    for m in ('open_ce', 'open_ccsam'):
+        r = runs[m]
+        assert r.params['open_classes'] == [8, 9] and len(r.summary['per_class']) == 8
+        o = json.loads((r.path/'open_set.json').read_text())['result']
+        assert 0 <= o['f_measure'] <= 1 and 0 <= o['unknown_rejected'] <= 100 and o['threshold'] > 0
+
+    nb = json.loads((tmp_path/'out.ipynb').read_text())
+    html = ''.join(''.join(o['data']['text/html']) for c in nb['cells'] for o in c.get('outputs', []) if 'text/html' in o.get('data', {}))
+    for title in ('CE, LDAM-DRW, their flattened variants, CC-SAM', 'against the classifier noise-norm ratio',
+                  'two filter-normalized directions', 'ccsam: tail classes'):
+        assert title in html, title
+    out = (tmp_path/'out.ipynb').read_text()
+    assert 'open set, ccsam' in out and 'mean ||eps_c|| / ||w|| over the last epoch' in out and 'tail sharper' in out
+
+BAD = {   # parameter -> the message the notebook must fail with
+    'perturb': (dict(perturb='weights'), "perturb='weights': expected one of ('classifier', 'all')"),
+    'open_classes': (dict(open_classes=[3, 12]), 'open_classes=[3, 12]: expected class indices in 0..9'),
+}
+
+def test_bad_parameters_fail_before_any_run_dir(tmp_path):
+    "Each bad parameter is a clear error from the notebook, and no run directory is written."
+    for name, (params, msg) in BAD.items():   # one at a time: kernels starting side by side on 2 cores can time out
+        rd = tmp_path/f'runs_{name}'
+        res = run_notebook(NB, tmp_path/f'{name}.ipynb', {**params, 'run_dir': str(rd)})
+        assert res.returncode != 0, name
+        assert msg in res.stdout, (name, res.stdout[-2000:])
+        assert not rd.exists(), f'{name}: {rd} was written'
