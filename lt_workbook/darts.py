@@ -21,8 +21,8 @@ from .etf import *
 __all__ = ['OPS', 'DARTS_PRIMITIVES', 'LT_REPLACES', 'SEARCH_SPACES', 'PALETTE', 'Zero', 'FactorizedReduce', 'relu_conv_bn',
            'candidate_ops', 'strip_leading_relu', 'MixedOp', 'num_edges', 'SearchCell', 'running_stats_paused',
            'recomputed', 'reduction_cells', 'cell_stack', 'Supernet', 'parse_cell', 'derive_genotype', 'frozen',
-           'alpha_grad', 'finite_difference_hvp', 'unrolled_weights', 'unrolled_alpha_grad', 'Architect',
-           'SearchTracker', 'drop_path', 'GenotypeCell', 'check_genotype', 'GenotypeNet', 'DropPathRamp',
+           'alpha_grad', 'finite_difference_hvp', 'unrolled_weights', 'unrolled_alpha_grad', 'endless_batches',
+           'Architect', 'SearchTracker', 'drop_path', 'GenotypeCell', 'check_genotype', 'GenotypeNet', 'DropPathRamp',
            'genotype_net_for_params', 'edge_names', 'plot_cell', 'plot_alpha_evolution', 'plot_search_curves']
 
 # %% ../nbs/04_ltdarts_search.ipynb #313e66e7
@@ -76,7 +76,7 @@ def candidate_ops(name:str='lt', ops=None)->tuple:
     if all(o == 'none' for o in ops): raise ValueError(f"ops={list(ops)!r}: expected at least one operation besides 'none'")
     return tuple(ops)
 
-# %% ../nbs/04_ltdarts_search.ipynb #af9cb8c0
+# %% ../nbs/04_ltdarts_search.ipynb #4739f551
 def strip_leading_relu(op:nn.Module)->bool:
     "If `op` starts with a ReLU, replace it by an identity (the caller applies it) and return True."
     parent, first = None, op
@@ -108,6 +108,7 @@ class SearchCell(nn.Module):
     def __init__(self, primitives, steps:int, multiplier:int, C_pp:int, C_p:int, C:int, reduction:bool, reduction_prev:bool):
         super().__init__()
         self.reduction, self.steps, self.multiplier = reduction, steps, multiplier
+        self.C_p, self.C = C_p, C       # widths of its second input and of its nodes (a cell added after it reads them)
         self.pre0 = FactorizedReduce(C_pp, C, False) if reduction_prev else relu_conv_bn(C_pp, C, False)
         self.pre1 = relu_conv_bn(C_p, C, False)
         self.relu = nn.ReLU()           # the ReLU the operations of every edge share
@@ -183,7 +184,8 @@ class Supernet(nn.Module):
     def arch_parameters(self)->list: return [self.alphas_normal, self.alphas_reduce]
     def weight_parameters(self)->list: return [p for n, p in self.named_parameters() if not n.startswith('alphas_')]
     def mixing_weights(self): return F.softmax(self.alphas_normal, -1), F.softmax(self.alphas_reduce, -1)
-    def features(self, x):
+    def states(self, x):
+        "The outputs of the last two cells."
         w_normal, w_reduce = self.mixing_weights()
         s0 = s1 = self.stem(x)
         for i, cell in enumerate(self.cells):
@@ -192,7 +194,8 @@ class Supernet(nn.Module):
                 s0, s1 = s1, checkpoint(cell, s0, s1, w, use_reentrant=False,
                                         context_fn=lambda cell=cell: (nullcontext(), running_stats_paused(cell)))
             else: s0, s1 = s1, cell(s0, s1, w)
-        return F.adaptive_avg_pool2d(s1, 1).flatten(1)
+        return s0, s1
+    def features(self, x): return F.adaptive_avg_pool2d(self.states(x)[1], 1).flatten(1)
     def forward(self, x): return self.classifier(self.features(x))
     def genotype(self)->dict:
         w_normal, w_reduce = (w.detach().cpu().numpy() for w in self.mixing_weights())
@@ -262,38 +265,50 @@ def unrolled_alpha_grad(model, loss_fn, x, y, x_val, y_val, weights, lr:float, m
     implicit = finite_difference_hvp(model, loss_fn, x, y, weights, v, r)
     return [da - lr * h for da, h in zip(d_alpha, implicit)]
 
-# %% ../nbs/04_ltdarts_search.ipynb #56dc363b
+# %% ../nbs/04_ltdarts_search.ipynb #a3cfc944
+def endless_batches(tr, images:ImageSet, kind:str, batch_size:int, generator:torch.Generator, augment:bool=True):
+    "Normalized batches of `images` (on the trainer's device) drawn by a `kind` sampler, epoch after epoch without end."
+    sampler = Sampler(images.labels, kind, tr.data.num_classes)
+    while True:
+        yield from batches(images.images, images.labels, sampler, batch_size, generator, tr.data.mean, tr.data.std,
+                           augment=augment, flip=tr.data.hflip)
+
 class Architect(Callback):
     "DARTS' architecture optimizer as a trainer callback; `step` is the search's step function (alpha step, then weight step)."
     def __init__(self, model:Supernet,
                  val_set:ImageSet,            # the validation half the alphas are trained on
                  order:int=1,                 # 1: first order; 2: second order (one-step unrolled, finite differences)
-                 lr:float=3e-4, betas=(0.5, 0.999), weight_decay:float=1e-3,
+                 lr:float|dict=3e-4,          # Adam's learning rate, or one per group of `model.arch_groups()`
+                 betas=(0.5, 0.999), weight_decay:float=1e-3,
                  batch_size:int=64, augment:bool=True,
-                 recompute:int=0):            # rerun the first k cells in backward (`recomputed`): weight step, and first-order alpha step
+                 recompute:int=0,             # rerun the first k cells in backward (`recomputed`): weight step, and first-order alpha step
+                 sampler:str='instance'):     # how validation batches are drawn, a key of `SAMPLERS`
         self.order, self.val_set, self.batch_size, self.augment = check_choice('order', order, (1, 2)), val_set, batch_size, augment
-        self.recompute = recompute
-        self.alphas = model.arch_parameters()
-        self.opt = torch.optim.Adam(self.alphas, lr=lr, betas=betas, weight_decay=weight_decay)
+        self.recompute, self.sampler = recompute, check_choice('sampler', sampler, SAMPLERS)
+        groups = model.arch_groups() if hasattr(model, 'arch_groups') else {'alphas': model.arch_parameters()}
+        lrs = lr if isinstance(lr, dict) else dict.fromkeys(groups, lr)
+        for k in groups: check_number(f'lr[{k!r}]', lrs.get(k))
+        self.alphas = [a for g in groups.values() for a in g]
+        if [id(a) for a in self.alphas] != [id(a) for a in model.arch_parameters()]:
+            raise ValueError("arch_groups() must list the alphas of arch_parameters(), in the same order")
+        self.opt = torch.optim.Adam([dict(params=g, lr=lrs[k], name=k) for k, g in groups.items()], betas=betas,
+                                    weight_decay=weight_decay)
     def before_epoch(self, tr, epoch):
         self.val = self.val_set.to(tr.device)
-        self.sampler = Sampler(self.val.labels, 'instance', tr.data.num_classes)
         self.generator = epoch_generators(tr.cfg.seed + 7919, epoch, tr.device)[0]   # a stream apart from the training batches'
-        self.batches = self._endless(tr)
-    def _endless(self, tr):
-        while True:
-            yield from batches(self.val.images, self.val.labels, self.sampler, self.batch_size, self.generator,
-                               tr.data.mean, tr.data.std, augment=self.augment, flip=tr.data.hflip)
-    def alpha_step(self, tr, x, y):
-        "One update of the alphas from the next validation batch (and, second order, the training batch `x, y`)."
-        xv, yv = next(self.batches)
-        xv = tr.to_input(xv)
+        self.batches = endless_batches(tr, self.val, self.sampler, self.batch_size, self.generator, self.augment)
+    def alpha_step(self, tr, x, y, val=None, loss_fn=None):
+        """One update of the alphas from the validation batch `val` (default: the next one of the architect's stream; a given
+        one is ready for the network) and, second order, the training batch `x, y`, with `loss_fn` (default: the trainer's)."""
+        if val is None: xv, yv = next(self.batches); xv = tr.to_input(xv)
+        else: xv, yv = val
+        loss_fn = loss_fn or tr.loss_fn
         with tr.autocast():
             if self.order == 1:
-                with recomputed(tr.model, self.recompute): grads = alpha_grad(tr.net, tr.loss_fn, xv, yv, tr.params)
+                with recomputed(tr.model, self.recompute): grads = alpha_grad(tr.net, loss_fn, xv, yv, tr.params)
             else:
                 bufs = [tr.opt.state.get(p, {}).get('momentum_buffer') for p in tr.params]
-                grads = unrolled_alpha_grad(tr.model, tr.loss_fn, x, y, xv, yv, tr.params, tr.opt.param_groups[0]['lr'], bufs,
+                grads = unrolled_alpha_grad(tr.model, loss_fn, x, y, xv, yv, tr.params, tr.opt.param_groups[0]['lr'], bufs,
                                             tr.cfg.momentum, tr.cfg.weight_decay)
         for a, g in zip(self.alphas, grads): a.grad = g.to(a.dtype)
         self.opt.step()

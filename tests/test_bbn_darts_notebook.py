@@ -1,0 +1,129 @@
+"End-to-end runs of nbs/05_bbn_darts.ipynb (papermill) and of its search in-process: defaults, HLS, resume, baselines, bad input."
+import json, math
+import pytest, yaml
+import torch
+from conftest import run_notebook, runs_in, ROOT
+from lt_workbook.data import load_dataset, train_val_split
+from lt_workbook.training import TrainConfig, Callback, Run, build_model, train_run
+from lt_workbook.darts import SEARCH_SPACES
+from lt_workbook.bbn_darts import BilateralArchitect, BilateralTracker, backbone_shift, hls_scale, mixing_ratio
+
+NB = '05_bbn_darts.ipynb'
+
+def test_default_run(runs_root, tmp_path):
+    "The default run: BBN and HLS searches, a continuation, every per-epoch record, the mu sweep, the figures; HLS moves the backbone alphas less late."
+    res = run_notebook(NB, tmp_path/'out.ipynb')
+    assert res.returncode == 0, res.stdout[-3000:]
+    runs = runs_in(runs_root/'05_bbn_darts')
+    bbn, hls, cont = runs['bbn_seed0'], runs['hls_seed0'], runs['bbn_seed0_then_mu_0']
+    assert all(r.completed for r in (bbn, hls, cont))
+    T, tau, xi0 = bbn.params['epochs'], hls.params['architect']['tau'], hls.params['architect']['lr']['backbone']
+    for r in (bbn, hls):
+        ev = r.metrics
+        assert len(ev) == T and r.params['arch'] == 'bilateral_supernet' and r.params['dataset'] == 'mnist5k'
+        assert all({'mu', 'arch_lr', 'alpha_grad_norm', 'alpha_shift', 'alphas', 'train_loss', 'train_acc', 'val_loss', 'val_acc',
+                    'genotype', 'head_genotypes'} <= set(e) for e in ev)
+        assert [e['mu'] for e in ev] == [mixing_ratio('parabolic', t, T) for t in range(T)]
+        assert set(ev[-1]['alphas']) == set(ev[-1]['alpha_grad_norm']) == {'normal', 'reduce', 'ins', 'cls'}
+        assert ev[0]['alpha_grad_norm']['cls'] == 0 and ev[-1]['alpha_grad_norm']['cls'] > 0   # mu = 1: no gradient reaches the class head
+        sweep = json.loads((r.path/'mu_sweep.json').read_text())
+        assert sweep == r.summary['mu_sweep'] and [s['mu'] for s in sweep] == [i / 10 for i in range(11)]
+        assert all(s[k] is not None for s in sweep for k in ('acc', 'medium', 'few'))
+    assert all(e['arch_lr']['backbone'] == xi0 for e in bbn.metrics)
+    assert all(math.isclose(e['arch_lr']['backbone'], xi0 * hls_scale(e['mu'], tau)) and e['arch_lr']['ins'] == hls.params['architect']['lr']['ins'] for e in hls.metrics)
+    assert cont.params['init_from'] == str(bbn.checkpoint_file) and all(e['mu'] == 0 for e in cont.metrics)
+    shift_bbn, shift_hls = backbone_shift(bbn), backbone_shift(hls)
+    print(f"backbone alpha movement in the last quarter: without HLS {shift_bbn:.4f}, with HLS {shift_hls:.4f} "
+          f"(ratio {shift_hls / shift_bbn:.3f})")
+    assert shift_hls < shift_bbn
+    nb = json.loads((tmp_path/'out.ipynb').read_text())
+    html = ''.join(''.join(o['data']['text/html']) for c in nb['cells'] for o in c.get('outputs', []) if 'text/html' in o.get('data', {}))
+    for title in ('Supernet test accuracy at mu_test', 'test-time mixing ratio', 'loss and accuracy per epoch', 'Theorem 1',
+                  'How far the backbone alphas move', 'softmax(alpha) of the ins cell', 'softmax(alpha) of the reduce cell'):
+        assert title in html, title
+    text = ''.join(''.join(o.get('text', '')) for c in nb['cells'] for o in c.get('outputs', []))
+    assert 'less movement with HLS' in text
+
+def test_config_grid_runs_every_method_and_variant(tmp_path):
+    "The Table II preset (made tiny) with the four continued-training variants of the paper preset: every run completes."
+    grid = yaml.safe_load((ROOT/'configs'/'bbn_darts_table2.yaml').read_text())
+    paper = yaml.safe_load((ROOT/'configs'/'bbn_darts_cifar10lt.yaml').read_text())
+    tiny = dict(dataset='mnist5k', data_root=None, n_max=30, group_split='count', epochs=1, layers=3, init_channels=4, steps=1,
+                stem_stride=2, batch_size=16, seeds=[0], mu_grid=3, continue_epochs=1, run_dir=str(tmp_path/'grid'))
+    cfg = tmp_path/'grid.yaml'
+    cfg.write_text(yaml.safe_dump({**grid, 'continue_variants': paper['continue_variants'], **tiny}))
+    res = run_notebook(NB, tmp_path/'grid.ipynb', files=[cfg])
+    assert res.returncode == 0, res.stdout[-3000:]
+    runs = runs_in(tmp_path/'grid')
+    expect = {f'{m}_seed0' for m in grid['methods']} | {f'bbn_seed0_then_{v}' for v in paper['continue_variants']}
+    assert set(runs) == expect and all(r.completed for r in runs.values())
+    assert runs['darts_rs_seed0'].params['sampler'] == 'class_balanced' and runs['darts_seed0'].params['arch'] == 'supernet'
+    assert runs['bbn_seed0_then_frozen_backbone'].params['arch_kw']['freeze_backbone']
+
+def test_bad_parameters(tmp_path):
+    "A bad parameter fails before any run directory, naming the parameter and the value."
+    res = run_notebook(NB, tmp_path/'bad.ipynb', dict(methods=['bbn', 'hsl'], run_dir=str(tmp_path/'bad')))
+    assert res.returncode != 0 and "methods='hsl'" in res.stdout, res.stdout[-2000:]
+    assert not (tmp_path/'bad').exists()
+
+@pytest.fixture(scope='module')
+def tiny():
+    data = load_dataset('mnist5k', imbalance_ratio=10, n_max=30)
+    tr, va = train_val_split(data.train.labels, val_fraction=0.5, seed=0)
+    return data, data.train.subset(tr), data.train.subset(va)
+
+def _search(tiny, root, method='hls', epochs=2, callbacks=(), arch_kw=None, init_from=None, **architect_kw):
+    data, train, val = tiny
+    bilateral = method in ('bbn', 'hls')
+    kw = dict(primitives=list(SEARCH_SPACES['darts']), C=4, layers=3, steps=1, multiplier=1, stem_stride=2, **(arch_kw or {}))
+    cfg = TrainConfig(arch='bilateral_supernet' if bilateral else 'supernet', epochs=epochs, batch_size=16, lr=0.025, lr_min=0.001,
+                      schedule='cosine', grad_clip=5., eval_every=epochs, device='cpu', arch_kw=kw, init_from=init_from,
+                      sampler='class_balanced' if method == 'darts_rs' else 'instance')
+    model = build_model(cfg, data.num_classes)
+    akw = dict(batch_size=16, lr=dict(backbone=0.03, ins=0.02, cls=0.01), hls=method == 'hls', **architect_kw) if bilateral else \
+          dict(batch_size=16, lr=0.03, sampler='class_balanced' if method == 'darts_rs' else 'instance')
+    architect = BilateralArchitect(model, val, **akw)
+    _, model, run = train_run(data, cfg, 'bbn', method, root, model=model, step=architect.step, train_set=train,
+                              eval_set=data.test.subset(torch.arange(0, len(data.test), 10)),
+                              callbacks=[architect, BilateralTracker(val, 5), *callbacks])
+    return model, run
+
+class Interrupt(Callback):
+    "Stop the run at the start of epoch `at` (after the previous epoch's checkpoint), as a kill would."
+    def __init__(self, at): self.at = at
+    def before_epoch(self, tr, epoch):
+        if epoch == self.at: raise KeyboardInterrupt
+
+def _strip(events): return [{k: v for k, v in e.items() if k != 'time'} for e in events]
+
+def test_resume_repeats_the_uninterrupted_search(tiny, tmp_path):
+    "Interrupted after epoch 1 of 2 and re-run in the same directory: the same per-epoch records (mu, alphas, shifts, losses) and sweep."
+    _, ref = _search(tiny, tmp_path/'full', epochs=2)
+    with pytest.raises(KeyboardInterrupt): _search(tiny, tmp_path/'killed', epochs=2, callbacks=[Interrupt(1)])
+    killed = next((tmp_path/'killed').iterdir())
+    assert Run(killed).summary is None and Run(killed).load_checkpoint()['epoch'] == 1
+    _, run = _search(tiny, tmp_path/'killed', epochs=2, callbacks=[Interrupt(-1)])
+    assert [e['epoch'] for e in run.metrics] == [0, 1] and run.metrics[1]['mu'] == 0.75
+    assert _strip(run.metrics) == _strip(ref.metrics) and run.summary['mu_sweep'] == ref.summary['mu_sweep']
+    assert run.summary['genotype'] == ref.summary['genotype'] and run.summary['head_genotypes'] == ref.summary['head_genotypes']
+
+def test_frozen_backbone_continuation_trains_only_the_heads(tiny, tmp_path):
+    "Continuing with freeze_backbone: backbone weights, alphas and BatchNorm statistics unchanged, heads changed."
+    _, base = _search(tiny, tmp_path, method='bbn', epochs=1)
+    model, run = _search(tiny, tmp_path, method='bbn', epochs=1, arch_kw=dict(freeze_backbone=True), init_from=str(base.checkpoint_file),
+                         schedule='constant', mu0=0.)
+    before = torch.load(base.checkpoint_file, weights_only=False)['model']
+    after = model.state_dict()
+    backbone = [k for k in before if k.startswith(('stem.', 'cells.')) or k in ('alphas_normal', 'alphas_reduce')]
+    assert backbone and all(torch.equal(before[k], after[k]) for k in backbone)
+    assert not torch.equal(before['alphas_cls'], after['alphas_cls'])
+    assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith('heads.cls.'))
+    ev = run.metrics[0]
+    assert ev['mu'] == 0 and ev['alpha_shift']['normal'] == ev['alpha_shift']['reduce'] == 0 and 'backbone' not in ev['arch_lr']
+
+def test_single_branch_baseline(tiny, tmp_path):
+    "DARTS + re-sampling runs through the same step and tracker: class-balanced batches, no mu, a flat mu sweep."
+    model, run = _search(tiny, tmp_path, method='darts_rs', epochs=1)
+    ev = run.metrics[0]
+    assert run.params['sampler'] == 'class_balanced' and 'mu' not in ev and set(ev['alpha_grad_norm']) == {'normal', 'reduce'}
+    assert run.params['arch'] == 'supernet' and len({s['acc'] for s in run.summary['mu_sweep']}) == 1
