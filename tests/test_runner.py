@@ -35,13 +35,14 @@ def test_sweep_kill_rerun_failed_point_and_results(tmp_path):
     before = records(root)
     done_before = {k: r['started'] for k, r in before.items() if r['status'] == 'completed'}
     assert 1 <= len(done_before) < 4, before
-    # 2. re-run: only the missing points run, the completed ones are not touched
-    res = cli('sweep', sweep, '--workers', '2')
+    # 2. re-run, one point per "GPU" (CPU here: only the pinning is checked): only the missing points run
+    res = cli('sweep', sweep, '--gpus', '0,1')
     assert res.returncode == 0, res.stdout[-3000:]
     assert f'{len(done_before)} completed, {4 - len(done_before)} to run' in res.stdout, res.stdout[-2000:]
     after = records(root)
     assert len(after) == 4 and all(r['status'] == 'completed' for r in after.values())
     assert {k: after[k]['started'] for k in done_before} == done_before
+    assert {after[k]['gpus'] for k in after if k not in done_before} <= {'0', '1'}      # CUDA_VISIBLE_DEVICES per point
     for name, r in after.items():
         assert (root/name/'04_ltdarts_search.ipynb').exists() and (root/name/'log.txt').exists()
         assert r['cell_seconds'] > 0 and r['wall_time'] >= r['cell_seconds']
