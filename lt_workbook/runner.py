@@ -18,8 +18,8 @@ from .training import Run, atomic_write, jsonable, params_hash, runs_root
 # %% auto #0
 __all__ = ['EXECUTION', 'SWEEP_KEYS', 'EXECUTORS', 'RESULT_COLUMNS', 'find_notebook', 'notebook_parameters', 'read_params',
            'check_params', 'read_record', 'execute', 'Point', 'Sweep', 'point_name', 'load_sweep', 'seed_parameter',
-           'sweep_points', 'sweep_root', 'point_status', 'run_point_process', 'run_local', 'run_slurm', 'run_sweep',
-           'results_table', 'seed_summary', 'format_summary', 'main']
+           'sweep_points', 'sweep_root', 'point_status', 'write_point', 'run_point_process', 'run_local', 'run_slurm',
+           'run_sweep', 'results_table', 'seed_summary', 'format_summary', 'main']
 
 # %% ../nbs/09_runner.ipynb #29e854ed
 def find_notebook(name)->Path:
@@ -179,11 +179,16 @@ def sweep_root(sweep_file, sweep:Sweep)->Path:
     "Where a sweep's points live: its `root`, else `<runs root>/sweeps/<sweep file name>`."
     return sweep.root or runs_root('sweeps')/Path(sweep_file).stem
 
-# %% ../nbs/09_runner.ipynb #1ffe1390
+# %% ../nbs/09_runner.ipynb #9f3cf729
 def point_status(point_dir)->str:
     "`completed`, `failed`, `running` (or interrupted) or `pending`, from the point's execution record."
     rec = read_record(point_dir)
     return rec['status'] if rec else 'pending'
+
+def write_point(point:Point, point_dir:Path):
+    "Create the point's folder with the `parameters.yaml` it runs with (which also marks the folder as a sweep point)."
+    point_dir.mkdir(parents=True, exist_ok=True)
+    (point_dir/'parameters.yaml').write_text(yaml.safe_dump(jsonable(point.params)))
 
 def _point_command(notebook:Path, point_dir:Path)->list:
     return [sys.executable, '-c', 'import sys; from lt_workbook.runner import main; sys.exit(main())', 'run', str(notebook), '-f', str(point_dir/'parameters.yaml'),
@@ -191,8 +196,7 @@ def _point_command(notebook:Path, point_dir:Path)->list:
 
 def run_point_process(notebook:Path, point:Point, point_dir:Path, gpu:str|None=None)->dict:
     "Run one point as a subprocess (pinned to `gpu` if given); returns its execution record."
-    point_dir.mkdir(parents=True, exist_ok=True)
-    (point_dir/'parameters.yaml').write_text(yaml.safe_dump(jsonable(point.params)))
+    write_point(point, point_dir)
     env = {**os.environ, **({'CUDA_VISIBLE_DEVICES': str(gpu)} if gpu is not None else {})}
     with open(point_dir/'log.txt', 'w') as log:
         subprocess.run(_point_command(notebook, point_dir), stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -219,9 +223,7 @@ def _slurm_task(notebook:str, point_dir:str)->dict:
 def run_slurm(notebook:Path, todo:list[tuple[Point, Path]], root:Path, slurm:dict, on_done=None):
     "Submit the points `todo` as one Slurm job array (submitit) and wait for them."
     import submitit
-    for point, d in todo:
-        d.mkdir(parents=True, exist_ok=True)
-        (d/'parameters.yaml').write_text(yaml.safe_dump(jsonable(point.params)))
+    for point, d in todo: write_point(point, d)
     ex = submitit.AutoExecutor(folder=root/'.submitit', cluster='slurm')
     opts = dict(slurm)
     kw = {k: opts.pop(k) for k in ('timeout_min', 'gpus_per_node', 'cpus_per_task', 'mem_gb', 'nodes') if k in opts}
