@@ -36,12 +36,17 @@ def kill_group(proc):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
+def _saved_after(metrics):
+    "The run writes an epoch's metrics line, then its checkpoint: true once the checkpoint is at least as new."
+    ck = metrics.parent/'checkpoint.pt'
+    return ck.exists() and ck.stat().st_mtime_ns >= metrics.stat().st_mtime_ns
+
 def kill_after_epochs(proc, root, metrics_glob, epochs, delay=0., timeout=600):
     "Once the run matching `root/metrics_glob` has logged `epochs` epochs (then `delay` s more), kill the notebook `proc`."
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
         ms = list(Path(root).glob(metrics_glob))
-        if ms and len(ms[0].read_text().splitlines()) >= epochs: break
+        if ms and len(ms[0].read_text().splitlines()) >= epochs and _saved_after(ms[0]): break
         time.sleep(0.2)
     time.sleep(delay)
     assert proc.poll() is None, 'the run finished before it could be killed'
