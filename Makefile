@@ -4,7 +4,7 @@ RUNS ?= runs
 export LT_WORKBOOK_RUNS ?= $(abspath $(RUNS))
 MAIN_NB = nbs/04_ltdarts_search.ipynb
 
-.PHONY: install run test test-sync test-nbs test-py readme
+.PHONY: install run test test-sync test-nbs test-py readme site-nbs docs
 
 install:
 	$(PYTHON) -m pip install -q -e ".[dev]"
@@ -35,3 +35,18 @@ test-sync:
 # README.md is generated from nbs/index.ipynb (nbdev_readme would need Quarto).
 readme:
 	jupyter nbconvert --to markdown nbs/index.ipynb --stdout 2>/dev/null > README.md
+
+# The site's stored figures: execute, in place and with their small defaults, the notebook pages of _quarto.yml that
+# draw (about 15 min of CPU, two at a time; runs in runs/_site). Commit the notebooks afterwards.
+SITE_RUNS ?= $(abspath runs/_site)
+site-nbs: install
+	rm -rf "$(SITE_RUNS)"
+	$(PYTHON) -c "from lt_workbook.site import *; print(*(p for p in site_pages(site_config()) if p.endswith('.ipynb') and draws_figures(read_notebook(p))), sep='\n')" \
+	  | LT_WORKBOOK_RUNS="$(SITE_RUNS)" TQDM_DISABLE=1 OMP_NUM_THREADS=1 xargs -P $(TEST_WORKERS) -I{} papermill --cwd nbs --no-progress-bar {} {}
+	nbdev_clean
+
+# The Quarto site in _docs/, on a machine with Quarto on its PATH (see README): nbdev's processing into _proc/, then Quarto.
+docs: install
+	$(PYTHON) -c "from lt_workbook.site import prepare_site; prepare_site()"
+	cd _proc && quarto render
+	rm -rf _docs && mv _proc/_docs _docs

@@ -460,10 +460,10 @@ def lt_metrics(preds,                 # predicted labels
     out['confusion'] = conf.tolist()
     return out
 
-# %% ../nbs/00_data.ipynb #a8fd7467
+# %% ../nbs/00_data.ipynb #ec7b4adf
 def use_html_figures():
     "Make `fig.show()` emit an HTML/JS rendering (for the static site) as well as plotly's JSON (for JupyterLab)."
-    pio.renderers.default = 'plotly_mimetype+notebook'
+    pio.renderers.default = 'plotly_mimetype+notebook_connected'
 
 def plot_class_counts(counts, classes=None, title='Training images per class'):
     "Bar chart of per-class training counts, log scale, head first."

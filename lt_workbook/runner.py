@@ -19,7 +19,7 @@ from .training import Run, atomic_write, jsonable, params_hash, runs_root
 __all__ = ['EXECUTION', 'SWEEP_KEYS', 'EXECUTORS', 'RESULT_COLUMNS', 'find_notebook', 'notebook_parameters', 'read_params',
            'check_params', 'read_record', 'execute', 'Point', 'Sweep', 'point_name', 'load_sweep', 'seed_parameter',
            'sweep_points', 'sweep_root', 'point_status', 'write_point', 'run_point_process', 'run_local', 'run_slurm',
-           'run_sweep', 'results_table', 'seed_summary', 'format_summary', 'main']
+           'run_sweep', 'method_of', 'results_table', 'seed_summary', 'format_summary', 'main']
 
 # %% ../nbs/09_runner.ipynb #29e854ed
 def find_notebook(name)->Path:
@@ -268,13 +268,17 @@ def run_sweep(sweep_file, workers:int=1, gpus:list|None=None, executor:str='loca
                               error=((read_record(dirs[p.name]) or {}).get('error') or '').split('\n')[0], folder=str(dirs[p.name]))
                          for p in points])
 
-# %% ../nbs/09_runner.ipynb #d2d20618
-RESULT_COLUMNS = ('section', 'point', 'run', 'status', 'dataset', 'imbalance_ratio', 'arch', 'classifier', 'loss', 'seed',
+# %% ../nbs/09_runner.ipynb #fa27fa5b
+RESULT_COLUMNS = ('section', 'point', 'run', 'method', 'status', 'dataset', 'imbalance_ratio', 'arch', 'classifier', 'loss', 'seed',
                   *METRIC_KEYS, 'params', 'wall_time', 'error', 'path')
 
 def _point_of(folder)->str:
     "The sweep point a folder is (its name), or '' (a sweep point's folder holds the `parameters.yaml` it ran with)."
     return folder.name if folder is not None and (folder/'parameters.yaml').exists() else ''
+
+def method_of(run:str)->str:
+    "A run's method: its name without the seed and ratio tags (`ce_s0`, `bbn_seed1_then_mu_0`, `lt_agg_r100_s0`)."
+    return re.sub(r'_(?:s|seed|r)\d+(?=_|$)', '', run)
 
 def _execution_above(path:Path, top:Path):
     for d in [path, *path.parents]:
@@ -287,7 +291,7 @@ def _run_row(run:Run, top:Path)->dict:
     params, summary = run.params, run.summary or {}
     point_dir, rec = _execution_above(run.path.parent, top)
     return dict(section=rec['section'] if rec else run.path.parent.name, point=_point_of(point_dir),
-                run=run.name.rsplit('-', 1)[0], status=summary.get('status', 'running'),
+                run=run.name.rsplit('-', 1)[0], method=method_of(run.name.rsplit('-', 1)[0]), status=summary.get('status', 'running'),
                 **{k: params.get(k) for k in ('dataset', 'imbalance_ratio', 'arch', 'classifier', 'loss', 'seed')},
                 **{k: summary.get(k) for k in (*METRIC_KEYS, 'params', 'wall_time')},
                 error=summary.get('message'), path=str(run.path))
@@ -299,7 +303,7 @@ def results_table(root=None, section:str|None=None)->pd.DataFrame:
     for f in sorted(root.rglob(EXECUTION)):
         rec = json.loads(f.read_text())
         if rec['status'] != 'completed' and not any(r['path'].startswith(str(f.parent) + os.sep) for r in rows):
-            rows.append(dict(section=rec['section'], point=_point_of(f.parent), run='', status=rec['status'],
+            rows.append(dict(section=rec['section'], point=_point_of(f.parent), run='', method='', status=rec['status'],
                              error=(rec.get('error') or '').split('\n')[0], path=str(f.parent)))
     df = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
     if section is not None: df = df[df.section == section]
@@ -313,18 +317,19 @@ def _seedless(point:str)->str:
 def seed_summary(df:pd.DataFrame)->pd.DataFrame:
     "Mean and std over seeds of the metrics of completed runs that differ only by seed; `seeds` counts them."
     done = df[df.status == 'completed'].assign(config=lambda d: d.point.map(_seedless))
-    keys = ['section', 'config', 'run', 'dataset', 'imbalance_ratio']
-    if done.empty: return pd.DataFrame(columns=keys + ['seeds'] + [f'{k}_{s}' for k in METRIC_KEYS for s in ('mean', 'std')])
-    done = done.astype({k: float for k in METRIC_KEYS}).fillna({'imbalance_ratio': -1})
+    keys = ['section', 'config', 'method', 'dataset', 'imbalance_ratio', 'arch']
+    stats = [f'{k}_{s}' for k in METRIC_KEYS for s in ('mean', 'std')]
+    if done.empty: return pd.DataFrame(columns=keys + ['seeds', *stats, 'params'])
+    done = done.astype({k: float for k in (*METRIC_KEYS, 'params')}).fillna({'imbalance_ratio': -1, 'arch': ''})
     g = done.groupby(keys, sort=False, dropna=False)
     out = g[list(METRIC_KEYS)].agg(['mean', 'std'])
     out.columns = [f'{k}_{s}' for k, s in out.columns]
-    out = out.join(g.size().rename('seeds')).reset_index()
+    out = out.join(g.size().rename('seeds')).join(g.params.mean()).reset_index()
     return out.replace({'imbalance_ratio': {-1: None}}).fillna({f'{k}_std': 0.0 for k in METRIC_KEYS})
 
 def format_summary(summary:pd.DataFrame)->pd.DataFrame:
     "`acc`, `many`, `medium`, `few` as 'mean ± std' strings, for reading."
-    out = summary[['section', 'config', 'run', 'dataset', 'imbalance_ratio', 'seeds']].copy()
+    out = summary[['section', 'config', 'method', 'dataset', 'imbalance_ratio', 'arch', 'seeds']].copy()
     for k in METRIC_KEYS: out[k] = [f'{m:.2f} ± {s:.2f}' if m == m else '' for m, s in zip(summary[f'{k}_mean'], summary[f'{k}_std'])]
     return out
 
