@@ -1,4 +1,5 @@
-"Project wiring: the README's two commands, CI calling the test command, the dependency list, the Quarto config."
+"""Project wiring: the README's two commands, CI calling the test command, the dependency list, every notebook on the
+site (the site's own checks are in test_site.py)."""
 import configparser, re
 from pathlib import Path
 import yaml
@@ -27,19 +28,6 @@ def test_dependencies_declared_once_in_settings():
     assert 'nbdev==2.4.14' in req and 'fastcore>=1.12.3,<2' in req and 'execnb>=0.1.16,<0.2' in req
     env = (ROOT/'environment.yml').read_text()
     assert '-e .[dev]' in env
-
-def test_quarto_config_parses_and_lists_existing_pages():
-    q = yaml.safe_load((ROOT/'_quarto.yml').read_text())
-    assert q['project']['type'] == 'website'
-    pages = q['project']['render']
-    assert 'nbs/index.ipynb' in pages
-    for p in pages: assert (ROOT/p).exists(), p
-    def walk(items):
-        for it in items:
-            if isinstance(it, str): yield it
-            elif 'contents' in it: yield from walk(it['contents'])
-            elif 'href' in it: yield it['href']
-    for p in walk(q['website']['sidebar']['contents']): assert p in pages, p
 
 def test_every_numbered_notebook_is_exported_and_on_the_site():
     q = yaml.safe_load((ROOT/'_quarto.yml').read_text())
