@@ -162,14 +162,12 @@ class BilateralArchitect(Architect):
         event['alpha_grad_norm'] = {n: float(v) / max(1, self.n_steps) for n, v in self.grad_norms.items()}
         if self.bilateral: event['train_acc'] = float(100 * self.correct / max(1, self.seen))
 
-# %% ../nbs/05_bbn_darts.ipynb #99755b44
+# %% ../nbs/05_bbn_darts.ipynb #592a14b9
 @torch.no_grad()
 def branch_logits(tr, images, batch_size:int=512):
     "Both heads' logits `(o_ins, o_cls)` on uint8 `images` in eval mode (a single-branch model's logits twice)."
-    tr.net.eval()
     outs = []
-    for i in range(0, len(images), batch_size):
-        x = tr.to_input(normalize(images[torch.arange(i, min(i + batch_size, len(images)))].to(tr.device), tr.data.mean, tr.data.std))
+    for x in tr.eval_inputs(images, batch_size):
         with tr.autocast():
             o = tr.model.branches(x) if isinstance(tr.model, BilateralSupernet) else (tr.net(x),) * 2
         outs.append([t.float().cpu() for t in o])

@@ -176,7 +176,7 @@ def reslt_net(num_classes:int=10,          # classes of the shared classifier
 
 ARCHS['reslt'] = reslt_net
 
-# %% ../nbs/06_reslt_branches.ipynb #af483f6b
+# %% ../nbs/06_reslt_branches.ipynb #9451cf0d
 def reslt_step(tr, x, y, alpha:float=0.995, branch_norm:str='pooled'):
     "ResLT's training step: branch logits, (1 - alpha) L_fusion + alpha L_branch, backward, optimizer step; returns (loss, fused logits)."
     with tr.autocast():
@@ -205,11 +205,9 @@ class BranchAnalysis(Callback):
     @torch.no_grad()
     def outputs(self, tr, images):
         "Branch features and logits of uint8 `images`, in eval mode, in batches."
-        tr.model.eval()
         fs, zs = [], []
-        for i in range(0, len(images), self.batch_size):
-            x = images[torch.arange(i, min(i + self.batch_size, len(images)))].to(tr.device)
-            with tr.autocast(): f, z = branch_outputs(tr.model, tr.to_input(normalize(x, tr.data.mean, tr.data.std)))
+        for x in tr.eval_inputs(images, self.batch_size):
+            with tr.autocast(): f, z = branch_outputs(tr.model, x)
             fs.append(f.float().cpu()); zs.append(z.float().cpu())
         return torch.cat(fs), torch.cat(zs)
     def after_fit(self, tr, summary):

@@ -348,7 +348,7 @@ def epoch_generators(seed:int, epoch:int, device):
     g = torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
     return g, np.random.default_rng([seed, epoch])
 
-# %% ../nbs/01_training.ipynb #68219bb4
+# %% ../nbs/01_training.ipynb #c4b07ac5
 class Trainer:
     "Train `model` on `data` as `cfg` says, recording into `run` (optional)."
     def __init__(self, model:nn.Module, data:LTDataset, cfg:TrainConfig, run:Run|None=None,
@@ -379,14 +379,18 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
     def to_input(self, x): return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
+    def eval_inputs(self, images, batch_size:int=512):
+        "The model in eval mode, then uint8 `images` (a tensor or lazy `ListImages`) as normalized device batches in its layout."
+        self.net.eval()
+        for i in range(0, len(images), batch_size):
+            x = images[torch.arange(i, min(i + batch_size, len(images)))].to(self.device)
+            yield self.to_input(normalize(x, self.data.mean, self.data.std))
     @torch.no_grad()
     def predict(self, images, batch_size:int=512):
         "Predicted labels for uint8 `images` (a tensor or lazy `ListImages`), in eval mode."
-        self.net.eval()
         preds = []
-        for i in range(0, len(images), batch_size):
-            x = images[torch.arange(i, min(i + batch_size, len(images)))].to(self.device)
-            with self.autocast(): preds.append(self.net(self.to_input(normalize(x, self.data.mean, self.data.std))).argmax(1).cpu())
+        for x in self.eval_inputs(images, batch_size):
+            with self.autocast(): preds.append(self.net(x).argmax(1).cpu())
         return torch.cat(preds)
     def evaluate(self, eval_set:ImageSet|None=None)->dict:
         "Overall, many/medium/few and per-class accuracy on `eval_set` (default: the test set)."
