@@ -122,7 +122,7 @@ def paper_vs_ours(summary:pd.DataFrame, papers:pd.DataFrame|None=None)->pd.DataF
     out['seeds'] = out.seeds.fillna(0).astype(int)
     return out[keys + ['arch', 'config', 'paper', 'ours', 'seeds', 'ours - paper', 'reference']].fillna({'arch': '', 'config': ''})
 
-# %% ../nbs/10_results_explorer.ipynb #ff2a514b
+# %% ../nbs/10_results_explorer.ipynb #eb6ee826
 class Explorer:
     "ipywidgets filters over a results table, driving the explorer's figures."
     def __init__(self, table:pd.DataFrame, curve_keys=('train_loss', 'acc')):
@@ -130,7 +130,7 @@ class Explorer:
         self.filters = {name: widgets.SelectMultiple(options=opts, value=tuple(opts), description=name,
                                                      rows=min(6, max(2, len(opts))))
                         for name, opts in filter_options(table).items()}
-        self.header, self.tabs = widgets.HTML(), {k: widgets.Output() for k in ('bars', 'params', 'curves', 'papers')}
+        self.header, self.tabs = widgets.HTML(), None   # the tabs' Output widgets, made when the explorer is shown
         for w in self.filters.values(): w.observe(self.update, names='value')
         self.update()
 
@@ -147,15 +147,19 @@ class Explorer:
         others = chosen.status.value_counts().drop('completed', errors='ignore')
         self.header.value = (f'<b>{len(self.selected)}</b> completed runs of {len(self.table)} selected'
                              + ''.join(f', {n} {s}' for s, n in others.items()))
-        self.draw()
+        if self.tabs is not None: self.draw()
 
     def draw(self):
         "Show the current figures and paper table in the tabs."
         for k, out in self.tabs.items():
-            out.clear_output(wait=True)
+            out.clear_output()
             with out: display(self.papers if k == 'papers' else self.figures[k])
 
     def widget(self)->widgets.Widget:
+        "The filters, the header and the tabs, drawn."
+        if self.tabs is None:
+            self.tabs = {k: widgets.Output() for k in ('bars', 'params', 'curves', 'papers')}
+            self.draw()
         tabs = widgets.Tab(children=list(self.tabs.values()))
         for i, k in enumerate(self.tabs): tabs.set_title(i, k)
         return widgets.VBox([widgets.HBox(list(self.filters.values()), layout=dict(flex_flow='row wrap')), self.header, tabs])
