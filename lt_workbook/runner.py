@@ -19,7 +19,7 @@ from .training import Run, atomic_write, jsonable, params_hash, runs_root
 __all__ = ['EXECUTION', 'SWEEP_KEYS', 'EXECUTORS', 'RESULT_COLUMNS', 'find_notebook', 'notebook_parameters', 'read_params',
            'check_params', 'read_record', 'execute', 'Point', 'Sweep', 'point_name', 'load_sweep', 'seed_parameter',
            'sweep_points', 'sweep_root', 'point_status', 'write_point', 'run_point_process', 'run_local', 'run_slurm',
-           'run_sweep', 'method_of', 'results_table', 'seed_summary', 'format_summary', 'main']
+           'run_sweep', 'method_of', 'results_table', 'seed_summary', 'mean_std_text', 'format_summary', 'main']
 
 # %% ../nbs/09_runner.ipynb #29e854ed
 def find_notebook(name)->Path:
@@ -268,7 +268,7 @@ def run_sweep(sweep_file, workers:int=1, gpus:list|None=None, executor:str='loca
                               error=((read_record(dirs[p.name]) or {}).get('error') or '').split('\n')[0], folder=str(dirs[p.name]))
                          for p in points])
 
-# %% ../nbs/09_runner.ipynb #fa27fa5b
+# %% ../nbs/09_runner.ipynb #9ec19ac9
 RESULT_COLUMNS = ('section', 'point', 'run', 'method', 'status', 'dataset', 'imbalance_ratio', 'arch', 'classifier', 'loss', 'seed',
                   *METRIC_KEYS, 'params', 'wall_time', 'error', 'path')
 
@@ -288,10 +288,10 @@ def _execution_above(path:Path, top:Path):
     return None, None
 
 def _run_row(run:Run, top:Path)->dict:
-    params, summary = run.params, run.summary or {}
+    params, summary, name = run.params, run.summary or {}, run.name.rsplit('-', 1)[0]
     point_dir, rec = _execution_above(run.path.parent, top)
     return dict(section=rec['section'] if rec else run.path.parent.name, point=_point_of(point_dir),
-                run=run.name.rsplit('-', 1)[0], method=method_of(run.name.rsplit('-', 1)[0]), status=summary.get('status', 'running'),
+                run=name, method=method_of(name), status=summary.get('status', 'running'),
                 **{k: params.get(k) for k in ('dataset', 'imbalance_ratio', 'arch', 'classifier', 'loss', 'seed')},
                 **{k: summary.get(k) for k in (*METRIC_KEYS, 'params', 'wall_time')},
                 error=summary.get('message'), path=str(run.path))
@@ -327,10 +327,14 @@ def seed_summary(df:pd.DataFrame)->pd.DataFrame:
     out = out.join(g.size().rename('seeds')).join(g.params.mean()).reset_index()
     return out.replace({'imbalance_ratio': {-1: None}}).fillna({f'{k}_std': 0.0 for k in METRIC_KEYS})
 
+def mean_std_text(means, stds)->list:
+    "Each mean and std as 'mean ± std' (two decimals); '' where the mean is missing."
+    return [f'{m:.2f} ± {s:.2f}' if m == m else '' for m, s in zip(means, stds)]
+
 def format_summary(summary:pd.DataFrame)->pd.DataFrame:
     "`acc`, `many`, `medium`, `few` as 'mean ± std' strings, for reading."
     out = summary[['section', 'config', 'method', 'dataset', 'imbalance_ratio', 'arch', 'seeds']].copy()
-    for k in METRIC_KEYS: out[k] = [f'{m:.2f} ± {s:.2f}' if m == m else '' for m, s in zip(summary[f'{k}_mean'], summary[f'{k}_std'])]
+    for k in METRIC_KEYS: out[k] = mean_std_text(summary[f'{k}_mean'], summary[f'{k}_std'])
     return out
 
 # %% ../nbs/09_runner.ipynb #b14a33fe

@@ -11,8 +11,8 @@ from tqdm.auto import tqdm
 from .data import project_root
 
 # %% auto #0
-__all__ = ['PLOTLY_MIME', 'site_config', 'site_pages', 'sidebar_pages', 'read_notebook', 'draws_figures', 'figure_outputs',
-           'has_html', 'site_problems', 'prepare_site']
+__all__ = ['PLOTLY_MIME', 'site_config', 'site_pages', 'sidebar_pages', 'read_notebook', 'draws_figures', 'has_html', 'is_figure',
+           'figure_outputs', 'site_problems', 'prepare_site']
 
 # %% ../nbs/11_site.ipynb #9d71aac8
 def site_config(root=None)->dict:
@@ -34,7 +34,7 @@ def sidebar_pages(config:dict)->list:
             elif 'href' in it: yield it['href']
     return list(walk(config.get('website', {}).get('sidebar', {}).get('contents', [])))
 
-# %% ../nbs/11_site.ipynb #950976cb
+# %% ../nbs/11_site.ipynb #8d25c7ac
 PLOTLY_MIME = 'application/vnd.plotly.v1+json'
 
 def read_notebook(path)->dict: return json.loads(Path(path).read_text())
@@ -43,12 +43,15 @@ def draws_figures(nb:dict)->bool:
     "Whether a code cell of `nb` shows a figure: a line ending in a `.show()` call."
     return any(re.search(r'\.show\(\)\s*(?:;|#.*)?$', ''.join(c['source']), re.M) for c in nb['cells'] if c['cell_type'] == 'code')
 
-def figure_outputs(nb:dict)->list:
-    "The outputs of `nb` that hold a plotly figure, as its JSON mime type or its HTML rendering."
-    outs = [o for c in nb['cells'] if c['cell_type'] == 'code' for o in c.get('outputs', [])]
-    return [o for o in outs if PLOTLY_MIME in o.get('data', {}) or 'plotly-graph-div' in ''.join(o.get('data', {}).get('text/html', ''))]
-
 def has_html(output:dict)->bool: return 'plotly-graph-div' in ''.join(output.get('data', {}).get('text/html', ''))
+
+def is_figure(output:dict)->bool:
+    "Whether a cell output holds a plotly figure, as its JSON mime type or its HTML rendering."
+    return PLOTLY_MIME in output.get('data', {}) or has_html(output)
+
+def figure_outputs(nb:dict)->list:
+    "The outputs of `nb` that hold a plotly figure."
+    return [o for c in nb['cells'] if c['cell_type'] == 'code' for o in c.get('outputs', []) if is_figure(o)]
 
 # %% ../nbs/11_site.ipynb #3fbc4685
 def site_problems(root=None)->list:

@@ -1,13 +1,13 @@
 """The Quarto site without Quarto: `_quarto.yml` and the stored figures (`site_problems`), and a stored figure of an
 executed section notebook, converted to HTML by nbconvert, drawn by headless Chromium."""
-import copy, functools, re, shutil, subprocess, threading
+import functools, re, shutil, subprocess, threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 import nbformat, numpy as np, plotly, pytest
 from nbconvert import HTMLExporter
 from PIL import Image
 from conftest import ROOT, NBS
-from lt_workbook.site import figure_outputs, has_html, site_problems
+from lt_workbook.site import is_figure, site_problems
 
 CHROMIUM = next(filter(None, map(shutil.which, ('chromium-headless-shell', 'chromium', 'chromium-browser', 'google-chrome'))), None)
 SECTION_NB = NBS/'04_ltdarts_search.ipynb'   # the main job's notebook, as stored (executed by `make site-nbs`)
@@ -23,8 +23,8 @@ def figure_page(nb_path, first_only=False)->str:
     cells = []
     for c in nb.cells:
         if c.cell_type != 'code': continue
-        figs = figure_outputs(dict(cells=[dict(cell_type='code', outputs=c.outputs)]))
-        if figs: cells.append(nbformat.v4.new_code_cell(outputs=[nbformat.from_dict(o) for o in figs]))
+        figs = [o for o in c.outputs if is_figure(o)]
+        if figs: cells.append(nbformat.v4.new_code_cell(outputs=figs))
     nb.cells = cells[:1] if first_only else cells
     return HTMLExporter(exclude_input=True).from_notebook_node(nb)[0]
 
