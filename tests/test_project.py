@@ -57,3 +57,11 @@ def test_sweep_files_name_their_notebooks_parameters_and_cost():
         assert sw.gpu_hours and sw.gpu_hours > 0, f.name
         assert len(sweep_points(sw)) >= 2, f.name
         assert 'lt-workbook sweep configs/sweeps/' + f.name in f.read_text(), f.name
+
+def test_no_notebook_draws_into_output_widgets_by_capture():
+    "Output widgets are filled with 00's `show_in` (widget state): output capture can hang papermill (see 00's figures)."
+    import nbformat
+    capture = re.compile(r'\.clear_output\(|\.capture\(|\.append_display_data\(|^\s*with\s+\w*out\w*\s*:', re.M)
+    for nb in sorted((ROOT/'nbs').glob('*.ipynb')):
+        for cell in nbformat.read(nb, 4).cells:
+            if cell.cell_type == 'code': assert not capture.search(cell.source), f'{nb.name}: {cell.source[:200]}'
