@@ -463,16 +463,16 @@ def lt_metrics(preds,                 # predicted labels
     out['confusion'] = conf.tolist()
     return out
 
-# %% ../nbs/00_data.ipynb #a6686d10
+# %% ../nbs/00_data.ipynb #ca51bb9e
 def use_html_figures():
     "Make `fig.show()` emit an HTML/JS rendering (for the static site) as well as plotly's JSON (for JupyterLab)."
     pio.renderers.default = 'plotly_mimetype+notebook_connected'
 
 def figure_bundle(fig:BaseFigure)->dict:
     "`fig`'s mime bundle from the default plotly renderers, built without activating them (which displays a script)."
-    bundle = {}
-    for name in pio.renderers.default.split('+'):
-        if hasattr(pio.renderers[name], 'to_mimebundle'): bundle.update(pio.renderers[name].to_mimebundle(fig.to_dict()))
+    fig_dict, bundle = fig.to_dict(), {}
+    for renderer in (pio.renderers[name] for name in pio.renderers.default.split('+')):
+        if hasattr(renderer, 'to_mimebundle'): bundle.update(renderer.to_mimebundle(fig_dict))
     return bundle
 
 def display_output(obj)->dict:
