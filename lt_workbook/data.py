@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #5be1e780
 from __future__ import annotations
-import os, pickle, math, functools
+import os, pickle, math, functools, dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -17,12 +17,12 @@ from IPython.core.formatters import DisplayFormatter
 
 # %% auto #0
 __all__ = ['PROFILES', 'CIFAR', 'LIST_DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DATASETS', 'SAMPLERS', 'GROUP_SPLITS',
-           'METRIC_KEYS', 'check_choice', 'check_number', 'check_fraction', 'check_ratio', 'lt_counts', 'ImageSet',
-           'LTDataset', 'lt_subset', 'mnist5k', 'project_root', 'resolve_data_root', 'cifar', 'write_fake_cifar',
-           'read_list_file', 'ListImages', 'list_dataset', 'write_fake_list_dataset', 'load_dataset', 'train_val_split',
-           'class_probs', 'Sampler', 'random_crop_flip', 'normalize', 'batches', 'class_groups', 'lt_metrics',
-           'use_html_figures', 'figure_bundle', 'display_output', 'show_in', 'plot_class_counts',
-           'plot_per_class_accuracy', 'plot_group_accuracy']
+           'METRIC_KEYS', 'check_choice', 'check_number', 'check_fraction', 'check_ratio', 'lt_counts',
+           'realized_ratio', 'ImageSet', 'LTDataset', 'lt_subset', 'mnist5k', 'project_root', 'resolve_data_root',
+           'cifar', 'write_fake_cifar', 'read_list_file', 'ListImages', 'list_dataset', 'write_fake_list_dataset',
+           'load_dataset', 'train_val_split', 'class_probs', 'Sampler', 'random_crop_flip', 'normalize', 'batches',
+           'class_groups', 'lt_metrics', 'use_html_figures', 'figure_bundle', 'display_output', 'show_in',
+           'plot_class_counts', 'plot_per_class_accuracy', 'plot_group_accuracy']
 
 # %% ../nbs/00_data.ipynb #2dcf0dcc
 def check_choice(name:str, value, allowed):
@@ -67,11 +67,20 @@ def lt_counts(n_max:int,            # images kept for the head class (class 0)
     check_number('n_max', n_max, integer=True)
     if check_number('num_classes', num_classes, integer=True) < 2: raise ValueError(f"num_classes={num_classes!r}: expected an integer >= 2")
     check_ratio(imbalance_ratio)
-    if profile == 'exp':
-        return [max(1, int(n_max * imbalance_ratio ** (-i / (num_classes - 1)))) for i in range(num_classes)]
     check_choice('profile', profile, PROFILES)
-    if profile == 'step':
-        return [n_max if i < num_classes // 2 else max(1, int(n_max / imbalance_ratio)) for i in range(num_classes)]
+    if n_max < imbalance_ratio:   # n_min = n_max / ratio < 1: no class may be clamped to 1 image (it would mislabel the ratio)
+        raise ValueError(f"imbalance_ratio={imbalance_ratio:g} with n_max={n_max}: the smallest class would keep "
+                         f"{n_max / imbalance_ratio:.3g} images (n_max / ratio < 1); this ratio needs n_max >= "
+                         f"{math.ceil(imbalance_ratio)}, or lower imbalance_ratio to <= {n_max}")
+    if profile == 'exp':   # n_i = int(n_max * ratio^(-i / (C - 1)))
+        return [int(n_max * imbalance_ratio ** (-i / (num_classes - 1))) for i in range(num_classes)]
+    return [n_max if i < num_classes // 2 else int(n_max / imbalance_ratio) for i in range(num_classes)]
+
+def realized_ratio(counts)->float:
+    "The imbalance ratio a set of per-class counts really has: max / min (what every run records as `imbalance_ratio`)."
+    counts = [int(c) for c in counts]
+    if min(counts) < 1: raise ValueError(f"counts={counts}: a class has no image, the imbalance ratio is undefined")
+    return max(counts) / min(counts)
 
 # %% ../nbs/00_data.ipynb #0c36f48e
 @dataclass
@@ -107,6 +116,15 @@ class LTDataset:
     def counts(self):
         "Per-class training counts (head first for the synthetic LT sets)."
         return torch.bincount(self.train.labels.cpu(), minlength=self.num_classes)
+    @property
+    def imbalance_ratio(self)->float:
+        "max / min of the training counts: the ratio of the data a run trains on (recorded in every params.json)."
+        return realized_ratio(self.counts.tolist())
+    def train_subset(self, idx):
+        "The same dataset with only the training images at `idx` (e.g. a search's weight half); `spec` records its ratio."
+        train = self.train.subset(idx)
+        return dataclasses.replace(self, train=train, spec={**self.spec, 'imbalance_ratio':
+                                   realized_ratio(torch.bincount(train.labels.cpu(), minlength=self.num_classes).tolist())})
     def __repr__(self):
         c = self.counts
         return (f"LTDataset({self.name!r}, {len(self.train)} train / {len(self.test)} test, {self.num_classes} classes, "
@@ -339,12 +357,13 @@ def load_dataset(name:str='mnist5k',        # one of `DATASETS`
     check_choice('profile', profile, PROFILES)
     if name in LIST_DATASETS:
         ds = list_dataset(name, data_root=data_root, image_size=image_size, imbalance_ratio=imbalance_ratio)
-        ds.spec = dict(dataset=name, image_size=image_size)
+        ds.spec = dict(dataset=name, imbalance_ratio=ds.imbalance_ratio, image_size=image_size)
         return ds
     check_ratio(imbalance_ratio)
     if name == 'mnist5k': ds = mnist5k(imbalance_ratio, profile, n_max or 400, seed)
     else: ds = cifar(name, imbalance_ratio, profile, n_max, seed, data_root, download)
-    ds.spec = dict(dataset=name, imbalance_ratio=imbalance_ratio, profile=profile, n_max=int(ds.counts.max()), data_seed=seed)
+    # the realized ratio max/min of the counts: equal to the requested one up to the truncation of the counts
+    ds.spec = dict(dataset=name, imbalance_ratio=ds.imbalance_ratio, profile=profile, n_max=int(ds.counts.max()), data_seed=seed)
     return ds
 
 # %% ../nbs/00_data.ipynb #5cdcedc5
@@ -360,7 +379,9 @@ def train_val_split(labels,                # int64 labels of the training set
         idx = torch.where(labels == c)[0]
         idx = idx[torch.randperm(len(idx), generator=g)]
         n = len(idx)
-        k = min(max(round(n * val_fraction), 1), n - 1) if n >= 2 else 0
+        if n < 2: raise ValueError(f"class {c} has {n} training image(s): a train/validation split needs >= 2 per class "
+                                   "(raise n_max or lower imbalance_ratio)")
+        k = min(max(round(n * val_fraction), 1), n - 1)
         va.append(idx[:k]); tr.append(idx[k:])
     return torch.cat(tr).sort().values, torch.cat(va).sort().values
 

@@ -17,16 +17,21 @@ import plotly.graph_objects as go
 from .data import *
 
 # %% auto #0
-__all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'STATUSES', 'OPTIMIZERS', 'SCHEDULES', 'METHODS',
-           'class_balanced_weights', 'ldam_margins', 'LTLoss', 'mixup', 'mixup_loss', 'NormedLinear',
-           'option_a_shortcut', 'BasicBlock', 'CifarResNet', 'resnet32', 'count_params', 'runs_root', 'jsonable',
-           'params_hash', 'git_commit', 'env_info', 'atomic_write', 'Run', 'pick_device', 'TrainConfig', 'lr_at',
-           'Diverged', 'Callback', 'optimizer_step', 'mixed_batch', 'base_loss', 'standard_step', 'is_due',
-           'epoch_generators', 'Trainer', 'method_config', 'build_model', 'train_run', 'crt_config', 'seed_table']
+__all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'STATUSES', 'OPTIMIZERS', 'SCHEDULES', 'COSINE_CLASSIFIERS', 'METHODS',
+           'VERDICTS', 'loss_precision', 'class_balanced_weights', 'ldam_margins', 'LTLoss', 'mixup', 'mixup_loss',
+           'NormedLinear', 'option_a_shortcut', 'BasicBlock', 'CifarResNet', 'resnet32', 'count_params', 'runs_root',
+           'jsonable', 'params_hash', 'git_commit', 'env_info', 'atomic_write', 'Run', 'pick_device', 'TrainConfig',
+           'lr_at', 'Diverged', 'Callback', 'optimizer_step', 'mixed_batch', 'base_loss', 'standard_step', 'is_due',
+           'epoch_generators', 'Trainer', 'method_config', 'method_name', 'build_model', 'train_run', 'crt_config',
+           'seed_stats', 'mean_std_text', 'seed_table', 'claim_verdict', 'Claim', 'per_seed', 'claims_table']
 
 # %% ../nbs/01_training.ipynb #79e04ea4
 LOSSES = ('ce', 'ldam', 'focal', 'balanced_softmax', 'logit_adjustment')
 REWEIGHTS = ('none', 'cb', 'drw')
+
+def loss_precision(x:torch.Tensor)->torch.Tensor:
+    "The dtype every loss computes in: float64 stays float64 (so an equation can be checked in double), anything else is float32."
+    return x if x.dtype == torch.float64 else x.float()
 
 def class_balanced_weights(counts, beta:float=0.9999):
     "Effective-number weights (1-beta)/(1-beta^n_c), normalized to sum to the number of classes."
@@ -61,7 +66,7 @@ class LTLoss(nn.Module):
         if self.name in ('balanced_softmax', 'logit_adjustment'): return logits + self.log_prior
         return logits
     def forward(self, logits, target):
-        logits = self.adjust(logits.float(), target)
+        logits = self.adjust(loss_precision(logits), target)
         ce = F.cross_entropy(logits, target, reduction='none', label_smoothing=self.label_smoothing)
         if self.name == 'focal':
             p = torch.exp(-F.cross_entropy(logits, target, reduction='none'))
@@ -218,6 +223,7 @@ class Run:
 
 # %% ../nbs/01_training.ipynb #822bb754
 OPTIMIZERS, SCHEDULES = ('sgd', 'adam'), ('multistep', 'cosine', 'constant')
+COSINE_CLASSIFIERS = {'normed'}   # heads whose logits are cosines (|z| <= 1): LDAM scales them by s (later notebooks add theirs)
 
 def pick_device(device='auto')->torch.device:
     "`auto` picks CUDA, then MPS, then CPU; an explicit device must be available."
@@ -235,6 +241,7 @@ def pick_device(device='auto')->torch.device:
 @dataclass
 class TrainConfig:
     "Everything that defines a training run besides the data."
+    method: str = ''                # the recipe's name, recorded in params.json (default: derived from the loss settings)
     arch: str = 'resnet32'          # backbone, a key of `ARCHS`
     arch_kw: dict = field(default_factory=dict)   # keyword arguments of the backbone's builder (e.g. a block variant)
     classifier: str = 'linear'      # head, a key of `CLASSIFIERS`
@@ -289,6 +296,9 @@ class TrainConfig:
         check_number('drw_epoch', self.drw_epoch, integer=True, zero_ok=True)
         if self.init_from is not None and not Path(self.init_from).exists():
             raise ValueError(f"init_from={self.init_from!r}: no such checkpoint")
+        if self.loss == 'ldam' and self.classifier not in COSINE_CLASSIFIERS:
+            raise ValueError(f"loss='ldam' with classifier={self.classifier!r}: LDAM scales cosine logits (|z| <= 1) by "
+                             f"s={self.s:g}; this head gives raw logits. Use a cosine head: {sorted(COSINE_CLASSIFIERS)}")
         pick_device(self.device)
 
 def lr_at(cfg:TrainConfig, epoch:int)->float:
@@ -483,7 +493,14 @@ METHODS = {
 
 def method_config(method:str, **kw)->TrainConfig:
     "The `TrainConfig` of a named method from `METHODS`, with overrides `kw`."
-    return TrainConfig(**{**METHODS[check_choice('method', method, METHODS)], **kw})
+    return TrainConfig(**{'method': method, **METHODS[check_choice('method', method, METHODS)], **kw})
+
+def method_name(cfg:TrainConfig)->str:
+    "The method a run records: `cfg.method` if set, else the most specific `METHODS` entry the config matches, else its loss."
+    if cfg.method: return cfg.method
+    match = [m for m, kw in METHODS.items() if all(getattr(cfg, k) == v for k, v in kw.items())]
+    return max(match, key=lambda m: len(METHODS[m])) if match else '_'.join(
+        [cfg.loss] + ([cfg.reweight] if cfg.reweight != 'none' else []) + (['mixup'] if cfg.mixup_alpha else []))
 
 def build_model(cfg:TrainConfig, num_classes:int)->nn.Module:
     torch.manual_seed(cfg.seed)
@@ -493,7 +510,8 @@ def train_run(data:LTDataset, cfg:TrainConfig, section:str, name:str, run_dir=No
               **trainer_kw):
     "Train `cfg` on `data` into the run directory `<runs_root(section, run_dir)>/<name>-<hash>`; returns `(summary, model, run)`."
     model = model if model is not None else build_model(cfg, data.num_classes)
-    params = {**data.spec, **asdict(cfg), **(extra or {})}   # `extra`: the section's own settings (e.g. the architect's)
+    # `extra`: the section's own settings (e.g. the architect's); the ratio is the one of the data it trains on (max/min)
+    params = {**data.spec, 'imbalance_ratio': data.imbalance_ratio, **asdict(cfg), 'method': method_name(cfg), **(extra or {})}
     run = Run.create(runs_root(section, run_dir), name, params, device=pick_device(cfg.device))
     summary = Trainer(model, data, cfg, run, **trainer_kw).fit()
     return summary, model, run
@@ -501,16 +519,93 @@ def train_run(data:LTDataset, cfg:TrainConfig, section:str, name:str, run_dir=No
 # %% ../nbs/01_training.ipynb #f18e8fca
 def crt_config(cfg:TrainConfig, init_from, epochs:int=10, lr:float|None=None, sampler:str='class_balanced')->TrainConfig:
     "Stage-2 config of cRT: plain CE, class-balanced sampling, frozen backbone, re-initialized classifier from `init_from`."
-    return replace(cfg, init_from=str(init_from), freeze_backbone=True, sampler=sampler, epochs=epochs, lr=lr or cfg.lr,
+    return replace(cfg, method=f'{method_name(cfg)}_crt', init_from=str(init_from), freeze_backbone=True, sampler=sampler, epochs=epochs, lr=lr or cfg.lr,
                    loss='ce', reweight='none', mixup_alpha=0., warmup_epochs=0, schedule='cosine', milestones=(),
                    drw_epoch=None)
 
 # %% ../nbs/01_training.ipynb #cc34dda1
+def seed_stats(df:pd.DataFrame,             # one row per run
+               by,                          # the column(s) that name a configuration (runs differing only by seed)
+               keys=METRIC_KEYS,            # the metric columns to aggregate
+               mean_suffix:str='',          # suffix of the mean columns ('' -> `acc`, '_mean' -> `acc_mean`)
+              )->pd.DataFrame:
+    "Per configuration: mean and sample std (ddof 1; NaN for one seed) of each metric over seeds, and `seeds`, the count."
+    g = df.astype({k: float for k in keys}).groupby(by, sort=False, dropna=False)
+    out = g[list(keys)].mean().add_suffix(mean_suffix).join(g[list(keys)].std(ddof=1).add_suffix('_std'))
+    return out.join(g.size().rename('seeds'))
+
+def mean_std_text(means, stds, digits:int=2)->list:
+    "Each mean and std as 'mean ± std'; a bare mean where the std is undefined (one seed); '' where the mean is missing."
+    return [('' if m != m else f'{m:.{digits}f}' if s != s else f'{m:.{digits}f} ± {s:.{digits}f}') for m, s in zip(means, stds)]
+
 def seed_table(runs:dict)->pd.DataFrame:
     "Mean and std over seeds of the final metrics of `runs` ({(method, seed): Run}), one row per method."
     rows = [{'method': m, 'seed': s, **{k: r.summary.get(k) for k in METRIC_KEYS + ('params', 'wall_time')}}
             for (m, s), r in runs.items()]
-    df = pd.DataFrame(rows).astype({k: float for k in METRIC_KEYS})
-    g = df.groupby('method', sort=False)
-    out = g[list(METRIC_KEYS)].mean().join(g[list(METRIC_KEYS)].std(ddof=0).add_suffix('_std'))
-    return out.join(g[['params', 'wall_time']].mean()).assign(seeds=g.size())
+    df = pd.DataFrame(rows)
+    return seed_stats(df, 'method').join(df.groupby('method', sort=False)[['params', 'wall_time']].mean())
+
+# %% ../nbs/01_training.ipynb #85646a9a
+VERDICTS = ('supported', 'not reproduced', 'contradicted')
+
+def claim_verdict(a,                  # per-seed values of the arm the claim is about
+                  b,                  # per-seed values of the arm it is compared with, or one number (a threshold)
+                  direction:str='>',  # the claim: a > b, or a < b
+                  min_seeds:int=3,    # seeds each arm needs before the spread can support or contradict
+                 )->dict:
+    "The one verdict rule: the difference of means against twice its standard error over seeds (see above)."
+    check_choice('direction', direction, ('>', '<'))
+    a = np.asarray(a, dtype=np.float64); b = np.atleast_1d(np.asarray(b, dtype=np.float64))
+    a, b_vals = a[np.isfinite(a)], b[np.isfinite(b)]
+    if not len(a) or not len(b_vals): return dict(verdict='not reproduced', delta=float('nan'), se=float('nan'), seeds=0,
+                                                 measured='no finite value', reason='no finite value on an arm')
+    sign = 1 if direction == '>' else -1
+    delta = sign * (a.mean() - b_vals.mean())                      # > 0: the way the paper claims
+    var = lambda v: v.var(ddof=1) / len(v) if len(v) > 1 else 0.
+    se = float(np.sqrt(var(a) + var(b_vals)))
+    n = min(len(a), len(b_vals)) if len(b_vals) > 1 else len(a)
+    measured = 'as claimed' if delta > 0 else 'opposite' if delta < 0 else 'equal'
+    if n < min_seeds: verdict, reason = 'not reproduced', f'{n} seed(s) < {min_seeds}: spread unknown'
+    elif delta > 2 * se: verdict, reason = 'supported', 'difference > 2 se'
+    elif delta < -2 * se: verdict, reason = 'contradicted', 'opposite difference > 2 se'
+    else: verdict, reason = 'not reproduced', 'difference within 2 se'
+    return dict(verdict=verdict, delta=float(delta), se=se, seeds=int(n), measured=measured, reason=reason)
+
+# %% ../nbs/01_training.ipynb #a3d7c990
+@dataclass
+class Claim:
+    "A directional claim of a paper, with the per-seed values of both arms measured by this workbook."
+    paper: str                # e.g. 'LT-DARTS'
+    where: str                # where the paper makes it, e.g. 'Fig. 8c'
+    text: str                 # the claim in a sentence
+    a_name: str               # the arm the claim is about
+    a: list                   # its per-seed values
+    b_name: str               # the arm it is compared with (or the threshold's name)
+    b: object                 # its per-seed values, or a number
+    direction: str = '>'      # the claim: a > b or a < b
+    metric: str = ''          # what the values are (e.g. 'few-shot accuracy, %')
+    @property
+    def verdict(self)->dict: return claim_verdict(self.a, self.b, self.direction)
+    def row(self)->dict:
+        "One row of a claims table: the claim, both arms as mean ± std (n), the measured direction and the verdict."
+        v, fmt = self.verdict, lambda x: _arm_text(np.atleast_1d(np.asarray(x, dtype=np.float64)))
+        return dict(paper=self.paper, where=self.where, claim=self.text, metric=self.metric,
+                    measured=f'{self.a_name} {fmt(self.a)} vs {self.b_name} {fmt(self.b)}',
+                    direction=v['measured'], seeds=v['seeds'], verdict=v['verdict'], why=v['reason'])
+
+def _arm_text(v)->str:
+    v = v[np.isfinite(v)]
+    if not len(v): return 'n/a'
+    return mean_std_text([v.mean()], [v.std(ddof=1) if len(v) > 1 else float('nan')], 3)[0] + (f' (n={len(v)})' if len(v) > 1 else '')
+
+def per_seed(runs:dict,      # {(name, seed): Run}
+             name:str,        # the arm
+             key:str='acc',   # a key of the summaries (or a function of the summary)
+            )->list:
+    "The values of `key` over the seeds of arm `name`, from the run directories' summaries (what a `Claim` takes)."
+    get = key if callable(key) else (lambda s: s.get(key))
+    return [float(get(r.summary)) for (m, _), r in runs.items() if m == name and r.summary and get(r.summary) is not None]
+
+def claims_table(claims:list)->pd.DataFrame:
+    "The claims a section touches, each with its computed verdict: the table every 'Reading' prints."
+    return pd.DataFrame([c.row() for c in claims])
