@@ -10,8 +10,8 @@ from plotly.subplots import make_subplots
 import ipywidgets as widgets
 from plotly.colors import qualitative
 from .data import METRIC_KEYS, plot_group_accuracy, show_in
-from .training import Run
-from .runner import mean_std_text, seed_summary
+from .training import Run, mean_std_text
+from .runner import seed_summary
 
 # %% auto #0
 __all__ = ['FILTERS', 'PAPER_RESULTS', 'value_label', 'filter_options', 'select_runs', 'config_label', 'plot_selection_bars',
@@ -90,30 +90,81 @@ def plot_run_curves(runs:pd.DataFrame,                 # rows of the results tab
     return fig
 
 # %% ../nbs/10_results_explorer.ipynb #44a8352f
+def _table_rows(section, dataset, ratios, rows, reference, metric='acc')->list:
+    "Paper-table rows `{method: (value per ratio)}` as `(section, dataset, ratio, method, metric, value, reference)` tuples."
+    return [(section, dataset, r, m, metric, v, f'{reference}: {label}')
+            for m, (label, values) in rows.items() for r, v in zip(ratios, values) if v is not None]
+
+_LTD, _IMB = 'LT-DARTS (Pan, Sun, Gong)', 'IMB-NAS (Duggal et al.)'
 PAPER_RESULTS = pd.DataFrame([
-    ('01_training', 'cifar10', 100, 'ce', 70.36, 'LDAM-DRW (Cao et al. 2019), Table 2: ERM, top-1 error 29.64'),
-    ('01_training', 'cifar10', 100, 'ldam_drw', 77.03, 'LDAM-DRW (Cao et al. 2019), Table 2: LDAM-DRW, top-1 error 22.97'),
-    ('05_bbn_darts', 'cifar10', 100, 'darts', 64.56, 'HLS for NAS on long-tailed data, Table II: DARTS'),
-    ('05_bbn_darts', 'cifar10', 100, 'darts_rs', 61.20, 'HLS for NAS on long-tailed data, Table II: DARTS + re-sampling'),
-    ('05_bbn_darts', 'cifar10', 100, 'bbn', 52.14, 'HLS for NAS on long-tailed data, Table II: DARTS + BBN'),
-    ('05_bbn_darts', 'cifar10', 100, 'hls', 65.12, 'HLS for NAS on long-tailed data, Table II: HLS'),
-    ('06_reslt_branches', 'cifar10', 50, 'ce', 78.50, 'ResLT, Table 1: CE'),
-    ('06_reslt_branches', 'cifar10', 50, 'reslt', 83.46, 'ResLT, Table 1: ResLT'),
-    ('07_ccsam_landscapes', 'cifar10', 100, 'ce', 70.70, 'CC-SAM, Table 1: CE'),
-    ('07_ccsam_landscapes', 'cifar10', 100, 'ldam_drw', 77.03, 'CC-SAM, Table 1: LDAM-DRW'),
-    ('07_ccsam_landscapes', 'cifar10', 100, 'ccsam', 83.92, 'CC-SAM, Table 1: CC-SAM'),
-], columns=['section', 'dataset', 'imbalance_ratio', 'method', 'paper', 'reference'])
+    ('01_training', 'cifar10', 100, 'ce', 'acc', 70.36, 'LDAM-DRW (Cao et al. 2019), Table 2: ERM, top-1 error 29.64'),
+    ('01_training', 'cifar10', 100, 'ldam_drw', 'acc', 77.03, 'LDAM-DRW (Cao et al. 2019), Table 2: LDAM-DRW, top-1 error 22.97'),
+    # LT-DARTS Table 2 (CE, mean of the paper's seeds): the hand-designed backbones are 02's block variants at equal parameters
+    *[row for ds, vals in [('cifar10', [(65.68, 70.70, 74.81), (68.26, 74.14, 79.06), (67.92, 73.65, 78.23)]),
+                           ('cifar100', [(34.84, 38.43, 43.90), (36.44, 41.07, 46.61), (35.97, 40.28, 46.28)])]
+      for row in _table_rows('02_component_exploration', ds, (200, 100, 50),
+                             dict(basic=('ResNet', vals[0]), aggregated=('ResNeXt', vals[1]), hierarchical=('Res2Net', vals[2])),
+                             f'{_LTD}, Table 2')],
+    *[row for ds, vals in [('cifar10', [(65.68, 70.70, 74.81), (70.23, 77.52, 82.45)]),
+                           ('cifar100', [(34.84, 38.43, 43.90), (41.23, 42.31, 47.58)])]
+      for row in _table_rows('04_ltdarts_search', ds, (200, 100, 50),
+                             {'ce': ('ResNet (ResNet-32)', vals[0]), 'ce+lt_etf': ('LT-DARTS', vals[1])}, f'{_LTD}, Table 2')],
+    # LT-DARTS Table 3: LT methods on a ResNet, on the vanilla DARTS cell and on the LT-DARTS cell
+    *[row for ds, vals in [('cifar10', dict(ce=(65.68, 70.70, 62.31, 67.29, 70.23, 77.52), mixup=(65.84, 72.96, 61.32, 68.21, 73.87, 78.86),
+                                            ldam_drw=(75.32, 77.03, 72.56, 75.34, 77.26, 79.61),
+                                            mixup_crt=(73.06, 79.15, 70.97, 76.45, 80.50, 82.91))),
+                           ('cifar100', dict(ce=(34.84, 38.43, 31.46, 36.02, 41.23, 42.31), mixup=(35.84, 40.01, 31.13, 37.25, 43.51, 44.77),
+                                             ldam_drw=(38.91, 42.04, 36.24, 39.11, 44.45, 45.79),
+                                             mixup_crt=(41.73, 45.12, 38.05, 42.39, 44.90, 49.47)))]
+      for m, v in vals.items()
+      for row in _table_rows('04_ltdarts_search', ds, (200, 100),
+                             {m: (m, v[0:2]), f'{m}+darts_linear': (f'{m} + DARTS', v[2:4]), f'{m}+lt_etf': (f'{m} + LT-DARTS', v[4:6])},
+                             f'{_LTD}, Table 3')],
+    # LT-DARTS Table 6 (ablation; the paper does not state the ratio: listed at 100, see above)
+    *_table_rows('04_ltdarts_search', 'cifar10', (100,), {'ce+darts_linear': ('vanilla DARTS', (65.3,)),
+                 'ce+lt_linear': ('DARTS + LT convolutions', (74.3,)), 'ce+lt_etf': ('DARTS + LT convolutions + ETF classifier', (77.8,))},
+                 f'{_LTD}, Table 6 (ratio not stated)'),
+    ('05_bbn_darts', 'cifar10', 100, 'darts', 'acc', 64.56, 'HLS for NAS on long-tailed data, Table II: DARTS'),
+    ('05_bbn_darts', 'cifar10', 100, 'darts_rs', 'acc', 61.20, 'HLS for NAS on long-tailed data, Table II: DARTS + re-sampling'),
+    ('05_bbn_darts', 'cifar10', 100, 'bbn', 'acc', 52.14, 'HLS for NAS on long-tailed data, Table II: DARTS + BBN'),
+    ('05_bbn_darts', 'cifar10', 100, 'hls', 'acc', 65.12, 'HLS for NAS on long-tailed data, Table II: HLS'),
+    ('06_reslt_branches', 'cifar10', 50, 'ce', 'acc', 78.50, 'ResLT, Table 1: CE'),
+    ('06_reslt_branches', 'cifar10', 50, 'reslt', 'acc', 83.46, 'ResLT, Table 1: ResLT'),
+    *_table_rows('06_reslt_branches', 'cifar10', (100, 10), {'reslt': ('ResLT', (80.44, 89.06))}, 'ResLT, Table 5'),
+    *_table_rows('06_reslt_branches', 'cifar100', (100, 50, 10), {'reslt': ('ResLT', (45.34, 49.98, 60.79))}, 'ResLT, Table 5'),
+    *[row for ds, vals in [('cifar10', dict(ce=(65.68, 70.70, 74.81), ldam_drw=(73.52, 77.03, 81.03), ccsam=(80.94, 83.92, 86.22))),
+                           ('cifar100', dict(ce=(34.84, 38.43, 43.90), ldam_drw=(38.91, 42.04, 47.62), ccsam=(45.66, 50.83, 53.91)))]
+      for row in _table_rows('07_ccsam_landscapes', ds, (200, 100, 50), {m: (m.upper().replace('_', '-').replace('CCSAM', 'CC-SAM'), v)
+                                                                             for m, v in vals.items()}, 'CC-SAM, Table 1')],
+    # IMB-NAS Table 3: sub-nets of the adapted super-net, retrained on the target (a: CIFAR-10 -> CIFAR-100, b: CIFAR-100 -> CIFAR-10)
+    *_table_rows('08_imbnas_transfer', 'cifar100', (50, 100, 200, 400),
+                 {f'imbnas_P{p}': (f'P{p}', v) for p, v in enumerate([(45.80, 40.83, 36.30, 32.80), (45.06, 41.93, 36.76, 33.70),
+                                                                      (44.86, 41.86, 36.70, 33.46), (45.93, 41.53, 37.03, 33.40)])},
+                 f'{_IMB}, Table 3a (CIFAR-10 1x -> CIFAR-100)'),
+    *_table_rows('08_imbnas_transfer', 'cifar10', (100, 200, 400, 800),
+                 {f'imbnas_P{p}': (f'P{p}', v) for p, v in enumerate([(75.96, 68.96, 63.26, 56.90), (75.93, 69.70, 63.80, 58.23),
+                                                                      (75.86, 69.26, 63.70, 58.03)])},
+                 f'{_IMB}, Table 3b (CIFAR-100 1x -> CIFAR-10)'),
+    # IMB-NAS Table 6: the CIFAR-100 numbers of Table 3a dissected into many / medium / few
+    *[row for metric, vals in dict(many=[(64.1, 65.0), (65.2, 66.3), (65.2, 66.2), (65.0, 66.2)],
+                                   medium=[(40.4, 39.1), (41.6, 41.0), (40.9, 40.3), (41.5, 39.5)],
+                                   few=[(14.1, 10.1), (15.0, 10.2), (15.7, 10.2), (14.1, 10.5)]).items()
+      for row in _table_rows('08_imbnas_transfer', 'cifar100', (100, 400), {f'imbnas_P{p}': (f'P{p}, {metric}', v) for p, v in enumerate(vals)},
+                             f'{_IMB}, Table 6', metric)],
+], columns=['section', 'dataset', 'imbalance_ratio', 'method', 'metric', 'paper', 'reference'])
 
 def paper_vs_ours(summary:pd.DataFrame, papers:pd.DataFrame|None=None)->pd.DataFrame:
-    "Each paper number (default `PAPER_RESULTS`) with the matching configurations of `summary` (a seed summary)."
+    "Each paper number (default `PAPER_RESULTS`) with the matching configurations of `summary` (a seed summary), same metric."
     papers = PAPER_RESULTS if papers is None else papers
     keys = ['section', 'dataset', 'imbalance_ratio', 'method']
-    ours = summary[keys + ['arch', 'config', 'seeds', 'acc_mean', 'acc_std']].astype({'imbalance_ratio': float})
-    out = papers.astype({'imbalance_ratio': float}).merge(ours, on=keys, how='left')
-    out['ours'] = mean_std_text(out.acc_mean, out.acc_std)
-    out['ours - paper'] = (out.acc_mean - out.paper).round(2)
+    ours = summary[keys + ['arch', 'config', 'seeds'] + [f'{k}_{s}' for k in METRIC_KEYS for s in ('mean', 'std')]]
+    out = papers.astype({'imbalance_ratio': float}).merge(ours.astype({'imbalance_ratio': float}), on=keys, how='left')
+    mean = pd.Series([r.get(f'{r.metric}_mean', float('nan')) for _, r in out.iterrows()], index=out.index, dtype=float)
+    std = pd.Series([r.get(f'{r.metric}_std', float('nan')) for _, r in out.iterrows()], index=out.index, dtype=float)
+    out['ours'] = mean_std_text(mean, std)
+    out['ours - paper'] = (mean - out.paper).round(2)
     out['seeds'] = out.seeds.fillna(0).astype(int)
-    return out[keys + ['arch', 'config', 'paper', 'ours', 'seeds', 'ours - paper', 'reference']].fillna({'arch': '', 'config': ''})
+    return out[keys + ['metric', 'arch', 'config', 'paper', 'ours', 'seeds', 'ours - paper', 'reference']].fillna({'arch': '', 'config': ''})
 
 # %% ../nbs/10_results_explorer.ipynb #45d868b7
 class Explorer:

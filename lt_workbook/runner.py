@@ -13,13 +13,13 @@ import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 from .data import METRIC_KEYS, check_choice, check_number, project_root
-from .training import Run, atomic_write, jsonable, params_hash, runs_root
+from .training import Run, atomic_write, jsonable, params_hash, runs_root, seed_stats, mean_std_text
 
 # %% auto #0
 __all__ = ['EXECUTION', 'SWEEP_KEYS', 'EXECUTORS', 'RESULT_COLUMNS', 'find_notebook', 'notebook_parameters', 'read_params',
            'check_params', 'read_record', 'execute', 'Point', 'Sweep', 'point_name', 'load_sweep', 'seed_parameter',
            'sweep_points', 'sweep_root', 'point_status', 'write_point', 'run_point_process', 'run_local', 'run_slurm',
-           'run_sweep', 'method_of', 'results_table', 'seed_summary', 'mean_std_text', 'format_summary', 'main']
+           'run_sweep', 'results_table', 'seed_summary', 'format_summary', 'main']
 
 # %% ../nbs/09_runner.ipynb #29e854ed
 def find_notebook(name)->Path:
@@ -276,10 +276,6 @@ def _point_of(folder)->str:
     "The sweep point a folder is (its name), or '' (a sweep point's folder holds the `parameters.yaml` it ran with)."
     return folder.name if folder is not None and (folder/'parameters.yaml').exists() else ''
 
-def method_of(run:str)->str:
-    "A run's method: its name without the seed and ratio tags (`ce_s0`, `bbn_seed1_then_mu_0`, `lt_agg_r100_s0`)."
-    return re.sub(r'_(?:s|seed|r)\d+(?=_|$)', '', run)
-
 def _execution_above(path:Path, top:Path):
     for d in [path, *path.parents]:
         rec = read_record(d)
@@ -291,7 +287,7 @@ def _run_row(run:Run, top:Path)->dict:
     params, summary, name = run.params, run.summary or {}, run.name.rsplit('-', 1)[0]
     point_dir, rec = _execution_above(run.path.parent, top)
     return dict(section=rec['section'] if rec else run.path.parent.name, point=_point_of(point_dir),
-                run=name, method=method_of(name), status=summary.get('status', 'running'),
+                run=name, method=params.get('method') or name, status=summary.get('status', 'running'),
                 **{k: params.get(k) for k in ('dataset', 'imbalance_ratio', 'arch', 'classifier', 'loss', 'seed')},
                 **{k: summary.get(k) for k in (*METRIC_KEYS, 'params', 'wall_time')},
                 error=summary.get('message'), path=str(run.path))
@@ -321,15 +317,9 @@ def seed_summary(df:pd.DataFrame)->pd.DataFrame:
     stats = [f'{k}_{s}' for k in METRIC_KEYS for s in ('mean', 'std')]
     if done.empty: return pd.DataFrame(columns=keys + ['seeds', *stats, 'params'])
     done = done.astype({k: float for k in (*METRIC_KEYS, 'params')}).fillna({'imbalance_ratio': -1, 'arch': ''})
-    g = done.groupby(keys, sort=False, dropna=False)
-    out = g[list(METRIC_KEYS)].agg(['mean', 'std'])
-    out.columns = [f'{k}_{s}' for k, s in out.columns]
-    out = out.join(g.size().rename('seeds')).join(g.params.mean()).reset_index()
-    return out.replace({'imbalance_ratio': {-1: None}}).fillna({f'{k}_std': 0.0 for k in METRIC_KEYS})
-
-def mean_std_text(means, stds)->list:
-    "Each mean and std as 'mean ± std' (two decimals); '' where the mean is missing."
-    return [f'{m:.2f} ± {s:.2f}' if m == m else '' for m, s in zip(means, stds)]
+    out = seed_stats(done, keys, mean_suffix='_mean')   # sample std over seeds (ddof 1): NaN for a single seed
+    out = out.join(done.groupby(keys, sort=False, dropna=False).params.mean()).reset_index()
+    return out.replace({'imbalance_ratio': {-1: None}})
 
 def format_summary(summary:pd.DataFrame)->pd.DataFrame:
     "`acc`, `many`, `medium`, `few` as 'mean ± std' strings, for reading."

@@ -10,7 +10,7 @@ NB = '10_results_explorer.ipynb'
 
 def test_explorer_reads_a_runs_folder_and_fills_the_paper_row(tmp_path):
     "A CIFAR-10-LT run at ratio 100 of 01's CE (tiny fake batches) is explored and sits beside LDAM-DRW's Table 2 ERM number."
-    write_fake_cifar(tmp_path/'data', 'cifar10', per_class=20, test_per_class=3)
+    write_fake_cifar(tmp_path/'data', 'cifar10', per_class=100, test_per_class=3)   # n_max 100: ratio 100 realizable
     data = load_dataset('cifar10', 100, data_root=tmp_path/'data')
     train_run(data, method_config('ce', epochs=1, batch_size=32, device='cpu'), '01_training', 'ce', run_dir=tmp_path/'runs'/'01_training')
     res = run_notebook(NB, tmp_path/'out.ipynb', {'results_root': str(tmp_path/'runs')})
