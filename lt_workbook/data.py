@@ -17,7 +17,7 @@ from IPython.core.formatters import DisplayFormatter
 
 # %% auto #0
 __all__ = ['PROFILES', 'CIFAR', 'LIST_DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DATASETS', 'SAMPLERS', 'GROUP_SPLITS',
-           'METRIC_KEYS', 'check_choice', 'check_number', 'check_fraction', 'check_ratio', 'lt_counts',
+           'INDEX_SPLITS', 'METRIC_KEYS', 'check_choice', 'check_number', 'check_fraction', 'check_ratio', 'lt_counts',
            'realized_ratio', 'ImageSet', 'LTDataset', 'lt_subset', 'mnist5k', 'project_root', 'resolve_data_root',
            'cifar', 'write_fake_cifar', 'read_list_file', 'ListImages', 'list_dataset', 'write_fake_list_dataset',
            'load_dataset', 'train_val_split', 'class_probs', 'Sampler', 'random_crop_flip', 'normalize', 'batches',
@@ -453,17 +453,19 @@ def batches(images,                  # uint8 images (tensor on the device, or la
         yield normalize(x, mean, std), labels[idx]
 
 # %% ../nbs/00_data.ipynb #dcb3c416
-GROUP_SPLITS = ('count', 'cifar10_index')
+GROUP_SPLITS = ('count', 'cifar10_index', 'cifar100_index')
+INDEX_SPLITS = {'cifar10_index': (10, 3, 6), 'cifar100_index': (100, 35, 70)}   # classes, first medium, first few (ResLT's protocol)
 METRIC_KEYS = ('acc', 'many', 'medium', 'few')   # the four numbers every evaluation reports
 
 def class_groups(train_counts, split:str='count'):
-    "Class indices of the many / medium / few groups, by training count (>100, 20-100, <20) or CIFAR-10's 3/3/4 by index."
+    "Class indices of the many / medium / few groups: by training count (>100, 20-100, <20), or by index (CIFAR-10 3/3/4, CIFAR-100 35/35/30)."
     n = torch.as_tensor(train_counts)
     if split == 'count':
         return {'many': torch.where(n > 100)[0], 'medium': torch.where((n >= 20) & (n <= 100))[0], 'few': torch.where(n < 20)[0]}
     check_choice('group_split', split, GROUP_SPLITS)
-    if len(n) != 10: raise ValueError(f"group_split='cifar10_index' needs 10 classes, got {len(n)}")
-    return {'many': torch.arange(0, 3), 'medium': torch.arange(3, 6), 'few': torch.arange(6, 10)}
+    C, m, f = INDEX_SPLITS[split]
+    if len(n) != C: raise ValueError(f"group_split={split!r} needs {C} classes, got {len(n)}")
+    return {'many': torch.arange(0, m), 'medium': torch.arange(m, f), 'few': torch.arange(f, C)}
 
 def lt_metrics(preds,                 # predicted labels
                targets,               # true labels
