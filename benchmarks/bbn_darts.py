@@ -3,8 +3,8 @@
 Single-branch: notebook 04's `Supernet` (stem + `--layers` search cells + linear classifier) and `Architect.step`, an
 architecture step on a validation batch of B images then the weight step on a training batch of B images.
 Bilateral: notebook 05's `BilateralSupernet` (the same stem and cells, plus two one-cell heads) and
-`BilateralArchitect.step`: the architecture step on an instance and a reversed validation batch (B each), then the
-weight step on an instance and a reversed training batch (B each), with the mixed loss. So the bilateral step moves
+`BilateralArchitect.step`: the architecture step on an instance and a class-sampling validation batch (B each), then
+the weight step on an instance and a class-sampling training batch (B each), with the mixed loss. So the bilateral step moves
 two batches through one backbone and each through its own one-cell head, against one batch through the backbone.
 
 Both run in one process inside their `Trainer`s (the notebooks' own code path), on the same instance batch, with the
@@ -31,17 +31,17 @@ def setup(a, dev, data, bilateral:bool, clock):
                       lr_min=0.001, schedule='cosine', momentum=0.9, weight_decay=3e-4, grad_clip=5., device=str(dev),
                       channels_last=True, bf16=cuda, arch_kw=kw)
     model = build_model(cfg, data.num_classes)
-    akw = dict(order=a.order, batch_size=a.batch_size, lr=3e-4)
+    akw = dict(order=a.order, batch_size=a.batch_size, lr=0.02)   # Sec. V-A's architecture learning rate
     architect = (BilateralArchitect(model, data.train, schedule='parabolic', hls=True, **akw) if bilateral
                  else Architect(model, data.train, **akw))
     tr = Trainer(model, data, cfg, step=architect.step, callbacks=[architect])
-    tr.generator, tr.np_rng = epoch_generators(0, 2, tr.device)
+    tr.generator, tr.np_rng = epoch_generators(0, 1, tr.device)
     tr.net.train()
     g = torch.Generator(device=dev).manual_seed(0)
     x = tr.to_input(torch.randn(a.batch_size, 3, 32, 32, device=dev, generator=g))
     y = torch.randint(0, data.num_classes, (a.batch_size,), device=dev, generator=g)
     def step():
-        architect.before_epoch(tr, 2)     # fresh batch streams (mu = 1 - (2/4)^2 = 0.75), outside the timed region
+        architect.before_epoch(tr, 1)     # fresh batch streams (Alg. 1: t = 2, mu = 1 - (2/4)^2 = 0.75), outside the timed region
         sync(dev); t = clock()
         architect.step(tr, x, y)
         sync(dev); return clock() - t
