@@ -18,11 +18,13 @@ from .training import *
 from .components import trim_test_set
 
 # %% auto #0
-__all__ = ['GROUPINGS', 'MAX_GROUPS', 'BRANCHES', 'FUSIONS', 'BRANCH_NORMS', 'NAIVE_FUSIONS', 'VARIANTS', 'CONTROLS', 'STUDIES',
-           'EMBEDDINGS', 'check_groups', 'reslt_groups', 'branch_masks', 'branch_names', 'conv_bn_relu', 'MapBranches',
-           'BNBranches', 'branch_module', 'fuse', 'branch_loss', 'reslt_loss', 'shared_classify', 'ResLTNet',
+__all__ = ['GROUPINGS', 'MAX_GROUPS', 'CLASS_SETS', 'BRANCHES', 'FUSIONS', 'BRANCH_NORMS', 'NAIVE_FUSIONS', 'FIG2_VARIANTS',
+           'ABLATIONS', 'CONTROLS', 'STUDIES', 'STUDY_METHODS', 'EMBEDDINGS', 'check_groups', 'reslt_groups',
+           'branch_group_sets', 'branch_masks', 'branch_names', 'conv_bn_relu', 'MapBranches', 'BNBranches',
+           'branch_module', 'fuse', 'check_log_eps', 'branch_loss', 'reslt_loss', 'shared_classify', 'ResLTNet',
            'reslt_net', 'reslt_step', 'branch_outputs', 'first_per_class', 'BranchAnalysis', 'ResLTSetting',
-           'reslt_run', 'branch_table', 'plot_alpha_curve', 'embed_2d', 'plot_embeddings']
+           'reslt_method', 'reslt_run', 'branch_table', 'error_bars', 'plot_alpha_curve', 'embed_2d', 'plot_embeddings',
+           'arm_values', 'reslt_claims']
 
 # %% ../nbs/06_reslt_branches.ipynb #d5db5d79
 GROUPINGS = ('count', 'index')
@@ -59,16 +61,26 @@ def reslt_groups(counts,                 # per-class training counts
     ends = np.cumsum(sizes).tolist()
     return [sorted(order[e - s:e]) for s, e in zip(sizes, ends)]
 
-def branch_masks(groups, num_classes:int, nested:bool=True)->torch.Tensor:
-    "Class sets of the branches (`G x K` bool): nested (branch k: groups k..G-1) or disjoint (branch k: group k)."
-    m = torch.zeros(len(groups), num_classes, dtype=torch.bool)
-    for k, g in enumerate(groups): m[k, list(g)] = True
-    return m.flip(0).cumsum(0).flip(0) > 0 if nested else m
+CLASS_SETS = ('nested', 'main_disjoint', 'disjoint', 'all')
 
-def branch_names(num_groups:int, nested:bool=True)->list:
-    "N_hmt, N_mt, N_t for three nested groups (N_h, N_m, N_t disjoint); groups numbered 1..G otherwise."
+def branch_group_sets(num_groups:int, class_sets:str='nested')->list:
+    "The groups (indices) each branch is responsible for, per `class_sets` (one of `CLASS_SETS`)."
+    G = range(num_groups)
+    return {'nested': [list(range(k, num_groups)) for k in G], 'disjoint': [[k] for k in G],
+            'main_disjoint': [list(G)] + [[k] for k in G][1:], 'all': [list(G) for _ in G]}[check_choice('class_sets', class_sets, CLASS_SETS)]
+
+def branch_masks(groups, num_classes:int, class_sets:str='nested')->torch.Tensor:
+    "Class sets of the branches (`G x K` bool): branch k covers the classes of the groups `branch_group_sets` gives it."
+    m = torch.zeros(len(groups), num_classes, dtype=torch.bool)
+    for k, gs in enumerate(branch_group_sets(len(groups), class_sets)):
+        for g in gs: m[k, list(groups[g])] = True
+    return m
+
+def branch_names(num_groups:int, class_sets:str='nested')->list:
+    "N_ + the groups of each branch (h, m, t for three groups, 1..G otherwise), numbered when two branches share a name."
     lab = list('hmt') if num_groups == 3 else [str(k + 1) for k in range(num_groups)]
-    return ['N_' + (''.join(lab[k:]) if nested else lab[k]) for k in range(num_groups)]
+    names = ['N_' + ''.join(lab[g] for g in gs) for gs in branch_group_sets(num_groups, class_sets)]
+    return names if len(set(names)) == len(names) else [f'{n}_{k + 1}' for k, n in enumerate(names)]
 
 # %% ../nbs/06_reslt_branches.ipynb #1b510c3d
 BRANCHES = ('conv', 'bn', 'shared', 'stacked')
@@ -103,29 +115,43 @@ def branch_module(kind:str, C:int, G:int)->nn.Module:
     return BNBranches(C, G) if check_choice('branch', kind, BRANCHES) == 'bn' else MapBranches(C, G, kind)
 
 # %% ../nbs/06_reslt_branches.ipynb #09a4d35c
-FUSIONS = ('sum', 'max', 'softmax')
-BRANCH_NORMS = ('pooled', 'per_branch')
+FUSIONS = ('sum', 'max', 'softmax', 'main')
+BRANCH_NORMS = ('pooled', 'branch_sum', 'per_branch')
 
 def fuse(z, fusion:str='sum'):
-    "Fused output of branch logits `z` (B x G x K): sum of logits, max of logits, or log of the sum of softmaxes."
+    "Fused output of branch logits `z` (B x G x K): sum of logits, max of logits, log of the sum of softmaxes, or the main branch."
     if fusion == 'sum': return z.sum(1)
     if fusion == 'max': return z.amax(1)
+    if fusion == 'main': return z[:, 0]
     check_choice('fusion', fusion, FUSIONS)
     return torch.logsumexp(F.log_softmax(z, -1), 1)
 
-def branch_loss(z, y, masks, branch_norm:str='pooled'):
+def check_log_eps(log_eps)->float:
+    "Raise a `ValueError` unless `log_eps` is a number in [0, 1e-3] (0: plain cross-entropy; the public code uses 1e-7)."
+    ok = isinstance(log_eps, (int, float, np.integer, np.floating)) and not isinstance(log_eps, bool) and 0 <= log_eps <= 1e-3
+    if not ok: raise ValueError(f"log_eps={log_eps!r}: expected a number in [0, 1e-3] (0: plain cross-entropy; 1e-7: the public code)")
+    return float(log_eps)
+
+def branch_loss(z, y, masks, branch_norm:str='pooled', log_eps:float=0.):
     "Cross-entropy of each branch on the samples of its class set (`masks`: G x K bool), normalized as `branch_norm` says."
+    z = loss_precision(z)
     B, G, K = z.shape
-    ce = F.cross_entropy(z.reshape(B * G, K).float(), y.repeat_interleave(G), reduction='none').view(B, G)
+    zf, yf = z.reshape(B * G, K), y.repeat_interleave(G)
+    if log_eps: ce = -torch.log(F.softmax(zf, -1).gather(1, yf[:, None])[:, 0] + log_eps)      # the public code's form
+    else: ce = F.cross_entropy(zf, yf, reduction='none')
+    ce = ce.view(B, G)
     w = masks[:, y].T.to(ce.dtype)                                   # w[i, k] = 1 if y_i is in branch k's class set
     if check_choice('branch_norm', branch_norm, BRANCH_NORMS) == 'pooled': return (w * ce).sum() / w.sum().clamp(min=1)
     n = w.sum(0)
     present = (n > 0).to(ce.dtype)
-    return ((w * ce).sum(0) / n.clamp(min=1) * present).sum() / present.sum().clamp(min=1)
+    per = (w * ce).sum(0) / n.clamp(min=1) * present                 # each present branch's mean cross-entropy
+    return per.sum() if branch_norm == 'branch_sum' else per.sum() / present.sum().clamp(min=1)
 
-def reslt_loss(z, y, masks, alpha:float=0.995, fusion:str='sum', branch_norm:str='pooled', fusion_loss=F.cross_entropy):
-    "ResLT's loss (1 - alpha) * L_fusion + alpha * L_branch on branch logits `z` (B x G x K)."
-    return (1 - alpha) * fusion_loss(fuse(z.float(), fusion), y) + alpha * branch_loss(z, y, masks, branch_norm)
+def reslt_loss(z, y, masks, alpha:float=0.995, fusion:str='sum', branch_norm:str='pooled', fusion_loss=F.cross_entropy,
+               log_eps:float=0.):
+    "ResLT's loss (1 - alpha) * L_fusion + alpha * L_branch on branch logits `z` (B x G x K), in `loss_precision`."
+    z = loss_precision(z)
+    return (1 - alpha) * fusion_loss(fuse(z, fusion), y) + alpha * branch_loss(z, y, masks, branch_norm, log_eps)
 
 # %% ../nbs/06_reslt_branches.ipynb #fd8523a8
 def shared_classify(classifier:nn.Module, f):
@@ -135,7 +161,7 @@ def shared_classify(classifier:nn.Module, f):
 
 class ResLTNet(nn.Module):
     "A backbone (stem + stages) with ResLT's branches, one shared classifier and the fusion of the branch logits."
-    def __init__(self, backbone:nn.Module, num_classes:int, groups, nested:bool=True, branch:str='conv', fusion:str='sum'):
+    def __init__(self, backbone:nn.Module, num_classes:int, groups, class_sets:str='nested', branch:str='conv', fusion:str='sum'):
         super().__init__()
         if not all(hasattr(backbone, a) for a in ('stem', 'layers', 'feat_dim', 'classifier')):
             raise ValueError(f"backbone {type(backbone).__name__}: expected a CifarResNet-style net (stem, layers, feat_dim, classifier)")
@@ -143,19 +169,21 @@ class ResLTNet(nn.Module):
         if flat != list(range(num_classes)):
             raise ValueError(f"groups={groups!r}: expected a partition of the classes 0..{num_classes - 1}")
         G = len(groups)
-        self.fusion, self.branch, self.nested = check_choice('fusion', fusion, FUSIONS), branch, nested
+        self.fusion, self.branch = check_choice('fusion', fusion, FUSIONS), branch
+        self.class_sets = check_choice('class_sets', class_sets, CLASS_SETS)
         self.classifier, backbone.classifier = backbone.classifier, nn.Identity()      # one classifier, shared
         self.backbone = backbone
         self.branches = branch_module(branch, backbone.feat_dim, G)
         single = branch == 'stacked'                                                    # the control has one output
-        self.register_buffer('masks', torch.ones(1, num_classes, dtype=torch.bool) if single else branch_masks(groups, num_classes, nested))
-        self.branch_names = ['N'] if single else branch_names(G, nested)
+        self.register_buffer('masks', torch.ones(1, num_classes, dtype=torch.bool) if single else branch_masks(groups, num_classes, class_sets))
+        self.branch_names = ['N'] if single else branch_names(G, class_sets)
         self.feat_dim = backbone.feat_dim
     def branch_features(self, x): return self.branches(self.backbone.layers(self.backbone.stem(x)))
     def branch_logits(self, x): return shared_classify(self.classifier, self.branch_features(x))
     def features(self, x):
-        "The fused penultimate features: the sum of the branch features (the shared classifier maps it to the summed logits, up to the bias)."
-        return self.branch_features(x).sum(1)
+        "The fused penultimate features: the sum of the branch features (the shared classifier maps it to the summed logits, up to the bias); the main branch's for `fusion='main'`."
+        f = self.branch_features(x)
+        return f[:, 0] if self.fusion == 'main' else f.sum(1)
     def forward(self, x, branches:bool=False):
         z = self.branch_logits(x)
         return z if branches else fuse(z, self.fusion)
@@ -165,23 +193,23 @@ def reslt_net(num_classes:int=10,          # classes of the shared classifier
               backbone:str='resnet32',     # a key of `ARCHS` (a CifarResNet-style net)
               backbone_kw:dict|None=None,  # keyword arguments of the backbone's builder
               groups=None,                 # class groups, head first (default: 3 groups by class index)
-              nested:bool=True,            # nested class sets (ResLT) or disjoint ones (naive branches)
+              class_sets:str='nested',     # one of `CLASS_SETS` ('nested': ResLT)
               branch:str='conv',           # one of `BRANCHES`
               fusion:str='sum'):           # one of `FUSIONS`
     "ResLT on a backbone of `ARCHS`."
     check_choice('backbone', backbone, [a for a in ARCHS if a != 'reslt'])
     groups = groups if groups is not None else reslt_groups(range(num_classes, 0, -1), 3)
     net = ARCHS[backbone](num_classes, classifier=classifier, **(backbone_kw or {}))
-    return ResLTNet(net, num_classes, groups, nested, branch, fusion)
+    return ResLTNet(net, num_classes, groups, class_sets, branch, fusion)
 
 ARCHS['reslt'] = reslt_net
 
 # %% ../nbs/06_reslt_branches.ipynb #9451cf0d
-def reslt_step(tr, x, y, alpha:float=0.995, branch_norm:str='pooled'):
+def reslt_step(tr, x, y, alpha:float=0.995, branch_norm:str='pooled', log_eps:float=0.):
     "ResLT's training step: branch logits, (1 - alpha) L_fusion + alpha L_branch, backward, optimizer step; returns (loss, fused logits)."
     with tr.autocast():
         z = tr.net(x, branches=True)
-        loss = reslt_loss(z, y, tr.model.masks, alpha, tr.model.fusion, branch_norm, tr.loss_fn)
+        loss = reslt_loss(z, y, tr.model.masks, alpha, tr.model.fusion, branch_norm, tr.loss_fn, log_eps)
     tr.opt.zero_grad(set_to_none=True)
     loss.backward()
     if tr.cfg.grad_clip: nn.utils.clip_grad_norm_(tr.params, tr.cfg.grad_clip)
@@ -231,60 +259,94 @@ class ResLTSetting:
     group_bounds: tuple = ()       # 'index': first class of every later group ([2, 4]: the public CIFAR-10 code)
     branch: str = 'conv'           # one of `BRANCHES`
     fusion: str = 'sum'            # one of `FUSIONS`
-    nested: bool = True            # nested class sets (ResLT) or disjoint ones (naive)
+    class_sets: str = 'nested'     # one of `CLASS_SETS` ('nested': ResLT)
     alpha: float = 0.995           # weight of the branch loss
     branch_norm: str = 'pooled'    # one of `BRANCH_NORMS`
+    log_eps: float = 0.            # epsilon inside the log of the branch cross-entropy (public code: 1e-7)
     def __post_init__(self):
         check_choice('grouping', self.grouping, GROUPINGS); check_choice('branch', self.branch, BRANCHES)
         check_choice('fusion', self.fusion, FUSIONS); check_choice('branch_norm', self.branch_norm, BRANCH_NORMS)
-        check_choice('nested', self.nested, (True, False))
+        check_choice('class_sets', self.class_sets, CLASS_SETS)
         check_groups(self.num_groups, MAX_GROUPS)
         self.group_bounds = tuple(self.group_bounds)
         self.alpha = float(check_fraction('alpha', self.alpha))                  # 1 and 1.0 are one setting (one run name, one parameter hash)
+        self.log_eps = check_log_eps(self.log_eps)
     def groups(self, counts)->list:
         "The class groups for training counts `counts`."
         return reslt_groups(counts, self.num_groups, self.grouping, self.group_bounds)
+    def diff(self, base:ResLTSetting|None=None)->list:
+        "(field, value) of the fields that differ from `base` (default settings)."
+        base = base or ResLTSetting()
+        return [(f.name, getattr(self, f.name)) for f in fields(self) if getattr(self, f.name) != getattr(base, f.name)]
     def name(self, base:ResLTSetting|None=None)->str:
         "`reslt`, or the fields that differ from `base` (default settings), e.g. `branch-bn_alpha0.9`."
-        base = base or ResLTSetting()
-        diff = [(f.name, getattr(self, f.name)) for f in fields(self) if getattr(self, f.name) != getattr(base, f.name)]
-        return '_'.join(f"{k}{v:g}" if isinstance(v, float) else f"{k}-{v}" for k, v in diff) or 'reslt'
+        return '_'.join(f"{k}{v:g}" if isinstance(v, float) else f"{k}-{'-'.join(map(str, v)) if isinstance(v, tuple) else v}"
+                        for k, v in self.diff(base)) or 'reslt'
 
-NAIVE_FUSIONS = {'max of logits': dict(nested=False, alpha=1.0, fusion='max'),
-                 'sum of logits': dict(nested=False, alpha=1.0, fusion='sum'),
-                 'sum of softmaxes': dict(nested=False, alpha=1.0, fusion='softmax')}
-VARIANTS = {'(a) disjoint class sets': dict(nested=False),
-            '(b) max fusion': dict(fusion='max'),
-            '(c) shared features': dict(branch='shared'),
-            '(d) branch loss only': dict(alpha=1.0),
-            '(e) fusion loss only': dict(alpha=0.0)}
-CONTROLS = {'one grouped conv (CE)': dict(branch='conv', alpha=0.0),
-            'stacked convs (CE)': dict(branch='stacked', alpha=0.0)}
-STUDIES = {'naive': NAIVE_FUSIONS, 'variants': VARIANTS, 'controls': CONTROLS}
+NAIVE_FUSIONS = {'Baseline (1): max of logits': dict(class_sets='disjoint', alpha=1.0, fusion='max'),
+                 'Baseline (2): sum of logits': dict(class_sets='disjoint', alpha=1.0, fusion='sum'),
+                 'Baseline (3): sum of softmaxes': dict(class_sets='disjoint', alpha=1.0, fusion='softmax')}
+FIG2_VARIANTS = {'(a) N_hmt + N_m + N_t': dict(class_sets='main_disjoint'),
+                 '(b) N_h + N_m + N_t': dict(class_sets='disjoint'),
+                 '(c) three all-class branches': dict(class_sets='all'),
+                 '(d) main branch only (no additive shortcut)': dict(fusion='main'),
+                 '(e) shared features (no parameter specialization)': dict(branch='shared')}
+ABLATIONS = {'max fusion of nested branches': dict(fusion='max'),
+             'branch loss only (alpha 1)': dict(alpha=1.0),
+             'fusion loss only (alpha 0)': dict(alpha=0.0)}
+CONTROLS = {'one grouped conv, CE only': dict(branch='conv', alpha=0.0),
+            'stacked convs, CE only': dict(branch='stacked', alpha=0.0)}
+STUDIES = {'naive': NAIVE_FUSIONS, 'variants': FIG2_VARIANTS, 'ablations': ABLATIONS, 'controls': CONTROLS}
+STUDY_METHODS = {'Baseline (1): max of logits': 'naive_max_logits', 'Baseline (2): sum of logits': 'naive_sum_logits',
+                 'Baseline (3): sum of softmaxes': 'naive_sum_softmax',
+                 '(a) N_hmt + N_m + N_t': 'reslt_fig2a_main_disjoint', '(b) N_h + N_m + N_t': 'reslt_fig2b_disjoint',
+                 '(c) three all-class branches': 'reslt_fig2c_all_classes', '(d) main branch only (no additive shortcut)': 'reslt_fig2d_main_only',
+                 '(e) shared features (no parameter specialization)': 'reslt_fig2e_shared',
+                 'max fusion of nested branches': 'reslt_max_fusion', 'branch loss only (alpha 1)': 'reslt_branch_loss_only',
+                 'fusion loss only (alpha 0)': 'reslt_fusion_loss_only', 'one grouped conv, CE only': 'reslt_fusion_loss_only',
+                 'stacked convs, CE only': 'stacked_convs_ce'}
+
+def reslt_method(setting:ResLTSetting, base:ResLTSetting|None=None)->str:
+    "The `method` a run of `setting` records: `reslt` for `base`, a study entry's name, or `reslt_` and what differs from `base`."
+    base = base or ResLTSetting()
+    if setting == base: return 'reslt'
+    for entries in STUDIES.values():
+        for label, ov in entries.items():
+            if replace(base, **ov) == setting: return STUDY_METHODS[label]
+    d = dict(setting.diff(base))
+    if set(d) <= {'num_groups', 'grouping', 'group_bounds'}: return f'reslt_{setting.num_groups}_groups_by_{setting.grouping}'
+    if set(d) == {'branch'}: return f'reslt_{setting.branch}_branches'
+    if set(d) == {'alpha'}: return f'reslt_alpha{setting.alpha:g}'
+    return 'reslt_' + setting.name(base)
 
 def reslt_run(data:LTDataset, cfg:TrainConfig, setting:ResLTSetting, section:str, name:str, run_dir=None,
-              embed_per_class:int=50):
+              embed_per_class:int=50, method:str|None=None):
     "Train ResLT (`setting`) on the backbone of `cfg` (its `arch`, `arch_kw`) into a run directory; returns (summary, model, run)."
     if cfg.mixup_alpha: raise ValueError(f"mixup_alpha={cfg.mixup_alpha!r}: ResLT's step does not mix batches; expected 0")
-    rcfg = replace(cfg, arch='reslt', arch_kw=dict(backbone=cfg.arch, backbone_kw=cfg.arch_kw, groups=setting.groups(data.counts),
-                                                   nested=setting.nested, branch=setting.branch, fusion=setting.fusion))
-    extra = dict(alpha=setting.alpha, branch_norm=setting.branch_norm, grouping=setting.grouping, group_bounds=setting.group_bounds)
-    step = functools.partial(reslt_step, alpha=setting.alpha, branch_norm=setting.branch_norm)
+    rcfg = replace(cfg, method=method or reslt_method(setting), arch='reslt',
+                   arch_kw=dict(backbone=cfg.arch, backbone_kw=cfg.arch_kw, groups=setting.groups(data.counts),
+                                class_sets=setting.class_sets, branch=setting.branch, fusion=setting.fusion))
+    extra = dict(alpha=setting.alpha, branch_norm=setting.branch_norm, log_eps=setting.log_eps, grouping=setting.grouping,
+                 group_bounds=setting.group_bounds)
+    step = functools.partial(reslt_step, alpha=setting.alpha, branch_norm=setting.branch_norm, log_eps=setting.log_eps)
     return train_run(data, rcfg, section, name, run_dir, extra=extra, step=step, callbacks=[BranchAnalysis(embed_per_class)])
 
 # %% ../nbs/06_reslt_branches.ipynb #a3900a05
 def branch_table(runs:dict)->pd.DataFrame:
-    "Mean and std over seeds of each branch's and the fused output's accuracies, one row per (method, branch); `runs`: {(method, seed): Run}."
-    rows = [{'method': m, 'branch': b, **{k: v[k] for k in METRIC_KEYS}}
-            for (m, _), r in runs.items() for b, v in r.summary['branches'].items()]
-    df = pd.DataFrame(rows).astype({k: float for k in METRIC_KEYS})
-    g = df.groupby(['method', 'branch'], sort=False)
-    return g[list(METRIC_KEYS)].mean().join(g[list(METRIC_KEYS)].std(ddof=0).add_suffix('_std'))
+    "Mean and std over seeds (`seed_stats`: ddof 1, NaN for one seed) of each branch's and the fused output's accuracies, one row per (method, branch); `runs`: {(method, seed): Run}."
+    rows = [{'method': m, 'branch': b, 'seed': s, **{k: v[k] for k in METRIC_KEYS}}
+            for (m, s), r in runs.items() for b, v in r.summary['branches'].items()]
+    return seed_stats(pd.DataFrame(rows), ['method', 'branch'])
+
+def error_bars(std)->dict|None:
+    "Plotly error bars from per-point stds; None (no bars) where no std is defined (one seed), gaps where some are NaN."
+    s = np.asarray(std, dtype=np.float64)
+    return None if not np.isfinite(s).any() else dict(type='data', array=[float(v) if np.isfinite(v) else None for v in s])
 
 def plot_alpha_curve(table:pd.DataFrame, title:str='Fused accuracy against alpha'):
     "Overall / many / medium / few accuracy (mean +- std over seeds) of a `seed_table` indexed by alpha."
     x = [f'{a:g}' for a in table.index]
-    fig = go.Figure([go.Scatter(x=x, y=table[k], error_y=dict(type='data', array=table[f'{k}_std']), mode='lines+markers',
+    fig = go.Figure([go.Scatter(x=x, y=table[k], error_y=error_bars(table[f'{k}_std']), mode='lines+markers',
                                 name=lab) for k, lab in zip(METRIC_KEYS, ('overall', 'many', 'medium', 'few'))])
     fig.update_layout(title=title, xaxis_title='alpha (weight of the branch loss)', xaxis_type='category',
                       yaxis_title='test accuracy (%)', yaxis_range=[0, 105], template='plotly_white', height=380)
@@ -315,3 +377,73 @@ def plot_embeddings(runs:dict, method:str='pca', classes=None, title:str='Penult
                           1, j + 1)
     fig.update_layout(title=f'{title} ({method.upper()})', template='plotly_white', height=420, legend_title='class')
     return fig
+
+# %% ../nbs/06_reslt_branches.ipynb #867dfc65
+def arm_values(runs:dict, arm, key:str='acc', branch:str|None=None)->dict:
+    "{seed: value} of `key` for arm `arm` of `runs` ({(arm, seed): Run}), of the fused output or of one branch."
+    get = (lambda s: s['branches'][branch][key]) if branch else (lambda s: s.get(key))
+    out = {}
+    for (a, seed), r in runs.items():
+        if a == arm and r.summary and (branch is None or branch in r.summary.get('branches', {})) and get(r.summary) is not None:
+            out[seed] = float(get(r.summary))
+    return out
+
+def reslt_claims(main:dict,           # {(arm, seed): Run} of the full-length runs: arms 'ce' and 'reslt'
+                 sweep:dict,          # {(arm, seed): Run} of the short runs: 'CE', 'ResLT', the study labels, 'alpha=<a>', 'G=<G>'
+                 tolerance:float=1.,  # "no obvious improvement" (Table 9) read as: less than this many points
+                )->list:
+    "The ResLT paper's directional claims this section touches, as `Claim`s from the run summaries; a claim whose arms were not run is left out."
+    P, out = 'ResLT', []
+    def add(where, text, a, b, direction='>', key='acc', runs=None, a_branch=None, b_branch=None, a_name=None, b_name=None):
+        runs = main if runs is None else runs
+        va, vb = arm_values(runs, a, key, a_branch), arm_values(runs, b, key, b_branch)
+        if va and vb:
+            out.append(Claim(P, where, text, a_name or (f'{a} {a_branch}' if a_branch else str(a)), list(va.values()),
+                             b_name or (f'{b} {b_branch}' if b_branch else str(b)), list(vb.values()), direction,
+                             {'acc': 'overall', 'many': 'many-shot', 'medium': 'medium-shot', 'few': 'few-shot'}[key] + ' accuracy, %'))
+    # Table 1 (CIFAR-10-LT, ratio 50): ResLT 83.46 vs CE 78.50 overall; many 85.83 vs 93.60, medium 81.47 vs 76.33, few 81.43 vs 68.55
+    add('Table 1', 'ResLT beats CE overall', 'reslt', 'ce')
+    add('Table 1', 'ResLT beats CE on medium-shot classes', 'reslt', 'ce', key='medium')
+    add('Table 1', 'ResLT beats CE on few-shot classes', 'reslt', 'ce', key='few')
+    add('Table 1', 'ResLT trails CE on many-shot classes', 'reslt', 'ce', '<', key='many')
+    # Fig. 6 / Sec. 4.2.3: each branch alone, and the fused output against the main branch
+    names = next((list(r.summary['branches'])[:-1] for (a, _), r in main.items() if a == 'reslt' and r.summary.get('branches')), [])
+    if names == ['N_hmt', 'N_mt', 'N_t']:
+        add('Fig. 6, Sec. 4.2.3', 'head classes dominate N_hmt: it beats N_t on many-shot classes', 'reslt', 'reslt', key='many', a_branch='N_hmt', b_branch='N_t')
+        add('Fig. 6, Sec. 4.2.3', 'medium classes dominate N_mt: it beats N_hmt on medium-shot classes', 'reslt', 'reslt', key='medium', a_branch='N_mt', b_branch='N_hmt')
+        add('Fig. 6, Sec. 4.2.3', 'tail classes dominate N_t: it beats N_hmt on few-shot classes', 'reslt', 'reslt', key='few', a_branch='N_t', b_branch='N_hmt')
+    if names:
+        for key in ('medium', 'few'):
+            add('Fig. 6, Sec. 4.2.3', f'the fused output beats the main branch alone on {key}-shot classes', 'reslt', 'reslt', key=key,
+                a_branch='fused', b_branch=names[0])
+    # Table 1: the naive fusions fall below CE (60.22 / 60.24 / 61.80 vs 78.50)
+    for label in NAIVE_FUSIONS: add('Table 1', f'{label} falls below CE', label, 'CE', '<', runs=sweep)
+    # Fig. 3(a, b), Sec. 3.3.1: parameter specialization
+    add('Fig. 3(a, b), Sec. 3.3.1', 'ResLT beats (e), the branches without parameter specialization', 'ResLT',
+        '(e) shared features (no parameter specialization)', runs=sweep)
+    # Fig. 3(c, d), Sec. 3.3.2: the residual fusion module
+    a_, b_, c_, d_ = list(FIG2_VARIANTS)[:4]
+    for v in (a_, b_, c_): add('Fig. 3(c, d), Sec. 3.3.2', f'ResLT beats variant {v[:3]}', 'ResLT', v, runs=sweep)
+    add('Fig. 3(c, d), Sec. 3.3.2', 'variant (a) beats (b)', a_, b_, runs=sweep)
+    add('Fig. 3(c, d), Sec. 3.3.2', 'variant (a) beats (c)', a_, c_, runs=sweep)
+    add('Fig. 3(c, d), Sec. 3.3.2', 'ResLT beats (d): the additive shortcut is a core factor', 'ResLT', d_, runs=sweep)
+    # Fig. 7, Sec. 4.2.1: not the extra parameters
+    for label in CONTROLS: add('Fig. 7, Sec. 4.2.1', f'ResLT beats the control "{label}"', 'ResLT', label, runs=sweep)
+    # Fig. 5, Sec. 4.2.5: alpha = 1 (branch loss only) still well above the Table 1 baselines
+    best_naive = {}
+    for label in NAIVE_FUSIONS:
+        for s, v in arm_values(sweep, label).items(): best_naive[s] = max(best_naive.get(s, -1.), v)
+    a1 = arm_values(sweep, 'alpha=1')
+    if a1 and best_naive:
+        out.append(Claim(P, 'Fig. 5, Sec. 4.2.5', 'alpha = 1 (branch loss only) beats the best naive fusion of Table 1', 'alpha=1',
+                         list(a1.values()), 'best of Baselines (1)-(3)', list(best_naive.values()), '>', 'overall accuracy, %'))
+    # Table 9, Sec. 4.2.6: 2 groups below 3 (78.83 vs 80.44 on CIFAR-10-LT), no obvious improvement beyond 3
+    add('Table 9', '2 groups fall below 3', 'G=2', 'G=3', '<', runs=sweep)
+    g3 = arm_values(sweep, 'G=3')
+    for G in (4, 5):
+        gG = arm_values(sweep, f'G={G}')
+        common = sorted(set(g3) & set(gG))
+        if common:
+            out.append(Claim(P, 'Table 9, Sec. 4.2.6', f'{G} groups give no obvious improvement over 3 (gain < {tolerance:g} point)',
+                             f'G={G} - G=3', [gG[s] - g3[s] for s in common], 'tolerance', float(tolerance), '<', 'overall accuracy gain, points'))
+    return out

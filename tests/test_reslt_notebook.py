@@ -6,7 +6,8 @@ from conftest import run_notebook, runs_in, NBS, ROOT
 from lt_workbook.data import load_dataset, lt_metrics
 from lt_workbook.training import TrainConfig, Trainer, build_model
 from lt_workbook.components import trim_test_set
-from lt_workbook.reslt import ResLTSetting, ResLTNet, BranchAnalysis, STUDIES, fuse
+import torch.nn.functional as F
+from lt_workbook.reslt import ResLTSetting, ResLTNet, BranchAnalysis, STUDIES, fuse, reslt_loss, branch_masks, reslt_groups
 
 NB = '06_reslt_branches.ipynb'
 SECTION = '06_reslt_branches'
@@ -29,15 +30,31 @@ def test_default_run(runs_root, tmp_path):
     assert p['arch_kw']['groups'] == [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9]]      # by count rank: the 3/3/4 many/medium/few split
     assert runs['branch-bn_s0'].params['arch_kw']['branch'] == 'bn'
     sweeps = {k for k in runs if k.startswith('sweep_')}
-    assert len(sweeps) == 15 and {'sweep_ce_s0', 'sweep_reslt_s0', 'sweep_branch-stacked_alpha0_s0', 'sweep_num_groups-5_s0'} <= sweeps
+    assert len(sweeps) == 18 and {'sweep_ce_s0', 'sweep_reslt_s0', 'sweep_branch-stacked_alpha0_s0', 'sweep_num_groups-5_s0'} <= sweeps
     assert all(runs[k].completed and runs[k].params['epochs'] == 2 for k in sweeps)
+    # every run records a descriptive method and the ratio of the training counts it trained on
+    methods = {k: runs[k].params['method'] for k in runs}
+    assert methods['ce_s0'] == methods['sweep_ce_s0'] == 'ce' and methods['reslt_s0'] == methods['sweep_reslt_s0'] == 'reslt'
+    assert methods['branch-bn_s0'] == 'reslt_bn_branches' and methods['sweep_branch-stacked_alpha0_s0'] == 'stacked_convs_ce'
+    assert methods['sweep_fusion-main_s0'] == 'reslt_fig2d_main_only' and methods['sweep_branch-shared_s0'] == 'reslt_fig2e_shared'
+    assert methods['sweep_class_sets-main_disjoint_s0'] == 'reslt_fig2a_main_disjoint' and methods['sweep_num_groups-5_s0'] == 'reslt_5_groups_by_count'
+    counts = load_dataset('mnist5k', 50.0, n_max=200, seed=0).counts
+    assert all(abs(r.params['imbalance_ratio'] - counts.max() / counts.min()) < 1e-12 for r in runs.values())
+    # Fig. 2(d): the prediction is the main branch's, whose loss is the fusion loss on N_hmt alone
+    d = runs['sweep_fusion-main_s0'].summary['branches']
+    assert d['fused'] == d['N_hmt'] and runs['sweep_fusion-main_s0'].params['arch_kw']['fusion'] == 'main'
+    assert runs['sweep_class_sets-all_s0'].summary['branches'].keys() == {'N_hmt_1', 'N_hmt_2', 'N_hmt_3', 'fused'}
     out = json.loads((tmp_path/'out.ipynb').read_text())
     html = ''.join(''.join(o['data']['text/html']) for c in out['cells'] for o in c.get('outputs', []) if 'text/html' in o.get('data', {}))
     for title in ('CE vs ResLT', 'reslt: each branch alone and fused', 'Penultimate features of the test images',
-                  'Fused accuracy against alpha', 'naive: fused accuracy', 'controls: fused accuracy'):
+                  'Fused accuracy against alpha', 'Table 1 naive fusions: fused accuracy', 'Fig. 7 controls: fused accuracy',
+                  'Fig. 2 variants (a)-(e): fused accuracy', 'our ablations: fused accuracy'):
         assert title in html, title
-    text = ''.join(''.join(o.get('text', '')) for c in out['cells'] for o in c.get('outputs', []))
-    assert 'reslt: overall' in text and 'few-shot gain of the fused output over the main branch N_hmt alone' in text
+    # the Reading: a claims table with a verdict per claim, every one 'not reproduced' with one seed
+    for where in ('Table 1', 'Fig. 6, Sec. 4.2.3', 'Fig. 3(a, b), Sec. 3.3.1', 'Fig. 3(c, d), Sec. 3.3.2', 'Fig. 7, Sec. 4.2.1',
+                  'Fig. 5, Sec. 4.2.5', 'Table 9, Sec. 4.2.6', 'ResLT beats (d): the additive shortcut is a core factor'):
+        assert where in html, where
+    assert 'supported</td>' not in html and 'contradicted</td>' not in html and 'not reproduced</td>' in html
 
 def test_reslt_checkpoint_reproduces_its_branch_analysis(runs_root):
     "ResLT-specific: the model rebuilt from the default run's params.json and checkpoint gives the recorded per-branch accuracies."
@@ -80,7 +97,25 @@ def test_paper_configs_name_notebook_parameters():
     for f, (dataset, alpha, groups, K) in expect.items():
         c = yaml.safe_load((ROOT/'configs'/f).read_text())
         assert set(c) <= set(params), set(c) - set(params)
-        st = ResLTSetting(c['num_groups'], c['grouping'], c['group_bounds'], c['branch'], c['fusion'], c['nested'], c['alpha'], c['branch_norm'])
+        st = ResLTSetting(**{k: c[k] for k in ('num_groups', 'grouping', 'group_bounds', 'branch', 'fusion', 'class_sets', 'alpha',
+                                               'branch_norm', 'log_eps')})
         assert c['dataset'] == dataset and st.alpha == alpha and st.groups([1] * K) == groups
+        assert st.log_eps == 1e-7 and st.branch_norm == 'pooled' and st.class_sets == 'nested'     # the public code's loss
         assert c['backbone'] == 'resnet32' and c['epochs'] == 200 and c['batch_size'] == 128 and c['milestones'] == [160, 180]
         assert c['warmup_epochs'] == 5 and c['lr'] == 0.1 and set(c['studies']) == set(STUDIES)
+
+def test_public_loss_and_float64():
+    "log_eps=1e-7 reproduces the public code's loss in float64 (to 1e-10), and float64 logits give a float64 loss."
+    torch.manual_seed(0)
+    z = torch.randn(12, 3, 10, dtype=torch.float64) * 4
+    z[0, 2] = 0.; z[0, 2, 9] = -40.                             # p(target) ~ 1e-18 in the tail branch: the epsilon matters
+    y = torch.tensor([9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 4])
+    bounds, beta, eps = (0, 2, 4), 0.998, 1e-7
+    w = torch.stack([(y >= b).double() for b in bounds], 1)                                   # B x 3 membership weights
+    ice = -(w * torch.log(torch.softmax(z, -1).gather(2, y[:, None, None].expand(-1, 3, 1))[..., 0] + eps)).sum() / w.sum()
+    want = beta * ice + (1 - beta) * F.cross_entropy(z.sum(1), y)
+    masks = branch_masks(reslt_groups([1] * 10, 3, 'index', [2, 4]), 10)
+    got = reslt_loss(z, y, masks, beta, log_eps=eps)
+    assert got.dtype == torch.float64 and abs(float(got - want)) < 1e-10
+    assert abs(float(reslt_loss(z, y, masks, beta) - want)) > 1e-3
+    assert abs(float(reslt_loss(z, y, masks, beta)) - float(reslt_loss(z.float(), y, masks, beta))) < 1e-5
