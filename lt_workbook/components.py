@@ -17,11 +17,11 @@ from .training import *
 
 # %% auto #0
 __all__ = ['NORMS', 'ACTIVATIONS', 'POSITIONS', 'CONVS', 'OPERATIONS', 'BOTTLENECK_CONVS', 'BLOCKS', 'GROUPS', 'ARCH_DEFAULTS',
-           'METRIC_LABELS', 'gn_groups', 'make_norm', 'make_act', 'unit', 'conv1x1', 'conv3x3', 'largest_divisor',
-           'Hierarchical', 'conv_unit', 'inner_width', 'bottleneck_body', 'DilConv', 'SepConv', 'LTAggConv',
-           'LTHierConv', 'SqueezeExcite', 'ComponentBlock', 'param_count', 'match_width', 'component_net',
-           'trim_test_set', 'variant_name', 'component_groups', 'component_table', 'plot_component_bars',
-           'plot_group_metrics']
+           'METRIC_LABELS', 'COMPONENTS_PAPER', 'COMPONENTS_TABLE1', 'gn_groups', 'make_norm', 'make_act', 'unit',
+           'conv1x1', 'conv3x3', 'largest_divisor', 'Hierarchical', 'conv_unit', 'inner_width', 'bottleneck_body',
+           'DilConv', 'SepConv', 'LTAggConv', 'LTHierConv', 'SqueezeExcite', 'ComponentBlock', 'param_count',
+           'match_width', 'component_net', 'trim_test_set', 'variant_name', 'component_groups', 'component_table',
+           'plot_component_bars', 'plot_group_metrics', 'paper_claims', 'component_claims']
 
 # %% ../nbs/02_component_exploration.ipynb #629c1b27
 NORMS = ('bn', 'gn', 'ln', 'in')
@@ -261,19 +261,25 @@ def component_groups(groups=GROUPS, base_block:str='bottleneck', activations=tup
 
 # %% ../nbs/02_component_exploration.ipynb #df4d9662
 def component_table(runs:dict)->pd.DataFrame:
-    "Mean/std over seeds of the final metrics of `runs` ({(variant, ratio, seed): Run}), one row per (variant, ratio)."
+    "Mean and sample std (01's `seed_stats`, ddof 1) of the final metrics of `runs` ({(variant, ratio, seed): Run}), per (variant, recorded ratio)."
     rows = []
-    for (v, ratio, seed), r in runs.items():
+    for (v, _, seed), r in runs.items():
         s, p = r.summary, r.params
         if (s or {}).get('status') != 'completed': continue
-        rows.append({'variant': v, 'ratio': ratio, 'seed': seed, 'params': s['params'], 'width': str(p['arch_kw'].get('width')),
-                     **{k: float(s[k]) if s[k] is not None else np.nan for k in METRIC_KEYS}})
+        rows.append({'variant': v, 'ratio': float(p['imbalance_ratio']), 'seed': seed, 'params': s['params'],
+                     'width': str(p['arch_kw'].get('width')), **{k: s[k] if s[k] is not None else np.nan for k in METRIC_KEYS}})
     df = pd.DataFrame(rows)
-    g = df.groupby(['variant', 'ratio'], sort=False)
-    return (g[list(METRIC_KEYS)].mean().join(g[list(METRIC_KEYS)].std(ddof=0).add_suffix('_std'))
-            .join(g[['params', 'width']].first()).assign(seeds=g.size()))
+    return seed_stats(df, ['variant', 'ratio']).join(df.groupby(['variant', 'ratio'], sort=False)[['params', 'width']].first())
 
 METRIC_LABELS = {'acc': 'overall', 'many': 'many', 'medium': 'medium', 'few': 'few'}
+
+def _error_bars(stds)->dict:
+    "Plotly error bars from stds: none where the std is undefined (NaN: one seed)."
+    return dict(type='data', array=[None if s != s else float(s) for s in stds])
+
+def _hover(rows, metric)->list:
+    return [f"{t} ({int(r['seeds'])} seed{'s' if r['seeds'] > 1 else ''})" for t, r in
+            zip(mean_std_text([r[metric] for r in rows], [r[f'{metric}_std'] for r in rows]), rows)]
 
 def plot_component_bars(table, variants:dict, metric:str='acc', title:str='', x_title:str='variant'):
     "Bars of `metric` (mean +- std over seeds) for `variants` ({label: variant}), one series per imbalance ratio."
@@ -283,7 +289,8 @@ def plot_component_bars(table, variants:dict, metric:str='acc', title:str='', x_
     for ratio in ratios:
         rows = [(lab, table.loc[(v, ratio)]) for lab, v in variants.items() if (v, ratio) in table.index]
         fig.add_trace(go.Bar(name=f'ratio {ratio:g}', x=[f"{lab}<br>{row['params'] / 1e6:.3f}M" for lab, row in rows],
-                             y=[row[metric] for _, row in rows], error_y=dict(type='data', array=[row[f'{metric}_std'] for _, row in rows]),
+                             y=[row[metric] for _, row in rows], error_y=_error_bars([row[f'{metric}_std'] for _, row in rows]),
+                             hovertext=_hover([row for _, row in rows], metric), hoverinfo='text+name',
                              text=[f"{row[metric]:.1f}" for _, row in rows], textposition='outside'))
     fig.update_layout(barmode='group', title=title, xaxis_title=f'{x_title} (parameters)',
                       yaxis_title=f'{METRIC_LABELS[metric]} test accuracy (%)', yaxis_range=[0, 105], template='plotly_white', height=400)
@@ -298,8 +305,51 @@ def plot_group_metrics(table, variants:dict, title:str=''):
             if (v, ratio) not in table.index: continue
             row = table.loc[(v, ratio)]
             fig.add_trace(go.Bar(name=f"{lab} ({row['params'] / 1e6:.3f}M)", x=list(METRIC_LABELS.values()), y=[row[k] for k in METRIC_KEYS],
-                                 error_y=dict(type='data', array=[row[f'{k}_std'] for k in METRIC_KEYS]), legendgroup=lab,
+                                 error_y=_error_bars([row[f'{k}_std'] for k in METRIC_KEYS]), legendgroup=lab,
+                                 hovertext=[_hover([row], k)[0] for k in METRIC_KEYS], hoverinfo='text+name',
                                  showlegend=i == 0, marker_color=f'hsl({int(360 * j / max(1, len(variants)))},60%,50%)'), 1, i + 1)
     fig.update_layout(barmode='group', title=title, template='plotly_white', height=400, yaxis_range=[0, 105],
                       yaxis_title='test accuracy (%)')
     return fig
+
+# %% ../nbs/02_component_exploration.ipynb #ebbe9361
+COMPONENTS_PAPER = 'LT-DARTS (Pan, Sun, Gong)'
+COMPONENTS_TABLE1 = {'dil_conv': 74.15, 'sep_conv': 75.02, 'lt_agg': 79.60, 'lt_hier': 78.75}   # Table 1, CIFAR-10-LT top-1 (%)
+
+def paper_claims(base_block:str='bottleneck')->list:
+    "The section's claims as (where, claim, variant a, variant b, direction): variant a's accuracy is `direction` b's."
+    op = {'dil_conv': 'dilated', 'sep_conv': 'separable', 'lt_agg': 'LT-AggConv', 'lt_hier': 'LT-HierConv'}
+    return [('Fig. 5, "Topology"', 'the bottleneck topology outperforms the basic', 'bottleneck', 'basic', '>'),
+            *[('Fig. 6, "Specific Convolution Design"', f'the {c} structure improves the performance on long-tailed data '
+               f'(vs the plain 3x3 bottleneck)', c, 'bottleneck', '>') for c in ('aggregated', 'hierarchical')],
+            ('Fig. 6, "Specific Convolution Design"', 'the SE module results in a performance drop (vs the plain 3x3 bottleneck)',
+             'se', 'bottleneck', '<'),
+            ('"Other components", "Operations Design"', 'the aggregated convolution is better with pre-activation',
+             'aggregated-pre', 'aggregated', '>'),
+            ('"Other components", "Operations Design"', 'the hierarchical convolution is better with post-activation',
+             'hierarchical', 'hierarchical-pre', '>'),
+            *[('"Other components"', f'ReLU is the better activation (vs {a})', variant_name(base_block),
+               variant_name(base_block, activation=a), '>') for a in ACTIVATIONS if a != 'relu'],
+            *[('"Other components"', f'BatchNorm is the better normalization (vs {n})', variant_name(base_block),
+               variant_name(base_block, norm=n), '>') for n in NORMS if n != 'bn'],
+            *[('Table 1', f'{op[a]} ({COMPONENTS_TABLE1[a]:.2f}) beats {op[b]} ({COMPONENTS_TABLE1[b]:.2f})', a, b, '>')
+              for a in ('lt_agg', 'lt_hier') for b in ('dil_conv', 'sep_conv')]]
+
+def component_claims(runs:dict,                 # {(variant, ratio, seed): Run}, the sweep's runs
+                     base_block:str='bottleneck', # the block of the activation and normalization groups
+                     metric:str='acc',           # a key of METRIC_KEYS
+                    )->list:
+    "The section's claims (`paper_claims`) as `Claim`s, per recorded imbalance ratio, where both arms have runs."
+    check_choice('metric', metric, METRIC_KEYS)
+    by_ratio = {}
+    for (v, _, seed), r in runs.items():
+        if (r.summary or {}).get('status') == 'completed': by_ratio.setdefault(float(r.params['imbalance_ratio']), {})[v, seed] = r
+    claims = []
+    for ratio, rs in sorted(by_ratio.items()):
+        names = {v for v, _ in rs}
+        for where, text, a, b, direction in paper_claims(base_block):
+            if a in names and b in names:
+                claims.append(Claim(COMPONENTS_PAPER, where, f'{text} (ratio {ratio:g})', a, per_seed(rs, a, metric), b,
+                                    per_seed(rs, b, metric), direction, f'{METRIC_LABELS[metric]} test accuracy, %'))
+    return claims
+

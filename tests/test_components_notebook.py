@@ -4,13 +4,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import papermill, pytest, yaml
 from conftest import run_notebook, NBS, ROOT, runs_in
-from lt_workbook.components import component_groups, variant_name, param_count, component_net
+from lt_workbook.components import component_groups, variant_name, param_count, component_net, COMPONENTS_PAPER
+from lt_workbook.data import lt_counts, realized_ratio
 
 NB = '02_component_exploration.ipynb'
 DEFAULT_GROUPS = ['topology', 'conv', 'lt_ops']
 
 def test_default_run(runs_root, tmp_path):
-    "The default sweep: one completed run per (variant, ratio) with its parameter count; the figures' HTML in the notebook."
+    """The default sweep: one completed run per (variant, ratio) with its parameter count, the ratio it really trained on
+    and its method; the figures' HTML and the claims table in the notebook."""
     res = run_notebook(NB, tmp_path/'out.ipynb')
     assert res.returncode == 0, res.stdout[-3000:]
     runs = runs_in(runs_root/'02_component_exploration')
@@ -20,7 +22,11 @@ def test_default_run(runs_root, tmp_path):
         for ratio in (10, 100):
             r = runs[f'{v}_r{ratio}_s0']
             s, p = r.summary, r.params
-            assert s['status'] == 'completed' and p['imbalance_ratio'] == ratio and p['arch_kw']['block'] == kw['block']
+            assert s['status'] == 'completed' and p['arch_kw']['block'] == kw['block']
+            # the recorded ratio is max / min of the training counts the run used (n_max 100, untouched by the test trimming)
+            assert p['train_counts'] == lt_counts(100, 10, ratio) and p['test_per_class'] == 20
+            assert p['imbalance_ratio'] == realized_ratio(p['train_counts']) == ratio and p['n_max'] == 100
+            assert p['method'] == v, (v, p['method'])
             assert s['params'] == param_count(kw['block'], p['arch_kw']['width'], 1), (v, s['params'])
             assert abs(s['params'] - 20_000) / 20_000 < 0.12, (v, s['params'])
             assert all(s[k] is not None for k in ('acc', 'many', 'medium', 'few')) and len(s['per_class']) == 10
@@ -30,11 +36,18 @@ def test_default_run(runs_root, tmp_path):
     titles = ['Topology: basic vs bottleneck', 'Convolution design', 'Table 1: operations', 'topology: overall and many']
     for t in titles: assert any(t in h for h in plots), t
     assert any('application/vnd.jupyter.widget-view+json' in o.get('data', {}) for c in nb['cells'] for o in c.get('outputs', []))
+    # the Reading: a claims table (Fig. 5, Fig. 6, Table 1 at both ratios), one seed -> no verdict but "not reproduced"
+    reading = [h for h in html if COMPONENTS_PAPER in h and 'verdict' in h]
+    assert reading and all(w in reading[-1] for w in ('Fig. 5', 'Fig. 6', 'Table 1', '(ratio 10)', '(ratio 100)'))
+    assert 'supported' not in reading[-1] and 'contradicted' not in reading[-1]
 
 def test_bad_parameters_and_a_tiny_extra_group(tmp_path):
     "A bad parameter fails before any run directory is written, with a clear message; the norm group runs tiny."
     cases = {
         'bogus_group': (dict(components=['conv', 'bogus']), "components='bogus'"),
+        'unrealizable_ratio': (dict(n_max=50), "imbalance_ratio=100 with n_max=50"),    # 02's old default: 1 image would be ratio 50
+        'inexact_ratio': (dict(n_max=150, imbalance_ratios=[100]), "imbalance_ratios=100 with n_max=150"),   # 150 .. 1: ratio 150
+        'bad_width': (dict(width=0), "width=0: expected a positive integer"),
     }
     tiny = dict(components=['norm'], imbalance_ratios=[10], n_max=20, test_per_class=5, epochs=1, target_params=8000)
     def go(item):
@@ -71,3 +84,7 @@ def test_paper_configs_name_notebook_parameters():
         groups = component_groups(c['components'], c['base_block'], c['activations'], c['norms'])
         assert len({variant_name(**kw) for g in groups.values() for kw in g.values()}) == 22
         assert c['blocks'] == 5 and c['epochs'] == 200 and c['imbalance_ratios'] == [50, 100] and c['target_params'] is None
+        assert c['width'] is None and c['n_max'] is None and c['seeds'] == [0, 1, 2]
+        # the whole per-class pool (CIFAR-10: 5,000, CIFAR-100: 500 per class) realizes both ratios exactly
+        n_max, C = (5000, 10) if c['dataset'] == 'cifar10' else (500, 100)
+        assert all(realized_ratio(lt_counts(n_max, C, r)) == r for r in c['imbalance_ratios'])
