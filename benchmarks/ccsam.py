@@ -22,6 +22,7 @@ the process's CPU time by default (`--clock auto`): other processes on the machi
 run it with one thread (OMP_NUM_THREADS=1) so that no thread's spin-waiting is counted.
 
     python benchmarks/ccsam.py [--device cpu|cuda] [--classes 10 100] [--rounds 15] [--steps 1] [--batch-size 128] [--clock cpu|wall]
+                               [--radius per_tensor|joint]
     python benchmarks/ccsam.py --device cuda --classes 100 1000 --rounds 20 --steps 10
 """
 import argparse, copy, statistics, time
@@ -29,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from lt_workbook.data import ImageSet, LTDataset, lt_counts
 from lt_workbook.training import TrainConfig, Trainer, standard_step, pick_device, resnet32
-from lt_workbook.ccsam import CCSAMStep, class_conditional_loss, class_conditional_loss_loop, soft_targets, soft_cross_entropy
+from lt_workbook.ccsam import CCSAMStep, class_conditional_loss, class_conditional_loss_loop, soft_targets, soft_cross_entropy, RADII
 
 def trainer_for(model, C, counts, cfg):
     "A `Trainer` around `model` (one stand-in image per class: only the steps are timed), with long-tailed `counts`."
@@ -48,7 +49,7 @@ def measure(C, a, dev):
     cfg = TrainConfig(device=str(dev), lr=0.01, batch_size=a.batch_size)
     torch.manual_seed(0)
     base = resnet32(C)
-    steps = {'plain': standard_step, 'ccsam': CCSAMStep(), 'loop': CCSAMStep(vectorized=False)}
+    steps = {'plain': standard_step, 'ccsam': CCSAMStep(radius=a.radius), 'loop': CCSAMStep(vectorized=False, radius=a.radius)}
     trainers = {k: trainer_for(copy.deepcopy(base), C, counts, cfg) for k in steps}
     tr0 = trainers['plain']
     g = torch.Generator().manual_seed(1)
@@ -83,11 +84,11 @@ def head_side(C, a, dev, tr, data, counts, present):
     head, n = tr.model.classifier, torch.as_tensor(counts, device=dev)
     T = soft_targets(y, y, None, C)
     def plain(f): return F.cross_entropy(F.linear(f, head.weight, head.bias), y)
-    def vec(f): return 0.7 * plain(f) + 0.3 * class_conditional_loss(f, head.weight, head.bias, y, T, n, 1e-6)[0]
+    def vec(f): return 0.7 * plain(f) + 0.3 * class_conditional_loss(f, head.weight, head.bias, y, T, n, 1e-6, a.radius)[0]
     def loop(f):
         z = F.linear(f, head.weight, head.bias)
         at = lambda idx, eps: F.linear(f[idx], head.weight + eps[0], head.bias + eps[1])
-        flat = class_conditional_loss_loop(soft_cross_entropy(z, T), [head.weight, head.bias], y, n, 1e-6, at)[0]
+        flat = class_conditional_loss_loop(soft_cross_entropy(z, T), [head.weight, head.bias], y, n, 1e-6, at, a.radius)[0]
         return 0.7 * F.cross_entropy(z, y) + 0.3 * flat
     fns = {'plain': plain, 'ccsam': vec, 'loop': loop}
     def run(fn, reps):
@@ -114,6 +115,7 @@ def main():
     ap.add_argument('--rounds', type=int, default=15); ap.add_argument('--steps', type=int, default=1)
     ap.add_argument('--batch-size', type=int, default=128)
     ap.add_argument('--head-reps', type=int, default=21)
+    ap.add_argument('--radius', choices=RADII, default='per_tensor', help="CC-SAM's radius: the public code's per tensor, or Eq. 8's joint")
     ap.add_argument('--clock', choices=('auto', 'cpu', 'wall'), default='auto', help='auto: CPU time on a CPU, wall time on a GPU')
     a = ap.parse_args()
     dev = pick_device(a.device)
@@ -122,7 +124,7 @@ def main():
     clock = time.process_time if cpu_clock else time.perf_counter
     print(f"device: {dev} ({torch.cuda.get_device_name() if dev.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
           f"ResNet-32, batch {a.batch_size}, {a.rounds} alternating rounds x {a.steps} steps, medians of paired ratios, "
-          f"{'process CPU' if cpu_clock else 'wall-clock'} time")
+          f"{'process CPU' if cpu_clock else 'wall-clock'} time, radius {a.radius}")
     for C in a.classes: measure(C, a, dev)
 
 if __name__ == '__main__':

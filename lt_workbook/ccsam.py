@@ -21,12 +21,13 @@ from .etf import cifar_resnet, fixed_batches   # registers ARCHS['cifar_resnet']
 from .components import trim_test_set
 
 # %% auto #0
-__all__ = ['NORM_EPS', 'PERTURBS', 'BASELINES', 'PLOT_COLORS', 'class_conditional_rho', 'soft_targets', 'soft_cross_entropy',
-           'class_conditional_loss', 'class_conditional_loss_loop', 'device_copy', 'linear_head', 'CCSAMStep',
-           'class_adversarial_weights', 'adversarial_feature_loss', 'progressive_alpha', 'AdversarialFeatureStep',
-           'SAMStep', 'SWACallback', 'head_tail_groups', 'features_of', 'classifier_noise_landscape',
-           'filter_normalized_direction', 'loss_surface', 'split_open_set', 'open_set_f_measure', 'embed',
-           'prototype_open_set', 'cached_json', 'logit_scale_of', 'plot_noise_landscape', 'plot_loss_surfaces']
+__all__ = ['NORM_EPS', 'RADII', 'WEIGHTINGS', 'PERTURBS', 'ADV_NORMS', 'BASELINES', 'PLOT_COLORS', 'class_conditional_rho',
+           'soft_targets', 'soft_cross_entropy', 'weighted_class_mean', 'class_conditional_loss',
+           'class_conditional_loss_loop', 'device_copy', 'linear_head', 'CCSAMStep', 'class_adversarial_weights',
+           'adversarial_feature_loss', 'progressive_alpha', 'AdversarialFeatureStep', 'SAMStep', 'SWACallback',
+           'head_tail_groups', 'features_of', 'classifier_noise_landscape', 'filter_normalized_direction',
+           'loss_surface', 'split_open_set', 'open_set_f_measure', 'embed', 'prototype_open_set', 'cached_json',
+           'logit_scale_of', 'plot_noise_landscape', 'plot_loss_surfaces']
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #98dc4f67
 NORM_EPS = 1e-12   # floor of the gradient norms the radius and the normalizations divide by
@@ -41,58 +42,86 @@ def class_conditional_rho(w_norm,   # ||w||: norm of all perturbed parameters to
     return torch.sqrt(w_norm / (2 * g_norm.clamp(min=NORM_EPS))) * k ** -0.25 * (n - 1).clamp(min=1) ** -0.25
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #cdb0a5dc
-def soft_targets(y_a, y_b, lam, num_classes:int):
+RADII = ('per_tensor', 'joint')    # the public code's radius (one per parameter tensor), Eq. 8 as written (one for all of w)
+WEIGHTINGS = ('batch', 'class')    # the public code's mean over the batch's samples, Eq. 6/11's equal weight per class
+
+def soft_targets(y_a, y_b, lam, num_classes:int, dtype=torch.float32):
     "Per-sample target distributions: one-hot `y_a`, or mixup's `lam * e_{y_a} + (1 - lam) * e_{y_b}` (lam None: no mixup)."
-    t = F.one_hot(y_a, num_classes).float()
-    return t if lam is None else lam * t + (1 - lam) * F.one_hot(y_b, num_classes).float()
+    t = F.one_hot(y_a, num_classes).to(dtype)
+    return t if lam is None else lam * t + (1 - lam) * F.one_hot(y_b, num_classes).to(dtype)
 
 def soft_cross_entropy(logits, targets):
     "Per-sample cross-entropy against target distributions, `-sum_j t_j log softmax(z)_j` (mixup's loss of each sample)."
-    return -(targets * F.log_softmax(logits.float(), 1)).sum(1)
+    z = loss_precision(logits)
+    return -(targets.to(z.dtype) * F.log_softmax(z, 1)).sum(1)
 
-def _norm(ts): return torch.sqrt(sum((t.detach().float() ** 2).sum() for t in ts))
+def _norm(ts): return torch.sqrt(sum((loss_precision(t.detach()) ** 2).sum() for t in ts))
+
+def weighted_class_mean(per_sample, y, weighting:str='batch'):
+    "The perturbed loss from per-sample losses: the batch mean (public code) or the mean over the batch's classes of each class's mean (Eq. 6/11)."
+    if check_choice('weighting', weighting, WEIGHTINGS) == 'batch': return per_sample.mean()
+    m = (y[:, None] == y[None, :]).sum(1).to(per_sample.dtype)       # batch count of each sample's class
+    return (per_sample / m).sum() / (1 / m).sum()                    # sum_c mean_c / (number of classes present)
 
 def class_conditional_loss(feats,              # B x D features (their gradient reaches the backbone)
                            weight, bias,       # the linear head: K x D and K (or None)
                            y,                  # B labels, which define each sample's class
                            targets,            # B x K target distributions of the base loss (`soft_targets`)
                            counts,             # K training counts n_c
-                           noise_ratio:float=1.): # scale of every eps_c (the public code's `noise_ratio`)
+                           noise_ratio:float=1., # scale of every eps_c (the public code's `noise_ratio`)
+                           radius:str='per_tensor', # 'per_tensor' (public code: W and b each their own rho) or 'joint' (Eq. 8)
+                           weighting:str='batch'):  # 'batch' (public code) or 'class' (Eq. 6/11)
     "Vectorized CC-SAM loss of a linear head, every class of the batch at once: `(perturbed loss, mean ||eps_c|| / ||w||)`."
-    f = feats.float(); fd = f.detach()
-    z = F.linear(f, weight, bias)
-    A = z.detach().softmax(1) - targets                   # a_i = dl_i/dz_i
+    check_choice('radius', radius, RADII)
+    dt = torch.float64 if torch.float64 in (feats.dtype, weight.dtype) else torch.float32   # `loss_precision` of both
+    f = feats.to(dt); fd = f.detach()
+    W, b = weight.to(dt), None if bias is None else bias.to(dt)
+    z = F.linear(f, W, b)
+    A = z.detach().softmax(1) - targets.to(f.dtype)       # a_i = dl_i/dz_i
     S = (y[:, None] == y[None, :]).to(f.dtype)            # same-class mask
     m = S.sum(1)                                          # batch count of each sample's class
-    one = 0. if bias is None else 1.                      # the bias is the weight of a constant feature 1
     Gf = f @ fd.T                                         # Gram matrix of the features, differentiable in its rows
-    G = Gf.detach() + one                                 # ... of the augmented features [f, 1]
-    g_norm = (S @ (S * (A @ A.T) * G).sum(1)).clamp(min=0).sqrt() / m   # ||g_c|| of each sample's class
+    SAA = S * (A @ A.T)
+    gW2 = S @ (SAA * Gf.detach()).sum(1) / m ** 2         # ||g_{c,W}||^2 of each sample's class
+    gb2 = torch.zeros_like(gW2) if bias is None else S @ SAA.sum(1) / m ** 2   # ||g_{c,b}||^2 (the bias: a constant feature 1)
     params = [weight] + ([] if bias is None else [bias])
-    w_norm, k = _norm(params), sum(p.numel() for p in params)
-    eps_norm = noise_ratio * math.sqrt(k) * class_conditional_rho(w_norm, g_norm, counts[y], k)   # ||eps_c|| (Eq. 9)
-    coef = eps_norm / (m * g_norm.clamp(min=NORM_EPS))
-    dz = coef[:, None] * ((S * (Gf + one)) @ A)           # eps_{y_i} [f_i, 1], differentiable in f_i
+    w_norm, k = _norm(params).to(f.dtype), sum(p.numel() for p in params)
+    n_c = counts.to(y.device)[y]
+    eps_of = lambda g_norm: noise_ratio * math.sqrt(k) * class_conditional_rho(w_norm, g_norm, n_c, k)   # ||eps|| (Eq. 9)
+    if radius == 'joint':
+        g = (gW2 + gb2).clamp(min=0).sqrt(); eW = eb = eps_of(g); gW = gb = g
+        eps_norm = eW
+    else:                                                 # the public code: rho per tensor from that tensor's gradient norm
+        gW, gb = gW2.clamp(min=0).sqrt(), gb2.clamp(min=0).sqrt()
+        eW, eb = eps_of(gW), (eps_of(gb) if bias is not None else torch.zeros_like(gW))
+        eps_norm = (eW ** 2 + eb ** 2).sqrt()
+    cW, cb = eW / (m * gW.clamp(min=NORM_EPS)), eb / (m * gb.clamp(min=NORM_EPS))
+    dz = cW[:, None] * ((S * Gf) @ A) + (0 if bias is None else cb[:, None] * (S @ A))   # eps_{y_i} [f_i, 1]
     eps_ratio = (eps_norm / m).sum() / (1 / m).sum() / w_norm   # mean over the batch's classes
-    return F.cross_entropy(z + dz, y), eps_ratio
+    return weighted_class_mean(F.cross_entropy(z + dz, y, reduction='none'), y, weighting), eps_ratio
 
 def class_conditional_loss_loop(sample_loss,       # B per-sample base losses, with their graph to `params`
                                 params:list,       # the perturbed parameters w
                                 y, counts,         # labels (define the classes) and K training counts
                                 noise_ratio:float, # scale of every eps_c
-                                perturbed_logits): # (idx, eps) -> logits of the samples `idx` at w + eps (eps: one tensor per param)
+                                perturbed_logits,  # (idx, eps) -> logits of the samples `idx` at w + eps (eps: one tensor per param)
+                                radius:str='per_tensor', weighting:str='batch'):   # as in `class_conditional_loss`
     "The published algorithm, one class of the batch at a time with autograd: `(perturbed loss, mean ||eps_c|| / ||w||)`."
+    check_choice('radius', radius, RADII); check_choice('weighting', weighting, WEIGHTINGS)
     w_norm, k = _norm(params), sum(p.numel() for p in params)
     losses, ratios = [], []
     for c in y.unique():
         idx = torch.where(y == c)[0]
         g = torch.autograd.grad(sample_loss[idx].mean(), params, retain_graph=True)
-        g_norm = _norm(g)
-        eps_norm = noise_ratio * math.sqrt(k) * class_conditional_rho(w_norm, g_norm, counts[c], k)
-        eps = [eps_norm * gi / g_norm.clamp(min=NORM_EPS) for gi in g]
-        losses.append(F.cross_entropy(perturbed_logits(idx, eps).float(), y[idx], reduction='none'))
-        ratios.append(eps_norm / w_norm)
+        rho = lambda gn: class_conditional_rho(w_norm, gn, counts[c], k)
+        if radius == 'joint':
+            gn = _norm(g); eps = [noise_ratio * math.sqrt(k) * rho(gn) * gi / gn.clamp(min=NORM_EPS) for gi in g]
+        else: eps = [noise_ratio * math.sqrt(k) * rho(_norm([gi])) * gi / _norm([gi]).clamp(min=NORM_EPS) for gi in g]
+        l = F.cross_entropy(loss_precision(perturbed_logits(idx, eps)), y[idx], reduction='none')
+        losses.append(l if weighting == 'batch' else l.mean()[None])
+        ratios.append(_norm(eps) / w_norm)
     return torch.cat(losses).mean(), torch.stack(ratios).mean()
+
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #59a025e5
 PERTURBS = ('classifier', 'all')
@@ -115,34 +144,41 @@ class CCSAMStep(Callback):
     def __init__(self, noise_ratio:float=1e-6,   # scale of the perturbations (the public code's; 1 is Eq. 9 as written)
                  flat_ratio:float=0.3,           # weight of the perturbed loss (0.3 CIFAR-10, 0.5 CIFAR-100)
                  perturb:str='classifier',       # 'classifier' (public code) or 'all' (paper's text)
-                 vectorized:bool=True):          # closed form (classifier only) or the published per-class loop
+                 vectorized:bool=True,           # closed form (classifier only) or the published per-class loop
+                 radius:str='per_tensor',        # 'per_tensor' (public code) or 'joint' (Eq. 8 as written)
+                 weighting:str='batch'):         # 'batch' (public code: mean over samples) or 'class' (Eq. 6/11)
         self.noise_ratio = check_number('noise_ratio', noise_ratio, zero_ok=True)
         self.flat_ratio = check_fraction('flat_ratio', flat_ratio)
         self.perturb, self.vectorized = check_choice('perturb', perturb, PERTURBS), vectorized
+        self.radius, self.weighting = check_choice('radius', radius, RADII), check_choice('weighting', weighting, WEIGHTINGS)
         self._ratios, self._cache = [], {}
-    def settings(self)->dict: return dict(noise_ratio=self.noise_ratio, flat_ratio=self.flat_ratio, perturb=self.perturb)
+    def settings(self)->dict: return dict(noise_ratio=self.noise_ratio, flat_ratio=self.flat_ratio, perturb=self.perturb,
+                                          radius=self.radius, weighting=self.weighting)
     def perturbed_loss(self, tr, x, y, T, counts):
         "`(logits, perturbed loss, eps ratio)` of the batch."
         if self.perturb == 'classifier':
             head = linear_head(tr.model)
             with tr.autocast(): f = tr.model.features(x)
-            f = f.float()
+            f = loss_precision(f)
             logits = F.linear(f, head.weight, head.bias)
-            if self.vectorized: return (logits, *class_conditional_loss(f, head.weight, head.bias, y, T, counts, self.noise_ratio))
+            if self.vectorized: return (logits, *class_conditional_loss(f, head.weight, head.bias, y, T, counts, self.noise_ratio,
+                                                                        self.radius, self.weighting))
             params = [p for p in (head.weight, head.bias) if p is not None]
             at = lambda idx, eps: F.linear(f[idx], head.weight + eps[0], None if head.bias is None else head.bias + eps[1])
-            return (logits, *class_conditional_loss_loop(soft_cross_entropy(logits, T), params, y, counts, self.noise_ratio, at))
+            return (logits, *class_conditional_loss_loop(soft_cross_entropy(logits, T), params, y, counts, self.noise_ratio, at,
+                                                         self.radius, self.weighting))
         named = [(n, p) for n, p in tr.model.named_parameters() if p.requires_grad]
-        with tr.autocast(): logits = tr.net(x).float()
+        with tr.autocast(): logits = loss_precision(tr.net(x))
         def at(idx, eps):
             with tr.autocast(), running_stats_paused(tr.model):
                 return functional_call(tr.model, {n: p + e for (n, p), e in zip(named, eps)}, (x[idx],))
         return (logits, *class_conditional_loss_loop(soft_cross_entropy(logits, T), [p for _, p in named], y, counts,
-                                                     self.noise_ratio, at))
+                                                     self.noise_ratio, at, self.radius, self.weighting))
     def __call__(self, tr, x, y):
         x, y_a, y_b, lam = mixed_batch(tr, x, y)
         counts = device_copy(self._cache, 'counts', tr.counts, y.device)
-        logits, flat, ratio = self.perturbed_loss(tr, x, y_a, soft_targets(y_a, y_b, lam, len(counts)), counts)
+        dt = loss_precision(next(tr.model.parameters()).detach()[:0]).dtype    # float64 for a float64 model, else float32
+        logits, flat, ratio = self.perturbed_loss(tr, x, y_a, soft_targets(y_a, y_b, lam, len(counts), dt), counts)
         loss = (1 - self.flat_ratio) * base_loss(tr, logits, y_a, y_b, lam) + self.flat_ratio * flat
         optimizer_step(tr, loss)
         self._ratios.append(ratio.detach())
@@ -152,23 +188,27 @@ class CCSAMStep(Callback):
         if self._ratios: event['eps_ratio'] = float(torch.stack(self._ratios).mean())
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #61d0036c
-def class_adversarial_weights(counts, div:float=2.):
+ADV_NORMS = ('class', 'batch')   # the public code's per-class normalization, Eq. 12's one norm over the batch
+
+def class_adversarial_weights(counts, div:float=2., dtype=torch.float32):
     "Stage-2 class weights of the public code: log(n_max / n_c + 0.01) / div (about 0 for the head class)."
-    n = torch.as_tensor(counts, dtype=torch.float32).clamp(min=1)
+    n = torch.as_tensor(counts).to(dtype).clamp(min=1)
     return torch.log(n.max() / n + 0.01) / div
 
 def adversarial_feature_loss(feats,            # B x D features of the frozen backbone
                              head:nn.Module,   # the classifier
                              y,                # B labels
                              lam:float=1.,     # step size lambda of Eq. 13
-                             weights=None):    # K class weights w_c (None: all 1)
+                             weights=None,     # K class weights w_c (None: all 1)
+                             adv_norm:str='class'): # 'class' (public code: one norm per class) or 'batch' (Eq. 12)
     "Eq. 12-13, all classes of the batch at once: the (weighted) CE at z + lam w_c grad_z L_c / ||grad_z L_c||."
-    z = feats.detach().float().requires_grad_(True)
+    check_choice('adv_norm', adv_norm, ADV_NORMS)
+    z = loss_precision(feats.detach()).requires_grad_(True)
     with torch.enable_grad():
         U, = torch.autograd.grad(F.cross_entropy(head(z), y, reduction='sum'), z)   # row i: dl_i/dz_i
-    S = (y[:, None] == y[None, :]).to(U.dtype)
-    norm = (S @ (U * U).sum(1)).sqrt().clamp(min=NORM_EPS)    # ||grad_z L_c|| over the class's rows (its 1/m_c cancels)
-    w = torch.ones_like(norm) if weights is None else weights[y]
+    S = (y[:, None] == y[None, :]).to(U.dtype) if adv_norm == 'class' else torch.ones(len(y), len(y), dtype=U.dtype, device=U.device)
+    norm = (S @ (U * U).sum(1)).sqrt().clamp(min=NORM_EPS)    # ||grad_z L_c|| over the class's rows (its 1/m_c cancels), or the batch's
+    w = torch.ones_like(norm) if weights is None else weights.to(norm)[y]
     z_adv = z.detach() + (lam * w / norm)[:, None] * U
     return (w * F.cross_entropy(head(z_adv), y, reduction='none')).mean()
 
@@ -181,13 +221,15 @@ class AdversarialFeatureStep(Callback):
     def __init__(self, adv_lambda:float=1.,        # lambda of Eq. 13 (`adver_reg` of the public code)
                  up_limit:float=1.,                # cap of the progressive weight
                  adv_div:float|None=2.,            # class weights log(n_max/n_c + 0.01)/adv_div; None: none
-                 reinit_classifier:bool=False):    # True: start from a re-initialized head (cRT) instead of stage 1's
+                 reinit_classifier:bool=False,     # True: start from a re-initialized head (cRT) instead of stage 1's
+                 adv_norm:str='class'):            # 'class' (public code) or 'batch' (Eq. 12: one norm over the batch)
         self.adv_lambda = check_number('adv_lambda', adv_lambda, zero_ok=True)
         self.up_limit = check_fraction('up_limit', up_limit)
         self.adv_div = None if adv_div is None else check_number('adv_div', adv_div)
         self.reinit_classifier, self.alpha, self._cache = reinit_classifier, 0., {}
+        self.adv_norm = check_choice('adv_norm', adv_norm, ADV_NORMS)
     def settings(self)->dict: return dict(adv_lambda=self.adv_lambda, up_limit=self.up_limit, adv_div=self.adv_div,
-                                          reinit_classifier=self.reinit_classifier)
+                                          reinit_classifier=self.reinit_classifier, adv_norm=self.adv_norm)
     def after_epoch(self, tr, epoch, event): event['adv_alpha'] = self.alpha
     def before_epoch(self, tr, epoch):
         self.alpha = progressive_alpha(epoch, tr.cfg.epochs, self.up_limit)
@@ -196,11 +238,12 @@ class AdversarialFeatureStep(Callback):
             tr.model.classifier.load_state_dict({k.split('.', 1)[1]: v for k, v in sd.items() if k.startswith('classifier.')})
     def __call__(self, tr, x, y):
         with torch.no_grad(), tr.autocast(): f = tr.model.features(x)
-        f, head = f.float(), tr.model.classifier
+        f, head = loss_precision(f), tr.model.classifier
         w = None if self.adv_div is None else device_copy(self._cache, 'weights', tr.counts, f.device,
                                                             lambda n: class_adversarial_weights(n, self.adv_div))
         logits = head(f)
-        loss = (1 - self.alpha) * tr.loss_fn(logits, y) + self.alpha * adversarial_feature_loss(f, head, y, self.adv_lambda, w)
+        loss = (1 - self.alpha) * tr.loss_fn(logits, y) + self.alpha * adversarial_feature_loss(f, head, y, self.adv_lambda, w,
+                                                                                                       self.adv_norm)
         optimizer_step(tr, loss)
         return loss.detach(), logits.detach()
 
@@ -350,8 +393,8 @@ def split_open_set(data:LTDataset, open_classes)->tuple:
         new = remap[s.labels.cpu()]
         sub = s.subset(torch.where((new >= 0) == known_side)[0])
         return ImageSet(sub.images, new[(new >= 0) == known_side].to(s.labels.device))
-    kd = replace(data, train=keep(data.train, True), test=keep(data.test, True), classes=[data.classes[c] for c in known],
-                 spec={**data.spec, 'open_classes': held})
+    kd = replace(data, train=keep(data.train, True), test=keep(data.test, True), classes=[data.classes[c] for c in known])
+    kd.spec = {**data.spec, 'open_classes': held, 'imbalance_ratio': kd.imbalance_ratio}   # the ratio of what remains
     return kd, keep(data.test, False)
 
 def open_set_f_measure(preds, labels)->dict:

@@ -2,6 +2,7 @@
 import json, math
 import torch
 from conftest import run_notebook, runs_in
+from lt_workbook.data import load_dataset, realized_ratio
 
 NB = '07_ccsam_landscapes.ipynb'
 
@@ -10,26 +11,47 @@ def test_default_run(runs_root, tmp_path):
     res = run_notebook(NB, tmp_path/'out.ipynb')
     assert res.returncode == 0, res.stdout[-3000:]
     runs = runs_in(runs_root/'07_ccsam_landscapes')
-    names = {'ce', 'ldam_drw', 'ce_sam', 'ce_swa', 'ldam_drw_sam', 'ldam_drw_swa', 'ccsam_stage1', 'ccsam',
-             'open_ce', 'open_ccsam_stage1', 'open_ccsam'}
+    methods = {'ce': 'ce', 'ldam_drw': 'ldam_drw', 'ce_sam': 'ce_sam', 'ce_swa': 'ce_swa', 'ldam_drw_sam': 'ldam_drw_sam',
+               'ldam_drw_swa': 'ldam_drw_swa', 'ccsam_stage1': 'ccsam_stage1', 'ccsam': 'ccsam', 'ce_stage2': 'ce+ccsam_stage2',
+               'ce_crt': 'ce_crt', 'ccsam_stage1_crt': 'ccsam_stage1_crt', 'open_ce': 'ce', 'open_ccsam_stage1': 'ccsam_stage1',
+               'open_ccsam': 'ccsam'}
+    names = set(methods)
     assert names <= set(runs), set(runs)
     for n in names: assert runs[n].summary['status'] == 'completed', n
     assert runs['ce'].params['dataset'] == 'mnist5k' and len(runs['ce'].summary['per_class']) == 10
+    # every run records a descriptive method and the imbalance ratio of the counts it trained on (open set: 8 classes)
+    counts = load_dataset('mnist5k', 100., n_max=100, seed=0).counts.tolist()
+    for n, m in methods.items():
+        assert runs[n].params['method'] == m, (n, runs[n].params['method'])
+        want = realized_ratio(counts[:8] if n.startswith('open_') else counts)
+        assert runs[n].params['imbalance_ratio'] == want, (n, runs[n].params['imbalance_ratio'], want)
+    assert runs['open_ce'].params['imbalance_ratio'] != runs['ce'].params['imbalance_ratio']
 
     # stage 1: the CC-SAM settings are part of the run's parameters; the perturbation size is logged every epoch
     s1, s2 = runs['ccsam_stage1'], runs['ccsam']
-    assert s1.params['ccsam'] == {'noise_ratio': 1e-6, 'flat_ratio': 0.3, 'perturb': 'classifier'}
+    assert s1.params['ccsam'] == {'noise_ratio': 1e-6, 'flat_ratio': 0.3, 'perturb': 'classifier', 'radius': 'per_tensor',
+                                  'weighting': 'batch'}
     ratios = [e['eps_ratio'] for e in s1.metrics]
     assert len(ratios) == s1.params['epochs'] and all(0 < r < 1e-4 for r in ratios), ratios
     # stage 2: on stage 1's checkpoint, frozen backbone, class-balanced, constant lr, progressive weight (t + 1) / T
     p2 = s2.params
     assert p2['init_from'] == str(s1.checkpoint_file) and p2['freeze_backbone'] and p2['sampler'] == 'class_balanced'
     assert p2['schedule'] == 'constant' and p2['ccsam_stage2']['reinit_classifier'] is False
+    assert p2['ccsam_stage2']['adv_norm'] == 'class' and p2['ccsam'] == s1.params['ccsam']
     T = p2['epochs']
     assert [e['adv_alpha'] for e in s2.metrics] == [(t + 1) / T for t in range(T)]
     sd1, sd2 = s1.load_checkpoint()['model'], s2.load_checkpoint()['model']
     assert all(torch.equal(sd1[k], sd2[k]) for k in sd1 if not k.startswith('classifier.'))
     assert not torch.equal(sd1['classifier.weight'], sd2['classifier.weight'])
+
+    # controls: stage 2 on CE's backbone (same stage-2 settings); cRT on CE's and on stage 1's backbone
+    c2, ce = runs['ce_stage2'], runs['ce']
+    assert c2.params['init_from'] == str(ce.checkpoint_file) and c2.params['ccsam_stage2'] == p2['ccsam_stage2']
+    assert [e['adv_alpha'] for e in c2.metrics] == [(t + 1) / T for t in range(T)]
+    sdc, sd0 = c2.load_checkpoint()['model'], ce.load_checkpoint()['model']
+    assert all(torch.equal(sdc[k], sd0[k]) for k in sd0 if not k.startswith('classifier.'))
+    for n, base in (('ce_crt', ce), ('ccsam_stage1_crt', s1)):
+        assert runs[n].params['init_from'] == str(base.checkpoint_file) and runs[n].params['freeze_backbone'], n
 
     # baselines: SAM's settings recorded; SWA's averaged model is the run's result
     assert runs['ce_sam'].params['sam'] == {'sam_rho': 0.05, 'sam_adaptive': False}
@@ -59,14 +81,22 @@ def test_default_run(runs_root, tmp_path):
     nb = json.loads((tmp_path/'out.ipynb').read_text())
     html = ''.join(''.join(o['data']['text/html']) for c in nb['cells'] for o in c.get('outputs', []) if 'text/html' in o.get('data', {}))
     for title in ('CE, LDAM-DRW, their flattened variants, CC-SAM', 'against the classifier noise-norm ratio',
-                  'two filter-normalized directions', 'ccsam: tail classes'):
+                  'two filter-normalized directions', 'ccsam: tail classes', 'CC-SAM stage 1: mean ||eps_c||'):
         assert title in html, title
+    # the Reading: a claims table with every claim the section touches, each with a verdict; generated attribution lines
     out = (tmp_path/'out.ipynb').read_text()
-    assert 'open set, ccsam' in out and 'mean ||eps_c|| / ||w|| over the last epoch' in out and 'tail sharper' in out
+    for where in ('Table 1 (CIFAR-10-LT', 'Sec. 4.2, Table 3', 'Table 2 (Places-LT', 'Fig. 1a', 'Fig. 1b', 'Table 4 (F-measure'):
+        assert where in html, where
+    assert html.count('not reproduced') >= 11          # one seed: no verdict can be reached
+    for line in ("stage 2 on CE's backbone minus CE", 'mean ||eps_c|| / ||w||', 'unknowns rejected', 'closed-set accuracy'):
+        assert line in out, line
 
 BAD = {   # parameter -> the message the notebook must fail with
     'perturb': (dict(perturb='weights'), "perturb='weights': expected one of ('classifier', 'all')"),
     'open_classes': (dict(open_classes=[3, 12]), 'open_classes=[3, 12]: expected class indices in 0..9'),
+    'radius': (dict(radius='layer'), "radius='layer': expected one of ('per_tensor', 'joint')"),
+    # weighting and adv_norm go through the same constructors' check_choice (tested in the notebook's cells)
+    'controls': (dict(controls=['cRT']), "controls='cRT': expected one of ('ce_stage2', 'crt')"),
 }
 
 def test_bad_parameters_fail_before_any_run_dir(tmp_path):
