@@ -18,12 +18,13 @@ from .components import DilConv, SepConv, LTAggConv, LTHierConv, unit, conv1x1
 from .etf import *
 
 # %% auto #0
-__all__ = ['OPS', 'DARTS_PRIMITIVES', 'LT_REPLACES', 'SEARCH_SPACES', 'PALETTE', 'Zero', 'FactorizedReduce', 'relu_conv_bn',
-           'candidate_ops', 'strip_leading_relu', 'MixedOp', 'num_edges', 'SearchCell', 'running_stats_paused',
-           'recomputed', 'reduction_cells', 'cell_stack', 'Supernet', 'parse_cell', 'derive_genotype', 'frozen',
-           'alpha_grad', 'finite_difference_hvp', 'unrolled_weights', 'unrolled_alpha_grad', 'endless_batches',
-           'Architect', 'SearchTracker', 'drop_path', 'GenotypeCell', 'check_genotype', 'GenotypeNet', 'DropPathRamp',
-           'genotype_net_for_params', 'edge_names', 'plot_cell', 'plot_alpha_evolution', 'plot_search_curves']
+__all__ = ['OPS', 'DARTS_PRIMITIVES', 'LT_REPLACES', 'SEARCH_SPACES', 'UNROLLS', 'PALETTE', 'Zero', 'FactorizedReduce',
+           'relu_conv_bn', 'candidate_ops', 'strip_leading_relu', 'MixedOp', 'num_edges', 'SearchCell',
+           'running_stats_paused', 'recomputed', 'reduction_cells', 'cell_stack', 'Supernet', 'parse_cell',
+           'derive_genotype', 'frozen', 'alpha_grad', 'finite_difference_hvp', 'unrolled_weights',
+           'unrolled_alpha_grad', 'endless_batches', 'Architect', 'SearchTracker', 'drop_path', 'GenotypeCell',
+           'check_genotype', 'GenotypeNet', 'DropPathRamp', 'genotype_net_for_params', 'edge_names', 'plot_cell',
+           'plot_alpha_evolution', 'plot_search_curves']
 
 # %% ../nbs/04_ltdarts_search.ipynb #313e66e7
 class Zero(nn.Module):
@@ -266,6 +267,8 @@ def unrolled_alpha_grad(model, loss_fn, x, y, x_val, y_val, weights, lr:float, m
     return [da - lr * h for da, h in zip(d_alpha, implicit)]
 
 # %% ../nbs/04_ltdarts_search.ipynb #a3cfc944
+UNROLLS = ('code', 'paper')   # the second-order virtual step: DARTS' public code, or its paper's text
+
 def endless_batches(tr, images:ImageSet, kind:str, batch_size:int, generator:torch.Generator, augment:bool=True):
     "Normalized batches of `images` (on the trainer's device) drawn by a `kind` sampler, epoch after epoch without end."
     sampler = Sampler(images.labels, kind, tr.data.num_classes)
@@ -282,9 +285,11 @@ class Architect(Callback):
                  betas=(0.5, 0.999), weight_decay:float=1e-3,
                  batch_size:int=64, augment:bool=True,
                  recompute:int=0,             # rerun the first k cells in backward (`recomputed`): weight step, and first-order alpha step
-                 sampler:str='instance'):     # how validation batches are drawn, a key of `SAMPLERS`
+                 sampler:str='instance',      # how validation batches are drawn, a key of `SAMPLERS`
+                 unroll:str='code'):          # second order: 'code' (DARTS code: momentum + weight decay in w') or 'paper' (w - xi grad)
         self.order, self.val_set, self.batch_size, self.augment = check_choice('order', order, (1, 2)), val_set, batch_size, augment
         self.recompute, self.sampler = recompute, check_choice('sampler', sampler, SAMPLERS)
+        self.unroll = check_choice('unroll', unroll, UNROLLS)
         groups = model.arch_groups() if hasattr(model, 'arch_groups') else {'alphas': model.arch_parameters()}
         lrs = lr if isinstance(lr, dict) else dict.fromkeys(groups, lr)
         for k in groups: check_number(f'lr[{k!r}]', lrs.get(k))
@@ -307,9 +312,10 @@ class Architect(Callback):
             if self.order == 1:
                 with recomputed(tr.model, self.recompute): grads = alpha_grad(tr.net, loss_fn, xv, yv, tr.params)
             else:
-                bufs = [tr.opt.state.get(p, {}).get('momentum_buffer') for p in tr.params]
+                code = getattr(self, 'unroll', 'code') == 'code'
+                bufs = [tr.opt.state.get(p, {}).get('momentum_buffer') for p in tr.params] if code else None
                 grads = unrolled_alpha_grad(tr.model, loss_fn, x, y, xv, yv, tr.params, tr.opt.param_groups[0]['lr'], bufs,
-                                            tr.cfg.momentum, tr.cfg.weight_decay)
+                                            tr.cfg.momentum if code else 0., tr.cfg.weight_decay if code else 0.)
         for a, g in zip(self.alphas, grads): a.grad = g.to(a.dtype)
         self.opt.step()
     def step(self, tr, x, y):

@@ -15,10 +15,11 @@ from .data import *
 from .training import *
 
 # %% auto #0
-__all__ = ['BN_MODES', 'HVP_BACKENDS', 'EIG_METHODS', 'check_etf_dims', 'etf_matrix', 'ETFClassifier', 'NCLinear', 'cifar_resnet',
-           'classifier_weights', 'classifier_geometry', 'off_diagonal', 'norm_spread', 'GeometryCallback',
-           'hessian_mode', 'power_iteration', 'lanczos_max', 'hessian_matvec', 'max_hessian_eigenvalue',
-           'fixed_batches', 'trainable_parameters', 'HessianCallback']
+__all__ = ['ETF_CLASSIFIERS', 'BN_MODES', 'HVP_BACKENDS', 'EIG_METHODS', 'check_etf_dims', 'etf_matrix', 'ETFClassifier',
+           'NCLinear', 'ETFCosine', 'ETFRaw', 'cifar_resnet', 'classifier_weights', 'classifier_geometry',
+           'off_diagonal', 'norm_spread', 'GeometryCallback', 'hessian_mode', 'power_iteration', 'lanczos_max',
+           'eig_residual', 'hessian_matvec', 'max_hessian_eigenvalue', 'fixed_batches', 'trainable_parameters',
+           'HessianCallback', 'hessian_events', 'hessian_trace', 'last_geometry', 'mean_converged_eig']
 
 # %% ../nbs/03_etf_bias.ipynb #da29df6b
 def check_etf_dims(feat_dim:int, num_classes:int):
@@ -34,6 +35,7 @@ def etf_matrix(feat_dim:int,          # d, the feature dimension
                num_classes:int,       # C
                E_W:float=1.,          # squared norm of every class vector
                generator:torch.Generator|None=None, # draws the random rotation R (default: the global RNG)
+               dtype:torch.dtype=torch.float32,     # of the result (built in float64 either way)
               )->torch.Tensor:
     "Class vectors (rows, `C x d`) of the simplex ETF of Eq. 4: norms sqrt(E_W), pairwise cosines -1/(C-1)."
     check_etf_dims(feat_dim, num_classes)
@@ -42,7 +44,7 @@ def etf_matrix(feat_dim:int,          # d, the feature dimension
     R, _ = torch.linalg.qr(torch.randn(feat_dim, C - 1, generator=generator, dtype=torch.float64))   # d x (C-1), R^T R = I
     M = torch.eye(C, dtype=torch.float64) - 1 / C                                                    # I - 11^T / C
     B, _ = torch.linalg.qr(M[:, :C - 1])                                                             # C x (C-1), B B^T = M
-    return (math.sqrt(E_W * C / (C - 1)) * R @ B.T).T.float().contiguous()
+    return (math.sqrt(E_W * C / (C - 1)) * R @ B.T).T.to(dtype).contiguous()
 
 # %% ../nbs/03_etf_bias.ipynb #a5c96848
 class _NormalizedFeatureHead(nn.Module):
@@ -70,8 +72,18 @@ class NCLinear(_NormalizedFeatureHead):
     def reset_parameters(self):
         with torch.no_grad(): self.weight.copy_(math.sqrt(self.E_W) * F.normalize(torch.randn_like(self.weight), dim=1))
 
-CLASSIFIERS['etf'] = ETFClassifier
-CLASSIFIERS['linear_nc'] = NCLinear
+class ETFCosine(ETFClassifier):
+    "The ETF frame as a cosine classifier: logits normalize(h) @ W^T / sqrt(E_W), cosines in [-1, 1] (for LDAM's scale s)."
+    def __init__(self, feat_dim:int, num_classes:int, E_W:float=1., E_H:float=1.): super().__init__(feat_dim, num_classes, E_W, E_H)
+    def forward(self, h): return F.normalize(h, dim=1) @ (self.weight.T / math.sqrt(self.E_W)).to(h.dtype)
+
+class ETFRaw(ETFClassifier):
+    "Eq. 4 literally: the fixed frame on raw features, logits h @ W^T (no feature normalization, no E_H)."
+    def forward(self, h): return h @ self.weight.T.to(h.dtype)
+
+CLASSIFIERS.update(etf=ETFClassifier, linear_nc=NCLinear, etf_cosine=ETFCosine, etf_raw=ETFRaw)
+ETF_CLASSIFIERS = ('etf', 'etf_cosine', 'etf_raw')   # the fixed-frame heads (d >= C - 1 is checked for each)
+COSINE_CLASSIFIERS.add('etf_cosine')                 # LDAM may scale its logits
 
 # %% ../nbs/03_etf_bias.ipynb #18b32857
 def cifar_resnet(num_classes:int=10, classifier:str='linear',
@@ -82,7 +94,7 @@ def cifar_resnet(num_classes:int=10, classifier:str='linear',
     check_number('blocks', blocks, integer=True)
     for w in widths: check_number('widths', w, integer=True)
     check_choice('classifier', classifier, CLASSIFIERS)
-    if classifier == 'etf': check_etf_dims(widths[-1], num_classes)
+    if classifier in ETF_CLASSIFIERS: check_etf_dims(widths[-1], num_classes)
     net = CifarResNet(num_classes, blocks, tuple(widths), classifier)
     if classifier_kw: net.classifier = CLASSIFIERS[classifier](net.feat_dim, num_classes, **classifier_kw)
     return net
@@ -157,27 +169,41 @@ def power_iteration(matvec,               # v -> H v on flat vectors
         if res <= tol * abs(lam): return lam, v, i, True
     return lam, v, max_iter, False
 
+def _lanczos(matvec, v0:torch.Tensor, max_iter:int=30, tol:float=1e-3, ncv:int=10):
+    "Restarted Lanczos (ARPACK) for the largest algebraic eigenvalue: `(eigenvalue, eigenvector, products, converged)`."
+    from scipy.sparse.linalg import LinearOperator, eigsh, ArpackNoConvergence
+    n, used = len(v0), [0]
+    def mv(x):
+        used[0] += 1
+        return matvec(torch.as_tensor(np.ravel(x), dtype=v0.dtype).to(v0.device)).detach().double().cpu().numpy()
+    vec = lambda u: torch.as_tensor(np.ravel(u)).to(v0.dtype).to(v0.device)
+    if n <= ncv:   # as many products as Lanczos would take anyway: form it
+        H = np.stack([mv(e) for e in np.eye(n)], 1)
+        w, V = np.linalg.eigh((H + H.T) / 2)
+        return float(w[-1]), vec(V[:, -1]), used[0], True
+    op = LinearOperator((n, n), matvec=mv, dtype=np.float64)
+    try:
+        lam, V = eigsh(op, k=1, which='LA', v0=v0.detach().double().cpu().numpy(), ncv=ncv, tol=tol,
+                       maxiter=max(1, 1 + (max_iter - ncv) // (ncv - 1)))
+        return float(lam[0]), vec(V[:, 0]), used[0], True
+    except ArpackNoConvergence as e:
+        if not len(e.eigenvalues): return float('nan'), None, used[0], False
+        return float(e.eigenvalues[0]), vec(e.eigenvectors[:, 0]), used[0], False
+
 def lanczos_max(matvec,                   # v -> H v on flat vectors
                 v0:torch.Tensor,          # start vector
                 max_iter:int=30,          # most products (about: ARPACK restarts in steps of ncv - 1)
                 tol:float=1e-3,           # relative accuracy of the eigenvalue
                 ncv:int=10):              # Lanczos vectors kept between restarts
     "Largest algebraic eigenvalue of a symmetric operator by restarted Lanczos (ARPACK): `(eigenvalue, products, converged)`."
-    from scipy.sparse.linalg import LinearOperator, eigsh, ArpackNoConvergence
-    n, used = len(v0), [0]
-    def mv(x):
-        used[0] += 1
-        return matvec(torch.as_tensor(np.ravel(x), dtype=v0.dtype).to(v0.device)).detach().double().cpu().numpy()
-    if n <= ncv:   # as many products as Lanczos would take anyway: form it
-        H = np.stack([mv(e) for e in np.eye(n)], 1)
-        return float(np.linalg.eigvalsh((H + H.T) / 2)[-1]), used[0], True
-    op = LinearOperator((n, n), matvec=mv, dtype=np.float64)
-    try:
-        lam = eigsh(op, k=1, which='LA', v0=v0.detach().double().cpu().numpy(), ncv=ncv, tol=tol,
-                    maxiter=max(1, 1 + (max_iter - ncv) // (ncv - 1)), return_eigenvectors=False)
-        return float(lam[0]), used[0], True
-    except ArpackNoConvergence as e:
-        return (float(e.eigenvalues[0]) if len(e.eigenvalues) else float('nan')), used[0], False
+    lam, _, used, ok = _lanczos(matvec, v0, max_iter, tol, ncv)
+    return lam, used, ok
+
+def eig_residual(matvec, v:torch.Tensor, lam:float)->float:
+    "Relative residual ||H v - lam v|| / (|lam| ||v||) of an eigenpair estimate (one more product): small when it is one."
+    if v is None or lam != lam: return float('nan')
+    r = float((matvec(v) - lam * v).norm() / v.norm())
+    return r / abs(lam) if lam else r
 
 def _is_bn_affine(model, params):
     ids = {id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) for p in m.parameters(recurse=False)}
@@ -217,7 +243,9 @@ def max_hessian_eigenvalue(model:nn.Module,
                            tol:float=1e-3, seed:int=0,
                            backend:str='auto',   # 'curvlinops', 'autograd', or 'auto' (autograd only where curvlinops is wrong)
                            return_info:bool=False):
-    "Largest (algebraic) eigenvalue of the Hessian of the loss on `data` w.r.t. `params`."
+    """Largest (algebraic) eigenvalue of the Hessian of the loss on `data` w.r.t. `params`; with `return_info`, also
+    `dict(products, converged, residual, backend, method)`: the solver's own convergence flag at `tol`, and the relative
+    residual ||Hv - lambda v|| / |lambda| of the returned pair (one extra product)."""
     check_choice('method', method, EIG_METHODS); check_choice('backend', backend, HVP_BACKENDS)
     params = list(params)
     if not params: raise ValueError("params=[]: expected at least one parameter")
@@ -228,13 +256,14 @@ def max_hessian_eigenvalue(model:nn.Module,
     v0 = torch.randn(sum(p.numel() for p in params), generator=torch.Generator().manual_seed(seed), dtype=p0.dtype).to(p0.device)
     with hessian_mode(model, bn_mode):
         mv = hessian_matvec(model, loss_func, params, data, backend)
-        if method == 'lanczos': lam, its, ok = lanczos_max(mv, v0, max_iter, tol)
+        if method == 'lanczos': lam, vec, its, ok = _lanczos(mv, v0, max_iter, tol)
         else:
-            lam, _, its, ok = power_iteration(mv, v0, max_iter, tol)
+            lam, vec, its, ok = power_iteration(mv, v0, max_iter, tol)
             if lam < 0:   # the dominant eigenvalue is negative: the largest algebraic one is the top of H - lam I, shifted back
-                mu, _, its2, ok = power_iteration(lambda u: mv(u) - lam * u, v0, max_iter, tol)
+                mu, vec, its2, ok = power_iteration(lambda u: mv(u) - lam * u, v0, max_iter, tol)
                 lam, its = lam + mu, its + its2
-    info = dict(products=its, converged=ok, backend=backend, method=method)
+        residual = eig_residual(mv, vec, lam)
+    info = dict(products=its, converged=bool(ok), residual=residual, backend=backend, method=method)
     return (lam, info) if return_info else lam
 
 # %% ../nbs/03_etf_bias.ipynb #2a070ef2
@@ -270,4 +299,38 @@ class HessianCallback(Callback):
         lam, info = max_hessian_eigenvalue(trainer.model, self.loss_func, self.params_fn(trainer.model), self._on[1], self.bn_mode,
                                            self.method, self.max_iter, self.tol, self.seed, self.backend, return_info=True)
         event.update(hessian_max_eig=lam, hessian_products=info['products'], hessian_converged=info['converged'],
-                     hessian_time=round(time.time() - t, 3))
+                     hessian_residual=info['residual'], hessian_time=round(time.time() - t, 3))
+    def after_fit(self, trainer, summary):
+        "The summary lists the (0-based) epochs whose eigenvalue did not converge, so no reader takes them at face value."
+        events = trainer.run.metrics if getattr(trainer, 'run', None) is not None else []
+        summary['hessian_unconverged'] = [e['epoch'] for e in events if e.get('hessian_converged') is False]
+
+def hessian_events(metrics:list, converged_only:bool=False)->list:
+    "The events of a run's `metrics.jsonl` that carry a Hessian eigenvalue (only the converged ones with `converged_only`)."
+    return [e for e in metrics if 'hessian_max_eig' in e and (e.get('hessian_converged', True) or not converged_only)]
+
+def hessian_trace(fig:go.Figure, metrics:list, name:str, color:str|None=None, x_key:str='epoch', **kw):
+    "Add a run's lambda_max per logged epoch to `fig`: filled markers where the solver converged, hollow where it did not."
+    ev = hessian_events(metrics)
+    ok = [bool(e.get('hessian_converged', True)) for e in ev]
+    return fig.add_scatter(x=[e[x_key] + 1 for e in ev], y=[e['hessian_max_eig'] for e in ev], mode='lines+markers',
+                           name=name + ('' if all(ok) else ' (hollow: not converged)'),
+                           marker=dict(symbol=['circle' if o else 'circle-open' for o in ok], size=9),
+                           line=dict(color=color) if color else None,
+                           customdata=[[e.get('hessian_residual', float('nan'))] for e in ev],
+                           hovertemplate='epoch %{x}: %{y:.4g} (residual %{customdata[0]:.1e})<extra></extra>', **kw)
+
+# %% ../nbs/03_etf_bias.ipynb #33421ae0
+def last_geometry(metrics:list, target_norm:float|None=None)->dict:
+    "The last logged classifier geometry of a run: `norm_spread`, `angle_mean`, `angle_std` (and `norm_dev` from `target_norm`)."
+    ev = [e for e in metrics if 'cls_norms' in e]
+    if not ev: return dict(norm_spread=float('nan'), angle_mean=float('nan'), angle_std=float('nan'), norm_dev=float('nan'))
+    ang = off_diagonal(ev[-1]['cls_angles'])
+    dev = float('nan') if target_norm is None else max(abs(n - target_norm) for e in ev for n in e['cls_norms'])
+    return dict(norm_spread=norm_spread(ev[-1]['cls_norms']), angle_mean=float(ang.mean()), angle_std=float(ang.std()),
+                norm_dev=dev)
+
+def mean_converged_eig(metrics:list)->float:
+    "Mean lambda_max over a run's converged Hessian evaluations (NaN if none converged)."
+    v = [e['hessian_max_eig'] for e in hessian_events(metrics, converged_only=True)]
+    return float(np.mean(v)) if v else float('nan')

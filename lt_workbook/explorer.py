@@ -9,13 +9,13 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 import ipywidgets as widgets
 from plotly.colors import qualitative
-from .data import METRIC_KEYS, plot_group_accuracy, show_in
+from .data import METRIC_KEYS, lt_counts, plot_group_accuracy, realized_ratio, show_in
 from .training import Run, mean_std_text
 from .runner import seed_summary
 
 # %% auto #0
 __all__ = ['FILTERS', 'PAPER_RESULTS', 'value_label', 'filter_options', 'select_runs', 'config_label', 'plot_selection_bars',
-           'plot_acc_vs_params', 'plot_run_curves', 'paper_vs_ours', 'Explorer']
+           'plot_acc_vs_params', 'plot_run_curves', 'realized_paper_ratio', 'paper_vs_ours', 'Explorer']
 
 # %% ../nbs/10_results_explorer.ipynb #54b4bf41
 FILTERS = dict(section='section', dataset='dataset', ratio='imbalance_ratio', method='method', backbone='arch', seed='seed')
@@ -95,6 +95,11 @@ def _table_rows(section, dataset, ratios, rows, reference, metric='acc')->list:
     return [(section, dataset, r, m, metric, v, f'{reference}: {label}')
             for m, (label, values) in rows.items() for r, v in zip(ratios, values) if v is not None]
 
+def realized_paper_ratio(dataset:str, ratio:float)->float:
+    "The max/min ratio of CIFAR-LT built with the papers' truncating profile at the nominal `ratio` (CIFAR-100 at 200 is 500/2 = 250)."
+    n_max, C = {'cifar10': (5000, 10), 'cifar100': (500, 100)}[dataset]
+    return realized_ratio(lt_counts(n_max, C, ratio))
+
 _LTD, _IMB = 'LT-DARTS (Pan, Sun, Gong)', 'IMB-NAS (Duggal et al.)'
 PAPER_RESULTS = pd.DataFrame([
     ('01_training', 'cifar10', 100, 'ce', 'acc', 70.36, 'LDAM-DRW (Cao et al. 2019), Table 2: ERM, top-1 error 29.64'),
@@ -108,7 +113,7 @@ PAPER_RESULTS = pd.DataFrame([
     *[row for ds, vals in [('cifar10', [(65.68, 70.70, 74.81), (70.23, 77.52, 82.45)]),
                            ('cifar100', [(34.84, 38.43, 43.90), (41.23, 42.31, 47.58)])]
       for row in _table_rows('04_ltdarts_search', ds, (200, 100, 50),
-                             {'ce': ('ResNet (ResNet-32)', vals[0]), 'ce+lt_etf': ('LT-DARTS', vals[1])}, f'{_LTD}, Table 2')],
+                             {'ce': ('ResNet (ResNet-32)', vals[0]), 'lt_etf+ce': ('LT-DARTS', vals[1])}, f'{_LTD}, Table 2')],
     # LT-DARTS Table 3: LT methods on a ResNet, on the vanilla DARTS cell and on the LT-DARTS cell
     *[row for ds, vals in [('cifar10', dict(ce=(65.68, 70.70, 62.31, 67.29, 70.23, 77.52), mixup=(65.84, 72.96, 61.32, 68.21, 73.87, 78.86),
                                             ldam_drw=(75.32, 77.03, 72.56, 75.34, 77.26, 79.61),
@@ -118,11 +123,11 @@ PAPER_RESULTS = pd.DataFrame([
                                              mixup_crt=(41.73, 45.12, 38.05, 42.39, 44.90, 49.47)))]
       for m, v in vals.items()
       for row in _table_rows('04_ltdarts_search', ds, (200, 100),
-                             {m: (m, v[0:2]), f'{m}+darts_linear': (f'{m} + DARTS', v[2:4]), f'{m}+lt_etf': (f'{m} + LT-DARTS', v[4:6])},
+                             {m: (m, v[0:2]), f'darts_linear+{m}': (f'{m} + DARTS', v[2:4]), f'lt_etf+{m}': (f'{m} + LT-DARTS', v[4:6])},
                              f'{_LTD}, Table 3')],
     # LT-DARTS Table 6 (ablation; the paper does not state the ratio: listed at 100, see above)
-    *_table_rows('04_ltdarts_search', 'cifar10', (100,), {'ce+darts_linear': ('vanilla DARTS', (65.3,)),
-                 'ce+lt_linear': ('DARTS + LT convolutions', (74.3,)), 'ce+lt_etf': ('DARTS + LT convolutions + ETF classifier', (77.8,))},
+    *_table_rows('04_ltdarts_search', 'cifar10', (100,), {'darts_linear+ce': ('vanilla DARTS', (65.3,)),
+                 'lt_linear+ce': ('DARTS + LT convolutions', (74.3,)), 'lt_etf+ce': ('DARTS + LT convolutions + ETF classifier', (77.8,))},
                  f'{_LTD}, Table 6 (ratio not stated)'),
     # HLS Table II (the paper reports each method at its best test mixing ratio; a run's `acc` is at mu_test 0.5, its
     # notebook's Reading compares the best)
@@ -154,7 +159,9 @@ PAPER_RESULTS = pd.DataFrame([
                                    few=[(14.1, 10.1), (15.0, 10.2), (15.7, 10.2), (14.1, 10.5)]).items()
       for row in _table_rows('08_imbnas_transfer', 'cifar100', (100, 400), {f'imbnas_P{p}': (f'P{p}, {metric}', v) for p, v in enumerate(vals)},
                              f'{_IMB}, Table 6', metric)],
-], columns=['section', 'dataset', 'imbalance_ratio', 'method', 'metric', 'paper', 'reference'])
+], columns=['section', 'dataset', 'paper_ratio', 'method', 'metric', 'paper', 'reference'])
+# runs record the ratio their data really has (max / min of the counts); the papers label CIFAR-LT by the nominal ratio
+PAPER_RESULTS.insert(2, 'imbalance_ratio', [realized_paper_ratio(d, r) for d, r in zip(PAPER_RESULTS.dataset, PAPER_RESULTS.paper_ratio)])
 
 def paper_vs_ours(summary:pd.DataFrame, papers:pd.DataFrame|None=None)->pd.DataFrame:
     "Each paper number (default `PAPER_RESULTS`) with the matching configurations of `summary` (a seed summary), same metric."
@@ -167,7 +174,7 @@ def paper_vs_ours(summary:pd.DataFrame, papers:pd.DataFrame|None=None)->pd.DataF
     out['ours'] = mean_std_text(mean, std)
     out['ours - paper'] = (mean - out.paper).round(2)
     out['seeds'] = out.seeds.fillna(0).astype(int)
-    return out[keys + ['metric', 'arch', 'config', 'paper', 'ours', 'seeds', 'ours - paper', 'reference']].fillna({'arch': '', 'config': ''})
+    return out[keys + ['paper_ratio', 'metric', 'arch', 'config', 'paper', 'ours', 'seeds', 'ours - paper', 'reference']].fillna({'arch': '', 'config': ''})
 
 # %% ../nbs/10_results_explorer.ipynb #45d868b7
 class Explorer:

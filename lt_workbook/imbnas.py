@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_imbnas_transfer.ipynb #14fdb97b
 from __future__ import annotations
-import itertools, functools, time
+import itertools, functools, math, time
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -21,12 +21,13 @@ from .components import unit, conv1x1, conv3x3
 from .darts import OPS, running_stats_paused, PALETTE
 
 # %% auto #0
-__all__ = ['NATS_OPS', 'OP_NAMES', 'PARAMETRIC_OPS', 'NODES', 'EDGES', 'PROCEDURES', 'arch_str', 'parse_arch', 'as_arch',
-           'arch_code', 'is_valid', 'cost_signature', 'all_archs', 'equal_cost_archs', 'sample_equal_cost',
-           'TopologyCell', 'ResidualReduction', 'CellNet', 'inherit', 'sample_path', 'spos_step', 'recalibrated_bn',
-           'recalibration_batches', 'evaluate_subnet', 'random_arch', 'mutate', 'crossover', 'offspring',
-           'evolution_search', 'kendall_tau_matrix', 'adaptation_config', 'transfer_init', 'plot_tau_matrix',
-           'plot_rank_scatter', 'plot_adaptation_cost']
+__all__ = ['NATS_OPS', 'OP_NAMES', 'PARAMETRIC_OPS', 'NODES', 'EDGES', 'PAPER_SCHEDULES', 'PAPER_LR_DECAY', 'PROCEDURES',
+           'arch_str', 'parse_arch', 'as_arch', 'arch_code', 'is_valid', 'cost_signature', 'all_archs',
+           'equal_cost_archs', 'sample_equal_cost', 'TopologyCell', 'ResidualReduction', 'CellNet', 'inherit',
+           'sample_path', 'spos_step', 'recalibrated_bn', 'recalibration_batches', 'evaluate_subnet', 'random_arch',
+           'mutate', 'crossover', 'offspring', 'evolution_search', 'kendall_tau_matrix', 'rank_agreement',
+           'scale_epoch', 'step_schedule', 'adaptation_config', 'transfer_init', 'plot_tau_matrix', 'plot_rank_scatter',
+           'plot_adaptation_cost']
 
 # %% ../nbs/08_imbnas_transfer.ipynb #df33e919
 NATS_OPS = {   # name -> builder(C): every operation maps C channels to C at stride 1
@@ -93,8 +94,10 @@ def all_archs()->tuple:
 def equal_cost_archs(cost_ops)->list:
     "Every valid cell whose parametric operations are exactly the multiset `cost_ops`."
     for o in cost_ops: check_choice('cost_ops', o, PARAMETRIC_OPS)
-    sig = tuple(sorted(cost_ops))
-    return [a for a in all_archs() if cost_signature(a) == sig]
+    return list(_equal_cost(tuple(sorted(cost_ops))))
+
+@functools.lru_cache(maxsize=64)
+def _equal_cost(sig:tuple)->tuple: return tuple(a for a in all_archs() if cost_signature(a) == sig)
 
 def sample_equal_cost(k:int, cost_ops, seed:int=0)->list:
     "`k` distinct valid cells drawn uniformly (seeded) among those of cost `cost_ops`."
@@ -267,7 +270,52 @@ def kendall_tau_matrix(accs:dict)->pd.DataFrame:
     tau = lambda a, b: float(kendalltau(accs[a], accs[b])[0])
     return pd.DataFrame([[tau(a, b) for b in names] for a in names], index=names, columns=names)
 
+def rank_agreement(x, y,                 # the accuracies of the same architectures on two variants
+                   alpha:float=0.05,     # chance level above which a perfect agreement says nothing
+                  )->dict:
+    "Kendall's tau of `x` and `y`, and `degenerate`: why it cannot be read as an agreement (None when it can)."
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    k = len(x)
+    if k != len(y): raise ValueError(f"x and y: expected the same architectures, got {k} and {len(y)} accuracies")
+    pairs = list(itertools.combinations(range(k), 2))
+    tied = max(sum(v[i] == v[j] for i, j in pairs) for v in (x, y)) if pairs else 0
+    tau = float(kendalltau(x, y)[0]) if k >= 2 else float('nan')
+    p_perfect = 2 / math.factorial(k) if k >= 2 else 1.
+    why = []
+    if k < 2: why.append(f'{k} architecture(s): no pair to rank')
+    elif min(len(set(x.tolist())), len(set(y.tolist()))) == 1: why.append('every architecture has the same accuracy on one side: tau is undefined')
+    else:
+        if np.array_equal(x, y): why.append('identical accuracies on both variants: the same numbers twice, not two rankings')
+        if tied > len(pairs) / 2: why.append(f'{tied} of {len(pairs)} pairs tied on one side')
+        if p_perfect > alpha: why.append(f'only {k} architectures: two random rankings agree perfectly (|tau| = 1) with probability '
+                                         f'2/{k}! = {p_perfect:.3f} > {alpha:g}, so tau cannot tell agreement from chance')
+    return dict(tau=tau, k=k, tied_pairs=int(tied), p_perfect=p_perfect, degenerate='; '.join(why) or None)
+
+
 # %% ../nbs/08_imbnas_transfer.ipynb #8fe08199
+PAPER_SCHEDULES = {   # Sec. 4.1: epochs, milestones (lr x lr_decay at each) and the re-weighting epoch, at the paper's length
+    'subnet':   dict(epochs=200, lr=0.1,  milestones=(160, 180), reweight=160),   # "Sub-network training strategies" (DRW-160)
+    'supernet': dict(epochs=600, lr=0.1,  milestones=(400, 500), reweight=400),   # "Neural Architecture Search"
+    'adapt':    dict(epochs=200, lr=0.01, milestones=(100,),     reweight=100),   # "Adaptation Strategies" (P2's; P1 from epoch 1)
+}
+PAPER_LR_DECAY = 0.01   # "decayed by 0.01"
+
+def scale_epoch(epoch:int, paper_epochs:int, epochs:int)->int:
+    "`epoch` of a `paper_epochs`-long schedule moved to the same fraction of `epochs` (rounded half up, exact in integers)."
+    return (2 * epoch * epochs + paper_epochs) // (2 * paper_epochs)
+
+def step_schedule(kind:str,                   # a key of `PAPER_SCHEDULES`
+                  epochs:int,                  # the length of this run
+                  lr:float,                    # its initial learning rate
+                  lr_decay:float=PAPER_LR_DECAY,
+                 )->dict:
+    "`TrainConfig` keywords of the paper's step schedule `kind` scaled to `epochs`: milestones and `drw_epoch` at the same fractions."
+    p = PAPER_SCHEDULES[check_choice('schedule kind', kind, PAPER_SCHEDULES)]
+    check_number('epochs', epochs, integer=True)
+    return dict(epochs=epochs, lr=lr, schedule='multistep', lr_decay=lr_decay, warmup_epochs=0,
+                milestones=tuple(scale_epoch(m, p['epochs'], epochs) for m in p['milestones']),
+                drw_epoch=scale_epoch(p['reweight'], p['epochs'], epochs))
+
 PROCEDURES = {
     'P0': 'no adaptation',
     'P1': 'classifier re-trained (backbone frozen, CB re-weighting)',
@@ -275,17 +323,24 @@ PROCEDURES = {
     'P3': 'supernet trained on the target (DRW)',
 }
 
-def adaptation_config(procedure:str, supernet_cfg:TrainConfig, init_from=None, p1_epochs:int|None=None)->TrainConfig|None:
-    "The training config of adaptation `procedure` (a key of `PROCEDURES`) from the supernet's; None for P0."
+def adaptation_config(procedure:str,             # a key of `PROCEDURES`
+                      supernet_cfg:TrainConfig,   # the source supernet's config (its epochs, lr, lr_decay)
+                      init_from=None,             # the source checkpoint P1 / P2 start from
+                      epochs:int|None=None,       # P1 / P2 length (None: a third of the supernet's, Sec. 3.4)
+                      lr:float|None=None,         # P1 / P2 learning rate (None: a tenth of the supernet's, Sec. 3.4)
+                     )->TrainConfig|None:
+    "The training config of adaptation `procedure` from the supernet's; None for P0."
     check_choice('procedure', procedure, PROCEDURES)
     if procedure == 'P0': return None
-    if procedure == 'P3': return replace(supernet_cfg, reweight='drw', drw_epoch=None, init_from=None)
+    if procedure == 'P3':
+        return replace(supernet_cfg, method='imbnas_adapt_P3', reweight='drw', init_from=None,
+                       **step_schedule('supernet', supernet_cfg.epochs, supernet_cfg.lr, supernet_cfg.lr_decay))
     if init_from is None: raise ValueError(f"{procedure} starts from the source supernet: pass init_from (its checkpoint)")
-    if procedure == 'P1':
-        return replace(crt_config(supernet_cfg, init_from, p1_epochs or supernet_cfg.epochs, supernet_cfg.lr),
-                       sampler='instance', reweight='cb')
-    return replace(supernet_cfg, init_from=str(init_from), lr=supernet_cfg.lr / 10, epochs=max(1, round(supernet_cfg.epochs / 3)),
-                   reweight='drw', drw_epoch=None, warmup_epochs=0)
+    sched = step_schedule('adapt', epochs or max(1, round(supernet_cfg.epochs / 3)), lr or supernet_cfg.lr / 10, supernet_cfg.lr_decay)
+    if procedure == 'P1':   # Eq. 4: the re-weighted loss from the first epoch, classifier only
+        return replace(crt_config(supernet_cfg, init_from, sched['epochs'], sched['lr']), method='imbnas_adapt_P1',
+                       sampler='instance', reweight='cb', **sched)
+    return replace(supernet_cfg, method='imbnas_adapt_P2', init_from=str(init_from), reweight='drw', **sched)   # Eq. 5
 
 def transfer_init(source:Run, num_classes:int, seed:int=0)->Path:
     "The checkpoint P1 / P2 start from: the source supernet's, or (other number of classes) a copy with a new seeded classifier."
@@ -300,6 +355,7 @@ def transfer_init(source:Run, num_classes:int, seed:int=0)->Path:
         model = {**ck['model'], **{f'classifier.{k}': v for k, v in new.items()}}
         atomic_write(path, lambda p: torch.save({'model': model}, p))
     return path
+
 
 # %% ../nbs/08_imbnas_transfer.ipynb #14bfcb75
 def plot_tau_matrix(tau:pd.DataFrame, title:str='Kendall tau between architecture rankings')->go.Figure:

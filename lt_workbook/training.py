@@ -491,9 +491,9 @@ METHODS = {
     'mixup': dict(mixup_alpha=1.0),
 }
 
-def method_config(method:str, **kw)->TrainConfig:
-    "The `TrainConfig` of a named method from `METHODS`, with overrides `kw`."
-    return TrainConfig(**{'method': method, **METHODS[check_choice('method', method, METHODS)], **kw})
+def method_config(name:str, **kw)->TrainConfig:
+    "The `TrainConfig` of the method `name` from `METHODS`, with overrides `kw` (`method=` renames the recipe a run records)."
+    return TrainConfig(**{'method': name, **METHODS[check_choice('method', name, METHODS)], **kw})
 
 def method_name(cfg:TrainConfig)->str:
     "The method a run records: `cfg.method` if set, else the most specific `METHODS` entry the config matches, else its loss."
@@ -594,9 +594,12 @@ class Claim:
                     direction=v['measured'], seeds=v['seeds'], verdict=v['verdict'], why=v['reason'])
 
 def _arm_text(v)->str:
+    "An arm as 'mean ± std (n=k)' (3 decimals; 3 significant digits in scientific notation for values below 0.01)."
     v = v[np.isfinite(v)]
     if not len(v): return 'n/a'
-    return mean_std_text([v.mean()], [v.std(ddof=1) if len(v) > 1 else float('nan')], 3)[0] + (f' (n={len(v)})' if len(v) > 1 else '')
+    m, s = v.mean(), (v.std(ddof=1) if len(v) > 1 else float('nan'))
+    fmt = (lambda x: f'{x:.2e}') if 0 < abs(m) < 0.01 else (lambda x: f'{x:.3f}')
+    return fmt(m) + (f' ± {fmt(s)} (n={len(v)})' if len(v) > 1 else '')
 
 def per_seed(runs:dict,      # {(name, seed): Run}
              name:str,        # the arm

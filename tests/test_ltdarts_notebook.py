@@ -4,10 +4,12 @@ from pathlib import Path
 import yaml
 from conftest import run_notebook, start_notebook, kill_after_epochs, runs_in, NBS, ROOT
 from lt_workbook.darts import check_genotype, OPS
+from lt_workbook.data import load_dataset, train_val_split, realized_ratio
+import torch
 
 NB = '04_ltdarts_search.ipynb'
-TINY = dict(search_epochs=3, layers=3, init_channels=4, n_max=60, hessian_every=0, retrain_methods=[], ablations=[],
-)
+TINY = dict(search_epochs=3, layers=3, init_channels=4, imbalance_ratio=10.0, n_max=61, hessian_every=0, retrain_methods=[],
+            ablations=[])   # n_max >= 2 * ratio: every class keeps >= 1 image on each side of the search's split
 
 def test_default_run(runs_root, tmp_path):
     "The README's main job: search (ETF and linear), genotype.json, per-epoch records, the retrained cell, the figures."
@@ -23,29 +25,54 @@ def test_default_run(runs_root, tmp_path):
     assert len(ev) == main.params['epochs'] and all({'acc', 'many', 'medium', 'few', 'alphas', 'genotype'} <= set(e) for e in ev)
     assert all(abs(sum(row) - 1) < 1e-4 for row in ev[-1]['alphas']['normal'])          # softmax per edge
     assert any('hessian_max_eig' in e for e in ev) and 'cls_norms' in ev[-1]
-    assert runs['search_lt_linear'].completed
+    assert runs['search_lt_linear'].completed and runs['search_lt_linear_nc'].completed   # twin = main control, linear = third arm
+    assert main.params['method'] == 'ltdarts_search_lt_etf' and runs['search_lt_linear_nc'].params['method'] == 'ltdarts_search_lt_linear_nc'
+    # the search trains its weights on one half: the recorded ratio is that half's max/min (item 1)
+    p = main.params
+    data = load_dataset(p['dataset'], 100.0, n_max=p['n_max'], seed=0)
+    tr_idx, va_idx = train_val_split(data.train.labels, val_fraction=1 - p['train_portion'], seed=0)
+    half = torch.bincount(data.train.labels[tr_idx], minlength=10).tolist()
+    assert p['imbalance_ratio'] == realized_ratio(half)
+    # Hessian w.r.t. alpha: convergence and residual recorded, unconverged epochs listed in the summary (item 13)
+    hess = [e for e in ev if 'hessian_max_eig' in e]
+    assert hess and all('hessian_converged' in e and 'hessian_residual' in e for e in hess)
+    assert s['hessian_unconverged'] == [e['epoch'] for e in hess if not e['hessian_converged']]
     retrain = runs['retrain_lt_etf_ce']
     assert retrain.completed and retrain.params['arch'] == 'genotype_net' and retrain.params['arch_kw']['genotype'] == g
+    assert retrain.params['method'] == 'lt_etf+ce' and retrain.params['imbalance_ratio'] == realized_ratio(data.counts.tolist())
     assert all(retrain.summary[k] is not None for k in ('acc', 'many', 'medium', 'few'))
     nb = json.loads((tmp_path/'out.ipynb').read_text())
     html = ''.join(''.join(o['data']['text/html']) for c in nb['cells'] for o in c.get('outputs', []) if 'text/html' in o.get('data', {}))
-    for title in ('Supernet test accuracy', 'softmax(alpha) per edge', 'Found normal cell', 'Largest eigenvalue', 'Retrained'):
+    for title in ('supernet test accuracy', 'softmax(alpha) per edge', 'Found normal cell', 'largest eigenvalue of the Hessian', 'Retrained',
+                  'class-vector norms during the search', 'pairwise angles between class vectors after the search'):
         assert title in html, title
+    # the Reading is a computed claims table (item 12), with the paper's locations and the right authors
+    reading = [c for c in nb['cells'] if c['cell_type'] == 'code' and 'claims_table(claims)' in ''.join(c['source'])]
+    assert len(reading) == 1
+    table = ''.join(''.join(o.get('data', {}).get('text/html', '')) for o in reading[0]['outputs'])
+    for where in ('Fig. 8c', 'Fig. 8a-b (search)', 'Fig. 9a', 'Table 2', 'Table 6', 'Pan, Sun, Gong'):
+        assert where in table, where
+    md = ' '.join(''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'markdown')
+    assert 'Fan et al' not in md and 'Deviations from the paper' in md
 
 def test_config_file_and_bad_parameters(tmp_path):
     "`-f` with the Table 6 ablation preset (made tiny) runs every variant; bad parameters fail before any run directory."
     ablation = yaml.safe_load((ROOT/'configs'/'ltdarts_ablation.yaml').read_text())
     cfg = tmp_path/'ablation_tiny.yaml'
     cfg.write_text(yaml.safe_dump({**ablation, **TINY, 'ablations': ablation['ablations'], 'dataset': 'mnist5k', 'data_root': None,
-                                   'search_epochs': 1, 'stem_stride': 2, 'batch_size': 32, 'run_dir': str(tmp_path/'ablation')}))
+                                   'search_epochs': 1, 'stem_stride': 2, 'batch_size': 32, 'run_dir': str(tmp_path/'ablation'),
+                                   'balanced_search': ['linear_nc'], 'seeds': [0]}))
     bad = {'unknown_op': (dict(ops=['sep_conv_3x3', 'conv_9x9']), "ops='conv_9x9'"),
-           'bad_order': (dict(order=3), 'order=3')}
+           'bad_order': (dict(order=3), 'order=3'),
+           'ldam_raw_logits': (dict(weight_loss='ldam', classifier='etf'), "needs cosine logits"),   # item 2
+           'clamped_profile': (dict(n_max=50, imbalance_ratio=100.0), 'n_max')}
     results = {'config': run_notebook(NB, tmp_path/'ablation.ipynb', files=[cfg])}
     for name, (params, _) in bad.items():   # one at a time: kernels starting beside a search can miss their start timeout
         results[name] = run_notebook(NB, tmp_path/f'{name}.ipynb', {**params, 'run_dir': str(tmp_path/name)})
     assert results['config'].returncode == 0, results['config'].stdout[-3000:]
     runs = runs_in(tmp_path/'ablation')
-    assert {'search_lt_etf', 'search_lt_linear', 'search_darts_linear'} <= set(runs)
+    assert {'search_lt_etf', 'search_lt_linear', 'search_lt_linear_nc', 'search_darts_linear', 'search_lt_linear_nc_balanced'} <= set(runs)
+    assert runs['search_lt_linear_nc_balanced'].params['imbalance_ratio'] == 1.0
     assert runs['search_darts_linear'].params['arch_kw']['primitives'][-1] == 'dil_conv_5x5'
     for name, (_, msg) in bad.items():
         assert results[name].returncode != 0 and msg in results[name].stdout, (name, results[name].stdout[-2000:])
@@ -64,6 +91,12 @@ def test_resume_after_kill_gives_the_same_genotype(tmp_path):
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     assert 'resuming from epoch' in (tmp_path/'resumed.ipynb').read_text()
     ref = runs_in(tmp_path/'full')['search_lt_etf']
+    # TINY's profile (61 head images at ratio 10) splits unevenly: the weight half's ratio differs from the whole set's
+    data = load_dataset('mnist5k', 10.0, n_max=61, seed=0)
+    tr_idx, _ = train_val_split(data.train.labels, val_fraction=0.5, seed=0)
+    half = realized_ratio(torch.bincount(data.train.labels[tr_idx], minlength=10).tolist())
+    assert half != data.imbalance_ratio and ref.params['imbalance_ratio'] == half == run.params['imbalance_ratio']
+    assert abs(ref.params['val_imbalance_ratio'] - data.imbalance_ratio) < 5
     strip = lambda evs: [{k: v for k, v in e.items() if k not in ('time',)} for e in evs]
     assert strip(run.metrics) == strip(ref.metrics)
     assert run.summary['genotype'] == ref.summary['genotype']
