@@ -283,7 +283,7 @@ def _execution_above(path:Path, top:Path):
         if d == top: break
     return None, None
 
-def _number(v):
+def _metric(v):
     "A summary value as a metric: a number, or None (a record run may hold a dict or a list under another key's name)."
     return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
@@ -293,7 +293,7 @@ def _run_row(run:Run, top:Path)->dict:
     return dict(section=rec['section'] if rec else run.path.parent.name, point=_point_of(point_dir),
                 run=name, method=params.get('method') or name, status=summary.get('status', 'running'),
                 **{k: params.get(k) for k in ('dataset', 'imbalance_ratio', 'arch', 'classifier', 'loss', 'seed')},
-                **{k: _number(summary.get(k)) for k in (*METRIC_KEYS, 'params', 'wall_time')},
+                **{k: _metric(summary.get(k)) for k in (*METRIC_KEYS, 'params', 'wall_time')},
                 error=summary.get('message'), path=str(run.path))
 
 def results_table(root=None, section:str|None=None)->pd.DataFrame:

@@ -1,4 +1,5 @@
 "End-to-end runs of nbs/07_ccsam_landscapes.ipynb with papermill: the default run's files and figures, bad parameters."
+from concurrent.futures import ThreadPoolExecutor
 import json, math
 import torch
 from conftest import run_notebook, runs_in
@@ -101,9 +102,12 @@ BAD = {   # parameter -> the message the notebook must fail with
 
 def test_bad_parameters_fail_before_any_run_dir(tmp_path):
     "Each bad parameter is a clear error from the notebook, and no run directory is written."
-    for name, (params, msg) in BAD.items():   # one at a time: kernels starting side by side on 2 cores can time out
-        rd = tmp_path/f'runs_{name}'
-        res = run_notebook(NB, tmp_path/f'{name}.ipynb', {**params, 'run_dir': str(rd)})
+    def go(item):
+        name, (params, _) = item
+        return name, run_notebook(NB, tmp_path/f'{name}.ipynb', {**params, 'run_dir': str(tmp_path/f'runs_{name}')})
+    with ThreadPoolExecutor(2) as ex: results = dict(ex.map(go, BAD.items()))   # two kernels at a time (start timeout 300 s)
+    for name, (params, msg) in BAD.items():
+        rd, res = tmp_path/f'runs_{name}', results[name]
         assert res.returncode != 0, name
         assert msg in res.stdout, (name, res.stdout[-2000:])
         assert not rd.exists(), f'{name}: {rd} was written'
