@@ -219,7 +219,8 @@ class Run:
     def save_checkpoint(self, state:dict): atomic_write(self.checkpoint_file, lambda p: torch.save(state, p))
     def load_checkpoint(self, map_location='cpu'):
         return torch.load(self.checkpoint_file, map_location=map_location, weights_only=False) if self.checkpoint_file.exists() else None
-    def __repr__(self): return f"Run({str(self.path)!r}, status={(self.summary or {}).get('status', 'in progress')})"
+    # named by its folder within its section's runs (the same on every machine), not by the absolute path
+    def __repr__(self): return f"Run('{self.path.parent.name}/{self.name}', status={(self.summary or {}).get('status', 'in progress')})"
 
 # %% ../nbs/01_training.ipynb #822bb754
 OPTIMIZERS, SCHEDULES = ('sgd', 'adam'), ('multistep', 'cosine', 'constant')
@@ -437,7 +438,7 @@ class Trainer:
             self.run.truncate_metrics(ck['metrics_size']); self.elapsed = ck['elapsed']
             for cb, st in zip(self.callbacks, ck['callbacks']): cb.load_state_dict(st)
             torch.set_rng_state(ck['torch_rng'])
-            print(f"{self.run.name}: resuming from epoch {ck['epoch']} (checkpoint in {self.run.path})")
+            print(f"{self.run.name}: resuming from epoch {ck['epoch']} (the checkpoint in {self.run.path.parent.name}/{self.run.name})")
             return ck['epoch']
         if self.cfg.init_from:
             self.model.load_state_dict(torch.load(self.cfg.init_from, map_location=self.device, weights_only=False)['model'])
@@ -449,7 +450,7 @@ class Trainer:
         cfg, run = self.cfg, self.run
         if run is not None and run.completed:
             self.model.load_state_dict(run.load_checkpoint(self.device)['model'])
-            print(f"{run.name}: already completed, loaded (delete {run.path} to train again)")
+            print(f"{run.name}: already completed, loaded (delete its folder {run.path.parent.name}/{run.name} to train again)")
             return run.summary
         start = self._start()
         bar = tqdm(total=cfg.epochs, initial=start, desc=run.name if run else 'train', leave=True)

@@ -22,6 +22,15 @@ def run_notebook(nb, out, params=None, timeout=900, files=()):
     return subprocess.run(papermill_cmd(nb, out, params or {}, files), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, timeout=timeout)
 
+def run_bad_parameters(nb, tmp_path, bad:dict, workers:int=2)->dict:
+    "Run `nb` once per `{name: (params, message)}` of `bad`, two kernels at a time (start timeout 300 s): {name: (run_dir, result)}."
+    from concurrent.futures import ThreadPoolExecutor
+    def go(item):
+        name, (params, _) = item
+        rd = tmp_path/f'runs_{name}'
+        return name, (rd, run_notebook(nb, tmp_path/f'{name}.ipynb', {**params, 'run_dir': str(rd)}))
+    with ThreadPoolExecutor(workers) as ex: return dict(ex.map(go, bad.items()))
+
 def start_notebook(nb, out, params=None):
     "Start `nb` under papermill in its own process group (so the kernel can be killed with it)."
     return subprocess.Popen(papermill_cmd(nb, out, params or {}), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

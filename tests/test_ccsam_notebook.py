@@ -1,8 +1,7 @@
 "End-to-end runs of nbs/07_ccsam_landscapes.ipynb with papermill: the default run's files and figures, bad parameters."
-from concurrent.futures import ThreadPoolExecutor
 import json, math
 import torch
-from conftest import run_notebook, runs_in
+from conftest import run_bad_parameters, run_notebook, runs_in
 from lt_workbook.data import load_dataset, realized_ratio
 
 NB = '07_ccsam_landscapes.ipynb'
@@ -102,12 +101,9 @@ BAD = {   # parameter -> the message the notebook must fail with
 
 def test_bad_parameters_fail_before_any_run_dir(tmp_path):
     "Each bad parameter is a clear error from the notebook, and no run directory is written."
-    def go(item):
-        name, (params, _) = item
-        return name, run_notebook(NB, tmp_path/f'{name}.ipynb', {**params, 'run_dir': str(tmp_path/f'runs_{name}')})
-    with ThreadPoolExecutor(2) as ex: results = dict(ex.map(go, BAD.items()))   # two kernels at a time (start timeout 300 s)
+    results = run_bad_parameters(NB, tmp_path, BAD)
     for name, (params, msg) in BAD.items():
-        rd, res = tmp_path/f'runs_{name}', results[name]
+        rd, res = results[name]
         assert res.returncode != 0, name
         assert msg in res.stdout, (name, res.stdout[-2000:])
         assert not rd.exists(), f'{name}: {rd} was written'

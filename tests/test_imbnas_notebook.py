@@ -1,11 +1,10 @@
 "End-to-end runs of nbs/08_imbnas_transfer.ipynb with papermill: the default run's records, the paper-scale presets, bad parameters."
-from concurrent.futures import ThreadPoolExecutor
 import json
 from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from conftest import run_notebook, runs_in
+from conftest import run_bad_parameters, run_notebook, runs_in
 from lt_workbook.data import realized_ratio, load_dataset, train_val_split
 from lt_workbook.training import TrainConfig, lr_at
 from lt_workbook.imbnas import cost_signature, is_valid, step_schedule, adaptation_config, equal_cost_archs
@@ -124,11 +123,8 @@ BAD = {   # parameters -> the message the notebook must fail with
 
 def test_bad_parameters_fail_before_any_run_dir(tmp_path):
     "Each bad parameter is a clear error from the notebook, and no run directory is written."
-    def go(item):
-        name, (params, _) = item
-        return name, run_notebook(NB, tmp_path/f'{name}.ipynb', {**params, 'run_dir': str(tmp_path/f'runs_{name}')})
-    with ThreadPoolExecutor(2) as ex: results = dict(ex.map(go, BAD.items()))   # two kernels at a time (start timeout 300 s)
+    results = run_bad_parameters(NB, tmp_path, BAD)
     for name, (params, msg) in BAD.items():
-        rd, res = tmp_path/f'runs_{name}', results[name]
+        rd, res = results[name]
         assert res.returncode != 0 and msg in res.stdout, (name, res.stdout[-2000:])
         assert not rd.exists(), f'{name}: {rd} was written'
