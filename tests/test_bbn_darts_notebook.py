@@ -2,7 +2,7 @@
 import json, math
 import pytest, yaml
 import torch
-from conftest import run_notebook, runs_in, ROOT
+from conftest import check_bad_parameters, run_notebook, runs_in, ROOT
 from lt_workbook.data import load_dataset, train_val_split, class_probs, realized_ratio
 from lt_workbook.training import TrainConfig, Trainer, Callback, Run, build_model, train_run
 from lt_workbook.darts import SEARCH_SPACES
@@ -89,12 +89,11 @@ def test_config_grid_runs_every_method_and_variant(tmp_path):
 
 def test_bad_parameters(tmp_path):
     "A bad parameter fails before any run directory, naming the parameter and the value."
-    res = run_notebook(NB, tmp_path/'bad.ipynb', dict(methods=['bbn', 'hsl'], run_dir=str(tmp_path/'bad')))
-    assert res.returncode != 0 and "methods='hsl'" in res.stdout, res.stdout[-2000:]
-    assert not (tmp_path/'bad').exists()
-    res = run_notebook(NB, tmp_path/'bad2.ipynb', dict(cls_sampler='inverse', run_dir=str(tmp_path/'bad2')))
-    assert res.returncode != 0 and "cls_sampler='inverse'" in res.stdout and 'reversed' in res.stdout, res.stdout[-2000:]
-    assert not (tmp_path/'bad2').exists()
+    bad = {'method': (dict(methods=['bbn', 'hsl']), "methods='hsl'"),
+           'sampler': (dict(cls_sampler='inverse'), "cls_sampler='inverse': expected one of ('class_balanced', 'reversed')"),
+           'mu_grid': (dict(mu_grid=1), 'mu_grid=1'),
+           'portion': (dict(train_portion=1.0), 'train_portion=1.0')}
+    check_bad_parameters(NB, tmp_path, bad, end_to_end='method')
 
 @pytest.fixture(scope='module')
 def tiny():

@@ -1,7 +1,7 @@
 "End-to-end runs of nbs/07_ccsam_landscapes.ipynb with papermill: the default run's files and figures, bad parameters."
 import json, math
 import torch
-from conftest import run_bad_parameters, run_notebook, runs_in
+from conftest import check_bad_parameters, run_notebook, runs_in
 from lt_workbook.data import load_dataset, realized_ratio
 
 NB = '07_ccsam_landscapes.ipynb'
@@ -101,9 +101,4 @@ BAD = {   # parameter -> the message the notebook must fail with
 
 def test_bad_parameters_fail_before_any_run_dir(tmp_path):
     "Each bad parameter is a clear error from the notebook, and no run directory is written."
-    results = run_bad_parameters(NB, tmp_path, BAD)
-    for name, (params, msg) in BAD.items():
-        rd, res = results[name]
-        assert res.returncode != 0, name
-        assert msg in res.stdout, (name, res.stdout[-2000:])
-        assert not rd.exists(), f'{name}: {rd} was written'
+    check_bad_parameters(NB, tmp_path, BAD, end_to_end='radius')

@@ -3,17 +3,13 @@ import json, math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np
-from conftest import run_notebook, runs_in
+from conftest import check_bad_parameters, run_notebook, runs_in
 
 NB = '03_etf_bias.ipynb'
 
 def _default(runs_root, tmp_path):
     res = run_notebook(NB, tmp_path/'out.ipynb')
     return res, runs_root/'03_etf_bias'
-
-def _bad(tmp_path, name, params):
-    rd = tmp_path/f'runs_{name}'
-    return rd, run_notebook(NB, tmp_path/f'{name}.ipynb', {**params, 'run_dir': str(rd)})
 
 BAD = {   # parameter -> the message the notebook must fail with
     'E_W_zero': (dict(E_W=0.0), 'E_W=0.0: expected a positive number'),
@@ -23,16 +19,11 @@ BAD = {   # parameter -> the message the notebook must fail with
 
 def test_default_run_and_bad_parameters(runs_root, tmp_path):
     "The default run completes and logs geometry and curvature; bad parameters fail before any run directory is written."
-    with ThreadPoolExecutor(3) as ex:   # the default run and the bad-parameter runs share the 2 cores
+    with ThreadPoolExecutor(1) as ex:   # the default run beside the bad parameters
         default = ex.submit(_default, runs_root, tmp_path)
-        bad = {k: ex.submit(_bad, tmp_path, k, p) for k, (p, _) in BAD.items()}
+        check_bad_parameters(NB, tmp_path, BAD, end_to_end='bad_control')
         res, root = default.result()
-        bad = {k: f.result() for k, f in bad.items()}
     assert res.returncode == 0, res.stdout[-3000:]
-    for name, (rd, r) in bad.items():
-        assert r.returncode != 0, name
-        assert BAD[name][1] in r.stdout, (name, r.stdout[-2000:])
-        assert not rd.exists(), f'{name}: {rd} was written'
 
     runs = runs_in(root)
     names = {'linear_nc_balanced', 'linear_nc_lt', 'linear_balanced', 'linear_lt', 'etf_lt'}

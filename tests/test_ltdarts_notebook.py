@@ -1,8 +1,9 @@
 "End-to-end runs of nbs/04_ltdarts_search.ipynb (the main job) with papermill: defaults, a config file, resume, bad input."
 import json, subprocess, sys, time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import yaml
-from conftest import run_bad_parameters, run_notebook, start_notebook, kill_after_epochs, runs_in, NBS, ROOT
+from conftest import check_bad_parameters, run_notebook, start_notebook, kill_after_epochs, runs_in, NBS, ROOT
 from lt_workbook.darts import check_genotype, OPS
 from lt_workbook.data import load_dataset, train_val_split, realized_ratio
 import torch
@@ -66,18 +67,15 @@ def test_config_file_and_bad_parameters(tmp_path):
            'bad_order': (dict(order=3), 'order=3'),
            'ldam_raw_logits': (dict(weight_loss='ldam', classifier='etf'), "needs cosine logits"),   # item 2
            'clamped_profile': (dict(n_max=50, imbalance_ratio=100.0), 'n_max')}
-    results = {'config': run_notebook(NB, tmp_path/'ablation.ipynb', files=[cfg])}
-    bad_results = run_bad_parameters(NB, tmp_path, bad)   # after the search
-
-    assert results['config'].returncode == 0, results['config'].stdout[-3000:]
+    with ThreadPoolExecutor(1) as ex:   # the preset's searches beside the bad parameters
+        config = ex.submit(run_notebook, NB, tmp_path/'ablation.ipynb', files=[cfg])
+        check_bad_parameters(NB, tmp_path, bad, end_to_end='clamped_profile')
+        config = config.result()
+    assert config.returncode == 0, config.stdout[-3000:]
     runs = runs_in(tmp_path/'ablation')
     assert {'search_lt_etf', 'search_lt_linear', 'search_lt_linear_nc', 'search_darts_linear', 'search_lt_linear_nc_balanced'} <= set(runs)
     assert runs['search_lt_linear_nc_balanced'].params['imbalance_ratio'] == 1.0
     assert runs['search_darts_linear'].params['arch_kw']['primitives'][-1] == 'dil_conv_5x5'
-    for name, (_, msg) in bad.items():
-        rd, res = bad_results[name]
-        assert res.returncode != 0 and msg in res.stdout, (name, res.stdout[-2000:])
-        assert not rd.exists(), name
 
 def test_resume_after_kill_gives_the_same_genotype(tmp_path):
     "Kill the search in its second epoch, re-run with the same run_dir: same per-epoch records and genotype as uninterrupted."

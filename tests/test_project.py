@@ -65,3 +65,16 @@ def test_no_notebook_draws_into_output_widgets_by_capture():
     for nb in sorted((ROOT/'nbs').glob('*.ipynb')):
         for cell in nbformat.read(nb, 4).cells:
             if cell.cell_type == 'code': assert not capture.search(cell.source), f'{nb.name}: {cell.source[:200]}'
+
+def test_every_notebook_is_executed_by_the_test_command():
+    "The notebooks `make test` leaves out of nbdev_test (E2E_NBS) each have an end-to-end test that executes them with the defaults."
+    from fnmatch import fnmatch
+    glob = re.search(r'^E2E_NBS = (\S+)$', (ROOT/'Makefile').read_text(), re.M).group(1)
+    skipped = [nb.name for nb in sorted((ROOT/'nbs').glob('*.ipynb')) if fnmatch(nb.name, glob)]
+    assert len(skipped) == 8, skipped
+    default_run = {}
+    for t in (ROOT/'tests').glob('test_*.py'):
+        src = t.read_text()
+        nb = re.search(r"^NB = '([^']+)'", src, re.M)
+        if nb and re.search(r"run_notebook\(NB, tmp_path/'out\.ipynb'\)", src): default_run[nb.group(1)] = t.name   # no parameters
+    assert set(skipped) <= set(default_run), set(skipped) - set(default_run)

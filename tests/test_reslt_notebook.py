@@ -12,6 +12,7 @@ from lt_workbook.reslt import ResLTSetting, ResLTNet, BranchAnalysis, STUDIES, f
 NB = '06_reslt_branches.ipynb'
 SECTION = '06_reslt_branches'
 
+@pytest.mark.xdist_group('reslt_default_run')   # the checkpoint test below reads this run: same worker, in order
 def test_default_run(runs_root, tmp_path):
     "The default run: CE and ResLT (both branch kinds) with per-branch results, the ablation runs, the figures, the printed few-shot numbers."
     res = run_notebook(NB, tmp_path/'out.ipynb')
@@ -56,10 +57,11 @@ def test_default_run(runs_root, tmp_path):
         assert where in html, where
     assert 'supported</td>' not in html and 'contradicted</td>' not in html and 'not reproduced</td>' in html
 
+@pytest.mark.xdist_group('reslt_default_run')
 def test_reslt_checkpoint_reproduces_its_branch_analysis(runs_root):
     "ResLT-specific: the model rebuilt from the default run's params.json and checkpoint gives the recorded per-branch accuracies."
     runs = runs_in(runs_root/SECTION)
-    if 'reslt_s0' not in runs: pytest.skip('needs the default run (test_default_run or nbdev_test with the same runs root)')
+    if 'reslt_s0' not in runs: pytest.skip('needs the default run (test_default_run, with the same runs root)')
     run = runs['reslt_s0']
     p = run.params
     data = trim_test_set(load_dataset(p['dataset'], p['imbalance_ratio'], n_max=p['n_max'], seed=p['data_seed']), p['test_per_class'])

@@ -1,9 +1,8 @@
 "End-to-end runs of nbs/01_training.ipynb with papermill: the default experiment, resume after a kill, bad inputs."
 import json, os, time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import pytest
-from conftest import run_notebook, start_notebook, kill_after_epochs, runs_in
+from conftest import check_bad_parameters, run_notebook, start_notebook, kill_after_epochs, runs_in
 from lt_workbook.data import write_fake_cifar, write_fake_list_dataset
 
 NB = '01_training.ipynb'
@@ -26,7 +25,7 @@ def _strip(events): return [{k: v for k, v in e.items() if k != 'time'} for e in
 
 def test_resume_after_kill_matches_uninterrupted(tmp_path):
     "Kill the notebook after epoch 2 of 4, re-run it with the same run_dir: identical metrics and summary."
-    params = dict(methods=['ce'], crt_epochs=0, epochs=4, eval_every=1, warmup_epochs=1, n_max=100)
+    params = dict(methods=['ce'], crt_epochs=0, epochs=4, eval_every=2, warmup_epochs=1, n_max=100)
     full = run_notebook(NB, tmp_path/'full.ipynb', {**params, 'run_dir': str(tmp_path/'full')})
     assert full.returncode == 0, full.stdout[-3000:]
 
@@ -64,16 +63,7 @@ def _bad_cases(tmp_path):
 
 def test_bad_inputs_fail_before_any_run_dir(tmp_path):
     "Each bad input is a clear error from the notebook, and no run directory is written."
-    cases = _bad_cases(tmp_path)
-    def go(item):
-        name, (params, msg) = item
-        rd = tmp_path/f'runs_{name}'
-        return name, msg, rd, run_notebook(NB, tmp_path/f'{name}.ipynb', {**params, 'run_dir': str(rd)})
-    with ThreadPoolExecutor(3) as ex: results = list(ex.map(go, cases.items()))
-    for name, msg, rd, res in results:
-        assert res.returncode != 0, name
-        assert msg in res.stdout, (name, res.stdout[-2000:])
-        assert not rd.exists(), f'{name}: {rd} was written'
+    check_bad_parameters(NB, tmp_path, _bad_cases(tmp_path), end_to_end='malformed_list_file')
 
 def test_cifar_files_end_to_end(tmp_path):
     "The real CIFAR loading code on tiny python-format batches, through the notebook's training and cRT."
