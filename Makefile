@@ -4,7 +4,7 @@ RUNS ?= runs
 export LT_WORKBOOK_RUNS ?= $(abspath $(RUNS))
 MAIN_NB = nbs/04_ltdarts_search.ipynb
 
-.PHONY: install run test test-sync test-nbs test-py readme site-nbs docs
+.PHONY: install run test test-sync test-nbs test-py readme site-nbs ledger docs
 
 install:
 	$(PYTHON) -m pip install -q -e ".[dev]"
@@ -41,13 +41,22 @@ readme:
 	jupyter nbconvert --to markdown nbs/index.ipynb --stdout 2>/dev/null > README.md
 
 # The site's stored figures: execute, in place and with their small defaults, the notebook pages of _quarto.yml that
-# draw (about 15 min of CPU, two at a time; runs in runs/_site). Commit the notebooks afterwards.
+# draw, except the claims ledger's (make ledger) (about 15 min of CPU, two at a time; runs in runs/_site). Commit the notebooks afterwards.
 SITE_RUNS ?= $(abspath runs/_site)
 site-nbs: install
 	rm -rf "$(SITE_RUNS)"
-	$(PYTHON) -c "from lt_workbook.site import *; print(*(p for p in site_pages(site_config()) if p.endswith('.ipynb') and draws_figures(read_notebook(p))), sep='\n')" \
+	$(PYTHON) -c "from lt_workbook.site import *; print(*(p for p in site_pages(site_config()) if p.endswith('.ipynb') and p != '$(LEDGER_NB)' and draws_figures(read_notebook(p))), sep='\n')" \
 	  | LT_WORKBOOK_RUNS="$(SITE_RUNS)" TQDM_DISABLE=1 OMP_NUM_THREADS=1 xargs -P $(TEST_WORKERS) -I{} papermill --cwd nbs --no-progress-bar {} {}
 	nbdev_clean
+
+# The claims ledger (configs/claims/reduced.yaml: about an hour on 2 cores; run it again to resume) into runs/ledger/,
+# then its page's stored outputs read from those runs (make site-nbs leaves the ledger page alone). Commit the notebook.
+LEDGER ?= configs/claims/reduced.yaml
+LEDGER_NB = nbs/12_claims_ledger.ipynb
+ledger: install
+	lt-workbook ledger $(LEDGER) --workers $(TEST_WORKERS)
+	TQDM_DISABLE=1 OMP_NUM_THREADS=1 papermill --cwd nbs --no-progress-bar $(LEDGER_NB) $(LEDGER_NB) -p ledger $(LEDGER) -p run False
+	nbdev_clean --fname $(LEDGER_NB)
 
 # The Quarto site in _docs/, on a machine with Quarto on its PATH (see README): nbdev's processing into _proc/, then Quarto.
 docs: install

@@ -10,12 +10,13 @@ from plotly.subplots import make_subplots
 import ipywidgets as widgets
 from plotly.colors import qualitative
 from .data import METRIC_KEYS, lt_counts, plot_group_accuracy, realized_ratio, show_in
-from .training import Run, mean_std_text
+from pathlib import Path
+from .training import Claim, Run, SeedValues, claims_under, mean_std_text
 from .runner import seed_summary
 
 # %% auto #0
 __all__ = ['FILTERS', 'PAPER_RESULTS', 'value_label', 'filter_options', 'select_runs', 'config_label', 'plot_selection_bars',
-           'plot_acc_vs_params', 'plot_run_curves', 'realized_paper_ratio', 'paper_vs_ours', 'Explorer']
+           'plot_acc_vs_params', 'plot_run_curves', 'realized_paper_ratio', 'paper_vs_ours', 'claim_runs', 'Explorer']
 
 # %% ../nbs/10_results_explorer.ipynb #54b4bf41
 FILTERS = dict(section='section', dataset='dataset', ratio='imbalance_ratio', method='method', backbone='arch', seed='seed')
@@ -177,10 +178,19 @@ def paper_vs_ours(summary:pd.DataFrame, papers:pd.DataFrame|None=None)->pd.DataF
     return out[keys + ['paper_ratio', 'metric', 'arch', 'config', 'paper', 'ours', 'seeds', 'ours - paper', 'reference']].fillna({'arch': '', 'config': ''})
 
 # %% ../nbs/10_results_explorer.ipynb #45d868b7
+def claim_runs(table:pd.DataFrame, folder:str, claim:Claim)->pd.DataFrame:
+    "The rows of `table` behind `claim`: its run directories (values read with `per_seed`), else every run of its section `folder`."
+    if claim.runs: return table[table.path.map(lambda p: Path(str(p)).name).isin(claim.runs)]
+    return table[table.section == folder]
+
 class Explorer:
-    "ipywidgets filters over a results table, driving the explorer's figures."
-    def __init__(self, table:pd.DataFrame, curve_keys=('train_loss', 'acc')):
-        self.table, self.curve_keys = table, curve_keys
+    "ipywidgets filters over a results table, driving the explorer's figures; `claims` (`claims_under`) adds a claim filter."
+    def __init__(self, table:pd.DataFrame, curve_keys=('train_loss', 'acc'), claims:list=()):
+        self.table, self.curve_keys, self.claims = table, curve_keys, list(claims)
+        self.claim = widgets.Dropdown(options=[('every run', -1)] + [(f'{f}: {c.where}: {c.text[:80]}', k) for k, (f, c) in
+                                                                     enumerate(self.claims)], value=-1, description='claim',
+                                      layout=dict(width='70%'))
+        self.claim.observe(self.update, names='value')
         self.filters = {name: widgets.SelectMultiple(options=opts, value=tuple(opts), description=name,
                                                      rows=min(6, max(2, len(opts))))
                         for name, opts in filter_options(table).items()}
@@ -193,6 +203,7 @@ class Explorer:
     def update(self, change=None):
         "Select the runs the filters allow and recompute the figures and the paper table."
         chosen = select_runs(self.table, **self.selection())
+        if self.claim.value >= 0: chosen = claim_runs(chosen, *self.claims[self.claim.value])
         self.selected = chosen[chosen.status == 'completed']
         summary = seed_summary(self.selected)
         self.figures = dict(bars=plot_selection_bars(summary), params=plot_acc_vs_params(summary),
@@ -214,4 +225,5 @@ class Explorer:
             self.draw()
         tabs = widgets.Tab(children=list(self.tabs.values()))
         for i, k in enumerate(self.tabs): tabs.set_title(i, k)
-        return widgets.VBox([widgets.HBox(list(self.filters.values()), layout=dict(flex_flow='row wrap')), self.header, tabs])
+        return widgets.VBox([widgets.HBox(list(self.filters.values()), layout=dict(flex_flow='row wrap')),
+                             *([self.claim] if self.claims else []), self.header, tabs])

@@ -352,6 +352,10 @@ def _parser():
     q.add_argument('--section', default=None)
     q.add_argument('--format', default='table', choices=('table', 'csv', 'json'))
     q.add_argument('--runs', action='store_true', help='one row per run instead of mean +- std over seeds')
+    g = sub.add_parser('ledger', help='run the sections of a claims ledger file (configs/claims/) not completed yet, then count its verdicts')
+    g.add_argument('ledger')
+    g.add_argument('--workers', type=int, default=1)
+    g.add_argument('--root', default=None, help="default: the file's root, else <runs root>/ledger/<file name>")
     return ap
 
 def _cmd_run(a)->int:
@@ -379,9 +383,17 @@ def _cmd_results(a)->int:
         if not a.runs and len(failed): print('\nnot completed:\n' + failed[['section', 'point', 'run', 'status', 'error']].to_string(index=False))
     return 0
 
+def _cmd_ledger(a)->int:
+    from lt_workbook.ledger import run_ledger, ledger_claims, ledger_root, load_ledger, verdict_counts   # 12 builds on this module
+    status = run_ledger(a.ledger, a.workers, a.root)
+    print(status.to_string(index=False))
+    claims = ledger_claims(ledger_root(load_ledger(a.ledger), a.root))
+    if len(claims): print(verdict_counts(claims).to_string())
+    return int((status.status != 'completed').any())
+
 def main(argv=None)->int:
-    "The `lt-workbook` command: `run`, `sweep`, `results`."
+    "The `lt-workbook` command: `run`, `sweep`, `results`, `ledger`."
     a = _parser().parse_args(argv)
-    try: return {'run': _cmd_run, 'sweep': _cmd_sweep, 'results': _cmd_results}[a.command](a)
-    except ValueError as e:
+    try: return {'run': _cmd_run, 'sweep': _cmd_sweep, 'results': _cmd_results, 'ledger': _cmd_ledger}[a.command](a)
+    except (ValueError, FileNotFoundError) as e:
         print(f'lt-workbook {a.command}: {e}', file=sys.stderr); return 2

@@ -18,12 +18,13 @@ from .data import *
 
 # %% auto #0
 __all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'STATUSES', 'OPTIMIZERS', 'SCHEDULES', 'COSINE_CLASSIFIERS', 'METHODS',
-           'VERDICTS', 'loss_precision', 'class_balanced_weights', 'ldam_margins', 'LTLoss', 'mixup', 'mixup_loss',
-           'NormedLinear', 'option_a_shortcut', 'BasicBlock', 'CifarResNet', 'resnet32', 'count_params', 'runs_root',
-           'jsonable', 'params_hash', 'git_commit', 'env_info', 'atomic_write', 'Run', 'pick_device', 'TrainConfig',
-           'lr_at', 'Diverged', 'Callback', 'optimizer_step', 'mixed_batch', 'base_loss', 'standard_step', 'is_due',
-           'epoch_generators', 'Trainer', 'method_config', 'method_name', 'build_model', 'train_run', 'crt_config',
-           'seed_stats', 'mean_std_text', 'seed_table', 'claim_verdict', 'Claim', 'per_seed', 'claims_table']
+           'VERDICTS', 'CLAIMS_FILE', 'loss_precision', 'class_balanced_weights', 'ldam_margins', 'LTLoss', 'mixup',
+           'mixup_loss', 'NormedLinear', 'option_a_shortcut', 'BasicBlock', 'CifarResNet', 'resnet32', 'count_params',
+           'runs_root', 'jsonable', 'params_hash', 'git_commit', 'env_info', 'atomic_write', 'Run', 'pick_device',
+           'TrainConfig', 'lr_at', 'Diverged', 'Callback', 'optimizer_step', 'mixed_batch', 'base_loss',
+           'standard_step', 'is_due', 'epoch_generators', 'Trainer', 'method_config', 'method_name', 'build_model',
+           'train_run', 'crt_config', 'seed_stats', 'mean_std_text', 'seed_table', 'claim_verdict', 'Claim',
+           'SeedValues', 'per_seed', 'claims_table', 'record_claims', 'read_claims', 'claims_under']
 
 # %% ../nbs/01_training.ipynb #79e04ea4
 LOSSES = ('ce', 'ldam', 'focal', 'balanced_softmax', 'logit_adjustment')
@@ -585,6 +586,10 @@ class Claim:
     b: object                 # its per-seed values, or a number
     direction: str = '>'      # the claim: a > b or a < b
     metric: str = ''          # what the values are (e.g. 'few-shot accuracy, %')
+    construction: bool = False   # holds by construction (the ETF's fixed norms and angles): shown, never counted as evidence
+    caveat: str = ''             # what limits the measurement (e.g. two procedures found the same cell)
+    runs: list = field(default_factory=list)   # the run directories behind the values (filled from `per_seed`'s values)
+    def __post_init__(self): self.runs = list(self.runs) or [*getattr(self.a, 'runs', []), *getattr(self.b, 'runs', [])]
     @property
     def verdict(self)->dict: return claim_verdict(self.a, self.b, self.direction)
     def row(self)->dict:
@@ -592,7 +597,9 @@ class Claim:
         v, fmt = self.verdict, lambda x: _arm_text(np.atleast_1d(np.asarray(x, dtype=np.float64)))
         return dict(paper=self.paper, where=self.where, claim=self.text, metric=self.metric,
                     measured=f'{self.a_name} {fmt(self.a)} vs {self.b_name} {fmt(self.b)}',
-                    direction=v['measured'], seeds=v['seeds'], verdict=v['verdict'], why=v['reason'])
+                    direction=v['measured'], seeds=v['seeds'], verdict=v['verdict'],
+                    why=v['reason'] + ('; holds by construction, not evidence' if self.construction else ''),
+                    **({'caveat': self.caveat} if self.caveat else {}))
 
 def _arm_text(v)->str:
     "An arm as 'mean ± std (n=k)' (3 decimals; 3 significant digits in scientific notation for values below 0.01)."
@@ -602,14 +609,40 @@ def _arm_text(v)->str:
     fmt = (lambda x: f'{x:.2e}') if 0 < abs(m) < 0.01 else (lambda x: f'{x:.3f}')
     return fmt(m) + (f' ± {fmt(s)} (n={len(v)})' if len(v) > 1 else '')
 
+class SeedValues(list):
+    "Per-seed values that remember the run directories they were read from (`runs`: folder names)."
+    def __init__(self, values=(), runs=()):
+        super().__init__(values); self.runs = list(runs)
+
 def per_seed(runs:dict,      # {(name, seed): Run}
              name:str,        # the arm
              key:str='acc',   # a key of the summaries (or a function of the summary)
-            )->list:
+            )->SeedValues:
     "The values of `key` over the seeds of arm `name`, from the run directories' summaries (what a `Claim` takes)."
     get = key if callable(key) else (lambda s: s.get(key))
-    return [float(get(r.summary)) for (m, _), r in runs.items() if m == name and r.summary and get(r.summary) is not None]
+    arm = [r for (m, _), r in runs.items() if m == name and r.summary and get(r.summary) is not None]
+    return SeedValues([float(get(r.summary)) for r in arm], [getattr(getattr(r, 'path', None), 'name', None) for r in arm])
 
 def claims_table(claims:list)->pd.DataFrame:
     "The claims a section touches, each with its computed verdict: the table every 'Reading' prints."
-    return pd.DataFrame([c.row() for c in claims])
+    df = pd.DataFrame([c.row() for c in claims])
+    return df.fillna({'caveat': ''}) if 'caveat' in df else df
+
+CLAIMS_FILE = 'claims.json'
+
+def record_claims(claims:list, section:str, run_dir=None)->Path:
+    "Write a section's claims with their per-seed values (never a verdict) to `<runs root>/claims.json`: what the ledger reads."
+    root = runs_root(section, run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(dict(section=section, claims=[jsonable(asdict(c)) for c in claims]), indent=1)
+    atomic_write(root/CLAIMS_FILE, lambda p: Path(p).write_text(text))
+    return root/CLAIMS_FILE
+
+def read_claims(path)->list:
+    "The `Claim`s of a `claims.json` (their verdicts are computed again from the per-seed values)."
+    try: return [Claim(**c) for c in json.loads(Path(path).read_text())['claims']]
+    except (ValueError, KeyError, TypeError) as e: raise ValueError(f'{path}: not a claims file ({e})') from None
+
+def claims_under(root)->list:
+    "Every claim recorded under `root` (a section's runs root, a ledger's folder): `[(folder of its claims.json, Claim)]`."
+    return [(f.parent.name, c) for f in sorted(Path(root).rglob(CLAIMS_FILE)) for c in read_claims(f)]
