@@ -23,13 +23,13 @@ def run_notebook(nb, out, params=None, timeout=900, files=()):
                           text=True, timeout=timeout)
 
 def check_bad_parameters(nb, tmp_path, bad:dict, end_to_end:str):
-    """Each `{name: (params, message)}` of `bad` fails with `message` before any run directory is written: every one in this
-    process (`validation_error`, seconds), and `end_to_end` also through papermill, as a researcher would meet it."""
+    """Each `{name: (params, message)}` of `bad` fails with `message` before any run directory is written: every one checked
+    without a kernel (`validation_errors`, seconds), and `end_to_end` also through papermill, as a researcher would meet it."""
+    rds = {name: tmp_path/f'runs_{name}' for name in bad}
+    errors = validation_errors(nb, {name: {**params, 'run_dir': str(rds[name])} for name, (params, _) in bad.items()})
     for name, (params, msg) in bad.items():
-        rd = tmp_path/f'runs_{name}'
-        err = validation_error(nb, {**params, 'run_dir': str(rd)})
-        assert err is not None and msg in str(err), (name, err)
-        assert not rd.exists(), f'{name}: {rd} was written'
+        assert errors[name] is not None and msg in errors[name], (name, errors[name])
+        assert not rds[name].exists(), f'{name}: {rds[name]} was written'
     params, msg = bad[end_to_end]
     rd = tmp_path/f'runs_{end_to_end}_papermill'
     res = run_notebook(nb, tmp_path/f'{end_to_end}.ipynb', {**params, 'run_dir': str(rd)})
@@ -68,18 +68,35 @@ def kill_after_epochs(proc, root, metrics_glob, epochs, delay=0., timeout=600):
 
 def _code(cell): return ''.join(cell['source'])
 
-def validation_error(nb, params:dict, after:int=1):
-    """What the notebook `nb` raises for `params`, run in this process without a kernel: its exported cells (definitions and
-    imports), its `parameters` cell, `params` (as papermill injects them), then the `after` code cells that follow the parameters
-    (where every notebook validates its parameters). The test cells are skipped: this checks many bad values in the time of one
-    papermill run; one papermill run per notebook shows the same error end to end. Returns the exception, or None."""
-    import __future__, json, types
+_VALIDATE = r"""
+import __future__, json, sys, types
+spec = json.load(sys.stdin)
+mod = sys.modules['__validation__'] = types.ModuleType('__validation__')   # dataclasses look their module up
+run = lambda src, ns: exec(compile(src, spec['nb'], 'exec', flags=__future__.annotations.compiler_flag, dont_inherit=True), ns)
+for src in spec['exports']: run(src, mod.__dict__)
+errors = {}
+for name, assignments in spec['cases'].items():
+    ns = dict(mod.__dict__)
+    try:
+        for src in [spec['parameters'], assignments, *spec['after']]: run(src, ns)
+        errors[name] = None
+    except Exception as e: errors[name] = f'{type(e).__name__}: {e}'
+print(json.dumps(errors))
+"""
+
+def validation_errors(nb, cases:dict, after:int=1)->dict:
+    """What the notebook `nb` raises for each `{name: params}` of `cases`, as `{name: 'Type: message' or None}`, without a
+    kernel: in one fresh Python process, its exported cells (definitions and imports) once, then per case its `parameters`
+    cell, the case's values (as papermill injects them) and the `after` code cells that follow (where every notebook
+    validates its parameters). Test cells are skipped, and the exported cells never run in the test process itself (they
+    would register their classes in the package's registries)."""
+    import json
     cells = [c for c in json.loads((NBS/nb).read_text())['cells'] if c['cell_type'] == 'code']
     i = next(i for i, c in enumerate(cells) if 'parameters' in c['metadata'].get('tags', []))
-    run = [_code(c) for c in cells[:i] if _code(c).lstrip().startswith(('#| export', '#|export'))]
-    run += [_code(cells[i]), '\n'.join(f'{k} = {v!r}' for k, v in params.items()), *map(_code, cells[i + 1:i + 1 + after])]
-    mod = sys.modules['__validation__'] = types.ModuleType('__validation__')   # dataclasses look their module up
-    try:
-        for src in run: exec(compile(src, nb, 'exec', flags=__future__.annotations.compiler_flag, dont_inherit=True), mod.__dict__)
-    except Exception as e: return e
-    finally: del sys.modules['__validation__']
+    spec = dict(nb=nb, exports=[_code(c) for c in cells[:i] if _code(c).lstrip().startswith(('#| export', '#|export'))],
+                parameters=_code(cells[i]), after=[_code(c) for c in cells[i + 1:i + 1 + after]],
+                cases={name: '\n'.join(f'{k} = {v!r}' for k, v in params.items()) for name, params in cases.items()})
+    res = subprocess.run([sys.executable, '-c', _VALIDATE], input=json.dumps(spec), capture_output=True, text=True, cwd=NBS,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
