@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 from .data import check_number, project_root, use_html_figures
 from .training import (CLAIMS_FILE, Claim, atomic_write, claim_verdict, claims_under, jsonable, read_claims, runs_root,
                                   _arm_text)
-from .runner import EXECUTION, Point, check_params, find_notebook, point_status, read_params, read_record, run_point_process
+from .runner import (EXECUTION, Point, check_params, find_notebook, notebook_parameters, point_status, read_params, read_record,
+                                run_point_process)
 
 # %% auto #0
 __all__ = ['LEDGER_KEYS', 'LEDGER_LOG', 'SECTION_PAPERS', 'LEDGER_VERDICTS', 'VERDICT_COLORS', 'Ledger', 'load_ledger',
@@ -141,7 +142,7 @@ def verdict_counts(claims:pd.DataFrame)->pd.DataFrame:
     "Claims per paper and verdict (claims that hold by construction in their own column, not counted as evidence)."
     t = pd.crosstab(claims.paper, pd.Categorical(claims.verdict, LEDGER_VERDICTS), dropna=False)
     t.columns = list(LEDGER_VERDICTS)
-    return t.assign(evidence=t[list(LEDGER_VERDICTS[:3])].sum(1))
+    return t.assign(evidence=t[list(LEDGER_VERDICTS[:3])].sum(axis=1))
 
 # %% ../nbs/12_claims_ledger.ipynb #69b6ab5e
 VERDICT_COLORS = {'supported': '#2e7d32', 'not reproduced': '#9e9e9e', 'contradicted': '#c62828', 'by construction': '#1565c0'}
