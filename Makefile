@@ -56,6 +56,7 @@ LEDGER_NB = nbs/12_claims_ledger.ipynb
 ledger: install
 	lt-workbook ledger $(LEDGER) --workers $(TEST_WORKERS)
 	TQDM_DISABLE=1 OMP_NUM_THREADS=1 papermill --cwd nbs --no-progress-bar $(LEDGER_NB) $(LEDGER_NB) -p ledger $(LEDGER) -p run False
+	$(PYTHON) -c "from lt_workbook.ledger import keep_page_parameters; keep_page_parameters('$(LEDGER_NB)')"
 	nbdev_clean --fname $(LEDGER_NB)
 
 # The Quarto site in _docs/, on a machine with Quarto on its PATH (see README): nbdev's processing into _proc/, then Quarto.

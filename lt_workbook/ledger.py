@@ -23,9 +23,9 @@ from .runner import (EXECUTION, Point, check_params, find_notebook, notebook_par
                                 run_point_process)
 
 # %% auto #0
-__all__ = ['LEDGER_KEYS', 'LEDGER_LOG', 'SECTION_PAPERS', 'LEDGER_VERDICTS', 'VERDICT_COLORS', 'Ledger', 'load_ledger',
-           'ledger_root', 'machine_facts', 'ledger_status', 'run_ledger', 'ledger_claims', 'verdict_counts',
-           'style_ledger', 'plot_ledger', 'plot_claim_arms']
+__all__ = ['LEDGER_KEYS', 'LEDGER_LOG', 'EVAL_FALSE', 'SECTION_PAPERS', 'LEDGER_VERDICTS', 'VERDICT_COLORS', 'Ledger',
+           'load_ledger', 'ledger_root', 'machine_facts', 'ledger_status', 'run_ledger', 'keep_page_parameters',
+           'ledger_claims', 'verdict_counts', 'style_ledger', 'plot_ledger', 'plot_claim_arms']
 
 # %% ../nbs/12_claims_ledger.ipynb #1194b74f
 LEDGER_KEYS = ('description', 'root', 'sections')
@@ -81,12 +81,13 @@ def _log_invocation(root:Path, command:str, started:float, sections:list):
     atomic_write(root/LEDGER_LOG, lambda p: Path(p).write_text(json.dumps(log, indent=1)))
 
 def ledger_status(ledger:Ledger, root)->pd.DataFrame:
-    "One row per section: its status, wall time, the claims it recorded, and its first error line."
+    "One row per section: its status, the wall time of its last execution and of its runs' training, its claims, its first error line."
     rows = []
     for nb in ledger.sections:
         d, rec = Path(root)/nb.stem, read_record(Path(root)/nb.stem) or {}
         n = len(read_claims(d/CLAIMS_FILE)) if (d/CLAIMS_FILE).exists() else 0
-        rows.append(dict(section=nb.stem, status=point_status(d), wall_time=rec.get('wall_time'), claims=n,
+        trained = sum(json.loads(f.read_text()).get('wall_time') or 0 for f in d.rglob('summary.json')) if d.exists() else 0
+        rows.append(dict(section=nb.stem, status=point_status(d), wall_time=rec.get('wall_time'), runs_wall_time=round(trained, 1), claims=n,
                          error=(rec.get('error') or '').split('\n')[0]))
     return pd.DataFrame(rows)
 
@@ -110,6 +111,17 @@ def run_ledger(path, workers:int=1, root=None)->pd.DataFrame:
         bar.close()
         _log_invocation(root, f'lt-workbook ledger {path} --workers {workers}', started, [p.name for _, p, _ in todo])
     return ledger_status(ledger, root)
+
+EVAL_FALSE = '#| eval: false'
+
+def keep_page_parameters(path):
+    "Mark papermill's injected-parameters cell of the executed notebook `path` `#| eval: false`: the page shows what it ran with, nbdev_test runs the defaults."
+    nb = json.loads(Path(path).read_text())
+    for c in nb['cells']:
+        src = ''.join(c['source'])
+        if 'injected-parameters' in c['metadata'].get('tags', []) and not src.startswith(EVAL_FALSE):
+            c['source'] = f'{EVAL_FALSE}\n# the parameters this page was executed with (make ledger); nbdev_test runs the defaults above\n{src}'
+    Path(path).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
 
 # %% ../nbs/12_claims_ledger.ipynb #06378a65
 SECTION_PAPERS = {'01_training': 'LDAM-DRW / cRT', '02_component_exploration': 'LT-DARTS', '03_etf_bias': 'LT-DARTS',
