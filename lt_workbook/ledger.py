@@ -160,8 +160,9 @@ def verdict_counts(claims:pd.DataFrame)->pd.DataFrame:
 VERDICT_COLORS = {'supported': '#2e7d32', 'not reproduced': '#9e9e9e', 'contradicted': '#c62828', 'by construction': '#1565c0'}
 
 def style_ledger(claims:pd.DataFrame):
-    "The ledger as a table: claim | paper | ours | verdict, the verdict cell colored; `section`: the folder of its runs."
-    cols = ['paper', 'where', 'claim', 'ours', 'metric', 'z', 'verdict', 'why', 'caveat', 'section']
+    "The ledger as a table: claim | paper | ours | verdict, the verdict cell colored; `runs`: where its run directories are."
+    cols = ['paper', 'where', 'claim', 'ours', 'metric', 'z', 'verdict', 'why', 'caveat', 'runs']
+    claims = claims.assign(runs=[f"{s}/" + (f"{{{', '.join(r)}}}" if len(r) else '') for s, r in zip(claims.section, claims.runs)])
     color = lambda v: f'background-color: {VERDICT_COLORS.get(v, "white")}; color: white; font-weight: bold'
     return (claims[cols].style.map(color, subset=['verdict']).format({'z': '{:+.1f}'}, na_rep='n/a').hide(axis='index'))
 
