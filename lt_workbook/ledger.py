@@ -17,8 +17,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 from .data import check_number, project_root, use_html_figures
-from .training import (CLAIMS_FILE, Claim, atomic_write, claim_verdict, claims_under, jsonable, read_claims, runs_root,
-                                  _arm_text)
+from .training import CLAIMS_FILE, Claim, atomic_write, claims_under, jsonable, read_claims, runs_root
 from .runner import (EXECUTION, Point, check_params, find_notebook, notebook_parameters, point_status, read_params, read_record,
                                 run_point_process)
 
@@ -37,9 +36,11 @@ class Ledger:
     sections: dict             # {notebook path: parameters}
     root: Path|None = None     # where the sections run (default <runs root>/ledger/<name>)
     description: str = ''
+    file: str = ''             # the file as named (what the logged command repeats)
 
 def load_ledger(path)->Ledger:
     "Read and check a ledger file: known keys, existing notebooks, and only parameters those notebooks have."
+    given = path
     path = Path(path) if Path(path).exists() or Path(path).is_absolute() else project_root()/path   # relative: to the project
     if not path.exists(): raise FileNotFoundError(f"{path}: no such ledger file (the ledgers are in configs/claims/)")
     spec = yaml.safe_load(path.read_text()) or {}
@@ -56,7 +57,8 @@ def load_ledger(path)->Ledger:
         check_params(nb, params)
         sections[nb] = params
     root = Path(spec['root']) if spec.get('root') else None
-    return Ledger(path.stem, sections, (project_root()/root if root and not root.is_absolute() else root), spec.get('description') or '')
+    return Ledger(path.stem, sections, (project_root()/root if root and not root.is_absolute() else root), spec.get('description') or '',
+                  str(given))
 
 def ledger_root(ledger:Ledger, root=None)->Path:
     "Where a ledger's sections run: `root`, else the file's `root`, else `<runs root>/ledger/<file stem>`."
@@ -91,13 +93,14 @@ def ledger_status(ledger:Ledger, root)->pd.DataFrame:
                          error=(rec.get('error') or '').split('\n')[0]))
     return pd.DataFrame(rows)
 
-def run_ledger(path, workers:int=1, root=None)->pd.DataFrame:
-    "Run every section of the ledger file `path` not completed yet, `workers` at a time; one row per section (`ledger_status`)."
-    ledger, workers = load_ledger(path), check_number('workers', workers, integer=True)
+def run_ledger(ledger, workers:int=1, root=None)->pd.DataFrame:
+    "Run every section of `ledger` (a file, or a loaded `Ledger`) not completed yet, `workers` at a time; one row per section (`ledger_status`)."
+    ledger = ledger if isinstance(ledger, Ledger) else load_ledger(ledger)
+    workers = check_number('workers', workers, integer=True)
     root = ledger_root(ledger, root)
     todo = [(nb, Point(nb.stem, params), root/nb.stem) for nb, params in ledger.sections.items()
             if point_status(root/nb.stem) != 'completed']
-    print(f"{Path(path).name}: {len(ledger.sections)} sections in {root}; {len(ledger.sections) - len(todo)} completed, {len(todo)} to run")
+    print(f"{Path(ledger.file).name}: {len(ledger.sections)} sections in {root}; {len(ledger.sections) - len(todo)} completed, {len(todo)} to run")
     if todo:
         root.mkdir(parents=True, exist_ok=True)
         started, bar = time.time(), tqdm(total=len(todo), desc='ledger', unit='section')
@@ -109,7 +112,7 @@ def run_ledger(path, workers:int=1, root=None)->pd.DataFrame:
             return rec
         with ThreadPoolExecutor(workers) as ex: list(ex.map(go, todo))
         bar.close()
-        _log_invocation(root, f'lt-workbook ledger {path} --workers {workers}', started, [p.name for _, p, _ in todo])
+        _log_invocation(root, f'lt-workbook ledger {ledger.file} --workers {workers}', started, [p.name for _, p, _ in todo])
     return ledger_status(ledger, root)
 
 EVAL_FALSE = '#| eval: false'
@@ -139,10 +142,9 @@ def ledger_claims(root)->pd.DataFrame:
     "Every claim under a ledger's folder `root`, one row each, with its verdict computed from the per-seed values."
     rows = []
     for section, c in claims_under(root):
-        v = claim_verdict(c.a, c.b, c.direction)
+        v = c.verdict
         rows.append(dict(section=section, paper=SECTION_PAPERS.get(section, c.paper), where=c.where, claim=c.text,
-                         metric=c.metric, ours=f"{c.a_name} {_arm_text(np.atleast_1d(np.asarray(c.a, dtype=float)))} vs "
-                                           f"{c.b_name} {_arm_text(np.atleast_1d(np.asarray(c.b, dtype=float)))}",
+                         metric=c.metric, ours=c.measured,
                          seeds=v['seeds'], measured=v['measured'], z=_z(v),
                          verdict='by construction' if c.construction else v['verdict'], why=v['reason'], caveat=c.caveat,
                          a_name=c.a_name, a=list(np.atleast_1d(c.a)), b_name=c.b_name, b=list(np.atleast_1d(c.b)),

@@ -385,9 +385,10 @@ def _cmd_results(a)->int:
 
 def _cmd_ledger(a)->int:
     from lt_workbook.ledger import run_ledger, ledger_claims, ledger_root, load_ledger, verdict_counts   # 12 builds on this module
-    status = run_ledger(a.ledger, a.workers, a.root)
+    ledger = load_ledger(a.ledger)
+    status = run_ledger(ledger, a.workers, a.root)
     print(status.to_string(index=False))
-    claims = ledger_claims(ledger_root(load_ledger(a.ledger), a.root))
+    claims = ledger_claims(ledger_root(ledger, a.root))
     if len(claims): print(verdict_counts(claims).to_string())
     return int((status.status != 'completed').any())
 

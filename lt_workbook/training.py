@@ -592,11 +592,15 @@ class Claim:
     def __post_init__(self): self.runs = list(self.runs) or [*getattr(self.a, 'runs', []), *getattr(self.b, 'runs', [])]
     @property
     def verdict(self)->dict: return claim_verdict(self.a, self.b, self.direction)
+    @property
+    def measured(self)->str:
+        "Both arms as 'name mean ± std (n=k)'."
+        fmt = lambda x: _arm_text(np.atleast_1d(np.asarray(x, dtype=np.float64)))
+        return f'{self.a_name} {fmt(self.a)} vs {self.b_name} {fmt(self.b)}'
     def row(self)->dict:
         "One row of a claims table: the claim, both arms as mean ± std (n), the measured direction and the verdict."
-        v, fmt = self.verdict, lambda x: _arm_text(np.atleast_1d(np.asarray(x, dtype=np.float64)))
-        return dict(paper=self.paper, where=self.where, claim=self.text, metric=self.metric,
-                    measured=f'{self.a_name} {fmt(self.a)} vs {self.b_name} {fmt(self.b)}',
+        v = self.verdict
+        return dict(paper=self.paper, where=self.where, claim=self.text, metric=self.metric, measured=self.measured,
                     direction=v['measured'], seeds=v['seeds'], verdict=v['verdict'],
                     why=v['reason'] + ('; holds by construction, not evidence' if self.construction else ''),
                     **({'caveat': self.caveat} if self.caveat else {}))
