@@ -321,7 +321,7 @@ def reslt_method(setting:ResLTSetting, base:ResLTSetting|None=None)->str:
 
 def reslt_run(data:LTDataset, cfg:TrainConfig, setting:ResLTSetting, section:str, name:str, run_dir=None,
               embed_per_class:int=50, method:str|None=None):
-    "Train ResLT (`setting`) on the backbone of `cfg` (its `arch`, `arch_kw`) into a run directory; returns (summary, model, run)."
+    "Train ResLT (`setting`) on the backbone of `cfg` (its `arch`, `arch_kw`) into a run directory; returns the `Run`."
     if cfg.mixup_alpha: raise ValueError(f"mixup_alpha={cfg.mixup_alpha!r}: ResLT's step does not mix batches; expected 0")
     rcfg = replace(cfg, method=method or reslt_method(setting), arch='reslt',
                    arch_kw=dict(backbone=cfg.arch, backbone_kw=cfg.arch_kw, groups=setting.groups(data.counts),

@@ -4,7 +4,8 @@
 
 # %% ../nbs/01_training.ipynb #9a5464ff
 from __future__ import annotations
-import os, json, time, math, hashlib, subprocess, platform
+import os, json, time, math, hashlib, subprocess, platform, inspect, importlib, pkgutil
+from typing import Callable
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 import numpy as np
@@ -17,13 +18,14 @@ import plotly.graph_objects as go
 from .data import *
 
 # %% auto #0
-__all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'STATUSES', 'OPTIMIZERS', 'SCHEDULES', 'COSINE_CLASSIFIERS', 'METHODS',
-           'VERDICTS', 'CLAIMS_FILE', 'loss_precision', 'class_balanced_weights', 'ldam_margins', 'LTLoss', 'mixup',
-           'mixup_loss', 'NormedLinear', 'option_a_shortcut', 'BasicBlock', 'CifarResNet', 'resnet32', 'count_params',
-           'runs_root', 'jsonable', 'params_hash', 'git_commit', 'env_info', 'atomic_write', 'Run', 'pick_device',
-           'TrainConfig', 'lr_at', 'Diverged', 'Callback', 'optimizer_step', 'mixed_batch', 'base_loss',
-           'standard_step', 'is_due', 'epoch_generators', 'Trainer', 'method_config', 'method_name', 'build_model',
-           'train_run', 'crt_config', 'seed_stats', 'mean_std_text', 'seed_table', 'claim_verdict', 'Claim',
+__all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'STATUSES', 'OPTIMIZERS', 'SCHEDULES', 'COSINE_CLASSIFIERS', 'STEPS',
+           'SECOND_STAGES', 'METHODS', 'VERDICTS', 'CLAIMS_FILE', 'loss_precision', 'class_balanced_weights',
+           'ldam_margins', 'LTLoss', 'mixup', 'mixup_loss', 'NormedLinear', 'option_a_shortcut', 'BasicBlock',
+           'CifarResNet', 'resnet32', 'count_params', 'runs_root', 'jsonable', 'params_hash', 'git_commit', 'env_info',
+           'atomic_write', 'Run', 'Diverged', 'Callback', 'optimizer_step', 'mixed_batch', 'base_loss', 'standard_step',
+           'is_due', 'epoch_generators', 'Step', 'SecondStage', 'pick_device', 'TrainConfig', 'lr_at', 'Trainer',
+           'method_config', 'method_name', 'build_model', 'train_run', 'crt_config', 'train_stages', 'run_config',
+           'register_all', 'load_model', 'seed_stats', 'mean_std_text', 'seed_table', 'claim_verdict', 'Claim',
            'SeedValues', 'per_seed', 'claims_table', 'record_claims', 'read_claims', 'claims_under']
 
 # %% ../nbs/01_training.ipynb #79e04ea4
@@ -173,7 +175,8 @@ def atomic_write(path:Path, write):
 
 class Run:
     "One run directory: parameters, per-epoch metrics, summary and checkpoint."
-    def __init__(self, path): self.path = Path(path)
+    def __init__(self, path, model:nn.Module|None=None):
+        self.path, self.model = Path(path), model   # `model`: the trained network in memory (set by `train_run`)
     @classmethod
     def create(cls, root, name:str, params:dict, device='cpu'):
         "Open the run of `params` under `root` (creating it, or checking that an existing one has the same parameters)."
@@ -219,98 +222,9 @@ class Run:
         self.save_json(self.summary_file.name, {'status': check_choice('status', status, STATUSES), **results})
     def save_checkpoint(self, state:dict): atomic_write(self.checkpoint_file, lambda p: torch.save(state, p))
     def load_checkpoint(self, map_location='cpu'):
-        return torch.load(self.checkpoint_file, map_location=map_location, weights_only=False) if self.checkpoint_file.exists() else None
+        return torch.load(self.checkpoint_file, map_location=map_location, weights_only=True) if self.checkpoint_file.exists() else None
     # named by its folder within its section's runs (the same on every machine), not by the absolute path
     def __repr__(self): return f"Run('{self.path.parent.name}/{self.name}', status={(self.summary or {}).get('status', 'in progress')})"
-
-# %% ../nbs/01_training.ipynb #822bb754
-OPTIMIZERS, SCHEDULES = ('sgd', 'adam'), ('multistep', 'cosine', 'constant')
-COSINE_CLASSIFIERS = {'normed'}   # heads whose logits are cosines (|z| <= 1): LDAM scales them by s (later notebooks add theirs)
-
-def pick_device(device='auto')->torch.device:
-    "`auto` picks CUDA, then MPS, then CPU; an explicit device must be available."
-    if device == 'auto':
-        if torch.cuda.is_available(): return torch.device('cuda')
-        if getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available(): return torch.device('mps')
-        return torch.device('cpu')
-    try: dev = torch.device(device)
-    except (RuntimeError, TypeError): raise ValueError(f"device={device!r}: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
-    if dev.type == 'cuda' and not torch.cuda.is_available(): raise ValueError(f"device={device!r}: CUDA is not available here")
-    if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
-        raise ValueError(f"device={device!r}: MPS is not available here")
-    return dev
-
-@dataclass
-class TrainConfig:
-    "Everything that defines a training run besides the data."
-    method: str = ''                # the recipe's name, recorded in params.json (default: derived from the loss settings)
-    arch: str = 'resnet32'          # backbone, a key of `ARCHS`
-    arch_kw: dict = field(default_factory=dict)   # keyword arguments of the backbone's builder (e.g. a block variant)
-    classifier: str = 'linear'      # head, a key of `CLASSIFIERS`
-    epochs: int = 10
-    batch_size: int = 128
-    optimizer: str = 'sgd'          # 'sgd' (momentum) or 'adam'
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 2e-4
-    schedule: str = 'multistep'     # 'multistep', 'cosine' or 'constant', after `warmup_epochs` of linear warm-up
-    warmup_epochs: int = 0
-    milestones: tuple = ()          # epochs where multistep multiplies the lr by `lr_decay`
-    lr_decay: float = 0.1
-    lr_min: float = 0.              # cosine schedule's final learning rate (DARTS anneals to 0.001)
-    loss: str = 'ce'                # a key of `LOSSES`
-    reweight: str = 'none'          # 'none', 'cb' (class-balanced weights) or 'drw' (from `drw_epoch` on)
-    drw_epoch: int|None = None      # default: 80% of the epochs, as 160/200 in LDAM-DRW
-    beta: float = 0.9999            # effective-number beta of the class-balanced weights
-    max_m: float = 0.5              # LDAM's largest margin
-    s: float = 30.                  # LDAM's logit scale
-    focal_gamma: float = 1.
-    tau: float = 1.                 # logit-adjustment strength
-    label_smoothing: float = 0.
-    grad_clip: float|None = None    # clip the gradient norm of the weights (DARTS uses 5)
-    mixup_alpha: float = 0.         # Beta(alpha, alpha) mixup; 0 turns it off
-    sampler: str = 'instance'       # a key of `SAMPLERS`
-    augment: bool = True            # pad-crop (+ flip where the dataset allows) on the device
-    freeze_backbone: bool = False   # train only the classifier, backbone in eval mode (cRT)
-    init_from: str|None = None      # checkpoint to start from (a run's checkpoint.pt)
-    eval_every: int = 1             # evaluate every k epochs (and always after the last)
-    group_split: str = 'count'      # many/medium/few by training count, or 'cifar10_index'
-    device: str = 'auto'
-    compile: bool = False           # torch.compile the model (CUDA)
-    channels_last: bool|None = None # NHWC activations; default: on CUDA only
-    bf16: bool|None = None          # bf16 autocast; default: on CUDA only
-    seed: int = 0
-    def __post_init__(self):
-        check_choice('arch', self.arch, ARCHS); check_choice('classifier', self.classifier, CLASSIFIERS)
-        check_choice('optimizer', self.optimizer, OPTIMIZERS); check_choice('schedule', self.schedule, SCHEDULES)
-        check_choice('loss', self.loss, LOSSES); check_choice('reweight', self.reweight, REWEIGHTS)
-        check_choice('sampler', self.sampler, SAMPLERS); check_choice('group_split', self.group_split, GROUP_SPLITS)
-        for k in ('epochs', 'batch_size', 'eval_every'): check_number(k, getattr(self, k), integer=True)
-        for k in ('warmup_epochs', 'seed'): check_number(k, getattr(self, k), integer=True, zero_ok=True)
-        for k in ('lr', 's', 'lr_decay'): check_number(k, getattr(self, k))
-        for k in ('momentum', 'weight_decay', 'focal_gamma', 'mixup_alpha', 'label_smoothing', 'max_m', 'tau', 'lr_min'):
-            check_number(k, getattr(self, k), zero_ok=True)
-        if not 0 <= self.beta < 1: raise ValueError(f"beta={self.beta!r}: expected a number in [0, 1)")
-        self.milestones = tuple(self.milestones)
-        for m in self.milestones: check_number('milestones', m, integer=True)
-        if self.grad_clip is not None: check_number('grad_clip', self.grad_clip)
-        if self.drw_epoch is None: self.drw_epoch = int(0.8 * self.epochs)
-        check_number('drw_epoch', self.drw_epoch, integer=True, zero_ok=True)
-        if self.init_from is not None and not Path(self.init_from).exists():
-            raise ValueError(f"init_from={self.init_from!r}: no such checkpoint")
-        if self.loss == 'ldam' and self.classifier not in COSINE_CLASSIFIERS:
-            raise ValueError(f"loss='ldam' with classifier={self.classifier!r}: LDAM scales cosine logits (|z| <= 1) by "
-                             f"s={self.s:g}; this head gives raw logits. Use a cosine head: {sorted(COSINE_CLASSIFIERS)}")
-        pick_device(self.device)
-
-def lr_at(cfg:TrainConfig, epoch:int)->float:
-    "Learning rate of `epoch` (0-based): linear warm-up, then the schedule."
-    if epoch < cfg.warmup_epochs: return cfg.lr * (epoch + 1) / cfg.warmup_epochs
-    if cfg.schedule == 'multistep': return cfg.lr * cfg.lr_decay ** sum(epoch >= m for m in cfg.milestones)
-    if cfg.schedule == 'cosine':
-        t = (epoch - cfg.warmup_epochs) / max(1, cfg.epochs - cfg.warmup_epochs)
-        return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
-    return cfg.lr
 
 # %% ../nbs/01_training.ipynb #b50cea96
 class Diverged(RuntimeError):
@@ -360,12 +274,139 @@ def epoch_generators(seed:int, epoch:int, device):
     g = torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
     return g, np.random.default_rng([seed, epoch])
 
+# %% ../nbs/01_training.ipynb #822bb754
+OPTIMIZERS, SCHEDULES = ('sgd', 'adam'), ('multistep', 'cosine', 'constant')
+COSINE_CLASSIFIERS = {'normed'}   # heads whose logits are cosines (|z| <= 1): LDAM scales them by s (later notebooks add theirs)
+
+@dataclass
+class Step:
+    "A named optimizer step: `make(**step_kw)` builds the step `(trainer, x, y) -> (loss, logits)` (a `Callback` too when it logs or keeps state); `check(cfg)` raises a `ValueError` naming both parts when the rest of `cfg` cannot go with it."
+    make: Callable
+    check: Callable = lambda cfg: None
+
+@dataclass
+class SecondStage:
+    "A named second stage: `config(cfg, checkpoint, **second_stage_kw)` is its `TrainConfig`, started from the first stage's checkpoint; `check(cfg)` as `Step.check`."
+    config: Callable
+    check: Callable = lambda cfg: None
+
+STEPS = {'standard': Step(lambda: standard_step)}   # 06 adds 'reslt'; 07 'sam', 'ccsam' (stage 1), 'adversarial_features' (stage 2)
+SECOND_STAGES = {'none': None}                      # 'crt' below; 07 adds 'ccsam_stage2'
+
+def pick_device(device='auto')->torch.device:
+    "`auto` picks CUDA, then MPS, then CPU; an explicit device must be available."
+    if device == 'auto':
+        if torch.cuda.is_available(): return torch.device('cuda')
+        if getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available(): return torch.device('mps')
+        return torch.device('cpu')
+    try: dev = torch.device(device)
+    except (RuntimeError, TypeError): raise ValueError(f"device={device!r}: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    if dev.type == 'cuda' and not torch.cuda.is_available(): raise ValueError(f"device={device!r}: CUDA is not available here")
+    if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device={device!r}: MPS is not available here")
+    return dev
+
+@dataclass
+class TrainConfig:
+    "Everything that defines a training run besides the data."
+    method: str = ''                # the recipe's name, recorded in params.json (default: derived from the loss settings)
+    arch: str = 'resnet32'          # backbone, a key of `ARCHS`
+    arch_kw: dict = field(default_factory=dict)   # keyword arguments of the backbone's builder (e.g. a block variant)
+    classifier: str = 'linear'      # head, a key of `CLASSIFIERS`
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = 'sgd'          # 'sgd' (momentum) or 'adam'
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 2e-4
+    schedule: str = 'multistep'     # 'multistep', 'cosine' or 'constant', after `warmup_epochs` of linear warm-up
+    warmup_epochs: int = 0
+    milestones: tuple = ()          # epochs where multistep multiplies the lr by `lr_decay`
+    lr_decay: float = 0.1
+    lr_min: float = 0.              # cosine schedule's final learning rate (DARTS anneals to 0.001)
+    loss: str = 'ce'                # a key of `LOSSES`
+    reweight: str = 'none'          # 'none', 'cb' (class-balanced weights) or 'drw' (from `drw_epoch` on)
+    drw_epoch: int|None = None      # default: 80% of the epochs, as 160/200 in LDAM-DRW
+    beta: float = 0.9999            # effective-number beta of the class-balanced weights
+    max_m: float = 0.5              # LDAM's largest margin
+    s: float = 30.                  # LDAM's logit scale
+    focal_gamma: float = 1.
+    tau: float = 1.                 # logit-adjustment strength
+    label_smoothing: float = 0.
+    grad_clip: float|None = None    # clip the gradient norm of the weights (DARTS uses 5)
+    mixup_alpha: float = 0.         # Beta(alpha, alpha) mixup; 0 turns it off
+    sampler: str = 'instance'       # a key of `SAMPLERS`
+    step: str = 'standard'          # the optimizer step, a key of `STEPS`
+    step_kw: dict = field(default_factory=dict)          # its settings (e.g. CC-SAM's flat_ratio)
+    second_stage: str = 'none'      # a key of `SECOND_STAGES`: trained from this run's checkpoint by `train_stages`
+    second_stage_kw: dict = field(default_factory=dict)  # its settings (cRT: epochs, lr, sampler)
+    augment: bool = True            # pad-crop (+ flip where the dataset allows) on the device
+    freeze_backbone: bool = False   # train only the classifier, backbone in eval mode (cRT)
+    init_from: str|None = None      # checkpoint to start from (a run's checkpoint.pt)
+    eval_every: int = 1             # evaluate every k epochs (and always after the last)
+    group_split: str = 'count'      # many/medium/few by training count, or 'cifar10_index'
+    device: str = 'auto'
+    compile: bool = False           # torch.compile the model (CUDA)
+    channels_last: bool|None = None # NHWC activations; default: on CUDA only
+    bf16: bool|None = None          # bf16 autocast; default: on CUDA only
+    seed: int = 0
+    def __post_init__(self):
+        check_choice('arch', self.arch, ARCHS); check_choice('classifier', self.classifier, CLASSIFIERS)
+        check_choice('optimizer', self.optimizer, OPTIMIZERS); check_choice('schedule', self.schedule, SCHEDULES)
+        check_choice('loss', self.loss, LOSSES); check_choice('reweight', self.reweight, REWEIGHTS)
+        check_choice('sampler', self.sampler, SAMPLERS); check_choice('group_split', self.group_split, GROUP_SPLITS)
+        for k in ('epochs', 'batch_size', 'eval_every'): check_number(k, getattr(self, k), integer=True)
+        for k in ('warmup_epochs', 'seed'): check_number(k, getattr(self, k), integer=True, zero_ok=True)
+        for k in ('lr', 's', 'lr_decay'): check_number(k, getattr(self, k))
+        for k in ('momentum', 'weight_decay', 'focal_gamma', 'mixup_alpha', 'label_smoothing', 'max_m', 'tau', 'lr_min'):
+            check_number(k, getattr(self, k), zero_ok=True)
+        if not 0 <= self.beta < 1: raise ValueError(f"beta={self.beta!r}: expected a number in [0, 1)")
+        self.milestones = tuple(self.milestones)
+        for m in self.milestones: check_number('milestones', m, integer=True)
+        if self.grad_clip is not None: check_number('grad_clip', self.grad_clip)
+        if self.drw_epoch is None: self.drw_epoch = int(0.8 * self.epochs)
+        check_number('drw_epoch', self.drw_epoch, integer=True, zero_ok=True)
+        if self.init_from is not None and not Path(self.init_from).exists():
+            raise ValueError(f"init_from={self.init_from!r}: no such checkpoint")
+        if self.loss == 'ldam' and self.classifier not in COSINE_CLASSIFIERS:
+            raise ValueError(f"loss='ldam' with classifier={self.classifier!r}: LDAM scales cosine logits (|z| <= 1) by "
+                             f"s={self.s:g}; this head gives raw logits. Use a cosine head: {sorted(COSINE_CLASSIFIERS)}")
+        pick_device(self.device)
+        self.check_stages()
+    def make_step(self):
+        "A fresh step of `step` built with `step_kw`."
+        try: return STEPS[self.step].make(**self.step_kw)
+        except TypeError as e: raise ValueError(f"step_kw={self.step_kw!r}: {e} (step={self.step!r})") from None
+    def check_stages(self):
+        "The step and the second stage, each with its settings and with the rest of the config: a `ValueError` before anything runs."
+        check_choice('step', self.step, STEPS); check_choice('second_stage', self.second_stage, SECOND_STAGES)
+        self.make_step(); STEPS[self.step].check(self)
+        if self.second_stage == 'none':
+            if self.second_stage_kw: raise ValueError(f"second_stage_kw={self.second_stage_kw!r} with second_stage='none': expected {{}}")
+            return
+        stage = SECOND_STAGES[self.second_stage]
+        try: inspect.signature(stage.config).bind(self, 'checkpoint.pt', **self.second_stage_kw)
+        except TypeError as e: raise ValueError(f"second_stage_kw={self.second_stage_kw!r}: {e} (second_stage={self.second_stage!r})") from None
+        stage.check(self)
+
+def lr_at(cfg:TrainConfig, epoch:int)->float:
+    "Learning rate of `epoch` (0-based): linear warm-up, then the schedule."
+    if epoch < cfg.warmup_epochs: return cfg.lr * (epoch + 1) / cfg.warmup_epochs
+    if cfg.schedule == 'multistep': return cfg.lr * cfg.lr_decay ** sum(epoch >= m for m in cfg.milestones)
+    if cfg.schedule == 'cosine':
+        t = (epoch - cfg.warmup_epochs) / max(1, cfg.epochs - cfg.warmup_epochs)
+        return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
+    return cfg.lr
+
 # %% ../nbs/01_training.ipynb #c4b07ac5
 class Trainer:
     "Train `model` on `data` as `cfg` says, recording into `run` (optional)."
     def __init__(self, model:nn.Module, data:LTDataset, cfg:TrainConfig, run:Run|None=None,
-                 step=standard_step, callbacks=(), train_set:ImageSet|None=None, eval_set:ImageSet|None=None):
-        self.cfg, self.run, self.data, self.step, self.callbacks = cfg, run, data, step, list(callbacks)
+                 step=None, callbacks=(), train_set:ImageSet|None=None, eval_set:ImageSet|None=None):
+        self.cfg, self.run, self.data, self.callbacks = cfg, run, data, list(callbacks)
+        # `step`: the config's (`cfg.step`, a Callback too when it logs), or a section's own (e.g. DARTS' architect step)
+        self.step = cfg.make_step() if step is None else step
+        if step is None and isinstance(self.step, Callback): self.callbacks.append(self.step)
         self.device = pick_device(cfg.device)
         cuda = self.device.type == 'cuda'
         if cuda: torch.backends.cudnn.benchmark = True
@@ -442,7 +483,7 @@ class Trainer:
             print(f"{self.run.name}: resuming from epoch {ck['epoch']} (the checkpoint in {self.run.path.parent.name}/{self.run.name})")
             return ck['epoch']
         if self.cfg.init_from:
-            self.model.load_state_dict(torch.load(self.cfg.init_from, map_location=self.device, weights_only=False)['model'])
+            self.model.load_state_dict(torch.load(self.cfg.init_from, map_location=self.device, weights_only=True)['model'])
         if self.cfg.freeze_backbone: self.model.classifier.reset_parameters()
         return 0
 
@@ -510,20 +551,58 @@ def build_model(cfg:TrainConfig, num_classes:int)->nn.Module:
 
 def train_run(data:LTDataset, cfg:TrainConfig, section:str, name:str, run_dir=None, model=None, extra:dict|None=None,
               **trainer_kw):
-    "Train `cfg` on `data` into the run directory `<runs_root(section, run_dir)>/<name>-<hash>`; returns `(summary, model, run)`."
+    "Train `cfg` on `data` into the run directory `<runs_root(section, run_dir)>/<name>-<hash>`; returns the `Run` (its `summary`, and the trained network as `run.model`)."
     model = model if model is not None else build_model(cfg, data.num_classes)
     # `extra`: the section's own settings (e.g. the architect's); the ratio is the one of the data it trains on (max/min)
     params = {**data.spec, 'imbalance_ratio': data.imbalance_ratio, **asdict(cfg), 'method': method_name(cfg), **(extra or {})}
     run = Run.create(runs_root(section, run_dir), name, params, device=pick_device(cfg.device))
-    summary = Trainer(model, data, cfg, run, **trainer_kw).fit()
-    return summary, model, run
+    Trainer(model, data, cfg, run, **trainer_kw).fit()
+    run.model = model
+    return run
 
 # %% ../nbs/01_training.ipynb #f18e8fca
 def crt_config(cfg:TrainConfig, init_from, epochs:int=10, lr:float|None=None, sampler:str='class_balanced')->TrainConfig:
     "Stage-2 config of cRT: plain CE, class-balanced sampling, frozen backbone, re-initialized classifier from `init_from`."
     return replace(cfg, method=f'{method_name(cfg)}_crt', init_from=str(init_from), freeze_backbone=True, sampler=sampler, epochs=epochs, lr=lr or cfg.lr,
                    loss='ce', reweight='none', mixup_alpha=0., warmup_epochs=0, schedule='cosine', milestones=(),
-                   drw_epoch=None)
+                   drw_epoch=None, step='standard', step_kw={}, second_stage='none', second_stage_kw={})
+
+SECOND_STAGES['crt'] = SecondStage(crt_config)
+METHODS.update(crt=dict(second_stage='crt'), mixup_crt=dict(mixup_alpha=1.0, second_stage='crt'))   # LT-DARTS Table 3's Mixup + cRT
+
+def train_stages(data:LTDataset, cfg:TrainConfig, section:str, name:str, run_dir=None, **trainer_kw)->list:
+    "Train `cfg`, then its `second_stage` (if any) from the first run's checkpoint; returns the runs, the last being the recipe's result."
+    if cfg.second_stage == 'none': return [train_run(data, cfg, section, name, run_dir, **trainer_kw)]
+    m = method_name(cfg)   # the final run records the recipe's method, the first `<method>_stage1`
+    first = train_run(data, replace(cfg, method=f'{m}_stage1'), section, f'{name}_stage1', run_dir, **trainer_kw)
+    second = SECOND_STAGES[cfg.second_stage].config(cfg, first.checkpoint_file, **cfg.second_stage_kw)
+    return [first, train_run(data, replace(second, method=m), section, name, run_dir)]
+
+
+# %% ../nbs/01_training.ipynb #1841f1d3
+def run_config(run:Run)->TrainConfig:
+    "The `TrainConfig` a run recorded in its params.json (without `init_from`: the weights it started from are in its checkpoint)."
+    p = run.params
+    return TrainConfig(**{**{k: p[k] for k in TrainConfig.__dataclass_fields__ if k in p}, 'init_from': None})
+
+def register_all():
+    "Import every module of the package: each registers its networks, heads and steps (`ARCHS`, `CLASSIFIERS`, `STEPS`)."
+    import lt_workbook
+    for m in pkgutil.iter_modules(lt_workbook.__path__): importlib.import_module(f'lt_workbook.{m.name}')
+
+def load_model(run_dir, device='cpu')->nn.Module:
+    "The trained network of the completed run in `run_dir`, in eval mode, rebuilt from params.json and its checkpoint's weights."
+    run = Run(run_dir)
+    if not run.params_file.exists(): raise FileNotFoundError(f"{run_dir}: no params.json here (not a run directory)")
+    if not run.completed:
+        raise ValueError(f"{run}: status {(run.summary or {}).get('status', 'in progress')!r}; load_model needs a completed run")
+    if run.params.get('arch') not in ARCHS or run.params.get('step', 'standard') not in STEPS: register_all()
+    cfg = replace(run_config(run), device=str(device))
+    model = build_model(cfg, len(run.summary['per_class']))
+    try: state = torch.load(run.checkpoint_file, map_location=device, weights_only=True)['model']
+    except Exception as e: raise ValueError(f"{run.checkpoint_file}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    model.load_state_dict(state)
+    return model.to(device).eval()
 
 # %% ../nbs/01_training.ipynb #cc34dda1
 def seed_stats(df:pd.DataFrame,             # one row per run

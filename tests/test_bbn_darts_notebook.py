@@ -112,10 +112,10 @@ def _search(tiny, root, method='hls', epochs=2, callbacks=(), arch_kw=None, init
     akw = dict(batch_size=16, lr=dict(backbone=0.03, ins=0.02, cls=0.01), hls=method == 'hls', **architect_kw) if bilateral else \
           dict(batch_size=16, lr=0.03, sampler='class_balanced' if method == 'darts_rs' else 'instance')
     architect = BilateralArchitect(model, val, **akw)
-    _, model, run = train_run(data, cfg, 'bbn', method, root, model=model, step=architect.step, extra=dict(architect=akw),
-                              eval_set=data.test.subset(torch.arange(0, len(data.test), 10)),
-                              callbacks=[architect, BilateralTracker(val, 5), *callbacks])
-    return model, run
+    run = train_run(data, cfg, 'bbn', method, root, model=model, step=architect.step, extra=dict(architect=akw),
+                    eval_set=data.test.subset(torch.arange(0, len(data.test), 10)),
+                    callbacks=[architect, BilateralTracker(val, 5), *callbacks])
+    return run.model, run
 
 class Interrupt(Callback):
     "Stop the run at the start of epoch `at` (after the previous epoch's checkpoint), as a kill would."

@@ -9,7 +9,7 @@ def test_list_dataset_trains_lazily(tmp_path, name):
     data = load_dataset(name, imbalance_ratio=None, data_root=tmp_path, image_size=32)
     assert data.counts.tolist() == [6, 3, 1] and not isinstance(data.train.images, torch.Tensor)
     cfg = TrainConfig(epochs=1, batch_size=4, device='cpu')
-    summary, model, run = train_run(data, cfg, 'list', name, run_dir=tmp_path/'runs')
+    run = train_run(data, cfg, 'list', name, run_dir=tmp_path/'runs'); summary = run.summary
     assert summary['status'] == 'completed' and len(summary['per_class']) == 3
     assert run.params['dataset'] == name and run.params['image_size'] == 32
 
