@@ -570,13 +570,14 @@ def crt_config(cfg:TrainConfig, init_from, epochs:int=10, lr:float|None=None, sa
 SECOND_STAGES['crt'] = SecondStage(crt_config)
 METHODS.update(crt=dict(second_stage='crt'), mixup_crt=dict(mixup_alpha=1.0, second_stage='crt'))   # LT-DARTS Table 3's Mixup + cRT
 
-def train_stages(data:LTDataset, cfg:TrainConfig, section:str, name:str, run_dir=None, **trainer_kw)->list:
+def train_stages(data:LTDataset, cfg:TrainConfig, section:str, name:str, run_dir=None, extra:dict|None=None,
+                 **trainer_kw)->list:
     "Train `cfg`, then its `second_stage` (if any) from the first run's checkpoint; returns the runs, the last being the recipe's result."
-    if cfg.second_stage == 'none': return [train_run(data, cfg, section, name, run_dir, **trainer_kw)]
-    m = method_name(cfg)   # the final run records the recipe's method, the first `<method>_stage1`
-    first = train_run(data, replace(cfg, method=f'{m}_stage1'), section, f'{name}_stage1', run_dir, **trainer_kw)
+    if cfg.second_stage == 'none': return [train_run(data, cfg, section, name, run_dir, extra=extra, **trainer_kw)]
+    m = method_name(cfg)   # the final run records the recipe's method, the first `<method>_stage1`; `extra` goes to both
+    first = train_run(data, replace(cfg, method=f'{m}_stage1'), section, f'{name}_stage1', run_dir, extra=extra, **trainer_kw)
     second = SECOND_STAGES[cfg.second_stage].config(cfg, first.checkpoint_file, **cfg.second_stage_kw)
-    return [first, train_run(data, replace(second, method=m), section, name, run_dir)]
+    return [first, train_run(data, replace(second, method=m), section, name, run_dir, extra=extra)]
 
 
 # %% ../nbs/01_training.ipynb #1841f1d3
