@@ -5,6 +5,7 @@
 # %% ../nbs/05_bbn_darts.ipynb #e87ed6bb
 from __future__ import annotations
 import math
+from dataclasses import replace
 from functools import partial
 import numpy as np
 import torch
@@ -20,7 +21,8 @@ from .darts import *
 __all__ = ['MIXING_SCHEDULES', 'T_STARTS', 'BRANCHES', 'CLS_SAMPLERS', 'SEARCH_METHODS', 'CONTINUATIONS', 'mixing_ratio',
            'hls_scale', 'bilateral_mix', 'bilateral_loss', 'BilateralSupernet', 'alpha_tensors', 'BilateralArchitect',
            'branch_logits', 'mu_sweep', 'BilateralTracker', 'backbone_shift', 'sweep_at', 'best_sweep_acc',
-           'plot_training_curves', 'plot_mu_sweep', 'plot_alpha_grad_norms', 'plot_backbone_shift']
+           'plot_training_curves', 'plot_mu_sweep', 'plot_alpha_grad_norms', 'plot_backbone_shift',
+           'bilateral_search_config', 'bilateral_architect_config', 'bilateral_search', 'continue_bilateral_search']
 
 # %% ../nbs/05_bbn_darts.ipynb #f3ee2ba4
 MIXING_SCHEDULES = ('parabolic', 'reverse_sigmoid', 'linear', 'constant')
@@ -303,3 +305,92 @@ CONTINUATIONS = {    # continued training from a finished bilateral search (Sec.
     'reverse_sigmoid': dict(schedule='reverse_sigmoid'),
     'frozen_backbone': dict(freeze_backbone=True, schedule='constant', mu0=0.),   # backbone frozen, only the class-sampling head trained
 }
+
+# %% ../nbs/05_bbn_darts.ipynb #e70b0a8a
+def bilateral_search_config(method:str,            # a key of `SEARCH_METHODS`
+                            seed:int=0,
+                            primitives=SEARCH_SPACES['darts'],   # candidate operations (`candidate_ops(search_space)`)
+                            init_channels:int=4,     # C of the first cells
+                            layers:int=3,            # cells of the backbone (each head adds one)
+                            steps:int=2,             # intermediate nodes per cell, all concatenated into its output
+                            stem_stride:int=2,       # 2: search at half resolution (CPU proxy); 1 at paper scale
+                            mu_test:float=0.5,       # bilateral: the mixing ratio of the test-time prediction
+                            epochs:int=8,            # T, the search's epochs
+                            batch_size:int=32,       # per branch
+                            lr:float=0.025,          # weights: SGD, cosine from `lr` to `lr_min`
+                            lr_min:float=0.001,
+                            momentum:float=0.9,
+                            weight_decay:float=3e-4,
+                            grad_clip:float=5.,
+                            group_split:str='count', # many / medium / few by training count, or 'cifar10_index'
+                            device='auto',
+                            bf16=None,               # bf16 autocast (None: on CUDA only)
+                           )->TrainConfig:
+    "The supernet and the weights' schedule of search `method`: a bilateral supernet (two one-cell heads), or DARTS' single-branch one with the method's sampler."
+    spec = SEARCH_METHODS[check_choice('method', method, SEARCH_METHODS)]
+    arch_kw = dict(primitives=list(primitives), C=init_channels, layers=layers, steps=steps, multiplier=steps, stem_stride=stem_stride)
+    if spec['bilateral']: arch_kw['mu_test'] = mu_test
+    return TrainConfig(method=spec['method'], arch='bilateral_supernet' if spec['bilateral'] else 'supernet', classifier='linear', epochs=epochs,
+                       batch_size=batch_size, lr=lr, lr_min=lr_min, schedule='cosine', momentum=momentum,
+                       weight_decay=weight_decay, grad_clip=grad_clip, sampler=spec.get('sampler', 'instance'), eval_every=epochs,
+                       group_split=group_split, seed=seed, device=device, channels_last=True, bf16=bf16, arch_kw=arch_kw)
+
+def bilateral_architect_config(method:str,           # a key of `SEARCH_METHODS`
+                               order:int=1,          # 1: first-order DARTS; 2: second order (unrolled)
+                               batch_size:int=32,    # validation batch per branch
+                               arch_lr_backbone:float=0.02,   # xi_0, Adam's learning rate of the backbone alphas (Sec. V-A)
+                               arch_lr_ins:float=0.02,        # the instance head's alphas
+                               arch_lr_cls:float=0.02,        # the class head's alphas
+                               arch_weight_decay:float=1e-3,
+                               schedule:str='parabolic',      # mixing schedule, one of `MIXING_SCHEDULES` (the method's own if it names one)
+                               t_start:int=1,        # t of the first epoch: 1 (Alg. 1) or 0 (BBN's code)
+                               cls_sampler:str='class_balanced',   # the class-sampling branch, one of `CLS_SAMPLERS`
+                               sigmoid_k:float=5.,   # steepness k of the reverse sigmoid (Eq. 18)
+                               mu_constant:float=0.5,   # mu of the 'constant' schedule
+                               tau:float=3.,         # HLS: xi_0 (1 - exp(-tau mu)) (Eq. 17)
+                               **overrides)->dict:   # replace any of the resulting keywords (a continuation's schedule, mu0)
+    "The keywords of `BilateralArchitect` for search `method` (each run records them as `architect` in params.json)."
+    spec = SEARCH_METHODS[check_choice('method', method, SEARCH_METHODS)]
+    kw = dict(order=order, batch_size=batch_size, weight_decay=arch_weight_decay, k=sigmoid_k, mu0=mu_constant, tau=tau)
+    if spec['bilateral']:
+        kw.update(lr=dict(backbone=arch_lr_backbone, ins=arch_lr_ins, cls=arch_lr_cls), schedule=spec.get('schedule', schedule),
+                  hls=spec['hls'], cls_sampler=cls_sampler, t_start=t_start)
+    else: kw.update(lr=arch_lr_backbone, sampler=spec['sampler'])
+    return {**kw, **overrides}
+
+def bilateral_search(search_data:LTDataset,    # the weights' split: what the supernet trains on (the ratio recorded is its counts')
+                     search_val:ImageSet,      # the alphas' split (Alg. 1's validation batches)
+                     cfg:TrainConfig,          # the supernet and the weights' schedule: `bilateral_search_config(...)`
+                     architect:dict,           # `BilateralArchitect`'s keywords: `bilateral_architect_config(...)`
+                     name:str,                 # the run's name (the notebook: `<method>_seed<seed>`)
+                     run_dir=None,             # root of the runs (None: runs/<section>)
+                     mu_grid:int=11,           # points of the test-time sweep over mu_test in [0, 1]
+                     train_portion:float|None=None,   # share of the training set in `search_data`, recorded when given
+                     section:str='05_bbn_darts',
+                     callbacks=(),             # more trainer callbacks, after the architect and the tracker
+                     **trainer_kw)->Run:       # more `Trainer` keywords (e.g. `eval_set`)
+    "One search (Alg. 1 with a bilateral supernet, DARTS otherwise) in its run directory; returns the `Run` (the supernet: `run.model`)."
+    model = build_model(cfg, search_data.num_classes)
+    arch = BilateralArchitect(model, search_val, **architect)
+    extra = dict(architect=architect, **({} if train_portion is None else dict(train_portion=train_portion)))
+    return train_run(search_data, cfg, section, name, run_dir, model=model, extra=extra, step=arch.step,
+                     callbacks=[arch, BilateralTracker(search_val, mu_grid), *callbacks], **trainer_kw)
+
+def continue_bilateral_search(source:Run,      # a completed bilateral search (its checkpoint holds the weights and alphas)
+                              variant:str,     # a key of `CONTINUATIONS`
+                              search_data:LTDataset,   # the weights' split the source trained on
+                              search_val:ImageSet,     # the alphas' split
+                              epochs:int=2,    # epochs of continued training
+                              lr:float=0.001,  # the weights' constant learning rate (where the cosine schedule ended)
+                              name:str|None=None,      # default: `<source name>_then_<variant>`
+                              **search_kw)->Run:       # `bilateral_search`'s: run_dir, mu_grid, train_portion, section, ...
+    "Continued training from `source` (Sec. V-D, Fig. 8): its config and architect with the variant's mixing (or frozen backbone), constant `lr`."
+    spec = dict(CONTINUATIONS[check_choice('variant', variant, CONTINUATIONS)])
+    if not source.completed or source.params.get('arch') != 'bilateral_supernet':
+        raise ValueError(f"{source}: expected a completed bilateral search to continue (arch 'bilateral_supernet')")
+    base = run_config(source)
+    arch_kw = {**base.arch_kw, 'freeze_backbone': spec.pop('freeze_backbone', False)}
+    cfg = replace(base, method=f'{base.method}_then_{variant}', epochs=epochs, lr=lr, schedule='constant',
+                  init_from=str(source.checkpoint_file), arch_kw=arch_kw, eval_every=epochs)
+    name = name or f"{source.name.rsplit('-', 1)[0]}_then_{variant}"   # the run directory's name less its parameter hash
+    return bilateral_search(search_data, search_val, cfg, {**source.params['architect'], **spec}, name, **search_kw)

@@ -22,12 +22,13 @@ from .darts import OPS, running_stats_paused, PALETTE
 
 # %% auto #0
 __all__ = ['NATS_OPS', 'OP_NAMES', 'PARAMETRIC_OPS', 'NODES', 'EDGES', 'PAPER_SCHEDULES', 'PAPER_LR_DECAY', 'PROCEDURES',
-           'arch_str', 'parse_arch', 'as_arch', 'arch_code', 'is_valid', 'cost_signature', 'all_archs',
-           'equal_cost_archs', 'sample_equal_cost', 'TopologyCell', 'ResidualReduction', 'CellNet', 'inherit',
-           'sample_path', 'spos_step', 'recalibrated_bn', 'recalibration_batches', 'evaluate_subnet', 'random_arch',
-           'mutate', 'crossover', 'offspring', 'evolution_search', 'kendall_tau_matrix', 'rank_agreement',
-           'scale_epoch', 'step_schedule', 'adaptation_config', 'transfer_init', 'plot_tau_matrix', 'plot_rank_scatter',
-           'plot_adaptation_cost']
+           'IMBNAS_SECTION', 'arch_str', 'parse_arch', 'as_arch', 'arch_code', 'is_valid', 'cost_signature',
+           'all_archs', 'equal_cost_archs', 'sample_equal_cost', 'TopologyCell', 'ResidualReduction', 'CellNet',
+           'inherit', 'sample_path', 'spos_step', 'recalibrated_bn', 'recalibration_batches', 'evaluate_subnet',
+           'random_arch', 'mutate', 'crossover', 'offspring', 'evolution_search', 'kendall_tau_matrix',
+           'rank_agreement', 'scale_epoch', 'step_schedule', 'adaptation_config', 'transfer_init', 'cell_net_config',
+           'split_for_search', 'record_run', 'train_subnet', 'rank_transfer', 'train_supernet', 'adapt_supernet',
+           'evolve_subnets', 'plot_tau_matrix', 'plot_rank_scatter', 'plot_adaptation_cost']
 
 # %% ../nbs/08_imbnas_transfer.ipynb #df33e919
 NATS_OPS = {   # name -> builder(C): every operation maps C channels to C at stride 1
@@ -356,6 +357,130 @@ def transfer_init(source:Run, num_classes:int, seed:int=0)->Path:
         atomic_write(path, lambda p: torch.save({'model': model}, p))
     return path
 
+
+# %% ../nbs/08_imbnas_transfer.ipynb #657343f9
+IMBNAS_SECTION = '08_imbnas_transfer'   # the section whose runs root the experiment functions default to
+
+def cell_net_config(arch,                      # a cell (NATS-Bench string or 6 operations); None: the supernet (a path per step)
+                    kind:str,                  # the paper's schedule scaled to `epochs`: 'supernet' or 'subnet' (`PAPER_SCHEDULES`)
+                    epochs:int,
+                    lr:float=0.1,              # initial learning rate (SGD with momentum, step schedule)
+                    lr_decay:float=PAPER_LR_DECAY,   # factor at each milestone
+                    method:str='',             # recorded in params.json
+                    reweight:str='none',       # 'drw' (from the schedule's re-weighting epoch), 'cb' or 'none'
+                    seed:int=0,
+                    eval_every:int=1,
+                    C:int=8,                   # channels of the first stage (NATS-Bench 16)
+                    N:int=1,                   # cells per stage (NATS-Bench 5)
+                    stem_stride:int=2,         # 2: cells at half resolution (CPU proxy); NATS-Bench 1
+                    batch_size:int=32, momentum:float=0.9, weight_decay:float=5e-4,
+                    beta:float=0.9999,         # effective-number beta of the class-balanced weights
+                    group_split:str='count', device='auto')->TrainConfig:
+    "The `TrainConfig` of a cell network (or the supernet) with the paper's step schedule `kind` scaled to `epochs` (Sec. 4.1)."
+    return TrainConfig(method=method, arch='cell_net', arch_kw=dict(arch=None if arch is None else arch_str(arch), C=C, N=N, stem_stride=stem_stride),
+                       reweight=reweight, eval_every=eval_every, seed=seed, batch_size=batch_size, momentum=momentum,
+                       weight_decay=weight_decay, beta=beta, group_split=group_split, device=device,
+                       **step_schedule(kind, epochs, lr, lr_decay))
+
+def split_for_search(data:LTDataset, val_fraction:float=0.2, seed:int=0)->tuple:
+    "The search split (a dataset whose counts and recorded ratio are the split's) and the held-out images that score sub-networks."
+    tr_idx, va_idx = train_val_split(data.train.labels, val_fraction=val_fraction, seed=seed)
+    return data.train_subset(tr_idx), data.train.subset(va_idx)
+
+def record_run(name:str, method:str, seed:int,
+               sources:dict,                   # the names of the runs the results come from
+               describes:dict|None=None,       # their data and backbone (recorded in params.json)
+               run_dir=None, section:str=IMBNAS_SECTION, **results)->Run:
+    "A run directory holding results computed from other runs in its summary.json."
+    run = Run.create(runs_root(section, run_dir), name, {'method': method, 'seed': seed, 'sources': sources, **(describes or {})})
+    run.finish('completed', **results)
+    return run
+
+def train_subnet(data:LTDataset, arch,         # the cell, trained from scratch with the sub-network schedule
+                 name:str, seed:int=0, epochs:int=3, lr:float=0.1, lr_decay:float=PAPER_LR_DECAY,
+                 reweight:str|None=None,       # None: CE + DRW on long-tailed data, CE on balanced (the rank-transfer study)
+                 method:str|None=None,         # None: `imbnas_subnet_drw` or `imbnas_subnet_ce`
+                 run_dir=None, section:str=IMBNAS_SECTION,
+                 **net_kw)->Run:               # `cell_net_config`'s: C, N, stem_stride, batch_size, momentum, ...
+    "One cell network trained on `data` (Fig. 1's rankings, or a found cell retrained on the target); returns the `Run`."
+    reweight = reweight or ('drw' if data.imbalance_ratio > 1 else 'none')
+    method = method or f"imbnas_subnet_{'drw' if reweight == 'drw' else 'ce'}"
+    cfg = cell_net_config(arch, 'subnet', epochs, lr, lr_decay, method=method, reweight=reweight, seed=seed, eval_every=epochs, **net_kw)
+    return train_run(data, cfg, section, name, run_dir)
+
+def rank_transfer(datasets:dict,               # {variant name: LTDataset}: the datasets (and ratios) whose rankings are compared
+                  archs:list,                  # the equal-cost cells ranked
+                  seed:int=0, epochs:int=3, lr:float=0.1, lr_decay:float=PAPER_LR_DECAY,
+                  run_dir=None, section:str=IMBNAS_SECTION, **net_kw)->Run:
+    "Fig. 1 for one seed: every cell trained on every variant, then `rank_transfer_s<seed>` holding accuracies, Kendall taus and agreement."
+    runs = {(v, arch_code(a)): train_subnet(d, a, f'rank_{v}_{arch_code(a)}_s{seed}', seed, epochs, lr, lr_decay, run_dir=run_dir,
+                                            section=section, **net_kw) for v, d in datasets.items() for a in archs}
+    accs = {v: [runs[v, arch_code(a)].summary['acc'] for a in archs] for v in datasets}
+    agreement = {f'{x}|{y}': rank_agreement(accs[x], accs[y]) for x, y in itertools.combinations(datasets, 2)}
+    return record_run(f'rank_transfer_s{seed}', 'imbnas_rank_transfer', seed,
+                      {f'{v}/{arch_code(a)}': runs[v, arch_code(a)].name for v in datasets for a in archs}, run_dir=run_dir,
+                      section=section, archs=[arch_str(a) for a in archs], accs=accs, tau=kendall_tau_matrix(accs).values.tolist(),
+                      variants=list(datasets), agreement=agreement)
+
+def train_supernet(data:LTDataset,             # the source's search split
+                   val_set:ImageSet,           # its held-out split (the run's progress signal)
+                   seed:int=0, epochs:int=6, lr:float=0.1, lr_decay:float=PAPER_LR_DECAY,
+                   name:str|None=None,         # default `supernet_source_s<seed>`
+                   run_dir=None, section:str=IMBNAS_SECTION,
+                   **net_kw)->Run:             # `cell_net_config`'s: C, N, stem_stride, batch_size, momentum, ...
+    "The single-path one-shot supernet (uniform paths, `spos_step`) with the supernet schedule; DRW if `data` is long-tailed."
+    cfg = cell_net_config(None, 'supernet', epochs, lr, lr_decay, method='imbnas_supernet', seed=seed,
+                          reweight='drw' if data.imbalance_ratio > 1 else 'none', **net_kw)
+    return train_run(data, cfg, section, name or f'supernet_source_s{seed}', run_dir, step=spos_step, eval_set=val_set)
+
+def adapt_supernet(source:Run,                 # a completed `train_supernet` run (its checkpoint and params.json)
+                   procedure:str,              # a key of `PROCEDURES`; 'P0' returns `source` itself
+                   data:LTDataset,             # the target's search split
+                   val_set:ImageSet,           # its held-out split
+                   epochs:int|None=None,       # P1 / P2 length (None: a third of the supernet's)
+                   lr:float|None=None,         # P1 / P2 learning rate (None: a tenth of the supernet's)
+                   name:str|None=None,         # default `adapt_<procedure>_s<seed>`
+                   run_dir=None, section:str=IMBNAS_SECTION)->Run:
+    "The source supernet adapted to the target by `procedure` (Sec. 3.4: P1 classifier with CB, P2 fine-tuning with DRW, P3 from scratch)."
+    if check_choice('procedure', procedure, PROCEDURES) == 'P0': return source
+    cfg_s = run_config(source)   # the source supernet's config
+    init = transfer_init(source, data.num_classes, cfg_s.seed) if procedure != 'P3' else None
+    cfg = adaptation_config(procedure, cfg_s, init, epochs, lr)
+    return train_run(data, cfg, section, name or f'adapt_{procedure}_s{cfg_s.seed}', run_dir, step=spos_step, eval_set=val_set)
+
+def evolve_subnets(supernet:Run,               # the supernet the sub-networks inherit from: the source's (P0) or an adaptation's
+                   data:LTDataset,             # its search split: each sub-network's BN statistics are recalibrated on its images
+                   val_set:ImageSet,           # the held-out split that scores each sub-network
+                   procedure:str,              # a key of `PROCEDURES`: names the run; P0 has no adaptation time
+                   cfg:TrainConfig|None=None,  # the evaluator's batch size, device, group split (None: the supernet's config)
+                   seed:int=0, generations:int=20, population:int=50, crossover_num:int=25, mutation_num:int=25,
+                   mutation_prob:float=0.1, top_k:int=10,   # `evolution_search`'s (the paper's values)
+                   fitness_metric:str='balanced_acc',   # 'balanced_acc' (mean per class) or 'acc' on `val_set`
+                   bn_batches:int=10,          # training batches the BatchNorm statistics are recalibrated on
+                   val_fraction:float|None=None,   # the held-out share, recorded
+                   run_dir=None, section:str=IMBNAS_SECTION)->Run:
+    "The evolutionary search over `supernet`'s sub-networks in `search_<procedure>_s<seed>` (one record per generation); returns the `Run`."
+    cfg = cfg or replace(run_config(supernet), freeze_backbone=False)
+    check_choice('procedure', procedure, PROCEDURES); check_choice('fitness_metric', fitness_metric, ('balanced_acc', 'acc'))
+    ev = dict(generations=generations, population=population, crossover_num=crossover_num, mutation_num=mutation_num,
+              mutation_prob=mutation_prob, top_k=top_k, seed=seed)
+    params = dict(method=f'imbnas_search_{procedure}', supernet=supernet.name, data=data.spec, imbalance_ratio=data.imbalance_ratio,
+                  val_fraction=val_fraction, fitness_metric=fitness_metric, bn_batches=bn_batches, batch_size=cfg.batch_size,
+                  device=cfg.device, **ev)
+    run = Run.create(runs_root(section, run_dir), f'search_{procedure}_s{seed}', params)
+    if run.completed: return run
+    run.truncate_metrics(0)     # records of an interrupted search are redone
+    model = supernet.model if supernet.model is not None else load_model(supernet.path, pick_device(cfg.device))   # in memory, or from disk
+    tr = Trainer(model, data, cfg, eval_set=val_set)
+    bs = recalibration_batches(tr, data.train, bn_batches, seed=seed)
+    adapt_time = supernet.summary['wall_time'] if procedure != 'P0' else 0.
+    t0 = time.time()
+    try:
+        res = evolution_search(lambda a: evaluate_subnet(tr, a, bs)[fitness_metric], log=lambda rec: run.log(**rec), **ev)
+    except Exception as e:
+        run.finish('failed', error=f'{type(e).__name__}: {e}'); raise
+    run.finish('completed', procedure=procedure, adapt_time=adapt_time, search_time=round(time.time() - t0, 3), **res)
+    return run
 
 # %% ../nbs/08_imbnas_transfer.ipynb #14bfcb75
 def plot_tau_matrix(tau:pd.DataFrame, title:str='Kendall tau between architecture rankings')->go.Figure:

@@ -4,9 +4,9 @@ import pytest, yaml
 import torch
 from conftest import check_bad_parameters, run_notebook, runs_in, ROOT
 from lt_workbook.data import load_dataset, train_val_split, class_probs, realized_ratio
-from lt_workbook.training import TrainConfig, Trainer, Callback, Run, build_model, train_run
+from lt_workbook.training import TrainConfig, Trainer, Callback, Run, build_model
 from lt_workbook.darts import SEARCH_SPACES
-from lt_workbook.bbn_darts import BilateralArchitect, BilateralTracker, backbone_shift, hls_scale, mixing_ratio
+from lt_workbook.bbn_darts import BilateralArchitect, backbone_shift, hls_scale, mixing_ratio, bilateral_search
 
 NB = '05_bbn_darts.ipynb'
 
@@ -50,6 +50,10 @@ def test_default_run(runs_root, tmp_path):
     assert hls.metrics[-1]['alpha_shift']['normal'] == hls.metrics[-1]['alpha_shift']['reduce'] == 0
     assert bbn.metrics[-1]['alpha_shift']['normal'] > 0
     assert cont.params['init_from'] == str(hls.checkpoint_file) and all(e['mu'] == 0 for e in cont.metrics)
+    # the continuation (continue_bilateral_search) takes its config and architect from the finished search's params.json
+    assert cont.params['architect'] == {**hls.params['architect'], 'schedule': 'constant', 'mu0': 0.}
+    assert {k: v for k, v in cont.params.items() if k not in ('method', 'epochs', 'lr', 'schedule', 'init_from', 'arch_kw', 'eval_every', 'architect', 'env')} == \
+           {k: v for k, v in hls.params.items() if k not in ('method', 'epochs', 'lr', 'schedule', 'init_from', 'arch_kw', 'eval_every', 'architect', 'env')}
     nb = json.loads((tmp_path/'out.ipynb').read_text())
     html = ''.join(''.join(o['data']['text/html']) for c in nb['cells'] for o in c.get('outputs', []) if 'text/html' in o.get('data', {}))
     for title in ('Supernet test accuracy at mu_test', 'test-time mixing ratio', 'loss and accuracy per epoch', 'Theorem 1',
@@ -108,13 +112,11 @@ def _search(tiny, root, method='hls', epochs=2, callbacks=(), arch_kw=None, init
     cfg = TrainConfig(arch='bilateral_supernet' if bilateral else 'supernet', epochs=epochs, batch_size=16, lr=0.025, lr_min=0.001,
                       schedule='cosine', grad_clip=5., eval_every=epochs, device='cpu', arch_kw=kw, init_from=init_from,
                       sampler='class_balanced' if method == 'darts_rs' else 'instance')
-    model = build_model(cfg, data.num_classes)
     akw = dict(batch_size=16, lr=dict(backbone=0.03, ins=0.02, cls=0.01), hls=method == 'hls', **architect_kw) if bilateral else \
           dict(batch_size=16, lr=0.03, sampler='class_balanced' if method == 'darts_rs' else 'instance')
-    architect = BilateralArchitect(model, val, **akw)
-    run = train_run(data, cfg, 'bbn', method, root, model=model, step=architect.step, extra=dict(architect=akw),
-                    eval_set=data.test.subset(torch.arange(0, len(data.test), 10)),
-                    callbacks=[architect, BilateralTracker(val, 5), *callbacks])
+    run = bilateral_search(data, val, cfg, akw, method, root, mu_grid=5, section='bbn', callbacks=callbacks,   # the notebook's search function
+                           eval_set=data.test.subset(torch.arange(0, len(data.test), 10)))
+    assert run.params['architect'] == akw and 'train_portion' not in run.params
     return run.model, run
 
 class Interrupt(Callback):
