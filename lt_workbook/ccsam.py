@@ -17,17 +17,19 @@ from plotly.subplots import make_subplots
 from .data import *
 from .training import *
 from .darts import running_stats_paused
-from .etf import cifar_resnet, fixed_batches   # registers ARCHS['cifar_resnet']
+from .etf import cifar_resnet, fixed_batches, ETFClassifier   # registers ARCHS['cifar_resnet']
 from .components import trim_test_set
 
 # %% auto #0
-__all__ = ['NORM_EPS', 'RADII', 'WEIGHTINGS', 'PERTURBS', 'ADV_NORMS', 'BASELINES', 'PLOT_COLORS', 'class_conditional_rho',
-           'soft_targets', 'soft_cross_entropy', 'weighted_class_mean', 'class_conditional_loss',
-           'class_conditional_loss_loop', 'device_copy', 'linear_head', 'CCSAMStep', 'class_adversarial_weights',
-           'adversarial_feature_loss', 'progressive_alpha', 'AdversarialFeatureStep', 'SAMStep', 'SWACallback',
-           'head_tail_groups', 'features_of', 'classifier_noise_landscape', 'filter_normalized_direction',
-           'loss_surface', 'split_open_set', 'open_set_f_measure', 'embed', 'prototype_open_set', 'cached_json',
-           'logit_scale_of', 'plot_noise_landscape', 'plot_loss_surfaces']
+__all__ = ['NORM_EPS', 'RADII', 'WEIGHTINGS', 'PERTURBS', 'ADV_NORMS', 'BASELINES', 'NO_SINGLE_HEAD', 'STAGE2_STEP_KEYS',
+           'PLOT_COLORS', 'class_conditional_rho', 'soft_targets', 'soft_cross_entropy', 'weighted_class_mean',
+           'class_conditional_loss', 'class_conditional_loss_loop', 'device_copy', 'linear_head', 'CCSAMStep',
+           'class_adversarial_weights', 'adversarial_feature_loss', 'progressive_alpha', 'AdversarialFeatureStep',
+           'SAMStep', 'SWACallback', 'is_linear_head', 'check_ccsam', 'check_adversarial_features',
+           'ccsam_stage2_config', 'check_ccsam_stage2', 'ccsam_run', 'head_tail_groups', 'features_of',
+           'classifier_noise_landscape', 'filter_normalized_direction', 'loss_surface', 'split_open_set',
+           'open_set_f_measure', 'embed', 'prototype_open_set', 'cached_json', 'logit_scale_of', 'plot_noise_landscape',
+           'plot_loss_surfaces']
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #98dc4f67
 NORM_EPS = 1e-12   # floor of the gradient norms the radius and the normalizations divide by
@@ -140,7 +142,7 @@ def linear_head(model:nn.Module)->nn.Linear:
     return head
 
 class CCSAMStep(Callback):
-    "Stage 1 of CC-SAM as a `Trainer` step (pass it as `step=` and in `callbacks=`: it logs `eps_ratio`)."
+    "Stage 1 of CC-SAM as a `Trainer` step, `step='ccsam'` in a `TrainConfig` (or pass it as `step=` and in `callbacks=`: it logs `eps_ratio`)."
     def __init__(self, noise_ratio:float=1e-6,   # scale of the perturbations (the public code's; 1 is Eq. 9 as written)
                  flat_ratio:float=0.3,           # weight of the perturbed loss (0.3 CIFAR-10, 0.5 CIFAR-100)
                  perturb:str='classifier',       # 'classifier' (public code) or 'all' (paper's text)
@@ -217,7 +219,7 @@ def progressive_alpha(epoch:int, epochs:int, up_limit:float=1.)->float:
     return min((epoch + 1) / epochs, up_limit)
 
 class AdversarialFeatureStep(Callback):
-    "Stage 2 of CC-SAM as a `Trainer` step on a frozen backbone (pass it as `step=` and in `callbacks=`)."
+    "Stage 2 of CC-SAM as a `Trainer` step on a frozen backbone, `step='adversarial_features'` (what `second_stage='ccsam_stage2'` sets; or pass it as `step=` and in `callbacks=`)."
     def __init__(self, adv_lambda:float=1.,        # lambda of Eq. 13 (`adver_reg` of the public code)
                  up_limit:float=1.,                # cap of the progressive weight
                  adv_div:float|None=2.,            # class weights log(n_max/n_c + 0.01)/adv_div; None: none
@@ -234,7 +236,7 @@ class AdversarialFeatureStep(Callback):
     def before_epoch(self, tr, epoch):
         self.alpha = progressive_alpha(epoch, tr.cfg.epochs, self.up_limit)
         if epoch == 0 and not self.reinit_classifier and tr.cfg.init_from:   # undo cRT's re-initialization: keep stage 1's head
-            sd = torch.load(tr.cfg.init_from, map_location=tr.device, weights_only=False)['model']
+            sd = torch.load(tr.cfg.init_from, map_location=tr.device, weights_only=True)['model']
             tr.model.classifier.load_state_dict({k.split('.', 1)[1]: v for k, v in sd.items() if k.startswith('classifier.')})
     def __call__(self, tr, x, y):
         with torch.no_grad(), tr.autocast(): f = tr.model.features(x)
@@ -301,6 +303,92 @@ class SWACallback(Callback):
         summary['before_swa'] = {k: summary[k] for k in METRIC_KEYS}
         summary.update(tr.evaluate(), swa_models=int(avg.n_averaged))
         if tr.run is not None: tr.run.save_checkpoint({**tr.run.load_checkpoint(tr.device), 'model': tr.model.state_dict()})
+
+# %% ../nbs/07_ccsam_landscapes.ipynb #592c2cf0
+NO_SINGLE_HEAD = {   # archs whose prediction is not `classifier(features(x))`: CC-SAM's head-side steps cannot stand on them
+    'reslt': "ResLT's shared classifier sees each branch's features and the prediction fuses the branch logits (each with the bias)",
+    'bilateral_supernet': "BBN's two heads have a classifier each and the prediction mixes them"}
+
+def is_linear_head(classifier:str)->bool:
+    "Whether the head `classifier` (a key of `CLASSIFIERS`) is an `nn.Linear`, z = W f + b: the closed form of Eq. 8-9 needs one."
+    c = CLASSIFIERS[classifier]
+    return isinstance(c, type) and issubclass(c, nn.Linear)
+
+def check_ccsam(cfg:TrainConfig):
+    "`step='ccsam'` with the rest of `cfg`: a perturbed classifier must be an `nn.Linear` on the features the network predicts from."
+    st = cfg.make_step()
+    if st.perturb != 'classifier': return
+    how = 'closed form' if st.vectorized else 'per-class loop on the linear head'
+    if not is_linear_head(cfg.classifier):
+        raise ValueError(f"step='ccsam' (perturb='classifier', {how}) with classifier={cfg.classifier!r}: the perturbation is "
+                         f"computed for a linear head z = W f + b (nn.Linear), and {CLASSIFIERS[cfg.classifier].__name__} is not one; "
+                         "use classifier='linear' or step_kw perturb='all' (the per-class loop over every weight)")
+    if cfg.arch in NO_SINGLE_HEAD:
+        raise ValueError(f"step='ccsam' (perturb='classifier', {how}) with arch={cfg.arch!r}: {NO_SINGLE_HEAD[cfg.arch]}, so the "
+                         "perturbed head on the summed features is not the network's output; use step_kw perturb='all' (through the "
+                         "network's own output), or a plain backbone (arch='resnet32', 'cifar_resnet', 'components', 'genotype_net', ...)")
+
+def check_adversarial_features(cfg:TrainConfig):
+    "`step='adversarial_features'` (CC-SAM's stage 2) with the rest of `cfg`: a frozen backbone, no mixup, one classifier."
+    if cfg.arch in NO_SINGLE_HEAD:
+        raise ValueError(f"step='adversarial_features' with arch={cfg.arch!r}: {NO_SINGLE_HEAD[cfg.arch]}, so stage 2 would train "
+                         "a head the network does not predict with; use second_stage='crt' (trains through the network's output) "
+                         "or a plain backbone")
+    if not cfg.freeze_backbone:
+        raise ValueError("step='adversarial_features' with freeze_backbone=False: CC-SAM's stage 2 trains the classifier on a "
+                         "frozen backbone's features (in train mode its BatchNorm statistics would drift); use "
+                         "second_stage='ccsam_stage2' after a first stage (it freezes the backbone) or freeze_backbone=True")
+    if cfg.mixup_alpha:
+        raise ValueError(f"step='adversarial_features' with mixup_alpha={cfg.mixup_alpha!r}: stage 2 does not mix batches; "
+                         "use mixup_alpha=0 (second_stage='ccsam_stage2' sets it)")
+
+STAGE2_STEP_KEYS = ('adv_lambda', 'up_limit', 'adv_div', 'reinit_classifier', 'adv_norm')   # `AdversarialFeatureStep`'s settings
+
+def ccsam_stage2_config(cfg:TrainConfig,              # the first stage's config
+                        checkpoint,                   # its checkpoint: stage 2 starts from it
+                        epochs:int=30,                # stage-2 epochs (public code: 30)
+                        lr:float=0.01,                # constant learning rate (public code: 0.01)
+                        adv_lambda:float=1.,          # lambda of Eq. 13 (public code: 1)
+                        up_limit:float=1.,            # cap of the progressive weight (public: 1.0 CIFAR-10, 0.3 CIFAR-100)
+                        adv_div:float|None=2.,        # class weights log(n_max/n_c + 0.01)/adv_div (public code: 2); None: none
+                        reinit_classifier:bool=False, # True: cRT's re-initialized head instead of stage 1's (public code: False)
+                        adv_norm:str='class',         # 'class' (public code) or 'batch' (Eq. 12)
+                        sampler:str='class_balanced')->TrainConfig:   # stage 2's sampler (public code: class-balanced)
+    "CC-SAM's stage 2 as a config: cRT's plumbing (`crt_config`: frozen backbone, plain CE, from `checkpoint`) at a constant `lr`, step `adversarial_features`."
+    kw = dict(adv_lambda=adv_lambda, up_limit=up_limit, adv_div=adv_div, reinit_classifier=reinit_classifier, adv_norm=adv_norm)
+    return replace(crt_config(cfg, checkpoint, epochs, lr, sampler), method=f'{method_name(cfg)}+ccsam_stage2',
+                   schedule='constant', step='adversarial_features', step_kw=kw)
+
+def check_ccsam_stage2(cfg:TrainConfig):
+    "`second_stage='ccsam_stage2'` after `cfg`: its settings (`second_stage_kw`) and a trainable classifier on a single head."
+    kw = cfg.second_stage_kw
+    AdversarialFeatureStep(**{k: kw[k] for k in STAGE2_STEP_KEYS if k in kw})          # validates the step's settings
+    check_number('epochs', kw.get('epochs', 30), integer=True); check_number('lr', kw.get('lr', 0.01))
+    check_choice('sampler', kw.get('sampler', 'class_balanced'), SAMPLERS)
+    if cfg.arch in NO_SINGLE_HEAD:
+        raise ValueError(f"second_stage='ccsam_stage2' with arch={cfg.arch!r}: {NO_SINGLE_HEAD[cfg.arch]}, so stage 2 would train "
+                         "a head the network does not predict with; use second_stage='crt' (trains through the network's output) "
+                         "or a plain backbone")
+    c = CLASSIFIERS[cfg.classifier]
+    if isinstance(c, type) and issubclass(c, ETFClassifier):
+        raise ValueError(f"second_stage='ccsam_stage2' with classifier={cfg.classifier!r}: stage 2 trains only the classifier, and "
+                         "the ETF frame is fixed (no trainable weights); use classifier='linear_nc' (its learnable twin) or 'linear'")
+
+STEPS.update(sam=Step(SAMStep), ccsam=Step(CCSAMStep, check_ccsam),
+             adversarial_features=Step(AdversarialFeatureStep, check_adversarial_features))
+SECOND_STAGES['ccsam_stage2'] = SecondStage(ccsam_stage2_config, check_ccsam_stage2)
+# the steps' and the second stage's defaults are the public code's settings (CIFAR-10): no step_kw / second_stage_kw needed
+METHODS.update(sam=dict(step='sam'), ccsam=dict(step='ccsam', second_stage='ccsam_stage2'))
+
+def ccsam_run(data:LTDataset,     # the long-tailed data
+              cfg:TrainConfig,    # CC-SAM's config: step='ccsam' (stage 1), second_stage='ccsam_stage2' (e.g. `method_config('ccsam')`)
+              section:str, name:str, run_dir=None,   # where the runs go: `<name>_stage1`, then `<name>`
+              **trainer_kw)->list:                   # passed to stage 1's `Trainer` (e.g. callbacks)
+    "CC-SAM: stage 1, then stage 2 from its checkpoint (`train_stages`); returns `[stage-1 Run, final Run]`."
+    if (cfg.step, cfg.second_stage) != ('ccsam', 'ccsam_stage2'):
+        raise ValueError(f"ccsam_run with step={cfg.step!r}, second_stage={cfg.second_stage!r}: expected step='ccsam' and "
+                         "second_stage='ccsam_stage2' (method_config('ccsam', ...)); train_stages trains any other recipe")
+    return train_stages(data, cfg, section, name, run_dir, **trainer_kw)
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #67619718
 def head_tail_groups(labels, counts)->dict:

@@ -22,9 +22,9 @@ __all__ = ['GROUPINGS', 'MAX_GROUPS', 'CLASS_SETS', 'BRANCHES', 'FUSIONS', 'BRAN
            'ABLATIONS', 'CONTROLS', 'STUDIES', 'STUDY_METHODS', 'EMBEDDINGS', 'check_groups', 'reslt_groups',
            'branch_group_sets', 'branch_masks', 'branch_names', 'conv_bn_relu', 'MapBranches', 'BNBranches',
            'branch_module', 'fuse', 'check_log_eps', 'branch_loss', 'reslt_loss', 'shared_classify', 'ResLTNet',
-           'reslt_net', 'reslt_step', 'branch_outputs', 'first_per_class', 'BranchAnalysis', 'ResLTSetting',
-           'reslt_method', 'reslt_run', 'branch_table', 'error_bars', 'plot_alpha_curve', 'embed_2d', 'plot_embeddings',
-           'arm_values', 'reslt_claims']
+           'reslt_net', 'reslt_step', 'branch_outputs', 'first_per_class', 'BranchAnalysis', 'make_reslt_step',
+           'check_reslt_step', 'ResLTSetting', 'reslt_method', 'reslt_run', 'branch_table', 'error_bars',
+           'plot_alpha_curve', 'embed_2d', 'plot_embeddings', 'arm_values', 'reslt_claims']
 
 # %% ../nbs/06_reslt_branches.ipynb #d5db5d79
 GROUPINGS = ('count', 'index')
@@ -250,6 +250,25 @@ class BranchAnalysis(Callback):
             keep = first_per_class(es.labels, self.embed_per_class)
             tr.run.save_json('features.json', dict(features=f.sum(1)[keep].round(decimals=4).tolist(), labels=es.labels[keep].tolist()))
 
+# %% ../nbs/06_reslt_branches.ipynb #85f8f9d6
+def make_reslt_step(alpha:float=0.995,         # weight of the branch loss: (1 - alpha) L_fusion + alpha L_branch (Eq. 3)
+                    branch_norm:str='pooled',  # one of `BRANCH_NORMS`
+                    log_eps:float=0.):         # epsilon inside the log of the branch cross-entropy (public code: 1e-7)
+    "`reslt_step` with its settings bound, each checked as `ResLTSetting` checks it."
+    return functools.partial(reslt_step, alpha=float(check_fraction('alpha', alpha)),
+                             branch_norm=check_choice('branch_norm', branch_norm, BRANCH_NORMS), log_eps=check_log_eps(log_eps))
+
+def check_reslt_step(cfg:TrainConfig):
+    "`step='reslt'` with the rest of `cfg`: ResLT's branches (`arch='reslt'`) and no mixup, else a `ValueError` naming both parts."
+    if cfg.arch != 'reslt':
+        raise ValueError(f"step='reslt' needs ResLT's branches: arch='reslt' (got arch={cfg.arch!r}); use arch='reslt' with "
+                         f"arch_kw=dict(backbone={cfg.arch!r}, ...) (what reslt_run builds), or step='standard' on arch={cfg.arch!r}")
+    if cfg.mixup_alpha:
+        raise ValueError(f"ResLT with mixup: step='reslt' does not mix batches (mixup_alpha={cfg.mixup_alpha!r}); use "
+                         "mixup_alpha=0 with step='reslt', or mixup with step='standard' on arch='reslt' (its fused output alone)")
+
+STEPS['reslt'] = Step(make_reslt_step, check_reslt_step)
+
 # %% ../nbs/06_reslt_branches.ipynb #2659fdfb
 @dataclass
 class ResLTSetting:
@@ -321,15 +340,17 @@ def reslt_method(setting:ResLTSetting, base:ResLTSetting|None=None)->str:
 
 def reslt_run(data:LTDataset, cfg:TrainConfig, setting:ResLTSetting, section:str, name:str, run_dir=None,
               embed_per_class:int=50, method:str|None=None):
-    "Train ResLT (`setting`) on the backbone of `cfg` (its `arch`, `arch_kw`) into a run directory; returns the `Run`."
-    if cfg.mixup_alpha: raise ValueError(f"mixup_alpha={cfg.mixup_alpha!r}: ResLT's step does not mix batches; expected 0")
-    rcfg = replace(cfg, method=method or reslt_method(setting), arch='reslt',
+    "Train ResLT (`setting`) on the backbone of `cfg` (its `arch`, `arch_kw`) into a run directory, `step='reslt'`; returns the `Run`."
+    if (cfg.step, cfg.second_stage) != ('standard', 'none'):
+        raise ValueError(f"reslt_run with step={cfg.step!r}, second_stage={cfg.second_stage!r}: ResLT's step is its own "
+                         "(step='reslt') and reslt_run trains one stage; expected step='standard', second_stage='none' "
+                         "(train_stages trains arch='reslt', step='reslt' with a second stage)")
+    rcfg = replace(cfg, method=method or reslt_method(setting), arch='reslt',    # mixup: a ValueError from the step's check
                    arch_kw=dict(backbone=cfg.arch, backbone_kw=cfg.arch_kw, groups=setting.groups(data.counts),
-                                class_sets=setting.class_sets, branch=setting.branch, fusion=setting.fusion))
-    extra = dict(alpha=setting.alpha, branch_norm=setting.branch_norm, log_eps=setting.log_eps, grouping=setting.grouping,
-                 group_bounds=setting.group_bounds)
-    step = functools.partial(reslt_step, alpha=setting.alpha, branch_norm=setting.branch_norm, log_eps=setting.log_eps)
-    return train_run(data, rcfg, section, name, run_dir, extra=extra, step=step, callbacks=[BranchAnalysis(embed_per_class)])
+                                class_sets=setting.class_sets, branch=setting.branch, fusion=setting.fusion),
+                   step='reslt', step_kw=dict(alpha=setting.alpha, branch_norm=setting.branch_norm, log_eps=setting.log_eps))
+    extra = dict(grouping=setting.grouping, group_bounds=setting.group_bounds)
+    return train_run(data, rcfg, section, name, run_dir, extra=extra, callbacks=[BranchAnalysis(embed_per_class)])
 
 # %% ../nbs/06_reslt_branches.ipynb #a3900a05
 def branch_table(runs:dict)->pd.DataFrame:

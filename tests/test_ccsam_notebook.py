@@ -29,15 +29,16 @@ def test_default_run(runs_root, tmp_path):
 
     # stage 1: the CC-SAM settings are part of the run's parameters; the perturbation size is logged every epoch
     s1, s2 = runs['ccsam_stage1'], runs['ccsam']
-    assert s1.params['ccsam'] == {'noise_ratio': 1e-6, 'flat_ratio': 0.3, 'perturb': 'classifier', 'radius': 'per_tensor',
-                                  'weighting': 'batch'}
+    assert s1.params['step'] == 'ccsam' and s1.params['step_kw'] == {'noise_ratio': 1e-6, 'flat_ratio': 0.3, 'perturb': 'classifier',
+                                                                    'radius': 'per_tensor', 'weighting': 'batch'}
+    assert s1.params['second_stage'] == 'ccsam_stage2' and s1.params['second_stage_kw']['epochs'] == s2.params['epochs']
     ratios = [e['eps_ratio'] for e in s1.metrics]
     assert len(ratios) == s1.params['epochs'] and all(0 < r < 1e-4 for r in ratios), ratios
     # stage 2: on stage 1's checkpoint, frozen backbone, class-balanced, constant lr, progressive weight (t + 1) / T
     p2 = s2.params
     assert p2['init_from'] == str(s1.checkpoint_file) and p2['freeze_backbone'] and p2['sampler'] == 'class_balanced'
-    assert p2['schedule'] == 'constant' and p2['ccsam_stage2']['reinit_classifier'] is False
-    assert p2['ccsam_stage2']['adv_norm'] == 'class' and p2['ccsam'] == s1.params['ccsam']
+    assert p2['schedule'] == 'constant' and p2['step'] == 'adversarial_features' and p2['step_kw']['reinit_classifier'] is False
+    assert p2['step_kw']['adv_norm'] == 'class' and p2['second_stage'] == 'none' and p2['mixup_alpha'] == 0
     T = p2['epochs']
     assert [e['adv_alpha'] for e in s2.metrics] == [(t + 1) / T for t in range(T)]
     sd1, sd2 = s1.load_checkpoint()['model'], s2.load_checkpoint()['model']
@@ -46,7 +47,7 @@ def test_default_run(runs_root, tmp_path):
 
     # controls: stage 2 on CE's backbone (same stage-2 settings); cRT on CE's and on stage 1's backbone
     c2, ce = runs['ce_stage2'], runs['ce']
-    assert c2.params['init_from'] == str(ce.checkpoint_file) and c2.params['ccsam_stage2'] == p2['ccsam_stage2']
+    assert c2.params['init_from'] == str(ce.checkpoint_file) and c2.params['step_kw'] == p2['step_kw']
     assert [e['adv_alpha'] for e in c2.metrics] == [(t + 1) / T for t in range(T)]
     sdc, sd0 = c2.load_checkpoint()['model'], ce.load_checkpoint()['model']
     assert all(torch.equal(sdc[k], sd0[k]) for k in sd0 if not k.startswith('classifier.'))
@@ -54,7 +55,7 @@ def test_default_run(runs_root, tmp_path):
         assert runs[n].params['init_from'] == str(base.checkpoint_file) and runs[n].params['freeze_backbone'], n
 
     # baselines: SAM's settings recorded; SWA's averaged model is the run's result
-    assert runs['ce_sam'].params['sam'] == {'sam_rho': 0.05, 'sam_adaptive': False}
+    assert runs['ce_sam'].params['step'] == 'sam' and runs['ce_sam'].params['step_kw'] == {'rho': 0.05, 'adaptive': False}
     swa = runs['ce_swa']
     assert swa.summary['swa_models'] == swa.params['epochs'] - swa.params['swa_start']
     assert set(swa.summary['before_swa']) == {'acc', 'many', 'medium', 'few'}

@@ -27,7 +27,8 @@ def test_default_run(runs_root, tmp_path):
         feats = json.loads((r.path/'features.json').read_text())
         assert np.array(feats['features']).shape == (500, 32) and np.bincount(feats['labels']).tolist() == [50] * 10
     p = runs['reslt_s0'].params
-    assert p['arch'] == 'reslt' and p['arch_kw']['branch'] == 'conv' and p['alpha'] == 0.995 and p['arch_kw']['backbone'] == 'components'
+    assert p['arch'] == 'reslt' and p['arch_kw']['branch'] == 'conv' and p['step'] == 'reslt' and p['step_kw']['alpha'] == 0.995
+    assert p['arch_kw']['backbone'] == 'components' and p['grouping'] == 'count'
     assert p['arch_kw']['groups'] == [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9]]      # by count rank: the 3/3/4 many/medium/few split
     assert runs['branch-bn_s0'].params['arch_kw']['branch'] == 'bn'
     sweeps = {k for k in runs if k.startswith('sweep_')}
