@@ -149,11 +149,13 @@ class CellNet(nn.Module):
         self.lastact = nn.Sequential(nn.BatchNorm2d(4 * C), nn.ReLU())
         self.feat_dim = 4 * C
         self.classifier = CLASSIFIERS[check_choice('classifier', classifier, CLASSIFIERS)](4 * C, num_classes)
-    def features(self, x):
+    def feature_map(self, x):
+        "The last stage's activations, before pooling."
         if self.arch is None: raise RuntimeError("the supernet has no path: set model.arch to a cell first")
         x = self.stem(x)
         for layer in self.layers: x = layer(x, self.arch) if isinstance(layer, TopologyCell) else layer(x)
-        return F.adaptive_avg_pool2d(self.lastact(x), 1).flatten(1)
+        return self.lastact(x)
+    def features(self, x): return F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1)
     def forward(self, x): return self.classifier(self.features(x))
 
 ARCHS['cell_net'] = CellNet

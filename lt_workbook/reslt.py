@@ -23,8 +23,8 @@ __all__ = ['GROUPINGS', 'MAX_GROUPS', 'CLASS_SETS', 'BRANCHES', 'FUSIONS', 'BRAN
            'branch_group_sets', 'branch_masks', 'branch_names', 'conv_bn_relu', 'MapBranches', 'BNBranches',
            'branch_module', 'fuse', 'check_log_eps', 'branch_loss', 'reslt_loss', 'shared_classify', 'ResLTNet',
            'reslt_net', 'reslt_step', 'branch_outputs', 'first_per_class', 'BranchAnalysis', 'make_reslt_step',
-           'check_reslt_step', 'ResLTSetting', 'reslt_method', 'reslt_run', 'branch_table', 'error_bars',
-           'plot_alpha_curve', 'embed_2d', 'plot_embeddings', 'arm_values', 'reslt_claims']
+           'check_reslt_step', 'ResLTSetting', 'reslt_method', 'reslt_config', 'reslt_run', 'branch_table',
+           'error_bars', 'plot_alpha_curve', 'embed_2d', 'plot_embeddings', 'arm_values', 'reslt_claims']
 
 # %% ../nbs/06_reslt_branches.ipynb #d5db5d79
 GROUPINGS = ('count', 'index')
@@ -160,11 +160,12 @@ def shared_classify(classifier:nn.Module, f):
     return classifier(f.reshape(B * G, C)).view(B, G, -1)
 
 class ResLTNet(nn.Module):
-    "A backbone (stem + stages) with ResLT's branches, one shared classifier and the fusion of the branch logits."
+    "A backbone with ResLT's branches on its last stage's activations (`feature_map`), one shared classifier and the fusion of the branch logits."
     def __init__(self, backbone:nn.Module, num_classes:int, groups, class_sets:str='nested', branch:str='conv', fusion:str='sum'):
         super().__init__()
-        if not all(hasattr(backbone, a) for a in ('stem', 'layers', 'feat_dim', 'classifier')):
-            raise ValueError(f"backbone {type(backbone).__name__}: expected a CifarResNet-style net (stem, layers, feat_dim, classifier)")
+        if not all(hasattr(backbone, a) for a in ('feature_map', 'feat_dim', 'classifier')):
+            raise ValueError(f"backbone {type(backbone).__name__}: ResLT's branches need its last stage's activations "
+                             "(a `feature_map` method), `feat_dim` and a `classifier`")
         flat = sorted(c for g in groups for c in g)
         if flat != list(range(num_classes)):
             raise ValueError(f"groups={groups!r}: expected a partition of the classes 0..{num_classes - 1}")
@@ -178,7 +179,7 @@ class ResLTNet(nn.Module):
         self.register_buffer('masks', torch.ones(1, num_classes, dtype=torch.bool) if single else branch_masks(groups, num_classes, class_sets))
         self.branch_names = ['N'] if single else branch_names(G, class_sets)
         self.feat_dim = backbone.feat_dim
-    def branch_features(self, x): return self.branches(self.backbone.layers(self.backbone.stem(x)))
+    def branch_features(self, x): return self.branches(self.backbone.feature_map(x))
     def branch_logits(self, x): return shared_classify(self.classifier, self.branch_features(x))
     def features(self, x):
         "The fused penultimate features: the sum of the branch features (the shared classifier maps it to the summed logits, up to the bias); the main branch's for `fusion='main'`."
@@ -190,7 +191,7 @@ class ResLTNet(nn.Module):
 
 def reslt_net(num_classes:int=10,          # classes of the shared classifier
               classifier:str='linear',     # a key of `CLASSIFIERS`
-              backbone:str='resnet32',     # a key of `ARCHS` (a CifarResNet-style net)
+              backbone:str='resnet32',     # a key of `ARCHS` (a net with a `feature_map`)
               backbone_kw:dict|None=None,  # keyword arguments of the backbone's builder
               groups=None,                 # class groups, head first (default: 3 groups by class index)
               class_sets:str='nested',     # one of `CLASS_SETS` ('nested': ResLT)
@@ -338,18 +339,25 @@ def reslt_method(setting:ResLTSetting, base:ResLTSetting|None=None)->str:
     if set(d) == {'alpha'}: return f'reslt_alpha{setting.alpha:g}'
     return 'reslt_' + setting.name(base)
 
-def reslt_run(data:LTDataset, cfg:TrainConfig, setting:ResLTSetting, section:str, name:str, run_dir=None,
-              embed_per_class:int=50, method:str|None=None):
-    "Train ResLT (`setting`) on the backbone of `cfg` (its `arch`, `arch_kw`) into a run directory, `step='reslt'`; returns the `Run`."
+def reslt_config(cfg:TrainConfig,          # the backbone's config (its `arch`, `arch_kw`), step 'standard', one stage
+                 setting:ResLTSetting,      # ResLT's knobs
+                 counts,                    # per-class training counts: the class groups of the branches
+                 method:str|None=None)->TrainConfig:   # the method the run records (default: `reslt_method(setting)`)
+    "`cfg` as ResLT trains it: the branches on its backbone (`arch='reslt'`) and ResLT's step; a `ValueError` for what cannot go with it."
     if (cfg.step, cfg.second_stage) != ('standard', 'none'):
-        raise ValueError(f"reslt_run with step={cfg.step!r}, second_stage={cfg.second_stage!r}: ResLT's step is its own "
-                         "(step='reslt') and reslt_run trains one stage; expected step='standard', second_stage='none' "
+        raise ValueError(f"ResLT with step={cfg.step!r}, second_stage={cfg.second_stage!r}: ResLT's step is its own "
+                         "(step='reslt') and it trains in one stage; expected step='standard', second_stage='none' "
                          "(train_stages trains arch='reslt', step='reslt' with a second stage)")
-    rcfg = replace(cfg, method=method or reslt_method(setting), arch='reslt',    # mixup: a ValueError from the step's check
-                   arch_kw=dict(backbone=cfg.arch, backbone_kw=cfg.arch_kw, groups=setting.groups(data.counts),
+    return replace(cfg, method=method or reslt_method(setting), arch='reslt',    # mixup: a ValueError from the step's check
+                   arch_kw=dict(backbone=cfg.arch, backbone_kw=cfg.arch_kw, groups=setting.groups(counts),
                                 class_sets=setting.class_sets, branch=setting.branch, fusion=setting.fusion),
                    step='reslt', step_kw=dict(alpha=setting.alpha, branch_norm=setting.branch_norm, log_eps=setting.log_eps))
-    extra = dict(grouping=setting.grouping, group_bounds=setting.group_bounds)
+
+def reslt_run(data:LTDataset, cfg:TrainConfig, setting:ResLTSetting, section:str, name:str, run_dir=None,
+              embed_per_class:int=50, method:str|None=None, extra:dict|None=None):
+    "Train ResLT (`setting`) on the backbone of `cfg` (its `arch`, `arch_kw`) into a run directory; returns the `Run`."
+    rcfg = reslt_config(cfg, setting, data.counts, method)
+    extra = dict(grouping=setting.grouping, group_bounds=setting.group_bounds, **(extra or {}))
     return train_run(data, rcfg, section, name, run_dir, extra=extra, callbacks=[BranchAnalysis(embed_per_class)])
 
 # %% ../nbs/06_reslt_branches.ipynb #a3900a05

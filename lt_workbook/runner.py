@@ -292,7 +292,8 @@ def _run_row(run:Run, top:Path)->dict:
     point_dir, rec = _execution_above(run.path.parent, top)
     return dict(section=rec['section'] if rec else run.path.parent.name, point=_point_of(point_dir),
                 run=name, method=params.get('method') or name, status=summary.get('status', 'running'),
-                **{k: params.get(k) for k in ('dataset', 'imbalance_ratio', 'arch', 'classifier', 'loss', 'seed')},
+                **{k: params.get(k) for k in ('dataset', 'imbalance_ratio', 'classifier', 'loss', 'seed')},
+                arch=params.get('backbone') or params.get('arch'),   # a recipe's backbone by its name (13), else the network's
                 **{k: _metric(summary.get(k)) for k in (*METRIC_KEYS, 'params', 'wall_time')},
                 error=summary.get('message'), path=str(run.path))
 

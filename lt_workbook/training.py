@@ -130,7 +130,8 @@ class CifarResNet(nn.Module):
         self.classifier = CLASSIFIERS[check_choice('classifier', classifier, CLASSIFIERS)](C, num_classes)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)): nn.init.kaiming_normal_(m.weight)
-    def features(self, x): return F.adaptive_avg_pool2d(self.layers(self.stem(x)), 1).flatten(1)
+    def feature_map(self, x): return self.layers(self.stem(x))   # the last stage's activations (ResLT's branches start here)
+    def features(self, x): return F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1)
     def forward(self, x): return self.classifier(self.features(x))
 
 def resnet32(num_classes:int=10, classifier:str='linear'):

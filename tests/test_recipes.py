@@ -1,0 +1,74 @@
+"The recipes (nbs/13_recipes.ipynb): every backbone x every method of a small grid trains, the recipe path reproduces
+the sections' own runs to the last digit, and a bad genotype or pair fails before any run directory is written."
+import json
+import pytest
+import torch
+from lt_workbook.data import load_dataset, LTDataset
+from lt_workbook.training import METRIC_KEYS, TrainConfig, method_config, train_run
+from lt_workbook.imbnas import arch_str
+from lt_workbook.recipes import backbone, check_grid, run_recipe, recipe_config
+from lt_workbook.reslt import ResLTSetting, reslt_run
+from lt_workbook.ccsam import ccsam_run
+
+BACKBONES = ['resnet32', 'block:lt_hier', 'genotype:DARTS_V2', 'cell:' + arch_str(['nor_conv_3x3', 'skip_connect'] * 3)]
+METHODS = ['ce', 'ldam_drw', 'balanced_softmax', 'mixup_crt', 'sam', 'ccsam', 'reslt']
+BASE = dict(epochs=1, batch_size=32, lr=0.05, device='cpu')
+SMALL = dict(size=20_000, layers=3, cells_per_stage=1, blocks=1)   # every backbone but ResNet-32 fitted to 20k weights
+
+@pytest.fixture(scope='module')
+def tiny():
+    "The embedded digits at ratio 5, 20 images in the head class; every 20th test image."
+    d = load_dataset('mnist5k', imbalance_ratio=5, n_max=20)
+    return LTDataset(d.name, d.train, d.test.subset(torch.arange(0, len(d.test), 20)), d.classes, d.mean, d.std, d.hflip, d.spec)
+
+def same_run(a, b):
+    "Two runs with the same numbers to the last digit: final metrics, per-class accuracy and every logged training loss."
+    assert a.path != b.path and a.summary['per_class'] == b.summary['per_class']
+    assert [a.summary[k] for k in METRIC_KEYS] == [b.summary[k] for k in METRIC_KEYS]
+    assert [e['train_loss'] for e in a.metrics] == [e['train_loss'] for e in b.metrics]
+
+@pytest.mark.parametrize('method', METHODS)
+@pytest.mark.parametrize('name', BACKBONES)
+def test_every_backbone_trains_with_every_method(tiny, tmp_path, name, method):
+    bb = backbone(name, tiny.num_classes, **SMALL)
+    over = {'second_stage_kw': {'epochs': 1}} if method in ('mixup_crt', 'ccsam') else None
+    runs = run_recipe(tiny, bb, method, BASE, overrides=over, run_dir=tmp_path)
+    final = runs[-1]
+    assert final.summary['status'] == 'completed' and len(final.summary['per_class']) == tiny.num_classes
+    params = json.loads((final.path/'params.json').read_text())
+    assert params['backbone'] == name and params['method'] == method   # params.json names both parts
+    assert len(runs) == (2 if method in ('mixup_crt', 'ccsam') else 1)
+
+def test_ldam_drw_recipe_reproduces_01(tiny, tmp_path):
+    "01's run: `method_config('ldam_drw', **base)` through `train_run`, as its experiment cell does."
+    base = dict(BASE, epochs=2, warmup_epochs=1, schedule='cosine', eval_every=1)
+    ours = train_run(tiny, method_config('ldam_drw', **base), '01_training', 'ldam_drw', run_dir=tmp_path/'01')
+    recipe, = run_recipe(tiny, backbone('resnet32'), 'ldam_drw', base, run_dir=tmp_path/'13')
+    same_run(ours, recipe)
+
+def test_reslt_recipe_reproduces_06(tiny, tmp_path):
+    "06's run: `reslt_run` on the config of the backbone (here ResNet-32) with ResLT's default setting."
+    cfg = TrainConfig(**BASE, arch='resnet32')
+    ours = reslt_run(tiny, cfg, ResLTSetting(), '06_reslt_branches', 'reslt', run_dir=tmp_path/'06')
+    recipe, = run_recipe(tiny, backbone('resnet32'), 'reslt', BASE, run_dir=tmp_path/'13')
+    same_run(ours, recipe)
+
+def test_ccsam_recipe_reproduces_07(tiny, tmp_path):
+    "07's runs: `ccsam_run` on `method_config('ccsam', ...)` (stage 1 with CC-SAM's step, then stage 2 on adversarial features)."
+    stage2 = dict(second_stage_kw=dict(epochs=1))
+    ours = ccsam_run(tiny, method_config('ccsam', **BASE, **stage2), '07_ccsam_landscapes', 'ccsam', run_dir=tmp_path/'07')
+    recipe = run_recipe(tiny, backbone('resnet32'), 'ccsam', BASE, overrides=stage2, run_dir=tmp_path/'13')
+    assert [r.params['method'] for r in recipe] == ['ccsam_stage1', 'ccsam']
+    for a, b in zip(ours, recipe): same_run(a, b)
+
+def test_bad_genotypes_and_pairs_fail_before_any_run(tiny, tmp_path):
+    bad = [(['genotype:NOT_A_CELL'], ['ce']), (['genotype:{"normal": [["conv_9x9", 0]]}'], ['ce']),
+           ([f'genotype:{tmp_path}/missing.json'], ['ce']), (['resnet32'], ['reslt', 'mixup_typo']),
+           (['resnet32'], ['ce', 'ccsam'])]
+    for backbones, methods in bad:
+        with pytest.raises(ValueError) as e:
+            check_grid(backbones, methods, tiny.num_classes, BASE, head='etf' if 'ccsam' in methods else None)
+        print(e.value)
+    with pytest.raises(ValueError, match='reslt'):   # ResLT with mixup: named both parts
+        recipe_config(backbone('resnet32'), 'mixup', BASE, head='reslt')
+    assert not any(tmp_path.rglob('params.json'))
