@@ -5,6 +5,9 @@
 # %% ../nbs/04_ltdarts_search.ipynb #e0841f35
 from __future__ import annotations
 from contextlib import contextmanager, nullcontext
+import copy, inspect, json, os
+from dataclasses import replace
+from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
@@ -18,13 +21,15 @@ from .components import DilConv, SepConv, LTAggConv, LTHierConv, unit, conv1x1
 from .etf import *
 
 # %% auto #0
-__all__ = ['OPS', 'DARTS_PRIMITIVES', 'LT_REPLACES', 'SEARCH_SPACES', 'UNROLLS', 'PALETTE', 'Zero', 'FactorizedReduce',
-           'relu_conv_bn', 'candidate_ops', 'strip_leading_relu', 'MixedOp', 'num_edges', 'SearchCell',
-           'running_stats_paused', 'recomputed', 'reduction_cells', 'cell_stack', 'Supernet', 'parse_cell',
-           'derive_genotype', 'frozen', 'alpha_grad', 'finite_difference_hvp', 'unrolled_weights',
-           'unrolled_alpha_grad', 'endless_batches', 'Architect', 'SearchTracker', 'drop_path', 'GenotypeCell',
-           'check_genotype', 'GenotypeNet', 'DropPathRamp', 'genotype_net_for_params', 'edge_names', 'plot_cell',
-           'plot_alpha_evolution', 'plot_search_curves']
+__all__ = ['OPS', 'DARTS_PRIMITIVES', 'LT_REPLACES', 'SEARCH_SPACES', 'UNROLLS', 'GENOTYPE_OPS', 'GENOTYPES', 'GENOTYPE_SOURCES',
+           'PALETTE', 'SUPERNET', 'SEARCH_TRAIN', 'ARCHITECT', 'HESSIAN', 'Zero', 'FactorizedReduce', 'relu_conv_bn',
+           'candidate_ops', 'strip_leading_relu', 'MixedOp', 'num_edges', 'SearchCell', 'running_stats_paused',
+           'recomputed', 'reduction_cells', 'cell_stack', 'Supernet', 'parse_cell', 'derive_genotype', 'frozen',
+           'alpha_grad', 'finite_difference_hvp', 'unrolled_weights', 'unrolled_alpha_grad', 'endless_batches',
+           'Architect', 'SearchTracker', 'drop_path', 'GenotypeCell', 'check_genotype', 'GenotypeNet', 'DropPathRamp',
+           'genotype_net_for_params', 'resolve_genotype', 'genotype_label', 'edge_names', 'plot_cell',
+           'plot_alpha_evolution', 'plot_search_curves', 'search_halves', 'search_config', 'ltdarts_search',
+           'retrain_config', 'ltdarts_retrain']
 
 # %% ../nbs/04_ltdarts_search.ipynb #313e66e7
 class Zero(nn.Module):
@@ -361,14 +366,28 @@ class GenotypeCell(nn.Module):
             states.append(hs[0] + hs[1])
         return torch.cat([states[c] for c in self.concat], 1)
 
+GENOTYPE_OPS = tuple(o for o in OPS if o != 'none')   # a genotype's operations: DARTS never derives `none` (a missing edge)
+
 def check_genotype(genotype:dict)->dict:
-    "A clear error for a malformed genotype (unknown operation, an input that does not exist yet, two ops per node)."
+    """A clear `ValueError` for a malformed genotype: not a dict, an unknown operation, an edge that is not an `[op, input]`
+    pair, an input that does not exist yet, not two edges per node, a concatenation of nodes the cell does not have."""
+    if not isinstance(genotype, dict):
+        raise ValueError(f"genotype: expected a dict with normal, normal_concat, reduce, reduce_concat; got {type(genotype).__name__}")
     for kind in ('normal', 'reduce'):
         gene = genotype.get(kind)
-        if not gene or len(gene) % 2: raise ValueError(f"genotype[{kind!r}]: expected two [op, input] pairs per node, got {gene!r}")
-        for n, (op, j) in enumerate(gene):
-            check_choice(f'genotype[{kind!r}] operation', op, OPS)
-            if not 0 <= j < 2 + n // 2: raise ValueError(f"genotype[{kind!r}]: node {n // 2} cannot take input {j}")
+        if not isinstance(gene, (list, tuple)) or not gene or len(gene) % 2:
+            raise ValueError(f"genotype[{kind!r}]: expected two [op, input] pairs per node, got {gene!r}")
+        for n, pair in enumerate(gene):
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[1], int) and not isinstance(pair[1], bool)):
+                raise ValueError(f"genotype[{kind!r}][{n}]={pair!r}: expected an [op, input] pair, the input an integer")
+            op, j = pair
+            check_choice(f'genotype[{kind!r}] operation', op, GENOTYPE_OPS)
+            if not 0 <= j < 2 + n // 2: raise ValueError(f"genotype[{kind!r}]: node {n // 2} cannot take input {j} (inputs 0 to {1 + n // 2})")
+        nodes, concat = 2 + len(gene) // 2, genotype.get(f'{kind}_concat')
+        if not (isinstance(concat, (list, tuple, range)) and len(concat) and
+                all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < nodes for c in concat)):
+            raise ValueError(f"genotype[{kind + '_concat'!r}]={concat!r}: expected a non-empty list of the cell's nodes "
+                             f"(0 to {nodes - 1}), e.g. {list(range(2, nodes))}")
     return genotype
 
 class GenotypeNet(nn.Module):
@@ -380,11 +399,13 @@ class GenotypeNet(nn.Module):
         self.drop_path_prob, self.progress = drop_path_prob, 0.
         self.stem, self.cells, self.feat_dim = cell_stack(lambda *io: GenotypeCell(genotype, *io), C, layers, stem_multiplier)
         self.classifier = CLASSIFIERS[check_choice('classifier', classifier, CLASSIFIERS)](self.feat_dim, num_classes)
-    def features(self, x):
+    def feature_map(self, x):
+        "The last cell's output, before pooling (drop-path on in training)."
         p = self.drop_path_prob * self.progress if self.training else 0.
         s0 = s1 = self.stem(x)
         for cell in self.cells: s0, s1 = s1, cell(s0, s1, p)
-        return F.adaptive_avg_pool2d(s1, 1).flatten(1)
+        return s1
+    def features(self, x): return F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1)
     def forward(self, x): return self.classifier(self.features(x))
 
 ARCHS['genotype_net'] = GenotypeNet
@@ -402,6 +423,87 @@ def genotype_net_for_params(genotype:dict, target:int, num_classes:int=10, layer
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if size(2 * mid) < target else (lo, mid)
     return min((2 * lo, 2 * hi), key=lambda C: abs(size(C) - target))
+
+# %% ../nbs/04_ltdarts_search.ipynb #9768ec7f
+# DARTS' cells (Liu et al. 2019; the `genotypes.py` of their code), written in this format: the two [op, input] edges of each
+# intermediate node in order (inputs 0, 1 are the cell's inputs c_{k-2}, c_{k-1}; 2, 3, ... the nodes), all four nodes concatenated.
+GENOTYPES = {
+    'DARTS_V1': dict(   # first-order DARTS on CIFAR-10 (their Table 1: 3.00 % test error, 3.3M parameters)
+        normal=[['sep_conv_3x3', 1], ['sep_conv_3x3', 0], ['skip_connect', 0], ['sep_conv_3x3', 1], ['skip_connect', 0],
+                ['sep_conv_3x3', 1], ['sep_conv_3x3', 0], ['skip_connect', 2]], normal_concat=[2, 3, 4, 5],
+        reduce=[['max_pool_3x3', 0], ['max_pool_3x3', 1], ['skip_connect', 2], ['max_pool_3x3', 0], ['max_pool_3x3', 0],
+                ['skip_connect', 2], ['skip_connect', 2], ['avg_pool_3x3', 0]], reduce_concat=[2, 3, 4, 5]),
+    'DARTS_V2': dict(   # second-order DARTS on CIFAR-10 (their Table 1: 2.76 % test error, 3.3M parameters)
+        normal=[['sep_conv_3x3', 0], ['sep_conv_3x3', 1], ['sep_conv_3x3', 0], ['sep_conv_3x3', 1], ['sep_conv_3x3', 1],
+                ['skip_connect', 0], ['skip_connect', 0], ['dil_conv_3x3', 2]], normal_concat=[2, 3, 4, 5],
+        reduce=[['max_pool_3x3', 0], ['max_pool_3x3', 1], ['skip_connect', 2], ['max_pool_3x3', 1], ['max_pool_3x3', 0],
+                ['skip_connect', 2], ['skip_connect', 2], ['max_pool_3x3', 1]], reduce_concat=[2, 3, 4, 5]),
+    # Found by this notebook's defaults (the ledger's runs, runs/ledger/reduced/04_ltdarts_search): mnist5k at ratio 100
+    # (n_max 200), the weights on one half, the alphas on the other; a supernet of 3 cells, C 4, half resolution, 4 epochs of
+    # first-order search (arch_lr 3e-2); seed 0. A CPU proxy, not the paper's CIFAR-10-LT cell.
+    'LTDARTS_MNIST5K_R100': dict(   # run search_lt_etf-f8db2393: the LT search space with the ETF classifier (LT-DARTS)
+        normal=[['avg_pool_3x3', 1], ['sep_conv_5x5', 0], ['lt_agg_conv', 2], ['sep_conv_5x5', 0], ['max_pool_3x3', 3],
+                ['avg_pool_3x3', 1], ['sep_conv_5x5', 0], ['lt_hier_conv', 3]], normal_concat=[2, 3, 4, 5],
+        reduce=[['avg_pool_3x3', 1], ['sep_conv_5x5', 0], ['max_pool_3x3', 0], ['sep_conv_5x5', 2], ['max_pool_3x3', 1],
+                ['sep_conv_5x5', 2], ['lt_agg_conv', 2], ['sep_conv_5x5', 1]], reduce_concat=[2, 3, 4, 5]),
+    'DARTS_MNIST5K_R100': dict(     # run search_darts_linear-758514b7: DARTS' space and a linear head (vanilla DARTS, Table 6)
+        normal=[['max_pool_3x3', 0], ['max_pool_3x3', 1], ['sep_conv_5x5', 2], ['avg_pool_3x3', 0], ['dil_conv_5x5', 3],
+                ['dil_conv_5x5', 0], ['max_pool_3x3', 0], ['sep_conv_3x3', 1]], normal_concat=[2, 3, 4, 5],
+        reduce=[['avg_pool_3x3', 1], ['max_pool_3x3', 0], ['avg_pool_3x3', 1], ['avg_pool_3x3', 2], ['dil_conv_5x5', 1],
+                ['dil_conv_5x5', 2], ['avg_pool_3x3', 2], ['avg_pool_3x3', 3]], reduce_concat=[2, 3, 4, 5]),
+}
+
+GENOTYPE_SOURCES = 'a name of GENOTYPES, a genotype as JSON (or a dict), a genotype.json file or a completed search run directory'
+
+def _spec_text(spec)->str:
+    s = repr(str(spec) if isinstance(spec, os.PathLike) else spec)
+    return s if len(s) <= 100 else s[:97] + '...'
+
+def _search_run_genotype(path:Path, where:str)->dict:
+    "The genotype in the summary.json of the completed search run at `path`."
+    run = Run(path)
+    if not run.params_file.exists(): raise ValueError(f"{where}: {path.name} is not a run directory (no params.json); expected {GENOTYPE_SOURCES}")
+    if not run.completed:
+        raise ValueError(f"{where}: the run has not completed (status {(run.summary or {}).get('status', 'in progress')!r}); "
+                         "expected a completed search run")
+    if 'genotype' not in run.summary: raise ValueError(f"{where}: not a search run (its summary.json has no 'genotype')")
+    return run.summary['genotype']
+
+def resolve_genotype(spec)->dict:
+    """The checked genotype that `spec` names: a key of `GENOTYPES`, a genotype as a JSON string (or a dict), the path of a
+    genotype.json file, or the path of a completed search run directory (its summary.json's 'genotype'). Anything else,
+    or a malformed genotype, is a `ValueError` naming `spec` and what is allowed; nothing is written."""
+    where = f"genotype={_spec_text(spec)}"
+    if isinstance(spec, dict): g = copy.deepcopy(spec)
+    elif isinstance(spec, (str, os.PathLike)) and str(spec).strip():
+        s = str(spec).strip()
+        if s in GENOTYPES: g = copy.deepcopy(GENOTYPES[s])
+        elif s.startswith(('{', '[')):
+            try: g = json.loads(s)
+            except json.JSONDecodeError as e: raise ValueError(f"{where}: not valid JSON ({e}); expected {GENOTYPE_SOURCES}") from None
+        else:
+            p = Path(s).expanduser()
+            if p.is_dir(): g = _search_run_genotype(p, where)
+            elif p.is_file():
+                try: g = json.loads(p.read_text())
+                except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{where}: not a JSON file ({e}); expected {GENOTYPE_SOURCES}") from None
+            else: raise ValueError(f"{where}: no such name, file or directory; expected {GENOTYPE_SOURCES} (names: {', '.join(GENOTYPES)})")
+    else: raise ValueError(f"{where}: expected {GENOTYPE_SOURCES} (names: {', '.join(GENOTYPES)})")
+    try: return check_genotype(g)
+    except ValueError as e: raise ValueError(f"{where}: {e}") from None
+
+def genotype_label(spec)->str:
+    """A short name of the cell `spec` names, for run names and methods: a `GENOTYPES` key in lower case ('darts_v2'), a
+    search run's variant ('lt_etf' of the method 'ltdarts_search_lt_etf', also for its genotype.json), else 'given'."""
+    if isinstance(spec, str) and spec.strip() in GENOTYPES: return spec.strip().lower()
+    if isinstance(spec, (str, os.PathLike)) and not str(spec).strip().startswith(('{', '[')):
+        p = Path(str(spec).strip()).expanduser()
+        run = Run(p if p.is_dir() else p.parent)
+        try: method = run.params.get('method', '') if run.params_file.exists() else ''
+        except (OSError, ValueError): method = ''
+        if method.startswith('ltdarts_search_'): return method.removeprefix('ltdarts_search_')
+    return 'given'
+
 
 # %% ../nbs/04_ltdarts_search.ipynb #0049c7ad
 def edge_names(steps:int=4)->list:
@@ -459,3 +561,103 @@ def plot_search_curves(runs:dict, title:str='Supernet test accuracy during the s
     return fig
 
 PALETTE = ('#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b')
+
+# %% ../nbs/04_ltdarts_search.ipynb #87d83fc8
+SUPERNET = dict(C=16, layers=8, steps=4, stem_stride=1)   # DARTS' search network on CIFAR-10 (Liu et al. 2019): 8 cells, C = 16
+SEARCH_TRAIN = dict(epochs=50, batch_size=64, lr=0.025, lr_min=0.001, schedule='cosine', momentum=0.9, weight_decay=3e-4,
+                    grad_clip=5.0, loss='ce', eval_every=1, channels_last=True)   # its weights: SGD, cosine from 0.025 to 0.001, 50 epochs
+ARCHITECT = {k: inspect.signature(Architect).parameters[k].default        # the alphas: Adam, lr 3e-4, weight decay 1e-3
+             for k in ('order', 'lr', 'weight_decay', 'batch_size', 'recompute', 'unroll')}
+HESSIAN = dict(every=0, batches=1, max_iter=10, tol=1e-2)   # lambda_max w.r.t. alpha every `every` epochs (0: never)
+
+def search_halves(data:LTDataset, train_portion:float=0.5, seed:int=0):
+    "DARTS' split of `data`'s training set: the weights' part (an `LTDataset` with its own counts and ratio) and the alphas' images."
+    tr_idx, va_idx = train_val_split(data.train.labels, val_fraction=1 - train_portion, seed=seed)
+    return data.train_subset(tr_idx), data.train.subset(va_idx)
+
+def search_config(variant:str,               # the search's name: method 'ltdarts_search_<variant>', run 'search_<variant>'
+                  primitives,                # candidate operations (names from `OPS`, e.g. `SEARCH_SPACES['lt']`)
+                  classifier:str='etf',      # the supernet's head, a key of `CLASSIFIERS` ('etf' for LT-DARTS)
+                  seed:int=0,
+                  supernet:dict|None=None,   # `Supernet` settings over `SUPERNET` (C, layers, steps, stem_stride, ...)
+                  **train)->TrainConfig:     # `TrainConfig` settings of the weights over `SEARCH_TRAIN` (epochs, batch_size, lr, loss, device, ...)
+    "The `TrainConfig` of one supernet search (checked, like every `TrainConfig`, when it is built)."
+    net = {**SUPERNET, **(supernet or {})}
+    allowed = [k for k in inspect.signature(Supernet).parameters if k not in ('num_classes', 'classifier', 'primitives')]
+    for k in net: check_choice('supernet setting', k, allowed)
+    return TrainConfig(**{**SEARCH_TRAIN, **train, 'method': f'ltdarts_search_{variant}', 'arch': 'supernet', 'classifier': classifier,
+                          'seed': seed, 'arch_kw': dict(primitives=list(candidate_ops(ops=primitives)), **net)})
+
+def ltdarts_search(data:LTDataset,            # what the weights train on (the weights' half of `search_halves`); params.json records its ratio
+                   val:ImageSet,              # the images the alphas train on (the other half)
+                   cfg:TrainConfig,           # the search's config (`search_config`)
+                   architect:dict|None=None,  # `Architect` settings over `ARCHITECT` (order, lr, weight_decay, batch_size, recompute, unroll)
+                   hessian:dict|None=None,    # the Hessian w.r.t. alpha over `HESSIAN`: every (0: never), batches, max_iter, tol
+                   train_portion:float=0.5,   # recorded: the share of the training set that `data` is
+                   balanced:bool=False,       # recorded: whether `data` is a balanced reference set (Fig. 7)
+                   name:str|None=None,        # run name (default 'search_<variant>' of the method 'ltdarts_search_<variant>')
+                   run_dir=None,              # root of the runs (default: the section's, runs/04_ltdarts_search)
+                   section:str='04_ltdarts_search')->Run:
+    """One DARTS / LT-DARTS search (Liu et al. 2019, Alg. 1; LT-DARTS' "Long-Tailed Differential Architecture Search"):
+    the supernet's weights by SGD on `data`, its alphas by Adam on `val` (`Architect`), each epoch's softmax(alpha) and genotype (`SearchTracker`), the head's norms
+    and angles (`GeometryCallback`) and, every `hessian['every']` epochs, the largest eigenvalue of the Hessian of the
+    validation loss w.r.t. alpha (`HessianCallback`). Returns the `Run`; its summary holds the genotype (also genotype.json)."""
+    if cfg.arch != 'supernet': raise ValueError(f"cfg.arch={cfg.arch!r}: ltdarts_search trains a 'supernet' (build cfg with search_config)")
+    arch_kw, h = {**ARCHITECT, **(architect or {})}, {**HESSIAN, **(hessian or {})}
+    for k in h: check_choice('hessian setting', k, HESSIAN)
+    name = name or 'search_' + cfg.method.removeprefix('ltdarts_search_')
+    model = build_model(cfg, data.num_classes)
+    arch = Architect(model, val, **arch_kw)
+    callbacks = [arch, SearchTracker(), GeometryCallback(every=1)]
+    if h['every']:   # lambda_max of the validation loss w.r.t. alpha, on fixed unaugmented validation batches;
+                     # plain double backward: 2.5x faster than curvlinops' products for the alphas alone (measured)
+        fixed = fixed_batches(val, data, n=h['batches'] * cfg.batch_size, batch_size=cfg.batch_size, seed=cfg.seed)
+        callbacks.append(HessianCallback(fixed, params_fn=lambda m: m.arch_parameters(), every=h['every'], max_iter=h['max_iter'],
+                                         tol=h['tol'], backend='autograd', seed=cfg.seed))
+    val_ratio = realized_ratio(torch.bincount(val.labels.cpu(), minlength=data.num_classes).tolist())
+    extra = dict(architect=arch_kw, train_portion=train_portion, val_imbalance_ratio=val_ratio,
+                 balanced_search=balanced, hessian=h)   # the Hessian's settings too: a run resumes only with the same ones
+    return train_run(data, cfg, section, name, run_dir, model=model, extra=extra, step=arch.step, callbacks=callbacks)
+
+def retrain_config(genotype:dict,             # a checked genotype (`resolve_genotype`)
+                   method:str='ce',           # a key of `METHODS`
+                   seed:int=0,
+                   target_params:int=460_000, # parameter budget the width C is fitted to (ResNet-32's 0.46M)
+                   layers:int=8,              # cells of the network
+                   num_classes:int=10,
+                   label:str='cell',          # the cell's name: the run records the method '<label>+<method>'
+                   **train)->TrainConfig:     # `TrainConfig` settings over the method's (epochs, batch_size, lr, schedule, ...)
+    "The `TrainConfig` that trains the network of `genotype` from scratch with `method`, at about `target_params` parameters."
+    method_config(method, seed=seed, **train)   # a bad method or setting fails before the width is fitted
+    C = genotype_net_for_params(genotype, target_params, num_classes, layers)
+    return replace(method_config(method, arch='genotype_net', arch_kw=dict(genotype=genotype, C=C, layers=layers), seed=seed, **train),
+                   method=f'{label}+{method}')   # the cell, then the recipe: 'lt_etf+ce' is Table 2's CE + LT-DARTS
+
+def ltdarts_retrain(data:LTDataset,            # the long-tailed training and test sets
+                    genotype,                  # the cell: anything `resolve_genotype` accepts (a name, JSON, a dict, a path)
+                    method:str='ce',           # a key of `METHODS`; one with a second stage trains both (`train_stages`)
+                    seed:int=0,
+                    target_params:int=460_000, # parameter budget the width C is fitted to (ResNet-32's 0.46M)
+                    layers:int=8,              # cells of the network
+                    train:dict|None=None,      # `TrainConfig` settings over the method's (epochs, batch_size, lr, schedule, ...)
+                    crt_epochs:int=0,          # > 0: cRT on top of the retrained network (LT-DARTS Table 3)
+                    label:str|None=None,       # the cell's name in run names and methods (default `genotype_label(genotype)`)
+                    run_dir=None,              # root of the runs (default: the section's)
+                    section:str='04_ltdarts_search')->dict:
+    """Train the network of a cell from scratch (DARTS' evaluation network, `GenotypeNet`). Returns `{key: Run}`: the
+    recipe's run as '<label> cell + <method>' (run 'retrain_<label>_<method>'), its first stage as '... (stage 1)' when the
+    method has a second stage, and '... + cRT' with `crt_epochs`. Every setting is checked before a run directory is written."""
+    g, label = resolve_genotype(genotype), label or genotype_label(genotype)
+    check_number('crt_epochs', crt_epochs, integer=True, zero_ok=True)
+    stage = method_config(method, seed=seed, **(train or {})).second_stage   # checks the method and settings, before any fitting
+    if crt_epochs and stage != 'none':
+        raise ValueError(f"crt_epochs={crt_epochs} with method {method!r}: the method has its own second stage ({stage!r}); "
+                         "use crt_epochs=0 or a method without one")
+    cfg = retrain_config(g, method, seed, target_params, layers, data.num_classes, label, **(train or {}))
+    key, name = f'{label} cell + {method}', f'retrain_{label}_{method}'
+    *first, last = train_stages(data, cfg, section, name, run_dir)
+    runs = {**{f'{key} (stage 1)': r for r in first}, key: last}
+    if crt_epochs:
+        runs[f'{key} + cRT'] = train_run(data, crt_config(cfg, last.checkpoint_file, crt_epochs), section, f'{name}_crt', run_dir)
+    return runs
+

@@ -4,8 +4,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import yaml
 from conftest import check_bad_parameters, run_notebook, start_notebook, kill_after_epochs, runs_in, NBS, ROOT
-from lt_workbook.darts import check_genotype, OPS
+from lt_workbook.darts import check_genotype, OPS, GENOTYPES, ltdarts_retrain, resolve_genotype
 from lt_workbook.data import load_dataset, train_val_split, realized_ratio
+from lt_workbook.recipes import backbone, run_recipe
 import torch
 
 NB = '04_ltdarts_search.ipynb'
@@ -42,6 +43,30 @@ def test_default_run(runs_root, tmp_path):
     assert retrain.completed and retrain.params['arch'] == 'genotype_net' and retrain.params['arch_kw']['genotype'] == g
     assert retrain.params['method'] == 'lt_etf+ce' and retrain.params['imbalance_ratio'] == realized_ratio(data.counts.tolist())
     assert all(retrain.summary[k] is not None for k in ('acc', 'many', 'medium', 'few'))
+    # issue 19: the found cell, taken from the search's run directory alone, retrains through `ltdarts_retrain` (here with a
+    # method of two stages), and through the notebook with `genotype` set to that directory: no search, and with the
+    # notebook's retraining settings the very run the search mode made (same parameters: loaded, not trained again)
+    assert resolve_genotype(main.path) == resolve_genotype(str(main.path/'genotype.json')) == g
+    t = time.time()
+    fresh = ltdarts_retrain(data, str(main.path), 'crt', 0, 20_000, 2, dict(epochs=1, batch_size=128, second_stage_kw=dict(epochs=1)),
+                            run_dir=tmp_path/'retrain')
+    assert list(fresh) == ['lt_etf cell + crt (stage 1)', 'lt_etf cell + crt'] and all(r.completed for r in fresh.values())
+    stage1, final = fresh.values()
+    assert stage1.params['arch_kw']['genotype'] == g and stage1.params['method'] == 'lt_etf+crt_stage1'
+    assert final.params['method'] == 'lt_etf+crt' and final.params['init_from'] == str(stage1.checkpoint_file)
+    # ... and through the recipe path (13): the backbone named by the run directory, its params naming both parts
+    recipe, = run_recipe(data, backbone(f'genotype:{main.path}', 10, size=20_000, layers=2), 'balanced_softmax',
+                         dict(epochs=1, batch_size=128, device='cpu'), run_dir=tmp_path/'recipe')
+    assert recipe.completed and recipe.params['arch_kw']['genotype'] == g and recipe.params['method'] == 'balanced_softmax'
+    assert recipe.params['backbone'] == f'genotype:{main.path}'
+    claims = (runs_root/'04_ltdarts_search'/'claims.json').read_text()
+    res = run_notebook(NB, tmp_path/'given.ipynb', dict(genotype=str(main.path)))
+    assert res.returncode == 0, res.stdout[-3000:]
+    out = (tmp_path/'given.ipynb').read_text()
+    assert 'genotype given (lt_etf): no search' in out and f'{retrain.name}: already completed' in out
+    assert runs_in(runs_root/'04_ltdarts_search').keys() == runs.keys() and 'Given normal cell' in out
+    assert (runs_root/'04_ltdarts_search'/'claims.json').read_text() == claims   # the ledger keeps the search mode's claims
+    print(f'retrain from the run directory: {time.time() - t:.1f} s')
     nb = json.loads((tmp_path/'out.ipynb').read_text())
     html = ''.join(''.join(o['data']['text/html']) for c in nb['cells'] for o in c.get('outputs', []) if 'text/html' in o.get('data', {}))
     for title in ('supernet test accuracy', 'softmax(alpha) per edge', 'Found normal cell', 'largest eigenvalue of the Hessian', 'Retrained',
@@ -63,10 +88,22 @@ def test_config_file_and_bad_parameters(tmp_path):
     cfg.write_text(yaml.safe_dump({**ablation, **TINY, 'ablations': ablation['ablations'], 'dataset': 'mnist5k', 'data_root': None,
                                    'search_epochs': 1, 'stem_stride': 2, 'batch_size': 32, 'run_dir': str(tmp_path/'ablation'),
                                    'balanced_search': ['linear_nc'], 'seeds': [0]}))
+    unfinished = tmp_path/'search_lt_etf-00000000'   # a search run directory without its summary (killed, or still running)
+    unfinished.mkdir(); (unfinished/'params.json').write_text(json.dumps(dict(method='ltdarts_search_lt_etf')))
     bad = {'unknown_op': (dict(ops=['sep_conv_3x3', 'conv_9x9']), "ops='conv_9x9'"),
            'bad_order': (dict(order=3), 'order=3'),
            'ldam_raw_logits': (dict(weight_loss='ldam', classifier='etf'), "needs cosine logits"),   # item 2
-           'clamped_profile': (dict(n_max=50, imbalance_ratio=100.0), 'n_max')}
+           'clamped_profile': (dict(n_max=50, imbalance_ratio=100.0), 'n_max'),
+           # a malformed genotype (issue 19): unknown name, bad JSON, no such file, a run that has not finished, an operation
+           # not in OPS, an edge from a node that does not exist yet
+           'genotype_name': (dict(genotype='DARTS_V3'), "genotype='DARTS_V3': no such name, file or directory"),
+           'genotype_json': (dict(genotype='{"normal": [['), 'not valid JSON'),
+           'genotype_file': (dict(genotype=str(tmp_path/'missing'/'genotype.json')), 'no such name, file or directory'),
+           'genotype_run': (dict(genotype=str(unfinished)), 'has not completed'),
+           'genotype_op': (dict(genotype=json.dumps(dict(GENOTYPES['DARTS_V2'], normal=[['conv_9x9', 0], ['skip_connect', 1]]))),
+                           "operation='conv_9x9'"),
+           'genotype_edges': (dict(genotype=json.dumps(dict(GENOTYPES['DARTS_V2'], reduce=[['skip_connect', 0], ['skip_connect', 2]]))),
+                              'node 0 cannot take input 2')}
     with ThreadPoolExecutor(1) as ex:   # the preset's searches beside the bad parameters
         config = ex.submit(run_notebook, NB, tmp_path/'ablation.ipynb', files=[cfg])
         check_bad_parameters(NB, tmp_path, bad, end_to_end='clamped_profile')
