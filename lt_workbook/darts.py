@@ -393,11 +393,13 @@ def check_genotype(genotype:dict)->dict:
 class GenotypeNet(nn.Module):
     "The network of a genotype: stem, `layers` genotype cells (reductions at 1/3, 2/3), pooling, classifier."
     def __init__(self, num_classes:int, classifier:str='linear', genotype:dict|None=None, C:int=16, layers:int=8,
-                 stem_multiplier:int=3, drop_path_prob:float=0.):
+                 stem_multiplier:int=3, drop_path_prob:float=0.,
+                 stem_stride:int=1):   # 2: the cells run at half resolution (the search's CPU proxy); 1 as DARTS
         super().__init__()
         self.genotype = check_genotype(genotype)
         self.drop_path_prob, self.progress = drop_path_prob, 0.
-        self.stem, self.cells, self.feat_dim = cell_stack(lambda *io: GenotypeCell(genotype, *io), C, layers, stem_multiplier)
+        self.stem, self.cells, self.feat_dim = cell_stack(lambda *io: GenotypeCell(genotype, *io), C, layers, stem_multiplier,
+                                                          stem_stride)
         self.classifier = CLASSIFIERS[check_choice('classifier', classifier, CLASSIFIERS)](self.feat_dim, num_classes)
     def feature_map(self, x):
         "The last cell's output, before pooling (drop-path on in training)."

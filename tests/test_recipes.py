@@ -1,5 +1,5 @@
-"The recipes (nbs/13_recipes.ipynb): every backbone x every method of a small grid trains, the recipe path reproduces
-the sections' own runs to the last digit, and a bad genotype or pair fails before any run directory is written."
+"""The recipes (nbs/13_recipes.ipynb): every backbone x every method of a small grid trains, the recipe path reproduces
+the sections' own runs to the last digit, and a bad genotype or pair fails before any run directory is written."""
 import json
 import pytest
 import torch
