@@ -24,9 +24,9 @@ __all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'STATUSES', 'OPTIMIZER
            'CifarResNet', 'resnet32', 'count_params', 'runs_root', 'jsonable', 'params_hash', 'git_commit', 'env_info',
            'atomic_write', 'Run', 'Diverged', 'Callback', 'optimizer_step', 'mixed_batch', 'base_loss', 'standard_step',
            'is_due', 'epoch_generators', 'Step', 'SecondStage', 'pick_device', 'TrainConfig', 'lr_at', 'Trainer',
-           'method_config', 'method_name', 'build_model', 'train_run', 'crt_config', 'train_stages', 'run_config',
-           'register_all', 'load_model', 'seed_stats', 'mean_std_text', 'seed_table', 'claim_verdict', 'Claim',
-           'SeedValues', 'per_seed', 'claims_table', 'record_claims', 'read_claims', 'claims_under']
+           'method_config', 'method_name', 'build_model', 'train_run', 'crt_config', 'check_crt', 'train_stages',
+           'run_config', 'register_all', 'load_model', 'seed_stats', 'mean_std_text', 'seed_table', 'claim_verdict',
+           'Claim', 'SeedValues', 'per_seed', 'claims_table', 'record_claims', 'read_claims', 'claims_under']
 
 # %% ../nbs/01_training.ipynb #79e04ea4
 LOSSES = ('ce', 'ldam', 'focal', 'balanced_softmax', 'logit_adjustment')
@@ -568,7 +568,13 @@ def crt_config(cfg:TrainConfig, init_from, epochs:int=10, lr:float|None=None, sa
                    loss='ce', reweight='none', mixup_alpha=0., warmup_epochs=0, schedule='cosine', milestones=(),
                    drw_epoch=None, step='standard', step_kw={}, second_stage='none', second_stage_kw={})
 
-SECOND_STAGES['crt'] = SecondStage(crt_config)
+def check_crt(cfg:TrainConfig):
+    "cRT re-trains the classifier alone: a head without trainable weights (a fixed frame) is a `ValueError` naming both parts."
+    if not any(p.requires_grad for p in CLASSIFIERS[cfg.classifier](16, 4).parameters()):
+        raise ValueError(f"second_stage='crt' with classifier={cfg.classifier!r}: cRT re-trains only the classifier, and this "
+                         "head has no trainable weights; use a learnable head (e.g. 'linear', or 'linear_nc' for the ETF's twin)")
+
+SECOND_STAGES['crt'] = SecondStage(crt_config, check_crt)
 METHODS.update(crt=dict(second_stage='crt'), mixup_crt=dict(mixup_alpha=1.0, second_stage='crt'))   # LT-DARTS Table 3's Mixup + cRT
 
 def train_stages(data:LTDataset, cfg:TrainConfig, section:str, name:str, run_dir=None, extra:dict|None=None,
