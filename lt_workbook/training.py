@@ -533,6 +533,8 @@ METHODS = {
     'balanced_softmax': dict(loss='balanced_softmax'),
     'logit_adjustment': dict(loss='logit_adjustment'),
     'mixup': dict(mixup_alpha=1.0),
+    'class_balanced_sampling': dict(sampler='class_balanced'),   # re-sampling: each class equally likely per draw
+    'square_root_sampling': dict(sampler='square_root'),
 }
 
 def method_config(name:str, **kw)->TrainConfig:

@@ -72,3 +72,17 @@ def test_bad_genotypes_and_pairs_fail_before_any_run(tiny, tmp_path):
     with pytest.raises(ValueError, match='reslt'):   # ResLT with mixup: named both parts
         recipe_config(backbone('resnet32'), 'mixup', BASE, head='reslt')
     assert not any(tmp_path.rglob('params.json'))
+
+def test_load_model_rebuilds_a_recipe_network_in_a_fresh_process(tiny, tmp_path):
+    "`load_model` needs only the run directory: in a new process (no section imported yet) it finds the network's module, loads the weights only, and predicts as the trained model does."
+    import subprocess, sys
+    run, = run_recipe(tiny, backbone('genotype:DARTS_V2', tiny.num_classes, **SMALL), 'reslt', BASE, run_dir=tmp_path)
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    torch.save(x, tmp_path/'x.pt')
+    with torch.no_grad(): expected = run.model.eval()(x)
+    code = ("import sys, torch; from lt_workbook.training import ARCHS, load_model; assert 'reslt' not in ARCHS; "
+            f"m = load_model(sys.argv[1]); torch.save(m(torch.load(sys.argv[2])).detach(), sys.argv[3])")
+    res = subprocess.run([sys.executable, '-c', code, str(run.path), str(tmp_path/'x.pt'), str(tmp_path/'y.pt')],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert torch.equal(torch.load(tmp_path/'y.pt'), expected)
