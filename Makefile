@@ -15,17 +15,18 @@ run: install
 	papermill $(MAIN_NB) "$(LT_WORKBOOK_RUNS)/$(notdir $(MAIN_NB))"
 
 # Notebooks and library in sync, notebooks clean, every notebook executed once, then the end-to-end tests.
-# The section notebooks (E2E_NBS) are executed by their end-to-end tests instead of nbdev_test: papermill runs every cell with the
+# The section notebooks and the recipes (E2E_NBS, a regex that also keeps nbdev's default of skipping _ and . files) are
+# executed by their end-to-end tests instead of nbdev_test: papermill runs every cell with the
 # defaults, as nbdev_test would, and the test then checks what the run wrote (tests/test_project.py checks each has such a test).
 # Test runs go to a fresh temporary folder (shared by nbdev_test and pytest) unless LT_WORKBOOK_TEST_RUNS is set.
 # Two single-threaded workers: on a small CPU, two notebooks at once get more done than one on two threads. Tests are spread one
 # by one (loadgroup); tests that read another test's runs share an xdist_group.
 TEST_WORKERS ?= 2
-E2E_NBS = 0[1-8]_*.ipynb
+E2E_NBS = ^([_.]|(0[1-8]|13)_)
 test: install test-sync
 	@runs=$${LT_WORKBOOK_TEST_RUNS:-$$(mktemp -d)}; echo "test runs in $$runs"; \
 	  export LT_WORKBOOK_RUNS=$$runs OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1}; \
-	  nbdev_test --n_workers $(TEST_WORKERS) --do_print --timing --skip_file_glob '$(E2E_NBS)' && \
+	  nbdev_test --n_workers $(TEST_WORKERS) --do_print --timing --skip_file_re '$(E2E_NBS)' && \
 	  $(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=20 tests
 
 test-sync:

@@ -3,6 +3,7 @@ the sections' own runs to the last digit, and a bad genotype or pair fails befor
 import json
 import pytest
 import torch
+from conftest import check_bad_parameters, run_notebook, runs_in
 from lt_workbook.data import load_dataset, LTDataset
 from lt_workbook.training import METRIC_KEYS, TrainConfig, method_config, train_run
 from lt_workbook.imbnas import arch_str
@@ -10,6 +11,7 @@ from lt_workbook.recipes import backbone, check_grid, run_recipe, recipe_config
 from lt_workbook.reslt import ResLTSetting, reslt_run
 from lt_workbook.ccsam import ccsam_run
 
+NB = '13_recipes.ipynb'
 BACKBONES = ['resnet32', 'block:lt_hier', 'genotype:DARTS_V2', 'cell:' + arch_str(['nor_conv_3x3', 'skip_connect'] * 3)]
 METHODS = ['ce', 'ldam_drw', 'balanced_softmax', 'mixup_crt', 'sam', 'ccsam', 'reslt']
 BASE = dict(epochs=1, batch_size=32, lr=0.05, device='cpu')
@@ -86,3 +88,31 @@ def test_load_model_rebuilds_a_recipe_network_in_a_fresh_process(tiny, tmp_path)
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
     assert torch.equal(torch.load(tmp_path/'y.pt'), expected)
+
+
+def test_default_run(runs_root, tmp_path):
+    "The notebook's default grid: every backbone x method trained (both stages where there are two), the tables and figures drawn."
+    res = run_notebook(NB, tmp_path/'out.ipynb')
+    assert res.returncode == 0, res.stdout[-3000:]
+    runs = runs_in(runs_root/'13_recipes')
+    finals = [r for n, r in runs.items() if not n.endswith('_stage1')]
+    assert len(finals) == 3 * 6 and all(r.completed for r in runs.values())
+    assert {(r.params['backbone'], r.params['method']) for r in finals} == {
+        (b, m) for b in ('block:basic', 'genotype:DARTS_V2', 'genotype:LTDARTS_MNIST5K_R100')
+        for m in ('ce', 'ldam_drw', 'balanced_softmax', 'mixup_crt', 'reslt', 'ccsam')}
+    nb = json.loads((tmp_path/'out.ipynb').read_text())
+    html = ''.join(''.join(o['data']['text/html']) for c in nb['cells'] for o in c.get('outputs', []) if 'text/html' in o.get('data', {}))
+    for title in ('Few-shot accuracy (%) by backbone x method', 'Overall accuracy (%) by backbone x method',
+                  'Rank of each method per backbone', 'the searched cell beats the hand-designed backbone under ccsam'):
+        assert title in html, title
+    assert json.loads((runs_root/'13_recipes'/'claims.json').read_text())
+
+def test_bad_parameters(tmp_path):
+    "Every bad grid fails before any run directory: an unknown method, a malformed genotype, an impossible pair, bad numbers."
+    bad = {'method': (dict(methods=['ce', 'cutmix']), "method='cutmix'"),
+           'genotype': (dict(backbones=['genotype:{"normal": 3}']), 'genotype='),
+           'pair': (dict(methods=['ccsam'], head='etf'), "step='ccsam'"),
+           'reslt_mixup': (dict(methods=['mixup'], head='reslt'), 'ResLT with mixup'),
+           'epochs': (dict(epochs=0), 'epochs=0'),
+           'method_kw': (dict(method_kw={'sam': {'step_kw': {'rho': 0.05}}}), "method_kw='sam'")}
+    check_bad_parameters(NB, tmp_path, bad, end_to_end='pair')
