@@ -211,10 +211,7 @@ def reslt_step(tr, x, y, alpha:float=0.995, branch_norm:str='pooled', log_eps:fl
     with tr.autocast():
         z = tr.net(x, branches=True)
         loss = reslt_loss(z, y, tr.model.masks, alpha, tr.model.fusion, branch_norm, tr.loss_fn, log_eps)
-    tr.opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if tr.cfg.grad_clip: nn.utils.clip_grad_norm_(tr.params, tr.cfg.grad_clip)
-    tr.opt.step()
+    optimizer_step(tr, loss)
     return loss.detach(), fuse(z.detach().float(), tr.model.fusion)
 
 def branch_outputs(model:nn.Module, x):

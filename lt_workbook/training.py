@@ -609,7 +609,7 @@ def load_model(run_dir, device='cpu')->nn.Module:
     if run.params.get('arch') not in ARCHS or run.params.get('step', 'standard') not in STEPS: register_all()
     cfg = replace(run_config(run), device=str(device))
     model = build_model(cfg, len(run.summary['per_class']))
-    try: state = torch.load(run.checkpoint_file, map_location=device, weights_only=True)['model']
+    try: state = run.load_checkpoint(device)['model']   # weights only
     except Exception as e: raise ValueError(f"{run.checkpoint_file}: not a readable checkpoint ({type(e).__name__}: {e})") from None
     model.load_state_dict(state)
     return model.to(device).eval()
