@@ -81,6 +81,18 @@ def reference(a, dev):
         optimizer.step()
     return step
 
+def count_ops(step, dev)->dict:
+    "Operations of one step under `torch.profiler`: leaf ATen operations dispatched (those that call no other ATen operation) and, on CUDA, kernels launched."
+    from torch.profiler import profile, ProfilerActivity
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == 'cuda' else [])
+    with profile(activities=acts) as prof:
+        step()
+        if dev.type == 'cuda': torch.cuda.synchronize()
+    evs = prof.events()
+    leaf = sum(e.name.startswith('aten::') and not any(c.name.startswith('aten::') for c in e.cpu_children) for e in evs)
+    kernels = sum(e.device_type == torch.autograd.DeviceType.CUDA for e in evs) if dev.type == 'cuda' else None
+    return dict(aten_leaf_ops=leaf, cuda_kernels=kernels)
+
 def worker(a):
     dev = torch.device(a.device)
     torch.manual_seed(0)
@@ -90,14 +102,20 @@ def worker(a):
     times = []
     for _ in range(a.steps):
         t = time.perf_counter(); step(); sync(); times.append(time.perf_counter() - t)
-    print(json.dumps(dict(times=times, peak=peak_memory(dev))))
+    ops = count_ops(step, dev) if a.count_ops else {}          # after the timed steps: the profiler's overhead stays out of them
+    print(json.dumps(dict(times=times, peak=peak_memory(dev), **ops)))
 
 def run(a, impl, variant, bs, order):
     cmd = [sys.executable, __file__, '--impl', impl, '--variant', variant, '--order', str(order), '--batch-size', str(bs),
-           '--device', a.device, '--steps', str(a.steps), '--layers', str(a.layers), '--C', str(a.C), '--recompute', str(a.recompute), '--reference', a.reference]
+           '--device', a.device, '--steps', str(a.steps), '--layers', str(a.layers), '--C', str(a.C), '--recompute', str(a.recompute), '--reference', a.reference, *(['--count-ops'] if a.count_ops else [])]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode: sys.exit(f"{impl} {variant} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+def ops_columns(r, ref)->str:
+    "Leaf ATen operations per step (and CUDA kernels) of ours and the reference, from each one's first round."
+    cols = f" | {r['aten_leaf_ops']:>8,} {ref['aten_leaf_ops']:>8,} {r['aten_leaf_ops'] / ref['aten_leaf_ops']:>5.2f}"
+    return cols + (f" {r['cuda_kernels']:>8,} {ref['cuda_kernels']:>8,}" if r.get('cuda_kernels') is not None else '')
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -109,6 +127,7 @@ def main():
     ap.add_argument('--steps', type=int, default=2); ap.add_argument('--rounds', type=int, default=1)
     ap.add_argument('--layers', type=int, default=8); ap.add_argument('--C', type=int, default=16)
     ap.add_argument('--recompute', type=int, default=3, help='cells rerun in backward by the +recompute variants (3: up to the first reduction at 8 cells)')
+    ap.add_argument('--count-ops', action='store_true', help='also count the leaf ATen operations (and CUDA kernels) of one step with torch.profiler')
     ap.add_argument('--impl'); ap.add_argument('--variant', default='cl'); ap.add_argument('--order', type=int); ap.add_argument('--batch-size', type=int)
     a = ap.parse_args()
     if a.impl: return worker(a)
@@ -116,7 +135,8 @@ def main():
     name = torch.cuda.get_device_name() if a.device == 'cuda' else f'cpu ({torch.get_num_threads()} threads)'
     print(f"DARTS search step, {a.layers} cells, C={a.C}, {name}, torch {torch.__version__}, {a.steps} timed steps per run, "
           f"{a.rounds} round(s); +recompute: first {a.recompute} cells; reference: fp32, NCHW")
-    print(f"{'batch':>5} {'order':>5} {'ours':>18} | {'ours img/s':>10} {'ref img/s':>9} {'speed x':>7} | {'ours peak':>9} {'ref peak':>9} {'mem x':>6}")
+    print(f"{'batch':>5} {'order':>5} {'ours':>18} | {'ours img/s':>10} {'ref img/s':>9} {'speed x':>7} | {'ours peak':>9} {'ref peak':>9} {'mem x':>6}"
+          + (f" | {'ours ops':>8} {'ref ops':>8} {'ops x':>5}" + (f" {'ours krn':>8} {'ref krn':>8}" if a.device == 'cuda' else '') if a.count_ops else ''))
     for bs in a.batch_sizes:
         for order in a.orders:
             res = {k: [] for k in ['reference', *variants]}
@@ -127,6 +147,6 @@ def main():
             ref = 'reference'
             for k in variants:
                 print(f"{bs:>5} {order:>5} {k:>18} | {speed[k]:>10.2f} {speed[ref]:>9.2f} {speed[k] / speed[ref]:>7.2f} | "
-                      f"{peak[k]:>7.2f}GB {peak[ref]:>7.2f}GB {peak[k] / peak[ref]:>6.2f}", flush=True)
+                      f"{peak[k]:>7.2f}GB {peak[ref]:>7.2f}GB {peak[k] / peak[ref]:>6.2f}" + (ops_columns(res[k][0], res[ref][0]) if a.count_ops else ''), flush=True)
 
 if __name__ == '__main__': main()
