@@ -58,10 +58,15 @@ class LTLoss(nn.Module):
         self.register_buffer('margins', ldam_margins(counts, max_m))
         self.register_buffer('log_prior', tau * torch.log(counts.clamp(min=1) / counts.sum()))
         self.register_buffer('cb_weights', class_balanced_weights(counts, beta))
-        self.weight = self.cb_weights if reweight == 'cb' else None
+        self.epoch = 0
     def set_epoch(self, epoch:int):
-        "Switch DRW's class weights on from `drw_epoch`."
-        if self.reweight == 'drw': self.weight = self.cb_weights if epoch >= self.drw_epoch else None
+        "The training epoch: DRW's class weights switch on at `drw_epoch`."
+        self.epoch = epoch
+    @property
+    def weight(self)->torch.Tensor|None:
+        "The class weights in use (the buffer itself, so they follow the module's device and dtype), or None."
+        on = self.reweight == 'cb' or (self.reweight == 'drw' and self.epoch >= self.drw_epoch)
+        return self.cb_weights if on else None
     def adjust(self, logits, target):
         "The logits the cross-entropy sees."
         if self.name == 'ldam':
