@@ -1,6 +1,7 @@
 """The notebooks' default runs on an accelerator: does every notebook pass unchanged, and on which device did it train?
 
-Executes each notebook with its defaults through papermill (every cell, the test cells included, as `make test` does),
+Executes each notebook as `make test` does: the section notebooks (the Makefile's E2E_NBS) through papermill with their
+defaults, the others through `nbdev_test` (which skips `#| eval: false` cells such as a page's stored parameters),
 several at a time, each with its own runs folder, under one deadline for the whole batch (a lent GPU is held for
 minutes, not hours). A notebook passes when papermill finishes it without an error. The devices column reads the
 `env.device` that every run directory's params.json records, so a pass on CUDA is told apart from a silent fall-back
@@ -11,7 +12,7 @@ to the CPU.
 Prints one line per notebook as it ends, then a table; writes `notebooks.json` (and each executed notebook, for the
 failures' tracebacks) under `--out`.
 """
-import argparse, collections, json, os, subprocess, sys, time
+import argparse, collections, json, os, re, shutil, subprocess, sys, time
 from pathlib import Path
 
 def run_devices(runs:Path)->dict:
@@ -22,12 +23,22 @@ def run_devices(runs:Path)->dict:
         except (OSError, ValueError): devices['unreadable'] += 1
     return dict(devices)
 
-def start(nb:Path, out:Path)->dict:
-    "Start papermill on `nb` with its defaults; its runs go to a folder of its own."
+def e2e_pattern(makefile='Makefile')->re.Pattern:
+    "The notebooks `make test` runs through papermill (E2E_NBS, also nbdev_test's skip pattern)."
+    return re.compile(re.search(r"^E2E_NBS\s*=\s*(.+)$", Path(makefile).read_text(), re.M).group(1).strip())
+
+def command(nb:Path, out:Path, e2e:re.Pattern)->list:
+    "papermill with the defaults for a section notebook, nbdev_test for the others, as `make test`."
+    if e2e.match(nb.name):
+        return [sys.executable, '-m', 'papermill', '--cwd', str(nb.parent), '--no-progress-bar', '--start-timeout', '180', str(nb), str(out/nb.name)]
+    return [shutil.which('nbdev_test') or 'nbdev_test', '--path', str(nb), '--do_print']
+
+def start(nb:Path, out:Path, e2e:re.Pattern)->dict:
+    "Start `nb`'s run; its runs go to a folder of its own."
     runs = out/'runs'/nb.stem; runs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, 'LT_WORKBOOK_RUNS': str(runs), 'TQDM_DISABLE': '1'}
     log = open(out/f'{nb.stem}.log', 'w')
-    cmd = [sys.executable, '-m', 'papermill', '--cwd', str(nb.parent), '--no-progress-bar', '--start-timeout', '180', str(nb), str(out/nb.name)]
+    cmd = command(nb, out, e2e)
     return dict(nb=nb, runs=runs, log=log, t0=time.time(), proc=subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
 
 def finish(job:dict, status:str)->dict:
@@ -45,9 +56,10 @@ def kernel_start_failed(job:dict)->bool:
 def run_all(nbs:list, out:Path, parallel:int, deadline:float)->list:
     "Run `nbs`, `parallel` at a time, stopping whatever still runs `deadline` seconds after the start."
     end, todo, running, done, retried = time.time() + deadline, list(nbs), [], [], set()
+    e2e = e2e_pattern()
     while todo or running:
         if todo and len(running) < parallel and time.time() < end:
-            running.append(start(todo.pop(0), out))
+            running.append(start(todo.pop(0), out, e2e))
             time.sleep(2); continue           # one kernel start at a time: simultaneous starts can collide on ports
         time.sleep(1)
         for job in list(running):

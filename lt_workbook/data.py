@@ -16,13 +16,14 @@ from plotly.basedatatypes import BaseFigure
 from IPython.core.formatters import DisplayFormatter
 
 # %% auto #0
-__all__ = ['PROFILES', 'CIFAR', 'LIST_DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DATASETS', 'SAMPLERS', 'GROUP_SPLITS',
-           'INDEX_SPLITS', 'METRIC_KEYS', 'check_choice', 'check_number', 'check_fraction', 'check_ratio', 'lt_counts',
-           'realized_ratio', 'ImageSet', 'LTDataset', 'lt_subset', 'mnist5k', 'project_root', 'resolve_data_root',
-           'cifar', 'write_fake_cifar', 'read_list_file', 'ListImages', 'list_dataset', 'write_fake_list_dataset',
-           'load_dataset', 'train_val_split', 'class_probs', 'Sampler', 'random_crop_flip', 'normalize', 'batches',
-           'class_groups', 'lt_metrics', 'use_html_figures', 'figure_bundle', 'display_output', 'show_in',
-           'plot_class_counts', 'plot_per_class_accuracy', 'plot_group_accuracy']
+__all__ = ['PROFILES', 'CIFAR', 'CIFAR_PICKLE_GLOBALS', 'LIST_DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DATASETS', 'SAMPLERS',
+           'GROUP_SPLITS', 'INDEX_SPLITS', 'METRIC_KEYS', 'check_choice', 'check_number', 'check_int', 'check_fraction',
+           'check_ratio', 'lt_counts', 'realized_ratio', 'ImageSet', 'LTDataset', 'lt_subset', 'mnist5k',
+           'project_root', 'resolve_data_root', 'UnsafePickleError', 'CifarUnpickler', 'cifar', 'write_fake_cifar',
+           'read_list_file', 'ListImages', 'list_dataset', 'write_fake_list_dataset', 'load_dataset', 'train_val_split',
+           'class_probs', 'Sampler', 'random_crop_flip', 'normalize', 'batches', 'class_groups', 'lt_metrics',
+           'use_html_figures', 'figure_bundle', 'display_output', 'show_in', 'plot_class_counts',
+           'plot_per_class_accuracy', 'plot_group_accuracy']
 
 # %% ../nbs/00_data.ipynb #2dcf0dcc
 def check_choice(name:str, value, allowed):
@@ -38,6 +39,16 @@ def check_number(name:str, value, integer:bool=False, zero_ok:bool=False):
         raise ValueError(f"{name}={value!r}: expected a {'non-negative' if zero_ok else 'positive'} {'integer' if integer else 'number'}")
     return value
 
+def check_int(name:str, value, minimum:int=1, maximum:int|None=None, none_ok:bool=False):
+    "`value` as an `int` (whole-number floats such as `400.0` from papermill or YAML count); else a `ValueError` naming `name`."
+    if value is None and none_ok: return None
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and float(value).is_integer() and value >= minimum and (maximum is None or value <= maximum)
+    if not ok:
+        bound = f'>= {minimum}' if maximum is None else f'in [{minimum}, {maximum}]'
+        raise ValueError(f"{name}={value!r}: expected a whole number {bound}" + (" (or None for the default)" if none_ok else ""))
+    return int(value)
+
 def check_fraction(name:str, value, open_interval:bool=False):
     "Raise a `ValueError` naming parameter `name` unless `value` is a number in [0, 1] (in (0, 1) with `open_interval`)."
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
@@ -50,13 +61,14 @@ PROFILES = ('exp', 'step')
 
 def check_ratio(imbalance_ratio, name='imbalance_ratio'):
     "Raise a `ValueError` unless `imbalance_ratio` is a ratio n_max/n_min >= 1."
-    if isinstance(imbalance_ratio, bool) or not isinstance(imbalance_ratio, (int, float)) or not math.isfinite(imbalance_ratio):
+    if isinstance(imbalance_ratio, bool) or not isinstance(imbalance_ratio, (int, float, np.integer, np.floating)) or not math.isfinite(imbalance_ratio):
         raise ValueError(f"{name}={imbalance_ratio!r}: expected a number >= 1 (n_max / n_min, e.g. 100)")
     if 0 < imbalance_ratio < 1:
         raise ValueError(f"{name}={imbalance_ratio!r} looks like an imbalance factor n_min/n_max; "
                          f"this workbook takes the ratio n_max/n_min >= 1: use {name}={1/imbalance_ratio:g}")
     if imbalance_ratio < 1:
         raise ValueError(f"{name}={imbalance_ratio!r}: the imbalance ratio n_max/n_min must be >= 1 (e.g. 100)")
+    return imbalance_ratio
 
 def lt_counts(n_max:int,            # images kept for the head class (class 0)
               num_classes:int,      # number of classes C
@@ -64,8 +76,7 @@ def lt_counts(n_max:int,            # images kept for the head class (class 0)
               profile:str='exp',    # 'exp' (exponential decay) or 'step' (half head, half tail)
              )->list[int]:
     "Per-class image counts of a long-tailed training set, head first."
-    check_number('n_max', n_max, integer=True)
-    if check_number('num_classes', num_classes, integer=True) < 2: raise ValueError(f"num_classes={num_classes!r}: expected an integer >= 2")
+    n_max, num_classes = check_int('n_max', n_max), check_int('num_classes', num_classes, 2)
     check_ratio(imbalance_ratio)
     check_choice('profile', profile, PROFILES)
     if n_max < imbalance_ratio:   # n_min = n_max / ratio < 1: no class may be clamped to 1 image (it would mislabel the ratio)
@@ -173,6 +184,7 @@ def _lt_from_pool(name, X, y, Xt, yt, classes, imbalance_ratio, profile, n_max, 
 
 def mnist5k(imbalance_ratio=100, profile='exp', n_max=400, seed=0, **_):
     "The embedded offline default: 400-per-class MNIST pool made long-tailed, 100-per-class balanced test set."
+    n_max = 400 if n_max is None else n_max
     X, y = _mnist5k_arrays()
     pool, test = _balanced_split(y, 100, seed=0)
     mean = float(X[pool].mean() / 255)
@@ -199,8 +211,45 @@ def resolve_data_root(root=None):
     "The data root: `root`, else `$LT_WORKBOOK_DATA`, else `data/` at the project root."
     return Path(root or os.environ.get('LT_WORKBOOK_DATA') or project_root()/'data')
 
+class UnsafePickleError(pickle.UnpicklingError):
+    "A pickle asked for a global that CIFAR's batch format never needs: refused before anything was called."
+
+# the only globals a CIFAR python batch needs: numpy's array reconstruction (numpy 1 and 2 names, protocols 2 to 5)
+# and `_codecs.encode` (bytes in protocol-2 pickles written by Python 3); dicts, lists, str, bytes and ints need none
+CIFAR_PICKLE_GLOBALS = frozenset([
+    ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'), ('numpy', 'ndarray'),
+    ('numpy', 'dtype'), ('numpy.core.numeric', '_frombuffer'), ('numpy._core.numeric', '_frombuffer'), ('_codecs', 'encode')])
+
+class CifarUnpickler(pickle.Unpickler):
+    "Reads data, never code: any global outside `CIFAR_PICKLE_GLOBALS` raises `UnsafePickleError` naming the file."
+    def __init__(self, f, path):
+        super().__init__(f, encoding='latin1')   # latin1: the batches are Python 2 pickles of numpy arrays
+        self.path = path
+    def find_class(self, module, name):
+        if (module, name) not in CIFAR_PICKLE_GLOBALS:
+            raise UnsafePickleError(
+                f"{self.path}: refused to load the global {module}.{name}; a CIFAR batch holds only numpy arrays, lists, "
+                "bytes, str and int, so this file is not a CIFAR batch (or was altered): delete it and extract the "
+                "'python version' archive from https://www.cs.toronto.edu/~kriz/cifar.html again")
+        return super().find_class(module, name)
+
 def _unpickle(path):
-    with open(path, 'rb') as f: return pickle.load(f, encoding='latin1')
+    "The contents of a CIFAR python-format file, read with `CifarUnpickler` (data only)."
+    with open(path, 'rb') as f: return CifarUnpickler(f, path).load()
+
+def _not_cifar(path, why):
+    return ValueError(f"{path} is not readable CIFAR data ({why}); delete the folder {Path(path).parent} and extract "
+                      "the 'python version' archive again (or let download=True fetch it)")
+
+def _read_cifar_file(path, keys):
+    "The entries `keys` of a CIFAR python-format dict, with the file named in any error (a refused global is re-raised as is)."
+    try: d = _unpickle(path)
+    except UnsafePickleError: raise
+    except Exception as e: raise _not_cifar(path, f'{type(e).__name__}: {e}') from e
+    if not isinstance(d, dict): raise _not_cifar(path, f'a {type(d).__name__}, not a dict')
+    d = {k.decode('latin1') if isinstance(k, bytes) else k: v for k, v in d.items()}   # b'data' or 'data'
+    if missing := [k for k in keys if k not in d]: raise _not_cifar(path, f'no entry {missing[0]!r}; it has {sorted(d)}')
+    return [d[k] for k in keys]
 
 def _cifar_files(spec, root):
     folder = root/spec['folder']
@@ -225,25 +274,30 @@ def _fetch_cifar(name, root, download):
         f"{why}. Get them from https://www.cs.toronto.edu/~kriz/cifar.html (the 'python version' tarball), extract it "
         f"under {root}, or point data_root / LT_WORKBOOK_DATA at the folder that holds {spec['folder']}/.")
 
-def _read_cifar(files, key):
-    "Images (`N x 3 x 32 x 32` uint8) and labels from a list of CIFAR batch files."
-    parts = [_unpickle(f) for f in files]
-    X = np.concatenate([np.asarray(p['data'], dtype=np.uint8).reshape(-1, 3, 32, 32) for p in parts])
-    return X, np.concatenate([np.asarray(p[key], dtype=np.int64) for p in parts])
+def _read_cifar(files, key, num_classes):
+    "Images (`N x 3 x 32 x 32` uint8) and labels from a list of CIFAR batch files; a file of another layout is named."
+    Xs, ys = [], []
+    for f in files:
+        data, labels = _read_cifar_file(f, ['data', key])
+        try:
+            X, y = np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
+        except Exception as e: raise _not_cifar(f, f'{type(e).__name__}: {e}') from e
+        if y.shape != (len(X),): raise _not_cifar(f, f'{len(X)} images but {y.size} labels')
+        if len(y) and (y.min() < 0 or y.max() >= num_classes):
+            raise _not_cifar(f, f'labels {y.min()}..{y.max()} outside 0..{num_classes - 1}')
+        Xs.append(X); ys.append(y)
+    return np.concatenate(Xs), np.concatenate(ys)
 
 def cifar(name='cifar10', imbalance_ratio=100, profile='exp', n_max=None, seed=0, data_root=None, download=True, **_):
     "CIFAR-10/100-LT from the python-format batches: long-tailed training set, the standard balanced test set."
     spec, root = CIFAR[name], resolve_data_root(data_root)
     _fetch_cifar(name, root, download)
-    folder = root/spec['folder']
-    try:
-        X, y = _read_cifar([folder/f for f in spec['train']], spec['key'])
-        Xt, yt = _read_cifar([folder/f for f in spec['test']], spec['key'])
-        classes = _unpickle(folder/spec['meta'])[spec['names']]
-    except Exception as e:   # any unpickling or layout error means the files are not what they should be
-        raise ValueError(f"{name}: the files under {folder} are not readable CIFAR python batches ({type(e).__name__}: {e}); "
-                         "delete them and extract the archive again") from e
-    n_max = n_max or int(np.bincount(y).max())
+    folder, C = root/spec['folder'], 10 if name == 'cifar10' else 100
+    X, y = _read_cifar([folder/f for f in spec['train']], spec['key'], C)
+    Xt, yt = _read_cifar([folder/f for f in spec['test']], spec['key'], C)
+    classes, = _read_cifar_file(folder/spec['meta'], [spec['names']])
+    if not isinstance(classes, list) or len(classes) != C: raise _not_cifar(folder/spec['meta'], f'{spec["names"]} is not a list of {C} names')
+    n_max = int(np.bincount(y).max()) if n_max is None else n_max
     return _lt_from_pool(name, X, y, Xt, yt, classes, imbalance_ratio, profile, n_max, seed, mean=spec['mean'], std=spec['std'])
 
 # %% ../nbs/00_data.ipynb #23d77f97
@@ -274,7 +328,9 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 def read_list_file(path, image_root):
     "Parse a `relative/path label` list file; every listed image must exist under `image_root`."
     path, image_root = Path(path), Path(image_root)
-    if not path.exists(): raise FileNotFoundError(f"list file {path} does not exist")
+    if not path.exists():
+        raise FileNotFoundError(f"list file {path} does not exist: put the dataset's list file there (lines "
+                                "'relative/path.jpg label'), or point data_root / LT_WORKBOOK_DATA at the folder that holds it")
     paths, labels = [], []
     for n, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip(): continue
@@ -285,7 +341,9 @@ def read_list_file(path, image_root):
     if not paths: raise ValueError(f"list file {path} is empty: expected lines 'relative/path.jpg label'")
     missing = [p for p in paths if not (image_root/p).exists()]
     if missing:
-        raise FileNotFoundError(f"{len(missing)} images listed in {path} are missing under {image_root}, e.g. {missing[0]}")
+        raise FileNotFoundError(f"{len(missing)} images listed in {path} are missing under {image_root}, e.g. {missing[0]}: "
+                                "restore them (extract the image archive under that folder) or point data_root at the "
+                                "folder where the listed paths exist")
     return paths, torch.tensor(labels, dtype=torch.int64)
 
 @dataclass
@@ -298,13 +356,19 @@ class ListImages:
     def subset(self, idx): return ListImages(self.root, [self.paths[i] for i in idx.tolist()], self.image_size)
     def load(self, i):
         from PIL import Image
-        S = self.image_size
-        with Image.open(self.root/self.paths[i]) as im:
-            im = im.convert('RGB')
-            w, h = im.size; s = S / min(w, h)
-            im = im.resize((max(S, round(w * s)), max(S, round(h * s))), Image.BILINEAR)
-            w, h = im.size; l, t = (w - S) // 2, (h - S) // 2
-            a = np.array(im.crop((l, t, l + S, t + S)), dtype=np.uint8)
+        S, path = self.image_size, self.root/self.paths[i]
+        try:
+            with Image.open(path) as im:
+                im = im.convert('RGB')
+                w, h = im.size; s = S / min(w, h)
+                im = im.resize((max(S, round(w * s)), max(S, round(h * s))), Image.BILINEAR)
+                w, h = im.size; l, t = (w - S) // 2, (h - S) // 2
+                a = np.array(im.crop((l, t, l + S, t + S)), dtype=np.uint8)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"{path}: a listed image is missing (deleted after the list was read?); restore it") from e
+        except (OSError, ValueError, SyntaxError) as e:   # PIL: unidentified, truncated or malformed image
+            raise ValueError(f"{path} is not a readable image ({type(e).__name__}: {e}); replace it with the original "
+                             "file or remove its line from the list file") from e
         return torch.from_numpy(a).permute(2, 0, 1)
     def __getitem__(self, idx):
         return torch.stack([self.load(i) for i in torch.as_tensor(idx).reshape(-1).tolist()])
@@ -355,12 +419,16 @@ def load_dataset(name:str='mnist5k',        # one of `DATASETS`
     "Load a long-tailed dataset by name."
     check_choice('dataset', name, DATASETS)
     check_choice('profile', profile, PROFILES)
+    # counts arrive as floats from papermill and YAML (400.0): whole numbers are ints; 0 or less is an error, not the default
+    n_max = check_int('n_max', n_max, none_ok=True)
+    seed = check_int('seed', seed, 0, 2**32 - 1)
+    image_size = check_int('image_size', image_size)
     if name in LIST_DATASETS:
         ds = list_dataset(name, data_root=data_root, image_size=image_size, imbalance_ratio=imbalance_ratio)
         ds.spec = dict(dataset=name, imbalance_ratio=ds.imbalance_ratio, image_size=image_size)
         return ds
     check_ratio(imbalance_ratio)
-    if name == 'mnist5k': ds = mnist5k(imbalance_ratio, profile, n_max or 400, seed)
+    if name == 'mnist5k': ds = mnist5k(imbalance_ratio, profile, n_max, seed)
     else: ds = cifar(name, imbalance_ratio, profile, n_max, seed, data_root, download)
     # the realized ratio max/min of the counts: equal to the requested one up to the truncation of the counts
     ds.spec = dict(dataset=name, imbalance_ratio=ds.imbalance_ratio, profile=profile, n_max=int(ds.counts.max()), data_seed=seed)

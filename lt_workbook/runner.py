@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_runner.ipynb #c44d420d
 from __future__ import annotations
-import argparse, itertools, json, os, platform, queue, re, subprocess, sys, time, traceback
+import argparse, ast, fcntl, itertools, json, os, platform, queue, re, signal, subprocess, sys, time, traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +16,12 @@ from .data import METRIC_KEYS, check_choice, check_number, project_root
 from .training import Run, atomic_write, jsonable, params_hash, runs_root, seed_stats, mean_std_text
 
 # %% auto #0
-__all__ = ['EXECUTION', 'SWEEP_KEYS', 'EXECUTORS', 'RESULT_COLUMNS', 'find_notebook', 'notebook_parameters', 'read_params',
-           'check_params', 'read_record', 'execute', 'Point', 'Sweep', 'point_name', 'load_sweep', 'seed_parameter',
-           'sweep_points', 'sweep_root', 'point_status', 'write_point', 'run_point_process', 'run_local', 'run_slurm',
-           'run_sweep', 'results_table', 'seed_summary', 'format_summary', 'main']
+__all__ = ['EXECUTION', 'SWEEP_KEYS', 'EXECUTORS', 'RUNNING_ELSEWHERE', 'UNREADABLE', 'LOCK', 'RESULT_COLUMNS', 'NOT_HPARAMS',
+           'find_notebook', 'notebook_parameters', 'read_yaml', 'read_params', 'check_value', 'check_params',
+           'read_json', 'read_record', 'fresh_run_dir', 'execute', 'Point', 'Sweep', 'point_name', 'load_sweep',
+           'seed_parameter', 'sweep_points', 'sweep_root', 'point_record', 'point_status', 'claim_point', 'lock_holder',
+           'write_point', 'run_point_process', 'run_local', 'run_slurm', 'run_sweep', 'hparams_text', 'results_table',
+           'seed_summary', 'format_summary', 'main']
 
 # %% ../nbs/09_runner.ipynb #29e854ed
 def find_notebook(name)->Path:
@@ -43,23 +45,65 @@ def _number(v):
     if isinstance(v, str) and re.fullmatch(r'[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)', v.strip()): return float(v)
     return v
 
+def read_yaml(path, what:str='parameter file'):
+    "The YAML file `path` (safe loader); a one-line `ValueError` naming it when it is missing, unreadable or malformed."
+    path = Path(path)
+    if not path.is_file(): raise ValueError(f"{what} {path}: no such file")
+    try: return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, 'problem_mark', None)
+        raise ValueError(f"{what} {path}: not valid YAML{f' (line {mark.line + 1})' if mark else ''}: "
+                         f"{getattr(e, 'problem', None) or str(e).splitlines()[0]}; fix the file") from None
+    except (OSError, UnicodeDecodeError) as e: raise ValueError(f"{what} {path}: cannot be read ({e})") from None
+
 def read_params(files=(), pairs=())->dict:
     "Parameters from YAML `files` (later ones win), then `(name, value)` `pairs` with values read as YAML."
     params = {}
     for f in files:
-        loaded = yaml.safe_load(Path(f).read_text()) or {}
+        loaded = read_yaml(f) or {}
         if not isinstance(loaded, dict): raise ValueError(f"{f}: expected a mapping of parameter names to values")
         params.update(loaded)
-    for name, value in pairs: params[name] = yaml.safe_load(value) if isinstance(value, str) else value
+    for name, value in pairs:
+        try: params[name] = yaml.safe_load(value) if isinstance(value, str) else value
+        except yaml.YAMLError: raise ValueError(f"-p {name} {value!r}: not a valid YAML value; quote it") from None
     return {k: _number(v) for k, v in params.items()}
 
-def check_params(notebook, params:dict):
-    "A `ValueError` naming any parameter that `notebook` does not have, with those it has."
+def _is_int(v)->bool: return isinstance(v, int) and not isinstance(v, bool)
+
+def check_value(name:str,  # the parameter
+                v,          # its value
+                default):   # its default in the notebook (None: any value)
+    "`v` as the parameter `name` takes it: a numeric string as a float, a scalar as a one-item list; a `ValueError` when it is a number of the wrong kind (a parameter may also take names: those are the notebook's to check)."
+    if v is None or default is None: return v
+    if isinstance(default, bool):
+        if isinstance(v, (int, float, str)) and not isinstance(v, bool): raise ValueError(f"{name}={v!r}: expected true or false (its default is {default!r})")
+    elif _is_int(default):
+        if isinstance(v, (bool, float)): raise ValueError(f"{name}={v!r}: expected an integer (its default is {default!r}); write it without a decimal point")
+    elif isinstance(default, float):
+        if isinstance(v, str):
+            try: return float(v)    # `lr: 5e-2` in a YAML 1.1 file (papermill -f) is the string '5e-2'
+            except ValueError: pass
+        if isinstance(v, bool): raise ValueError(f"{name}={v!r}: expected a number (its default is {default!r})")
+    elif isinstance(default, (list, tuple)):
+        if isinstance(v, (str, int, float, bool)): v = [v]    # `seeds: 3` is `seeds: [3]`
+        if name in ('seeds', 'seed') and isinstance(v, list):
+            for x in v:
+                if not _is_int(x): raise ValueError(f"{name}={v!r}: expected a list of integer seeds, got {x!r}")
+    return v
+
+def _default(text:str):
+    "A parameter's default as written, as a value (an expression such as `Path(...)` reads as None: not checked)."
+    try: return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError): return None
+
+def check_params(notebook, params:dict, values:bool=True)->dict:
+    "`params` as `notebook` takes them (`check_value`, unless not `values`); a `ValueError` naming any parameter it does not have, with those it has."
     known = notebook_parameters(notebook)
     unknown = sorted(set(params) - set(known))
     if unknown: raise ValueError(f"{Path(notebook).name} has no parameter {', '.join(map(repr, unknown))}; "
                                  f"its parameters are: {', '.join(known)}")
     if 'run_dir' not in known: raise ValueError(f"{Path(notebook).name} has no run_dir parameter: it cannot be run in batch")
+    return {k: check_value(k, v, _default(known[k])) if values else v for k, v in params.items()}
 
 # %% ../nbs/09_runner.ipynb #317f8e96
 EXECUTION = 'execution.json'
@@ -67,10 +111,25 @@ EXECUTION = 'execution.json'
 def _write_record(run_dir:Path, record:dict):
     atomic_write(run_dir/EXECUTION, lambda p: p.write_text(json.dumps(jsonable(record), indent=1)))
 
+def read_json(path, what:str='')->dict:
+    "The JSON object in `path`; a `ValueError` naming the file when it cannot be read or is not an object."
+    try: obj = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e: raise ValueError(f"{path}: unreadable{what} ({type(e).__name__}: {e}); restore or delete it") from None
+    if not isinstance(obj, dict): raise ValueError(f"{path}: unreadable{what} (a JSON {type(obj).__name__}, not an object); restore or delete it")
+    return obj
+
 def read_record(run_dir)->dict|None:
-    "The `execution.json` of `run_dir`, or None."
+    "The `execution.json` of `run_dir`, or None; a `ValueError` naming it when it is unreadable."
     f = Path(run_dir)/EXECUTION
-    return json.loads(f.read_text()) if f.exists() else None
+    return read_json(f, ' execution record') if f.exists() else None
+
+def fresh_run_dir(notebook:Path)->Path:
+    "A new folder `<runs root>/<notebook stem>/run-<date>-<time>` (a suffix when one exists): a `run` without `--run-dir` never overwrites another."
+    base = runs_root(notebook.stem)/time.strftime('run-%Y%m%d-%H%M%S')
+    for i in itertools.count():
+        d = base.with_name(base.name + (f'-{i}' if i else ''))
+        try: d.mkdir(parents=True); return d
+        except FileExistsError: continue
 
 def _cell_seconds(nb_path:Path)->float:
     nb = json.loads(nb_path.read_text()) if nb_path.exists() else {'cells': []}
@@ -84,11 +143,11 @@ def _error_text(e)->str:
     return head + ('\n' + tb if tb else '')
 
 def execute(notebook, params:dict|None=None, run_dir=None, log_output:bool=True, progress:bool=True)->dict:
-    "Run `notebook` with `params` into `run_dir` (default: the notebook's runs root); returns its execution record."
+    "Run `notebook` with `params` into `run_dir` (default: a new folder in the notebook's runs root); returns its execution record."
     import papermill as pm
     notebook, params = find_notebook(notebook), dict(params or {})
-    check_params(notebook, params)
-    run_dir = Path(run_dir) if run_dir else runs_root(notebook.stem)
+    params = check_params(notebook, params)   # names and value types, before anything is written
+    run_dir = Path(run_dir) if run_dir else fresh_run_dir(notebook)
     run_dir.mkdir(parents=True, exist_ok=True)
     out = run_dir/notebook.name
     record = dict(notebook=str(notebook), section=notebook.stem, params=params, status='running', error=None,
@@ -138,7 +197,8 @@ def point_name(defining:dict, params:dict, max_len:int=80)->str:
 def load_sweep(path)->Sweep:
     "Read and check a sweep file (paths in it are relative to the project root)."
     path = Path(path)
-    spec = yaml.safe_load(path.read_text()) or {}
+    spec = read_yaml(path, 'sweep file') or {}
+    if not isinstance(spec, dict): raise ValueError(f"sweep file {path}: expected a mapping (notebook, base, grid, ...)")
     unknown = sorted(set(spec) - set(SWEEP_KEYS))
     if unknown: raise ValueError(f"{path.name}: unknown key(s) {', '.join(unknown)}; a sweep file has: {', '.join(SWEEP_KEYS)}")
     if 'notebook' not in spec: raise ValueError(f"{path.name}: `notebook` is missing")
@@ -149,11 +209,15 @@ def load_sweep(path)->Sweep:
     grid = spec.get('grid') or {}
     for k, v in grid.items():
         if not isinstance(v, list) or not v: raise ValueError(f"{path.name}: grid {k!r} must be a non-empty list, got {v!r}")
-    seeds = list(spec.get('seeds') or [])
-    sweep = Sweep(notebook, base, grid, seeds, Path(spec['root']) if spec.get('root') else None, spec.get('slurm') or {},
-                  spec.get('gpu_hours'))
-    check_params(notebook, {**base, **grid, **({seed_parameter(notebook): 0} if seeds else {})})
-    return sweep
+    seeds = spec.get('seeds') or []
+    seeds = seeds if isinstance(seeds, list) else [seeds]     # `seeds: 3` is `seeds: [3]`
+    if not all(_is_int(s) for s in seeds): raise ValueError(f"{path.name}: seeds must be a list of integers, got {spec['seeds']!r}")
+    check_params(notebook, {**base, **grid, **({seed_parameter(notebook): 0} if seeds else {})}, values=False)
+    defaults = {k: _default(v) for k, v in notebook_parameters(notebook).items()}   # value types, as each point's run checks them
+    base = {k: check_value(k, v, defaults[k]) for k, v in base.items()}
+    grid = {k: [check_value(k, x, defaults[k]) for x in v] for k, v in grid.items()}
+    return Sweep(notebook, base, grid, seeds, Path(spec['root']) if spec.get('root') else None, spec.get('slurm') or {},
+                 spec.get('gpu_hours'))
 
 def seed_parameter(notebook)->str:
     "The notebook's training-seed parameter: `seed`, else `seeds` (a list)."
@@ -180,10 +244,34 @@ def sweep_root(sweep_file, sweep:Sweep)->Path:
     return sweep.root or runs_root('sweeps')/Path(sweep_file).stem
 
 # %% ../nbs/09_runner.ipynb #9f3cf729
+RUNNING_ELSEWHERE, UNREADABLE, LOCK = 'running elsewhere', 'unreadable', '.lock'
+
+def point_record(point_dir)->dict|None:
+    "The point's execution record, None when it has none, or an `unreadable` record naming its file."
+    try: return read_record(point_dir)
+    except ValueError as e: return dict(status=UNREADABLE, error=str(e))
+
 def point_status(point_dir)->str:
-    "`completed`, `failed`, `running` (or interrupted) or `pending`, from the point's execution record."
-    rec = read_record(point_dir)
-    return rec['status'] if rec else 'pending'
+    "`completed`, `failed`, `running` (or interrupted), `unreadable` or `pending`, from the point's execution record."
+    rec = point_record(point_dir)
+    return (rec.get('status') or UNREADABLE) if rec else 'pending'
+
+def claim_point(point_dir:Path):
+    "Claim a point: an exclusive `flock` on its `.lock` file (the kernel drops it when the holder dies). The open lock file, or None when another process holds it."
+    point_dir.mkdir(parents=True, exist_ok=True)
+    f = open(point_dir/LOCK, 'a+')
+    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close(); return None
+    f.seek(0); f.truncate(); f.write(f'{os.getpid()} {platform.node()}\n'); f.flush()
+    return f
+
+def lock_holder(point_dir)->str:
+    "Who holds the point's lock, as its `.lock` file says."
+    try:
+        pid, host = (Path(point_dir)/LOCK).read_text().split()[:2]
+        return f'pid {pid} on {host}'
+    except (OSError, ValueError): return 'another process'
 
 def write_point(point:Point, point_dir:Path):
     "Create the point's folder with the `parameters.yaml` it runs with (which also marks the folder as a sweep point)."
@@ -194,13 +282,36 @@ def _point_command(notebook:Path, point_dir:Path)->list:
     return [sys.executable, '-c', 'import sys; from lt_workbook.runner import main; sys.exit(main())', 'run', str(notebook), '-f', str(point_dir/'parameters.yaml'),
             '--run-dir', str(point_dir), '--quiet']
 
+def _first_line(text)->str: return (text or '').split('\n')[0]
+
+def _exit_text(rc:int)->str:
+    if rc >= 0: return f'exited with code {rc}'
+    try: return f'was killed by {signal.Signals(-rc).name} (signal {-rc})'
+    except ValueError: return f'was killed by signal {-rc}'
+
+def _finished_record(notebook:Path, point:Point, point_dir:Path, rc:int)->dict:
+    "The point's record once its process ended with `rc`: `failed` with the exit code or signal when the process could not write its own."
+    rec = point_record(point_dir)
+    if rec is not None and rec.get('status') not in ('running', None): return rec
+    log = point_dir/'log.txt'
+    tail = next((l for l in reversed(log.read_text(errors='replace').splitlines()) if l.strip()), '') if log.exists() else ''
+    error = f"the point process {_exit_text(rc)}" + (f": {tail}" if rc > 0 and tail else '') + f"; see {log}"
+    rec = {**(rec or dict(notebook=str(notebook), section=notebook.stem, params=point.params)), 'status': 'failed', 'error': error}
+    _write_record(point_dir, rec)
+    return rec
+
 def run_point_process(notebook:Path, point:Point, point_dir:Path, gpu:str|None=None)->dict:
-    "Run one point as a subprocess (pinned to `gpu` if given); returns its execution record."
-    write_point(point, point_dir)
-    env = {**os.environ, **({'CUDA_VISIBLE_DEVICES': str(gpu)} if gpu is not None else {})}
-    with open(point_dir/'log.txt', 'w') as log:
-        subprocess.run(_point_command(notebook, point_dir), stdout=log, stderr=subprocess.STDOUT, env=env)
-    return read_record(point_dir) or dict(status='failed', error=f'the point process died; see {point_dir/"log.txt"}')
+    "Claim the point and run it as a subprocess (pinned to `gpu` if given); returns its execution record. A point another process holds is not run (`running elsewhere`), nor one completed meanwhile."
+    claim = claim_point(point_dir)
+    if claim is None: return dict(status=RUNNING_ELSEWHERE, error=f'{RUNNING_ELSEWHERE} ({lock_holder(point_dir)}): not run here')
+    with claim:   # the point's process inherits the lock: it stays held while either lives
+        if point_status(point_dir) in ('completed', UNREADABLE): return point_record(point_dir)
+        write_point(point, point_dir)
+        env = {**os.environ, **({'CUDA_VISIBLE_DEVICES': str(gpu)} if gpu is not None else {})}
+        with open(point_dir/'log.txt', 'w') as log:
+            res = subprocess.run(_point_command(notebook, point_dir), stdout=log, stderr=subprocess.STDOUT, env=env,
+                                 pass_fds=(claim.fileno(),))
+        return _finished_record(notebook, point, point_dir, res.returncode)
 
 def run_local(notebook:Path, todo:list[tuple[Point, Path]], workers:int=1, gpus:list|None=None, on_done=None):
     "Run the points `todo` with `workers` processes at once, or one per GPU of `gpus`."
@@ -223,7 +334,22 @@ def _slurm_task(notebook:str, point_dir:str)->dict:
 def run_slurm(notebook:Path, todo:list[tuple[Point, Path]], root:Path, slurm:dict, on_done=None):
     "Submit the points `todo` as one Slurm job array (submitit) and wait for them."
     import submitit
-    for point, d in todo: write_point(point, d)
+    claims, held, recs = [], [], {}
+    for point, d in todo:   # claimed here, held while the array runs (a point another sweep holds, or completed meanwhile, is not submitted)
+        c = claim_point(d)
+        if c is not None and point_status(d) in ('completed', UNREADABLE): c.close(); c = None
+        if c is None:
+            recs[point.name] = (point_record(d) if point_status(d) in ('completed', UNREADABLE) else
+                                dict(status=RUNNING_ELSEWHERE, error=f'{RUNNING_ELSEWHERE} ({lock_holder(d)}): not run here'))
+            if on_done: on_done(point, recs[point.name])
+        else: claims.append(c); held.append((point, d)); write_point(point, d)
+    try: return _run_slurm_held(notebook, held, root, slurm, on_done, recs, todo)
+    finally:
+        for c in claims: c.close()
+
+def _run_slurm_held(notebook, held, root, slurm, on_done, recs, todo):
+    "Submit the points `held` (claimed by `run_slurm`) as one job array and wait for them."
+    import submitit
     ex = submitit.AutoExecutor(folder=root/'.submitit', cluster='slurm')
     opts = dict(slurm)
     kw = {k: opts.pop(k) for k in ('timeout_min', 'gpus_per_node', 'cpus_per_task', 'mem_gb', 'nodes') if k in opts}
@@ -231,14 +357,14 @@ def run_slurm(notebook:Path, todo:list[tuple[Point, Path]], root:Path, slurm:dic
     if 'array_parallelism' in opts: kw['slurm_array_parallelism'] = opts.pop('array_parallelism')
     kw.update({k if k.startswith('slurm_') else f'slurm_{k}': v for k, v in opts.items()})
     ex.update_parameters(name=f'ltwb-{notebook.stem}', **kw)
-    jobs = ex.map_array(_slurm_task, [str(notebook)] * len(todo), [str(d) for _, d in todo])
+    jobs = ex.map_array(_slurm_task, [str(notebook)] * len(held), [str(d) for _, d in held]) if held else []
     print(f"submitted {len(jobs)} Slurm job(s): {jobs[0].job_id.split('_')[0] if jobs else '-'} (logs in {root/'.submitit'})")
-    left, recs = list(zip(todo, jobs)), {}
+    left = list(zip(held, jobs))
     while left:   # `done()` sees a finished task's result file at once and asks Slurm about the others now and then
         for (point, d), job in [item for item in left if item[1].done()]:
             try: recs[point.name] = job.result()
             except Exception as e:
-                recs[point.name] = {**(read_record(d) or {}), 'status': 'failed', 'error': f'Slurm job {job.job_id}: {e}'}
+                recs[point.name] = {**(point_record(d) or {}), 'status': 'failed', 'error': f'Slurm job {job.job_id}: {e}'}
             if on_done: on_done(point, recs[point.name])
             left.remove(((point, d), job))
         time.sleep(1)
@@ -246,31 +372,42 @@ def run_slurm(notebook:Path, todo:list[tuple[Point, Path]], root:Path, slurm:dic
 
 # %% ../nbs/09_runner.ipynb #ad5f9042
 def run_sweep(sweep_file, workers:int=1, gpus:list|None=None, executor:str='local', root=None)->pd.DataFrame:
-    "Run every point of `sweep_file` that is not completed yet; one row per point (name, status, error, folder)."
+    "Run every point of `sweep_file` that is not completed yet (nor held by another sweep); one row per point (name, status, error, folder)."
     check_choice('executor', executor, EXECUTORS)
     check_number('workers', workers, integer=True)
     sweep = load_sweep(sweep_file)
     root = Path(root) if root else sweep_root(sweep_file, sweep)
     points = sweep_points(sweep)
     dirs = {p.name: root/p.name for p in points}
-    todo = [(p, dirs[p.name]) for p in points if point_status(dirs[p.name]) != 'completed']
-    print(f"{Path(sweep_file).name}: {len(points)} points in {root}; {len(points) - len(todo)} completed, {len(todo)} to run"
+    status = {p.name: point_status(dirs[p.name]) for p in points}
+    todo = [(p, dirs[p.name]) for p in points if status[p.name] not in ('completed', UNREADABLE)]
+    n_bad = sum(s == UNREADABLE for s in status.values())
+    print(f"{Path(sweep_file).name}: {len(points)} points in {root}; {len(points) - len(todo) - n_bad} completed, {len(todo)} to run"
+          + (f", {n_bad} with an unreadable execution.json (not run: restore or delete it)" if n_bad else '')
           + (f" (expected {sweep.gpu_hours} GPU-hours in all)" if sweep.gpu_hours else ''))
     bar = tqdm(total=len(points), initial=len(points) - len(todo), desc='sweep', unit='point')
+    outcome = {}
     def on_done(point, rec):
         bar.update(1)
-        if rec.get('status') != 'completed': tqdm.write(f"FAILED {point.name}: {(rec.get('error') or '').splitlines()[0]}")
+        outcome[point.name] = rec
+        if rec.get('status') == RUNNING_ELSEWHERE: tqdm.write(f"SKIPPED {point.name}: {rec.get('error')}")
+        elif rec.get('status') != 'completed': tqdm.write(f"FAILED {point.name}: {_first_line(rec.get('error')) or rec.get('status')}")
     if todo:
         if executor == 'slurm': run_slurm(sweep.notebook, todo, root, sweep.slurm, on_done)
         else: run_local(sweep.notebook, todo, workers, gpus, on_done)
     bar.close()
-    return pd.DataFrame([dict(point=p.name, status=point_status(dirs[p.name]),
-                              error=((read_record(dirs[p.name]) or {}).get('error') or '').split('\n')[0], folder=str(dirs[p.name]))
-                         for p in points])
+    rows = []
+    for p in points:
+        rec = outcome.get(p.name) if outcome.get(p.name, {}).get('status') == RUNNING_ELSEWHERE else point_record(dirs[p.name])
+        rows.append(dict(point=p.name, status=(rec or {}).get('status') or 'pending', error=_first_line((rec or {}).get('error')),
+                         folder=str(dirs[p.name])))
+    return pd.DataFrame(rows)
+
 
 # %% ../nbs/09_runner.ipynb #9ec19ac9
 RESULT_COLUMNS = ('section', 'point', 'run', 'method', 'status', 'dataset', 'imbalance_ratio', 'arch', 'classifier', 'loss', 'seed',
-                  *METRIC_KEYS, 'params', 'wall_time', 'error', 'path')
+                  *METRIC_KEYS, 'params', 'wall_time', 'error', 'path', 'hparams')
+NOT_HPARAMS = ('seed', 'seeds', 'env', 'init_from')   # what runs that differ only by seed may differ in (init_from: the seed's own stage-1 run)
 
 def _point_of(folder)->str:
     "The sweep point a folder is (its name), or '' (a sweep point's folder holds the `parameters.yaml` it ran with)."
@@ -278,8 +415,8 @@ def _point_of(folder)->str:
 
 def _execution_above(path:Path, top:Path):
     for d in [path, *path.parents]:
-        rec = read_record(d)
-        if rec: return d, rec
+        rec = point_record(d)
+        if rec and rec.get('status') != UNREADABLE: return d, rec   # an unreadable one is a row of its own
         if d == top: break
     return None, None
 
@@ -287,25 +424,34 @@ def _metric(v):
     "A summary value as a metric: a number, or None (a record run may hold a dict or a list under another key's name)."
     return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
+def hparams_text(params:dict)->str:
+    "Every parameter of a run but its seed (`NOT_HPARAMS`), as sorted JSON: runs with the same text differ only by seed."
+    return json.dumps({k: v for k, v in params.items() if k not in NOT_HPARAMS}, sort_keys=True, default=str)
+
 def _run_row(run:Run, top:Path)->dict:
-    params, summary, name = run.params, run.summary or {}, run.name.rsplit('-', 1)[0]
+    name = run.name.rsplit('-', 1)[0]
     point_dir, rec = _execution_above(run.path.parent, top)
-    return dict(section=rec['section'] if rec else run.path.parent.name, point=_point_of(point_dir),
+    section = rec.get('section') if rec else run.path.parent.name
+    try: params, summary = read_json(run.params_file), read_json(run.summary_file) if run.summary_file.exists() else {}
+    except ValueError as e:   # listed, with the file to repair, instead of stopping the table
+        return dict(section=section, point=_point_of(point_dir), run=name, method='', status=UNREADABLE, error=str(e), path=str(run.path))
+    return dict(section=section, point=_point_of(point_dir),
                 run=name, method=params.get('method') or name, status=summary.get('status', 'running'),
                 **{k: params.get(k) for k in ('dataset', 'imbalance_ratio', 'classifier', 'loss', 'seed')},
                 arch=params.get('backbone') or params.get('arch'),   # a recipe's backbone by its name (13), else the network's
                 **{k: _metric(summary.get(k)) for k in (*METRIC_KEYS, 'params', 'wall_time')},
-                error=summary.get('message'), path=str(run.path))
+                error=summary.get('error') or summary.get('message'), path=str(run.path), hparams=hparams_text(params))
 
 def results_table(root=None, section:str|None=None)->pd.DataFrame:
-    "Every run under `root` (default: the runs root), plus sweep points that failed without a run; one row each."
+    "Every run under `root` (default: the runs root), plus sweep points that failed without a run and unreadable files; one row each."
     root = Path(root) if root else runs_root('').resolve()
+    if not root.is_dir(): raise ValueError(f"{root}: no such folder of runs")
     rows = [_run_row(Run(p.parent), root) for p in sorted(root.rglob('params.json'))]
     for f in sorted(root.rglob(EXECUTION)):
-        rec = json.loads(f.read_text())
-        if rec['status'] != 'completed' and not any(r['path'].startswith(str(f.parent) + os.sep) for r in rows):
-            rows.append(dict(section=rec['section'], point=_point_of(f.parent), run='', method='', status=rec['status'],
-                             error=(rec.get('error') or '').split('\n')[0], path=str(f.parent)))
+        rec = point_record(f.parent)
+        if rec['status'] == UNREADABLE or (rec.get('status') != 'completed' and not any(r['path'].startswith(str(f.parent) + os.sep) for r in rows)):
+            rows.append(dict(section=rec.get('section') or f.parent.name, point=_point_of(f.parent), run='', method='', status=rec.get('status'),
+                             error=_first_line(rec.get('error')), path=str(f.parent)))
     df = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
     if section is not None: df = df[df.section == section]
     return df.reset_index(drop=True)
@@ -315,16 +461,27 @@ def _seedless(point:str)->str:
     if not point: return ''
     return ','.join(kv for kv in point.rsplit('-', 1)[0].split(',') if not kv.startswith('seed='))
 
+def _config_texts(done:pd.DataFrame)->pd.Series:
+    "A run's configuration as it reads: its sweep point without the seed, else the parameters that differ between the runs of its section and method."
+    config = done.point.map(_seedless)
+    for _, g in done[done.point == ''].groupby(['section', 'method'], sort=False, dropna=False):
+        ps = [json.loads(h) if isinstance(h, str) else {} for h in g.hparams]
+        varying = sorted(k for k in set().union(*ps) if len({json.dumps(p.get(k), sort_keys=True) for p in ps}) > 1)
+        config[g.index] = [','.join(f'{k}={_slug(p.get(k))}' for k in varying) for p in ps]
+    return config
+
 def seed_summary(df:pd.DataFrame)->pd.DataFrame:
-    "Mean and std over seeds of the metrics of completed runs that differ only by seed; `seeds` counts them."
-    done = df[df.status == 'completed'].assign(config=lambda d: d.point.map(_seedless))
-    keys = ['section', 'config', 'method', 'dataset', 'imbalance_ratio', 'arch']
+    "Mean and std over seeds of the metrics of completed runs that differ only by seed (`hparams`); `seeds` counts them."
+    done = df[df.status == 'completed']
+    done = done.assign(hparams=done.hparams.fillna('') if 'hparams' in done else '')
+    done = done.assign(config=_config_texts(done))
+    keys = ['section', 'config', 'method', 'dataset', 'imbalance_ratio', 'arch', 'hparams']
     stats = [f'{k}_{s}' for k in METRIC_KEYS for s in ('mean', 'std')]
-    if done.empty: return pd.DataFrame(columns=keys + ['seeds', *stats, 'params'])
+    if done.empty: return pd.DataFrame(columns=keys[:-1] + ['seeds', *stats, 'params'])
     done = done.astype({k: float for k in (*METRIC_KEYS, 'params')}).fillna({'imbalance_ratio': -1, 'arch': ''})
     out = seed_stats(done, keys, mean_suffix='_mean')   # sample std over seeds (ddof 1): NaN for a single seed
     out = out.join(done.groupby(keys, sort=False, dropna=False).params.mean()).reset_index()
-    return out.replace({'imbalance_ratio': {-1: None}})
+    return out.drop(columns='hparams').replace({'imbalance_ratio': {-1: None}})
 
 def format_summary(summary:pd.DataFrame)->pd.DataFrame:
     "`acc`, `many`, `medium`, `few` as 'mean ± std' strings, for reading."
@@ -340,7 +497,7 @@ def _parser():
     r.add_argument('notebook', help='path, or the start of a name in nbs/ (e.g. 04)')
     r.add_argument('-p', '--parameter', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'))
     r.add_argument('-f', '--file', action='append', default=[], help='YAML parameter file (repeatable)')
-    r.add_argument('--run-dir', default=None, help="default: the notebook's runs root")
+    r.add_argument('--run-dir', default=None, help="default: a new folder run-<date>-<time> in the notebook's runs root")
     r.add_argument('--quiet', action='store_true', help='no streamed cell output')
     s = sub.add_parser('sweep', help='run every point of a sweep file')
     s.add_argument('sweep')
@@ -371,7 +528,7 @@ def _cmd_sweep(a)->int:
     gpus = [g.strip() for g in a.gpus.split(',') if g.strip()] if a.gpus else None
     table = run_sweep(a.sweep, a.workers, gpus, a.executor, a.root)
     print(table.drop(columns='folder').to_string(index=False))
-    return int((table.status != 'completed').any())
+    return int((~table.status.isin(['completed', RUNNING_ELSEWHERE])).any())
 
 def _cmd_results(a)->int:
     df = results_table(a.path, a.section)
@@ -379,7 +536,7 @@ def _cmd_results(a)->int:
     if a.format == 'csv': print(out.to_csv(index=False), end='')
     elif a.format == 'json': print(out.to_json(orient='records', indent=1))
     else:
-        print((out if a.runs else format_summary(out)).to_string(index=False))
+        print((out.drop(columns='hparams') if a.runs else format_summary(out)).to_string(index=False))
         failed = df[~df.status.isin(['completed'])]
         if not a.runs and len(failed): print('\nnot completed:\n' + failed[['section', 'point', 'run', 'status', 'error']].to_string(index=False))
     return 0
@@ -397,5 +554,5 @@ def main(argv=None)->int:
     "The `lt-workbook` command: `run`, `sweep`, `results`, `ledger`."
     a = _parser().parse_args(argv)
     try: return {'run': _cmd_run, 'sweep': _cmd_sweep, 'results': _cmd_results, 'ledger': _cmd_ledger}[a.command](a)
-    except (ValueError, FileNotFoundError) as e:
-        print(f'lt-workbook {a.command}: {e}', file=sys.stderr); return 2
+    except (ValueError, OSError, yaml.YAMLError) as e:   # bad input: one line naming the file or parameter, no traceback
+        print(f'lt-workbook {a.command}: {" ".join(str(e).split())}', file=sys.stderr); return 2

@@ -4,7 +4,8 @@
 
 # %% ../nbs/01_training.ipynb #9a5464ff
 from __future__ import annotations
-import os, json, time, math, hashlib, subprocess, platform, inspect, importlib, pkgutil
+import os, io, json, time, math, hashlib, subprocess, platform, inspect, importlib, pkgutil, secrets, warnings, pickle
+from contextlib import contextmanager
 from typing import Callable
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
@@ -22,11 +23,13 @@ __all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'STATUSES', 'OPTIMIZER
            'SECOND_STAGES', 'METHODS', 'VERDICTS', 'CLAIMS_FILE', 'loss_precision', 'class_balanced_weights',
            'ldam_margins', 'LTLoss', 'mixup', 'mixup_loss', 'NormedLinear', 'option_a_shortcut', 'BasicBlock',
            'CifarResNet', 'resnet32', 'count_params', 'runs_root', 'jsonable', 'params_hash', 'git_commit', 'env_info',
-           'atomic_write', 'Run', 'Diverged', 'Callback', 'optimizer_step', 'mixed_batch', 'base_loss', 'standard_step',
-           'is_due', 'epoch_generators', 'Step', 'SecondStage', 'pick_device', 'TrainConfig', 'lr_at', 'Trainer',
-           'method_config', 'method_name', 'build_model', 'train_run', 'crt_config', 'check_crt', 'train_stages',
-           'run_config', 'register_all', 'load_model', 'seed_stats', 'mean_std_text', 'seed_table', 'claim_verdict',
-           'Claim', 'SeedValues', 'per_seed', 'claims_table', 'record_claims', 'read_claims', 'claims_under']
+           'atomic_write', 'write_failed', 'checksum_file', 'checkpoint_sums', 'write_checkpoint', 'read_checkpoint',
+           'source_identity', 'hashed_params', 'Run', 'Diverged', 'Callback', 'optimizer_step', 'mixed_batch',
+           'base_loss', 'standard_step', 'is_due', 'epoch_generators', 'Step', 'SecondStage', 'pick_device',
+           'whole_number', 'TrainConfig', 'lr_at', 'Trainer', 'method_config', 'method_name', 'build_model',
+           'train_run', 'crt_config', 'check_crt', 'train_stages', 'run_config', 'register_all', 'load_model',
+           'seed_stats', 'mean_std_text', 'seed_table', 'claim_verdict', 'Claim', 'SeedValues', 'per_seed',
+           'claims_table', 'record_claims', 'read_claims', 'claims_under']
 
 # %% ../nbs/01_training.ipynb #79e04ea4
 LOSSES = ('ce', 'ldam', 'focal', 'balanced_softmax', 'logit_adjustment')
@@ -174,10 +177,76 @@ def env_info(device)->dict:
                 device=str(device), git_commit=git_commit(), host=platform.node())
 
 def atomic_write(path:Path, write):
-    "Call `write(tmp)` on a temporary file beside `path`, then move it onto `path` in one step (no half-written file)."
-    tmp = path.with_name(f'.{path.name}.tmp')
-    write(tmp)
-    os.replace(tmp, path)
+    "Call `write(tmp)` on a temporary file beside `path` (a name unique to this process and call), then move it onto `path` in one step (no half-written file; two writers never share a temporary file)."
+    path = Path(path)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp')
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True); raise
+
+def write_failed(path, e:BaseException)->OSError:
+    "The error of a failed write of `path` (a full disk gives torch's 'enforce fail at inline_container.cc'): it names the file and what to do."
+    return OSError(f"could not write {path}: the disk is full, or the write failed otherwise ({type(e).__name__}: "
+                   f"{str(e).splitlines()[0][:200] if str(e) else ''}); free space (or point run_dir elsewhere) and re-run to resume")
+
+def _fsynced(data:bytes):
+    "A `write(tmp)` for `atomic_write`: `data`, on the disk before the file is moved into place."
+    def write(p):
+        with open(p, 'wb') as f: f.write(data); f.flush(); os.fsync(f.fileno())
+    return write
+
+def checksum_file(path)->Path: return Path(f'{path}.sha256')
+
+def checkpoint_sums(path)->list:
+    "The sha256 sums `checkpoint_file(path)` accepts for the checkpoint `path` (two while a save replaces it), [] when it records none."
+    f = checksum_file(path)
+    return f.read_text().split() if f.exists() else []
+
+def write_checkpoint(path, state:dict):
+    "Save `state` to `path` atomically, its sha256 in `path.sha256`: the new and the old sum while the file is replaced, then the new one (a kill at any point leaves a checkpoint its sums accept)."
+    path = Path(path)
+    try:
+        buf = io.BytesIO(); torch.save(state, buf); data = buf.getvalue()
+        new = hashlib.sha256(data).hexdigest()
+        old = checkpoint_sums(path)[:1] or ([hashlib.sha256(path.read_bytes()).hexdigest()] if path.exists() else [])
+        atomic_write(checksum_file(path), lambda p: p.write_text('\n'.join([new, *old]) + '\n'))
+        atomic_write(path, _fsynced(data))
+        atomic_write(checksum_file(path), lambda p: p.write_text(new + '\n'))
+    except (OSError, RuntimeError) as e: raise write_failed(path, e) from e
+
+def read_checkpoint(path, map_location='cpu', what_to_do:str='delete its run folder to train it again'):
+    "The state saved in the checkpoint `path`, weights only, its checksum verified: a `ValueError` naming the file and `what_to_do` when it is missing, corrupt, truncated or holds anything but tensors and plain values."
+    path = Path(path)
+    try: data = path.read_bytes()
+    except OSError as e: raise ValueError(f"{path}: no readable checkpoint ({type(e).__name__}); {what_to_do}") from None
+    sums = checkpoint_sums(path)
+    if sums and hashlib.sha256(data).hexdigest() not in sums:
+        raise ValueError(f"{path}: corrupt checkpoint (its bytes do not match the sha256 in {checksum_file(path).name}); {what_to_do}")
+    try: return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{path}: refused, it holds objects other than tensors and plain values (a checkpoint can carry code: "
+                         f"it is loaded with weights_only=True; {str(e).splitlines()[-1][:200]}); {what_to_do}") from None
+    except Exception as e:
+        raise ValueError(f"{path}: not a readable checkpoint, corrupt or truncated ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:200] if str(e) else ''}); {what_to_do}") from None
+
+def source_identity(checkpoint)->str:
+    "What stands for a checkpoint a run starts from (`init_from`) in the run's hash: its run's folder name and parameters when it lies in a run directory (else its bytes' sha256), never its path: a moved runs folder holds the same runs."
+    p = Path(checkpoint)
+    src = p.parent/'params.json'
+    if src.exists():
+        try: sp = json.loads(src.read_text())
+        except ValueError: raise ValueError(f"{src}: not readable JSON (the run of init_from={str(p)!r}); train that run again") from None
+        return f"{p.parent.name}/{p.name}:{params_hash({k: v for k, v in sp.items() if k not in ('env', 'init_from')})}"
+    return 'sha256:' + hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else str(p)
+
+def hashed_params(params:dict)->dict:
+    "The parameters that name a run's folder: `init_from` as its source's identity (`source_identity`), not its path."
+    return {**params, 'init_from': source_identity(params['init_from'])} if params.get('init_from') else params
+
+_HELD = set()   # the run directories this process is writing
 
 class Run:
     "One run directory: parameters, per-epoch metrics, summary and checkpoint."
@@ -187,10 +256,12 @@ class Run:
     def create(cls, root, name:str, params:dict, device='cpu'):
         "Open the run of `params` under `root` (creating it, or checking that an existing one has the same parameters)."
         params = jsonable(params)
-        run = cls(Path(root)/f'{name}-{params_hash(params)}')
+        run = cls(Path(root)/f'{name}-{params_hash(hashed_params(params))}')
         if run.params_file.exists():
+            # `init_from` is in the folder's name as its source's identity: the same run wherever the runs folder moved
+            same = lambda d: {k: v for k, v in d.items() if k not in ('env', 'init_from')}
             old = {k: v for k, v in json.loads(run.params_file.read_text()).items() if k != 'env'}
-            if old != params:
+            if same(old) != same(params):
                 diff = sorted(k for k in set(old) | set(params) if old.get(k) != params.get(k))
                 raise ValueError(f"{run.path} holds a run with other parameters ({', '.join(diff)}); use another run_dir")
         else:
@@ -201,34 +272,80 @@ class Run:
     metrics_file = property(lambda self: self.path/'metrics.jsonl')
     summary_file = property(lambda self: self.path/'summary.json')
     checkpoint_file = property(lambda self: self.path/'checkpoint.pt')
+    lock_file = property(lambda self: self.path/'.lock')
     name = property(lambda self: self.path.name)
     @property
     def params(self): return json.loads(self.params_file.read_text())
     @property
     def metrics(self)->list:
+        "The events of metrics.jsonl. A last line cut short (a kill while writing it) is skipped with a warning; any other unreadable line is a `ValueError` naming the file and line."
         if not self.metrics_file.exists(): return []
-        return [json.loads(l) for l in self.metrics_file.read_text().splitlines() if l.strip()]
+        lines = self.metrics_file.read_text(errors='replace').split('\n')
+        events = []
+        for i, l in enumerate(lines[:-1], 1):
+            if not l.strip(): continue
+            try: events.append(json.loads(l))
+            except ValueError:
+                raise ValueError(f"{self.metrics_file}:{i}: not a JSON line ({l[:60]!r}); re-run an unfinished run (it rewrites "
+                                 f"the lines after its checkpoint) or delete the folder {self.path.parent.name}/{self.name} to train again") from None
+        if lines[-1].strip(): warnings.warn(f"{self.metrics_file}: its last line is cut short (being written, or a kill): skipped")
+        return events
     @property
     def summary(self): return json.loads(self.summary_file.read_text()) if self.summary_file.exists() else None
     @property
     def completed(self): return (self.summary or {}).get('status') == 'completed'
     def log(self, **event):
-        "Append one event to metrics.jsonl (flushed at once)."
-        with open(self.metrics_file, 'a') as f:
-            f.write(json.dumps(jsonable(event)) + '\n'); f.flush()
+        "Append one event to metrics.jsonl: the complete line in one write (a kill never glues half a line to the next)."
+        data = (json.dumps(jsonable(event)) + '\n').encode()
+        try:
+            fd = os.open(self.metrics_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                if os.write(fd, data) != len(data): raise OSError(28, 'short write')
+            finally: os.close(fd)
+        except OSError as e: raise write_failed(self.metrics_file, e) from e
     def metrics_size(self): return self.metrics_file.stat().st_size if self.metrics_file.exists() else 0
-    def truncate_metrics(self, size:int):
-        "Drop events written after the checkpoint that recorded `size` (they are re-done on resume)."
-        if self.metrics_file.exists(): os.truncate(self.metrics_file, size)
+    def truncate_metrics(self, size:int)->bool:
+        "Drop the events written after the checkpoint that recorded `size` (they are re-done on resume). False, changing nothing, when the file's first `size` bytes are not whole lines (shorter than recorded: events before the checkpoint are lost)."
+        if not self.metrics_file.exists(): return size == 0
+        if self.metrics_size() < size: return False
+        if size:
+            with open(self.metrics_file, 'rb') as f:
+                f.seek(size - 1)
+                if f.read(1) != b'\n': return False
+        os.truncate(self.metrics_file, size)
+        return True
     def save_json(self, name:str, obj):
         "Write `obj` as the JSON file `name` in the run directory, atomically."
         atomic_write(self.path/name, lambda p: p.write_text(json.dumps(jsonable(obj), indent=1)))
     def finish(self, status:str, **results):
         "Write summary.json atomically."
         self.save_json(self.summary_file.name, {'status': check_choice('status', status, STATUSES), **results})
-    def save_checkpoint(self, state:dict): atomic_write(self.checkpoint_file, lambda p: torch.save(state, p))
+    def save_checkpoint(self, state:dict):
+        "Write checkpoint.pt atomically with its checksum (`write_checkpoint`)."
+        write_checkpoint(self.checkpoint_file, state)
     def load_checkpoint(self, map_location='cpu'):
-        return torch.load(self.checkpoint_file, map_location=map_location, weights_only=True) if self.checkpoint_file.exists() else None
+        "The checkpoint's state (`read_checkpoint`: weights only, checksum verified), or None when there is none."
+        if not self.checkpoint_file.exists(): return None
+        return read_checkpoint(self.checkpoint_file, map_location, self.retrain_hint)
+    retrain_hint = property(lambda self: f"delete its checkpoint.pt (or the folder {self.path.parent.name}/{self.name}) to train it again")
+    @contextmanager
+    def writing(self):
+        "Hold the run directory while training it: an `fcntl.flock` on `.lock` (released when the process ends, even by kill -9). A second writer waits for the first, saying who holds it (pid and host)."
+        import fcntl
+        key = str(self.path.resolve())
+        if key in _HELD: raise RuntimeError(f"{self.path}: this process is already training this run (one Trainer inside another?)")
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode(errors='replace').strip() or 'another process'
+                print(f"{self.name}: waiting for {holder}, which is training this run ({self.path.parent.name}/{self.name})", flush=True)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            os.ftruncate(fd, 0); os.pwrite(fd, f'pid {os.getpid()} on host {platform.node()}\n'.encode(), 0)
+            _HELD.add(key)
+            try: yield self
+            finally: _HELD.discard(key)
+        finally: os.close(fd)   # releases the lock
     # named by its folder within its section's runs (the same on every machine), not by the absolute path
     def __repr__(self): return f"Run('{self.path.parent.name}/{self.name}', status={(self.summary or {}).get('status', 'in progress')})"
 
@@ -312,6 +429,11 @@ def pick_device(device='auto')->torch.device:
         raise ValueError(f"device={device!r}: MPS is not available here")
     return dev
 
+def whole_number(x):
+    "`x` as an `int` when it is a whole number given as a float or numpy number (`10.0` -> `10`), else unchanged (validation names it)."
+    if isinstance(x, (float, np.floating)) and math.isfinite(x) and float(x).is_integer(): return int(x)
+    return int(x) if isinstance(x, np.integer) else x
+
 @dataclass
 class TrainConfig:
     "Everything that defines a training run besides the data."
@@ -361,13 +483,17 @@ class TrainConfig:
         check_choice('optimizer', self.optimizer, OPTIMIZERS); check_choice('schedule', self.schedule, SCHEDULES)
         check_choice('loss', self.loss, LOSSES); check_choice('reweight', self.reweight, REWEIGHTS)
         check_choice('sampler', self.sampler, SAMPLERS); check_choice('group_split', self.group_split, GROUP_SPLITS)
+        # whole numbers given as floats (papermill, YAML: `epochs: 10.0`) are the integers they stand for; one milestone may be a scalar
+        if isinstance(self.milestones, (int, float, np.integer, np.floating)) and not isinstance(self.milestones, bool): self.milestones = (self.milestones,)
+        if isinstance(self.milestones, (str, bytes, dict)): raise ValueError(f"milestones={self.milestones!r}: expected a list of epochs, e.g. [160, 180]")
+        self.milestones = tuple(whole_number(m) for m in self.milestones)
+        for k in ('epochs', 'batch_size', 'eval_every', 'warmup_epochs', 'seed', 'drw_epoch'): setattr(self, k, whole_number(getattr(self, k)))
         for k in ('epochs', 'batch_size', 'eval_every'): check_number(k, getattr(self, k), integer=True)
         for k in ('warmup_epochs', 'seed'): check_number(k, getattr(self, k), integer=True, zero_ok=True)
         for k in ('lr', 's', 'lr_decay'): check_number(k, getattr(self, k))
         for k in ('momentum', 'weight_decay', 'focal_gamma', 'mixup_alpha', 'label_smoothing', 'max_m', 'tau', 'lr_min'):
             check_number(k, getattr(self, k), zero_ok=True)
         if not 0 <= self.beta < 1: raise ValueError(f"beta={self.beta!r}: expected a number in [0, 1)")
-        self.milestones = tuple(self.milestones)
         for m in self.milestones: check_number('milestones', m, integer=True)
         if self.grad_clip is not None: check_number('grad_clip', self.grad_clip)
         if self.drw_epoch is None: self.drw_epoch = int(0.8 * self.epochs)
@@ -479,31 +605,40 @@ class Trainer:
                     cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, config=asdict(self.cfg),
                     callbacks=[cb.state_dict() for cb in self.callbacks])
     def _start(self)->int:
-        "Resume from the run's checkpoint, or initialize (from `init_from`, re-initializing a frozen backbone's head)."
+        "Resume from the run's checkpoint, or initialize (from `init_from`, re-initializing a frozen backbone's head). metrics.jsonl keeps exactly the lines of the epochs before the start."
         ck = self.run.load_checkpoint() if self.run else None
+        if ck is not None and not self.run.truncate_metrics(ck['metrics_size']):
+            print(f"{self.run.name}: metrics.jsonl lost lines its checkpoint recorded: training again from epoch 0")
+            ck = None
         if ck is not None:
             self.model.load_state_dict(ck['model']); self.opt.load_state_dict(ck['optimizer'])
-            self.run.truncate_metrics(ck['metrics_size']); self.elapsed = ck['elapsed']
+            self.elapsed = ck['elapsed']
             for cb, st in zip(self.callbacks, ck['callbacks']): cb.load_state_dict(st)
             torch.set_rng_state(ck['torch_rng'])
             print(f"{self.run.name}: resuming from epoch {ck['epoch']} (the checkpoint in {self.run.path.parent.name}/{self.run.name})")
             return ck['epoch']
+        if self.run: self.run.truncate_metrics(0)   # lines of a start killed before its first checkpoint
         if self.cfg.init_from:
-            self.model.load_state_dict(torch.load(self.cfg.init_from, map_location=self.device, weights_only=True)['model'])
+            hint = "point init_from at another run's checkpoint, or train that run again"
+            self.model.load_state_dict(read_checkpoint(self.cfg.init_from, self.device, hint)['model'])
         if self.cfg.freeze_backbone: self.model.classifier.reset_parameters()
         return 0
 
     def fit(self)->dict:
-        "Train (or resume, or load a completed run) and return the summary."
+        "Train (or resume, or load a completed run) and return the summary; the run directory is held (`Run.writing`) while it trains."
+        if self.run is None or self.run.completed: return self._fit()
+        with self.run.writing(): return self._fit()   # (completed meanwhile by the process it waited for: loaded)
+    def _fit(self)->dict:
         cfg, run = self.cfg, self.run
-        if run is not None and run.completed:
-            self.model.load_state_dict(run.load_checkpoint(self.device)['model'])
+        if run is not None and run.completed:   # its results stay recorded even when its checkpoint cannot be read
+            hint = f"delete the folder {run.path.parent.name}/{run.name} to train it again"
+            self.model.load_state_dict(read_checkpoint(run.checkpoint_file, self.device, hint)['model'])
             print(f"{run.name}: already completed, loaded (delete its folder {run.path.parent.name}/{run.name} to train again)")
             return run.summary
-        start = self._start()
-        bar = tqdm(total=cfg.epochs, initial=start, desc=run.name if run else 'train', leave=True)
-        last = {}
+        bar, last, epoch = None, {}, 0
         try:
+            epoch = start = self._start()
+            bar = tqdm(total=cfg.epochs, initial=start, desc=run.name if run else 'train', leave=True)
             for epoch in range(start, cfg.epochs):
                 t0 = time.time()
                 for cb in self.callbacks: cb.before_epoch(self, epoch)
@@ -527,7 +662,8 @@ class Trainer:
         except Exception as e:
             if run is not None: run.finish('failed', error=f"{type(e).__name__}: {e}")
             raise
-        finally: bar.close()
+        finally:
+            if bar is not None: bar.close()
 
 # %% ../nbs/01_training.ipynb #77a28041
 METHODS = {
@@ -614,8 +750,7 @@ def load_model(run_dir, device='cpu')->nn.Module:
     if run.params.get('arch') not in ARCHS or run.params.get('step', 'standard') not in STEPS: register_all()
     cfg = replace(run_config(run), device=str(device))
     model = build_model(cfg, len(run.summary['per_class']))
-    try: state = run.load_checkpoint(device)['model']   # weights only
-    except Exception as e: raise ValueError(f"{run.checkpoint_file}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    state = read_checkpoint(run.checkpoint_file, device, f"delete the folder {run.path.parent.name}/{run.name} to train it again")['model']   # weights only
     model.load_state_dict(state)
     return model.to(device).eval()
 
