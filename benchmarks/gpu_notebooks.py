@@ -12,7 +12,7 @@ to the CPU.
 Prints one line per notebook as it ends, then a table; writes `notebooks.json` (and each executed notebook, for the
 failures' tracebacks) under `--out`.
 """
-import argparse, collections, json, os, re, shutil, subprocess, sys, time
+import argparse, collections, json, os, re, shutil, signal, subprocess, sys, time
 from pathlib import Path
 
 def run_devices(runs:Path)->dict:
@@ -39,7 +39,8 @@ def start(nb:Path, out:Path, e2e:re.Pattern)->dict:
     env = {**os.environ, 'LT_WORKBOOK_RUNS': str(runs), 'TQDM_DISABLE': '1'}
     log = open(out/f'{nb.stem}.log', 'w')
     cmd = command(nb, out, e2e)
-    return dict(nb=nb, runs=runs, log=log, t0=time.time(), proc=subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+    return dict(nb=nb, runs=runs, log=log, t0=time.time(),   # a session of its own: stopping it stops its workers and kernel too
+                proc=subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
 
 def finish(job:dict, status:str)->dict:
     "The record of a notebook that ended (or was stopped at the deadline)."
@@ -53,26 +54,36 @@ def kernel_start_failed(job:dict)->bool:
     "Whether papermill stopped because the kernel died on starting (not because of the notebook)."
     return 'Kernel died before replying to kernel_info' in Path(job['log'].name).read_text(errors='replace')
 
+def stop(job:dict):
+    "Kill the job's whole process session (papermill or nbdev_test, its workers and their kernels)."
+    try: os.killpg(job['proc'].pid, signal.SIGKILL)
+    except ProcessLookupError: pass
+    job['proc'].wait()
+
 def run_all(nbs:list, out:Path, parallel:int, deadline:float)->list:
     "Run `nbs`, `parallel` at a time, stopping whatever still runs `deadline` seconds after the start."
     end, todo, running, done, retried = time.time() + deadline, list(nbs), [], [], set()
     e2e = e2e_pattern()
-    while todo or running:
-        if todo and len(running) < parallel and time.time() < end:
-            running.append(start(todo.pop(0), out, e2e))
-            time.sleep(2); continue           # one kernel start at a time: simultaneous starts can collide on ports
-        time.sleep(1)
-        for job in list(running):
-            rc = job['proc'].poll()
-            if rc is None and time.time() < end: continue
-            if rc is None: job['proc'].kill(); job['proc'].wait()
-            running.remove(job)
-            if rc and job['nb'] not in retried and kernel_start_failed(job):   # once more, at the head of the queue
-                job['log'].close(); retried.add(job['nb']); todo.insert(0, job['nb']); continue
-            done.append(finish(job, 'passed' if rc == 0 else 'stopped at the deadline' if rc is None else 'failed'))
-            r = done[-1]; print(f"  {r['notebook']:<32} {r['status']:<24} {r['seconds']:>6.0f} s  {r['devices']}", flush=True)
-        if time.time() >= end and not running:
-            done += [dict(notebook=nb.name, status='not started (deadline)', seconds=0, devices={}, errors=[]) for nb in todo]; todo = []
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # stopped from outside: the finally below stops the notebooks too
+    try:
+        while todo or running:
+            if todo and len(running) < parallel and time.time() < end:
+                running.append(start(todo.pop(0), out, e2e))
+                time.sleep(2); continue           # one kernel start at a time: simultaneous starts can collide on ports
+            time.sleep(1)
+            for job in list(running):
+                rc = job['proc'].poll()
+                if rc is None and time.time() < end: continue
+                if rc is None: stop(job)
+                running.remove(job)
+                if rc and job['nb'] not in retried and kernel_start_failed(job):   # once more, at the head of the queue
+                    job['log'].close(); retried.add(job['nb']); todo.insert(0, job['nb']); continue
+                done.append(finish(job, 'passed' if rc == 0 else 'stopped at the deadline' if rc is None else 'failed'))
+                r = done[-1]; print(f"  {r['notebook']:<32} {r['status']:<24} {r['seconds']:>6.0f} s  {r['devices']}", flush=True)
+            if time.time() >= end and not running:
+                done += [dict(notebook=nb.name, status='not started (deadline)', seconds=0, devices={}, errors=[]) for nb in todo]; todo = []
+    finally:
+        for job in running: stop(job)
     return done
 
 def main():

@@ -236,7 +236,7 @@ class AdversarialFeatureStep(Callback):
     def before_epoch(self, tr, epoch):
         self.alpha = progressive_alpha(epoch, tr.cfg.epochs, self.up_limit)
         if epoch == 0 and not self.reinit_classifier and tr.cfg.init_from:   # undo cRT's re-initialization: keep stage 1's head
-            sd = torch.load(tr.cfg.init_from, map_location=tr.device, weights_only=True)['model']
+            sd = read_checkpoint(tr.cfg.init_from, tr.device, "point init_from at another run's checkpoint")['model']
             tr.model.classifier.load_state_dict({k.split('.', 1)[1]: v for k, v in sd.items() if k.startswith('classifier.')})
     def __call__(self, tr, x, y):
         with torch.no_grad(), tr.autocast(): f = tr.model.features(x)
