@@ -13,15 +13,15 @@ import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 from .data import METRIC_KEYS, check_choice, check_number, project_root
-from .training import Run, atomic_write, jsonable, params_hash, runs_root, seed_stats, mean_std_text
+from .training import Run, atomic_write, read_json, jsonable, params_hash, runs_root, seed_stats, mean_std_text
 
 # %% auto #0
 __all__ = ['EXECUTION', 'SWEEP_KEYS', 'EXECUTORS', 'RUNNING_ELSEWHERE', 'UNREADABLE', 'LOCK', 'RESULT_COLUMNS', 'NOT_HPARAMS',
            'find_notebook', 'notebook_parameters', 'read_yaml', 'read_params', 'check_value', 'check_params',
-           'read_json', 'read_record', 'fresh_run_dir', 'execute', 'Point', 'Sweep', 'point_name', 'load_sweep',
-           'seed_parameter', 'sweep_points', 'sweep_root', 'point_record', 'point_status', 'claim_point', 'lock_holder',
-           'write_point', 'run_point_process', 'run_local', 'run_slurm', 'run_sweep', 'hparams_text', 'results_table',
-           'seed_summary', 'format_summary', 'main']
+           'read_record', 'fresh_run_dir', 'execute', 'Point', 'Sweep', 'point_name', 'load_sweep', 'seed_parameter',
+           'sweep_points', 'sweep_root', 'point_record', 'point_status', 'claim_point', 'lock_holder', 'write_point',
+           'run_point_process', 'run_local', 'run_slurm', 'run_sweep', 'hparams_text', 'results_table', 'seed_summary',
+           'format_summary', 'main']
 
 # %% ../nbs/09_runner.ipynb #29e854ed
 def find_notebook(name)->Path:
@@ -78,7 +78,8 @@ def check_value(name:str,  # the parameter
     if isinstance(default, bool):
         if isinstance(v, (int, float, str)) and not isinstance(v, bool): raise ValueError(f"{name}={v!r}: expected true or false (its default is {default!r})")
     elif _is_int(default):
-        if isinstance(v, (bool, float)): raise ValueError(f"{name}={v!r}: expected an integer (its default is {default!r}); write it without a decimal point")
+        if isinstance(v, float) and v.is_integer(): return int(v)   # `epochs: 10.0` is 10, as TrainConfig takes it
+        if isinstance(v, (bool, float)): raise ValueError(f"{name}={v!r}: expected an integer (its default is {default!r})")
     elif isinstance(default, float):
         if isinstance(v, str):
             try: return float(v)    # `lr: 5e-2` in a YAML 1.1 file (papermill -f) is the string '5e-2'
@@ -110,13 +111,6 @@ EXECUTION = 'execution.json'
 
 def _write_record(run_dir:Path, record:dict):
     atomic_write(run_dir/EXECUTION, lambda p: p.write_text(json.dumps(jsonable(record), indent=1)))
-
-def read_json(path, what:str='')->dict:
-    "The JSON object in `path`; a `ValueError` naming the file when it cannot be read or is not an object."
-    try: obj = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e: raise ValueError(f"{path}: unreadable{what} ({type(e).__name__}: {e}); restore or delete it") from None
-    if not isinstance(obj, dict): raise ValueError(f"{path}: unreadable{what} (a JSON {type(obj).__name__}, not an object); restore or delete it")
-    return obj
 
 def read_record(run_dir)->dict|None:
     "The `execution.json` of `run_dir`, or None; a `ValueError` naming it when it is unreadable."

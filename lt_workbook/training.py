@@ -23,13 +23,13 @@ __all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'STATUSES', 'OPTIMIZER
            'SECOND_STAGES', 'METHODS', 'VERDICTS', 'CLAIMS_FILE', 'loss_precision', 'class_balanced_weights',
            'ldam_margins', 'LTLoss', 'mixup', 'mixup_loss', 'NormedLinear', 'option_a_shortcut', 'BasicBlock',
            'CifarResNet', 'resnet32', 'count_params', 'runs_root', 'jsonable', 'params_hash', 'git_commit', 'env_info',
-           'atomic_write', 'write_failed', 'checksum_file', 'checkpoint_sums', 'write_checkpoint', 'read_checkpoint',
-           'source_identity', 'hashed_params', 'Run', 'Diverged', 'Callback', 'optimizer_step', 'mixed_batch',
-           'base_loss', 'standard_step', 'is_due', 'epoch_generators', 'Step', 'SecondStage', 'pick_device',
-           'whole_number', 'TrainConfig', 'lr_at', 'Trainer', 'method_config', 'method_name', 'build_model',
-           'train_run', 'crt_config', 'check_crt', 'train_stages', 'run_config', 'register_all', 'load_model',
-           'seed_stats', 'mean_std_text', 'seed_table', 'claim_verdict', 'Claim', 'SeedValues', 'per_seed',
-           'claims_table', 'record_claims', 'read_claims', 'claims_under']
+           'atomic_write', 'read_json', 'write_failed', 'checksum_file', 'checkpoint_sums', 'write_checkpoint',
+           'read_checkpoint', 'source_identity', 'hashed_params', 'Run', 'Diverged', 'Callback', 'optimizer_step',
+           'mixed_batch', 'base_loss', 'standard_step', 'is_due', 'epoch_generators', 'Step', 'SecondStage',
+           'pick_device', 'whole_number', 'TrainConfig', 'lr_at', 'Trainer', 'method_config', 'method_name',
+           'build_model', 'train_run', 'crt_config', 'check_crt', 'train_stages', 'run_config', 'register_all',
+           'load_model', 'seed_stats', 'mean_std_text', 'seed_table', 'claim_verdict', 'Claim', 'SeedValues',
+           'per_seed', 'claims_table', 'record_claims', 'read_claims', 'claims_under']
 
 # %% ../nbs/01_training.ipynb #79e04ea4
 LOSSES = ('ce', 'ldam', 'focal', 'balanced_softmax', 'logit_adjustment')
@@ -186,6 +186,13 @@ def atomic_write(path:Path, write):
     except BaseException:
         tmp.unlink(missing_ok=True); raise
 
+def read_json(path, what:str='')->dict:
+    "The JSON object in `path`; a `ValueError` naming the file (and `what` it is) when it cannot be read or is not an object."
+    try: obj = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e: raise ValueError(f"{path}: unreadable{what} ({type(e).__name__}: {e}); restore or delete it") from None
+    if not isinstance(obj, dict): raise ValueError(f"{path}: unreadable{what} (a JSON {type(obj).__name__}, not an object); restore or delete it")
+    return obj
+
 def write_failed(path, e:BaseException)->OSError:
     "The error of a failed write of `path` (a full disk gives torch's 'enforce fail at inline_container.cc'): it names the file and what to do."
     return OSError(f"could not write {path}: the disk is full, or the write failed otherwise ({type(e).__name__}: "
@@ -256,11 +263,13 @@ class Run:
     def create(cls, root, name:str, params:dict, device='cpu'):
         "Open the run of `params` under `root` (creating it, or checking that an existing one has the same parameters)."
         params = jsonable(params)
+        if not name or Path(name).name != name or name in ('.', '..'):
+            raise ValueError(f"name={name!r}: a run's name is one folder name (no '/' or '..'): it cannot leave the runs folder {root}")
         run = cls(Path(root)/f'{name}-{params_hash(hashed_params(params))}')
         if run.params_file.exists():
             # `init_from` is in the folder's name as its source's identity: the same run wherever the runs folder moved
             same = lambda d: {k: v for k, v in d.items() if k not in ('env', 'init_from')}
-            old = {k: v for k, v in json.loads(run.params_file.read_text()).items() if k != 'env'}
+            old = {k: v for k, v in read_json(run.params_file, ' run parameters').items() if k != 'env'}
             if same(old) != same(params):
                 diff = sorted(k for k in set(old) | set(params) if old.get(k) != params.get(k))
                 raise ValueError(f"{run.path} holds a run with other parameters ({', '.join(diff)}); use another run_dir")
@@ -275,7 +284,7 @@ class Run:
     lock_file = property(lambda self: self.path/'.lock')
     name = property(lambda self: self.path.name)
     @property
-    def params(self): return json.loads(self.params_file.read_text())
+    def params(self): return read_json(self.params_file, ' run parameters')
     @property
     def metrics(self)->list:
         "The events of metrics.jsonl. A last line cut short (a kill while writing it) is skipped with a warning; any other unreadable line is a `ValueError` naming the file and line."
@@ -291,7 +300,7 @@ class Run:
         if lines[-1].strip(): warnings.warn(f"{self.metrics_file}: its last line is cut short (being written, or a kill): skipped")
         return events
     @property
-    def summary(self): return json.loads(self.summary_file.read_text()) if self.summary_file.exists() else None
+    def summary(self): return read_json(self.summary_file, ' run summary') if self.summary_file.exists() else None
     @property
     def completed(self): return (self.summary or {}).get('status') == 'completed'
     def log(self, **event):
@@ -316,7 +325,8 @@ class Run:
         return True
     def save_json(self, name:str, obj):
         "Write `obj` as the JSON file `name` in the run directory, atomically."
-        atomic_write(self.path/name, lambda p: p.write_text(json.dumps(jsonable(obj), indent=1)))
+        try: atomic_write(self.path/name, lambda p: p.write_text(json.dumps(jsonable(obj), indent=1)))
+        except OSError as e: raise write_failed(self.path/name, e) from e
     def finish(self, status:str, **results):
         "Write summary.json atomically."
         self.save_json(self.summary_file.name, {'status': check_choice('status', status, STATUSES), **results})
@@ -342,6 +352,7 @@ class Run:
                 print(f"{self.name}: waiting for {holder}, which is training this run ({self.path.parent.name}/{self.name})", flush=True)
                 fcntl.flock(fd, fcntl.LOCK_EX)
             os.ftruncate(fd, 0); os.pwrite(fd, f'pid {os.getpid()} on host {platform.node()}\n'.encode(), 0)
+            for t in self.path.glob('.*.tmp'): t.unlink(missing_ok=True)   # left by a writer killed inside `atomic_write`
             _HELD.add(key)
             try: yield self
             finally: _HELD.discard(key)

@@ -169,3 +169,27 @@ def test_two_processes_one_run_dir(tmp_path):
     # the second either waited for the first (named) or came after it had finished: never both training
     assert len(loaded) == 1, outs
     if waited: assert any(f'waiting for pid {p.pid} ' in waited[0] for p in procs), waited
+
+def test_unreadable_json_names_the_file(data, ref, tmp_path):
+    "A corrupt params.json or summary.json of an existing run: a ValueError naming the file (was a bare JSONDecodeError)."
+    for f, text in (('params.json', '{"lr": 0.1, '), ('summary.json', '{"status": "compl')):
+        run = _copy(ref, tmp_path/f, drop=())
+        (run.path/f).write_text(text)
+        with pytest.raises(ValueError, match=str(run.path/f)): train_run(data, CFG, 'rel', 'r', run_dir=run.path.parent)
+
+def test_summary_disk_full_and_stale_temporary_files(data, ref, tmp_path, monkeypatch):
+    "A full disk while writing summary.json names the file; a temporary file left by a writer killed mid-write is removed by the next one."
+    run = _copy(ref, tmp_path)
+    def enospc(*a, **k): raise OSError(28, 'No space left on device')
+    with monkeypatch.context() as m:
+        m.setattr(Path, 'write_text', enospc)
+        with pytest.raises(OSError, match='disk is full') as e: run.finish('completed')
+    assert str(run.summary_file) in str(e.value)
+    (run.path/'.checkpoint.pt.123.abcd.tmp').write_bytes(b'x' * 100)
+    with run.writing(): pass
+    assert not list(run.path.glob('.*.tmp'))
+
+def test_a_run_name_cannot_leave_the_runs_folder(data, tmp_path):
+    for name in ('../../escaped', 'a/b', '..', ''):
+        with pytest.raises(ValueError, match='one folder name'): train_run(data, CFG, 'rel', name, run_dir=tmp_path/'runs')
+    assert not any(tmp_path.rglob('params.json'))

@@ -136,8 +136,8 @@ def test_failed_run_keeps_its_error(tmp_path):
 # defect 10 (CLI half): checked before anything is written, one-line errors naming the file, no overwritten run
 def test_run_checks_values_before_writing(tmp_path):
     d = tmp_path/'r'
-    rc, _, err = cli('run', '04', '-p', 'search_epochs', '1.0', '--run-dir', d)
-    assert rc == 2 and 'search_epochs=1.0' in err and 'integer' in err and not d.exists(), err
+    rc, _, err = cli('run', '04', '-p', 'search_epochs', '1.5', '--run-dir', d)
+    assert rc == 2 and 'search_epochs=1.5' in err and 'integer' in err and not d.exists(), err
     assert check_params(find_notebook('04'), {'lr': '5e-2', 'arch_lr': '0.03', 'search_epochs': 2}) == \
         {'lr': 0.05, 'arch_lr': 0.03, 'search_epochs': 2}                          # papermill -f: YAML 1.1 reads 5e-2 as text
     assert check_params(find_notebook('01'), {'seeds': 3, 'methods': 'ce'}) == {'seeds': [3], 'methods': ['ce']}
