@@ -18,10 +18,10 @@ from .training import Run, atomic_write, read_json, jsonable, params_hash, runs_
 # %% auto #0
 __all__ = ['EXECUTION', 'SWEEP_KEYS', 'EXECUTORS', 'RUNNING_ELSEWHERE', 'UNREADABLE', 'LOCK', 'RESULT_COLUMNS', 'NOT_HPARAMS',
            'find_notebook', 'notebook_parameters', 'read_yaml', 'read_params', 'check_value', 'check_params',
-           'read_record', 'fresh_run_dir', 'execute', 'Point', 'Sweep', 'point_name', 'load_sweep', 'seed_parameter',
-           'sweep_points', 'sweep_root', 'point_record', 'point_status', 'claim_point', 'lock_holder', 'write_point',
-           'run_point_process', 'run_local', 'run_slurm', 'run_sweep', 'hparams_text', 'results_table', 'seed_summary',
-           'format_summary', 'main']
+           'preflight', 'read_record', 'fresh_run_dir', 'execute', 'Point', 'Sweep', 'point_name', 'load_sweep',
+           'seed_parameter', 'sweep_points', 'sweep_root', 'point_record', 'point_status', 'claim_point', 'lock_holder',
+           'write_point', 'run_point_process', 'run_local', 'run_slurm', 'run_sweep', 'hparams_text', 'results_table',
+           'seed_summary', 'format_summary', 'main']
 
 # %% ../nbs/09_runner.ipynb #29e854ed
 def find_notebook(name)->Path:
@@ -106,6 +106,32 @@ def check_params(notebook, params:dict, values:bool=True)->dict:
     if 'run_dir' not in known: raise ValueError(f"{Path(notebook).name} has no run_dir parameter: it cannot be run in batch")
     return {k: check_value(k, v, _default(known[k])) if values else v for k, v in params.items()}
 
+# %% ../nbs/09_runner.ipynb #87c6cd10
+def _tags(cell)->list: return cell['metadata'].get('tags', [])
+def _skipped(cell)->bool: return 'injected-parameters' in _tags(cell) or ''.join(cell['source']).lstrip().startswith('#| eval: false')
+
+def preflight(notebook,       # a section notebook
+              params:dict,    # its parameters, as papermill would inject them
+              after:int=1):   # code cells after the parameters cell to run (the checks)
+    "The error (`'Type: message'`) the notebook's checks raise for `params`, or None. Its parameters cell, `params` and the `after` cells that follow run here, in a copy of the namespace of the module the notebook exports (nothing is registered twice), in its folder, their output hidden. A name the module lacks (defined by a cell that is not exported) is no verdict: None."
+    import __future__, contextlib, io, importlib, warnings
+    notebook = Path(notebook)
+    cells = [c for c in json.loads(notebook.read_text())['cells'] if c['cell_type'] == 'code']
+    i = next((i for i, c in enumerate(cells) if 'parameters' in _tags(c)), None)
+    if i is None: return None
+    exp = re.search(r'^#\|\s*default_exp\s+(\S+)', '\n'.join(''.join(c['source']) for c in cells), re.M)
+    ns = dict(vars(importlib.import_module(f'lt_workbook.{exp.group(1)}'))) if exp else {}
+    checks = [''.join(c['source']) for c in cells[i + 1:] if not _skipped(c)][:after]
+    injected = '\n'.join(f'{k} = {v!r}' for k, v in params.items())
+    try:
+        with contextlib.chdir(notebook.parent), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            for src in [''.join(cells[i]['source']), injected, *checks]:
+                exec(compile(src, notebook.name, 'exec', flags=__future__.annotations.compiler_flag, dont_inherit=True), ns)
+    except NameError: return None
+    except Exception as e: return f'{type(e).__name__}: {e}'
+    return None
+
 # %% ../nbs/09_runner.ipynb #317f8e96
 EXECUTION = 'execution.json'
 
@@ -141,6 +167,7 @@ def execute(notebook, params:dict|None=None, run_dir=None, log_output:bool=True,
     import papermill as pm
     notebook, params = find_notebook(notebook), dict(params or {})
     params = check_params(notebook, params)   # names and value types, before anything is written
+    if (err := preflight(notebook, params)): raise ValueError(f"{notebook.name}: its checks refuse these parameters: {err}")
     run_dir = Path(run_dir) if run_dir else fresh_run_dir(notebook)
     run_dir.mkdir(parents=True, exist_ok=True)
     out = run_dir/notebook.name

@@ -66,37 +66,9 @@ def kill_after_epochs(proc, root, metrics_glob, epochs, delay=0., timeout=600):
     assert proc.poll() is None, 'the run finished before it could be killed'
     kill_group(proc)
 
-def _code(cell): return ''.join(cell['source'])
-
-_VALIDATE = r"""
-import __future__, json, sys, types
-spec = json.load(sys.stdin)
-mod = sys.modules['__validation__'] = types.ModuleType('__validation__')   # dataclasses look their module up
-run = lambda src, ns: exec(compile(src, spec['nb'], 'exec', flags=__future__.annotations.compiler_flag, dont_inherit=True), ns)
-for src in spec['exports']: run(src, mod.__dict__)
-errors = {}
-for name, assignments in spec['cases'].items():
-    ns = dict(mod.__dict__)
-    try:
-        for src in [spec['parameters'], assignments, *spec['after']]: run(src, ns)
-        errors[name] = None
-    except Exception as e: errors[name] = f'{type(e).__name__}: {e}'
-print(json.dumps(errors))
-"""
 
 def validation_errors(nb, cases:dict, after:int=1)->dict:
     """What the notebook `nb` raises for each `{name: params}` of `cases`, as `{name: 'Type: message' or None}`, without a
-    kernel: in one fresh Python process, its exported cells (definitions and imports) once, then per case its `parameters`
-    cell, the case's values (as papermill injects them) and the `after` code cells that follow (where every notebook
-    validates its parameters). Test cells are skipped, and the exported cells never run in the test process itself (they
-    would register their classes in the package's registries)."""
-    import json
-    cells = [c for c in json.loads((NBS/nb).read_text())['cells'] if c['cell_type'] == 'code']
-    i = next(i for i, c in enumerate(cells) if 'parameters' in c['metadata'].get('tags', []))
-    spec = dict(nb=nb, exports=[_code(c) for c in cells[:i] if _code(c).lstrip().startswith(('#| export', '#|export'))],
-                parameters=_code(cells[i]), after=[_code(c) for c in cells[i + 1:i + 1 + after]],
-                cases={name: '\n'.join(f'{k} = {v!r}' for k, v in params.items()) for name, params in cases.items()})
-    res = subprocess.run([sys.executable, '-c', _VALIDATE], input=json.dumps(spec), capture_output=True, text=True, cwd=NBS,
-                         timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    kernel: the runner's `preflight` (the check `lt-workbook run` makes before writing anything), per case."""
+    from lt_workbook.runner import preflight
+    return {name: preflight(NBS/nb, params, after) for name, params in cases.items()}

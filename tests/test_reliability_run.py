@@ -193,3 +193,13 @@ def test_a_run_name_cannot_leave_the_runs_folder(data, tmp_path):
     for name in ('../../escaped', 'a/b', '..', ''):
         with pytest.raises(ValueError, match='one folder name'): train_run(data, CFG, 'rel', name, run_dir=tmp_path/'runs')
     assert not any(tmp_path.rglob('params.json'))
+
+def test_faults_quick():
+    "benchmarks/faults.py --quick, faults only (the tiny version of the full replay): kill -9 before the first checkpoint, inside a metrics line and inside a checkpoint write, a payload, corrupt and deleted checkpoints, ... all survived."
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, str(root/'benchmarks'/'faults.py'), '--quick', '--only', 'faults'], capture_output=True, text=True,
+                         cwd=root, env={**os.environ, 'OMP_NUM_THREADS': '1'}, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    n = [l for l in res.stdout.splitlines() if l.startswith('faults injected')]
+    assert n and n[0].split(':')[1].split(',')[0].strip() == n[0].rsplit(':', 1)[1].strip(), n
+    assert 'inside a metrics line' in res.stdout or 'inside the first metrics line' in res.stdout

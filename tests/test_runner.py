@@ -67,11 +67,14 @@ def test_sweep_kill_rerun_failed_point_and_results(tmp_path):
     assert 'not completed' in res.stdout and 'bogus' in res.stdout and '±' in res.stdout, res.stdout
 
 def test_run_reports_the_failing_cell(tmp_path):
+    "Parameters the notebook's checks refuse: a one-line error before anything is written; a cell that fails later: its error, recorded."
     res = cli('run', '04', '-p', 'classifier', 'bogus', '--run-dir', tmp_path/'r', '--quiet')
+    assert res.returncode == 2 and "classifier='bogus'" in res.stdout and not (tmp_path/'r').exists(), res.stdout[-2000:]
+    res = cli('run', '01', '-p', 'lr', '1e9', '-p', 'warmup_epochs', '0', '-p', 'methods', '[ce]', '--run-dir', tmp_path/'d', '--quiet')
     assert res.returncode == 1
-    assert "ValueError: classifier='bogus'" in res.stdout and 'failed' in res.stdout, res.stdout[-2000:]
-    rec = json.loads((tmp_path/'r'/'execution.json').read_text())
-    assert rec['status'] == 'failed' and rec['params'] == {'classifier': 'bogus'} and (tmp_path/'r'/'04_ltdarts_search.ipynb').exists()
+    assert 'Diverged' in res.stdout and 'failed' in res.stdout, res.stdout[-2000:]
+    rec = json.loads((tmp_path/'d'/'execution.json').read_text())
+    assert rec['status'] == 'failed' and rec['params']['lr'] == 1e9 and (tmp_path/'d'/'01_training.ipynb').exists()
     res = cli('run', '04', '-p', 'clasifier', 'etf')
     assert res.returncode == 2 and "no parameter 'clasifier'" in res.stdout
 
