@@ -384,8 +384,13 @@ def _run_slurm_held(notebook, held, root, slurm, on_done, recs, todo):
     while left:   # `done()` sees a finished task's result file at once and asks Slurm about the others now and then
         for (point, d), job in [item for item in left if item[1].done()]:
             try: recs[point.name] = job.result()
-            except Exception as e:
-                recs[point.name] = {**(point_record(d) or {}), 'status': 'failed', 'error': f'Slurm job {job.job_id}: {e}'}
+            except Exception as e:   # recorded in the point's folder unless the point recorded its own end (as `_finished_record`)
+                rec = point_record(d)
+                if rec is None or rec.get('status') in ('running', None):
+                    rec = {**(rec or dict(notebook=str(notebook), section=notebook.stem, params=point.params)), 'status': 'failed',
+                           'error': f'Slurm job {job.job_id}: {e}'}
+                    _write_record(d, rec)
+                recs[point.name] = rec
             if on_done: on_done(point, recs[point.name])
             left.remove(((point, d), job))
         time.sleep(1)
