@@ -63,13 +63,13 @@ BRANCHES = ('ins', 'cls')
 class BilateralSupernet(Supernet):
     "DARTS backbone (search cells, alphas_normal / alphas_reduce) + two one-cell heads (alphas_ins, alphas_cls), mixed as BBN."
     def __init__(self, num_classes:int, classifier:str='linear', primitives=SEARCH_SPACES['darts'], C:int=16, layers:int=8,
-                 steps:int=4, multiplier:int=4, stem_multiplier:int=3, stem_stride:int=1,
+                 steps:int=4, multiplier:int=4, stem_multiplier:int=3, stem_stride:int=1, batched:bool=True,
                  mu_test:float=0.5,                # mixing ratio of `forward` on a single batch (evaluation)
                  freeze_backbone:bool=False):      # backbone weights and alphas fixed, its BatchNorms in eval mode
-        super().__init__(num_classes, classifier, primitives, C, layers, steps, multiplier, stem_multiplier, stem_stride)
+        super().__init__(num_classes, classifier, primitives, C, layers, steps, multiplier, stem_multiplier, stem_stride, batched)
         del self.classifier
         last = self.cells[-1]
-        head = lambda: SearchCell(self.primitives, steps, multiplier, last.C_p, self.feat_dim, last.C, False, last.reduction)
+        head = lambda: self.cell_type(self.primitives, steps, multiplier, last.C_p, self.feat_dim, last.C, False, last.reduction)
         self.heads = nn.ModuleDict({b: head() for b in BRANCHES})
         self.classifiers = nn.ModuleDict({b: CLASSIFIERS[classifier](multiplier * last.C, num_classes) for b in BRANCHES})
         self.alphas_ins = nn.Parameter(1e-3 * torch.randn_like(self.alphas_normal))

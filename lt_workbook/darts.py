@@ -17,19 +17,21 @@ from torch.utils.checkpoint import checkpoint
 import plotly.graph_objects as go
 from .data import *
 from .training import *
-from .components import DilConv, SepConv, LTAggConv, LTHierConv, unit, conv1x1
+from .components import DilConv, SepConv, LTAggConv, LTHierConv, Hierarchical, unit, conv1x1
 from .etf import *
 
 # %% auto #0
-__all__ = ['OPS', 'DARTS_PRIMITIVES', 'LT_REPLACES', 'SEARCH_SPACES', 'UNROLLS', 'GENOTYPE_OPS', 'GENOTYPES', 'GENOTYPE_SOURCES',
-           'PALETTE', 'SUPERNET', 'SEARCH_TRAIN', 'ARCHITECT', 'HESSIAN', 'Zero', 'FactorizedReduce', 'relu_conv_bn',
-           'candidate_ops', 'strip_leading_relu', 'MixedOp', 'num_edges', 'SearchCell', 'running_stats_paused',
-           'recomputed', 'reduction_cells', 'cell_stack', 'Supernet', 'parse_cell', 'derive_genotype', 'frozen',
-           'alpha_grad', 'finite_difference_hvp', 'unrolled_weights', 'unrolled_alpha_grad', 'endless_batches',
-           'Architect', 'SearchTracker', 'drop_path', 'GenotypeCell', 'check_genotype', 'GenotypeNet', 'DropPathRamp',
-           'genotype_net_for_params', 'resolve_genotype', 'genotype_label', 'edge_names', 'plot_cell',
-           'plot_alpha_evolution', 'plot_search_curves', 'search_halves', 'search_config', 'ltdarts_search',
-           'retrain_config', 'ltdarts_retrain']
+__all__ = ['OPS', 'DARTS_PRIMITIVES', 'LT_REPLACES', 'SEARCH_SPACES', 'WIDE', 'CHANNELWISE', 'UNROLLS', 'GENOTYPE_OPS',
+           'GENOTYPES', 'GENOTYPE_SOURCES', 'PALETTE', 'SUPERNET', 'SEARCH_TRAIN', 'ARCHITECT', 'HESSIAN', 'Zero',
+           'FactorizedReduce', 'relu_conv_bn', 'candidate_ops', 'strip_leading_relu', 'MixedOp', 'num_edges',
+           'SearchCell', 'regroup', 'is_channels_last', 'repeat_channels', 'cat_channels', 'wide_conv', 'wide_bn',
+           'WideFactorizedReduce', 'WideHierarchical', 'widen', 'pop_final_bn', 'MixedOps', 'BatchedSearchCell',
+           'running_stats_paused', 'recomputed', 'reduction_cells', 'cell_stack', 'Supernet', 'parse_cell',
+           'derive_genotype', 'frozen', 'alpha_grad', 'finite_difference_hvp', 'unrolled_weights',
+           'unrolled_alpha_grad', 'endless_batches', 'Architect', 'SearchTracker', 'drop_path', 'GenotypeCell',
+           'check_genotype', 'GenotypeNet', 'DropPathRamp', 'genotype_net_for_params', 'resolve_genotype',
+           'genotype_label', 'edge_names', 'plot_cell', 'plot_alpha_evolution', 'plot_search_curves', 'search_halves',
+           'search_config', 'ltdarts_search', 'retrain_config', 'ltdarts_retrain']
 
 # %% ../nbs/04_ltdarts_search.ipynb #313e66e7
 class Zero(nn.Module):
@@ -129,6 +131,153 @@ class SearchCell(nn.Module):
             k += len(states); states.append(s); relus.append(self.relu(s))
         return torch.cat(states[-self.multiplier:], 1)
 
+
+# %% ../nbs/04_ltdarts_search.ipynb #7627a19e
+def regroup(x, a:int, b:int):
+    "The channels of `x` reordered from blocks `(a, b, rest)` to `(b, a, rest)` (e.g. [half][edge] to [edge][half]); channels-last out."
+    N, _, H, W = x.shape
+    nhwc = x.permute(0, 2, 3, 1)                  # a channels-last tensor is contiguous in this view
+    return nhwc.reshape(N, H, W, a, b, -1).transpose(3, 4).reshape(N, H, W, -1).permute(0, 3, 1, 2)
+
+def is_channels_last(x)->bool: return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+def repeat_channels(xs:list, times:int, channels_last:bool):
+    "`torch.cat([x] * times for x in xs)` along the channels as one expand (its backward is one sum), channels-last or not."
+    if channels_last:
+        t = torch.stack([x.permute(0, 2, 3, 1) for x in xs], 3)                  # (N, H, W, sources, C)
+        N, H, W, S, C = t.shape
+        return t.unsqueeze(4).expand(N, H, W, S, times, C).reshape(N, H, W, -1).permute(0, 3, 1, 2)
+    t = torch.stack(xs, 1)                                                        # (N, sources, C, H, W)
+    N, S, C, H, W = t.shape
+    return t.unsqueeze(2).expand(N, S, times, C, H, W).reshape(N, -1, H, W)
+
+def cat_channels(xs:list, channels_last:bool):
+    "`torch.cat(xs, 1)`, channels-last or not (whatever the strides of `xs`, e.g. views into a wider tensor)."
+    if channels_last: return torch.cat([x.permute(0, 2, 3, 1) for x in xs], 3).permute(0, 3, 1, 2)
+    return torch.cat(xs, 1)
+
+def wide_conv(convs:list)->nn.Conv2d:
+    "k convolutions as one, grouped by copy: the weights stacked along the output channels (copy e reads and writes its own block)."
+    c, k = convs[0], len(convs)
+    wide = nn.utils.skip_init(nn.Conv2d, k * c.in_channels, k * c.out_channels, c.kernel_size, c.stride, c.padding,  # no
+                              c.dilation, k * c.groups, c.bias is not None, c.padding_mode)   # random init: the RNG stays as it was
+    with torch.no_grad():
+        wide.weight.copy_(torch.cat([m.weight for m in convs]))
+        if c.bias is not None: wide.bias.copy_(torch.cat([m.bias for m in convs]))
+    return wide
+
+def wide_bn(bns:list)->nn.BatchNorm2d:
+    "k BatchNorms as one over all their channels (per channel, so the same map): parameters and running statistics concatenated."
+    b = bns[0]
+    wide = nn.BatchNorm2d(sum(m.num_features for m in bns), b.eps, b.momentum, b.affine, b.track_running_stats)
+    with torch.no_grad():
+        for name, t in [*wide.named_parameters(), *wide.named_buffers()]:
+            t.copy_(getattr(b, name) if name == 'num_batches_tracked' else torch.cat([getattr(m, name) for m in bns]))
+    return wide
+
+class WideFactorizedReduce(nn.Module):
+    "k factorized reductions on k edges' channels side by side; each edge's output keeps its two halves together."
+    def __init__(self, frs:list):
+        super().__init__()
+        self.k, self.relu = len(frs), copy.deepcopy(frs[0].relu)      # an identity where the cell applies the ReLU
+        self.conv_1, self.conv_2 = wide_conv([f.conv_1 for f in frs]), wide_conv([f.conv_2 for f in frs])
+        self.bn = wide_bn([f.bn for f in frs])
+    def forward(self, x):
+        x = self.relu(x)
+        halves = torch.cat([self.conv_1(x[:, :, ::2, ::2]), self.conv_2(x[:, :, 1::2, 1::2])], 1)   # [half][edge]
+        return self.bn(regroup(halves, 2, self.k))                                                 # [edge][half]
+
+class WideHierarchical(nn.Module):
+    "k hierarchical (Res2Net) convolutions side by side: channels regrouped split-major, so split i of every edge is one slice."
+    def __init__(self, hs:list):
+        super().__init__()
+        h = hs[0]
+        self.k, self.scale, self.stride, self.pool = len(hs), h.scale, h.stride, copy.deepcopy(h.pool)
+        self.convs = nn.ModuleList(widen([m.convs[i] for m in hs]) for i in range(h.scale - 1))
+    def forward(self, x):
+        xs = regroup(x, self.k, self.scale).chunk(self.scale, 1)      # [split][edge][channel]
+        ys, y = [self.pool(xs[0])], None
+        for xi, K in zip(xs[1:], self.convs):
+            y = K(xi if y is None or self.stride > 1 else xi + y)     # y_i = K_i(x_i + y_{i-1}) (stride 2: K_i(x_i))
+            ys.append(y)
+        return regroup(torch.cat(ys, 1), self.scale, self.k)           # back to [edge][split][channel]
+
+WIDE = {nn.Conv2d: wide_conv, nn.BatchNorm2d: wide_bn, FactorizedReduce: WideFactorizedReduce, Hierarchical: WideHierarchical}
+CHANNELWISE = (nn.ReLU, nn.Identity, nn.MaxPool2d, nn.AvgPool2d, Zero)   # the same map on any number of channels
+
+def widen(copies:list)->nn.Module:
+    """k copies of one operation (same structure, weights of their own) as one operation on k times the channels, copy
+    e's channels at `[e C, (e+1) C)`: each convolution grouped by copy, each BatchNorm over all channels."""
+    m = copies[0]
+    if type(m) in WIDE: return WIDE[type(m)](copies)
+    if isinstance(m, CHANNELWISE): return copy.deepcopy(m)
+    if isinstance(m, nn.Sequential):
+        wide = copy.copy(m)
+        wide._modules = {n: widen([c._modules[n] for c in copies]) for n in m._modules}
+        return wide
+    raise TypeError(f"widen: no edge-batched form of {type(m).__name__}; add one to WIDE")
+
+# %% ../nbs/04_ltdarts_search.ipynb #5b923476
+def pop_final_bn(op:nn.Module):
+    "Take out `op`'s last module if it is a BatchNorm without affine parameters (an identity takes its place); None otherwise."
+    parent, name = (op, 'bn') if isinstance(op, WideFactorizedReduce) else (None, None)
+    while parent is None and isinstance(op, nn.Sequential) and len(op):
+        name = list(op._modules)[-1]
+        if isinstance(op._modules[name], nn.Sequential): op = op._modules[name]
+        else: parent = op
+    bn = getattr(parent, name, None) if parent is not None else None
+    if not isinstance(bn, nn.BatchNorm2d) or bn.affine: return None
+    setattr(parent, name, nn.Identity())
+    return bn
+
+class MixedOps(nn.Module):
+    "The mixed operations of k edges at once (`MixedOp` k times): each candidate widened over the edges, one weighted sum."
+    def __init__(self, edges:list):
+        super().__init__()
+        e0, self.k = edges[0], len(edges)
+        ops = [widen([e.ops[j] for e in edges]) for j in range(len(e0.ops))]
+        bns = [pop_final_bn(op) for op in ops]
+        order = [j for j, bn in enumerate(bns) if bn is not None] + [j for j, bn in enumerate(bns) if bn is None]
+        self.normed = sum(bn is not None for bn in bns)   # the first `normed` candidates share one BatchNorm
+        self.bn = wide_bn([bn for bn in bns if bn is not None]) if self.normed else nn.Identity()
+        self.ops = nn.ModuleList(ops[j] for j in order)
+        self.pre_relu, self.index = [e0.pre_relu[j] for j in order], [e0.index[j] for j in order]  # index: columns of alpha
+    def forward(self, x, x_relu, w):
+        """`x`, `x_relu`: the k edges' inputs side by side, `(N, k C, H, W)`; `w`: their softmax weights, `(candidates, k)`
+        in the order of `self.index`. Returns the k mixed sums, `(N, k, C, H', W')`."""
+        outs = [op(x_relu if pre else x) for pre, op in zip(self.pre_relu, self.ops)]
+        outs = torch.cat([self.bn(torch.cat(outs[:self.normed], 1)), *outs[self.normed:]], 1)
+        N, _, H, W = outs.shape
+        # o_bar^(i,j)(x) = sum_o softmax(alpha^(i,j))_o o(x), for every edge (i,j) of the group at once
+        return (outs.view(N, len(self.ops), self.k, -1, H, W) * w[None, :, :, None, None, None]).sum(1)
+
+class BatchedSearchCell(SearchCell):
+    """`SearchCell` with its edges batched by source node (`MixedOps`): one group for the 2N edges leaving the two inputs,
+    then one for the edges leaving each intermediate node but the last. Same weights and outputs as the per-edge cell."""
+    def __init__(self, primitives, steps:int, multiplier:int, C_pp:int, C_p:int, C:int, reduction:bool, reduction_prev:bool):
+        super().__init__(primitives, steps, multiplier, C_pp, C_p, C, reduction, reduction_prev)
+        first = [sum(2 + n for n in range(i)) for i in range(steps)]        # edge (node i <- state j) is first[i] + j
+        self.plan = [((0, 1), list(range(steps)))] + [((j,), list(range(j - 1, steps))) for j in range(2, steps + 1)]
+        groups = [[first[i] + j for j in sources for i in nodes] for sources, nodes in self.plan]
+        self.groups = nn.ModuleList(MixedOps([self.edges[e] for e in g]) for g in groups)
+        del self.edges
+        n = len(primitives)                     # weights.flatten()[gather]: each group's (candidates, edges) weights
+        gather = [torch.tensor(m.index)[:, None] + n * torch.tensor(g)[None, :] for m, g in zip(self.groups, groups)]
+        self.register_buffer('gather', torch.cat(gather, 1), persistent=False)
+        self.sizes = [len(g) for g in groups]
+    def forward(self, s0, s1, weights):
+        states = [self.pre0(s0), self.pre1(s1)]
+        cl = is_channels_last(states[1])        # the layout every group's input and the cell's output keep
+        partial = None                          # the sums of the nodes not yet complete, (N, nodes, C, H, W)
+        for (sources, nodes), group, w in zip(self.plan, self.groups, weights.flatten()[self.gather].split(self.sizes, 1)):
+            x = repeat_channels([states[j] for j in sources], len(nodes), cl)
+            out = group(x, self.relu(x), w)
+            if len(sources) == 2: out = out[:, :len(nodes)] + out[:, len(nodes):]     # both inputs feed every node
+            partial = out if partial is None else partial[:, 1:] + out                # x_i = sum_{j<i} o_bar^(i,j)(x_j)
+            states.append(partial[:, 0])        # the next node is complete
+        return cat_channels(states[-self.multiplier:], cl)
+
+# %% ../nbs/04_ltdarts_search.ipynb #5985625b
 @contextmanager
 def running_stats_paused(module:nn.Module):
     "Inside the block the BatchNorms of `module` normalize with batch statistics as usual but leave their running statistics as they are."
@@ -177,11 +326,13 @@ class Supernet(nn.Module):
                  steps:int=4,                      # intermediate nodes per cell
                  multiplier:int=4,                 # nodes concatenated into the cell output
                  stem_multiplier:int=3,
-                 stem_stride:int=1):               # 2 searches at half resolution (a cheaper proxy, for CPU runs)
+                 stem_stride:int=1,                # 2 searches at half resolution (a cheaper proxy, for CPU runs)
+                 batched:bool=True):               # cells with their edges batched (`BatchedSearchCell`); False: one edge at a time
         super().__init__()
+        self.cell_type = BatchedSearchCell if batched else SearchCell
         self.primitives, self.steps, self.multiplier = tuple(candidate_ops(ops=primitives)), steps, multiplier
         self.stem, self.cells, self.feat_dim = cell_stack(
-            lambda *io: SearchCell(self.primitives, steps, multiplier, *io), C, layers, stem_multiplier, stem_stride)
+            lambda *io: self.cell_type(self.primitives, steps, multiplier, *io), C, layers, stem_multiplier, stem_stride)
         self.classifier = CLASSIFIERS[check_choice('classifier', classifier, CLASSIFIERS)](self.feat_dim, num_classes)
         k, n = num_edges(steps), len(self.primitives)
         self.alphas_normal = nn.Parameter(1e-3 * torch.randn(k, n))
