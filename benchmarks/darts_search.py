@@ -16,7 +16,8 @@ implementations and the medians are compared.
 
 lt_workbook runs in the configurations of `VARIANTS`: channels_last (the CPU default of the notebook), plain fp32 NCHW
 (the reference's own configuration), bf16 autocast + channels_last (the CUDA default), each with and without
-recomputing the first `--recompute` cells in backward (`Architect(recompute=k)`).
+recomputing the first `--recompute` cells in backward (`Architect(recompute=k)`); the supernet's edges are batched
+(`BatchedSearchCell`) except in `cl+per-edge` (one edge at a time, the cell the batched one is tested against).
 """
 import argparse, json, resource, statistics, subprocess, sys, time
 from types import SimpleNamespace
@@ -30,6 +31,7 @@ def peak_memory(dev):
 
 VARIANTS = {   # lt_workbook's configurations: memory format, bf16 autocast, recomputing cells in backward
     'cl':             dict(channels_last=True, bf16=False, recompute=False),
+    'cl+per-edge':    dict(channels_last=True, bf16=False, recompute=False, batched=False),   # the supernet one edge at a time
     'cl+recompute':   dict(channels_last=True, bf16=False, recompute=True),
     'fp32':           dict(channels_last=False, bf16=False, recompute=False),
     'fp32+recompute': dict(channels_last=False, bf16=False, recompute=True),
@@ -46,7 +48,7 @@ def ours(a, dev):
     data = load_dataset('mnist5k', imbalance_ratio=1)
     cfg = TrainConfig(arch='supernet', classifier='linear', batch_size=a.batch_size, lr=0.025, lr_min=0.001, schedule='cosine',
                       momentum=0.9, weight_decay=3e-4, grad_clip=5., device=str(dev), channels_last=v['channels_last'],
-                      bf16=v['bf16'], arch_kw=dict(primitives=list(DARTS_PRIMITIVES), C=a.C, layers=a.layers))
+                      bf16=v['bf16'], arch_kw=dict(primitives=list(DARTS_PRIMITIVES), C=a.C, layers=a.layers, batched=v.get('batched', True)))
     model = build_model(cfg, 10)
     architect = Architect(model, data.train, order=a.order, batch_size=a.batch_size, recompute=a.recompute if v['recompute'] else 0)
     tr = Trainer(model, data, cfg, step=architect.step, callbacks=[architect])

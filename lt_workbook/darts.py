@@ -394,10 +394,9 @@ def alpha_grad(model, loss_fn, x, y, weights):
 
 def finite_difference_hvp(model, loss_fn, x, y, weights, v, r:float=1e-2):
     "grad_alpha grad_w L_train . v by central differences: [g_alpha(w + eps v) - g_alpha(w - eps v)] / 2 eps, eps = r / |v|."
-    eps = r / torch.cat([t.flatten() for t in v]).norm()
+    eps = r / torch.linalg.vector_norm(torch.stack(torch._foreach_norm(v)))    # a tensor: no wait for the device
     def shift(sign):
-        with torch.no_grad():
-            for w, d in zip(weights, v): w.add_(d, alpha=float(sign * eps))
+        with torch.no_grad(): torch._foreach_add_(weights, torch._foreach_mul(v, sign * eps))   # w += sign eps v
     shift(+1); g_plus = alpha_grad(model, loss_fn, x, y, weights)
     shift(-2); g_minus = alpha_grad(model, loss_fn, x, y, weights)
     shift(+1)
@@ -406,9 +405,13 @@ def finite_difference_hvp(model, loss_fn, x, y, weights, v, r:float=1e-2):
 def unrolled_weights(model, loss_fn, x, y, weights, lr:float, momentum_buffers=None, momentum:float=0., weight_decay:float=0.):
     "w' = w - lr (momentum * buffer + grad_w L_train(w) + weight_decay * w): one SGD step, as new leaf tensors."
     with frozen(model.arch_parameters()): grads = torch.autograd.grad(loss_fn(model(x), y), weights)
-    bufs = momentum_buffers or [None] * len(weights)
-    return [(w - lr * ((momentum * b if b is not None else 0) + g + weight_decay * w)).detach().requires_grad_()
-            for w, g, b in zip(weights, grads, bufs)]
+    with torch.no_grad():
+        step = torch._foreach_add(grads, weights, alpha=weight_decay)                  # grad + weight_decay * w
+        bufs = [b for b in momentum_buffers or [] if b is not None]
+        if momentum and bufs:
+            if len(bufs) < len(weights): raise ValueError("momentum buffers for some weights but not all")
+            torch._foreach_add_(step, bufs, alpha=momentum)                            # + momentum * buffer
+        return [w.requires_grad_() for w in torch._foreach_add(weights, step, alpha=-lr)]   # w - lr * (...)
 
 def unrolled_alpha_grad(model, loss_fn, x, y, x_val, y_val, weights, lr:float, momentum_buffers=None, momentum:float=0.,
                         weight_decay:float=0., r:float=1e-2):
@@ -452,8 +455,8 @@ class Architect(Callback):
         self.alphas = [a for g in groups.values() for a in g]
         if [id(a) for a in self.alphas] != [id(a) for a in model.arch_parameters()]:
             raise ValueError("arch_groups() must list the alphas of arch_parameters(), in the same order")
-        self.opt = torch.optim.Adam([dict(params=g, lr=lrs[k], name=k) for k, g in groups.items()], betas=betas,
-                                    weight_decay=weight_decay)
+        self.opt = fused_optimizer(torch.optim.Adam, [dict(params=g, lr=lrs[k], name=k) for k, g in groups.items()], betas=betas,
+                                   weight_decay=weight_decay)
     def before_epoch(self, tr, epoch):
         self.val = self.val_set.to(tr.device)
         self.generator = epoch_generators(tr.cfg.seed + 7919, epoch, tr.device)[0]   # a stream apart from the training batches'
@@ -478,7 +481,7 @@ class Architect(Callback):
         self.alpha_step(tr, x, y)
         with frozen(self.alphas), recomputed(tr.model, self.recompute): return standard_step(tr, x, y)
     def state_dict(self): return {'opt': self.opt.state_dict()}
-    def load_state_dict(self, state): self.opt.load_state_dict(state['opt'])
+    def load_state_dict(self, state): load_optimizer_state(self.opt, state['opt'])
 
 class SearchTracker(Callback):
     "Logs each epoch's softmax(alpha) of every edge and the derived genotype; puts the final genotype in the summary and genotype.json."

@@ -20,16 +20,17 @@ from .data import *
 
 # %% auto #0
 __all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'STATUSES', 'OPTIMIZERS', 'SCHEDULES', 'COSINE_CLASSIFIERS', 'STEPS',
-           'SECOND_STAGES', 'METHODS', 'VERDICTS', 'CLAIMS_FILE', 'loss_precision', 'class_balanced_weights',
-           'ldam_margins', 'LTLoss', 'mixup', 'mixup_loss', 'NormedLinear', 'option_a_shortcut', 'BasicBlock',
-           'CifarResNet', 'resnet32', 'count_params', 'runs_root', 'jsonable', 'params_hash', 'git_commit', 'env_info',
-           'atomic_write', 'read_json', 'write_failed', 'checksum_file', 'checkpoint_sums', 'write_checkpoint',
-           'read_checkpoint', 'source_identity', 'hashed_params', 'Run', 'Diverged', 'Callback', 'optimizer_step',
-           'mixed_batch', 'base_loss', 'standard_step', 'is_due', 'epoch_generators', 'Step', 'SecondStage',
-           'pick_device', 'whole_number', 'TrainConfig', 'lr_at', 'Trainer', 'method_config', 'method_name',
-           'build_model', 'train_run', 'crt_config', 'check_crt', 'train_stages', 'run_config', 'register_all',
-           'load_model', 'seed_stats', 'mean_std_text', 'seed_table', 'claim_verdict', 'Claim', 'SeedValues',
-           'per_seed', 'claims_table', 'record_claims', 'read_claims', 'claims_under']
+           'SECOND_STAGES', 'FINITE_CHECK_EVERY', 'IMPL_KEYS', 'METHODS', 'VERDICTS', 'CLAIMS_FILE', 'loss_precision',
+           'class_balanced_weights', 'ldam_margins', 'LTLoss', 'mixup', 'mixup_loss', 'NormedLinear',
+           'option_a_shortcut', 'BasicBlock', 'CifarResNet', 'resnet32', 'count_params', 'runs_root', 'jsonable',
+           'params_hash', 'git_commit', 'env_info', 'atomic_write', 'read_json', 'write_failed', 'checksum_file',
+           'checkpoint_sums', 'write_checkpoint', 'read_checkpoint', 'source_identity', 'hashed_params', 'Run',
+           'Diverged', 'Callback', 'optimizer_step', 'mixed_batch', 'base_loss', 'standard_step', 'is_due',
+           'epoch_generators', 'Step', 'SecondStage', 'pick_device', 'whole_number', 'TrainConfig', 'lr_at',
+           'LossWatch', 'fused_optimizer', 'make_optimizer', 'load_optimizer_state', 'Trainer', 'method_config',
+           'method_name', 'build_model', 'train_run', 'crt_config', 'check_crt', 'train_stages', 'run_config',
+           'register_all', 'load_model', 'seed_stats', 'mean_std_text', 'seed_table', 'claim_verdict', 'Claim',
+           'SeedValues', 'per_seed', 'claims_table', 'record_claims', 'read_claims', 'claims_under']
 
 # %% ../nbs/01_training.ipynb #79e04ea4
 LOSSES = ('ce', 'ldam', 'focal', 'balanced_softmax', 'logit_adjustment')
@@ -376,7 +377,8 @@ def optimizer_step(tr, loss):
     "Backward of `loss`, gradient clipping (`grad_clip`), one step of the trainer's optimizer: the end of every step function."
     tr.opt.zero_grad(set_to_none=True)
     loss.backward()
-    if tr.cfg.grad_clip: nn.utils.clip_grad_norm_(tr.params, tr.cfg.grad_clip)
+    # g <- g * min(1, grad_clip / ||g||_2) over all the weights at once; multi-tensor kernels, no per-parameter loop
+    if tr.cfg.grad_clip: nn.utils.clip_grad_norm_(tr.params, tr.cfg.grad_clip, foreach=True)
     tr.opt.step()
 
 def mixed_batch(tr, x, y):
@@ -541,6 +543,55 @@ def lr_at(cfg:TrainConfig, epoch:int)->float:
         return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
     return cfg.lr
 
+# %% ../nbs/01_training.ipynb #48377b24
+FINITE_CHECK_EVERY = 50   # steps between host reads of the non-finite-loss check (and one at the end of every epoch)
+
+class LossWatch:
+    "The non-finite-loss check of one epoch, kept on the device: `add` copies each step's loss into a window (no host read); every `every` steps and at `check()` the host reads the window once and raises `Diverged` naming the first non-finite step."
+    def __init__(self, epoch:int, lr:float, every:int=FINITE_CHECK_EVERY):
+        self.epoch, self.lr, self.every = epoch, lr, check_number('every', every, integer=True)
+        self.window, self.start, self.n = None, 0, 0   # window[i] = loss of step start + i
+    def add(self, loss:torch.Tensor):
+        if self.window is None: self.window = loss.new_zeros(self.every)   # the loss's device and dtype
+        self.window[self.n - self.start] = loss.detach().reshape(())         # one device copy, no sync
+        self.n += 1
+        if self.n - self.start == self.every: self.check()
+    def first_bad(self):
+        "`(step, loss)` of the first non-finite loss since the last read, or None (one host read; the window's values only when there is one)."
+        k, start = self.n - self.start, self.start
+        self.start = self.n
+        if k == 0 or bool(torch.isfinite(self.window[:k]).all()): return None
+        vals = self.window[:k].tolist()
+        i = next(i for i, v in enumerate(vals) if not math.isfinite(v))
+        return start + i, vals[i]
+    def diverged(self, step:int, value:float)->Diverged:
+        return Diverged(f"non-finite training loss ({value}) at epoch {self.epoch}, step {step}; "
+                        f"lower the learning rate (lr={self.lr}) or check the data")
+    def check(self):
+        "Raise `Diverged` if a loss since the last read was non-finite."
+        bad = self.first_bad()
+        if bad is not None: raise self.diverged(*bad)
+
+def fused_optimizer(cls, params, **kw)->torch.optim.Optimizer:
+    "Optimizer `cls` over `params`: fused (one kernel for all of them) where torch has it for their device, else multi-tensor (`foreach`)."
+    try: return cls(params, fused=True, **kw)
+    except RuntimeError: return cls(params, foreach=True, **kw)   # "fused=True requires ... supported devices"
+
+def make_optimizer(cfg:TrainConfig, params:list)->torch.optim.Optimizer:
+    "The trainer's SGD (momentum) or Adam over `params` (`fused_optimizer`)."
+    cls, kw = ((torch.optim.SGD, dict(momentum=cfg.momentum)) if cfg.optimizer == 'sgd' else (torch.optim.Adam, {}))
+    return fused_optimizer(cls, params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)
+
+IMPL_KEYS = ('fused', 'foreach')   # how an optimizer computes its step, not what it computes
+
+def load_optimizer_state(opt:torch.optim.Optimizer, state:dict):
+    "Load a saved optimizer `state` into `opt`, keeping `opt`'s implementation (`IMPL_KEYS`): torch would take the saved one (e.g. an older checkpoint's per-parameter loop)."
+    groups = state['param_groups']
+    if len(groups) == len(opt.param_groups):   # (otherwise torch's own error names the mismatch)
+        groups = [{**s, **{k: g[k] for k in IMPL_KEYS if k in g}} for s, g in zip(groups, opt.param_groups)]
+    opt.load_state_dict({**state, 'param_groups': groups})
+
+
 # %% ../nbs/01_training.ipynb #c4b07ac5
 class Trainer:
     "Train `model` on `data` as `cfg` says, recording into `run` (optional)."
@@ -568,8 +619,8 @@ class Trainer:
             for p in model.classifier.parameters(): p.requires_grad_(True)
         # a model with parameters of its own kind (e.g. a DARTS supernet's alphas) names its weights `weight_parameters()`
         self.params = [p for p in getattr(model, 'weight_parameters', model.parameters)() if p.requires_grad]
-        self.opt = (torch.optim.SGD(self.params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-                    if cfg.optimizer == 'sgd' else torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay))
+        self.opt = make_optimizer(cfg, self.params)
+        self.check_every = FINITE_CHECK_EVERY   # steps between host reads of the non-finite-loss check
         self.elapsed = 0.   # training seconds, accumulated across resumes
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
@@ -601,13 +652,20 @@ class Trainer:
         self.net.train(not cfg.freeze_backbone)
         tot, correct, n = torch.zeros((), device=self.device), torch.zeros((), device=self.device), 0
         flip = self.data.hflip
-        for x, y in batches(self.train_set.images, self.train_set.labels, self.sampler, cfg.batch_size, self.generator,
-                            self.data.mean, self.data.std, augment=cfg.augment, flip=flip):
-            loss, logits = self.step(self, self.to_input(x), y)
-            if not torch.isfinite(loss):
-                raise Diverged(f"non-finite training loss ({loss.item()}) at epoch {epoch}, step {n // cfg.batch_size}; "
-                               f"lower the learning rate (lr={cfg.lr}) or check the data")
-            tot += loss * len(y); correct += (logits.argmax(1) == y).sum(); n += len(y)
+        watch = LossWatch(epoch, cfg.lr, self.check_every)   # non-finite losses, read every check_every steps
+        try:
+            for x, y in batches(self.train_set.images, self.train_set.labels, self.sampler, cfg.batch_size, self.generator,
+                                self.data.mean, self.data.std, augment=cfg.augment, flip=flip):
+                loss, logits = self.step(self, self.to_input(x), y)
+                watch.add(loss)
+                tot += loss * len(y); correct += (logits.argmax(1) == y).sum(); n += len(y)
+        except Exception as e:   # a step that fails on the NaN weights of an unread non-finite loss: that divergence is the cause
+            if isinstance(e, Diverged): raise
+            try: bad = watch.first_bad()
+            except Exception: bad = None   # (the device itself failed: the step's error is the one to see)
+            if bad is not None: raise watch.diverged(*bad) from e
+            raise
+        watch.check()   # before the epoch's event, evaluation and checkpoint
         return dict(epoch=epoch, lr=lr_at(cfg, epoch), train_loss=float(tot / n), train_acc=float(100 * correct / n))
 
     def _state(self, epoch):
@@ -622,7 +680,7 @@ class Trainer:
             print(f"{self.run.name}: metrics.jsonl lost lines its checkpoint recorded: training again from epoch 0")
             ck = None
         if ck is not None:
-            self.model.load_state_dict(ck['model']); self.opt.load_state_dict(ck['optimizer'])
+            self.model.load_state_dict(ck['model']); load_optimizer_state(self.opt, ck['optimizer'])
             self.elapsed = ck['elapsed']
             for cb, st in zip(self.callbacks, ck['callbacks']): cb.load_state_dict(st)
             torch.set_rng_state(ck['torch_rng'])

@@ -136,3 +136,21 @@ def test_resume_after_kill_gives_the_same_genotype(tmp_path):
     strip = lambda evs: [{k: v for k, v in e.items() if k not in ('time',)} for e in evs]
     assert strip(run.metrics) == strip(ref.metrics)
     assert run.summary['genotype'] == ref.summary['genotype']
+
+def test_batched_search_matches_per_edge(tmp_path):
+    "Issue 21: the batched supernet searches as the per-edge one: same seed, same alphas after every epoch, same genotypes."
+    from lt_workbook.darts import search_halves, search_config, ltdarts_search, SEARCH_SPACES
+    data = load_dataset('mnist5k', 10.0, n_max=40, seed=0)
+    train, val = search_halves(data)
+    runs = {}
+    for batched in (False, True):
+        cfg = search_config('eq', SEARCH_SPACES['darts'], classifier='linear', supernet=dict(C=4, layers=3, stem_stride=2, batched=batched),
+                            epochs=2, batch_size=32, device='cpu', channels_last=True)
+        runs[batched] = ltdarts_search(train, val, cfg, architect=dict(lr=3e-2, batch_size=32), name=f'eq_{batched}', run_dir=tmp_path)
+    per_edge, batched = runs[False].metrics, runs[True].metrics
+    assert [e['genotype'] for e in per_edge] == [e['genotype'] for e in batched]
+    for a, b in zip(per_edge, batched):
+        for kind in ('normal', 'reduce'):
+            diff = (torch.tensor(a['alphas'][kind]) - torch.tensor(b['alphas'][kind])).abs().max().item()
+            assert diff < 1e-5, (kind, diff)
+        assert abs(a['train_loss'] - b['train_loss']) < 1e-4
