@@ -12,8 +12,12 @@ mixing ratio of mid-training (mu = 0.75, every loss term counted); rounds altern
 per-round time ratios is printed (target: <= 2.3x). On CUDA a step's time is wall-clock time (synchronized); on CPU it
 is the process's CPU time (`--clock wall` for wall-clock), which a machine shared with other jobs disturbs far less.
 
+`--cells` compares instead the bilateral step with the supernet's edges batched (`BatchedSearchCell`, the default)
+against the same step with one edge at a time (`batched=False`), both on the same weights: the per-round time ratio
+and the leaf ATen operations of one step of each (`torch.profiler`; each is a kernel launch on a GPU).
+
     python benchmarks/bbn_darts.py [--device cpu|cuda] [--layers 8] [--C 16] [--steps 4] [--batch-size 32] [--rounds 5]
-                                   [--order 1] [--stem-stride 1] [--clock cpu|wall]
+                                   [--order 1] [--stem-stride 1] [--clock cpu|wall] [--cells]
 """
 import argparse, statistics, time
 import torch
@@ -22,11 +26,11 @@ from lt_workbook.training import TrainConfig, Trainer, build_model, pick_device,
 from lt_workbook.darts import Architect, SEARCH_SPACES
 from lt_workbook.bbn_darts import BilateralArchitect
 
-def setup(a, dev, data, bilateral:bool, clock):
+def setup(a, dev, data, bilateral:bool, clock, batched:bool=True):
     "A trainer whose step is the single-branch or the bilateral search step; returns a function that runs one step."
     cuda = dev.type == 'cuda'
     kw = dict(primitives=list(SEARCH_SPACES['darts']), C=a.C, layers=a.layers, steps=a.steps, multiplier=a.steps,
-              stem_stride=a.stem_stride)
+              stem_stride=a.stem_stride, batched=batched)
     cfg = TrainConfig(arch='bilateral_supernet' if bilateral else 'supernet', epochs=4, batch_size=a.batch_size, lr=0.02,
                       lr_min=0.001, schedule='cosine', momentum=0.9, weight_decay=3e-4, grad_clip=5., device=str(dev),
                       channels_last=True, bf16=cuda, arch_kw=kw)
@@ -50,6 +54,28 @@ def setup(a, dev, data, bilateral:bool, clock):
 def sync(dev):
     if dev.type == 'cuda': torch.cuda.synchronize()
 
+def leaf_ops(step)->int:
+    "Leaf ATen operations (`aten::` events with no `aten::` child) of one call of `step`."
+    from torch.profiler import profile, ProfilerActivity
+    with profile(activities=[ProfilerActivity.CPU]) as prof: step()
+    return sum(e.name.startswith('aten::') and not any(c.name.startswith('aten::') for c in e.cpu_children) for e in prof.events())
+
+def compare_cells(a, dev, data, clock):
+    "The bilateral step with batched cells against per-edge cells (same seed, so the same weights): time ratio and operations."
+    steps = {}
+    for batched in (True, False):
+        torch.manual_seed(0); steps[batched], _ = setup(a, dev, data, True, clock, batched)
+    for s in steps.values(): s()          # warm-up
+    times = {True: [], False: []}
+    for _ in range(a.rounds):
+        for b in (False, True): times[b].append(steps[b]())
+    ratios = [p / b for b, p in zip(times[True], times[False])]
+    ops = {b: leaf_ops(steps[b]) for b in (True, False)}
+    print(f"  bilateral step, per-edge cells: {1000 * statistics.median(times[False]):9.1f} ms, {ops[False]:,} leaf ATen operations")
+    print(f"  bilateral step, batched cells:  {1000 * statistics.median(times[True]):9.1f} ms, {ops[True]:,} leaf ATen operations")
+    print(f"  batched: {statistics.median(ratios):.2f}x faster (median of paired rounds; per round {[round(x, 2) for x in ratios]}), "
+          f"{ops[True] / ops[False]:.2f}x the operations")
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--device', default='auto'); ap.add_argument('--layers', type=int, default=8)
@@ -58,12 +84,18 @@ def main():
     ap.add_argument('--rounds', type=int, default=5); ap.add_argument('--order', type=int, default=1, choices=(1, 2))
     ap.add_argument('--stem-stride', type=int, default=1)
     ap.add_argument('--clock', choices=('cpu', 'wall'), default=None, help='default: wall on CUDA, cpu (process time) on CPU')
+    ap.add_argument('--cells', action='store_true', help='compare batched against per-edge cells in the bilateral step')
     a = ap.parse_args()
     dev = pick_device(a.device)
     a.clock = a.clock or ('wall' if dev.type == 'cuda' else 'cpu')
     clock = time.perf_counter if a.clock == 'wall' else time.process_time
     a.batch_size = a.batch_size or (128 if dev.type == 'cuda' else 32)
     data = load_dataset('mnist5k', imbalance_ratio=100)
+    name = torch.cuda.get_device_name() if dev.type == 'cuda' else f'cpu ({torch.get_num_threads()} threads)'
+    if a.cells:
+        print(f"{name}, torch {torch.__version__}: {a.layers} cells, C={a.C}, batch {a.batch_size} per branch, order {a.order}, "
+              f"stem stride {a.stem_stride}, {a.rounds} alternating rounds, {a.clock} time")
+        return compare_cells(a, dev, data, clock)
     torch.manual_seed(0)
     single, m1 = setup(a, dev, data, False, clock)
     bilateral, m2 = setup(a, dev, data, True, clock)
@@ -72,7 +104,6 @@ def main():
     for _ in range(a.rounds):
         times['single'].append(single()); times['bilateral'].append(bilateral())
     ratios = [b / s for s, b in zip(times['single'], times['bilateral'])]
-    name = torch.cuda.get_device_name() if dev.type == 'cuda' else f'cpu ({torch.get_num_threads()} threads)'
     print(f"{name}, torch {torch.__version__}: {a.layers} cells, C={a.C}, {a.steps} nodes per cell, batch {a.batch_size} per branch, "
           f"order {a.order}, stem stride {a.stem_stride}, {a.rounds} alternating rounds, {a.clock} time")
     print(f"  single-branch DARTS step ({count_params(m1):,} weights): {1000 * statistics.median(times['single']):9.1f} ms")

@@ -25,9 +25,9 @@ __all__ = ['OPS', 'DARTS_PRIMITIVES', 'LT_REPLACES', 'SEARCH_SPACES', 'WIDE', 'C
            'GENOTYPES', 'GENOTYPE_SOURCES', 'PALETTE', 'SUPERNET', 'SEARCH_TRAIN', 'ARCHITECT', 'HESSIAN', 'Zero',
            'FactorizedReduce', 'relu_conv_bn', 'candidate_ops', 'strip_leading_relu', 'MixedOp', 'num_edges',
            'SearchCell', 'regroup', 'is_channels_last', 'repeat_channels', 'cat_channels', 'wide_conv', 'wide_bn',
-           'WideFactorizedReduce', 'WideHierarchical', 'widen', 'pop_final_bn', 'MixedOps', 'BatchedSearchCell',
-           'running_stats_paused', 'recomputed', 'reduction_cells', 'cell_stack', 'Supernet', 'parse_cell',
-           'derive_genotype', 'frozen', 'alpha_grad', 'finite_difference_hvp', 'unrolled_weights',
+           'WideFactorizedReduce', 'WideHierarchical', 'widen', 'pop_final_bn', 'weighted_sum', 'MixedOps',
+           'BatchedSearchCell', 'running_stats_paused', 'recomputed', 'reduction_cells', 'cell_stack', 'Supernet',
+           'parse_cell', 'derive_genotype', 'frozen', 'alpha_grad', 'finite_difference_hvp', 'unrolled_weights',
            'unrolled_alpha_grad', 'endless_batches', 'Architect', 'SearchTracker', 'drop_path', 'GenotypeCell',
            'check_genotype', 'GenotypeNet', 'DropPathRamp', 'genotype_net_for_params', 'resolve_genotype',
            'genotype_label', 'edge_names', 'plot_cell', 'plot_alpha_evolution', 'plot_search_curves', 'search_halves',
@@ -230,6 +230,18 @@ def pop_final_bn(op:nn.Module):
     setattr(parent, name, nn.Identity())
     return bn
 
+def weighted_sum(outs, w):
+    """`sum_o w[o, e] outs_o`: `outs` holds m candidates' outputs for k edges side by side, `(N, m k C, H, W)`, `w` their
+    weights `(m, k)`; returns `(N, k C, H, W)` in the layout of `outs`, computed where its channels are contiguous."""
+    N, _, H, W = outs.shape
+    m, k = w.shape
+    cl = is_channels_last(outs)
+    flat = outs.permute(0, 2, 3, 1).reshape(N * H * W, m, -1) if cl else outs.reshape(N, m, -1, H * W)
+    C = flat.shape[2] // k
+    w_c = w[:, :, None].expand(m, k, C).reshape(m, k * C)          # each edge's weight over its C channels
+    out = (flat * (w_c if cl else w_c[..., None])).sum(1)
+    return out.view(N, H, W, -1).permute(0, 3, 1, 2) if cl else out.view(N, -1, H, W)
+
 class MixedOps(nn.Module):
     "The mixed operations of k edges at once (`MixedOp` k times): each candidate widened over the edges, one weighted sum."
     def __init__(self, edges:list):
@@ -244,12 +256,12 @@ class MixedOps(nn.Module):
         self.pre_relu, self.index = [e0.pre_relu[j] for j in order], [e0.index[j] for j in order]  # index: columns of alpha
     def forward(self, x, x_relu, w):
         """`x`, `x_relu`: the k edges' inputs side by side, `(N, k C, H, W)`; `w`: their softmax weights, `(candidates, k)`
-        in the order of `self.index`. Returns the k mixed sums, `(N, k, C, H', W')`."""
+        in the order of `self.index`. Returns the k mixed sums side by side, `(N, k C, H', W')`, in the inputs' layout."""
         outs = [op(x_relu if pre else x) for pre, op in zip(self.pre_relu, self.ops)]
-        outs = torch.cat([self.bn(torch.cat(outs[:self.normed], 1)), *outs[self.normed:]], 1)
-        N, _, H, W = outs.shape
+        parts = [self.bn(torch.cat(outs[:self.normed], 1)), *outs[self.normed:]] if self.normed else outs
+        ws = w.split([self.normed] + [1] * (len(outs) - self.normed) if self.normed else [1] * len(outs))
         # o_bar^(i,j)(x) = sum_o softmax(alpha^(i,j))_o o(x), for every edge (i,j) of the group at once
-        return (outs.view(N, len(self.ops), self.k, -1, H, W) * w[None, :, :, None, None, None]).sum(1)
+        return sum(weighted_sum(p, pw) for p, pw in zip(parts, ws))
 
 class BatchedSearchCell(SearchCell):
     """`SearchCell` with its edges batched by source node (`MixedOps`): one group for the 2N edges leaving the two inputs,
@@ -271,7 +283,7 @@ class BatchedSearchCell(SearchCell):
         partial = None                          # the sums of the nodes not yet complete, (N, nodes, C, H, W)
         for (sources, nodes), group, w in zip(self.plan, self.groups, weights.flatten()[self.gather].split(self.sizes, 1)):
             x = repeat_channels([states[j] for j in sources], len(nodes), cl)
-            out = group(x, self.relu(x), w)
+            out = group(x, self.relu(x), w).unflatten(1, (-1, self.C))              # (N, edges, C, H, W)
             if len(sources) == 2: out = out[:, :len(nodes)] + out[:, len(nodes):]     # both inputs feed every node
             partial = out if partial is None else partial[:, 1:] + out                # x_i = sum_{j<i} o_bar^(i,j)(x_j)
             states.append(partial[:, 0])        # the next node is complete
@@ -445,7 +457,8 @@ class Architect(Callback):
                  batch_size:int=64, augment:bool=True,
                  recompute:int=0,             # rerun the first k cells in backward (`recomputed`): weight step, and first-order alpha step
                  sampler:str='instance',      # how validation batches are drawn, a key of `SAMPLERS`
-                 unroll:str='code'):          # second order: 'code' (DARTS code: momentum + weight decay in w') or 'paper' (w - xi grad)
+                 unroll:str='code',           # second order: 'code' (DARTS code: momentum + weight decay in w') or 'paper' (w - xi grad)
+                 cuda_graph:bool=False):      # on CUDA, first order: replay the alpha and weight steps from a CUDA graph (`CudaGraphStep`)
         self.order, self.val_set, self.batch_size, self.augment = check_choice('order', order, (1, 2)), val_set, batch_size, augment
         self.recompute, self.sampler = recompute, check_choice('sampler', sampler, SAMPLERS)
         self.unroll = check_choice('unroll', unroll, UNROLLS)
@@ -456,11 +469,23 @@ class Architect(Callback):
         if [id(a) for a in self.alphas] != [id(a) for a in model.arch_parameters()]:
             raise ValueError("arch_groups() must list the alphas of arch_parameters(), in the same order")
         self.opt = fused_optimizer(torch.optim.Adam, [dict(params=g, lr=lrs[k], name=k) for k, g in groups.items()], betas=betas,
-                                   weight_decay=weight_decay)
+                                   weight_decay=weight_decay, capturable=cuda_graph)   # capturable: its step count on the device
+        self.cuda_graph, self.graphed = cuda_graph, None
     def before_epoch(self, tr, epoch):
         self.val = self.val_set.to(tr.device)
         self.generator = epoch_generators(tr.cfg.seed + 7919, epoch, tr.device)[0]   # a stream apart from the training batches'
         self.batches = endless_batches(tr, self.val, self.sampler, self.batch_size, self.generator, self.augment)
+        if self.cuda_graph and self.graphed is None:
+            why = self.graph_refused(tr)
+            if why: print(f"cuda_graph: {why}; the search steps run eagerly"); self.cuda_graph = False
+            else: self.graphed = CudaGraphStep(self.search_step)
+    def graph_refused(self, tr)->str|None:
+        "Why the search step cannot be replayed from a CUDA graph here, or None."
+        if tr.device.type != 'cuda': return f"not on a CUDA device ({tr.device})"
+        if self.order != 1: return "second order (its unrolled step is not captured)"
+        if self.recompute: return "recompute > 0 (recomputed cells keep RNG state on the host)"
+        if tr.cfg.mixup_alpha > 0: return "mixup draws its mixing inside the step"
+        return None
     def alpha_step(self, tr, x, y, val=None, loss_fn=None):
         """One update of the alphas from the validation batch `val` (default: the next one of the architect's stream; a given
         one is ready for the network) and, second order, the training batch `x, y`, with `loss_fn` (default: the trainer's)."""
@@ -478,7 +503,12 @@ class Architect(Callback):
         for a, g in zip(self.alphas, grads): a.grad = g.to(a.dtype)
         self.opt.step()
     def step(self, tr, x, y):
-        self.alpha_step(tr, x, y)
+        xv, yv = next(self.batches)          # drawn here, outside a CUDA graph (which would replay the same draw)
+        xv = tr.to_input(xv)
+        return (self.graphed or self.search_step)(tr, x, y, xv, yv)
+    def search_step(self, tr, x, y, xv, yv):
+        "The alpha step on the validation batch `xv, yv`, then the weight step on the training batch `x, y` (alphas fixed)."
+        self.alpha_step(tr, x, y, val=(xv, yv))
         with frozen(self.alphas), recomputed(tr.model, self.recompute): return standard_step(tr, x, y)
     def state_dict(self): return {'opt': self.opt.state_dict()}
     def load_state_dict(self, state): load_optimizer_state(self.opt, state['opt'])

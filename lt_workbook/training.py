@@ -27,10 +27,10 @@ __all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'STATUSES', 'OPTIMIZER
            'checkpoint_sums', 'write_checkpoint', 'read_checkpoint', 'source_identity', 'hashed_params', 'Run',
            'Diverged', 'Callback', 'optimizer_step', 'mixed_batch', 'base_loss', 'standard_step', 'is_due',
            'epoch_generators', 'Step', 'SecondStage', 'pick_device', 'whole_number', 'TrainConfig', 'lr_at',
-           'LossWatch', 'fused_optimizer', 'make_optimizer', 'load_optimizer_state', 'Trainer', 'method_config',
-           'method_name', 'build_model', 'train_run', 'crt_config', 'check_crt', 'train_stages', 'run_config',
-           'register_all', 'load_model', 'seed_stats', 'mean_std_text', 'seed_table', 'claim_verdict', 'Claim',
-           'SeedValues', 'per_seed', 'claims_table', 'record_claims', 'read_claims', 'claims_under']
+           'LossWatch', 'fused_optimizer', 'make_optimizer', 'load_optimizer_state', 'CudaGraphStep', 'Trainer',
+           'method_config', 'method_name', 'build_model', 'train_run', 'crt_config', 'check_crt', 'train_stages',
+           'run_config', 'register_all', 'load_model', 'seed_stats', 'mean_std_text', 'seed_table', 'claim_verdict',
+           'Claim', 'SeedValues', 'per_seed', 'claims_table', 'record_claims', 'read_claims', 'claims_under']
 
 # %% ../nbs/01_training.ipynb #79e04ea4
 LOSSES = ('ce', 'ldam', 'focal', 'balanced_softmax', 'logit_adjustment')
@@ -592,6 +592,47 @@ def load_optimizer_state(opt:torch.optim.Optimizer, state:dict):
     opt.load_state_dict({**state, 'param_groups': groups})
 
 
+# %% ../nbs/01_training.ipynb #4a381e33
+class CudaGraphStep:
+    "A step `body(tr, *inputs) -> outputs` replayed from a CUDA graph after `warmup` eager steps (eager off CUDA, see above)."
+    def __init__(self, body, warmup:int=3):
+        self.body, self.warmup = body, check_number("warmup", warmup, integer=True)
+        self.graph, self.key, self.failed = None, None, None
+        self.counts = dict(eager=0, captured=0, replayed=0)
+    def __call__(self, tr, *inputs):
+        if tr.device.type != 'cuda' or self.failed: return self._eager(tr, inputs)
+        key = (tr.epoch, [(t.shape, t.dtype) for t in inputs])
+        if self.graph is not None and key == self.key:
+            for s, t in zip(self.static_in, inputs): s.copy_(t)
+            return self._replay()
+        if self.counts['eager'] < self.warmup or (self.key is not None and key[1] != self.key[1]):
+            return self._eager(tr, inputs, side_stream=True)
+        return self._capture(tr, inputs, key)
+    def _eager(self, tr, inputs, side_stream:bool=False):
+        self.counts['eager'] += 1
+        if not side_stream: return self.body(tr, *inputs)
+        s = torch.cuda.Stream(); s.wait_stream(torch.cuda.current_stream())   # torch's warm-up: on a side stream
+        with torch.cuda.stream(s): out = self.body(tr, *inputs)
+        torch.cuda.current_stream().wait_stream(s)
+        return out
+    def _capture(self, tr, inputs, key):
+        self.graph = None                                  # the previous epoch's graph and its memory go first
+        self.static_in, graph = [t.clone() for t in inputs], torch.cuda.CUDAGraph()
+        tr.capturing = True                                # (autocast's cast cache off)
+        try:
+            with torch.cuda.graph(graph): self.static_out = self.body(tr, *self.static_in)
+        except Exception as e:
+            self.failed = f"{type(e).__name__}: {e}"
+            print(f"CUDA graph capture failed, running eagerly from here: {self.failed}")
+            return self._eager(tr, inputs)
+        finally: tr.capturing = False
+        self.graph, self.key = graph, key
+        self.counts['captured'] += 1
+        return self._replay()                              # the capture ran nothing: this replay is the step
+    def _replay(self):
+        self.graph.replay(); self.counts['replayed'] += 1
+        return self.static_out
+
 # %% ../nbs/01_training.ipynb #c4b07ac5
 class Trainer:
     "Train `model` on `data` as `cfg` says, recording into `run` (optional)."
@@ -621,9 +662,10 @@ class Trainer:
         self.params = [p for p in getattr(model, 'weight_parameters', model.parameters)() if p.requires_grad]
         self.opt = make_optimizer(cfg, self.params)
         self.check_every = FINITE_CHECK_EVERY   # steps between host reads of the non-finite-loss check
+        self.epoch, self.capturing = 0, False      # the epoch being trained; whether a CUDA graph is being captured (`CudaGraphStep`)
         self.elapsed = 0.   # training seconds, accumulated across resumes
     def autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16, cache_enabled=not self.capturing)
     def to_input(self, x): return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def eval_inputs(self, images, batch_size:int=512):
@@ -646,6 +688,7 @@ class Trainer:
 
     def train_epoch(self, epoch:int)->dict:
         cfg = self.cfg
+        self.epoch = epoch
         for g in self.opt.param_groups: g['lr'] = lr_at(cfg, epoch)
         self.loss_fn.set_epoch(epoch)
         self.generator, self.np_rng = epoch_generators(cfg.seed, epoch, self.device)
