@@ -17,7 +17,8 @@ implementations and the medians are compared.
 lt_workbook runs in the configurations of `VARIANTS`: channels_last (the CPU default of the notebook), plain fp32 NCHW
 (the reference's own configuration), bf16 autocast + channels_last (the CUDA default), each with and without
 recomputing the first `--recompute` cells in backward (`Architect(recompute=k)`); the supernet's edges are batched
-(`BatchedSearchCell`) except in `cl+per-edge` (one edge at a time, the cell the batched one is tested against).
+(`BatchedSearchCell`) except in `cl+per-edge` (one edge at a time, the cell the batched one is tested against); the
+`+graph` variants replay each step from a CUDA graph (`Architect(cuda_graph=True)`, first order, CUDA only).
 """
 import argparse, json, resource, statistics, subprocess, sys, time
 from types import SimpleNamespace
@@ -37,6 +38,8 @@ VARIANTS = {   # lt_workbook's configurations: memory format, bf16 autocast, rec
     'fp32+recompute': dict(channels_last=False, bf16=False, recompute=True),
     'bf16+cl':        dict(channels_last=True, bf16=True, recompute=False),
     'bf16+cl+recompute': dict(channels_last=True, bf16=True, recompute=True),
+    'fp32+graph':     dict(channels_last=False, bf16=False, recompute=False, graph=True),   # CUDA only: Architect(cuda_graph=True)
+    'bf16+cl+graph':  dict(channels_last=True, bf16=True, recompute=False, graph=True),
 }
 
 def ours(a, dev):
@@ -50,7 +53,8 @@ def ours(a, dev):
                       momentum=0.9, weight_decay=3e-4, grad_clip=5., device=str(dev), channels_last=v['channels_last'],
                       bf16=v['bf16'], arch_kw=dict(primitives=list(DARTS_PRIMITIVES), C=a.C, layers=a.layers, batched=v.get('batched', True)))
     model = build_model(cfg, 10)
-    architect = Architect(model, data.train, order=a.order, batch_size=a.batch_size, recompute=a.recompute if v['recompute'] else 0)
+    architect = Architect(model, data.train, order=a.order, batch_size=a.batch_size, recompute=a.recompute if v['recompute'] else 0,
+                          cuda_graph=v.get('graph', False))
     tr = Trainer(model, data, cfg, step=architect.step, callbacks=[architect])
     architect.before_epoch(tr, 0)
     tr.generator, tr.np_rng = epoch_generators(0, 0, tr.device)
@@ -133,7 +137,7 @@ def main():
     ap.add_argument('--impl'); ap.add_argument('--variant', default='cl'); ap.add_argument('--order', type=int); ap.add_argument('--batch-size', type=int)
     a = ap.parse_args()
     if a.impl: return worker(a)
-    variants = a.variants or (['fp32', 'fp32+recompute', 'bf16+cl', 'bf16+cl+recompute'] if a.device == 'cuda' else ['cl', 'cl+recompute'])
+    variants = a.variants or (['fp32', 'bf16+cl', 'fp32+graph', 'bf16+cl+graph'] if a.device == 'cuda' else ['cl', 'cl+per-edge'])
     name = torch.cuda.get_device_name() if a.device == 'cuda' else f'cpu ({torch.get_num_threads()} threads)'
     print(f"DARTS search step, {a.layers} cells, C={a.C}, {name}, torch {torch.__version__}, {a.steps} timed steps per run, "
           f"{a.rounds} round(s); +recompute: first {a.recompute} cells; reference: fp32, NCHW")

@@ -9,6 +9,7 @@
 # SUITE_PARTS names the parts to run, in the order below (default: all); e.g. two calls that fit a 10-minute limit each:
 #     SUITE_PARTS="environment data_pipeline reslt ccsam imbnas bbn_darts paper_scale paper_scale_compiled notebooks" ...
 #     SUITE_PARTS="environment darts_search darts_ops components hessian" ...
+# (issue 21 added bbn_cells, darts_compile and cuda_graph_test: the CUDA-graph search test, run nowhere yet)
 # (2026-11-28 on an H200 the first took 566 s; the darts_search part then measured one batch/order pair in 240 s.)
 # Every part runs under its own time limit and the whole suite under SUITE_DEADLINE seconds: a part that fails or runs
 # out of time is reported and the next one runs. Everything printed goes to $OUT/suite.log; the paper-scale numbers to
@@ -50,11 +51,12 @@ if [ "$SIZE" = tiny ]; then DEV=cpu
   A_IN="--rounds 1 --n-max 50"; A_BB="--rounds 1 --steps 1 --batch-size 4 --layers 5 --C 4 --stem-stride 2"
   A_PS="--steps 2 --warmup 1 --batch-size 16 --test-size 256"; A_PC="--methods ce --steps 1 --warmup 1 --batch-size 16 --test-size 64"; A_DS="--batch-sizes 4 --orders 1 --steps 1 --layers 5 --C 4 --variants cl"; A_DO="--batch-sizes 4 --orders 1 2 --steps 1 --layers 5 --C 4 --variants cl"
   A_CO="--rounds 1 --steps 1 --batch-size 8 --blocks 1 --variants basic lt_agg"; A_HE="--rounds 1 --batch-size 16"; A_NB="--deadline 120"
+  A_DC="--layers 3 --C 4 --batch-size 4 --steps 1 --timeout 120"
 else DEV=cuda
   A_DP="--rounds 5 --workers 0 4 8"; A_RL="--rounds 30"; A_CC="--classes 1000 100 --rounds 5 --steps 3"
   A_IN="--rounds 5"; A_BB="--rounds 3 --steps 3"
-  A_PS="--steps 12 --warmup 3 --methods search retrain ce ldam_drw reslt ccsam bbn"; A_PC="--methods ce --steps 20 --warmup 5"; A_DS="--batch-sizes 32 64 --orders 1 2 --steps 2 --variants fp32 bf16+cl"; A_DO="--batch-sizes 32 --orders 1 2 --steps 1 --variants fp32"
-  A_CO="--rounds 3 --steps 2"; A_HE="--rounds 5"; A_NB="--parallel 14"
+  A_PS="--steps 12 --warmup 3 --methods search retrain ce ldam_drw reslt ccsam bbn"; A_PC="--methods ce --steps 20 --warmup 5"; A_DS="--batch-sizes 32 64 --orders 1 2 --steps 2 --variants fp32 bf16+cl fp32+graph bf16+cl+graph"; A_DO="--batch-sizes 32 --orders 1 2 --steps 1 --variants fp32"
+  A_CO="--rounds 3 --steps 2"; A_HE="--rounds 5"; A_NB="--parallel 14"; A_DC="--batch-size 64 --steps 5 --timeout 300"
 fi
 
 part environment 30 bash -c "python3 -c \"
@@ -67,6 +69,7 @@ part reslt 40 python3 benchmarks/reslt.py --device $DEV $A_RL
 part ccsam 90 python3 benchmarks/ccsam.py --device $DEV $A_CC
 part imbnas 40 python3 benchmarks/imbnas.py --device $DEV $A_IN
 part bbn_darts 60 python3 benchmarks/bbn_darts.py --device $DEV $A_BB
+part bbn_cells 60 python3 benchmarks/bbn_darts.py --device $DEV --cells $A_BB
 part paper_scale 200 python3 benchmarks/paper_scale.py --device $DEV $A_PS --json "$OUT/paper_scale.json"
 part paper_scale_compiled 90 python3 benchmarks/paper_scale.py --device $DEV --compile $A_PC --json "$OUT/paper_scale_compiled.json"
 # The notebooks get what is left of the deadline but what the parts after them need (NB_RESERVE seconds; gpu_notebooks.py
@@ -76,6 +79,8 @@ part notebooks $(( $(left) - ${NB_RESERVE:-0} - 5 )) python3 benchmarks/gpu_note
 part darts_search 300 python3 benchmarks/darts_search.py --device $DEV --reference .ref/darts/cnn $A_DS
 # Operations per step (profiler: leaf ATen operations, CUDA kernels) apart from the timings: profiling is slow on CUDA.
 part darts_ops 120 python3 benchmarks/darts_search.py --device $DEV --reference .ref/darts/cnn --count-ops $A_DO
+part cuda_graph_test 180 python3 -m pytest -q -x -p no:xdist -p no:cacheprovider tests/test_ltdarts_notebook.py -k cuda_graph -rs
+part darts_compile 330 python3 benchmarks/darts_compile.py --device $DEV $A_DC
 part components 45 python3 benchmarks/components.py --device $DEV $A_CO
 part hessian 40 python3 benchmarks/hessian.py --device $DEV $A_HE
 cp "$OUT/parts/notebooks/notebooks.json" "$OUT/" 2>/dev/null
