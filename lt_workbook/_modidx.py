@@ -941,4 +941,6 @@ d = { 'settings': { 'branch': 'main',
                                       'lt_workbook.training.whole_number': ('training.html#whole_number', 'lt_workbook/training.py'),
                                       'lt_workbook.training.write_checkpoint': ( 'training.html#write_checkpoint',
                                                                                  'lt_workbook/training.py'),
-                                      'lt_workbook.training.write_failed': ('training.html#write_failed', 'lt_workbook/training.py')}}}
+                                      'lt_workbook.training.write_failed': ('training.html#write_failed', 'lt_workbook/training.py'),
+                                      'lt_workbook.training.zero_momentum_buffers': ( 'training.html#zero_momentum_buffers',
+                                                                                      'lt_workbook/training.py')}}}

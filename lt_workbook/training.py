@@ -27,10 +27,11 @@ __all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'STATUSES', 'OPTIMIZER
            'checkpoint_sums', 'write_checkpoint', 'read_checkpoint', 'source_identity', 'hashed_params', 'Run',
            'Diverged', 'Callback', 'optimizer_step', 'mixed_batch', 'base_loss', 'standard_step', 'is_due',
            'epoch_generators', 'Step', 'SecondStage', 'pick_device', 'whole_number', 'TrainConfig', 'lr_at',
-           'LossWatch', 'fused_optimizer', 'make_optimizer', 'load_optimizer_state', 'CudaGraphStep', 'Trainer',
-           'method_config', 'method_name', 'build_model', 'train_run', 'crt_config', 'check_crt', 'train_stages',
-           'run_config', 'register_all', 'load_model', 'seed_stats', 'mean_std_text', 'seed_table', 'claim_verdict',
-           'Claim', 'SeedValues', 'per_seed', 'claims_table', 'record_claims', 'read_claims', 'claims_under']
+           'LossWatch', 'fused_optimizer', 'zero_momentum_buffers', 'make_optimizer', 'load_optimizer_state',
+           'CudaGraphStep', 'Trainer', 'method_config', 'method_name', 'build_model', 'train_run', 'crt_config',
+           'check_crt', 'train_stages', 'run_config', 'register_all', 'load_model', 'seed_stats', 'mean_std_text',
+           'seed_table', 'claim_verdict', 'Claim', 'SeedValues', 'per_seed', 'claims_table', 'record_claims',
+           'read_claims', 'claims_under']
 
 # %% ../nbs/01_training.ipynb #79e04ea4
 LOSSES = ('ce', 'ldam', 'focal', 'balanced_softmax', 'logit_adjustment')
@@ -577,10 +578,22 @@ def fused_optimizer(cls, params, **kw)->torch.optim.Optimizer:
     try: return cls(params, fused=True, **kw)
     except RuntimeError: return cls(params, foreach=True, **kw)   # "fused=True requires ... supported devices"
 
+def zero_momentum_buffers(opt, *_):
+    """Give every weight that has a gradient and no momentum buffer a zero one (a step pre-hook). Fused SGD refuses a step
+    where some weights have buffers and others not yet (a weight's first gradient after the others', e.g. IMB-NAS'
+    sampled sub-networks); with dampening 0, `buf = momentum * 0 + grad` is torch's first-step `buf = grad`."""
+    for g in opt.param_groups:
+        if g.get('momentum'):
+            for p in g['params']:
+                if p.grad is not None and opt.state[p].get('momentum_buffer') is None:
+                    opt.state[p]['momentum_buffer'] = torch.zeros_like(p)
+
 def make_optimizer(cfg:TrainConfig, params:list)->torch.optim.Optimizer:
     "The trainer's SGD (momentum) or Adam over `params` (`fused_optimizer`)."
     cls, kw = ((torch.optim.SGD, dict(momentum=cfg.momentum)) if cfg.optimizer == 'sgd' else (torch.optim.Adam, {}))
-    return fused_optimizer(cls, params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)
+    opt = fused_optimizer(cls, params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)
+    if cls is torch.optim.SGD: opt.register_step_pre_hook(zero_momentum_buffers)
+    return opt
 
 IMPL_KEYS = ('fused', 'foreach')   # how an optimizer computes its step, not what it computes
 
