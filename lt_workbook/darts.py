@@ -21,17 +21,18 @@ from .components import DilConv, SepConv, LTAggConv, LTHierConv, Hierarchical, u
 from .etf import *
 
 # %% auto #0
-__all__ = ['OPS', 'DARTS_PRIMITIVES', 'LT_REPLACES', 'SEARCH_SPACES', 'WIDE', 'CHANNELWISE', 'UNROLLS', 'GENOTYPE_OPS',
+__all__ = ['OPS', 'DARTS_PRIMITIVES', 'LT_REPLACES', 'SEARCH_SPACES', 'WIDE', 'CHANNELWISE', 'STEMS', 'UNROLLS', 'GENOTYPE_OPS',
            'GENOTYPES', 'GENOTYPE_SOURCES', 'PALETTE', 'SUPERNET', 'SEARCH_TRAIN', 'ARCHITECT', 'HESSIAN', 'Zero',
            'FactorizedReduce', 'relu_conv_bn', 'candidate_ops', 'strip_leading_relu', 'MixedOp', 'num_edges',
            'SearchCell', 'regroup', 'is_channels_last', 'repeat_channels', 'cat_channels', 'wide_conv', 'wide_bn',
            'WideFactorizedReduce', 'WideHierarchical', 'widen', 'pop_final_bn', 'weighted_sum', 'MixedOps',
-           'BatchedSearchCell', 'running_stats_paused', 'recomputed', 'reduction_cells', 'cell_stack', 'Supernet',
-           'parse_cell', 'derive_genotype', 'frozen', 'alpha_grad', 'finite_difference_hvp', 'unrolled_weights',
-           'unrolled_alpha_grad', 'endless_batches', 'Architect', 'SearchTracker', 'drop_path', 'GenotypeCell',
-           'check_genotype', 'GenotypeNet', 'DropPathRamp', 'genotype_net_for_params', 'resolve_genotype',
-           'genotype_label', 'edge_names', 'plot_cell', 'plot_alpha_evolution', 'plot_search_curves', 'search_halves',
-           'search_config', 'ltdarts_search', 'retrain_config', 'ltdarts_retrain']
+           'BatchedSearchCell', 'running_stats_paused', 'recomputed', 'reduction_cells', 'ImageNetStem', 'stem_states',
+           'cell_stack', 'Supernet', 'parse_cell', 'derive_genotype', 'frozen', 'alpha_grad', 'finite_difference_hvp',
+           'unrolled_weights', 'unrolled_alpha_grad', 'endless_batches', 'Architect', 'SearchTracker', 'drop_path',
+           'GenotypeCell', 'check_genotype', 'GenotypeNet', 'DropPathRamp', 'genotype_net_for_params',
+           'resolve_genotype', 'genotype_label', 'edge_names', 'plot_cell', 'plot_alpha_evolution',
+           'plot_search_curves', 'search_halves', 'search_config', 'ltdarts_search', 'retrain_config',
+           'ltdarts_retrain']
 
 # %% ../nbs/04_ltdarts_search.ipynb #313e66e7
 class Zero(nn.Module):
@@ -314,14 +315,43 @@ def reduction_cells(layers:int)->list:
     "Which of `layers` cells reduce: those at 1/3 and 2/3 of the depth."
     return [i in (layers // 3, 2 * layers // 3) for i in range(layers)]
 
-def cell_stack(make_cell, C:int, layers:int, stem_multiplier:int=3, stem_stride:int=1):
-    """DARTS' network frame, shared by the supernet and the network of a genotype: a 3x3 conv-BN stem, then `layers`
-    cells `make_cell(C_pp, C_p, C, reduction, reduction_prev)` (width doubled at the reductions, each cell fed by the
-    two before it). Returns `(stem, cells, feat_dim)`."""
-    C_curr = stem_multiplier * C
-    stem = nn.Sequential(nn.Conv2d(3, C_curr, 3, stem_stride, padding=1, bias=False), nn.BatchNorm2d(C_curr))
-    C_pp, C_p, C_curr = C_curr, C_curr, C
-    cells, reduction_prev = nn.ModuleList(), False
+STEMS = ('cifar', 'imagenet')   # DARTS' two stems: NetworkCIFAR's (one 3x3 conv-BN) and NetworkImageNet's (three stride-2 convs)
+
+class ImageNetStem(nn.Module):
+    """DARTS' ImageNet stem: `stem0` (3x3 conv stride 2 to C/2, BN, ReLU, 3x3 conv stride 2 to C, BN: 1/4 of the input
+    side), then `stem1` (ReLU, 3x3 conv stride 2, BN: 1/8). Returns both: the first cell takes `stem0`'s output as its
+    earlier input (through a factorized reduction) and `stem1`'s as its later one."""
+    def __init__(self, C:int):
+        super().__init__()
+        self.stem0 = nn.Sequential(nn.Conv2d(3, C // 2, 3, 2, 1, bias=False), nn.BatchNorm2d(C // 2), nn.ReLU(),
+                                   nn.Conv2d(C // 2, C, 3, 2, 1, bias=False), nn.BatchNorm2d(C))
+        self.stem1 = nn.Sequential(nn.ReLU(), nn.Conv2d(C, C, 3, 2, 1, bias=False), nn.BatchNorm2d(C))
+    def forward(self, x):
+        s0 = self.stem0(x)
+        return s0, self.stem1(s0)
+
+def stem_states(stem:nn.Module, x)->tuple:
+    "The two inputs `(s0, s1)` of the first cell: the CIFAR stem's output twice, the ImageNet stem's two stages."
+    s = stem(x)
+    return s if isinstance(s, tuple) else (s, s)
+
+def cell_stack(make_cell, C:int, layers:int, stem_multiplier:int=3,
+               stem_stride:int=1,     # the CIFAR stem's stride (2: cells at half resolution, a CPU proxy)
+               stem:str='cifar'):     # one of `STEMS`: 'imagenet' is DARTS' ImageNet stem (cells at 1/8, output at 1/32)
+    """DARTS' network frame, shared by the supernet and the network of a genotype: a stem (`stem='cifar'`: a 3x3 conv-BN
+    of `stem_multiplier * C` channels and stride `stem_stride`; 'imagenet': `ImageNetStem`, C channels, its strides fixed),
+    then `layers` cells `make_cell(C_pp, C_p, C, reduction, reduction_prev)` (width doubled at the reductions, each cell
+    fed by the two before it). Returns `(stem, cells, feat_dim)`; `stem_states` gives the first cell's two inputs."""
+    if check_choice('stem', stem, STEMS) == 'imagenet':
+        if stem_stride != 1:
+            raise ValueError(f"stem_stride={stem_stride!r} with stem='imagenet': the ImageNet stem has its own strides (1/8 before "
+                             "the first cell); stem_stride sets the CIFAR stem's. Use stem_stride=1 with stem='imagenet'")
+        stem_module, C_stem, reduction_prev = ImageNetStem(C), C, True   # the first cell reduces stem0's output (1/4) to 1/8
+    else:
+        C_stem, reduction_prev = stem_multiplier * C, False
+        stem_module = nn.Sequential(nn.Conv2d(3, C_stem, 3, stem_stride, padding=1, bias=False), nn.BatchNorm2d(C_stem))
+    stem, C_pp, C_p, C_curr = stem_module, C_stem, C_stem, C
+    cells = nn.ModuleList()
     for reduction in reduction_cells(layers):
         if reduction: C_curr *= 2
         cells.append(make_cell(C_pp, C_p, C_curr, reduction, reduction_prev))
@@ -339,12 +369,13 @@ class Supernet(nn.Module):
                  multiplier:int=4,                 # nodes concatenated into the cell output
                  stem_multiplier:int=3,
                  stem_stride:int=1,                # 2 searches at half resolution (a cheaper proxy, for CPU runs)
-                 batched:bool=True):               # cells with their edges batched (`BatchedSearchCell`); False: one edge at a time
+                 batched:bool=True,                # cells with their edges batched (`BatchedSearchCell`); False: one edge at a time
+                 stem:str='cifar'):                # one of `STEMS` ('imagenet': DARTS' ImageNet stem, for 224-px images)
         super().__init__()
         self.cell_type = BatchedSearchCell if batched else SearchCell
         self.primitives, self.steps, self.multiplier = tuple(candidate_ops(ops=primitives)), steps, multiplier
         self.stem, self.cells, self.feat_dim = cell_stack(
-            lambda *io: self.cell_type(self.primitives, steps, multiplier, *io), C, layers, stem_multiplier, stem_stride)
+            lambda *io: self.cell_type(self.primitives, steps, multiplier, *io), C, layers, stem_multiplier, stem_stride, stem)
         self.classifier = CLASSIFIERS[check_choice('classifier', classifier, CLASSIFIERS)](self.feat_dim, num_classes)
         k, n = num_edges(steps), len(self.primitives)
         self.alphas_normal = nn.Parameter(1e-3 * torch.randn(k, n))
@@ -356,7 +387,7 @@ class Supernet(nn.Module):
     def states(self, x):
         "The outputs of the last two cells."
         w_normal, w_reduce = self.mixing_weights()
-        s0 = s1 = self.stem(x)
+        s0, s1 = stem_states(self.stem, x)
         for i, cell in enumerate(self.cells):
             w = w_reduce if cell.reduction else w_normal
             if i < self.recompute and torch.is_grad_enabled():   # keep only the cell's inputs; rerun it in backward
@@ -578,17 +609,18 @@ class GenotypeNet(nn.Module):
     "The network of a genotype: stem, `layers` genotype cells (reductions at 1/3, 2/3), pooling, classifier."
     def __init__(self, num_classes:int, classifier:str='linear', genotype:dict|None=None, C:int=16, layers:int=8,
                  stem_multiplier:int=3, drop_path_prob:float=0.,
-                 stem_stride:int=1):   # 2: the cells run at half resolution (the search's CPU proxy); 1 as DARTS
+                 stem_stride:int=1,    # 2: the cells run at half resolution (the search's CPU proxy); 1 as DARTS
+                 stem:str='cifar'):    # one of `STEMS` ('imagenet': DARTS' NetworkImageNet stem, 224 -> 7 at the last cell)
         super().__init__()
         self.genotype = check_genotype(genotype)
         self.drop_path_prob, self.progress = drop_path_prob, 0.
         self.stem, self.cells, self.feat_dim = cell_stack(lambda *io: GenotypeCell(genotype, *io), C, layers, stem_multiplier,
-                                                          stem_stride)
+                                                          stem_stride, stem)
         self.classifier = CLASSIFIERS[check_choice('classifier', classifier, CLASSIFIERS)](self.feat_dim, num_classes)
     def feature_map(self, x):
         "The last cell's output, before pooling (drop-path on in training)."
         p = self.drop_path_prob * self.progress if self.training else 0.
-        s0 = s1 = self.stem(x)
+        s0, s1 = stem_states(self.stem, x)
         for cell in self.cells: s0, s1 = s1, cell(s0, s1, p)
         return s1
     def features(self, x): return F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1)
@@ -600,9 +632,10 @@ class DropPathRamp(Callback):
     "DARTS' schedule: the drop-path probability grows linearly from 0 to `drop_path_prob` over the epochs."
     def before_epoch(self, tr, epoch): tr.model.progress = epoch / tr.cfg.epochs
 
-def genotype_net_for_params(genotype:dict, target:int, num_classes:int=10, layers:int=8, classifier:str='linear')->int:
+def genotype_net_for_params(genotype:dict, target:int, num_classes:int=10, layers:int=8, classifier:str='linear',
+                            stem:str='cifar')->int:
     "The even width C (>= 4) whose `GenotypeNet` has the parameter count closest to `target`."
-    size = lambda C: count_params(GenotypeNet(num_classes, classifier, genotype, C, layers))
+    size = lambda C: count_params(GenotypeNet(num_classes, classifier, genotype, C, layers, stem=stem))
     lo, hi = 2, 4
     while size(2 * hi) < target: lo, hi = hi, 2 * hi
     while hi - lo > 1:                                   # bisect on C/2 (the factorized reduction needs an even C)
@@ -812,11 +845,13 @@ def retrain_config(genotype:dict,             # a checked genotype (`resolve_gen
                    layers:int=8,              # cells of the network
                    num_classes:int=10,
                    label:str='cell',          # the cell's name: the run records the method '<label>+<method>'
+                   stem:str='cifar',          # one of `STEMS` ('imagenet': DARTS' ImageNet network, for 224-px images)
                    **train)->TrainConfig:     # `TrainConfig` settings over the method's (epochs, batch_size, lr, schedule, ...)
     "The `TrainConfig` that trains the network of `genotype` from scratch with `method`, at about `target_params` parameters."
     method_config(method, seed=seed, **train)   # a bad method or setting fails before the width is fitted
-    C = genotype_net_for_params(genotype, target_params, num_classes, layers)
-    return replace(method_config(method, arch='genotype_net', arch_kw=dict(genotype=genotype, C=C, layers=layers), seed=seed, **train),
+    C = genotype_net_for_params(genotype, target_params, num_classes, layers, stem=check_choice('stem', stem, STEMS))
+    net = dict(genotype=genotype, C=C, layers=layers, **({} if stem == 'cifar' else {'stem': stem}))   # recorded only when not the default
+    return replace(method_config(method, arch='genotype_net', arch_kw=net, seed=seed, **train),
                    method=f'{label}+{method}')   # the cell, then the recipe: 'lt_etf+ce' is Table 2's CE + LT-DARTS
 
 def ltdarts_retrain(data:LTDataset,            # the long-tailed training and test sets
@@ -829,7 +864,8 @@ def ltdarts_retrain(data:LTDataset,            # the long-tailed training and te
                     crt_epochs:int=0,          # > 0: cRT on top of the retrained network (LT-DARTS Table 3)
                     label:str|None=None,       # the cell's name in run names and methods (default `genotype_label(genotype)`)
                     run_dir=None,              # root of the runs (default: the section's)
-                    section:str='04_ltdarts_search')->dict:
+                    section:str='04_ltdarts_search',
+                    stem:str='cifar')->dict:   # one of `STEMS` ('imagenet': DARTS' ImageNet network, for 224-px images)
     """Train the network of a cell from scratch (DARTS' evaluation network, `GenotypeNet`). Returns `{key: Run}`: the
     recipe's run as '<label> cell + <method>' (run 'retrain_<label>_<method>'), its first stage as '... (stage 1)' when the
     method has a second stage, and '... + cRT' with `crt_epochs`. Every setting is checked before a run directory is written."""
@@ -839,7 +875,7 @@ def ltdarts_retrain(data:LTDataset,            # the long-tailed training and te
     if crt_epochs and stage != 'none':
         raise ValueError(f"crt_epochs={crt_epochs} with method {method!r}: the method has its own second stage ({stage!r}); "
                          "use crt_epochs=0 or a method without one")
-    cfg = retrain_config(g, method, seed, target_params, layers, data.num_classes, label, **(train or {}))
+    cfg = retrain_config(g, method, seed, target_params, layers, data.num_classes, label, stem, **(train or {}))
     key, name = f'{label} cell + {method}', f'retrain_{label}_{method}'
     *first, last = train_stages(data, cfg, section, name, run_dir)
     runs = {**{f'{key} (stage 1)': r for r in first}, key: last}

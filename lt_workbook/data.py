@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #5be1e780
 from __future__ import annotations
-import os, pickle, math, functools, dataclasses
+import os, pickle, math, functools, dataclasses, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -16,12 +16,15 @@ from plotly.basedatatypes import BaseFigure
 from IPython.core.formatters import DisplayFormatter
 
 # %% auto #0
-__all__ = ['PROFILES', 'CIFAR', 'CIFAR_PICKLE_GLOBALS', 'LIST_DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DATASETS', 'SAMPLERS',
-           'GROUP_SPLITS', 'INDEX_SPLITS', 'METRIC_KEYS', 'check_choice', 'check_number', 'check_int', 'check_fraction',
-           'check_ratio', 'lt_counts', 'realized_ratio', 'ImageSet', 'LTDataset', 'lt_subset', 'mnist5k',
-           'project_root', 'resolve_data_root', 'UnsafePickleError', 'CifarUnpickler', 'cifar', 'write_fake_cifar',
-           'read_list_file', 'ListImages', 'list_dataset', 'write_fake_list_dataset', 'load_dataset', 'train_val_split',
-           'class_probs', 'Sampler', 'random_crop_flip', 'normalize', 'batches', 'class_groups', 'lt_metrics',
+__all__ = ['PROFILES', 'CIFAR', 'CIFAR_PICKLE_GLOBALS', 'LIST_DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'EVAL_RESIZE',
+           'IMAGE_EXTENSIONS', 'DATASETS', 'SAMPLERS', 'GROUP_SPLITS', 'INDEX_SPLITS', 'METRIC_KEYS', 'check_choice',
+           'check_number', 'check_int', 'check_fraction', 'check_ratio', 'lt_counts', 'realized_ratio', 'ImageSet',
+           'LTDataset', 'lt_subset', 'mnist5k', 'project_root', 'resolve_data_root', 'UnsafePickleError',
+           'CifarUnpickler', 'cifar', 'write_fake_cifar', 'missing_files', 'read_list_file', 'decode_image_file',
+           'resized_crop', 'eval_transform', 'random_resized_box', 'color_jitter', 'train_transform', 'ListImages',
+           'list_dataset', 'write_fake_list_dataset', 'scan_image_folder', 'image_folder', 'write_fake_image_folder',
+           'load_dataset', 'train_val_split', 'class_probs', 'Sampler', 'random_crop_flip', 'normalize',
+           'DecodedBatches', 'decoded', 'check_shard', 'batches', 'eval_batches', 'class_groups', 'lt_metrics',
            'use_html_figures', 'figure_bundle', 'display_output', 'show_in', 'plot_class_counts',
            'plot_per_class_accuracy', 'plot_group_accuracy']
 
@@ -325,6 +328,21 @@ LIST_DATASETS = {
 }
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
+def missing_files(root, paths:list)->list:
+    "The `paths` (relative to `root`) that do not exist: one directory listing per folder, not one `stat` per image."
+    by_dir = {}
+    for p in paths:
+        d, _, n = p.rpartition('/')
+        by_dir.setdefault(d, []).append(n)
+    missing = []
+    for d, names in by_dir.items():
+        folder = os.path.join(root, d)
+        try: have = set(os.listdir(folder))
+        except OSError: have = set()
+        # a name absent from the listing may still exist (case-insensitive file systems, `..` parts): ask for those alone
+        missing += [f'{d}/{n}' if d else n for n in names if n not in have and not os.path.exists(os.path.join(folder, n))]
+    return missing
+
 def read_list_file(path, image_root):
     "Parse a `relative/path label` list file; every listed image must exist under `image_root`."
     path, image_root = Path(path), Path(image_root)
@@ -332,46 +350,121 @@ def read_list_file(path, image_root):
         raise FileNotFoundError(f"list file {path} does not exist: put the dataset's list file there (lines "
                                 "'relative/path.jpg label'), or point data_root / LT_WORKBOOK_DATA at the folder that holds it")
     paths, labels = [], []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip(): continue
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].lstrip('-').isdigit() or int(parts[1]) < 0:
-            raise ValueError(f"{path}:{n}: expected 'relative/path.jpg label' with a label >= 0, got {line!r}")
-        paths.append(parts[0]); labels.append(int(parts[1]))
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts: continue
+            if len(parts) != 2 or not parts[1].lstrip('-').isdigit() or int(parts[1]) < 0:
+                raise ValueError(f"{path}:{n}: expected 'relative/path.jpg label' with a label >= 0, got {line.rstrip()!r}")
+            paths.append(parts[0]); labels.append(int(parts[1]))
     if not paths: raise ValueError(f"list file {path} is empty: expected lines 'relative/path.jpg label'")
-    missing = [p for p in paths if not (image_root/p).exists()]
+    missing = missing_files(image_root, paths)
     if missing:
         raise FileNotFoundError(f"{len(missing)} images listed in {path} are missing under {image_root}, e.g. {missing[0]}: "
                                 "restore them (extract the image archive under that folder) or point data_root at the "
                                 "folder where the listed paths exist")
     return paths, torch.tensor(labels, dtype=torch.int64)
 
-@dataclass
+
+# %% ../nbs/00_data.ipynb #512106e5
+EVAL_RESIZE = 256 / 224   # evaluation resizes the shorter side to round(image_size * 256/224), then center-crops
+
+def decode_image_file(path)->torch.Tensor:
+    "The image file at `path` as uint8 RGB `3 x H x W` (torchvision's decoder, PIL for other formats); errors name the file."
+    try:
+        with open(path, 'rb') as f: data = f.read()
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{path}: a listed image is missing (deleted after the list was read?); restore it") from e
+    try:
+        with warnings.catch_warnings():    # torchvision 0.29 announces the move of its image IO to TorchCodec
+            warnings.simplefilter('ignore', DeprecationWarning)
+            from torchvision.io import decode_image, ImageReadMode
+            return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+    except (ImportError, RuntimeError, ValueError): pass   # not a format it reads (or no longer shipped): PIL
+    from PIL import Image
+    try:
+        with Image.open(path) as im: a = np.array(im.convert('RGB'), dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError) as e:   # PIL: unidentified, truncated or malformed image
+        raise ValueError(f"{path} is not a readable image ({type(e).__name__}: {e}); replace it with the original "
+                         "file or remove its line from the list file") from e
+    return torch.from_numpy(a).permute(2, 0, 1).contiguous()
+
+def resized_crop(x, top:int, left:int, h:int, w:int, size:int):
+    "The `h x w` window of uint8 `x` (`3 x H x W`) at `(top, left)`, resized to `size x size` (bilinear, antialiased)."
+    x = x[:, top:top + h, left:left + w].unsqueeze(0)
+    return F.interpolate(x, size=(size, size), mode='bilinear', antialias=True, align_corners=False)[0]
+
+def eval_transform(x, size:int):
+    "Evaluation: shorter side to `round(size * 256 / 224)`, then the central `size x size` square."
+    _, H, W = x.shape
+    R = round(size * EVAL_RESIZE)
+    h, w = (R, max(R, round(W * R / H))) if H <= W else (max(R, round(H * R / W)), R)
+    x = F.interpolate(x.unsqueeze(0), size=(h, w), mode='bilinear', antialias=True, align_corners=False)[0]
+    t, l = (h - size) // 2, (w - size) // 2
+    return x[:, t:t + size, l:l + size]
+
+def random_resized_box(H:int, W:int, rng:np.random.Generator, scale=(0.08, 1.0), ratio=(3/4, 4/3)):
+    "`(top, left, h, w)` of a random crop covering a `scale` fraction of the area with aspect ratio (w/h) in `ratio`."
+    area, lo, hi = H * W, math.log(ratio[0]), math.log(ratio[1])
+    for _ in range(10):
+        a = area * rng.uniform(*scale)
+        r = math.exp(rng.uniform(lo, hi))
+        w, h = round(math.sqrt(a * r)), round(math.sqrt(a / r))
+        if 0 < w <= W and 0 < h <= H:
+            return int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1)), h, w
+    # ten misses (very elongated images): the largest centered crop whose ratio is clamped into `ratio`
+    if W / H < ratio[0]: w, h = W, min(H, round(W / ratio[0]))
+    elif W / H > ratio[1]: h, w = H, min(W, round(H * ratio[1]))
+    else: h, w = H, W
+    return (H - h) // 2, (W - w) // 2, h, w
+
+def color_jitter(x, rng:np.random.Generator, strength:float=0.4):
+    "Brightness, contrast and saturation of uint8 `x` scaled by factors in `1 +- strength`, in a random order."
+    f = x.float()
+    grey = lambda f: (0.299 * f[0] + 0.587 * f[1] + 0.114 * f[2]).unsqueeze(0)
+    for op in rng.permutation(3):
+        k = float(rng.uniform(1 - strength, 1 + strength))
+        if op == 0: f = f * k
+        elif op == 1: f = (f - grey(f).mean()) * k + grey(f).mean()
+        else: f = (f - grey(f)) * k + grey(f)
+        f = f.clamp(0, 255)
+    return f.round().to(torch.uint8)
+
+def train_transform(x, size:int, rng:np.random.Generator, flip:bool=True, jitter:bool=False):
+    "Training: random-resized crop to `size`, horizontal flip with probability 1/2, optional color jitter."
+    _, H, W = x.shape
+    x = resized_crop(x, *random_resized_box(H, W, rng), size)
+    if flip and rng.random() < 0.5: x = x.flip(2)
+    if jitter: x = color_jitter(x, rng)
+    return x
+
+
+# %% ../nbs/00_data.ipynb #c269bbb0
+@dataclass(eq=False)
 class ListImages:
-    "Lazily decoded images: `self[idx]` reads, resizes and center-crops to uint8 `len(idx) x 3 x S x S`."
+    "Lazily decoded images (only their paths in memory): `self[idx]` is uint8 `len(idx) x 3 x S x S`, eval-transformed."
     root: Path
-    paths: list
-    image_size: int = 224
+    paths: object            # relative paths (a sequence of str, kept as one numpy byte array)
+    image_size: int = 224    # side S of the decoded images
+    def __post_init__(self):
+        self.root = Path(self.root)
+        if not (isinstance(self.paths, np.ndarray) and self.paths.dtype.kind == 'S'):
+            self.paths = np.array([p.encode() for p in self.paths], dtype=bytes)
     def __len__(self): return len(self.paths)
-    def subset(self, idx): return ListImages(self.root, [self.paths[i] for i in idx.tolist()], self.image_size)
-    def load(self, i):
-        from PIL import Image
-        S, path = self.image_size, self.root/self.paths[i]
-        try:
-            with Image.open(path) as im:
-                im = im.convert('RGB')
-                w, h = im.size; s = S / min(w, h)
-                im = im.resize((max(S, round(w * s)), max(S, round(h * s))), Image.BILINEAR)
-                w, h = im.size; l, t = (w - S) // 2, (h - S) // 2
-                a = np.array(im.crop((l, t, l + S, t + S)), dtype=np.uint8)
-        except FileNotFoundError as e:
-            raise FileNotFoundError(f"{path}: a listed image is missing (deleted after the list was read?); restore it") from e
-        except (OSError, ValueError, SyntaxError) as e:   # PIL: unidentified, truncated or malformed image
-            raise ValueError(f"{path} is not a readable image ({type(e).__name__}: {e}); replace it with the original "
-                             "file or remove its line from the list file") from e
-        return torch.from_numpy(a).permute(2, 0, 1)
-    def __getitem__(self, idx):
-        return torch.stack([self.load(i) for i in torch.as_tensor(idx).reshape(-1).tolist()])
+    def path(self, i:int)->Path: return self.root/self.paths[i].decode()
+    def subset(self, idx): return ListImages(self.root, self.paths[torch.as_tensor(idx).cpu().numpy()], self.image_size)
+    def load(self, i:int, rng:np.random.Generator|None=None, flip:bool=True, jitter:bool=False):
+        "Image `i` as uint8 `3 x S x S`: the evaluation transform, or with `rng` the training one."
+        x = decode_image_file(self.path(i))
+        return eval_transform(x, self.image_size) if rng is None else train_transform(x, self.image_size, rng, flip, jitter)
+    def batch(self, idx, seed:int|None=None, positions=None, flip:bool=True, jitter:bool=False):
+        "Images `idx`; with `seed` (one per global batch) image `j` is augmented by its own generator `(seed, positions[j])`."
+        idx = torch.as_tensor(idx).reshape(-1).tolist()
+        if not idx: return torch.empty(0, 3, self.image_size, self.image_size, dtype=torch.uint8)
+        if seed is None: return torch.stack([self.load(i) for i in idx])
+        pos = range(len(idx)) if positions is None else torch.as_tensor(positions).tolist()
+        return torch.stack([self.load(i, np.random.default_rng([int(seed), p]), flip, jitter) for i, p in zip(idx, pos)])
+    def __getitem__(self, idx): return self.batch(idx)
 
 def list_dataset(name, data_root=None, image_size=224, imbalance_ratio=None, **_):
     "ImageNet-LT / Places-LT / iNaturalist-2018 from their list files under `data_root/<folder>/`."
@@ -386,6 +479,7 @@ def list_dataset(name, data_root=None, image_size=224, imbalance_ratio=None, **_
     C = int(max(tl.max(), vl.max())) + 1
     return LTDataset(name, ImageSet(ListImages(root, tp, image_size), tl), ImageSet(ListImages(root, vp, image_size), vl),
                      [str(i) for i in range(C)], mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
 
 # %% ../nbs/00_data.ipynb #a76aad54
 def write_fake_list_dataset(root, name='imagenet_lt', counts=(5, 3, 1), test_per_class=2, size=(40, 30), seed=0):
@@ -404,17 +498,73 @@ def write_fake_list_dataset(root, name='imagenet_lt', counts=(5, 3, 1), test_per
         (folder/spec[split]).write_text('\n'.join(lines) + '\n')
     return folder
 
+# %% ../nbs/00_data.ipynb #5ae0bd93
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.gif', '.tif', '.tiff')
+
+def scan_image_folder(root, split:str, classes:list|None=None):
+    "Classes (sub-folders of `root/split`, sorted), relative paths `split/<class>/<file>` (sorted) and labels."
+    found = sorted(e.name for e in os.scandir(root/split) if e.is_dir())
+    if classes is None:
+        if len(found) < 2:
+            raise ValueError(f"imagefolder: {root/split} has {len(found)} class sub-folders; expected one per class (at least 2): "
+                             f"{root}/{split}/<class>/<image>")
+        classes = found
+    elif set(found) - set(classes):
+        raise ValueError(f"imagefolder: {root/split} has classes that train/ does not have: {sorted(set(found) - set(classes))[:5]}; "
+                         "the test classes must be training classes")
+    paths, labels = [], []
+    for c, name in enumerate(classes):
+        if name not in found: continue
+        files = sorted(e.name for e in os.scandir(root/split/name) if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS))
+        if not files and split == 'train':
+            raise ValueError(f"imagefolder: {root/split/name} holds no image ({', '.join(IMAGE_EXTENSIONS)}); add images or remove the folder")
+        paths += [f'{split}/{name}/{f}' for f in files]; labels += [c] * len(files)
+    if not paths: raise ValueError(f"imagefolder: {root/split} holds no image in its class sub-folders")
+    return classes, paths, torch.tensor(labels, dtype=torch.int64)
+
+def image_folder(data_root=None,               # the folder that holds train/ and val/ (or test/)
+                 imbalance_ratio:float|None=None, # None: the folder as it is; else n_max / n_min of the selection
+                 profile:str='exp', n_max:int|None=None, seed:int=0, image_size:int=224, **_)->LTDataset:
+    "Images in a sub-folder per class under `train/` and `val/`, optionally made long-tailed like CIFAR-LT."
+    root = resolve_data_root(data_root)
+    test = next((s for s in ('val', 'test') if (root/s).is_dir()), None)
+    if not (root/'train').is_dir() or test is None:
+        raise FileNotFoundError(f"imagefolder: expected {root}/train/<class>/<image> and {root}/val/<class>/<image> (or test/ "
+                                f"for val/), one sub-folder per class; {'val/ and test/ are' if test is None else 'train/ is'} "
+                                "missing: set data_root to the folder that holds train/ and val/")
+    classes, tp, tl = scan_image_folder(root, 'train')
+    _, vp, vl = scan_image_folder(root, test, classes)
+    train = ImageSet(ListImages(root, tp, image_size), tl)
+    if imbalance_ratio is not None:
+        pool = torch.bincount(tl, minlength=len(classes))
+        counts = lt_counts(n_max or int(pool.min()), len(classes), imbalance_ratio, profile)
+        train = train.subset(torch.as_tensor(lt_subset(tl.numpy(), counts, seed)))
+    return LTDataset('imagefolder', train, ImageSet(ListImages(root, vp, image_size), vl), classes,
+                     mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
+def write_fake_image_folder(root, counts=(5, 5, 5), test_per_class=2, size=(40, 30), seed=0, test_name='val'):
+    "Write random JPEGs in a sub-folder per class (`c00`, `c01`, ...) under `root/train` and `root/<test_name>`."
+    from PIL import Image
+    root, rs = Path(root), np.random.RandomState(seed)
+    for split, per in (('train', list(counts)), (test_name, [test_per_class] * len(counts))):
+        for c, n in enumerate(per):
+            (root/split/f'c{c:02d}').mkdir(parents=True, exist_ok=True)
+            for j in range(n):
+                Image.fromarray(rs.randint(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(root/split/f'c{c:02d}'/f'{j}.jpg')
+    return root
+
+
 # %% ../nbs/00_data.ipynb #9331e62c
-DATASETS = ('mnist5k', 'cifar10', 'cifar100', *LIST_DATASETS)
+DATASETS = ('mnist5k', 'cifar10', 'cifar100', *LIST_DATASETS, 'imagefolder')
 
 def load_dataset(name:str='mnist5k',        # one of `DATASETS`
-                 imbalance_ratio:float|None=100, # n_max / n_min (>= 1); None for the natively long-tailed list datasets
+                 imbalance_ratio:float|None=100, # n_max / n_min (>= 1); None for the list datasets (and an imagefolder as it is)
                  profile:str='exp',         # 'exp' or 'step'
                  n_max:int|None=None,       # head-class count (default: the whole per-class pool)
                  seed:int=0,                # seed of the long-tailed selection
-                 data_root=None,            # folder holding the dataset files (default $LT_WORKBOOK_DATA, else data/ at the project root)
+                 data_root=None,            # folder holding the dataset files (default $LT_WORKBOOK_DATA, else data/ at the project root); for imagefolder the folder holding train/ and val/
                  download:bool=True,        # let torchvision download CIFAR when the files are missing
-                 image_size:int=224,        # side of the decoded images for list-file datasets
+                 image_size:int=224,        # side of the decoded images for list-file and imagefolder datasets
                 )->LTDataset:
     "Load a long-tailed dataset by name."
     check_choice('dataset', name, DATASETS)
@@ -426,6 +576,12 @@ def load_dataset(name:str='mnist5k',        # one of `DATASETS`
     if name in LIST_DATASETS:
         ds = list_dataset(name, data_root=data_root, image_size=image_size, imbalance_ratio=imbalance_ratio)
         ds.spec = dict(dataset=name, imbalance_ratio=ds.imbalance_ratio, image_size=image_size)
+        return ds
+    if name == 'imagefolder':
+        if imbalance_ratio is not None: check_ratio(imbalance_ratio)
+        ds = image_folder(data_root, imbalance_ratio, profile, n_max, seed, image_size)
+        ds.spec = dict(dataset=name, imbalance_ratio=ds.imbalance_ratio, profile=profile, n_max=int(ds.counts.max()),
+                       data_seed=seed, image_size=image_size)
         return ds
     check_ratio(imbalance_ratio)
     if name == 'mnist5k': ds = mnist5k(imbalance_ratio, profile, n_max, seed)
@@ -483,19 +639,23 @@ class Sampler:
 def random_crop_flip(x,                 # uint8 batch `B x C x H x W`
                      generator:torch.Generator,
                      pad:int=4,         # zero padding before the crop
-                     flip:bool=True):   # random horizontal flip with probability 1/2
+                     flip:bool=True,    # random horizontal flip with probability 1/2
+                     rows=None,         # positions of x's rows in a larger (global) batch of `batch` images, or None
+                     batch:int|None=None): # size of that global batch: the draws are made for all of it
     "Random crop of the zero-padded batch (each image its own offset) and random horizontal flips."
     B, C, H, W = x.shape
     dev = x.device
+    G = B if rows is None else batch
+    pick = (lambda t: t) if rows is None else (lambda t: t[torch.as_tensor(rows, device=dev)])
     if pad:
         xp = F.pad(x, (pad, pad, pad, pad))
-        oy = torch.randint(0, 2 * pad + 1, (B,), generator=generator, device=dev)
-        ox = torch.randint(0, 2 * pad + 1, (B,), generator=generator, device=dev)
-        rows = (oy[:, None] + torch.arange(H, device=dev))[:, None, :, None]
+        oy = pick(torch.randint(0, 2 * pad + 1, (G,), generator=generator, device=dev))
+        ox = pick(torch.randint(0, 2 * pad + 1, (G,), generator=generator, device=dev))
+        rows_ = (oy[:, None] + torch.arange(H, device=dev))[:, None, :, None]
         cols = (ox[:, None] + torch.arange(W, device=dev))[:, None, None, :]
-        x = xp[torch.arange(B, device=dev)[:, None, None, None], torch.arange(C, device=dev)[None, :, None, None], rows, cols]
+        x = xp[torch.arange(B, device=dev)[:, None, None, None], torch.arange(C, device=dev)[None, :, None, None], rows_, cols]
     if flip:
-        f = torch.rand(B, generator=generator, device=dev) < 0.5
+        f = pick(torch.rand(G, generator=generator, device=dev) < 0.5)
         x = torch.where(f[:, None, None, None], x.flip(3), x)
     return x
 
@@ -505,20 +665,81 @@ def normalize(x, mean, std):
     s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
     return (x.float() / 255 - m) / s
 
+
 # %% ../nbs/00_data.ipynb #01a31277
+class DecodedBatches(torch.utils.data.Dataset):
+    "Item `k`: index batch `k` of a `ListImages` decoded, augmented with `seeds[k]` (or eval-transformed when no seeds)."
+    def __init__(self, images, idx:list, seeds=None, positions=None, flip=True, jitter=False):
+        self.images, self.idx, self.seeds, self.positions, self.flip, self.jitter = images, idx, seeds, positions, flip, jitter
+    def __len__(self): return len(self.idx)
+    def __getitem__(self, k):
+        if self.seeds is None: return self.images.batch(self.idx[k])
+        return self.images.batch(self.idx[k], self.seeds[k], self.positions[k], self.flip, self.jitter)
+
+def decoded(data:DecodedBatches, workers:int=0, pin:bool=False, prefetch:int=2):
+    "The items of `data` in order: decoded here (`workers=0`) or by `workers` processes of a `DataLoader`."
+    workers = check_int('workers', workers, 0)
+    if workers == 0: return (data[k].pin_memory() if pin else data[k] for k in range(len(data)))
+    return iter(torch.utils.data.DataLoader(data, batch_size=None, shuffle=False, num_workers=workers, pin_memory=pin,
+                                            prefetch_factor=check_int('prefetch', prefetch),
+                                            generator=torch.Generator().manual_seed(0)))   # not the global RNG
+
+def check_shard(shard)->tuple:
+    "`shard` as `(rank, world)` with `0 <= rank < world`, else a `ValueError`."
+    ok = isinstance(shard, (tuple, list)) and len(shard) == 2 and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in shard)
+    if not ok or not 0 <= shard[0] < shard[1]:
+        raise ValueError(f"shard={shard!r}: expected (rank, world) with 0 <= rank < world, e.g. (0, 1) for one process")
+    return int(shard[0]), int(shard[1])
+
 def batches(images,                  # uint8 images (tensor on the device, or lazy `ListImages`)
             labels,                  # int64 labels on the device
             sampler:Sampler,
-            batch_size:int,
+            batch_size:int,          # global batch size (all ranks together)
             generator:torch.Generator,
             mean, std,               # normalization statistics
-            augment:bool=True, flip:bool=True, pad:int=4):
-    "Yield one epoch of normalized `(x, y)` batches drawn by `sampler`, augmented on the device."
+            augment:bool=True, flip:bool=True,
+            pad:int=4,               # padding of the device-side random crop (in-memory sets)
+            workers:int=0,           # decoding processes for `ListImages` (0: in this process)
+            jitter:bool=False,       # color jitter in the `ListImages` training transform
+            shard:tuple=(0, 1),      # (rank, world): yield only this rank's part of each global batch
+            prefetch:int=2):         # batches in flight per worker
+    "Yield one epoch of normalized `(x, y)` batches drawn by `sampler` (this rank's shard of each), augmented."
+    rank, world = check_shard(shard)
     dev = labels.device
-    for idx in sampler.epoch(batch_size, generator):
-        x = images[idx] if isinstance(images, torch.Tensor) else images[idx.cpu()].to(dev, non_blocking=True)
-        if augment: x = random_crop_flip(x, generator, pad=pad, flip=flip)
-        yield normalize(x, mean, std), labels[idx]
+    epoch = sampler.epoch(batch_size, generator)
+    if isinstance(images, torch.Tensor):
+        for idx in epoch:
+            mine = idx.tensor_split(world)[rank] if world > 1 else idx
+            x = images[mine]
+            if augment:
+                rows = torch.arange(len(idx)).tensor_split(world)[rank] if world > 1 else None
+                x = random_crop_flip(x, generator, pad=pad, flip=flip, rows=rows, batch=len(idx))
+            yield normalize(x, mean, std), labels[mine]
+        return
+    sizes = [len(i) for i in epoch]
+    idx = torch.cat(epoch).cpu().split(sizes) if sizes else []
+    seeds = torch.randint(0, 2**63 - 1, (len(sizes),), generator=generator, device=generator.device).tolist() if augment else None
+    mine = [i.tensor_split(world)[rank] for i in idx]
+    pos = [torch.arange(n).tensor_split(world)[rank] for n in sizes]
+    data = DecodedBatches(images, mine, seeds, pos, flip=flip, jitter=jitter)
+    for i, x in zip(mine, decoded(data, workers, dev.type == 'cuda', prefetch)):
+        yield normalize(x.to(dev, non_blocking=True), mean, std), labels[i.to(dev)]
+
+def eval_batches(images,             # uint8 images: a tensor (on any device) or a lazy `ListImages`
+                 idx,                # 1-D indices of the images to evaluate, in order (e.g. this rank's part of the test set)
+                 batch_size:int, mean, std,
+                 device,             # where the batches go
+                 workers:int=0):     # decoding processes for `ListImages`
+    "Yield the normalized evaluation batches of `images[idx]` in order (center crop for `ListImages`), on `device`."
+    device = torch.device(device)
+    idx = torch.as_tensor(idx, dtype=torch.long).reshape(-1)
+    if isinstance(images, torch.Tensor):
+        for i in idx.split(batch_size):
+            yield normalize(images[i.to(images.device)].to(device, non_blocking=True), mean, std)
+        return
+    for x in decoded(DecodedBatches(images, list(idx.cpu().split(batch_size))), workers, device.type == 'cuda'):
+        yield normalize(x.to(device, non_blocking=True), mean, std)
+
 
 # %% ../nbs/00_data.ipynb #dcb3c416
 GROUP_SPLITS = ('count', 'cifar10_index', 'cifar100_index')

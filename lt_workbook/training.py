@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_training.ipynb #9a5464ff
 from __future__ import annotations
-import os, io, json, time, math, hashlib, subprocess, platform, inspect, importlib, pkgutil, secrets, warnings, pickle
+import os, io, copy, json, time, math, functools, itertools, hashlib, subprocess, platform, inspect, importlib, pkgutil, secrets, warnings, pickle
 from contextlib import contextmanager
 from typing import Callable
 from dataclasses import dataclass, field, asdict, replace
@@ -13,25 +13,30 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 import pandas as pd
 import plotly.graph_objects as go
 from .data import *
 
 # %% auto #0
-__all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'STATUSES', 'OPTIMIZERS', 'SCHEDULES', 'COSINE_CLASSIFIERS', 'STEPS',
-           'SECOND_STAGES', 'FINITE_CHECK_EVERY', 'IMPL_KEYS', 'METHODS', 'VERDICTS', 'CLAIMS_FILE', 'loss_precision',
-           'class_balanced_weights', 'ldam_margins', 'LTLoss', 'mixup', 'mixup_loss', 'NormedLinear',
-           'option_a_shortcut', 'BasicBlock', 'CifarResNet', 'resnet32', 'count_params', 'runs_root', 'jsonable',
-           'params_hash', 'git_commit', 'env_info', 'atomic_write', 'read_json', 'write_failed', 'checksum_file',
-           'checkpoint_sums', 'write_checkpoint', 'read_checkpoint', 'source_identity', 'hashed_params', 'Run',
-           'Diverged', 'Callback', 'optimizer_step', 'mixed_batch', 'base_loss', 'standard_step', 'is_due',
-           'epoch_generators', 'Step', 'SecondStage', 'pick_device', 'whole_number', 'TrainConfig', 'lr_at',
-           'LossWatch', 'fused_optimizer', 'zero_momentum_buffers', 'make_optimizer', 'load_optimizer_state',
-           'CudaGraphStep', 'Trainer', 'method_config', 'method_name', 'build_model', 'train_run', 'crt_config',
-           'check_crt', 'train_stages', 'run_config', 'register_all', 'load_model', 'seed_stats', 'mean_std_text',
-           'seed_table', 'claim_verdict', 'Claim', 'SeedValues', 'per_seed', 'claims_table', 'record_claims',
-           'read_claims', 'claims_under']
+__all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'STATUSES', 'LATER_DEFAULTS', 'OPTIMIZERS', 'SCHEDULES',
+           'COSINE_CLASSIFIERS', 'STEPS', 'SECOND_STAGES', 'FINITE_CHECK_EVERY', 'IMPL_KEYS', 'METHODS', 'VERDICTS',
+           'CLAIMS_FILE', 'loss_precision', 'class_balanced_weights', 'ldam_margins', 'LTLoss', 'mixup', 'mixup_loss',
+           'NormedLinear', 'option_a_shortcut', 'BasicBlock', 'CifarResNet', 'resnet32', 'count_params',
+           'load_trunk_state', 'TorchvisionTrunk', 'TorchvisionNet', 'resnet10', 'resnet50', 'resnet152',
+           'resnext50_32x4d', 'dist_env', 'distributed', 'is_writer', 'on_writer', 'all_sum', 'gather_rows', 'shard_of',
+           'AllSum', 'SyncBatchNorm', 'sync_batch_norms', 'check_shards', 'runs_root', 'jsonable', 'params_hash',
+           'git_commit', 'env_info', 'atomic_write', 'read_json', 'write_failed', 'checksum_file', 'checkpoint_sums',
+           'write_checkpoint', 'read_checkpoint', 'source_identity', 'hashed_params', 'writer_only', 'Run', 'Diverged',
+           'Callback', 'optimizer_step', 'mixed_batch', 'base_loss', 'standard_step', 'is_due', 'epoch_generators',
+           'Step', 'SecondStage', 'pick_device', 'whole_number', 'TrainConfig', 'lr_at', 'LossWatch', 'fused_optimizer',
+           'zero_momentum_buffers', 'make_optimizer', 'load_optimizer_state', 'CudaGraphStep', 'data_workers',
+           'Trainer', 'method_config', 'method_name', 'build_model', 'train_run', 'crt_config', 'check_crt',
+           'train_stages', 'run_config', 'register_all', 'load_model', 'seed_stats', 'mean_std_text', 'seed_table',
+           'claim_verdict', 'Claim', 'SeedValues', 'per_seed', 'claims_table', 'record_claims', 'read_claims',
+           'claims_under']
 
 # %% ../nbs/01_training.ipynb #79e04ea4
 LOSSES = ('ce', 'ldam', 'focal', 'balanced_softmax', 'logit_adjustment')
@@ -152,6 +157,174 @@ ARCHS = {'resnet32': resnet32}
 
 def count_params(model): return sum(p.numel() for p in model.parameters())
 
+# %% ../nbs/01_training.ipynb #e2f6ded6
+import torchvision.models.resnet as tv_resnet
+
+def load_trunk_state(module:nn.Module, path)->nn.Module:
+    "Load a torchvision-format state dict file into `module`, every key but `fc.*` (the old head), checked key by key and shape by shape."
+    p = Path(path)
+    if not p.is_file(): raise FileNotFoundError(f"pretrained={str(path)!r}: no such file (a torchvision-format state dict; nothing is downloaded)")
+    try: sd = torch.load(p, map_location='cpu', weights_only=True)
+    except Exception as e: raise ValueError(f"pretrained={str(path)!r}: not a readable state dict file ({type(e).__name__}: {e})") from e
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise ValueError(f"pretrained={str(path)!r}: expected a state dict (names -> tensors), got {type(sd).__name__}")
+    sd = {k: v for k, v in sd.items() if not k.startswith('fc.')}
+    own = module.state_dict()
+    missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
+    shapes = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in sd and sd[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        show = lambda ks: ', '.join(ks[:4]) + (f' (+{len(ks) - 4} more)' if len(ks) > 4 else '')
+        raise ValueError(f"pretrained={str(path)!r} does not fit {type(module).__name__}: "
+                         + '; '.join(f"{what}: {show(ks)}" for what, ks in (('missing keys', missing), ('unexpected keys', unexpected),
+                                                                          ('mismatched shapes (file vs network)', shapes)) if ks))
+    module.load_state_dict(sd)
+    return module
+
+class TorchvisionTrunk(nn.Module):
+    "A torchvision ResNet without `avgpool` and `fc`: its modules under their torchvision names, so its state dicts load as they are."
+    def __init__(self, net:tv_resnet.ResNet):
+        super().__init__()
+        for name, m in net.named_children():
+            if name not in ('avgpool', 'fc'): self.add_module(name, m)
+        self.feat_dim = net.fc.in_features
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+class TorchvisionNet(nn.Module):
+    "A torchvision ResNet / ResNeXt with the workbook's protocol and head: `feature_map` (through `layer4`), `features`, `feat_dim`, `classifier`."
+    def __init__(self, net:tv_resnet.ResNet,    # built by torchvision (its `fc` is dropped)
+                 num_classes:int, classifier:str='linear',
+                 pretrained:str|None=None):     # a torchvision-format state dict file for the trunk (`fc.*` ignored)
+        super().__init__()
+        self.trunk = TorchvisionTrunk(net)
+        if pretrained is not None: load_trunk_state(self.trunk, pretrained)
+        self.feat_dim = self.trunk.feat_dim
+        self.classifier = CLASSIFIERS[check_choice('classifier', classifier, CLASSIFIERS)](self.feat_dim, num_classes)
+    def feature_map(self, x): return self.trunk(x)
+    def features(self, x): return F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1)
+    def forward(self, x): return self.classifier(self.features(x))
+
+def resnet10(num_classes:int=1000, classifier:str='linear', pretrained:str|None=None, zero_init_residual:bool=False):
+    "ResNet-10: torchvision's `ResNet(BasicBlock, [1, 1, 1, 1])` (the LT papers' ImageNet-LT ResNet-10), 512-d features."
+    return TorchvisionNet(tv_resnet.ResNet(tv_resnet.BasicBlock, [1, 1, 1, 1], zero_init_residual=zero_init_residual), num_classes, classifier, pretrained)
+
+def resnet50(num_classes:int=1000, classifier:str='linear', pretrained:str|None=None, zero_init_residual:bool=False):
+    "torchvision's ResNet-50 (iNaturalist-2018), 2048-d features."
+    return TorchvisionNet(tv_resnet.resnet50(weights=None, zero_init_residual=zero_init_residual), num_classes, classifier, pretrained)
+
+def resnet152(num_classes:int=1000, classifier:str='linear', pretrained:str|None=None, zero_init_residual:bool=False):
+    "torchvision's ResNet-152 (Places-LT, from ImageNet weights via `pretrained`), 2048-d features."
+    return TorchvisionNet(tv_resnet.resnet152(weights=None, zero_init_residual=zero_init_residual), num_classes, classifier, pretrained)
+
+def resnext50_32x4d(num_classes:int=1000, classifier:str='linear', pretrained:str|None=None, zero_init_residual:bool=False):
+    "torchvision's ResNeXt-50 32x4d (ImageNet-LT), 2048-d features."
+    return TorchvisionNet(tv_resnet.resnext50_32x4d(weights=None, zero_init_residual=zero_init_residual), num_classes, classifier, pretrained)
+
+ARCHS.update(resnet10=resnet10, resnet50=resnet50, resnet152=resnet152, resnext50_32x4d=resnext50_32x4d)
+
+# %% ../nbs/01_training.ipynb #8154953d
+def dist_env()->tuple:
+    "`(rank, world_size, local_rank)` of this process, as `torchrun` and submitit set them; `(0, 1, 0)` outside a distributed launch."
+    e = os.environ
+    return int(e.get('RANK', 0)), int(e.get('WORLD_SIZE', 1)), int(e.get('LOCAL_RANK', 0))
+
+def distributed()->bool:
+    "Whether this process is one rank of several; joins their process group on first use (Gloo for CPU tensors, NCCL for CUDA ones)."
+    rank, world, local = dist_env()
+    if world == 1: return False
+    if not dist.is_initialized():
+        cuda = torch.cuda.is_available()
+        if cuda: torch.cuda.set_device(local)
+        dist.init_process_group('cpu:gloo,cuda:nccl' if cuda else 'gloo', rank=rank, world_size=world)
+    return True
+
+def is_writer()->bool:
+    "Whether this process writes run directories: global rank 0 (every process of a single-process run)."
+    return dist_env()[0] == 0
+
+def on_writer(fn):
+    "`fn()` called on global rank 0 alone; every rank returns its result or raises its error (no rank is left waiting for a failed one)."
+    if not distributed(): return fn()
+    out = [None]
+    if is_writer():
+        try: out = [(True, fn())]
+        except Exception as e: out = [(False, e)]
+    dist.broadcast_object_list(out, src=0)
+    ok, value = out[0]
+    if not ok: raise value
+    return value
+
+def all_sum(t:torch.Tensor)->torch.Tensor:
+    "`t` summed over the ranks, in place (unchanged in a single-process run)."
+    if distributed(): dist.all_reduce(t)
+    return t
+
+def gather_rows(t:torch.Tensor)->torch.Tensor:
+    "The ranks' `t` (each its own number of rows) concatenated in rank order, on every rank."
+    if not distributed(): return t
+    n = torch.tensor([len(t)], device=t.device)
+    sizes = [torch.zeros_like(n) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, n)
+    m = int(max(sizes))
+    padded = torch.cat([t, t.new_zeros(m - len(t), *t.shape[1:])])
+    parts = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[:int(s)] for p, s in zip(parts, sizes)])
+
+def shard_of(n:int)->torch.Tensor:
+    "This rank's indices of `range(n)` (contiguous, sizes differing by one at most); all of them in a single-process run."
+    rank, world, _ = dist_env()
+    return torch.arange(n).tensor_split(world)[rank]
+
+class AllSum(torch.autograd.Function):
+    "Sum over the ranks, differentiable: y = sum_r x_r on every rank, so dL/dx_r = sum_r' dL_r'/dy (the ranks' gradients summed back)."
+    @staticmethod
+    def forward(ctx, x): return all_sum(x.clone())
+    @staticmethod
+    def backward(ctx, g): return all_sum(g.clone())
+
+class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
+    "BatchNorm whose training statistics are those of the global batch, all ranks together (sums all-reduced, differentiably): each rank normalizes as a single process would the whole batch. Plain BatchNorm in a single process, and in eval mode."
+    def _check_input_dim(self, x):
+        if x.dim() < 2: raise ValueError(f"expected at least 2-D input (N x C x ...), got {x.dim()}-D")
+    def forward(self, x):
+        if not (self.training and distributed()): return super().forward(x)
+        x = x.to(torch.promote_types(x.dtype, torch.float32))   # (float32 statistics at least, as BatchNorm under autocast)
+        dims, shape = [0, *range(2, x.dim())], (1, -1) + (1,) * (x.dim() - 2)
+        s = AllSum.apply(torch.cat([x.sum(dims), x.new_tensor([x.numel() // x.shape[1]])]))
+        n, mean = s[-1].detach(), s[:-1] / s[-1].detach()                          # N = sum_ranks n_r; mu = sum_ranks sum x / N
+        d = x - mean.view(shape)
+        var = AllSum.apply((d * d).sum(dims)) / n                   # sigma^2 = sum_ranks sum (x - mu)^2 / N
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                m = 1 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), m)
+                self.running_var.lerp_((var.detach() * n / (n - 1)).to(self.running_var.dtype), m)          # unbiased, as BatchNorm keeps it
+        y = d * torch.rsqrt(var + self.eps).view(shape)
+        return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
+
+def sync_batch_norms(model:nn.Module)->nn.Module:
+    "`model` with every BatchNorm replaced by a `SyncBatchNorm` holding the same weights and statistics."
+    for name, m in model.named_children():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, SyncBatchNorm):
+            s = SyncBatchNorm(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
+            s.load_state_dict(m.state_dict())
+            ref = next(itertools.chain(m.parameters(), m.buffers()), torch.empty(0))
+            s.to(device=ref.device, dtype=ref.dtype).train(m.training)
+            setattr(model, name, s)
+        else: sync_batch_norms(m)
+    return model
+
+def check_shards(n:int, batch_size:int, what:str='training set'):
+    "Every rank gets at least one image of every batch of an epoch of `n` images: a `ValueError` naming the sizes otherwise."
+    world, last = dist_env()[1], n % batch_size
+    if world > 1 and (n < world or 0 < last < world):
+        raise ValueError(f"batch_size={batch_size} on {world} ranks: the {what} ({n} images) ends each epoch with a batch of "
+                         f"{last or n}, fewer than the ranks (each needs one); choose a batch size that leaves 0 or >= {world}")
+
+
 # %% ../nbs/01_training.ipynb #08463e8d
 STATUSES = ('completed', 'failed', 'diverged')
 
@@ -251,9 +424,18 @@ def source_identity(checkpoint)->str:
         return f"{p.parent.name}/{p.name}:{params_hash({k: v for k, v in sp.items() if k not in ('env', 'init_from')})}"
     return 'sha256:' + hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else str(p)
 
+LATER_DEFAULTS = {'sync_bn': False}   # settings added after runs existed: at these values they do what those runs did
+
 def hashed_params(params:dict)->dict:
-    "The parameters that name a run's folder: `init_from` as its source's identity (`source_identity`), not its path."
+    "The parameters that name a run's folder: `init_from` as its source's identity (`source_identity`), not its path; a later setting at its default (`LATER_DEFAULTS`) left out, so the runs made before it keep their folders."
+    params = {k: v for k, v in params.items() if not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
     return {**params, 'init_from': source_identity(params['init_from'])} if params.get('init_from') else params
+
+def writer_only(method):
+    "`method` run by global rank 0 alone (`on_writer`), its result or error returned to every rank: how a `Run` writes."
+    @functools.wraps(method)
+    def on_rank0(*args, **kw): return on_writer(lambda: method(*args, **kw))
+    return on_rank0
 
 _HELD = set()   # the run directories this process is writing
 
@@ -262,6 +444,7 @@ class Run:
     def __init__(self, path, model:nn.Module|None=None):
         self.path, self.model = Path(path), model   # `model`: the trained network in memory (set by `train_run`)
     @classmethod
+    @writer_only
     def create(cls, root, name:str, params:dict, device='cpu'):
         "Open the run of `params` under `root` (creating it, or checking that an existing one has the same parameters)."
         params = jsonable(params)
@@ -270,7 +453,7 @@ class Run:
         run = cls(Path(root)/f'{name}-{params_hash(hashed_params(params))}')
         if run.params_file.exists():
             # `init_from` is in the folder's name as its source's identity: the same run wherever the runs folder moved
-            same = lambda d: {k: v for k, v in d.items() if k not in ('env', 'init_from')}
+            same = lambda d: {k: v for k, v in hashed_params(d).items() if k not in ('env', 'init_from')}
             old = {k: v for k, v in read_json(run.params_file, ' run parameters').items() if k != 'env'}
             if same(old) != same(params):
                 diff = sorted(k for k in set(old) | set(params) if old.get(k) != params.get(k))
@@ -283,6 +466,7 @@ class Run:
     metrics_file = property(lambda self: self.path/'metrics.jsonl')
     summary_file = property(lambda self: self.path/'summary.json')
     checkpoint_file = property(lambda self: self.path/'checkpoint.pt')
+    confusion_file = property(lambda self: self.path/'confusion.npy')
     lock_file = property(lambda self: self.path/'.lock')
     name = property(lambda self: self.path.name)
     @property
@@ -305,6 +489,13 @@ class Run:
     def summary(self): return read_json(self.summary_file, ' run summary') if self.summary_file.exists() else None
     @property
     def completed(self): return (self.summary or {}).get('status') == 'completed'
+    @property
+    def confusion(self)->np.ndarray|None:
+        "The confusion matrix of the final evaluation (rows: true class), from confusion.npy; None when there is none."
+        if not self.confusion_file.exists(): return None
+        try: return np.load(self.confusion_file, allow_pickle=False)
+        except (OSError, ValueError) as e: raise ValueError(f"{self.confusion_file}: unreadable ({type(e).__name__}: {e}); restore or delete it") from None
+    @writer_only
     def log(self, **event):
         "Append one event to metrics.jsonl: the complete line in one write (a kill never glues half a line to the next)."
         data = (json.dumps(jsonable(event)) + '\n').encode()
@@ -315,6 +506,7 @@ class Run:
             finally: os.close(fd)
         except OSError as e: raise write_failed(self.metrics_file, e) from e
     def metrics_size(self): return self.metrics_file.stat().st_size if self.metrics_file.exists() else 0
+    @writer_only
     def truncate_metrics(self, size:int)->bool:
         "Drop the events written after the checkpoint that recorded `size` (they are re-done on resume). False, changing nothing, when the file's first `size` bytes are not whole lines (shorter than recorded: events before the checkpoint are lost)."
         if not self.metrics_file.exists(): return size == 0
@@ -325,13 +517,22 @@ class Run:
                 if f.read(1) != b'\n': return False
         os.truncate(self.metrics_file, size)
         return True
+    @writer_only
     def save_json(self, name:str, obj):
         "Write `obj` as the JSON file `name` in the run directory, atomically."
         try: atomic_write(self.path/name, lambda p: p.write_text(json.dumps(jsonable(obj), indent=1)))
         except OSError as e: raise write_failed(self.path/name, e) from e
-    def finish(self, status:str, **results):
-        "Write summary.json atomically."
+    def finish(self, status:str, confusion=None, **results):
+        "Write summary.json atomically, and the `confusion` matrix (if given) to confusion.npy beside it (its own file: C x C numbers)."
+        if confusion is not None: self.save_array(self.confusion_file.name, np.asarray(confusion, dtype=np.int64))
         self.save_json(self.summary_file.name, {'status': check_choice('status', status, STATUSES), **results})
+    @writer_only
+    def save_array(self, name:str, a:np.ndarray):
+        "Write the array `a` as the .npy file `name` in the run directory, atomically."
+        buf = io.BytesIO(); np.save(buf, a, allow_pickle=False)
+        try: atomic_write(self.path/name, lambda p: p.write_bytes(buf.getvalue()))
+        except OSError as e: raise write_failed(self.path/name, e) from e
+    @writer_only
     def save_checkpoint(self, state:dict):
         "Write checkpoint.pt atomically with its checksum (`write_checkpoint`)."
         write_checkpoint(self.checkpoint_file, state)
@@ -344,6 +545,7 @@ class Run:
     def writing(self):
         "Hold the run directory while training it: an `fcntl.flock` on `.lock` (released when the process ends, even by kill -9). A second writer waits for the first, saying who holds it (pid and host)."
         import fcntl
+        if not is_writer(): yield self; return   # the other ranks of a distributed run do not write it
         key = str(self.path.resolve())
         if key in _HELD: raise RuntimeError(f"{self.path}: this process is already training this run (one Trainer inside another?)")
         fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
@@ -377,7 +579,7 @@ class Callback:
 def optimizer_step(tr, loss):
     "Backward of `loss`, gradient clipping (`grad_clip`), one step of the trainer's optimizer: the end of every step function."
     tr.opt.zero_grad(set_to_none=True)
-    loss.backward()
+    tr.backward(loss)
     # g <- g * min(1, grad_clip / ||g||_2) over all the weights at once; multi-tensor kernels, no per-parameter loop
     if tr.cfg.grad_clip: nn.utils.clip_grad_norm_(tr.params, tr.cfg.grad_clip, foreach=True)
     tr.opt.step()
@@ -491,6 +693,7 @@ class TrainConfig:
     compile: bool = False           # torch.compile the model (CUDA)
     channels_last: bool|None = None # NHWC activations; default: on CUDA only
     bf16: bool|None = None          # bf16 autocast; default: on CUDA only
+    sync_bn: bool = False           # several ranks: BatchNorm statistics of the global batch (`SyncBatchNorm`), not each rank's share
     seed: int = 0
     def __post_init__(self):
         check_choice('arch', self.arch, ARCHS); check_choice('classifier', self.classifier, CLASSIFIERS)
@@ -561,8 +764,10 @@ class LossWatch:
         "`(step, loss)` of the first non-finite loss since the last read, or None (one host read; the window's values only when there is one)."
         k, start = self.n - self.start, self.start
         self.start = self.n
-        if k == 0 or bool(torch.isfinite(self.window[:k]).all()): return None
-        vals = self.window[:k].tolist()
+        if k == 0: return None
+        w = all_sum(self.window[:k].clone()) if distributed() else self.window[:k]   # every rank sees a non-finite loss of any
+        if bool(torch.isfinite(w).all()): return None
+        vals = w.tolist()
         i = next(i for i, v in enumerate(vals) if not math.isfinite(v))
         return start + i, vals[i]
     def diverged(self, step:int, value:float)->Diverged:
@@ -647,10 +852,15 @@ class CudaGraphStep:
         return self.static_out
 
 # %% ../nbs/01_training.ipynb #c4b07ac5
+def data_workers()->int:
+    "Processes that decode list-file images for each rank: `$LT_WORKBOOK_WORKERS`, else the CPUs this process may use shared among the node's ranks (8 at most)."
+    if os.environ.get('LT_WORKBOOK_WORKERS'): return check_int('LT_WORKBOOK_WORKERS', int(os.environ['LT_WORKBOOK_WORKERS']), 0)
+    return min(8, len(os.sched_getaffinity(0)) // int(os.environ.get('LOCAL_WORLD_SIZE', 1)))
+
 class Trainer:
     "Train `model` on `data` as `cfg` says, recording into `run` (optional)."
     def __init__(self, model:nn.Module, data:LTDataset, cfg:TrainConfig, run:Run|None=None,
-                 step=None, callbacks=(), train_set:ImageSet|None=None, eval_set:ImageSet|None=None):
+                 step=None, callbacks=(), train_set:ImageSet|None=None, eval_set:ImageSet|None=None, workers:int|None=None):
         self.cfg, self.run, self.data, self.callbacks = cfg, run, data, list(callbacks)
         # `step`: the config's (`cfg.step`, a Callback too when it logs), or a section's own (e.g. DARTS' architect step)
         self.step = cfg.make_step() if step is None else step
@@ -660,9 +870,12 @@ class Trainer:
         if cuda: torch.backends.cudnn.benchmark = True
         self.channels_last = cuda if cfg.channels_last is None else cfg.channels_last
         self.bf16 = cuda if cfg.bf16 is None else cfg.bf16
+        if cfg.sync_bn: sync_batch_norms(model)
         self.model = model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
-        self.net = torch.compile(self.model) if cfg.compile else self.model
         self.train_set = (data.train if train_set is None else train_set).to(self.device)
+        self.shard = dist_env()[:2] if distributed() else (0, 1)   # (rank, world): this process's share of every batch
+        self.workers = data_workers() if workers is None else workers   # decoding processes of list-file images
+        check_shards(len(self.train_set.labels), cfg.batch_size)
         self.eval_set = data.test if eval_set is None else eval_set
         self.counts = torch.bincount(self.train_set.labels.cpu(), minlength=data.num_classes)
         self.loss_fn = LTLoss(cfg.loss, self.counts, cfg.reweight, cfg.beta, cfg.drw_epoch, cfg.max_m, cfg.s,
@@ -674,26 +887,38 @@ class Trainer:
         # a model with parameters of its own kind (e.g. a DARTS supernet's alphas) names its weights `weight_parameters()`
         self.params = [p for p in getattr(model, 'weight_parameters', model.parameters)() if p.requires_grad]
         self.opt = make_optimizer(cfg, self.params)
+        self.net = self.ddp(self.model) if self.shard[1] > 1 else self.model
+        if cfg.compile: self.net = torch.compile(self.net)
+        self.shard_weight = 1.   # world * n_rank / n_batch of the batch being trained (`backward`)
         self.check_every = FINITE_CHECK_EVERY   # steps between host reads of the non-finite-loss check
         self.epoch, self.capturing = 0, False      # the epoch being trained; whether a CUDA graph is being captured (`CudaGraphStep`)
         self.elapsed = 0.   # training seconds, accumulated across resumes
+    def ddp(self, model):
+        "`model` in `DistributedDataParallel`, which averages the gradients of the weights the trainer trains (`self.params`); other parameters (a supernet's alphas) are left to their own optimizer."
+        trained = {id(p) for p in self.params}
+        DDP._set_params_and_buffers_to_ignore_for_model(model, [n for n, p in model.named_parameters() if id(p) not in trained])
+        return DDP(model, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
+    def backward(self, loss):
+        "Backward of this rank's mean `loss`, weighted so that the ranks' average is the global batch's mean-loss gradient."
+        (loss if self.shard_weight == 1 else loss * self.shard_weight).backward()
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16, cache_enabled=not self.capturing)
     def to_input(self, x): return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    def eval_inputs(self, images, batch_size:int=512):
-        "The model in eval mode, then uint8 `images` (a tensor or lazy `ListImages`) as normalized device batches in its layout."
+    def eval_inputs(self, images, batch_size:int=512, idx=None):
+        "The model in eval mode, then uint8 `images` (a tensor or lazy `ListImages`) at `idx` (default: all) as normalized device batches in its layout."
         self.net.eval()
-        for i in range(0, len(images), batch_size):
-            x = images[torch.arange(i, min(i + batch_size, len(images)))].to(self.device)
-            yield self.to_input(normalize(x, self.data.mean, self.data.std))
+        idx = torch.arange(len(images)) if idx is None else idx
+        for x in eval_batches(images, idx, batch_size, self.data.mean, self.data.std, self.device, self.workers):
+            yield self.to_input(x)
     @torch.no_grad()
     def predict(self, images, batch_size:int=512):
-        "Predicted labels for uint8 `images` (a tensor or lazy `ListImages`), in eval mode."
-        preds = []
-        for x in self.eval_inputs(images, batch_size):
-            with self.autocast(): preds.append(self.net(x).argmax(1).cpu())
-        return torch.cat(preds)
+        "Predicted labels for uint8 `images` (a tensor or lazy `ListImages`), in eval mode; each rank predicts its share (`shard_of`), gathered in order."
+        preds = [torch.zeros(0, dtype=torch.int64)]
+        net = self.model if self.shard[1] > 1 else self.net   # (DDP's forward would wait for the other ranks' forwards)
+        for x in self.eval_inputs(images, batch_size, shard_of(len(images))):
+            with self.autocast(): preds.append(net(x).argmax(1).cpu())
+        return gather_rows(torch.cat(preds))
     def evaluate(self, eval_set:ImageSet|None=None)->dict:
         "Overall, many/medium/few and per-class accuracy on `eval_set` (default: the test set)."
         es = self.eval_set if eval_set is None else eval_set
@@ -709,9 +934,12 @@ class Trainer:
         tot, correct, n = torch.zeros((), device=self.device), torch.zeros((), device=self.device), 0
         flip = self.data.hflip
         watch = LossWatch(epoch, cfg.lr, self.check_every)   # non-finite losses, read every check_every steps
+        N, B, world = len(self.sampler), cfg.batch_size, self.shard[1]
         try:
-            for x, y in batches(self.train_set.images, self.train_set.labels, self.sampler, cfg.batch_size, self.generator,
-                                self.data.mean, self.data.std, augment=cfg.augment, flip=flip):
+            for i, (x, y) in enumerate(batches(self.train_set.images, self.train_set.labels, self.sampler, B, self.generator,
+                                               self.data.mean, self.data.std, augment=cfg.augment, flip=flip, shard=self.shard,
+                                               workers=self.workers)):
+                self.shard_weight = world * len(y) / min(B, N - i * B)   # 1 in a single process
                 loss, logits = self.step(self, self.to_input(x), y)
                 watch.add(loss)
                 tot += loss * len(y); correct += (logits.argmax(1) == y).sum(); n += len(y)
@@ -722,6 +950,7 @@ class Trainer:
             if bad is not None: raise watch.diverged(*bad) from e
             raise
         watch.check()   # before the epoch's event, evaluation and checkpoint
+        if world > 1: tot, correct, n = all_sum(torch.stack([tot, correct, torch.tensor(float(n), device=self.device)]))
         return dict(epoch=epoch, lr=lr_at(cfg, epoch), train_loss=float(tot / n), train_acc=float(100 * correct / n))
 
     def _state(self, epoch):
@@ -763,7 +992,7 @@ class Trainer:
         bar, last, epoch = None, {}, 0
         try:
             epoch = start = self._start()
-            bar = tqdm(total=cfg.epochs, initial=start, desc=run.name if run else 'train', leave=True)
+            bar = tqdm(total=cfg.epochs, initial=start, desc=run.name if run else 'train', leave=True, disable=not is_writer())
             for epoch in range(start, cfg.epochs):
                 t0 = time.time()
                 for cb in self.callbacks: cb.before_epoch(self, epoch)
@@ -777,9 +1006,10 @@ class Trainer:
                 if run is not None: run.log(**event); run.save_checkpoint(self._state(epoch + 1))
                 bar.update(1); bar.set_postfix(loss=f"{event['train_loss']:.3f}", acc=event.get('acc'))
             if not last: last = self.evaluate()   # resumed after the final epoch's checkpoint
+            confusion = last.pop('confusion')     # its own file (confusion.npy), not summary.json
             summary = dict(**last, params=count_params(self.model), epochs=cfg.epochs, wall_time=round(self.elapsed, 3))
             for cb in self.callbacks: cb.after_fit(self, summary)
-            if run is not None: run.finish('completed', **summary)
+            if run is not None: run.finish('completed', confusion=confusion, **summary)
             return {'status': 'completed', **summary}
         except Diverged as e:
             if run is not None: run.finish('diverged', message=str(e), epoch=epoch)
