@@ -476,7 +476,7 @@ def endless_batches(tr, images:ImageSet, kind:str, batch_size:int, generator:tor
     sampler = Sampler(images.labels, kind, tr.data.num_classes)
     while True:
         yield from batches(images.images, images.labels, sampler, batch_size, generator, tr.data.mean, tr.data.std,
-                           augment=augment, flip=tr.data.hflip)
+                           augment=augment, flip=tr.data.hflip, shard=tr.shard, workers=tr.workers)
 
 class Architect(Callback):
     "DARTS' architecture optimizer as a trainer callback; `step` is the search's step function (alpha step, then weight step)."
@@ -504,6 +504,7 @@ class Architect(Callback):
         self.cuda_graph, self.graphed = cuda_graph, None
     def before_epoch(self, tr, epoch):
         self.val = self.val_set.to(tr.device)
+        check_shards(len(self.val.labels), self.batch_size, 'validation half')
         self.generator = epoch_generators(tr.cfg.seed + 7919, epoch, tr.device)[0]   # a stream apart from the training batches'
         self.batches = endless_batches(tr, self.val, self.sampler, self.batch_size, self.generator, self.augment)
         if self.cuda_graph and self.graphed is None:
@@ -523,14 +524,20 @@ class Architect(Callback):
         if val is None: xv, yv = next(self.batches); xv = tr.to_input(xv)
         else: xv, yv = val
         loss_fn = loss_fn or tr.loss_fn
+        w = share_weight(len(yv))   # several ranks: W n_r / n, as `Trainer.backward` weights a share of a batch
         with tr.autocast():
             if self.order == 1:
-                with recomputed(tr.model, self.recompute): grads = alpha_grad(tr.net, loss_fn, xv, yv, tr.params)
+                scaled = loss_fn if w == 1 else (lambda z, t: w * loss_fn(z, t))
+                with recomputed(tr.model, self.recompute): grads = alpha_grad(tr.local_net, scaled, xv, yv, tr.params)
             else:
                 code = getattr(self, 'unroll', 'code') == 'code'
                 bufs = [tr.opt.state.get(p, {}).get('momentum_buffer') for p in tr.params] if code else None
                 grads = unrolled_alpha_grad(tr.model, loss_fn, x, y, xv, yv, tr.params, tr.opt.param_groups[0]['lr'], bufs,
                                             tr.cfg.momentum if code else 0., tr.cfg.weight_decay if code else 0.)
+                grads = grads if w == 1 else [w * g for g in grads]
+        # several ranks: the average of the weighted shares' gradients is the validation batch's (first order exactly, also
+        # through SyncBatchNorm; second order unrolls each rank on its share of the training batch: an approximation)
+        grads = rank_average(grads)
         for a, g in zip(self.alphas, grads): a.grad = g.to(a.dtype)
         self.opt.step()
     def step(self, tr, x, y):

@@ -26,17 +26,17 @@ __all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'STATUSES', 'LATER_DEF
            'CLAIMS_FILE', 'loss_precision', 'class_balanced_weights', 'ldam_margins', 'LTLoss', 'mixup', 'mixup_loss',
            'NormedLinear', 'option_a_shortcut', 'BasicBlock', 'CifarResNet', 'resnet32', 'count_params',
            'load_trunk_state', 'TorchvisionTrunk', 'TorchvisionNet', 'resnet10', 'resnet50', 'resnet152',
-           'resnext50_32x4d', 'dist_env', 'distributed', 'is_writer', 'on_writer', 'all_sum', 'gather_rows', 'shard_of',
-           'AllSum', 'SyncBatchNorm', 'sync_batch_norms', 'check_shards', 'runs_root', 'jsonable', 'params_hash',
-           'git_commit', 'env_info', 'atomic_write', 'read_json', 'write_failed', 'checksum_file', 'checkpoint_sums',
-           'write_checkpoint', 'read_checkpoint', 'source_identity', 'hashed_params', 'writer_only', 'Run', 'Diverged',
-           'Callback', 'optimizer_step', 'mixed_batch', 'base_loss', 'standard_step', 'is_due', 'epoch_generators',
-           'Step', 'SecondStage', 'pick_device', 'whole_number', 'TrainConfig', 'lr_at', 'LossWatch', 'fused_optimizer',
-           'zero_momentum_buffers', 'make_optimizer', 'load_optimizer_state', 'CudaGraphStep', 'data_workers',
-           'Trainer', 'method_config', 'method_name', 'build_model', 'train_run', 'crt_config', 'check_crt',
-           'train_stages', 'run_config', 'register_all', 'load_model', 'seed_stats', 'mean_std_text', 'seed_table',
-           'claim_verdict', 'Claim', 'SeedValues', 'per_seed', 'claims_table', 'record_claims', 'read_claims',
-           'claims_under']
+           'resnext50_32x4d', 'dist_env', 'distributed', 'is_writer', 'on_writer', 'all_sum', 'gather_rows',
+           'share_weight', 'rank_average', 'shard_of', 'AllSum', 'SyncBatchNorm', 'sync_batch_norms', 'check_shards',
+           'runs_root', 'jsonable', 'params_hash', 'git_commit', 'env_info', 'atomic_write', 'read_json',
+           'write_failed', 'checksum_file', 'checkpoint_sums', 'write_checkpoint', 'read_checkpoint', 'source_identity',
+           'hashed_params', 'writer_only', 'Run', 'Diverged', 'Callback', 'optimizer_step', 'mixed_batch', 'base_loss',
+           'standard_step', 'is_due', 'epoch_generators', 'Step', 'SecondStage', 'pick_device', 'whole_number',
+           'TrainConfig', 'lr_at', 'LossWatch', 'fused_optimizer', 'zero_momentum_buffers', 'make_optimizer',
+           'load_optimizer_state', 'CudaGraphStep', 'data_workers', 'Trainer', 'method_config', 'method_name',
+           'build_model', 'train_run', 'crt_config', 'check_crt', 'train_stages', 'run_config', 'register_all',
+           'load_model', 'seed_stats', 'mean_std_text', 'seed_table', 'claim_verdict', 'Claim', 'SeedValues',
+           'per_seed', 'claims_table', 'record_claims', 'read_claims', 'claims_under']
 
 # %% ../nbs/01_training.ipynb #79e04ea4
 LOSSES = ('ce', 'ldam', 'focal', 'balanced_softmax', 'logit_adjustment')
@@ -271,6 +271,17 @@ def gather_rows(t:torch.Tensor)->torch.Tensor:
     parts = [torch.empty_like(padded) for _ in sizes]
     dist.all_gather(parts, padded)
     return torch.cat([p[:int(s)] for p, s in zip(parts, sizes)])
+
+def share_weight(n:int)->float:
+    "W n_r / n: the weight of this rank's mean loss over its share (`n` images here, n in all) under which the ranks' average gradient is the whole batch's mean-loss gradient; 1 in a single process."
+    if not distributed(): return 1.
+    return dist_env()[1] * n / float(all_sum(torch.tensor(float(n))))
+
+def rank_average(tensors:list)->list:
+    "The mean over the ranks of each of `tensors` (one all-reduce), as DDP averages gradients; unchanged in a single process."
+    if not distributed(): return list(tensors)
+    flat = all_sum(torch.cat([t.reshape(-1) for t in tensors])) / dist_env()[1]
+    return [s.view_as(t) for s, t in zip(flat.split([t.numel() for t in tensors]), tensors)]
 
 def shard_of(n:int)->torch.Tensor:
     "This rank's indices of `range(n)` (contiguous, sizes differing by one at most); all of them in a single-process run."
@@ -889,14 +900,17 @@ class Trainer:
         self.opt = make_optimizer(cfg, self.params)
         self.net = self.ddp(self.model) if self.shard[1] > 1 else self.model
         if cfg.compile: self.net = torch.compile(self.net)
+        # forwards no other rank mirrors (evaluation on uneven shares, DARTS' alpha step) bypass DDP's gradient averaging
+        self.local_net = self.model if self.shard[1] > 1 else self.net
         self.shard_weight = 1.   # world * n_rank / n_batch of the batch being trained (`backward`)
         self.check_every = FINITE_CHECK_EVERY   # steps between host reads of the non-finite-loss check
         self.epoch, self.capturing = 0, False      # the epoch being trained; whether a CUDA graph is being captured (`CudaGraphStep`)
         self.elapsed = 0.   # training seconds, accumulated across resumes
     def ddp(self, model):
         "`model` in `DistributedDataParallel`, which averages the gradients of the weights the trainer trains (`self.params`); other parameters (a supernet's alphas) are left to their own optimizer."
-        trained = {id(p) for p in self.params}
-        DDP._set_params_and_buffers_to_ignore_for_model(model, [n for n, p in model.named_parameters() if id(p) not in trained])
+        other = [n for n, p in model.named_parameters() if id(p) not in {id(q) for q in self.params}]
+        # DDP names a parameter of the top module '.name' when it builds its buckets (torch 2.14): both spellings
+        DDP._set_params_and_buffers_to_ignore_for_model(model, other + ['.' + n for n in other if '.' not in n])
         return DDP(model, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
     def backward(self, loss):
         "Backward of this rank's mean `loss`, weighted so that the ranks' average is the global batch's mean-loss gradient."
@@ -915,9 +929,8 @@ class Trainer:
     def predict(self, images, batch_size:int=512):
         "Predicted labels for uint8 `images` (a tensor or lazy `ListImages`), in eval mode; each rank predicts its share (`shard_of`), gathered in order."
         preds = [torch.zeros(0, dtype=torch.int64)]
-        net = self.model if self.shard[1] > 1 else self.net   # (DDP's forward would wait for the other ranks' forwards)
         for x in self.eval_inputs(images, batch_size, shard_of(len(images))):
-            with self.autocast(): preds.append(net(x).argmax(1).cpu())
+            with self.autocast(): preds.append(self.local_net(x).argmax(1).cpu())
         return gather_rows(torch.cat(preds))
     def evaluate(self, eval_set:ImageSet|None=None)->dict:
         "Overall, many/medium/few and per-class accuracy on `eval_set` (default: the test set)."
@@ -1218,6 +1231,7 @@ def claims_table(claims:list)->pd.DataFrame:
 
 CLAIMS_FILE = 'claims.json'
 
+@writer_only
 def record_claims(claims:list, section:str, run_dir=None)->Path:
     "Write a section's claims with their per-seed values (never a verdict) to `<runs root>/claims.json`: what the ledger reads."
     root = runs_root(section, run_dir)

@@ -1,5 +1,6 @@
 """The `lt-workbook` command end to end: a 2-seed sweep over notebook 04, killed and re-run, failing points,
-the results table, `run`'s failure report, and the Slurm executor on a real single-node Slurm."""
+the results table, `run`'s failure report, the Slurm executor on a real single-node Slurm (a job array; a point's job
+interrupted as at its time limit, requeued and resumed), `train` from a settings file, and the paper-scale presets."""
 import json, os, shutil, subprocess, sys, time
 from pathlib import Path
 import pytest, yaml
@@ -103,3 +104,67 @@ def test_slurm_executor(slurm, tmp_path):
     recs = records(root)
     assert sorted(r['status'] for r in recs.values()) == ['completed', 'failed'], recs
     assert any(f.name.endswith('_result.pkl') for f in (root/'.submitit').iterdir())
+
+TINY01 = dict(methods='[ce]', epochs=3, n_max=20, imbalance_ratio=10, crt_epochs=0, eval_every=1, warmup_epochs=0, batch_size=16)
+
+def test_slurm_requeue_resumes(slurm, tmp_path):
+    "A 2-task point (a 2-rank Gloo run) interrupted as a timeout does (submitit's USR2) after its first epoch checkpoint: requeued, resumed, completed."
+    import submitit
+    tasks = 2
+    point = tmp_path/'point'
+    args = [a for k, v in TINY01.items() for a in ('-p', k, str(v))]
+    proc = subprocess.Popen([*CLI, 'run', '01', *args, '--run-dir', point, '--executor', 'slurm', '--tasks-per-node', str(tasks),
+                             '--timeout-min', '15', '--cpus-per-task', '1'], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None and not list(point.glob('*/checkpoint.pt')): time.sleep(0.2)
+        assert proc.poll() is None and list(point.glob('*/checkpoint.pt')), (proc.stdout.read() if proc.poll() is not None else 'no checkpoint')
+        job_id = (point/'slurm_job').read_text().strip()
+        submitit.SlurmJob(folder=point/'.submitit', job_id=job_id)._interrupt(timeout=True)   # what Slurm sends before the time limit
+        while time.time() < deadline and proc.poll() is None:   # Slurm holds a requeued job for 2 minutes (BeginTime): release it now
+            reason = subprocess.run(['squeue', '-h', '-j', job_id, '-o', '%r'], capture_output=True, text=True).stdout
+            if 'BeginTime' in reason: subprocess.run(['scontrol', 'update', f'JobId={job_id}', 'StartTime=now'], check=True); break
+            time.sleep(0.5)
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None: kill_group(proc)
+    assert proc.returncode == 0, out[-3000:]
+    assert 'after 1 requeue(s)' in out, out[-3000:]
+    rec = json.loads((point/'execution.json').read_text())
+    assert rec['status'] == 'completed' and rec['restarts'] == 1 and rec['world_size'] == tasks, rec
+    run, = [p.parent for p in point.glob('*/metrics.jsonl')]
+    epochs = [json.loads(l)['epoch'] for l in (run/'metrics.jsonl').read_text().splitlines() if 'epoch' in json.loads(l)]
+    assert epochs == list(range(TINY01['epochs'])), epochs                 # each epoch once: resumed, not restarted
+    assert json.loads((run/'summary.json').read_text())['status'] == 'completed'
+    log = '\n'.join(f.read_text() for f in (point/'.submitit').glob(f'{job_id}_0_log.*'))   # both attempts (appended)
+    assert 'Caught signal SIGUSR2' in log and f'Requeued job {job_id}' in log and 'requeued (restart 1)' in log, log[-3000:]
+    assert 'resuming from epoch' in (point/'01_training.ipynb').read_text()
+
+def test_train_command(tmp_path):
+    "`lt-workbook train`: a tiny recipe from a file trains into a run directory; an unknown key is exit code 2 before anything is written."
+    f = tmp_path/'tiny.yaml'
+    f.write_text(yaml.safe_dump(dict(dataset='mnist5k', n_max=30, imbalance_ratio=10, arch='cifar_resnet', arch_kw={'blocks': 1},
+                                     epochs=1, batch_size=32, name='tiny', resources={'gpus': 1, 'gpu_hours': 0.001})))
+    res = cli('train', '-f', f, '-p', 'epocs', '2', '--run-dir', tmp_path/'bad')
+    assert res.returncode == 2 and "unknown key(s) 'epocs'" in res.stdout and not (tmp_path/'bad').exists(), res.stdout[-2000:]
+    res = cli('train', '-f', f, '-p', 'lr', '0.02', '--run-dir', tmp_path/'runs')
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert 'gpus 1' in res.stdout and 'gpu_hours 0.001' in res.stdout and 'completed  acc ' in res.stdout and ' few ' in res.stdout, res.stdout[-2000:]
+    run, = (tmp_path/'runs').glob('tiny-*')
+    params, summary = json.loads((run/'params.json').read_text()), json.loads((run/'summary.json').read_text())
+    assert summary['status'] == 'completed' and params['arch'] == 'cifar_resnet' and params['lr'] == 0.02 and params['dataset'] == 'mnist5k'
+
+def test_presets_build_configs():
+    "Every paper-scale preset is a valid train file: its TrainConfig builds, its dataset is known, it says what it needs and how to launch it."
+    from lt_workbook.runner import read_train_spec
+    from lt_workbook.data import LIST_DATASETS
+    files = sorted((ROOT/'configs'/'presets').glob('*.yaml'))
+    assert len(files) >= 5
+    for f in files:
+        spec = read_train_spec([f])
+        assert spec.data['name'] in LIST_DATASETS and spec.cfg.epochs > 0 and spec.name == f.stem, f
+        assert spec.resources.get('gpus', 0) >= 1 and spec.resources.get('gpu_hours', 0) > 0, f
+        text = f.read_text()
+        assert 'torchrun --n' in text and 'Slurm' in text and f'configs/presets/{f.name}' in text, f
+        if 'places_lt' in f.name: assert 'pretrained' in str(spec.cfg.arch_kw), f   # ResNet-152 from ImageNet weights
