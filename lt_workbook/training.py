@@ -435,7 +435,7 @@ def source_identity(checkpoint)->str:
         return f"{p.parent.name}/{p.name}:{params_hash({k: v for k, v in sp.items() if k not in ('env', 'init_from')})}"
     return 'sha256:' + hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else str(p)
 
-LATER_DEFAULTS = {'sync_bn': False}   # settings added after runs existed: at these values they do what those runs did
+LATER_DEFAULTS = {'sync_bn': False, 'color_jitter': False}   # settings added after runs existed: at these values they do what those runs did
 
 def hashed_params(params:dict)->dict:
     "The parameters that name a run's folder: `init_from` as its source's identity (`source_identity`), not its path; a later setting at its default (`LATER_DEFAULTS`) left out, so the runs made before it keep their folders."
@@ -644,14 +644,16 @@ STEPS = {'standard': Step(lambda: standard_step)}   # 06 adds 'reslt'; 07 'sam',
 SECOND_STAGES = {'none': None}                      # 'crt' below; 07 adds 'ccsam_stage2'
 
 def pick_device(device='auto')->torch.device:
-    "`auto` picks CUDA, then MPS, then CPU; an explicit device must be available."
+    "`auto` picks CUDA, then MPS, then CPU; an explicit device must be available. Each rank of a distributed run takes the GPU of its `LOCAL_RANK`."
+    rank, world, local = dist_env()
     if device == 'auto':
-        if torch.cuda.is_available(): return torch.device('cuda')
+        if torch.cuda.is_available(): return torch.device('cuda', local) if world > 1 else torch.device('cuda')
         if getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available(): return torch.device('mps')
         return torch.device('cpu')
     try: dev = torch.device(device)
     except (RuntimeError, TypeError): raise ValueError(f"device={device!r}: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
     if dev.type == 'cuda' and not torch.cuda.is_available(): raise ValueError(f"device={device!r}: CUDA is not available here")
+    if dev.type == 'cuda' and dev.index is None and world > 1: return torch.device('cuda', local)
     if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
         raise ValueError(f"device={device!r}: MPS is not available here")
     return dev
@@ -695,7 +697,8 @@ class TrainConfig:
     step_kw: dict = field(default_factory=dict)          # its settings (e.g. CC-SAM's flat_ratio)
     second_stage: str = 'none'      # a key of `SECOND_STAGES`: trained from this run's checkpoint by `train_stages`
     second_stage_kw: dict = field(default_factory=dict)  # its settings (cRT: epochs, lr, sampler)
-    augment: bool = True            # pad-crop (+ flip where the dataset allows) on the device
+    augment: bool = True            # pad-crop (+ flip where the dataset allows) on the device; list-file sets: RandomResizedCrop + flip
+    color_jitter: bool = False      # list-file sets: color jitter 0.4 (brightness, contrast, saturation), as classifier-balancing
     freeze_backbone: bool = False   # train only the classifier, backbone in eval mode (cRT)
     init_from: str|None = None      # checkpoint to start from (a run's checkpoint.pt)
     eval_every: int = 1             # evaluate every k epochs (and always after the last)
@@ -950,8 +953,8 @@ class Trainer:
         N, B, world = len(self.sampler), cfg.batch_size, self.shard[1]
         try:
             for i, (x, y) in enumerate(batches(self.train_set.images, self.train_set.labels, self.sampler, B, self.generator,
-                                               self.data.mean, self.data.std, augment=cfg.augment, flip=flip, shard=self.shard,
-                                               workers=self.workers)):
+                                               self.data.mean, self.data.std, augment=cfg.augment, flip=flip,
+                                               jitter=cfg.color_jitter, shard=self.shard, workers=self.workers)):
                 self.shard_weight = world * len(y) / min(B, N - i * B)   # 1 in a single process
                 loss, logits = self.step(self, self.to_input(x), y)
                 watch.add(loss)
@@ -1019,9 +1022,9 @@ class Trainer:
                 if run is not None: run.log(**event); run.save_checkpoint(self._state(epoch + 1))
                 bar.update(1); bar.set_postfix(loss=f"{event['train_loss']:.3f}", acc=event.get('acc'))
             if not last: last = self.evaluate()   # resumed after the final epoch's checkpoint
-            confusion = last.pop('confusion')     # its own file (confusion.npy), not summary.json
             summary = dict(**last, params=count_params(self.model), epochs=cfg.epochs, wall_time=round(self.elapsed, 3))
-            for cb in self.callbacks: cb.after_fit(self, summary)
+            for cb in self.callbacks: cb.after_fit(self, summary)   # (one may evaluate again: CC-SAM's SWA)
+            confusion = summary.pop('confusion')   # its own file (confusion.npy: C x C numbers), not summary.json
             if run is not None: run.finish('completed', confusion=confusion, **summary)
             return {'status': 'completed', **summary}
         except Diverged as e:

@@ -1,7 +1,8 @@
 """One run, several processes: DistributedDataParallel and `SyncBatchNorm` against one process (float64, 2 ranks spawned
 here), and `lt-workbook train` under `torchrun --nproc_per_node 2` (Gloo on CPU) on a list-file dataset of JPEGs the
-test writes: the same numbers as one process, and a run killed mid-epoch resumes to the uninterrupted run's numbers."""
-import os, signal, socket, subprocess, sys, time
+test writes: the same numbers as one process, and a run killed mid-epoch resumes to the uninterrupted run's numbers
+(on 2 ranks; on 1 process it resumes too)."""
+import os, shutil, signal, socket, subprocess, sys, time
 from pathlib import Path
 import pytest, torch, torch.nn as nn, torch.multiprocessing as mp, yaml
 from conftest import ROOT, _saved_after
@@ -118,6 +119,10 @@ def test_torchrun_two_ranks_match_one_process_and_resume(tmp_path):
     proc.wait()
     killed = the_run(tmp_path/'killed')
     assert killed.summary is None and killed.load_checkpoint()['epoch'] == 1
+    shutil.copytree(tmp_path/'killed', tmp_path/'elsewhere')
+    out = train(tmp_path, 'elsewhere', 0, 0)            # a checkpoint of 2 ranks resumes on 1 process too
+    moved = the_run(tmp_path/'elsewhere')
+    assert 'resuming from epoch 1' in out and moved.completed and [e['epoch'] for e in moved.metrics] == [0, 1, 2], out[-2000:]
     out = train(tmp_path, 'killed', 2, 1)
     assert 'resuming from epoch 1' in out, out[-2000:]
     assert events(killed) == e2 and {k: v for k, v in killed.summary.items() if k != 'wall_time'} == \
