@@ -664,7 +664,7 @@ GENOTYPES = {
                 ['skip_connect', 0], ['skip_connect', 0], ['dil_conv_3x3', 2]], normal_concat=[2, 3, 4, 5],
         reduce=[['max_pool_3x3', 0], ['max_pool_3x3', 1], ['skip_connect', 2], ['max_pool_3x3', 1], ['max_pool_3x3', 0],
                 ['skip_connect', 2], ['skip_connect', 2], ['max_pool_3x3', 1]], reduce_concat=[2, 3, 4, 5]),
-    # Found by this notebook's defaults (the ledger's runs, runs/ledger/reduced/04_ltdarts_search): mnist5k at ratio 100
+    # Found by this notebook's defaults of the time (the ledger's runs, runs/ledger/reduced/04_ltdarts_search): mnist5k at ratio 100
     # (n_max 200), the weights on one half, the alphas on the other; a supernet of 3 cells, C 4, half resolution, 4 epochs of
     # first-order search (arch_lr 3e-2); seed 0. A CPU proxy, not the paper's CIFAR-10-LT cell.
     'LTDARTS_MNIST5K_R100': dict(   # run search_lt_etf-f8db2393: the LT search space with the ETF classifier (LT-DARTS)
