@@ -17,15 +17,15 @@ from .data import METRIC_KEYS, check_choice, check_number, project_root
 from .training import Run, dist_env, atomic_write, read_json, jsonable, params_hash, runs_root, seed_stats, mean_std_text
 
 # %% auto #0
-__all__ = ['EXECUTION', 'RANKS', 'SWEEP_KEYS', 'EXECUTORS', 'RUNNING_ELSEWHERE', 'UNREADABLE', 'LOCK', 'SLURM_JOB', 'SLURM_KEYS',
-           'RESULT_COLUMNS', 'NOT_HPARAMS', 'TRAIN_DATA_KEYS', 'TRAIN_KEYS', 'RESOURCE_KEYS', 'find_notebook',
-           'notebook_parameters', 'read_yaml', 'read_params', 'check_value', 'check_params', 'preflight', 'read_record',
-           'fresh_run_dir', 'rank_notebook', 'checked_params', 'without_tests', 'execute', 'Point', 'Sweep',
-           'point_name', 'load_sweep', 'seed_parameter', 'sweep_points', 'sweep_root', 'point_record', 'point_status',
-           'claim_point', 'lock_holder', 'write_point', 'run_point_process', 'run_local', 'SlurmPoint',
-           'slurm_job_alive', 'run_slurm', 'slurm_parameters', 'run_sweep', 'hparams_text', 'results_table',
-           'seed_summary', 'format_summary', 'TrainSpec', 'train_spec', 'read_train_spec', 'train_data_config',
-           'run_train', 'run_on_slurm', 'main']
+__all__ = ['EXECUTION', 'RANKS', 'NOTEBOOK_TESTS', 'SWEEP_KEYS', 'EXECUTORS', 'RUNNING_ELSEWHERE', 'UNREADABLE', 'LOCK',
+           'SLURM_JOB', 'SLURM_KEYS', 'RESULT_COLUMNS', 'NOT_HPARAMS', 'TRAIN_DATA_KEYS', 'TRAIN_KEYS', 'RESOURCE_KEYS',
+           'find_notebook', 'notebook_parameters', 'read_yaml', 'read_params', 'check_value', 'check_params',
+           'preflight', 'read_record', 'fresh_run_dir', 'rank_notebook', 'checked_params', 'runs_tests',
+           'without_tests', 'execute', 'Point', 'Sweep', 'point_name', 'load_sweep', 'seed_parameter', 'sweep_points',
+           'sweep_root', 'point_record', 'point_status', 'claim_point', 'lock_holder', 'write_point',
+           'run_point_process', 'run_local', 'SlurmPoint', 'slurm_job_alive', 'run_slurm', 'slurm_parameters',
+           'run_sweep', 'hparams_text', 'results_table', 'seed_summary', 'format_summary', 'TrainSpec', 'train_spec',
+           'read_train_spec', 'train_data_config', 'run_train', 'run_on_slurm', 'skip_tests', 'main']
 
 # %% ../nbs/09_runner.ipynb #29e854ed
 def find_notebook(name)->Path:
@@ -178,6 +178,12 @@ def checked_params(notebook, params:dict)->dict:
     if (err := preflight(notebook, params)): raise ValueError(f"{Path(notebook).name}: its checks refuse these parameters: {err}")
     return params
 
+NOTEBOOK_TESTS = 'LT_WORKBOOK_NOTEBOOK_TESTS'   # '0' (`run`/`sweep --no-tests`): runs execute their notebooks without the test cells
+
+def runs_tests()->bool:
+    "Whether `execute` runs a notebook's own test cells (they check the library, not the run): yes unless `$LT_WORKBOOK_NOTEBOOK_TESTS` is '0'."
+    return os.environ.get(NOTEBOOK_TESTS, '1') != '0'
+
 def without_tests(notebook:Path, dest:Path)->Path:
     "A copy of `notebook` at `dest` without nbdev's test cells (the code cells before the parameters cell that export nothing): what each rank of a distributed launch executes. Tests of single-process identities, and in temporary folders of their own, do not hold across ranks; the exported definitions and the experiment are what the ranks run together."
     nb = json.loads(Path(notebook).read_text())
@@ -204,7 +210,7 @@ def execute(notebook, params:dict|None=None, run_dir=None, log_output:bool=True,
                   restarts=int(os.environ.get('SLURM_RESTART_COUNT') or 0), started=time.time())
     if rank == 0: _write_record(run_dir, record)
     t0 = time.time()
-    source = notebook if world == 1 else without_tests(notebook, run_dir/RANKS/f'source.rank{rank}.ipynb')
+    source = notebook if world == 1 and runs_tests() else without_tests(notebook, run_dir/RANKS/f'source.rank{rank}.ipynb')
     try:   # the other ranks stream nothing: their output is in their notebook
         pm.execute_notebook(str(source), str(out), parameters={**params, 'run_dir': str(run_dir.resolve())},
                             cwd=str(notebook.parent), log_output=log_output and rank == 0, progress_bar=progress and rank == 0,
@@ -684,6 +690,7 @@ def _parser():
     r.add_argument('-f', '--file', action='append', default=[], help='YAML parameter file (repeatable)')
     r.add_argument('--run-dir', default=None, help="default: a new folder run-<date>-<time> in the notebook's runs root")
     r.add_argument('--quiet', action='store_true', help='no streamed cell output')
+    r.add_argument('--no-tests', action='store_true', help="skip the notebook's own test cells (they check the library, not this run)")
     r.add_argument('--executor', default='local', choices=EXECUTORS, help='slurm: one Slurm job (submitit), waited for')
     _slurm_args(r)
     s = sub.add_parser('sweep', help='run every point of a sweep file')
@@ -692,6 +699,7 @@ def _parser():
     s.add_argument('--gpus', default=None, help='comma-separated GPU ids: one point per GPU at a time')
     s.add_argument('--executor', default='local', choices=EXECUTORS)
     s.add_argument('--root', default=None, help="default: the sweep file's root, else <runs root>/sweeps/<sweep name>")
+    s.add_argument('--no-tests', action='store_true', help="the points skip their notebook's own test cells")
     _slurm_args(s)
     t = sub.add_parser('train', help='train one recipe from a file of settings (dataset keys, TrainConfig fields), no notebook')
     t.add_argument('-f', '--file', action='append', default=[], help='YAML train file (repeatable; e.g. configs/presets/*.yaml)')
@@ -715,7 +723,12 @@ def run_on_slurm(notebook, params:dict, run_dir=None, slurm:dict|None=None)->dic
     run_dir = Path(run_dir) if run_dir else fresh_run_dir(notebook)
     return run_slurm(notebook, [(Point(run_dir.name, params), run_dir)], run_dir, slurm or {})[0]
 
+def skip_tests(a):
+    "`--no-tests`: this process's runs and the point processes and Slurm jobs it starts (which inherit the environment) skip the notebooks' test cells."
+    if a.no_tests: os.environ[NOTEBOOK_TESTS] = '0'
+
 def _cmd_run(a)->int:
+    skip_tests(a)
     params, slurm = read_params(a.file, a.parameter), _slurm_options(a)
     if a.executor == 'slurm': rec = run_on_slurm(a.notebook, params, a.run_dir, slurm)
     else: rec = execute(a.notebook, params, a.run_dir, log_output=not a.quiet, progress=not a.quiet)
@@ -728,6 +741,7 @@ def _cmd_run(a)->int:
     return 0
 
 def _cmd_sweep(a)->int:
+    skip_tests(a)
     gpus = [g.strip() for g in a.gpus.split(',') if g.strip()] if a.gpus else None
     table = run_sweep(a.sweep, a.workers, gpus, a.executor, a.root, _slurm_options(a))
     print(table.drop(columns='folder').to_string(index=False))

@@ -11,15 +11,23 @@ def runs_root():
     if not os.environ.get('LT_WORKBOOK_RUNS'): os.environ['LT_WORKBOOK_RUNS'] = tempfile.mkdtemp(prefix='lt-runs-')
     return Path(os.environ['LT_WORKBOOK_RUNS'])
 
-def papermill_cmd(nb, out, params, files=()):
-    "papermill on `nb` with YAML parameter `files` (`-f`), then `params`."
-    return [sys.executable, '-m', 'papermill', str(NBS/nb), str(out), *(a for f in files for a in ('-f', str(f))),
+def notebook_source(nb, out, tests:bool=True)->Path:
+    """What papermill executes: the notebook `nb`, or with `tests=False` a copy beside `out` without its test cells (the
+    runner's `without_tests`, what each rank of a distributed run executes): the runs after a notebook's default run,
+    which executes them, re-run only the experiment."""
+    if tests: return NBS/nb
+    from lt_workbook.runner import without_tests
+    return without_tests(NBS/nb, Path(out).with_name(Path(out).stem + '.source.ipynb'))
+
+def papermill_cmd(nb, out, params, files=(), tests:bool=True):
+    "papermill on `nb` (without its test cells if not `tests`) with YAML parameter `files` (`-f`), then `params`."
+    return [sys.executable, '-m', 'papermill', str(notebook_source(nb, out, tests)), str(out), *(a for f in files for a in ('-f', str(f))),
             '-y', yaml.safe_dump(params), '--cwd', str(NBS),
             '--no-progress-bar', '--start-timeout', '300']   # kernels start slowly beside other tests on 2 cores
 
-def run_notebook(nb, out, params=None, timeout=900, files=()):
-    "Execute `nb` with papermill; returns the CompletedProcess (stdout+stderr in `.stdout`)."
-    return subprocess.run(papermill_cmd(nb, out, params or {}, files), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+def run_notebook(nb, out, params=None, timeout=900, files=(), tests:bool=True):
+    "Execute `nb` with papermill (`tests=False`: without its test cells); returns the CompletedProcess (stdout+stderr in `.stdout`)."
+    return subprocess.run(papermill_cmd(nb, out, params or {}, files, tests), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, timeout=timeout)
 
 def check_bad_parameters(nb, tmp_path, bad:dict, end_to_end:str):
@@ -32,13 +40,13 @@ def check_bad_parameters(nb, tmp_path, bad:dict, end_to_end:str):
         assert not rds[name].exists(), f'{name}: {rds[name]} was written'
     params, msg = bad[end_to_end]
     rd = tmp_path/f'runs_{end_to_end}_papermill'
-    res = run_notebook(nb, tmp_path/f'{end_to_end}.ipynb', {**params, 'run_dir': str(rd)})
+    res = run_notebook(nb, tmp_path/f'{end_to_end}.ipynb', {**params, 'run_dir': str(rd)}, tests=False)
     assert res.returncode != 0 and msg in res.stdout, (end_to_end, res.stdout[-2000:])
     assert not rd.exists(), f'{end_to_end}: {rd} was written'
 
-def start_notebook(nb, out, params=None):
+def start_notebook(nb, out, params=None, tests:bool=True):
     "Start `nb` under papermill in its own process group (so the kernel can be killed with it)."
-    return subprocess.Popen(papermill_cmd(nb, out, params or {}), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    return subprocess.Popen(papermill_cmd(nb, out, params or {}, tests=tests), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
 
 def runs_in(root):

@@ -75,7 +75,7 @@ def test_config_grid_runs_every_method_and_variant(tmp_path):
                 stem_stride=2, batch_size=16, seeds=[0], mu_grid=3, continue_epochs=1, run_dir=str(tmp_path/'grid'))
     cfg = tmp_path/'grid.yaml'
     cfg.write_text(yaml.safe_dump({**grid, 'continue_variants': paper['continue_variants'], **tiny}))
-    res = run_notebook(NB, tmp_path/'grid.ipynb', files=[cfg])
+    res = run_notebook(NB, tmp_path/'grid.ipynb', files=[cfg], tests=False)
     assert res.returncode == 0, res.stdout[-3000:]
     runs = runs_in(tmp_path/'grid')
     assert paper['continue_from'] == 'hls' and {'hls', 'hls_rs'} <= set(grid['methods'])

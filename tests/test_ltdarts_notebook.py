@@ -60,7 +60,7 @@ def test_default_run(runs_root, tmp_path):
     assert recipe.completed and recipe.params['arch_kw']['genotype'] == g and recipe.params['method'] == 'balanced_softmax'
     assert recipe.params['backbone'] == f'genotype:{main.path}'
     claims = (runs_root/'04_ltdarts_search'/'claims.json').read_text()
-    res = run_notebook(NB, tmp_path/'given.ipynb', dict(genotype=str(main.path)))
+    res = run_notebook(NB, tmp_path/'given.ipynb', dict(genotype=str(main.path)), tests=False)
     assert res.returncode == 0, res.stdout[-3000:]
     out = (tmp_path/'given.ipynb').read_text()
     assert 'genotype given (lt_etf): no search' in out and f'{retrain.name}: already completed' in out
@@ -105,7 +105,7 @@ def test_config_file_and_bad_parameters(tmp_path):
            'genotype_edges': (dict(genotype=json.dumps(dict(GENOTYPES['DARTS_V2'], reduce=[['skip_connect', 0], ['skip_connect', 2]]))),
                               'node 0 cannot take input 2')}
     with ThreadPoolExecutor(1) as ex:   # the preset's searches beside the bad parameters
-        config = ex.submit(run_notebook, NB, tmp_path/'ablation.ipynb', files=[cfg])
+        config = ex.submit(run_notebook, NB, tmp_path/'ablation.ipynb', files=[cfg], tests=False)
         check_bad_parameters(NB, tmp_path, bad, end_to_end='clamped_profile')
         config = config.result()
     assert config.returncode == 0, config.stdout[-3000:]
@@ -116,14 +116,14 @@ def test_config_file_and_bad_parameters(tmp_path):
 
 def test_resume_after_kill_gives_the_same_genotype(tmp_path):
     "Kill the search in its second epoch, re-run with the same run_dir: same per-epoch records and genotype as uninterrupted."
-    full = run_notebook(NB, tmp_path/'full.ipynb', {**TINY, 'run_dir': str(tmp_path/'full')})
+    full = run_notebook(NB, tmp_path/'full.ipynb', {**TINY, 'run_dir': str(tmp_path/'full')}, tests=False)
     assert full.returncode == 0, full.stdout[-3000:]
     killed = tmp_path/'killed'
-    proc = start_notebook(NB, tmp_path/'killed.ipynb', {**TINY, 'run_dir': str(killed)})
+    proc = start_notebook(NB, tmp_path/'killed.ipynb', {**TINY, 'run_dir': str(killed)}, tests=False)
     kill_after_epochs(proc, killed, 'search_lt_etf-*/metrics.jsonl', 1, delay=1.0)   # 1 s into epoch 2
     run = runs_in(killed)['search_lt_etf']
     assert run.summary is None and run.load_checkpoint()['epoch'] >= 1
-    resumed = run_notebook(NB, tmp_path/'resumed.ipynb', {**TINY, 'run_dir': str(killed)})
+    resumed = run_notebook(NB, tmp_path/'resumed.ipynb', {**TINY, 'run_dir': str(killed)}, tests=False)
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     assert 'resuming from epoch' in (tmp_path/'resumed.ipynb').read_text()
     ref = runs_in(tmp_path/'full')['search_lt_etf']

@@ -22,10 +22,11 @@ def records(root):
     return {p.parent.name: json.loads(p.read_text()) for p in Path(root).glob('*/execution.json')}
 
 def test_sweep_kill_rerun_failed_point_and_results(tmp_path):
+    "(The points skip 04's test cells, `--no-tests`: its default run executes them; a point's notebook has the rest.)"
     root = tmp_path/'sweep'
     sweep = write_sweep(tmp_path/'tiny.yaml', root, ['etf'], seeds=[0, 1])
     # 1. start the 2-point sweep on 1 worker, kill it (with its worker and kernel) once the first point has completed
-    proc = subprocess.Popen([*CLI, 'sweep', str(sweep), '--workers', '1'], cwd=ROOT, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*CLI, 'sweep', str(sweep), '--workers', '1', '--no-tests'], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True, env={**os.environ, 'OMP_NUM_THREADS': '1'})
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
@@ -37,7 +38,7 @@ def test_sweep_kill_rerun_failed_point_and_results(tmp_path):
     done_before = {k: r['started'] for k, r in before.items() if r['status'] == 'completed'}
     assert len(done_before) == 1, before
     # 2. re-run, one point per "GPU" (CPU here: only the pinning is checked): only the missing points run
-    res = cli('sweep', sweep, '--gpus', '0,1')
+    res = cli('sweep', sweep, '--gpus', '0,1', '--no-tests')
     assert res.returncode == 0, res.stdout[-3000:]
     assert '1 completed, 1 to run' in res.stdout, res.stdout[-2000:]
     after = records(root)
@@ -49,7 +50,7 @@ def test_sweep_kill_rerun_failed_point_and_results(tmp_path):
         assert r['cell_seconds'] > 0 and r['wall_time'] >= r['cell_seconds']
     # 3. the same sweep with a bad value added: 2 points skipped, the 2 bad ones recorded as failed, exit code 1
     bad = write_sweep(tmp_path/'tiny_bad.yaml', root, ['etf', 'bogus'], seeds=[0, 1])
-    res = cli('sweep', bad, '--workers', '2')
+    res = cli('sweep', bad, '--workers', '2', '--no-tests')
     assert res.returncode == 1, res.stdout[-3000:]
     assert '2 completed, 2 to run' in res.stdout and 'FAILED classifier=bogus' in res.stdout, res.stdout[-2000:]
     failed = {k: r for k, r in records(root).items() if r['status'] == 'failed'}
@@ -98,7 +99,7 @@ def test_slurm_executor(slurm, tmp_path):
     "The points of a sweep as one Slurm job array (submitit): one completes, one fails with its error recorded."
     root = tmp_path/'sweep'
     sweep = write_sweep(tmp_path/'slurm.yaml', root, ['linear', 'bogus'], slurm={'timeout_min': 15, 'cpus_per_task': 1})
-    res = cli('sweep', sweep, '--executor', 'slurm', timeout=900)
+    res = cli('sweep', sweep, '--executor', 'slurm', '--no-tests', timeout=900)
     assert res.returncode == 1, res.stdout[-3000:]
     assert 'submitted 2 Slurm job(s)' in res.stdout, res.stdout[-3000:]
     recs = records(root)

@@ -26,16 +26,16 @@ def _strip(events): return [{k: v for k, v in e.items() if k != 'time'} for e in
 def test_resume_after_kill_matches_uninterrupted(tmp_path):
     "Kill the notebook after epoch 2 of 4, re-run it with the same run_dir: identical metrics and summary."
     params = dict(methods=['ce'], crt_epochs=0, epochs=4, eval_every=2, warmup_epochs=1, n_max=100)
-    full = run_notebook(NB, tmp_path/'full.ipynb', {**params, 'run_dir': str(tmp_path/'full')})
+    full = run_notebook(NB, tmp_path/'full.ipynb', {**params, 'run_dir': str(tmp_path/'full')}, tests=False)
     assert full.returncode == 0, full.stdout[-3000:]
 
     killed_dir = tmp_path/'killed'
-    proc = start_notebook(NB, tmp_path/'killed.ipynb', {**params, 'run_dir': str(killed_dir)})
+    proc = start_notebook(NB, tmp_path/'killed.ipynb', {**params, 'run_dir': str(killed_dir)}, tests=False)
     kill_after_epochs(proc, killed_dir, 'ce-*/metrics.jsonl', 2)
     run = runs_in(killed_dir)['ce']
     assert run.summary is None and run.load_checkpoint()['epoch'] >= 2
 
-    resumed = run_notebook(NB, tmp_path/'resumed.ipynb', {**params, 'run_dir': str(killed_dir)})
+    resumed = run_notebook(NB, tmp_path/'resumed.ipynb', {**params, 'run_dir': str(killed_dir)}, tests=False)
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     assert 'resuming from epoch' in (tmp_path/'resumed.ipynb').read_text()
     ref = runs_in(tmp_path/'full')['ce']
@@ -70,7 +70,7 @@ def test_cifar_files_end_to_end(tmp_path):
     write_fake_cifar(tmp_path/'data', 'cifar10', per_class=20, test_per_class=3)
     params = dict(dataset='cifar10', data_root=str(tmp_path/'data'), imbalance_ratio=10, methods=['ce'], epochs=1, crt_epochs=1,
                   batch_size=32, run_dir=str(tmp_path/'runs'))
-    res = run_notebook(NB, tmp_path/'out.ipynb', params)
+    res = run_notebook(NB, tmp_path/'out.ipynb', params, tests=False)
     assert res.returncode == 0, res.stdout[-3000:]
     runs = runs_in(tmp_path/'runs')
     assert runs['ce'].summary['status'] == runs['ce_crt'].summary['status'] == 'completed'
@@ -149,7 +149,7 @@ def test_fused_step_matches_plain_sgd():
         ps = [nn.Parameter(torch.randn(s, dtype=torch.float64)) for s in shapes]
         qs = [nn.Parameter(p.detach().clone()) for p in ps]
         cfg = T.TrainConfig(optimizer=name, lr=0.1, momentum=0.9, weight_decay=1e-3, grad_clip=0.5, device='cpu')
-        tr = type('Tr', (), dict(params=ps, cfg=cfg, opt=T.make_optimizer(cfg, ps)))()
+        tr = type('Tr', (), dict(params=ps, cfg=cfg, opt=T.make_optimizer(cfg, ps), backward=staticmethod(lambda loss: loss.backward())))()
         assert all(g['fused'] and not g['foreach'] for g in tr.opt.param_groups), tr.opt.param_groups
         ref = plain(qs)
         for _ in range(3):
