@@ -80,3 +80,17 @@ def validation_errors(nb, cases:dict, after:int=1)->dict:
     kernel: the runner's `preflight` (the check `lt-workbook run` makes before writing anything), per case."""
     from lt_workbook.runner import preflight
     return {name: preflight(NBS/nb, params, after) for name, params in cases.items()}
+
+
+# The slowest tests (CI on 2 cores, slowest first) start first: scheduled last, one of them would end the run alone
+SLOWEST_FIRST = ('test_ltdarts_notebook.py::test_default_run', 'test_training_notebook.py::test_default_run',
+                 'test_runner.py::test_sweep_kill_rerun_failed_point_and_results', 'test_etf_notebook.py::test_default_run_and_bad_parameters',
+                 'test_runner.py::test_slurm_requeue_resumes', 'test_recipes.py::test_default_run',
+                 'test_ltdarts_notebook.py::test_resume_after_kill_gives_the_same_genotype', 'test_runner.py::test_run_reports_the_failing_cell',
+                 'test_reslt_notebook.py::test_default_run', 'test_components_notebook.py::test_default_run',
+                 'test_ltdarts_notebook.py::test_config_file_and_bad_parameters', 'test_training_notebook.py::test_resume_after_kill_matches_uninterrupted',
+                 'test_distributed.py::test_torchrun_two_ranks_match_one_process_and_resume')
+
+def pytest_collection_modifyitems(config, items):
+    first = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: first.get(item.nodeid.split('/')[-1].split('@')[0].split('[')[0], len(first)))

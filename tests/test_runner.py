@@ -95,6 +95,7 @@ def slurm(tmp_path_factory):
     subprocess.run(['bash', script, 'stop', d])
     del os.environ['SLURM_CONF']
 
+@pytest.mark.xdist_group('slurm')   # one worker, one single-node Slurm
 def test_slurm_executor(slurm, tmp_path):
     "The points of a sweep as one Slurm job array (submitit): one completes, one fails with its error recorded."
     root = tmp_path/'sweep'
@@ -108,6 +109,7 @@ def test_slurm_executor(slurm, tmp_path):
 
 TINY01 = dict(methods='[ce]', epochs=3, n_max=20, imbalance_ratio=10, crt_epochs=0, eval_every=1, warmup_epochs=0, batch_size=16)
 
+@pytest.mark.xdist_group('slurm')
 def test_slurm_requeue_resumes(slurm, tmp_path):
     "A 2-task point (a 2-rank Gloo run) interrupted as a timeout does (submitit's USR2) after its first epoch checkpoint: requeued, resumed, completed."
     import submitit
