@@ -27,6 +27,15 @@ def time_epoch(it, sync):
     sync()
     return n / (time.perf_counter() - t)
 
+def alternating_rates(pipes:dict, rounds:int, sync, device)->dict:
+    "Images/s of each pipeline `name -> (generator -> epoch of (x, y))`: one warm-up epoch each, then `rounds` rounds alternating them."
+    rates = {k: [] for k in pipes}
+    g = torch.Generator(device=device).manual_seed(0)
+    for k, p in pipes.items(): time_epoch(p(g), sync)   # warm-up (worker start, page cache, allocator)
+    for r in range(rounds):
+        for k, p in pipes.items(): rates[k].append(time_epoch(p(g), sync))
+    return rates
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--device', default='auto'); ap.add_argument('--rounds', type=int, default=5)
@@ -45,11 +54,7 @@ def main():
         loader = DataLoader(ds, batch_size=a.batch_size, shuffle=True, num_workers=w, persistent_workers=w > 0,
                             pin_memory=dev.type == 'cuda')
         pipes[f'DataLoader(workers={w})'] = lambda g, loader=loader: ((x.to(dev, non_blocking=True), y.to(dev)) for x, y in loader)
-    rates = {k: [] for k in pipes}
-    g = torch.Generator(device=dev).manual_seed(0)
-    for k, p in pipes.items(): time_epoch(p(g), sync)   # warm-up (worker start, allocator)
-    for r in range(a.rounds):
-        for k, p in pipes.items(): rates[k].append(time_epoch(p(g), sync))
+    rates = alternating_rates(pipes, a.rounds, sync, dev)
     print(f"device: {dev} ({torch.cuda.get_device_name() if dev.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
           f"{len(labels)} images 3x32x32, batch {a.batch_size}, {a.rounds} alternating rounds, median images/s")
     ours = statistics.median(rates['device-side'])

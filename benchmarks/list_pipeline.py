@@ -15,12 +15,13 @@ images/s of each is printed with its ratio to the single-thread loader.
 
     python benchmarks/list_pipeline.py [--workers 2] [--images 512] [--batch-size 64] [--rounds 3] [--device cpu|cuda]
 """
-import argparse, os, statistics, tempfile, time
+import argparse, os, statistics, tempfile
 import numpy as np
 import torch
 from PIL import Image
 from lt_workbook.data import load_dataset, LIST_DATASETS, Sampler, batches, random_crop_flip, normalize
 from lt_workbook.training import pick_device
+from data_pipeline import alternating_rates   # (this folder: the script's own)
 
 def write_jpegs(root, n, size=(500, 375), classes=10, seed=0):
     "`n` JPEGs of `size` px with smooth random content, and an ImageNet-LT list file over them (the test list: 10 of them)."
@@ -52,12 +53,6 @@ def single_thread(data, sampler, batch_size, g, dev):
         x = torch.stack([old_load(data.train.images, i) for i in idx.tolist()]).to(dev, non_blocking=True)
         yield normalize(random_crop_flip(x, g, pad=4, flip=True), data.mean, data.std), data.train.labels[idx]
 
-def time_epoch(it, sync):
-    t, n = time.perf_counter(), 0
-    for x, y in it: n += len(y)
-    sync()
-    return n / (time.perf_counter() - t)
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--workers', type=int, default=2); ap.add_argument('--images', type=int, default=512)
@@ -77,11 +72,7 @@ def main():
         pipes = {'single-thread (before)': lambda g: single_thread(data, sampler, a.batch_size, g, dev),
                  f'workers={a.workers}': new(a.workers)}
         if a.workers: pipes['workers=0'] = new(0)
-        rates = {k: [] for k in pipes}
-        g = torch.Generator(device=dev).manual_seed(0)
-        for k, p in pipes.items(): time_epoch(p(g), sync)   # warm-up (page cache, imports, allocator)
-        for r in range(a.rounds):
-            for k, p in pipes.items(): rates[k].append(time_epoch(p(g), sync))
+        rates = alternating_rates(pipes, a.rounds, sync, dev)
     print(f"device: {dev}, {os.cpu_count()} CPUs, {a.images} JPEGs 500x375 -> {a.image_size} px training batches of "
           f"{a.batch_size}{' with color jitter' if a.jitter else ''}, {a.rounds} alternating rounds, median images/s")
     base = statistics.median(rates['single-thread (before)'])
