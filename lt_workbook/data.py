@@ -24,8 +24,8 @@ __all__ = ['PROFILES', 'CIFAR', 'CIFAR_PICKLE_GLOBALS', 'LIST_DATASETS', 'IMAGEN
            'resized_crop', 'eval_transform', 'random_resized_box', 'color_jitter', 'train_transform', 'ListImages',
            'list_dataset', 'write_fake_list_dataset', 'scan_image_folder', 'image_folder', 'write_fake_image_folder',
            'load_dataset', 'train_val_split', 'class_probs', 'Sampler', 'random_crop_flip', 'normalize',
-           'DecodedBatches', 'decoded', 'check_shard', 'batches', 'eval_batches', 'class_groups', 'lt_metrics',
-           'use_html_figures', 'figure_bundle', 'display_output', 'show_in', 'plot_class_counts',
+           'DecodedBatches', 'decoded', 'check_shard', 'shard_rows', 'batches', 'eval_batches', 'class_groups',
+           'lt_metrics', 'use_html_figures', 'figure_bundle', 'display_output', 'show_in', 'plot_class_counts',
            'plot_per_class_accuracy', 'plot_group_accuracy']
 
 # %% ../nbs/00_data.ipynb #2dcf0dcc
@@ -691,6 +691,11 @@ def check_shard(shard)->tuple:
         raise ValueError(f"shard={shard!r}: expected (rank, world) with 0 <= rank < world, e.g. (0, 1) for one process")
     return int(shard[0]), int(shard[1])
 
+def shard_rows(n:int, shard=(0, 1))->torch.Tensor:
+    "The positions of rank's share of `n` rows for `shard = (rank, world)`: contiguous, sizes differing by one at most."
+    rank, world = check_shard(shard)
+    return torch.arange(n).tensor_split(world)[rank]
+
 def batches(images,                  # uint8 images (tensor on the device, or lazy `ListImages`)
             labels,                  # int64 labels on the device
             sampler:Sampler,
@@ -704,23 +709,23 @@ def batches(images,                  # uint8 images (tensor on the device, or la
             shard:tuple=(0, 1),      # (rank, world): yield only this rank's part of each global batch
             prefetch:int=2):         # batches in flight per worker
     "Yield one epoch of normalized `(x, y)` batches drawn by `sampler` (this rank's shard of each), augmented."
-    rank, world = check_shard(shard)
+    world = check_shard(shard)[1]
     dev = labels.device
     epoch = sampler.epoch(batch_size, generator)
     if isinstance(images, torch.Tensor):
         for idx in epoch:
-            mine = idx.tensor_split(world)[rank] if world > 1 else idx
+            mine = idx[shard_rows(len(idx), shard)] if world > 1 else idx
             x = images[mine]
             if augment:
-                rows = torch.arange(len(idx)).tensor_split(world)[rank] if world > 1 else None
+                rows = shard_rows(len(idx), shard) if world > 1 else None
                 x = random_crop_flip(x, generator, pad=pad, flip=flip, rows=rows, batch=len(idx))
             yield normalize(x, mean, std), labels[mine]
         return
     sizes = [len(i) for i in epoch]
     idx = torch.cat(epoch).cpu().split(sizes) if sizes else []
     seeds = torch.randint(0, 2**63 - 1, (len(sizes),), generator=generator, device=generator.device).tolist() if augment else None
-    mine = [i.tensor_split(world)[rank] for i in idx]
-    pos = [torch.arange(n).tensor_split(world)[rank] for n in sizes]
+    pos = [shard_rows(n, shard) for n in sizes]   # this rank's rows of each global batch
+    mine = [i[p] for i, p in zip(idx, pos)]
     data = DecodedBatches(images, mine, seeds, pos, flip=flip, jitter=jitter)
     for i, x in zip(mine, decoded(data, workers, dev.type == 'cuda', prefetch)):
         yield normalize(x.to(dev, non_blocking=True), mean, std), labels[i.to(dev)]

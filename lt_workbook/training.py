@@ -285,8 +285,7 @@ def rank_average(tensors:list)->list:
 
 def shard_of(n:int)->torch.Tensor:
     "This rank's indices of `range(n)` (contiguous, sizes differing by one at most); all of them in a single-process run."
-    rank, world, _ = dist_env()
-    return torch.arange(n).tensor_split(world)[rank]
+    return shard_rows(n, dist_env()[:2])
 
 class AllSum(torch.autograd.Function):
     "Sum over the ranks, differentiable: y = sum_r x_r on every rank, so dL/dx_r = sum_r' dL_r'/dy (the ranks' gradients summed back)."
