@@ -9,10 +9,11 @@ MAIN_NB = nbs/04_ltdarts_search.ipynb
 install:
 	$(PYTHON) -m pip install -q -e ".[dev]"
 
-# The main job: execute the section notebook with its defaults on the embedded dataset (papermill).
+# The main job: execute the section notebook with its defaults on the embedded dataset (papermill), streaming what its
+# cells print (text progress bars of the search and retraining, messages) to the terminal.
 run: install
 	mkdir -p "$(LT_WORKBOOK_RUNS)"
-	papermill $(MAIN_NB) "$(LT_WORKBOOK_RUNS)/$(notdir $(MAIN_NB))"
+	LT_WORKBOOK_PROGRESS=text papermill --log-output --no-progress-bar $(MAIN_NB) "$(LT_WORKBOOK_RUNS)/$(notdir $(MAIN_NB))"
 
 # Notebooks and library in sync, notebooks clean, every notebook executed once, then the end-to-end tests.
 # The section notebooks and the recipes (E2E_NBS, a regex that also keeps nbdev's default of skipping _ and . files) are

@@ -15,7 +15,9 @@ statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Produ
 py_versions = '3.10 3.11 3.12 3.13'.split()
 
 requirements = shlex.split(cfg.get('requirements', ''))
-dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
+# extras: [notebook], [slurm], [track] from their `<extra>_requirements` settings; [dev] is all of them and the test tools
+extras = {k: shlex.split(cfg.get(f'{k}_requirements', '')) for k in ('notebook', 'slurm', 'track')}
+extras['dev'] = sum(extras.values(), []) + shlex.split(cfg.get('dev_requirements', ''))
 lic = licenses[cfg['license'].lower()]
 min_python = cfg['min_python']
 lic_name, lic_classifier = lic
@@ -32,7 +34,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['lt_workbook', 'lt_workbook.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements},
+    extras_require=extras,
     dependency_links=cfg.get('dep_links', '').split(),
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),

@@ -324,7 +324,7 @@ def bilateral_search_config(method:str,            # a key of `SEARCH_METHODS`
                             grad_clip:float=5.,
                             group_split:str='count', # many / medium / few by training count, or 'cifar10_index'
                             device='auto',
-                            bf16=None,               # bf16 autocast (None: on CUDA only)
+                            precision='auto',        # a key of PRECISIONS: bf16 / fp16 / fp32 autocast ('auto': by the GPU)
                            )->TrainConfig:
     "The supernet and the weights' schedule of search `method`: a bilateral supernet (two one-cell heads), or DARTS' single-branch one with the method's sampler."
     spec = SEARCH_METHODS[check_choice('method', method, SEARCH_METHODS)]
@@ -333,7 +333,7 @@ def bilateral_search_config(method:str,            # a key of `SEARCH_METHODS`
     return TrainConfig(method=spec['method'], arch='bilateral_supernet' if spec['bilateral'] else 'supernet', classifier='linear', epochs=epochs,
                        batch_size=batch_size, lr=lr, lr_min=lr_min, schedule='cosine', momentum=momentum,
                        weight_decay=weight_decay, grad_clip=grad_clip, sampler=spec.get('sampler', 'instance'), eval_every=epochs,
-                       group_split=group_split, seed=seed, device=device, channels_last=True, bf16=bf16, arch_kw=arch_kw)
+                       group_split=group_split, seed=seed, device=device, channels_last=True, precision=precision, arch_kw=arch_kw)
 
 def bilateral_architect_config(method:str,           # a key of `SEARCH_METHODS`
                                order:int=1,          # 1: first-order DARTS; 2: second order (unrolled)

@@ -5,7 +5,7 @@
 # %% ../nbs/04_ltdarts_search.ipynb #e0841f35
 from __future__ import annotations
 from contextlib import contextmanager, nullcontext
-import copy, inspect, json, os
+import copy, inspect, json, logging, os
 from dataclasses import replace
 from pathlib import Path
 import numpy as np
@@ -19,6 +19,8 @@ from .data import *
 from .training import *
 from .components import DilConv, SepConv, LTAggConv, LTHierConv, Hierarchical, unit, conv1x1
 from .etf import *
+
+_log = logging.getLogger('lt_workbook.darts')
 
 # %% auto #0
 __all__ = ['OPS', 'DARTS_PRIMITIVES', 'LT_REPLACES', 'SEARCH_SPACES', 'WIDE', 'CHANNELWISE', 'STEMS', 'UNROLLS', 'GENOTYPE_OPS',
@@ -509,7 +511,9 @@ class Architect(Callback):
         self.batches = endless_batches(tr, self.val, self.sampler, self.batch_size, self.generator, self.augment)
         if self.cuda_graph and self.graphed is None:
             why = self.graph_refused(tr)
-            if why: print(f"cuda_graph: {why}; the search steps run eagerly"); self.cuda_graph = False
+            if why:
+                _log.warning(f"cuda_graph: {why}; the search steps run eagerly")
+                self.cuda_graph = False
             else: self.graphed = CudaGraphStep(self.search_step)
     def graph_refused(self, tr)->str|None:
         "Why the search step cannot be replayed from a CUDA graph here, or None."
@@ -524,7 +528,9 @@ class Architect(Callback):
         if val is None: xv, yv = next(self.batches); xv = tr.to_input(xv)
         else: xv, yv = val
         loss_fn = loss_fn or tr.loss_fn
-        w = share_weight(len(yv))   # several ranks: W n_r / n, as `Trainer.backward` weights a share of a batch
+        # several ranks: W n_r / n, as `Trainer.backward` weights a share of a batch; fp16: times the loss scale S
+        S = tr.scaler.get_scale() if tr.scaler.is_enabled() else 1.
+        w = share_weight(len(yv)) * S
         with tr.autocast():
             if self.order == 1:
                 scaled = loss_fn if w == 1 else (lambda z, t: w * loss_fn(z, t))
@@ -538,6 +544,9 @@ class Architect(Callback):
         # several ranks: the average of the weighted shares' gradients is the validation batch's (first order exactly, also
         # through SyncBatchNorm; second order unrolls each rank on its share of the training batch: an approximation)
         grads = rank_average(grads)
+        if S != 1:   # fp16: dL/dalpha = (dSL/dalpha) / S; an overflowed step is skipped (the weight step lowers S)
+            grads = [g / S for g in grads]
+            if not all(bool(torch.isfinite(g).all()) for g in grads): return
         for a, g in zip(self.alphas, grads): a.grad = g.to(a.dtype)
         self.opt.step()
     def step(self, tr, x, y):

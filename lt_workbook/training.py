@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_training.ipynb #9a5464ff
 from __future__ import annotations
-import os, io, copy, json, time, math, functools, itertools, hashlib, subprocess, platform, inspect, importlib, pkgutil, secrets, warnings, pickle
+import os, sys, io, logging, copy, json, time, math, functools, itertools, hashlib, subprocess, platform, inspect, importlib, pkgutil, secrets, warnings, pickle
 from contextlib import contextmanager
 from typing import Callable
 from dataclasses import dataclass, field, asdict, replace
@@ -21,22 +21,25 @@ import plotly.graph_objects as go
 from .data import *
 
 # %% auto #0
-__all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'STATUSES', 'LATER_DEFAULTS', 'OPTIMIZERS', 'SCHEDULES',
-           'COSINE_CLASSIFIERS', 'STEPS', 'SECOND_STAGES', 'FINITE_CHECK_EVERY', 'IMPL_KEYS', 'METHODS', 'VERDICTS',
-           'CLAIMS_FILE', 'loss_precision', 'class_balanced_weights', 'ldam_margins', 'LTLoss', 'mixup', 'mixup_loss',
-           'NormedLinear', 'option_a_shortcut', 'BasicBlock', 'CifarResNet', 'resnet32', 'count_params',
+__all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'PROGRESS_MODES', 'TEXT_PROGRESS_INTERVAL', 'STATUSES',
+           'LATER_DEFAULTS', 'RENAMED', 'OPTIMIZERS', 'SCHEDULES', 'COSINE_CLASSIFIERS', 'STEPS', 'SECOND_STAGES',
+           'PRECISIONS', 'FINITE_CHECK_EVERY', 'IMPL_KEYS', 'BATCH_PROGRESS_MIN', 'MAX_SCALARS', 'LOGGERS', 'METHODS',
+           'VERDICTS', 'CLAIMS_FILE', 'loss_precision', 'class_balanced_weights', 'ldam_margins', 'LTLoss', 'mixup',
+           'mixup_loss', 'NormedLinear', 'option_a_shortcut', 'BasicBlock', 'CifarResNet', 'resnet32', 'count_params',
            'load_trunk_state', 'TorchvisionTrunk', 'TorchvisionNet', 'resnet10', 'resnet50', 'resnet152',
            'resnext50_32x4d', 'dist_env', 'distributed', 'is_writer', 'on_writer', 'all_sum', 'gather_rows',
            'share_weight', 'rank_average', 'shard_of', 'AllSum', 'SyncBatchNorm', 'sync_batch_norms', 'check_shards',
-           'runs_root', 'jsonable', 'params_hash', 'git_commit', 'env_info', 'atomic_write', 'read_json',
-           'write_failed', 'checksum_file', 'checkpoint_sums', 'write_checkpoint', 'read_checkpoint', 'source_identity',
-           'hashed_params', 'writer_only', 'Run', 'Diverged', 'Callback', 'optimizer_step', 'mixed_batch', 'base_loss',
-           'standard_step', 'is_due', 'epoch_generators', 'Step', 'SecondStage', 'pick_device', 'whole_number',
-           'TrainConfig', 'lr_at', 'LossWatch', 'fused_optimizer', 'zero_momentum_buffers', 'make_optimizer',
-           'load_optimizer_state', 'CudaGraphStep', 'data_workers', 'Trainer', 'method_config', 'method_name',
-           'build_model', 'train_run', 'crt_config', 'check_crt', 'train_stages', 'run_config', 'register_all',
-           'load_model', 'seed_stats', 'mean_std_text', 'seed_table', 'claim_verdict', 'Claim', 'SeedValues',
-           'per_seed', 'claims_table', 'record_claims', 'read_claims', 'claims_under']
+           'StderrHandler', 'configure_logging', 'progress', 'runs_root', 'jsonable', 'params_hash', 'git_commit',
+           'env_info', 'atomic_write', 'read_json', 'write_failed', 'checksum_file', 'checkpoint_sums',
+           'write_checkpoint', 'read_checkpoint', 'source_identity', 'hashed_params', 'writer_only', 'Run', 'Diverged',
+           'Callback', 'optimizer_step', 'mixed_batch', 'base_loss', 'standard_step', 'is_due', 'epoch_generators',
+           'Step', 'SecondStage', 'pick_device', 'autocast_dtype', 'whole_number', 'TrainConfig', 'lr_at', 'LossWatch',
+           'fused_optimizer', 'zero_momentum_buffers', 'make_optimizer', 'load_optimizer_state', 'CudaGraphStep',
+           'rng_states', 'restore_rng_states', 'deterministic_algorithms', 'data_workers', 'Trainer', 'event_values',
+           'matrix_image', 'TensorBoardLogger', 'WandbLogger', 'logger_names', 'make_loggers', 'method_config',
+           'method_name', 'build_model', 'train_run', 'crt_config', 'check_crt', 'train_stages', 'run_config',
+           'register_all', 'load_model', 'seed_stats', 'mean_std_text', 'seed_table', 'claim_verdict', 'Claim',
+           'SeedValues', 'per_seed', 'claims_table', 'record_claims', 'read_claims', 'claims_under']
 
 # %% ../nbs/01_training.ipynb #79e04ea4
 LOSSES = ('ce', 'ldam', 'focal', 'balanced_softmax', 'logit_adjustment')
@@ -335,6 +338,44 @@ def check_shards(n:int, batch_size:int, what:str='training set'):
                          f"{last or n}, fewer than the ranks (each needs one); choose a batch size that leaves 0 or >= {world}")
 
 
+# %% ../nbs/01_training.ipynb #f70eb258
+_log = logging.getLogger('lt_workbook.training')   # each module logs as lt_workbook.<module>
+
+class StderrHandler(logging.StreamHandler):
+    "A handler writing to `sys.stderr` as it is when a message comes (a notebook cell's output, a test's captured stream)."
+    @property
+    def stream(self): return sys.stderr
+    @stream.setter
+    def stream(self, _): pass
+
+def configure_logging(level:str|int|None=None)->logging.Logger:
+    "The `lt_workbook` logger with one `StderrHandler` (`LEVEL [module] message`) at `level` (default `$LT_WORKBOOK_LOG_LEVEL`, else INFO); it does not propagate to the root logger (no line twice where an application configured that)."
+    level, log = level or os.environ.get('LT_WORKBOOK_LOG_LEVEL', 'INFO'), logging.getLogger('lt_workbook')
+    log.setLevel(level.upper() if isinstance(level, str) else level)
+    for h in [h for h in log.handlers if isinstance(h, StderrHandler)]: log.removeHandler(h)
+    handler = StderrHandler()
+    handler.setFormatter(logging.Formatter('%(levelname)s [%(name)s] %(message)s'))
+    log.addHandler(handler)
+    log.propagate = False
+    return log
+
+configure_logging()
+
+# %% ../nbs/01_training.ipynb #109b34a8
+PROGRESS_MODES = ('auto', 'text')
+TEXT_PROGRESS_INTERVAL = 10.   # seconds between two lines of a text bar (a batch job's log stays short)
+
+def progress(iterable=None, **kw):
+    """A tqdm progress bar over `iterable` (tqdm's keywords: `total`, `desc`, `unit`, `leave`, `disable`...): a widget in an
+    interactive notebook (`tqdm.auto`), text on stderr when `$LT_WORKBOOK_PROGRESS` is 'text' (batch runs); off on the
+    ranks other than 0 of a distributed run, and everywhere with `$TQDM_DISABLE`."""
+    mode = os.environ.get('LT_WORKBOOK_PROGRESS', 'auto')
+    if mode not in PROGRESS_MODES: raise ValueError(f"LT_WORKBOOK_PROGRESS={mode!r}: expected one of {PROGRESS_MODES}")
+    kw['disable'] = kw.get('disable', False) or not is_writer()
+    if mode == 'auto': return tqdm(iterable, **kw)
+    from tqdm.std import tqdm as text_tqdm
+    return text_tqdm(iterable, file=sys.stderr, mininterval=kw.pop('mininterval', TEXT_PROGRESS_INTERVAL), **kw)
+
 # %% ../nbs/01_training.ipynb #08463e8d
 STATUSES = ('completed', 'failed', 'diverged')
 
@@ -434,11 +475,15 @@ def source_identity(checkpoint)->str:
         return f"{p.parent.name}/{p.name}:{params_hash({k: v for k, v in sp.items() if k not in ('env', 'init_from')})}"
     return 'sha256:' + hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else str(p)
 
-LATER_DEFAULTS = {'sync_bn': False, 'color_jitter': False}   # settings added after runs existed: at these values they do what those runs did
+LATER_DEFAULTS = {'sync_bn': False, 'color_jitter': False, 'deterministic': False}   # settings added after runs existed: at these values they do what those runs did
+# settings renamed after runs existed: {new name: (old name, {new value: old value})}; a value the old setting had keeps its old spelling in the hash
+RENAMED = {'precision': ('bf16', {'auto': None, 'bf16': True, 'fp32': False})}
 
 def hashed_params(params:dict)->dict:
-    "The parameters that name a run's folder: `init_from` as its source's identity (`source_identity`), not its path; a later setting at its default (`LATER_DEFAULTS`) left out, so the runs made before it keep their folders."
+    "The parameters that name a run's folder: `init_from` as its source's identity (`source_identity`), not its path; a later setting at its default (`LATER_DEFAULTS`) left out and a renamed one in its old spelling (`RENAMED`), so the runs made before them keep their folders."
     params = {k: v for k, v in params.items() if not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
+    for new, (old, values) in RENAMED.items():
+        if new in params and params[new] in values: params[old] = values[params.pop(new)]
     return {**params, 'init_from': source_identity(params['init_from'])} if params.get('init_from') else params
 
 def writer_only(method):
@@ -563,7 +608,7 @@ class Run:
             try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.pread(fd, 200, 0).decode(errors='replace').strip() or 'another process'
-                print(f"{self.name}: waiting for {holder}, which is training this run ({self.path.parent.name}/{self.name})", flush=True)
+                _log.info(f"{self.name}: waiting for {holder}, which is training this run ({self.path.parent.name}/{self.name})")
                 fcntl.flock(fd, fcntl.LOCK_EX)
             os.ftruncate(fd, 0); os.pwrite(fd, f'pid {os.getpid()} on host {platform.node()}\n'.encode(), 0)
             for t in self.path.glob('.*.tmp'): t.unlink(missing_ok=True)   # left by a writer killed inside `atomic_write`
@@ -582,6 +627,7 @@ class Callback:
     "Hooks into `Trainer.fit`; `after_epoch` / `after_fit` may add entries to the epoch's event / the run's summary."
     def before_epoch(self, trainer, epoch): pass
     def after_epoch(self, trainer, epoch, event:dict): pass
+    def after_log(self, trainer, epoch, event:dict): pass   # the event as metrics.jsonl recorded it (live loggers mirror it)
     def after_fit(self, trainer, summary:dict): pass
     def state_dict(self)->dict: return {}
     def load_state_dict(self, state:dict): pass
@@ -589,10 +635,12 @@ class Callback:
 def optimizer_step(tr, loss):
     "Backward of `loss`, gradient clipping (`grad_clip`), one step of the trainer's optimizer: the end of every step function."
     tr.opt.zero_grad(set_to_none=True)
-    tr.backward(loss)
+    tr.backward(loss)                 # fp16: gradients of S * loss
+    tr.scaler.unscale_(tr.opt)        # fp16: g <- g / S (no-op otherwise), before clipping sees the norm
     # g <- g * min(1, grad_clip / ||g||_2) over all the weights at once; multi-tensor kernels, no per-parameter loop
     if tr.cfg.grad_clip: nn.utils.clip_grad_norm_(tr.params, tr.cfg.grad_clip, foreach=True)
-    tr.opt.step()
+    tr.scaler.step(tr.opt)            # fp16: the step skipped when a gradient overflowed; plain `opt.step()` otherwise
+    tr.scaler.update()                # fp16: S halves after an overflow, doubles after 2000 clean steps
 
 def mixed_batch(tr, x, y):
     "The batch a step trains on: mixed up (from the epoch's seeded generators) when `mixup_alpha > 0`. Returns `(x, y_a, y_b, lam)`, `lam` None without mixup."
@@ -657,6 +705,22 @@ def pick_device(device='auto')->torch.device:
         raise ValueError(f"device={device!r}: MPS is not available here")
     return dev
 
+PRECISIONS = ('auto', 'bf16', 'fp16', 'fp32')
+
+def autocast_dtype(precision:str, device:torch.device, capability:tuple|None=None)->torch.dtype|None:
+    """The dtype `Trainer` autocasts to for `precision` on `device` (None: float32 throughout). 'auto': bf16 on a GPU of
+    compute capability >= 8.0 (A100, H100), fp16 (with a gradient scaler, `Trainer.scaler`) on older ones (V100 7.0, T4
+    7.5), float32 off CUDA. bf16 on an older GPU is a `ValueError`. `capability`: the GPU's (default: asked of CUDA)."""
+    check_choice('precision', precision, PRECISIONS)
+    if precision == 'fp32' or (precision == 'auto' and device.type != 'cuda'): return None
+    if device.type == 'cuda':
+        cap = tuple(capability or torch.cuda.get_device_capability(device))
+        if precision == 'auto': return torch.bfloat16 if cap >= (8, 0) else torch.float16
+        if precision == 'bf16' and cap < (8, 0):
+            raise ValueError(f"precision='bf16' on a GPU of compute capability {cap[0]}.{cap[1]}: bf16 needs 8.0 or more; "
+                             "use 'fp16' (with loss scaling) or 'auto'")
+    return torch.bfloat16 if precision == 'bf16' else torch.float16
+
 def whole_number(x):
     "`x` as an `int` when it is a whole number given as a float or numpy number (`10.0` -> `10`), else unchanged (validation names it)."
     if isinstance(x, (float, np.floating)) and math.isfinite(x) and float(x).is_integer(): return int(x)
@@ -705,7 +769,8 @@ class TrainConfig:
     device: str = 'auto'
     compile: bool = False           # torch.compile the model (CUDA)
     channels_last: bool|None = None # NHWC activations; default: on CUDA only
-    bf16: bool|None = None          # bf16 autocast; default: on CUDA only
+    precision: str = 'auto'         # a key of `PRECISIONS`: 'auto' is bf16 on GPUs of compute capability >= 8.0, fp16 + loss scaling on older ones, fp32 off CUDA
+    deterministic: bool = False     # torch's deterministic algorithms, no cuDNN benchmark: exact reproduction on GPUs (slower)
     sync_bn: bool = False           # several ranks: BatchNorm statistics of the global batch (`SyncBatchNorm`), not each rank's share
     seed: int = 0
     def __post_init__(self):
@@ -713,6 +778,7 @@ class TrainConfig:
         check_choice('optimizer', self.optimizer, OPTIMIZERS); check_choice('schedule', self.schedule, SCHEDULES)
         check_choice('loss', self.loss, LOSSES); check_choice('reweight', self.reweight, REWEIGHTS)
         check_choice('sampler', self.sampler, SAMPLERS); check_choice('group_split', self.group_split, GROUP_SPLITS)
+        check_choice('precision', self.precision, PRECISIONS)
         # whole numbers given as floats (papermill, YAML: `epochs: 10.0`) are the integers they stand for; one milestone may be a scalar
         if isinstance(self.milestones, (int, float, np.integer, np.floating)) and not isinstance(self.milestones, bool): self.milestones = (self.milestones,)
         if isinstance(self.milestones, (str, bytes, dict)): raise ValueError(f"milestones={self.milestones!r}: expected a list of epochs, e.g. [160, 180]")
@@ -854,7 +920,7 @@ class CudaGraphStep:
             with torch.cuda.graph(graph): self.static_out = self.body(tr, *self.static_in)
         except Exception as e:
             self.failed = f"{type(e).__name__}: {e}"
-            print(f"CUDA graph capture failed, running eagerly from here: {self.failed}")
+            _log.warning(f"CUDA graph capture failed, running eagerly from here: {self.failed}")
             return self._eager(tr, inputs)
         finally: tr.capturing = False
         self.graph, self.key = graph, key
@@ -865,6 +931,35 @@ class CudaGraphStep:
         return self.static_out
 
 # %% ../nbs/01_training.ipynb #c4b07ac5
+BATCH_PROGRESS_MIN = 200   # batches per epoch from which an epoch shows its own progress bar
+
+def rng_states(device:torch.device)->dict:
+    "The global RNG states a checkpoint keeps: the CPU's and, training on CUDA, the device's (drop-path masks, dropout)."
+    return dict(torch_rng=torch.get_rng_state(), cuda_rng=torch.cuda.get_rng_state(device) if device.type == 'cuda' else None)
+
+def restore_rng_states(ck:dict, device:torch.device):
+    "Set the RNG states `rng_states` saved in checkpoint `ck` (an older checkpoint's list of every GPU's: this device's)."
+    torch.set_rng_state(ck['torch_rng'])
+    state = ck.get('cuda_rng')
+    if device.type != 'cuda' or state is None: return
+    if isinstance(state, (list, tuple)): state = state[device.index or 0] if (device.index or 0) < len(state) else None
+    if state is not None: torch.cuda.set_rng_state(state, device)
+
+@contextmanager
+def deterministic_algorithms(on:bool, device:torch.device):
+    """While training: torch's deterministic algorithms (an op without one is an error naming it) and cuDNN without its
+    benchmark when `on`; else cuDNN's benchmark on CUDA (the fastest kernel per shape, chosen by timing). The settings
+    before are restored after."""
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    if on:
+        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')   # cuBLAS' deterministic workspaces (read at each call)
+        torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = (False, True) if on else (device.type == 'cuda', before[2])
+    try: yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[1:]
+
 def data_workers()->int:
     "Processes that decode list-file images for each rank: `$LT_WORKBOOK_WORKERS`, else the CPUs this process may use shared among the node's ranks (8 at most)."
     if os.environ.get('LT_WORKBOOK_WORKERS'): return check_int('LT_WORKBOOK_WORKERS', int(os.environ['LT_WORKBOOK_WORKERS']), 0)
@@ -873,16 +968,18 @@ def data_workers()->int:
 class Trainer:
     "Train `model` on `data` as `cfg` says, recording into `run` (optional)."
     def __init__(self, model:nn.Module, data:LTDataset, cfg:TrainConfig, run:Run|None=None,
-                 step=None, callbacks=(), train_set:ImageSet|None=None, eval_set:ImageSet|None=None, workers:int|None=None):
+                 step=None, callbacks=(), train_set:ImageSet|None=None, eval_set:ImageSet|None=None, workers:int|None=None,
+                 loggers:str|None=None):
         self.cfg, self.run, self.data, self.callbacks = cfg, run, data, list(callbacks)
         # `step`: the config's (`cfg.step`, a Callback too when it logs), or a section's own (e.g. DARTS' architect step)
         self.step = cfg.make_step() if step is None else step
         if step is None and isinstance(self.step, Callback): self.callbacks.append(self.step)
         self.device = pick_device(cfg.device)
         cuda = self.device.type == 'cuda'
-        if cuda: torch.backends.cudnn.benchmark = True
         self.channels_last = cuda if cfg.channels_last is None else cfg.channels_last
-        self.bf16 = cuda if cfg.bf16 is None else cfg.bf16
+        self.dtype = self.autocast_dtype()   # None: float32
+        # fp16's small range: the loss is scaled up before backward, the gradients down before the step (`optimizer_step`)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         if cfg.sync_bn: sync_batch_norms(model)
         self.model = model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
         self.train_set = (data.train if train_set is None else train_set).to(self.device)
@@ -908,6 +1005,16 @@ class Trainer:
         self.check_every = FINITE_CHECK_EVERY   # steps between host reads of the non-finite-loss check
         self.epoch, self.capturing = 0, False      # the epoch being trained; whether a CUDA graph is being captured (`CudaGraphStep`)
         self.elapsed = 0.   # training seconds, accumulated across resumes
+        # live monitoring (`LOGGERS`, default `$LT_WORKBOOK_LOGGERS`), last: they mirror the event the other callbacks completed
+        self.callbacks += make_loggers(loggers, run) if run is not None and is_writer() else []
+    def autocast_dtype(self)->torch.dtype|None:
+        "The config's precision on this device (`autocast_dtype`); fp16 falls back to float32 for a step that cannot scale its loss (`step.fp16 = False`)."
+        dtype = autocast_dtype(self.cfg.precision, self.device)
+        if dtype != torch.float16 or getattr(self.step, 'fp16', True): return dtype
+        if self.cfg.precision == 'fp16':
+            raise ValueError(f"precision='fp16' with step={self.cfg.step!r}: this step cannot scale its loss; use 'fp32' or 'bf16'")
+        _log.info(f"precision='auto' on a GPU without bf16: fp16 needs loss scaling, which step={self.cfg.step!r} cannot do: fp32")
+        return None
     def ddp(self, model):
         "`model` in `DistributedDataParallel`, which averages the gradients of the weights the trainer trains (`self.params`); other parameters (a supernet's alphas) are left to their own optimizer."
         other = [n for n, p in model.named_parameters() if id(p) not in {id(q) for q in self.params}]
@@ -916,9 +1023,12 @@ class Trainer:
         return DDP(model, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
     def backward(self, loss):
         "Backward of this rank's mean `loss`, weighted so that the ranks' average is the global batch's mean-loss gradient."
-        (loss if self.shard_weight == 1 else loss * self.shard_weight).backward()
+        # fp16: the loss times the scaler's factor S (gradients of S * loss; `optimizer_step` divides them by S)
+        self.scaler.scale(loss if self.shard_weight == 1 else loss * self.shard_weight).backward()
     def autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16, cache_enabled=not self.capturing)
+        "Autocast to the trainer's `dtype` (off in float32)."
+        return torch.autocast(self.device.type, dtype=self.dtype or torch.bfloat16, enabled=self.dtype is not None,
+                              cache_enabled=not self.capturing)
     def to_input(self, x): return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def eval_inputs(self, images, batch_size:int=512, idx=None):
@@ -950,6 +1060,7 @@ class Trainer:
         flip = self.data.hflip
         watch = LossWatch(epoch, cfg.lr, self.check_every)   # non-finite losses, read every check_every steps
         N, B, world = len(self.sampler), cfg.batch_size, self.shard[1]
+        bar = progress(total=-(-N // B), desc=f'epoch {epoch}', unit='batch', leave=False, disable=-(-N // B) < BATCH_PROGRESS_MIN)
         try:
             for i, (x, y) in enumerate(batches(self.train_set.images, self.train_set.labels, self.sampler, B, self.generator,
                                                self.data.mean, self.data.std, augment=cfg.augment, flip=flip,
@@ -958,33 +1069,35 @@ class Trainer:
                 loss, logits = self.step(self, self.to_input(x), y)
                 watch.add(loss)
                 tot += loss * len(y); correct += (logits.argmax(1) == y).sum(); n += len(y)
+                bar.update(1)
         except Exception as e:   # a step that fails on the NaN weights of an unread non-finite loss: that divergence is the cause
             if isinstance(e, Diverged): raise
             try: bad = watch.first_bad()
             except Exception: bad = None   # (the device itself failed: the step's error is the one to see)
             if bad is not None: raise watch.diverged(*bad) from e
             raise
+        finally: bar.close()
         watch.check()   # before the epoch's event, evaluation and checkpoint
         if world > 1: tot, correct, n = all_sum(torch.stack([tot, correct, torch.tensor(float(n), device=self.device)]))
         return dict(epoch=epoch, lr=lr_at(cfg, epoch), train_loss=float(tot / n), train_acc=float(100 * correct / n))
 
     def _state(self, epoch):
         return dict(epoch=epoch, model=self.model.state_dict(), optimizer=self.opt.state_dict(), elapsed=self.elapsed,
-                    metrics_size=self.run.metrics_size(), torch_rng=torch.get_rng_state(),
-                    cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, config=asdict(self.cfg),
-                    callbacks=[cb.state_dict() for cb in self.callbacks])
+                    metrics_size=self.run.metrics_size(), scaler=self.scaler.state_dict(), **rng_states(self.device),
+                    config=asdict(self.cfg), callbacks=[cb.state_dict() for cb in self.callbacks])
     def _start(self)->int:
         "Resume from the run's checkpoint, or initialize (from `init_from`, re-initializing a frozen backbone's head). metrics.jsonl keeps exactly the lines of the epochs before the start."
         ck = self.run.load_checkpoint() if self.run else None
         if ck is not None and not self.run.truncate_metrics(ck['metrics_size']):
-            print(f"{self.run.name}: metrics.jsonl lost lines its checkpoint recorded: training again from epoch 0")
+            _log.warning(f"{self.run.name}: metrics.jsonl lost lines its checkpoint recorded: training again from epoch 0")
             ck = None
         if ck is not None:
             self.model.load_state_dict(ck['model']); load_optimizer_state(self.opt, ck['optimizer'])
             self.elapsed = ck['elapsed']
             for cb, st in zip(self.callbacks, ck['callbacks']): cb.load_state_dict(st)
-            torch.set_rng_state(ck['torch_rng'])
-            print(f"{self.run.name}: resuming from epoch {ck['epoch']} (the checkpoint in {self.run.path.parent.name}/{self.run.name})")
+            restore_rng_states(ck, self.device)
+            if ck.get('scaler'): self.scaler.load_state_dict(ck['scaler'])
+            _log.info(f"{self.run.name}: resuming from epoch {ck['epoch']} (the checkpoint in {self.run.path.parent.name}/{self.run.name})")
             return ck['epoch']
         if self.run: self.run.truncate_metrics(0)   # lines of a start killed before its first checkpoint
         if self.cfg.init_from:
@@ -995,19 +1108,20 @@ class Trainer:
 
     def fit(self)->dict:
         "Train (or resume, or load a completed run) and return the summary; the run directory is held (`Run.writing`) while it trains."
-        if self.run is None or self.run.completed: return self._fit()
-        with self.run.writing(): return self._fit()   # (completed meanwhile by the process it waited for: loaded)
+        with deterministic_algorithms(self.cfg.deterministic, self.device):
+            if self.run is None or self.run.completed: return self._fit()
+            with self.run.writing(): return self._fit()   # (completed meanwhile by the process it waited for: loaded)
     def _fit(self)->dict:
         cfg, run = self.cfg, self.run
         if run is not None and run.completed:   # its results stay recorded even when its checkpoint cannot be read
             hint = f"delete the folder {run.path.parent.name}/{run.name} to train it again"
             self.model.load_state_dict(read_checkpoint(run.checkpoint_file, self.device, hint)['model'])
-            print(f"{run.name}: already completed, loaded (delete its folder {run.path.parent.name}/{run.name} to train again)")
+            _log.info(f"{run.name}: already completed, loaded (delete its folder {run.path.parent.name}/{run.name} to train again)")
             return run.summary
         bar, last, epoch = None, {}, 0
         try:
             epoch = start = self._start()
-            bar = tqdm(total=cfg.epochs, initial=start, desc=run.name if run else 'train', leave=True, disable=not is_writer())
+            bar = progress(total=cfg.epochs, initial=start, desc=run.name if run else 'train', unit='epoch', leave=True)
             for epoch in range(start, cfg.epochs):
                 t0 = time.time()
                 for cb in self.callbacks: cb.before_epoch(self, epoch)
@@ -1019,6 +1133,7 @@ class Trainer:
                 self.elapsed += time.time() - t0
                 event['time'] = round(self.elapsed, 3)
                 if run is not None: run.log(**event); run.save_checkpoint(self._state(epoch + 1))
+                for cb in self.callbacks: cb.after_log(self, epoch, event)
                 bar.update(1); bar.set_postfix(loss=f"{event['train_loss']:.3f}", acc=event.get('acc'))
             if not last: last = self.evaluate()   # resumed after the final epoch's checkpoint
             summary = dict(**last, params=count_params(self.model), epochs=cfg.epochs, wall_time=round(self.elapsed, 3))
@@ -1034,6 +1149,78 @@ class Trainer:
             raise
         finally:
             if bar is not None: bar.close()
+
+# %% ../nbs/01_training.ipynb #6f0ae062
+MAX_SCALARS = 100   # a list of up to this many numbers is one scalar per entry (e.g. per-class norms); longer: a histogram
+
+def event_values(event:dict, prefix:str='')->dict:
+    "An event's values to log, by kind: `{'scalar': {key: number}, 'matrix': {key: 2-D array}, 'vector': {...}, 'text': {...}}`, nested keys joined by '/'."
+    out = {'scalar': {}, 'matrix': {}, 'vector': {}, 'text': {}}
+    for k, v in event.items():
+        key = f'{prefix}{k}'
+        if isinstance(v, dict):
+            for kind, vals in event_values(v, key + '/').items(): out[kind].update(vals)
+        elif isinstance(v, (bool, int, float)): out['scalar'][key] = float(v)
+        elif isinstance(v, str): out['text'][key] = v
+        elif isinstance(v, (list, tuple)) and v and all(isinstance(x, (int, float)) for x in v):
+            if len(v) <= MAX_SCALARS: out['scalar'].update({f'{key}/{j}': float(x) for j, x in enumerate(v)})
+            else: out['vector'][key] = np.asarray(v, dtype=float)
+        elif isinstance(v, (list, tuple)) and v and all(isinstance(r, (list, tuple)) and r and all(isinstance(x, (int, float)) for x in r) for r in v):
+            out['matrix'][key] = np.asarray(v, dtype=float)
+        elif v is not None: out['text'][key] = json.dumps(v)
+    return out
+
+def matrix_image(m:np.ndarray, cell:int=8)->np.ndarray:
+    "A matrix as a grey image (1 x H*cell x W*cell, uint8), scaled from its own minimum (black) to maximum (white)."
+    lo, hi = np.nanmin(m), np.nanmax(m)
+    scaled = (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+    return np.kron(np.round(255 * np.nan_to_num(scaled)), np.ones((cell, cell))).astype(np.uint8)[None]
+
+class TensorBoardLogger(Callback):
+    "Each epoch's event into TensorBoard event files in `<run>/tensorboard/` (`event_values`); a resumed run first drops the events from its restart epoch on."
+    def __init__(self, run:Run):
+        try: from torch.utils.tensorboard import SummaryWriter
+        except ImportError: raise ValueError("loggers='tensorboard' needs the tensorboard package: pip install -e .[track]") from None
+        self.make, self.dir, self.writer = SummaryWriter, run.path/'tensorboard', None
+    def after_log(self, tr, epoch, event):
+        if self.writer is None: self.writer = self.make(str(self.dir), purge_step=epoch)
+        vals = event_values(event)
+        for k, v in vals['scalar'].items(): self.writer.add_scalar(k, v, epoch)
+        for k, v in vals['matrix'].items(): self.writer.add_image(k, matrix_image(v), epoch, dataformats='CHW')
+        for k, v in vals['vector'].items(): self.writer.add_histogram(k, v, epoch)
+        for k, v in vals['text'].items(): self.writer.add_text(k, v, epoch)
+        self.writer.flush()   # a run that fails later keeps what it logged
+    def after_fit(self, tr, summary):
+        if self.writer is not None: self.writer.close()
+
+class WandbLogger(Callback):
+    "Each epoch's event to Weights & Biases (one W&B run per run directory, its files in `<run>/wandb/`), offline unless `$WANDB_MODE` is set."
+    def __init__(self, run:Run):
+        try: import wandb
+        except ImportError: raise ValueError("loggers='wandb' needs the wandb package: pip install wandb") from None
+        self.wandb, self.run, self.wb = wandb, run, None
+    def after_log(self, tr, epoch, event):
+        if self.wb is None:
+            self.wb = self.wandb.init(project='lt-workbook', name=self.run.name, id=self.run.name, dir=str(self.run.path),
+                                      config=self.run.params, resume='allow', mode=os.environ.get('WANDB_MODE', 'offline'))
+        vals = event_values(event)
+        images = {k: self.wandb.Image(matrix_image(v)[0]) for k, v in vals['matrix'].items()}
+        self.wb.log({**vals['scalar'], **images}, step=epoch)
+    def after_fit(self, tr, summary):
+        if self.wb is not None:
+            self.wb.summary.update(event_values({k: v for k, v in summary.items() if k != 'confusion'})['scalar'])
+            self.wb.finish()
+
+LOGGERS = {'tensorboard': TensorBoardLogger, 'wandb': WandbLogger}
+
+def logger_names(spec:str|None=None)->list:
+    "The loggers `spec` names ('tensorboard', 'wandb' or both, comma-separated; None: `$LT_WORKBOOK_LOGGERS`), checked."
+    spec = os.environ.get('LT_WORKBOOK_LOGGERS', '') if spec is None else spec
+    return [check_choice('loggers', n.strip(), LOGGERS) for n in spec.split(',') if n.strip()]
+
+def make_loggers(spec:str|None, run:Run)->list:
+    "The logger callbacks of `spec` (`logger_names`) for `run`."
+    return [LOGGERS[n](run) for n in logger_names(spec)]
 
 # %% ../nbs/01_training.ipynb #77a28041
 METHODS = {
@@ -1103,7 +1290,9 @@ def train_stages(data:LTDataset, cfg:TrainConfig, section:str, name:str, run_dir
 # %% ../nbs/01_training.ipynb #1841f1d3
 def run_config(run:Run)->TrainConfig:
     "The `TrainConfig` a run recorded in its params.json (without `init_from`: the weights it started from are in its checkpoint)."
-    p = run.params
+    p = dict(run.params)
+    for new, (old, values) in RENAMED.items():   # a run recorded before a rename: its setting under the new name
+        if new not in p and old in p: p[new] = next(n for n, o in values.items() if o == p[old])
     return TrainConfig(**{**{k: p[k] for k in TrainConfig.__dataclass_fields__ if k in p}, 'init_from': None})
 
 def register_all():

@@ -163,7 +163,7 @@ def test_batched_search_matches_per_edge(tmp_path, capsys):
     per_edge = tiny_search(tmp_path, 'per_edge', batched=False).metrics
     batched = tiny_search(tmp_path, 'batched', cuda_graph=True).metrics
     assert_same_search(per_edge, batched)
-    assert 'cuda_graph: not on a CUDA device (cpu); the search steps run eagerly' in capsys.readouterr().out
+    assert 'cuda_graph: not on a CUDA device (cpu); the search steps run eagerly' in capsys.readouterr().err
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device (none on this machine)")
 def test_cuda_graph_search_matches_eager(tmp_path, capsys, monkeypatch):
@@ -173,5 +173,5 @@ def test_cuda_graph_search_matches_eager(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(CudaGraphStep, '_replay', lambda self: replays.append(1) or replay(self))
     eager = tiny_search(tmp_path, 'eager', device='cuda', epochs=3).metrics
     graphed = tiny_search(tmp_path, 'graphed', device='cuda', epochs=3, cuda_graph=True).metrics
-    assert 'capture failed' not in capsys.readouterr().out and len(replays) > 3
+    assert 'capture failed' not in capsys.readouterr().err and len(replays) > 3
     assert_same_search(eager, graphed)

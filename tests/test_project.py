@@ -19,15 +19,23 @@ def test_ci_runs_the_readme_test_command():
     assert re.search(r'^make test$', ci, re.M)
 
 def test_dependencies_declared_once_in_settings():
-    cfg = configparser.ConfigParser(); cfg.read(ROOT/'settings.ini')
-    req = cfg['DEFAULT']['requirements'].split() + cfg['DEFAULT']['dev_requirements'].split()
-    names = {re.split(r'[<>=!]', r)[0] for r in req}
-    for pkg in ['torch', 'torchvision', 'numpy', 'plotly', 'ipywidgets', 'papermill', 'jupyterlab', 'mlxtend', 'scipy',
-                'scikit-learn', 'tqdm', 'nbdev', 'fastcore', 'execnb', 'pytest']:
-        assert pkg in names, pkg
-    assert 'nbdev==2.4.14' in req and 'fastcore>=1.12.3,<2' in req and 'execnb>=0.1.16,<0.2' in req
+    "Every requirement has a floor (a major where internals are relied on); a plain install pulls no JupyterLab, submitit or TensorBoard."
+    cfg = configparser.ConfigParser(); cfg.read(ROOT/'settings.ini'); d = cfg['DEFAULT']
+    groups = {k: d[f'{k}_requirements'].split() for k in ('notebook', 'slurm', 'track', 'dev')}
+    core = d['requirements'].split()
+    names = lambda reqs: {re.split(r'[<>=!]', r)[0] for r in reqs}
+    for pkg in ['torch', 'torchvision', 'numpy', 'plotly', 'ipywidgets', 'papermill', 'ipykernel', 'mlxtend', 'scipy',
+                'scikit-learn', 'tqdm', 'curvlinops-for-pytorch', 'pytorch-optimizer']:
+        assert pkg in names(core), pkg
+    assert names(groups['notebook']) == {'jupyterlab'} and names(groups['slurm']) == {'submitit'}
+    assert names(groups['track']) == {'tensorboard'} and not names(core) & {'jupyterlab', 'submitit', 'tensorboard'}
+    assert all(re.search(r'(>=|==)', r) for r in core + sum(groups.values(), [])), 'a requirement without a floor'
+    assert 'curvlinops-for-pytorch>=3.0,<4' in core and 'pytorch-optimizer>=4.0,<5' in core
+    assert 'nbdev==2.4.14' in groups['dev'] and 'fastcore>=1.12.3,<2' in groups['dev'] and 'execnb>=0.1.16,<0.2' in groups['dev']
+    setup = (ROOT/'setup.py').read_text()
+    assert "extras['dev'] = sum(extras.values(), [])" in setup   # [dev] installs every extra
     env = (ROOT/'environment.yml').read_text()
-    assert '-e .[dev]' in env
+    assert '-e .[dev]' in env and '- pytorch' in env   # conda's torch first: pip finds it satisfied, not reinstalled
 
 def test_every_numbered_notebook_is_exported_and_on_the_site():
     q = yaml.safe_load((ROOT/'_quarto.yml').read_text())

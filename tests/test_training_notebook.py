@@ -149,7 +149,8 @@ def test_fused_step_matches_plain_sgd():
         ps = [nn.Parameter(torch.randn(s, dtype=torch.float64)) for s in shapes]
         qs = [nn.Parameter(p.detach().clone()) for p in ps]
         cfg = T.TrainConfig(optimizer=name, lr=0.1, momentum=0.9, weight_decay=1e-3, grad_clip=0.5, device='cpu')
-        tr = type('Tr', (), dict(params=ps, cfg=cfg, opt=T.make_optimizer(cfg, ps), backward=staticmethod(lambda loss: loss.backward())))()
+        tr = type('Tr', (), dict(params=ps, cfg=cfg, opt=T.make_optimizer(cfg, ps), backward=staticmethod(lambda loss: loss.backward()),
+                               scaler=torch.amp.GradScaler('cpu', enabled=False)))()
         assert all(g['fused'] and not g['foreach'] for g in tr.opt.param_groups), tr.opt.param_groups
         ref = plain(qs)
         for _ in range(3):
