@@ -28,12 +28,11 @@ from lt_workbook.bbn_darts import BilateralArchitect
 
 def setup(a, dev, data, bilateral:bool, clock, batched:bool=True):
     "A trainer whose step is the single-branch or the bilateral search step; returns a function that runs one step."
-    cuda = dev.type == 'cuda'
     kw = dict(primitives=list(SEARCH_SPACES['darts']), C=a.C, layers=a.layers, steps=a.steps, multiplier=a.steps,
               stem_stride=a.stem_stride, batched=batched)
     cfg = TrainConfig(arch='bilateral_supernet' if bilateral else 'supernet', epochs=4, batch_size=a.batch_size, lr=0.02,
                       lr_min=0.001, schedule='cosine', momentum=0.9, weight_decay=3e-4, grad_clip=5., device=str(dev),
-                      channels_last=True, bf16=cuda, arch_kw=kw)
+                      channels_last=True, precision='auto', arch_kw=kw)
     model = build_model(cfg, data.num_classes)
     akw = dict(order=a.order, batch_size=a.batch_size, lr=0.02)   # Sec. V-A's architecture learning rate
     architect = (BilateralArchitect(model, data.train, schedule='parabolic', hls=True, **akw) if bilateral

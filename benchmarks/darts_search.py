@@ -51,7 +51,7 @@ def ours(a, dev):
     data = load_dataset('mnist5k', imbalance_ratio=1)
     cfg = TrainConfig(arch='supernet', classifier='linear', batch_size=a.batch_size, lr=0.025, lr_min=0.001, schedule='cosine',
                       momentum=0.9, weight_decay=3e-4, grad_clip=5., device=str(dev), channels_last=v['channels_last'],
-                      bf16=v['bf16'], arch_kw=dict(primitives=list(DARTS_PRIMITIVES), C=a.C, layers=a.layers, batched=v.get('batched', True)))
+                      precision='bf16' if v['bf16'] else 'fp32', arch_kw=dict(primitives=list(DARTS_PRIMITIVES), C=a.C, layers=a.layers, batched=v.get('batched', True)))
     model = build_model(cfg, 10)
     architect = Architect(model, data.train, order=a.order, batch_size=a.batch_size, recompute=a.recompute if v['recompute'] else 0,
                           cuda_graph=v.get('graph', False))

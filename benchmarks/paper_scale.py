@@ -161,7 +161,7 @@ def run_method(key, data, a, dev, sync):
                 train_images=len(tr.train_set), steps_per_epoch=steps, sec_per_step=step_s, eval_images=len(tr.eval_set),
                 eval_sec=eval_s, epoch_sec=epoch_s, minutes=epoch_s * cfg.epochs / 60, eval_every=cfg.eval_every,
                 minutes_config_eval=(step_s * steps * cfg.epochs + eval_s * evals) / 60, params=count_params(tr.model),
-                bf16=tr.bf16, channels_last=tr.channels_last, compile=cfg.compile, warmup_sec=warmup_s, arch=cfg.arch,
+                bf16=tr.dtype == torch.bfloat16, channels_last=tr.channels_last, compile=cfg.compile, warmup_sec=warmup_s, arch=cfg.arch,
                 step=getattr(tr.step, '__qualname__', cfg.step),
                 peak_gb=torch.cuda.max_memory_allocated() / 2**30 if dev.type == 'cuda' else None)
 

@@ -256,6 +256,7 @@ BASELINES = ('sam', 'swa')
 
 class SAMStep:
     "SAM as a `Trainer` step: `pytorch_optimizer.SAM` around the trainer's optimizer, two forward-backward passes."
+    fp16 = False   # its optimizer steps outside the trainer's gradient scaler: float32 where 'auto' would pick fp16 (`Trainer.autocast_dtype`)
     def __init__(self, rho:float=0.05, adaptive:bool=False):
         self.rho, self.adaptive, self._sam = check_number('sam_rho', rho), adaptive, (None, None)
     def settings(self)->dict: return dict(sam_rho=self.rho, sam_adaptive=self.adaptive)
@@ -416,12 +417,13 @@ def classifier_noise_landscape(head:nn.Module,       # the classifier (its param
                                groups:dict,          # name -> sample mask (`head_tail_groups`)
                                draws:int=5,          # Gaussian draws averaged per ratio
                                logit_scale:float=1., # s for LDAM's cosine head, else 1
-                               seed:int=0)->dict:
+                               seed:int=0,
+                               desc:str='1-D landscape')->dict:   # label of the progress bar (ratios done of all)
     "Fig. 1a-b: mean and std over draws of the loss at theta + eps, ||eps|| / ||theta|| = r, for every r and group."
     theta = {n: p.detach() for n, p in head.named_parameters()}
     t_norm, g = _norm(theta.values()), torch.Generator().manual_seed(seed)
     out = {'ratios': [float(r) for r in ratios], **{k: {'mean': [], 'std': []} for k in groups}}
-    for r in ratios:
+    for r in progress(out['ratios'], desc=desc, unit='point', leave=False):
         vals = {k: [] for k in groups}
         for _ in range(draws):
             eps = {n: torch.randn(p.shape, generator=g).to(p) for n, p in theta.items()}
@@ -449,7 +451,8 @@ def loss_surface(model:nn.Module, data:list,          # the network and fixed ba
                  d1:dict, d2:dict,                    # two directions (`filter_normalized_direction`)
                  coords,                              # grid coordinates along each direction
                  groups:dict,                         # name -> sample mask over the concatenated batches
-                 logit_scale:float=1.)->dict:
+                 logit_scale:float=1.,
+                 desc:str='2-D landscape')->dict:     # label of the progress bar (grid points done of all)
     "Fig. 1, 2-D: loss at theta + a d1 + b d2 (rows: a, columns: b) for every group, BatchNorm in eval mode."
     dev, was = next(model.parameters()).device, model.training
     theta = {n: p.detach() for n, p in model.named_parameters()}
@@ -457,12 +460,14 @@ def loss_surface(model:nn.Module, data:list,          # the network and fixed ba
     out = {'coords': [float(c) for c in coords], **{k: [[None] * len(coords) for _ in coords] for k in groups}}
     model.eval()
     try:
-        for i, a in enumerate(coords):
-            for j, b in enumerate(coords):
-                w = {n: theta[n] + float(a) * d1[n] + float(b) * d2[n] for n in theta}
-                logits = torch.cat([functional_call(model, w, (x.to(dev),)).float() for x, _ in data])
-                for k, v in _group_means(F.cross_entropy(logit_scale * logits, labels, reduction='none'), groups).items():
-                    out[k][i][j] = v
+        with progress(total=len(coords) ** 2, desc=desc, unit='point', leave=False) as bar:
+            for i, a in enumerate(coords):
+                for j, b in enumerate(coords):
+                    w = {n: theta[n] + float(a) * d1[n] + float(b) * d2[n] for n in theta}
+                    logits = torch.cat([functional_call(model, w, (x.to(dev),)).float() for x, _ in data])
+                    for k, v in _group_means(F.cross_entropy(logit_scale * logits, labels, reduction='none'), groups).items():
+                        out[k][i][j] = v
+                    bar.update()
     finally: model.train(was)
     return out
 

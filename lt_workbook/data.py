@@ -17,16 +17,17 @@ from IPython.core.formatters import DisplayFormatter
 
 # %% auto #0
 __all__ = ['PROFILES', 'CIFAR', 'CIFAR_PICKLE_GLOBALS', 'LIST_DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'EVAL_RESIZE',
-           'IMAGE_EXTENSIONS', 'DATASETS', 'SAMPLERS', 'GROUP_SPLITS', 'INDEX_SPLITS', 'METRIC_KEYS', 'check_choice',
-           'check_number', 'check_int', 'check_fraction', 'check_ratio', 'lt_counts', 'realized_ratio', 'ImageSet',
-           'LTDataset', 'lt_subset', 'mnist5k', 'project_root', 'resolve_data_root', 'UnsafePickleError',
-           'CifarUnpickler', 'cifar', 'write_fake_cifar', 'missing_files', 'read_list_file', 'decode_image_file',
-           'resized_crop', 'eval_transform', 'random_resized_box', 'color_jitter', 'train_transform', 'ListImages',
-           'list_dataset', 'write_fake_list_dataset', 'scan_image_folder', 'image_folder', 'write_fake_image_folder',
-           'load_dataset', 'train_val_split', 'class_probs', 'Sampler', 'random_crop_flip', 'normalize',
-           'DecodedBatches', 'decoded', 'check_shard', 'shard_rows', 'batches', 'eval_batches', 'class_groups',
-           'lt_metrics', 'use_html_figures', 'figure_bundle', 'display_output', 'show_in', 'plot_class_counts',
-           'plot_per_class_accuracy', 'plot_group_accuracy']
+           'IMAGE_EXTENSIONS', 'DATASETS', 'SAMPLERS', 'GROUP_SPLITS', 'INDEX_SPLITS', 'METRIC_KEYS',
+           'CONFUSION_NORMALIZE', 'MAX_CELL_TEXT', 'check_choice', 'check_number', 'check_int', 'check_fraction',
+           'check_ratio', 'lt_counts', 'realized_ratio', 'ImageSet', 'LTDataset', 'lt_subset', 'mnist5k',
+           'project_root', 'resolve_data_root', 'UnsafePickleError', 'CifarUnpickler', 'cifar', 'write_fake_cifar',
+           'missing_files', 'read_list_file', 'decode_image_file', 'resized_crop', 'eval_transform',
+           'random_resized_box', 'color_jitter', 'train_transform', 'ListImages', 'list_dataset',
+           'write_fake_list_dataset', 'scan_image_folder', 'image_folder', 'write_fake_image_folder', 'load_dataset',
+           'train_val_split', 'class_probs', 'Sampler', 'random_crop_flip', 'normalize', 'DecodedBatches', 'decoded',
+           'check_shard', 'shard_rows', 'batches', 'eval_batches', 'class_groups', 'lt_metrics', 'use_html_figures',
+           'figure_bundle', 'display_output', 'show_in', 'plot_class_counts', 'plot_per_class_accuracy',
+           'plot_group_accuracy', 'plot_confusion']
 
 # %% ../nbs/00_data.ipynb #2dcf0dcc
 def check_choice(name:str, value, allowed):
@@ -832,4 +833,66 @@ def plot_group_accuracy(table,             # one row per method: acc, many, medi
                              error_y=dict(type='data', array=err) if all(e is not None for e in err) else None))
     fig.update_layout(barmode='group', yaxis_title='test accuracy (%)', yaxis_range=[0, 105], template='plotly_white',
                       height=400, title=title)
+    return fig
+
+# %% ../nbs/00_data.ipynb #8a238455
+CONFUSION_NORMALIZE = ('true', None)   # per true class (recall, %), or raw counts
+MAX_CELL_TEXT = 30                     # above this many classes, no number in each cell (the hover still has it)
+
+def plot_confusion(confusion,                # C x C counts, rows: true class, columns: predicted (`lt_metrics`' `confusion`)
+                   counts,                   # per-class training counts (the order of both axes: most images first); None: index order
+                   class_names=None,         # tick labels (default: the class indices)
+                   normalize:str|None='true', # 'true': each row in % of its true class's test images (recall); None: raw counts
+                   split:str='count',        # the group split: 'count' marks the many / medium / few boundaries
+                   title:str|None=None):
+    "Heatmap of a confusion matrix with the classes sorted by training count (head first, on both axes), many / medium / few marked."
+    check_choice('normalize', normalize, CONFUSION_NORMALIZE)
+    conf = np.asarray(confusion, dtype=np.float64)
+    if conf.ndim != 2 or conf.shape[0] != conf.shape[1] or not conf.size:
+        raise ValueError(f"confusion: expected a square C x C matrix, got shape {conf.shape}")
+    C = len(conf)
+    if counts is not None:
+        counts = np.asarray(counts, dtype=np.int64).reshape(-1)
+        if len(counts) != C: raise ValueError(f"counts: {len(counts)} classes for a {C} x {C} confusion matrix")
+    names = [str(c) for c in (class_names if class_names is not None else range(C))]
+    if len(names) != C: raise ValueError(f"class_names: {len(names)} names for a {C} x {C} confusion matrix")
+    order = np.arange(C) if counts is None else np.argsort(-counts, kind='stable')   # ties keep the index order
+    conf = conf[np.ix_(order, order)]
+    support = conf.sum(1, keepdims=True)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        row_pct = np.where(support > 0, 100 * conf / support, np.nan)   # a class without test images: an empty row, not an error
+    z = row_pct if normalize == 'true' else np.where(support > 0, conf, np.nan)
+    labels = [names[c] if counts is None else f'{names[c]} ({counts[c]})' for c in order]
+    fmt = (lambda v: '' if v != v or v == 0 else '<0.1' if v < 0.05 else f'{v:.0f}' if v >= 9.95 else f'{v:.1f}'.removesuffix('.0')) \
+          if normalize else (lambda v: '' if v != v or v == 0 else f'{v:.0f}')
+    custom = np.empty((C, C, 4), dtype=object)
+    for i in range(C):
+        for j in range(C):
+            custom[i, j] = (labels[i], labels[j], int(conf[i, j]), '–' if row_pct[i, j] != row_pct[i, j] else f'{row_pct[i, j]:.1f}%')
+    finite = z[np.isfinite(z)]
+    zmax = float(finite.max()) if len(finite) and finite.max() > 0 else 1.
+    heat = go.Heatmap(z=z, x=np.arange(C), y=np.arange(C), customdata=custom, colorscale='Blues', zmin=0, zmax=zmax,
+                      colorbar=dict(title='% of true class' if normalize else 'test images'), xgap=1 if C <= MAX_CELL_TEXT else 0,
+                      ygap=1 if C <= MAX_CELL_TEXT else 0,
+                      hovertemplate='true: %{customdata[0]}<br>predicted: %{customdata[1]}<br>'
+                                    '%{customdata[2]} images, %{customdata[3]} of the true class<extra></extra>')
+    if C <= MAX_CELL_TEXT: heat.update(text=[[fmt(v) for v in row] for row in z], texttemplate='%{text}')
+    fig = go.Figure(heat)
+    step = max(1, math.ceil(C / MAX_CELL_TEXT))
+    ticks = dict(tickmode='array', tickvals=list(range(0, C, step)), ticktext=labels[::step], showgrid=False, zeroline=False)
+    fig.update_xaxes(title='predicted class', tickangle=-45 if C > 6 else 0, constrain='domain', **ticks)
+    fig.update_yaxes(title='true class (sorted by training images)' if counts is not None else 'true class',
+                     autorange='reversed', scaleanchor='x', constrain='domain', **ticks)
+    if counts is not None and split == 'count':   # boundaries between the non-empty groups, both axes, named above
+        groups = {k: len(v) for k, v in class_groups(counts, 'count').items() if len(v)}
+        edge = 0
+        for k, n in groups.items():
+            fig.add_annotation(x=edge + (n - 1) / 2, xref='x', y=1, yref='paper', yanchor='bottom', text=k, showarrow=False,
+                               font=dict(size=11, color='#d62728'))
+            edge += n
+            if edge < C:
+                for line in (dict(x0=-0.5, x1=C - 0.5, y0=edge - 0.5, y1=edge - 0.5), dict(y0=-0.5, y1=C - 0.5, x0=edge - 0.5, x1=edge - 0.5)):
+                    fig.add_shape(type='line', xref='x', yref='y', line=dict(color='#d62728', width=1.5, dash='dash'), **line)
+    default = 'Confusion matrix, % of each true class' if normalize else 'Confusion matrix, test images'
+    fig.update_layout(title=title or default, template='plotly_white', height=min(900, 420 + 16 * C))
     return fig

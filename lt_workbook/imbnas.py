@@ -246,23 +246,26 @@ def offspring(make, n:int, seen:set, tries:int=50)->list:
 def evolution_search(fitness,                 # cell (tuple of 6 operations) -> score, higher is better
                      generations:int=20, population:int=50, crossover_num:int=25, mutation_num:int=25,
                      mutation_prob:float=0.1, top_k:int=10, seed:int=0,
-                     log=None)->dict:         # called with each generation's record
+                     log=None,                # called with each generation's record
+                     desc:str='evolutionary search')->dict:   # label of the progress bars
     "SPOS's evolutionary search; returns the best cell, its fitness, the top-k and one record per generation."
     rng, seen, scores, top, history = np.random.default_rng(seed), set(), {}, [], []
     pop = offspring(lambda: random_arch(rng), population, seen)
-    for gen in range(generations):
-        for a in pop:
-            if a not in scores: scores[a] = float(fitness(a))
-        top = sorted({*top, *pop}, key=lambda a: (-scores[a], arch_code(a)))[:top_k]
-        rec = dict(generation=gen, evaluated=len(scores), best=arch_str(top[0]), best_fitness=scores[top[0]],
-                   top_k_mean=float(np.mean([scores[a] for a in top])))
-        history.append(rec)
-        if log: log(rec)
-        if gen + 1 == generations: break
-        pick = lambda: top[rng.integers(len(top))]
-        pop = offspring(lambda: mutate(pick(), rng, mutation_prob), mutation_num, seen)
-        pop += offspring(lambda: crossover(pick(), pick(), rng), crossover_num, seen)
-        pop += offspring(lambda: random_arch(rng), population - len(pop), seen)
+    with progress(total=generations, desc=desc, unit='gen') as bar:   # generations; cells evaluated and best fitness so far
+        for gen in range(generations):
+            new = [a for a in pop if a not in scores]
+            for a in progress(new, desc=f'{desc}: generation {gen + 1}', unit='cell', leave=False): scores[a] = float(fitness(a))
+            top = sorted({*top, *pop}, key=lambda a: (-scores[a], arch_code(a)))[:top_k]
+            rec = dict(generation=gen, evaluated=len(scores), best=arch_str(top[0]), best_fitness=scores[top[0]],
+                       top_k_mean=float(np.mean([scores[a] for a in top])))
+            history.append(rec)
+            if log: log(rec)
+            bar.set_postfix(evaluated=rec['evaluated'], best=f"{rec['best_fitness']:.4g}", refresh=False); bar.update()
+            if gen + 1 == generations: break
+            pick = lambda: top[rng.integers(len(top))]
+            pop = offspring(lambda: mutate(pick(), rng, mutation_prob), mutation_num, seen)
+            pop += offspring(lambda: crossover(pick(), pick(), rng), crossover_num, seen)
+            pop += offspring(lambda: random_arch(rng), population - len(pop), seen)
     return dict(best=arch_str(top[0]), fitness=scores[top[0]], top_k=[[arch_str(a), scores[a]] for a in top],
                 evaluations=len(scores), history=history)
 
@@ -415,8 +418,10 @@ def rank_transfer(datasets:dict,               # {variant name: LTDataset}: the 
                   seed:int=0, epochs:int=3, lr:float=0.1, lr_decay:float=PAPER_LR_DECAY,
                   run_dir=None, section:str=IMBNAS_SECTION, **net_kw)->Run:
     "Fig. 1 for one seed: every cell trained on every variant, then `rank_transfer_s<seed>` holding accuracies, Kendall taus and agreement."
-    runs = {(v, arch_code(a)): train_subnet(d, a, f'rank_{v}_{arch_code(a)}_s{seed}', seed, epochs, lr, lr_decay, run_dir=run_dir,
-                                            section=section, **net_kw) for v, d in datasets.items() for a in archs}
+    runs, pairs = {}, [(v, a) for v in datasets for a in archs]
+    for v, a in progress(pairs, desc=f'rank transfer s{seed}', unit='net'):   # every cell trained on every variant
+        runs[v, arch_code(a)] = train_subnet(datasets[v], a, f'rank_{v}_{arch_code(a)}_s{seed}', seed, epochs, lr, lr_decay,
+                                             run_dir=run_dir, section=section, **net_kw)
     accs = {v: [runs[v, arch_code(a)].summary['acc'] for a in archs] for v in datasets}
     agreement = {f'{x}|{y}': rank_agreement(accs[x], accs[y]) for x, y in itertools.combinations(datasets, 2)}
     return record_run(f'rank_transfer_s{seed}', 'imbnas_rank_transfer', seed,
@@ -478,7 +483,8 @@ def evolve_subnets(supernet:Run,               # the supernet the sub-networks i
     adapt_time = supernet.summary['wall_time'] if procedure != 'P0' else 0.
     t0 = time.time()
     try:
-        res = evolution_search(lambda a: evaluate_subnet(tr, a, bs)[fitness_metric], log=lambda rec: run.log(**rec), **ev)
+        res = evolution_search(lambda a: evaluate_subnet(tr, a, bs)[fitness_metric], log=lambda rec: run.log(**rec),
+                               desc=f'search {procedure} s{seed}', **ev)
     except Exception as e:
         run.finish('failed', error=f'{type(e).__name__}: {e}'); raise
     run.finish('completed', procedure=procedure, adapt_time=adapt_time, search_time=round(time.time() - t0, 3), **res)

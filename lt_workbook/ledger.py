@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_claims_ledger.ipynb #e89f8c92
 from __future__ import annotations
-import json, os, platform, sys, time
+import json, logging, os, platform, sys, time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -15,11 +15,12 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 import torch
 import yaml
-from tqdm.auto import tqdm
 from .data import check_number, project_root, use_html_figures
-from .training import CLAIMS_FILE, Claim, atomic_write, claims_under, jsonable, read_claims, runs_root
+from .training import CLAIMS_FILE, Claim, atomic_write, claims_under, jsonable, progress, read_claims, runs_root
 from .runner import (EXECUTION, Point, check_params, find_notebook, notebook_parameters, point_status, read_params, read_record,
                                 run_point_process)
+
+_log = logging.getLogger('lt_workbook.ledger')
 
 # %% auto #0
 __all__ = ['LEDGER_KEYS', 'LEDGER_LOG', 'EVAL_FALSE', 'SECTION_PAPERS', 'LEDGER_VERDICTS', 'VERDICT_COLORS', 'Ledger',
@@ -100,15 +101,15 @@ def run_ledger(ledger, workers:int=1, root=None)->pd.DataFrame:
     root = ledger_root(ledger, root)
     todo = [(nb, Point(nb.stem, params), root/nb.stem) for nb, params in ledger.sections.items()
             if point_status(root/nb.stem) != 'completed']
-    print(f"{Path(ledger.file).name}: {len(ledger.sections)} sections in {root}; {len(ledger.sections) - len(todo)} completed, {len(todo)} to run")
+    _log.info(f"{Path(ledger.file).name}: {len(ledger.sections)} sections in {root}; {len(ledger.sections) - len(todo)} completed, {len(todo)} to run")
     if todo:
         root.mkdir(parents=True, exist_ok=True)
-        started, bar = time.time(), tqdm(total=len(todo), desc='ledger', unit='section')
+        started, bar = time.time(), progress(total=len(todo), desc='ledger', unit='section')
         def go(item):
             nb, point, d = item
             rec = run_point_process(nb, point, d)
             bar.update(1)
-            if rec.get('status') != 'completed': tqdm.write(f"FAILED {nb.stem}: {(rec.get('error') or '').splitlines()[0] if rec.get('error') else ''}")
+            if rec.get('status') != 'completed': _log.error(f"FAILED {nb.stem}: {(rec.get('error') or '').splitlines()[0] if rec.get('error') else ''}")
             return rec
         with ThreadPoolExecutor(workers) as ex: list(ex.map(go, todo))
         bar.close()

@@ -4,28 +4,33 @@
 
 # %% ../nbs/09_runner.ipynb #c44d420d
 from __future__ import annotations
-import argparse, ast, fcntl, itertools, json, os, platform, queue, re, signal, subprocess, sys, time, traceback
+import argparse, ast, fcntl, io, itertools, json, logging, math, os, platform, queue, re, signal, subprocess, sys, time
+import tokenize, traceback
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from tqdm.auto import tqdm
-from submitit.helpers import Checkpointable
 from .data import METRIC_KEYS, check_choice, check_number, project_root
-from .training import Run, dist_env, atomic_write, read_json, jsonable, params_hash, runs_root, seed_stats, mean_std_text
+from .training import (Run, StderrHandler, LOGGERS, logger_names, dist_env, atomic_write, read_json, jsonable, params_hash,
+                                  progress, runs_root, seed_stats, mean_std_text)
+
+_log = logging.getLogger('lt_workbook.runner')
 
 # %% auto #0
 __all__ = ['EXECUTION', 'RANKS', 'NOTEBOOK_TESTS', 'SWEEP_KEYS', 'EXECUTORS', 'RUNNING_ELSEWHERE', 'UNREADABLE', 'LOCK',
            'SLURM_JOB', 'SLURM_KEYS', 'RESULT_COLUMNS', 'NOT_HPARAMS', 'TRAIN_DATA_KEYS', 'TRAIN_KEYS', 'RESOURCE_KEYS',
-           'find_notebook', 'notebook_parameters', 'read_yaml', 'read_params', 'check_value', 'check_params',
-           'preflight', 'read_record', 'fresh_run_dir', 'rank_notebook', 'checked_params', 'runs_tests',
-           'without_tests', 'execute', 'Point', 'Sweep', 'point_name', 'load_sweep', 'seed_parameter', 'sweep_points',
-           'sweep_root', 'point_record', 'point_status', 'claim_point', 'lock_holder', 'write_point',
-           'run_point_process', 'run_local', 'SlurmPoint', 'slurm_job_alive', 'run_slurm', 'slurm_parameters',
-           'run_sweep', 'hparams_text', 'results_table', 'seed_summary', 'format_summary', 'TrainSpec', 'train_spec',
-           'read_train_spec', 'train_data_config', 'run_train', 'run_on_slurm', 'skip_tests', 'main']
+           'COMMANDS', 'find_notebook', 'parameters_source', 'parameter_table', 'notebook_parameters', 'read_yaml',
+           'read_params', 'check_value', 'check_params', 'preflight', 'read_record', 'fresh_run_dir', 'rank_notebook',
+           'checked_params', 'runs_tests', 'without_tests', 'stream_notebook_output', 'execute', 'Point', 'Sweep',
+           'point_name', 'load_sweep', 'seed_parameter', 'sweep_points', 'sweep_root', 'point_record', 'point_status',
+           'claim_point', 'lock_holder', 'write_point', 'run_point_process', 'run_local', 'slurm_module', 'SlurmPoint',
+           'slurm_job_alive', 'run_slurm', 'slurm_parameters', 'run_sweep', 'hparams_text', 'results_table',
+           'seed_summary', 'format_summary', 'TrainSpec', 'train_spec', 'read_train_spec', 'train_data_config',
+           'run_train', 'point_holder', 'point_state', 'point_progress', 'sweep_folders', 'sweep_status', 'sweep_plan',
+           'text_table', 'loggers_spec', 'run_on_slurm', 'command_environment', 'main']
 
 # %% ../nbs/09_runner.ipynb #29e854ed
 def find_notebook(name)->Path:
@@ -39,10 +44,42 @@ def find_notebook(name)->Path:
     what = 'matches several notebooks' if found else 'is neither a notebook file nor the start of a notebook name'
     raise ValueError(f"notebook={str(name)!r} {what}; the section notebooks are: {known}")
 
+def _tags(cell)->list: return cell['metadata'].get('tags', [])
+
+def parameters_source(notebook)->str|None:
+    "The source of the notebook's `parameters` cell (the code cell papermill's tag marks), or None when it has none."
+    cells = json.loads(Path(notebook).read_text())['cells']
+    return next((''.join(c['source']) for c in cells if c['cell_type'] == 'code' and 'parameters' in _tags(c)), None)
+
+def _comments(src:str)->dict:
+    "{line number: text} of the comments of the Python source `src`."
+    try: return {t.start[0]: t.string.lstrip('#').strip() for t in tokenize.generate_tokens(io.StringIO(src).readline)
+                 if t.type == tokenize.COMMENT}
+    except (tokenize.TokenError, SyntaxError): return {}
+
+def parameter_table(notebook)->pd.DataFrame:
+    """Every parameter the notebook's `parameters` cell assigns, in the cell's order: `name`, `default` as written,
+    `comment` (on its lines). Read from the file with `ast`, nothing runs; unlike papermill's inspection, which skips a
+    line it cannot parse (a quote in a comment), it misses none."""
+    src, rows = parameters_source(notebook), []
+    try: tree = ast.parse(src or '')
+    except SyntaxError as e:
+        raise ValueError(f"{Path(notebook).name}: its parameters cell is not valid Python "
+                         f"(line {e.lineno}: {e.msg})") from None
+    notes = _comments(src or '')
+    for node in tree.body:
+        if isinstance(node, ast.Assign): targets = node.targets
+        elif isinstance(node, ast.AnnAssign) and node.value is not None: targets = [node.target]
+        else: continue
+        comment = ' '.join(notes[i] for i in range(node.lineno, node.end_lineno + 1) if i in notes)
+        default = ast.get_source_segment(src, node.value)
+        rows += [dict(name=t.id, default=default, comment=comment) for t in targets if isinstance(t, ast.Name)]
+    return pd.DataFrame(rows, columns=['name', 'default', 'comment'])
+
 def notebook_parameters(notebook)->dict:
-    "The parameters of `notebook` (papermill's `parameters` cell): {name: default as written}."
-    import papermill as pm
-    return {k: v['default'] for k, v in pm.inspect_notebook(str(notebook)).items()}
+    "The parameters of `notebook` (its `parameters` cell, `parameter_table`): {name: default as written}."
+    t = parameter_table(notebook)
+    return dict(zip(t.name, t.default))
 
 def _number(v):
     "YAML 1.1 reads `3e-4` as a string: take such strings as the numbers they are."
@@ -111,7 +148,6 @@ def check_params(notebook, params:dict, values:bool=True)->dict:
     return {k: check_value(k, v, _default(known[k])) if values else v for k, v in params.items()}
 
 # %% ../nbs/09_runner.ipynb #87c6cd10
-def _tags(cell)->list: return cell['metadata'].get('tags', [])
 def _skipped(cell)->bool: return 'injected-parameters' in _tags(cell) or ''.join(cell['source']).lstrip().startswith('#| eval: false')
 
 def preflight(notebook,       # a section notebook
@@ -128,7 +164,8 @@ def preflight(notebook,       # a section notebook
     checks = [''.join(c['source']) for c in cells[i + 1:] if not _skipped(c)][:after]
     injected = '\n'.join(f'{k} = {v!r}' for k, v in params.items())
     try:
-        with contextlib.chdir(notebook.parent), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        with contextlib.chdir(notebook.parent), contextlib.redirect_stdout(io.StringIO()), \
+             contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter('ignore')
             for src in [''.join(cells[i]['source']), injected, *checks]:
                 exec(compile(src, notebook.name, 'exec', flags=__future__.annotations.compiler_flag, dont_inherit=True), ns)
@@ -194,8 +231,34 @@ def without_tests(notebook:Path, dest:Path)->Path:
     dest.write_text(json.dumps(nb))
     return dest
 
-def execute(notebook, params:dict|None=None, run_dir=None, log_output:bool=True, progress:bool=True)->dict:
-    "Run `notebook` with `params` into `run_dir` (default: a new folder in the notebook's runs root); returns its execution record. Under a distributed launch every rank runs it; rank 0 alone writes the record and the executed notebook, the others their notebook under `.ranks/`."
+def _output_lines(record)->str:
+    "A chunk of a notebook's output as lines: a text progress bar's carriage returns as line ends, no blank lines."
+    return '\n'.join(l for l in record.getMessage().replace('\r', '\n').split('\n') if l.strip())
+
+class _AsWritten(logging.Formatter):
+    "A message as it came, as lines (`_output_lines`): a chunk of a notebook's output, its text progress bars."
+    def format(self, record): return _output_lines(record)
+
+def stream_notebook_output():
+    """papermill's logger shows INFO and above on stderr (a `StderrHandler`), each message as it came: what `execute`
+    with `log_output` streams of the notebook (the cell being executed, its printed output, its log lines and text
+    progress bars) reaches the terminal or the job's log instead of nowhere (papermill's logger has no handler)."""
+    log = logging.getLogger('papermill')
+    for h in [h for h in log.handlers if isinstance(h, StderrHandler)]: log.removeHandler(h)
+    handler = StderrHandler()
+    handler.setFormatter(_AsWritten())
+    handler.addFilter(_output_lines)   # nothing for a chunk without text (the newline a closing progress bar writes)
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+def execute(notebook,                 # a notebook file, or the start of a name in `nbs/` (`find_notebook`)
+            params:dict|None=None,    # its parameters (checked against its `parameters` cell and its own checks)
+            run_dir=None,             # default: a new folder in the notebook's runs root
+            log_output:bool=False,    # stream the notebook's output through papermill's logger (`lt-workbook run`)
+            progress:bool=True)->dict:   # papermill's progress bar over the cells
+    """Run `notebook` with `params` into `run_dir`; returns its execution record. Under a distributed launch every rank
+    runs it; rank 0 alone writes the record and the executed notebook, the others their notebook under `.ranks/`."""
     import papermill as pm
     notebook, params = find_notebook(notebook), dict(params or {})
     params = checked_params(notebook, params)
@@ -387,6 +450,15 @@ def run_local(notebook:Path, todo:list[tuple[Point, Path]], workers:int=1, gpus:
 
 SLURM_JOB = 'slurm_job'   # in a point's folder: the id of the Slurm job that runs it
 
+def slurm_module():
+    "submitit (the [slurm] extra), or a `ValueError` saying how to install it."
+    try: import submitit
+    except ImportError: raise ValueError("--executor slurm needs submitit: pip install -e '.[slurm]'") from None
+    return submitit
+
+try: from submitit.helpers import Checkpointable
+except ImportError: Checkpointable = object   # no [slurm] extra: everything but `--executor slurm` works (`slurm_module` says so)
+
 class SlurmPoint(Checkpointable):
     "What every task of a point's Slurm job runs: the point's notebook (`execute`) as one rank of a distributed run. Checkpointable: on submitit's timeout or preemption signal, `checkpoint` requeues the same job with this same callable, and the re-run notebook's trainers resume from their runs' `checkpoint.pt`."
     def __init__(self, notebook, point_dir): self.notebook, self.point_dir = str(notebook), str(point_dir)
@@ -396,13 +468,15 @@ class SlurmPoint(Checkpointable):
         restarts = int(os.environ.get('SLURM_RESTART_COUNT') or 0)
         if restarts:   # this task's result file from before the requeue (a rank > 0 may have written one) is stale
             env.paths.result_pickle.unlink(missing_ok=True)
-            print(f"Slurm job {env.job_id} requeued (restart {restarts}): the point resumes from its runs' checkpoint.pt", flush=True)
+            _log.warning(f"Slurm job {env.job_id} requeued (restart {restarts}): "
+                         "the point resumes from its runs' checkpoint.pt")
         # RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT as torchrun sets them; every GPU stays visible (a rank takes its LOCAL_RANK's)
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
         params = read_params([Path(self.point_dir)/'parameters.yaml'])
+        stream_notebook_output()   # the notebook's output in the job's log
         return execute(self.notebook, params, self.point_dir, log_output=True, progress=False)
     def checkpoint(self, *args, **kwargs):
-        print(f"{Path(self.point_dir).name}: interrupted (timeout or preemption): requeueing it", flush=True)
+        _log.warning(f"{Path(self.point_dir).name}: interrupted (timeout or preemption): requeueing it")
         return super().checkpoint(*args, **kwargs)
 
 def slurm_job_alive(job_id:str)->bool:
@@ -419,6 +493,7 @@ def _submitted_job(point_dir:Path)->str|None:
 
 def run_slurm(notebook:Path, todo:list[tuple[Point, Path]], root:Path, slurm:dict, on_done=None):
     "Submit the points `todo` as one Slurm job array (submitit), one distributed job per point, and wait for them."
+    slurm_module()   # installed, before any point is claimed
     claims, held, recs = [], [], {}
     for point, d in todo:   # claimed here, held while the array runs (a point another sweep holds, or completed meanwhile, is not submitted)
         c = claim_point(d)
@@ -451,14 +526,14 @@ def slurm_parameters(slurm:dict)->dict:
 
 def _run_slurm_held(notebook, held, root, slurm, on_done, recs, todo):
     "Submit the points `held` (claimed by `run_slurm`) as one job array and wait for them."
-    import submitit
-    ex = submitit.AutoExecutor(folder=root/'.submitit', cluster='slurm')
+    ex = slurm_module().AutoExecutor(folder=root/'.submitit', cluster='slurm')
     ex.update_parameters(name=f'ltwb-{notebook.stem}', **slurm_parameters(slurm))
     jobs = []
     if held:
         with ex.batch(): jobs = [ex.submit(SlurmPoint(notebook, d)) for _, d in held]
     for (_, d), job in zip(held, jobs): (d/SLURM_JOB).write_text(job.job_id + '\n')
-    print(f"submitted {len(jobs)} Slurm job(s): {jobs[0].job_id.split('_')[0] if jobs else '-'} (logs in {root/'.submitit'})")
+    _log.info(f"submitted {len(jobs)} Slurm job(s): {jobs[0].job_id.split('_')[0] if jobs else '-'} "
+              f"(logs in {root/'.submitit'})")
     # a point's record is its rank 0's: wait for task 0. A requeued job has no result file and Slurm calls it
     # pending or running, so `done()` is False until its last attempt ends.
     left = [(pd_, job.task(0)) for pd_, job in zip(held, jobs)]
@@ -479,6 +554,19 @@ def _run_slurm_held(notebook, held, root, slurm, on_done, recs, todo):
 
 
 # %% ../nbs/09_runner.ipynb #ad5f9042
+def _to_run(status:str)->bool:
+    "Whether a sweep runs a point of this `point_status`: all but `completed` and `unreadable` (a failed one again)."
+    return status not in ('completed', UNREADABLE)
+
+def _plan_line(sweep_file, sweep:Sweep, root:Path, status:dict)->str:
+    "The line a sweep starts with (and `--dry-run` prints): its points, their folder, how many are completed, to run."
+    todo, n_bad = sum(map(_to_run, status.values())), sum(s == UNREADABLE for s in status.values())
+    points = f"{len(status)} point{'s' * (len(status) != 1)}"
+    return (f"{Path(sweep_file).name}: {points} of {sweep.notebook.name} in {root}; "
+            f"{len(status) - todo - n_bad} completed, {todo} to run"
+            + (f", {n_bad} with an unreadable execution.json (not run: restore or delete it)" if n_bad else '')
+            + (f" (expected {sweep.gpu_hours} GPU-hours in all)" if sweep.gpu_hours else ''))
+
 def run_sweep(sweep_file, workers:int=1, gpus:list|None=None, executor:str='local', root=None, slurm:dict|None=None)->pd.DataFrame:
     "Run every point of `sweep_file` that is not completed yet (nor held by another sweep); one row per point (name, status, error, folder). `slurm` overrides the file's `slurm:` settings."
     check_choice('executor', executor, EXECUTORS)
@@ -488,18 +576,16 @@ def run_sweep(sweep_file, workers:int=1, gpus:list|None=None, executor:str='loca
     points = sweep_points(sweep)
     dirs = {p.name: root/p.name for p in points}
     status = {p.name: point_status(dirs[p.name]) for p in points}
-    todo = [(p, dirs[p.name]) for p in points if status[p.name] not in ('completed', UNREADABLE)]
-    n_bad = sum(s == UNREADABLE for s in status.values())
-    print(f"{Path(sweep_file).name}: {len(points)} points in {root}; {len(points) - len(todo) - n_bad} completed, {len(todo)} to run"
-          + (f", {n_bad} with an unreadable execution.json (not run: restore or delete it)" if n_bad else '')
-          + (f" (expected {sweep.gpu_hours} GPU-hours in all)" if sweep.gpu_hours else ''))
-    bar = tqdm(total=len(points), initial=len(points) - len(todo), desc='sweep', unit='point')
+    todo = [(p, dirs[p.name]) for p in points if _to_run(status[p.name])]
+    _log.info(_plan_line(sweep_file, sweep, root, status))
+    bar = progress(total=len(points), initial=len(points) - len(todo), desc='sweep', unit='point')
     outcome = {}
     def on_done(point, rec):
         bar.update(1)
         outcome[point.name] = rec
-        if rec.get('status') == RUNNING_ELSEWHERE: tqdm.write(f"SKIPPED {point.name}: {rec.get('error')}")
-        elif rec.get('status') != 'completed': tqdm.write(f"FAILED {point.name}: {_first_line(rec.get('error')) or rec.get('status')}")
+        if rec.get('status') == RUNNING_ELSEWHERE: _log.warning(f"SKIPPED {point.name}: {rec.get('error')}")
+        elif rec.get('status') != 'completed':
+            _log.error(f"FAILED {point.name}: {_first_line(rec.get('error')) or rec.get('status')}")
     if todo:
         if executor == 'slurm': run_slurm(sweep.notebook, todo, root, {**sweep.slurm, **(slurm or {})}, on_done)
         else: run_local(sweep.notebook, todo, workers, gpus, on_done)
@@ -660,6 +746,126 @@ def run_train(spec:TrainSpec, run_dir=None)->list:
     return train_stages(data, cfg, section='train', name=spec.name, run_dir=run_dir)
 
 
+# %% ../nbs/09_runner.ipynb #d9e0b3a4
+def _flock_listed(f:Path)->bool|None:
+    "Whether /proc/locks (Linux) lists a `flock` on the file `f` (by its inode); None when that cannot be read."
+    try: ino, text = f.stat().st_ino, Path('/proc/locks').read_text()
+    except OSError: return None
+    return any('FLOCK' in l and any(tok.endswith(f':{ino}') for tok in l.split()) for l in text.splitlines())
+
+def _pid_alive(pid:int)->bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass
+    return True
+
+def point_holder(point_dir)->str|None:
+    """'pid P on host H' when a process holds the point's lock (`claim_point`), else None; told without taking the lock.
+    On this host: /proc/locks, else the pid the `.lock` file names, alive while the point's record says `running`; on
+    another host (a shared file system): the point's record saying `running`."""
+    f = Path(point_dir)/LOCK
+    try: pid, host = f.read_text().split()[:2]
+    except (OSError, ValueError): return None   # never claimed (or being claimed now)
+    running = point_status(point_dir) == 'running'
+    if host != platform.node(): held = running
+    else:
+        held = _flock_listed(f)
+        if held is None: held = running and pid.isdigit() and _pid_alive(int(pid))
+    return f'pid {pid} on host {host}' if held else None
+
+def point_state(point_dir)->str:
+    "A point's state, read only: `completed`, `failed`, `running (held by ...)`, `interrupted`, `unreadable`, `to run`."
+    status = point_status(point_dir)
+    if status in ('completed', UNREADABLE): return status
+    if (holder := point_holder(point_dir)): return f'running (held by {holder})'
+    return {'running': 'interrupted', 'pending': 'to run'}.get(status, status)
+
+def _json_lines(f:Path)->list:
+    "The JSON objects of the lines of `f` that parse (a line being written or a torn one is left out); [] without `f`."
+    try: lines = f.read_text(errors='replace').splitlines()
+    except OSError: return []
+    out = []
+    for line in lines:
+        try: out.append(json.loads(line))
+        except ValueError: continue
+    return [o for o in out if isinstance(o, dict)]
+
+def _json_file(f:Path)->dict:
+    "The JSON object in `f`, or {} when it is missing or cannot be read (yet)."
+    try: o = json.loads(f.read_text())
+    except (OSError, ValueError): return {}
+    return o if isinstance(o, dict) else {}
+
+def _mtime(f:Path)->float:
+    try: return f.stat().st_mtime
+    except OSError: return 0.
+
+def point_progress(point_dir)->dict:
+    """What a point's runs have written so far, read only: `runs` (completed/started), `epochs` of its latest run
+    (done/total), `acc` (that run's final accuracy, else its last evaluated one), `wall_time` (s; so far, running)."""
+    d = Path(point_dir)
+    runs = [m.parent for m in sorted(d.rglob('metrics.jsonl'), key=_mtime) if RANKS not in m.parts]
+    out = dict(runs=None, epochs=None, acc=None, wall_time=None)
+    if runs:
+        out['runs'] = f"{sum(_json_file(r/'summary.json').get('status') == 'completed' for r in runs)}/{len(runs)}"
+        lines = [l for l in _json_lines(runs[-1]/'metrics.jsonl') if 'epoch' in l]
+        total = _json_file(runs[-1]/'params.json').get('epochs')
+        out['epochs'] = f"{len({json.dumps(l['epoch']) for l in lines})}/{total if total is not None else '?'}"
+        accs = [_metric(l.get('acc')) for l in lines if _metric(l.get('acc')) is not None]
+        final = _metric(_json_file(runs[-1]/'summary.json').get('acc'))
+        acc = final if final is not None else (accs[-1] if accs else None)
+        out['acc'] = None if acc is None else round(acc, 2)
+    rec = point_record(d) or {}
+    wall = _metric(rec.get('wall_time'))
+    if wall is None and rec.get('status') == 'running' and _metric(rec.get('started')):
+        wall = time.time() - rec['started']
+    out['wall_time'] = None if wall is None else round(wall, 1)
+    return out
+
+def sweep_folders(target, root=None)->tuple:
+    """A sweep's `Sweep` (None for a folder), root and points as `(name, folder, Point or None)`: `target` a sweep file
+    (every point it defines, in its order, started or not; `root` overrides its root) or a sweep's root folder (the
+    point folders it holds)."""
+    target = Path(target)
+    if target.is_dir():
+        if root is not None: raise ValueError(f"root={str(root)!r}: goes with a sweep file, and {target} is a folder")
+        is_point = lambda p: p.is_dir() and ((p/'parameters.yaml').exists() or (p/EXECUTION).exists())
+        dirs = sorted(filter(is_point, target.iterdir()))
+        return None, target, [(p.name, p, None) for p in dirs]
+    if not target.exists(): raise ValueError(f"{target}: no such sweep file or sweep folder")
+    sweep = load_sweep(target)
+    root = Path(root) if root else sweep_root(target, sweep)
+    return sweep, root, [(p.name, root/p.name, p) for p in sweep_points(sweep)]
+
+def sweep_status(target, root=None)->pd.DataFrame:
+    "One row per point of a sweep (`sweep_folders`), finished or running elsewhere: `point_state`, `point_progress`."
+    *_, points = sweep_folders(target, root)
+    rows = [dict(point=name, status=point_state(d), **point_progress(d), folder=str(d)) for name, d, _ in points]
+    return pd.DataFrame(rows, columns=['point', 'status', 'runs', 'epochs', 'acc', 'wall_time', 'folder'])
+
+def _params_text(params:dict)->str: return ', '.join(f'{k}={json.dumps(jsonable(v))}' for k, v in params.items())
+
+def sweep_plan(sweep_file, root=None)->pd.DataFrame:
+    """What `run_sweep` would do with `sweep_file`, without doing it: one row per point, its `point_state`, the `action`
+    (`run`, or `skip` a completed, unreadable or held point), its notebook and its parameters."""
+    sweep, _, points = sweep_folders(sweep_file, root)
+    if sweep is None: raise ValueError(f"{sweep_file}: a folder; a dry run needs the sweep file")
+    rows = []
+    for name, d, p in points:
+        state = point_state(d)
+        action = 'run' if _to_run(point_status(d)) and not state.startswith('running') else 'skip'
+        rows.append(dict(point=name, status=state, action=action, notebook=sweep.notebook.name,
+                         parameters=_params_text(p.params)))
+    return pd.DataFrame(rows, columns=['point', 'status', 'action', 'notebook', 'parameters'])
+
+def text_table(df:pd.DataFrame)->str:
+    "`df` as aligned text: a header, every column left-aligned to its widest cell, missing values as '-'."
+    show = lambda v: '-' if v is None or (isinstance(v, float) and math.isnan(v)) else ' '.join(str(v).split())
+    cells = [list(map(str, df.columns))] + [[show(v) for v in row] for row in df.itertuples(index=False)]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(df.columns))]
+    return '\n'.join('  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)
+
+
 # %% ../nbs/09_runner.ipynb #b14a33fe
 def _slurm_args(p):
     "The Slurm options of `run` and `sweep` (they override a sweep file's `slurm:` settings)."
@@ -681,17 +887,31 @@ def _slurm_options(a)->dict:
                          "launch several processes with torchrun --nproc_per_node N --no-python lt-workbook run ...)")
     return opts
 
+def loggers_spec(spec:str)->str:
+    "`--loggers`' comma-separated names as `$LT_WORKBOOK_LOGGERS` takes them, checked (01's `logger_names`)."
+    return ','.join(dict.fromkeys(logger_names(spec)))
+
+def _add_loggers(p):
+    p.add_argument('--loggers', default=None, metavar='SPEC',
+                   help="live-monitoring loggers of every trainer it runs, comma-separated "
+                        f"(among {', '.join(LOGGERS)}); sets $LT_WORKBOOK_LOGGERS")
+
 def _parser():
-    ap = argparse.ArgumentParser(prog='lt-workbook', description='lt-workbook: batch runs of the section notebooks')
+    import lt_workbook
+    ap = argparse.ArgumentParser(prog='lt-workbook',
+                                 description='lt-workbook: batch runs of the section notebooks, and what they wrote')
+    ap.add_argument('--version', action='version', version=f'lt-workbook {lt_workbook.__version__}')
     sub = ap.add_subparsers(dest='command', required=True)
     r = sub.add_parser('run', help='execute a notebook with papermill into its run directory')
     r.add_argument('notebook', help='path, or the start of a name in nbs/ (e.g. 04)')
     r.add_argument('-p', '--parameter', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'))
     r.add_argument('-f', '--file', action='append', default=[], help='YAML parameter file (repeatable)')
     r.add_argument('--run-dir', default=None, help="default: a new folder run-<date>-<time> in the notebook's runs root")
-    r.add_argument('--quiet', action='store_true', help='no streamed cell output')
+    r.add_argument('--quiet', action='store_true',
+                   help="stream nothing (by default: the notebook's output, its progress bars included, on stderr)")
     r.add_argument('--no-tests', action='store_true', help="skip the notebook's own test cells (they check the library, not this run)")
     r.add_argument('--executor', default='local', choices=EXECUTORS, help='slurm: one Slurm job (submitit), waited for')
+    _add_loggers(r)
     _slurm_args(r)
     s = sub.add_parser('sweep', help='run every point of a sweep file')
     s.add_argument('sweep')
@@ -700,11 +920,14 @@ def _parser():
     s.add_argument('--executor', default='local', choices=EXECUTORS)
     s.add_argument('--root', default=None, help="default: the sweep file's root, else <runs root>/sweeps/<sweep name>")
     s.add_argument('--no-tests', action='store_true', help="the points skip their notebook's own test cells")
+    s.add_argument('--dry-run', action='store_true', help='list the points: which would run, with what; run none')
+    _add_loggers(s)
     _slurm_args(s)
     t = sub.add_parser('train', help='train one recipe from a file of settings (dataset keys, TrainConfig fields), no notebook')
     t.add_argument('-f', '--file', action='append', default=[], help='YAML train file (repeatable; e.g. configs/presets/*.yaml)')
     t.add_argument('-p', '--parameter', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'))
     t.add_argument('--run-dir', default=None, help='default: <runs root>/train')
+    _add_loggers(t)
     q = sub.add_parser('results', help='every run under PATH as one table')
     q.add_argument('path', nargs='?', default=None)
     q.add_argument('--section', default=None)
@@ -714,6 +937,13 @@ def _parser():
     g.add_argument('ledger')
     g.add_argument('--workers', type=int, default=1)
     g.add_argument('--root', default=None, help="default: the file's root, else <runs root>/ledger/<file name>")
+    n = sub.add_parser('params', help="a notebook's parameters, with default and comment, from its parameters cell")
+    n.add_argument('notebook', help='path, or the start of a name in nbs/ (e.g. 04)')
+    n.add_argument('--format', default='table', choices=('table', 'json'))
+    w = sub.add_parser('status', help="a sweep's points, finished or running: status, epochs, last accuracy, wall time")
+    w.add_argument('sweep', metavar='SWEEP_FILE_OR_ROOT', help="a sweep file, or the folder of a sweep's points")
+    w.add_argument('--root', default=None, help="with a sweep file; default: its root, else <runs root>/sweeps/<name>")
+    w.add_argument('--format', default='table', choices=('table', 'csv', 'json'))
     return ap
 
 def run_on_slurm(notebook, params:dict, run_dir=None, slurm:dict|None=None)->dict:
@@ -723,25 +953,41 @@ def run_on_slurm(notebook, params:dict, run_dir=None, slurm:dict|None=None)->dic
     run_dir = Path(run_dir) if run_dir else fresh_run_dir(notebook)
     return run_slurm(notebook, [(Point(run_dir.name, params), run_dir)], run_dir, slurm or {})[0]
 
-def skip_tests(a):
-    "`--no-tests`: this process's runs and the point processes and Slurm jobs it starts (which inherit the environment) skip the notebooks' test cells."
-    if a.no_tests: os.environ[NOTEBOOK_TESTS] = '0'
+def command_environment(a)->dict:
+    """The environment a command runs in, which its point processes, kernels and Slurm jobs inherit: text progress bars
+    (`$LT_WORKBOOK_PROGRESS`, unless set), `--loggers` (`$LT_WORKBOOK_LOGGERS`), `--no-tests` (no test cells)."""
+    env = {'LT_WORKBOOK_PROGRESS': os.environ.get('LT_WORKBOOK_PROGRESS') or 'text'}
+    if getattr(a, 'loggers', None) is not None: env['LT_WORKBOOK_LOGGERS'] = loggers_spec(a.loggers)
+    if getattr(a, 'no_tests', False): env[NOTEBOOK_TESTS] = '0'
+    return env
+
+@contextmanager
+def _environment(values:dict):
+    "`os.environ` with `values` in the block, restored after it (`main` called in a notebook or a test goes on)."
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try: yield
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
 
 def _cmd_run(a)->int:
-    skip_tests(a)
     params, slurm = read_params(a.file, a.parameter), _slurm_options(a)
+    if not a.quiet: stream_notebook_output()
     if a.executor == 'slurm': rec = run_on_slurm(a.notebook, params, a.run_dir, slurm)
-    else: rec = execute(a.notebook, params, a.run_dir, log_output=not a.quiet, progress=not a.quiet)
-    if rec['status'] == RUNNING_ELSEWHERE: print(f"lt-workbook run: {rec['error']}", file=sys.stderr); return 1
+    else: rec = execute(a.notebook, params, a.run_dir, log_output=not a.quiet, progress=False)   # the output shows it
+    if rec['status'] == RUNNING_ELSEWHERE: _log.error(f"lt-workbook run: {rec['error']}"); return 1
     if dist_env()[0] != 0: return int(rec['status'] != 'completed')   # rank 0 reports
     if rec['status'] != 'completed':
-        print(f"{Path(rec['notebook']).name} failed in {rec.get('wall_time') or 0:.0f} s: {rec['error']}", file=sys.stderr); return 1
+        _log.error(f"{Path(rec['notebook']).name} failed in {rec.get('wall_time') or 0:.0f} s: {rec['error']}")
+        return 1
     print(f"{Path(rec['notebook']).name} completed in {rec.get('wall_time') or 0:.0f} s ({rec.get('cell_seconds') or 0:.0f} s in cells)"
           + (f" after {rec['restarts']} requeue(s)" if rec.get('restarts') else ''))
     return 0
 
 def _cmd_sweep(a)->int:
-    skip_tests(a)
+    if a.dry_run: return _dry_run(a)
     gpus = [g.strip() for g in a.gpus.split(',') if g.strip()] if a.gpus else None
     table = run_sweep(a.sweep, a.workers, gpus, a.executor, a.root, _slurm_options(a))
     print(table.drop(columns='folder').to_string(index=False))
@@ -752,12 +998,13 @@ def _cmd_train(a)->int:
     writer = dist_env()[0] == 0
     if writer:
         res = ', '.join(f'{k} {v}' for k, v in spec.resources.items())
-        print(f"train {spec.name}: {spec.data['name']}, {spec.cfg.arch}, {spec.cfg.epochs} epochs" + (f" (needs {res})" if res else '')
+        _log.info(f"train {spec.name}: {spec.data['name']}, {spec.cfg.arch}, {spec.cfg.epochs} epochs"
+                  + (f" (needs {res})" if res else '')
               + (f"; {dist_env()[1]} processes" if dist_env()[1] > 1 else ''))
     from lt_workbook.training import Diverged
     try: runs = run_train(spec, a.run_dir)
     except Diverged as e:   # recorded in the run's summary.json as `diverged`
-        if writer: print(f"train {spec.name}: diverged: {e}", file=sys.stderr)
+        if writer: _log.error(f"train {spec.name}: diverged: {e}")
         return 1
     if not writer: return 0
     s = runs[-1].summary or {}
@@ -784,9 +1031,36 @@ def _cmd_ledger(a)->int:
     if len(claims): print(verdict_counts(claims).to_string())
     return int((status.status != 'completed').any())
 
+def _dry_run(a)->int:
+    "`sweep --dry-run`: the points, which would run and with what (`sweep_plan`); nothing runs, nothing is written."
+    plan, (sweep, root, _) = sweep_plan(a.sweep, a.root), sweep_folders(a.sweep, a.root)
+    print(_plan_line(a.sweep, sweep, root, {p: point_status(root/p) for p in plan.point}))
+    print(text_table(plan))
+    return 0
+
+def _cmd_params(a)->int:
+    nb = find_notebook(a.notebook)
+    table = parameter_table(nb)
+    if table.empty: raise ValueError(f"{nb.name} has no parameters cell (a code cell tagged parameters)")
+    if a.format == 'json':
+        print(json.dumps([{**r, 'value': _default(r['default'])} for r in table.to_dict('records')], indent=1))
+    else: print(text_table(table))
+    return 0
+
+def _cmd_status(a)->int:
+    table = sweep_status(a.sweep, a.root)
+    if a.format == 'csv': print(table.to_csv(index=False), end='')
+    elif a.format == 'json': print(table.to_json(orient='records', indent=1))
+    else: print(text_table(table.drop(columns='folder')))
+    return 0
+
+COMMANDS = {'run': _cmd_run, 'sweep': _cmd_sweep, 'train': _cmd_train, 'results': _cmd_results, 'ledger': _cmd_ledger,
+            'params': _cmd_params, 'status': _cmd_status}
+
 def main(argv=None)->int:
-    "The `lt-workbook` command: `run`, `sweep`, `train`, `results`, `ledger`."
+    "The `lt-workbook` command: `run`, `sweep`, `train`, `results`, `ledger`, `params`, `status`; `--version`."
     a = _parser().parse_args(argv)
-    try: return {'run': _cmd_run, 'sweep': _cmd_sweep, 'train': _cmd_train, 'results': _cmd_results, 'ledger': _cmd_ledger}[a.command](a)
+    try:
+        with _environment(command_environment(a)): return COMMANDS[a.command](a)
     except (ValueError, OSError, yaml.YAMLError) as e:   # bad input: one line naming the file or parameter, no traceback
         print(f'lt-workbook {a.command}: {" ".join(str(e).split())}', file=sys.stderr); return 2

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json, os, re, shutil
 from pathlib import Path
 import yaml
-from tqdm.auto import tqdm
 from .data import project_root
+from .training import progress
 
 # %% auto #0
 __all__ = ['PLOTLY_MIME', 'site_config', 'site_pages', 'sidebar_pages', 'read_notebook', 'draws_figures', 'has_html', 'is_figure',
@@ -83,7 +83,7 @@ def prepare_site(root=None, dst=None, pages=None)->Path:
     was = os.environ.get('IN_TEST')
     os.environ['IN_TEST'] = '1'   # as nbdev's own docs build: show_doc cells run, the rest does not
     try:
-        for p in tqdm(pages, desc='nbdev processing'):
+        for p in progress(pages, desc='nbdev processing', unit='page'):
             nb = read_nb(root/p); FilterDefaults()(nb)
             (dst/p).parent.mkdir(parents=True, exist_ok=True); write_nb(nb, dst/p)
     finally:

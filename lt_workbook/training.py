@@ -371,10 +371,12 @@ def progress(iterable=None, **kw):
     ranks other than 0 of a distributed run, and everywhere with `$TQDM_DISABLE`."""
     mode = os.environ.get('LT_WORKBOOK_PROGRESS', 'auto')
     if mode not in PROGRESS_MODES: raise ValueError(f"LT_WORKBOOK_PROGRESS={mode!r}: expected one of {PROGRESS_MODES}")
-    kw['disable'] = kw.get('disable', False) or not is_writer()
+    off = os.environ.get('TQDM_DISABLE', '').lower() in ('1', 'true', 'yes')   # (an explicit `disable` would override tqdm's own reading)
+    kw['disable'] = kw.get('disable', False) or off or not is_writer()
     if mode == 'auto': return tqdm(iterable, **kw)
     from tqdm.std import tqdm as text_tqdm
-    return text_tqdm(iterable, file=sys.stderr, mininterval=kw.pop('mininterval', TEXT_PROGRESS_INTERVAL), **kw)
+    # text: every bar on its line of the log (position 0: no cursor movements of nested bars in a file)
+    return text_tqdm(iterable, file=sys.stderr, mininterval=kw.pop('mininterval', TEXT_PROGRESS_INTERVAL), position=0, **kw)
 
 # %% ../nbs/01_training.ipynb #08463e8d
 STATUSES = ('completed', 'failed', 'diverged')
@@ -1136,7 +1138,8 @@ class Trainer:
                 for cb in self.callbacks: cb.after_log(self, epoch, event)
                 bar.update(1); bar.set_postfix(loss=f"{event['train_loss']:.3f}", acc=event.get('acc'))
             if not last: last = self.evaluate()   # resumed after the final epoch's checkpoint
-            summary = dict(**last, params=count_params(self.model), epochs=cfg.epochs, wall_time=round(self.elapsed, 3))
+            summary = dict(**last, params=count_params(self.model), epochs=cfg.epochs, wall_time=round(self.elapsed, 3),
+                           train_counts=self.counts.tolist())   # per class: what a confusion figure sorts by
             for cb in self.callbacks: cb.after_fit(self, summary)   # (one may evaluate again: CC-SAM's SWA)
             confusion = summary.pop('confusion')   # its own file (confusion.npy: C x C numbers), not summary.json
             if run is not None: run.finish('completed', confusion=confusion, **summary)

@@ -19,16 +19,18 @@ def notebook_source(nb, out, tests:bool=True)->Path:
     from lt_workbook.runner import without_tests
     return without_tests(NBS/nb, Path(out).with_name(Path(out).stem + '.source.ipynb'))
 
-def papermill_cmd(nb, out, params, files=(), tests:bool=True):
-    "papermill on `nb` (without its test cells if not `tests`) with YAML parameter `files` (`-f`), then `params`."
+def papermill_cmd(nb, out, params, files=(), tests:bool=True, log_output:bool=False):
+    "papermill on `nb` (without its test cells if not `tests`) with YAML parameter `files` (`-f`), then `params`; `log_output`: the cells' output streamed as `make run` streams it."
     return [sys.executable, '-m', 'papermill', str(notebook_source(nb, out, tests)), str(out), *(a for f in files for a in ('-f', str(f))),
-            '-y', yaml.safe_dump(params), '--cwd', str(NBS),
+            '-y', yaml.safe_dump(params), '--cwd', str(NBS), *(['--log-output'] if log_output else []),
             '--no-progress-bar', '--start-timeout', '300']   # kernels start slowly beside other tests on 2 cores
 
-def run_notebook(nb, out, params=None, timeout=900, files=(), tests:bool=True):
-    "Execute `nb` with papermill (`tests=False`: without its test cells); returns the CompletedProcess (stdout+stderr in `.stdout`)."
-    return subprocess.run(papermill_cmd(nb, out, params or {}, files, tests), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, timeout=timeout)
+def run_notebook(nb, out, params=None, timeout=900, files=(), tests:bool=True, log_output:bool=False):
+    """Execute `nb` with papermill (`tests=False`: without its test cells; `log_output`: as `make run` does, text progress
+    bars and messages streamed); returns the CompletedProcess (stdout+stderr in `.stdout`)."""
+    env = {**os.environ, **({'LT_WORKBOOK_PROGRESS': 'text'} if log_output else {})}
+    return subprocess.run(papermill_cmd(nb, out, params or {}, files, tests, log_output), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout, env=env)
 
 def check_bad_parameters(nb, tmp_path, bad:dict, end_to_end:str):
     """Each `{name: (params, message)}` of `bad` fails with `message` before any run directory is written: every one checked

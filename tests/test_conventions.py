@@ -150,3 +150,26 @@ def test_renamed_setting_keeps_run_folders(tmp_path):
     old_params = {k: v for k, v in T.jsonable(vars(T.TrainConfig(device='cpu'))).items() if k != 'precision'}
     (d/'params.json').write_text(json.dumps({**old_params, 'bf16': True}))
     assert T.run_config(T.Run(d)).precision == 'bf16'
+
+
+def test_a_step_that_cannot_scale_its_loss_refuses_fp16():
+    "SAM's two passes step outside the gradient scaler: fp16 asked for is an error naming both; bf16 and fp32 train."
+    import lt_workbook.ccsam  # registers the 'sam' step
+    data = tiny_data()
+    with pytest.raises(ValueError, match=r"precision='fp16' with step='sam': this step cannot scale its loss"):
+        T.Trainer(T.build_model(replace(CFG, step='sam'), 3), data, replace(CFG, step='sam', precision='fp16'))
+    tr = T.Trainer(T.build_model(CFG, 3), data, replace(CFG, step='sam', precision='bf16'))
+    assert tr.dtype == torch.bfloat16 and not tr.scaler.is_enabled()
+
+
+def test_every_module_imports_without_the_extras():
+    "A plain `pip install -e .` (no JupyterLab, submitit, TensorBoard, W&B): every module imports, and `--executor slurm` says what to install."
+    import subprocess
+    code = ("import sys\n"
+            "for m in ('jupyterlab', 'submitit', 'submitit.helpers', 'tensorboard', 'torch.utils.tensorboard', 'wandb'): sys.modules[m] = None\n"
+            "from lt_workbook.training import register_all; register_all()\n"
+            "from lt_workbook import runner\n"
+            "try: runner.slurm_module()\n"
+            "except ValueError as e: print(e)\n")
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "--executor slurm needs submitit: pip install -e '.[slurm]'" in res.stdout, res.stderr[-2000:]

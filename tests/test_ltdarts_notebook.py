@@ -1,5 +1,5 @@
 "End-to-end runs of nbs/04_ltdarts_search.ipynb (the main job) with papermill: defaults, a config file, resume, bad input."
-import json, subprocess, sys, time
+import json, re, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import yaml
@@ -14,11 +14,14 @@ TINY = dict(search_epochs=3, layers=3, init_channels=4, imbalance_ratio=10.0, n_
             ablations=[])   # n_max >= 2 * ratio: every class keeps >= 1 image on each side of the search's split
 
 def test_default_run(runs_root, tmp_path):
-    "The README's main job: search (ETF and linear), genotype.json, per-epoch records, the retrained cell, the figures."
-    res = run_notebook(NB, tmp_path/'out.ipynb')
+    """The README's main job: search (ETF and linear), genotype.json, per-epoch records, the retrained cell, the figures;
+    run as `make run` runs it, the terminal shows each search's progress as it goes."""
+    res = run_notebook(NB, tmp_path/'out.ipynb', log_output=True)
     assert res.returncode == 0, res.stdout[-3000:]
     runs = runs_in(runs_root/'04_ltdarts_search')
     main = runs['search_lt_etf']
+    for run in (main, runs['search_lt_linear'], runs['retrain_lt_etf_ce']):   # text bars: the run's name, epochs done of all
+        assert re.search(rf"{run.name}: +100%\S* +{run.params['epochs']}/{run.params['epochs']} ", res.stdout), res.stdout[-3000:]
     s = main.summary
     assert s['status'] == 'completed' and main.params['dataset'] == 'mnist5k' and main.params['classifier'] == 'etf'
     g = json.loads((main.path/'genotype.json').read_text())

@@ -13,6 +13,8 @@ def test_readme_starts_with_the_two_commands():
     make = (ROOT/'Makefile').read_text()
     assert re.search(r'^run: install', make, re.M) and re.search(r'^test: install', make, re.M)
     assert 'pip install -q -e ".[dev]"' in make
+    # `make run` streams the notebook's text progress bars (tests/test_ltdarts_notebook.py runs it so and reads them)
+    assert 'LT_WORKBOOK_PROGRESS=text papermill --log-output --no-progress-bar $(MAIN_NB)' in make
 
 def test_ci_runs_the_readme_test_command():
     ci = (ROOT/'.ci'/'run').read_text()
@@ -83,5 +85,5 @@ def test_every_notebook_is_executed_by_the_test_command():
     for t in (ROOT/'tests').glob('test_*.py'):
         src = t.read_text()
         nb = re.search(r"^NB = '([^']+)'", src, re.M)
-        if nb and re.search(r"run_notebook\(NB, tmp_path/'out\.ipynb'\)", src): default_run[nb.group(1)] = t.name   # no parameters
+        if nb and re.search(r"run_notebook\(NB, tmp_path/'out\.ipynb'(, log_output=True)?\)", src): default_run[nb.group(1)] = t.name   # no parameters
     assert set(skipped) <= set(default_run), set(skipped) - set(default_run)
