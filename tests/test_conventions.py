@@ -173,3 +173,19 @@ def test_every_module_imports_without_the_extras():
             "except ValueError as e: print(e)\n")
     res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and "--executor slurm needs submitit: pip install -e '.[slurm]'" in res.stdout, res.stderr[-2000:]
+
+
+def test_long_epochs_show_their_batches(capsys, monkeypatch):
+    "An epoch of at least `BATCH_PROGRESS_MIN` batches has its own bar (text in a batch run): batches done of all."
+    monkeypatch.setenv('LT_WORKBOOK_PROGRESS', 'text')
+    monkeypatch.delenv('TQDM_DISABLE', raising=False)
+    monkeypatch.setattr(T, 'TEXT_PROGRESS_INTERVAL', 0)
+    data = tiny_data()
+    n = -(-len(data.train.labels) // CFG.batch_size)
+    monkeypatch.setattr(T, 'BATCH_PROGRESS_MIN', n)
+    T.Trainer(T.build_model(CFG, 3), data, replace(CFG, epochs=1)).fit()
+    err = capsys.readouterr().err
+    assert f'epoch 0: 100%' in err and f'{n}/{n} ' in err and 'batch/s' in err, err[-1000:]
+    monkeypatch.setattr(T, 'BATCH_PROGRESS_MIN', n + 1)   # one batch fewer than the threshold: no epoch bar
+    T.Trainer(T.build_model(CFG, 3), data, replace(CFG, epochs=1)).fit()
+    assert 'epoch 0:' not in capsys.readouterr().err

@@ -87,3 +87,11 @@ def test_every_notebook_is_executed_by_the_test_command():
         nb = re.search(r"^NB = '([^']+)'", src, re.M)
         if nb and re.search(r"run_notebook\(NB, tmp_path/'out\.ipynb'(, log_output=True)?\)", src): default_run[nb.group(1)] = t.name   # no parameters
     assert set(skipped) <= set(default_run), set(skipped) - set(default_run)
+
+def test_papermill_reads_every_parameter():
+    "papermill's reader skips a parameter line it cannot parse (e.g. a comment with '='): it must see every parameter the runner sees."
+    import papermill as pm
+    from lt_workbook.runner import parameter_table
+    for nb in sorted((ROOT/'nbs').glob('[0-9][0-9]_*.ipynb')):
+        names = list(parameter_table(nb).name) if 'parameters' in nb.read_text() else []
+        if names: assert list(pm.inspect_notebook(str(nb))) == names, nb.name
