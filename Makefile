@@ -16,7 +16,7 @@ run: install
 	LT_WORKBOOK_PROGRESS=text papermill --log-output --no-progress-bar $(MAIN_NB) "$(LT_WORKBOOK_RUNS)/$(notdir $(MAIN_NB))"
 
 # Notebooks and library in sync, notebooks clean, every notebook executed once, then the end-to-end tests.
-# The section notebooks and the recipes (E2E_NBS, a regex that also keeps nbdev's default of skipping _ and . files) are
+# The section notebooks, the explorer and the recipes (E2E_NBS, a regex that also keeps nbdev's default of skipping _ and . files) are
 # executed by their end-to-end tests instead of nbdev_test: papermill runs every cell with the
 # defaults, as nbdev_test would, and the test then checks what the run wrote (tests/test_project.py checks each has such a test).
 # Test runs go to a fresh temporary folder (shared by nbdev_test and pytest) unless LT_WORKBOOK_TEST_RUNS is set.
@@ -25,7 +25,7 @@ run: install
 # Tests are spread one by one (loadgroup); tests that read another test's runs share an xdist_group.
 TEST_WORKERS ?= 2
 PYTEST_WORKERS ?= 3
-E2E_NBS = ^([_.]|(0[1-8]|13)_)
+E2E_NBS = ^([_.]|(0[1-8]|10|13)_)
 test: install test-sync
 	@runs=$${LT_WORKBOOK_TEST_RUNS:-$$(mktemp -d)}; echo "test runs in $$runs"; \
 	  export LT_WORKBOOK_RUNS=$$runs OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1}; \
@@ -45,12 +45,18 @@ readme:
 	jupyter nbconvert --to markdown nbs/index.ipynb --stdout 2>/dev/null > README.md
 
 # The site's stored figures: execute, in place and with their small defaults, the notebook pages of _quarto.yml that
-# draw, except the claims ledger's (make ledger) (about 15 min of CPU, two at a time; runs in runs/_site). Commit the notebooks afterwards.
+# draw, except the claims ledger's (make ledger) (about 15 min of CPU, two at a time; runs in runs/_site), then remove
+# what a run leaves beside its results (progress-bar widgets and their state, plotly's CDN start-up script:
+# `clean_stored_outputs`, 11). The explorer runs on an empty runs folder of its own: its page shows what a fresh
+# checkout shows (its demonstration set). Commit the notebooks afterwards.
 SITE_RUNS ?= $(abspath runs/_site)
+EXPLORER_NB = nbs/10_results_explorer.ipynb
 site-nbs: install
 	rm -rf "$(SITE_RUNS)"
-	$(PYTHON) -c "from lt_workbook.site import *; print(*(p for p in site_pages(site_config()) if p.endswith('.ipynb') and p != '$(LEDGER_NB)' and draws_figures(read_notebook(p))), sep='\n')" \
+	$(PYTHON) -c "from lt_workbook.site import *; print(*(p for p in site_pages(site_config()) if p.endswith('.ipynb') and p not in ('$(LEDGER_NB)', '$(EXPLORER_NB)') and draws_figures(read_notebook(p))), sep='\n')" \
 	  | LT_WORKBOOK_RUNS="$(SITE_RUNS)" TQDM_DISABLE=1 OMP_NUM_THREADS=1 xargs -P $(TEST_WORKERS) -I{} papermill --cwd nbs --no-progress-bar {} {}
+	LT_WORKBOOK_RUNS="$(SITE_RUNS)/10_results_explorer" TQDM_DISABLE=1 OMP_NUM_THREADS=1 papermill --cwd nbs --no-progress-bar $(EXPLORER_NB) $(EXPLORER_NB)
+	$(PYTHON) -c "import glob; from lt_workbook.site import clean_stored_outputs; [clean_stored_outputs(p) for p in sorted(glob.glob('nbs/*.ipynb'))]"
 	nbdev_clean
 
 # The claims ledger (configs/claims/reduced.yaml: about an hour on 2 cores; run it again to resume) into runs/ledger/,
@@ -61,6 +67,7 @@ ledger: install
 	lt-workbook ledger $(LEDGER) --workers $(TEST_WORKERS)
 	TQDM_DISABLE=1 OMP_NUM_THREADS=1 papermill --cwd nbs --no-progress-bar $(LEDGER_NB) $(LEDGER_NB) -p ledger $(LEDGER) -p run False
 	$(PYTHON) -c "from lt_workbook.ledger import keep_page_parameters; keep_page_parameters('$(LEDGER_NB)')"
+	$(PYTHON) -c "from lt_workbook.site import clean_stored_outputs; clean_stored_outputs('$(LEDGER_NB)')"
 	nbdev_clean --fname $(LEDGER_NB)
 
 # The Quarto site in _docs/, on a machine with Quarto on its PATH (see README): nbdev's processing into _proc/, then Quarto.

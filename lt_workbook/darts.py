@@ -5,7 +5,7 @@
 # %% ../nbs/04_ltdarts_search.ipynb #e0841f35
 from __future__ import annotations
 from contextlib import contextmanager, nullcontext
-import copy, inspect, json, logging, os
+import copy, inspect, json, logging, math, os
 from dataclasses import replace
 from pathlib import Path
 import numpy as np
@@ -24,17 +24,18 @@ _log = logging.getLogger('lt_workbook.darts')
 
 # %% auto #0
 __all__ = ['OPS', 'DARTS_PRIMITIVES', 'LT_REPLACES', 'SEARCH_SPACES', 'WIDE', 'CHANNELWISE', 'STEMS', 'UNROLLS', 'GENOTYPE_OPS',
-           'GENOTYPES', 'GENOTYPE_SOURCES', 'PALETTE', 'SUPERNET', 'SEARCH_TRAIN', 'ARCHITECT', 'HESSIAN', 'Zero',
-           'FactorizedReduce', 'relu_conv_bn', 'candidate_ops', 'strip_leading_relu', 'MixedOp', 'num_edges',
-           'SearchCell', 'regroup', 'is_channels_last', 'repeat_channels', 'cat_channels', 'wide_conv', 'wide_bn',
-           'WideFactorizedReduce', 'WideHierarchical', 'widen', 'pop_final_bn', 'weighted_sum', 'MixedOps',
-           'BatchedSearchCell', 'running_stats_paused', 'recomputed', 'reduction_cells', 'ImageNetStem', 'stem_states',
-           'cell_stack', 'Supernet', 'parse_cell', 'derive_genotype', 'frozen', 'alpha_grad', 'finite_difference_hvp',
-           'unrolled_weights', 'unrolled_alpha_grad', 'endless_batches', 'Architect', 'SearchTracker', 'drop_path',
-           'GenotypeCell', 'check_genotype', 'GenotypeNet', 'DropPathRamp', 'genotype_net_for_params',
-           'resolve_genotype', 'genotype_label', 'edge_names', 'plot_cell', 'plot_alpha_evolution',
-           'plot_search_curves', 'search_halves', 'search_config', 'ltdarts_search', 'retrain_config',
-           'ltdarts_retrain']
+           'GENOTYPES', 'GENOTYPE_SOURCES', 'CELL_FIGURE', 'CELL_RANGE', 'OP_COLORS', 'NODE_PX', 'CHAR_PX', 'LABEL_PX',
+           'PALETTE', 'SUPERNET', 'SEARCH_TRAIN', 'ARCHITECT', 'HESSIAN', 'Zero', 'FactorizedReduce', 'relu_conv_bn',
+           'candidate_ops', 'strip_leading_relu', 'MixedOp', 'num_edges', 'SearchCell', 'regroup', 'is_channels_last',
+           'repeat_channels', 'cat_channels', 'wide_conv', 'wide_bn', 'WideFactorizedReduce', 'WideHierarchical',
+           'widen', 'pop_final_bn', 'weighted_sum', 'MixedOps', 'BatchedSearchCell', 'running_stats_paused',
+           'recomputed', 'reduction_cells', 'ImageNetStem', 'stem_states', 'cell_stack', 'Supernet', 'parse_cell',
+           'derive_genotype', 'frozen', 'alpha_grad', 'finite_difference_hvp', 'unrolled_weights',
+           'unrolled_alpha_grad', 'endless_batches', 'Architect', 'SearchTracker', 'drop_path', 'GenotypeCell',
+           'check_genotype', 'GenotypeNet', 'DropPathRamp', 'genotype_net_for_params', 'resolve_genotype',
+           'genotype_label', 'edge_names', 'cell_layout', 'label_boxes', 'plot_cell', 'alpha_scale',
+           'plot_alpha_evolution', 'plot_search_curves', 'search_halves', 'search_config', 'ltdarts_search',
+           'retrain_config', 'ltdarts_retrain']
 
 # %% ../nbs/04_ltdarts_search.ipynb #313e66e7
 class Zero(nn.Module):
@@ -742,57 +743,132 @@ def genotype_label(spec)->str:
 
 # %% ../nbs/04_ltdarts_search.ipynb #0049c7ad
 def edge_names(steps:int=4)->list:
-    "Labels of the supernet's edges, in order: 'node i <- c_{k-2}', 'node i <- c_{k-1}', 'node i <- node j'."
-    src = lambda j: ('c_{k-2}', 'c_{k-1}')[j] if j < 2 else f'node {j - 2}'
-    return [f'node {i} <- {src(j)}' for i in range(steps) for j in range(2 + i)]
+    "Labels of the supernet's edges, in order: 'node i ← c(k-2)', 'node i ← c(k-1)', 'node i ← node j'."
+    src = lambda j: ('c(k-2)', 'c(k-1)')[j] if j < 2 else f'node {j - 2}'
+    return [f'node {i} ← {src(j)}' for i in range(steps) for j in range(2 + i)]
+
+CELL_FIGURE = dict(width=760, height=440, margin=dict(l=20, r=20, t=50, b=70))   # fixed: labels are placed in pixels
+CELL_RANGE = ((-3.6, 3.6), (-0.45, 2.45))   # the axes' ranges of a cell drawing (data units)
+OP_COLORS = ('#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf', '#bcbd22',
+             '#7f7f7f')
+NODE_PX, CHAR_PX, LABEL_PX = 36, 6.2, 16   # node marker diameter, width of a 10-px character, height of an edge label
+
+def cell_layout(steps:int=4)->dict:
+    "Node positions of a cell drawing: all nodes on one convex arc (c(k-2), c(k-1), 0.., c(k)): no edge crosses a node."
+    keys = [0, 1, *range(2, 2 + steps), 'out']
+    n = len(keys) - 1
+    return {k: (3 * math.cos(math.pi * (1 - i / n)), 2 * math.sin(math.pi * i / n)) for i, k in enumerate(keys)}
+
+def _px_per_unit()->tuple:
+    "Pixels per data unit along x and y of a cell drawing (`CELL_FIGURE`, `CELL_RANGE`)."
+    (x0, x1), (y0, y1) = CELL_RANGE
+    m = CELL_FIGURE['margin']
+    return (CELL_FIGURE['width'] - m['l'] - m['r']) / (x1 - x0), (CELL_FIGURE['height'] - m['t'] - m['b']) / (y1 - y0)
+
+def _overlap(a, b)->float:
+    "Overlapping area of two boxes (centre x, centre y, width, height)."
+    return max(0, (a[2] + b[2]) / 2 - abs(a[0] - b[0])) * max(0, (a[3] + b[3]) / 2 - abs(a[1] - b[1]))
+
+def label_boxes(edges:list, pos:dict)->list:
+    """A box (centre x, centre y, width, height; in pixels) for the label of each edge `(src, dst, text)`: the first
+    of the points along the edge (the middle first) where the box overlaps no label placed before and no node; the
+    least overlap if none is free."""
+    sx, sy = _px_per_unit()
+    nodes = [(x * sx, y * sy, NODE_PX + 4, NODE_PX + 4) for x, y in pos.values()]
+    placed = []
+    for a, b, text in edges:
+        (x0, y0), (x1, y1) = pos[a], pos[b]
+        best = None
+        for t in (0.5, 0.4, 0.6, 0.3, 0.7, 0.25, 0.75, 0.2, 0.8):
+            box = ((x0 + t * (x1 - x0)) * sx, (y0 + t * (y1 - y0)) * sy, CHAR_PX * len(text) + 6, LABEL_PX)
+            cost = sum(_overlap(box, o) for o in nodes + placed)
+            if best is None or cost < best[0]: best = (cost, box)
+            if cost == 0: break
+        placed.append(best[1])
+    return placed
 
 def plot_cell(genotype:dict, kind:str='normal', title:str|None=None)->go.Figure:
-    "The cell of `genotype` (`kind` 'normal' or 'reduce') as a graph: inputs left, intermediate nodes, output right."
+    """The cell of `genotype` (`kind` 'normal' or 'reduce') as a graph: inputs c(k-2), c(k-1), intermediate nodes 0..,
+    output c(k) (the concatenation, grey arrows); each edge coloured by its operation (legend sorted) and labelled."""
+    check_choice('kind', kind, ('normal', 'reduce'))
     gene, concat = genotype[kind], genotype[f'{kind}_concat']
     steps = len(gene) // 2
-    pos = {0: (0, 1), 1: (0, -1), **{2 + i: (1 + i, 0.8 if i % 2 else -0.8) for i in range(steps)}, 'out': (steps + 1, 0)}
-    names = {0: 'c_{k-2}', 1: 'c_{k-1}', **{2 + i: str(i) for i in range(steps)}, 'out': 'c_{k}'}
+    pos = cell_layout(steps)
+    names = {0: 'c(k-2)', 1: 'c(k-1)', **{2 + i: str(i) for i in range(steps)}, 'out': 'c(k)'}
+    ops = sorted({op for op, _ in gene})
+    color = {op: OP_COLORS[i % len(OP_COLORS)] for i, op in enumerate(ops)}
+    edges = [(j, 2 + n // 2, op) for n, (op, j) in enumerate(gene)]
     fig = go.Figure()
-    def arrow(a, b, text='', color='#444'):
+    def arrow(a, b, col, width):
         (x0, y0), (x1, y1) = pos[a], pos[b]
-        fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref='x', yref='y', axref='x', ayref='y', showarrow=True,
-                           arrowhead=2, arrowwidth=1.2, arrowcolor=color, standoff=14, startstandoff=14, text='')
-        if text: fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2, text=text, showarrow=False, font=dict(size=10),
-                                    bgcolor='rgba(255,255,255,0.85)')
-    for n, (op, j) in enumerate(gene): arrow(j, 2 + n // 2, op)
-    for c in concat: arrow(c, 'out', color='#bbb')
+        fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref='x', yref='y', axref='x', ayref='y', showarrow=True, text='',
+                           arrowhead=2, arrowwidth=width, arrowcolor=col,
+                           standoff=NODE_PX / 2, startstandoff=NODE_PX / 2)
+    for c in concat: arrow(c, 'out', '#c7c7c7', 1.2)
+    for a, b, op in edges: arrow(a, b, color[op], 1.8)
+    sx, sy = _px_per_unit()
+    where = [(x / sx, y / sy) for x, y, *_ in label_boxes(edges, pos)]
+    for (_, _, op), (x, y) in zip(edges, where):
+        fig.add_annotation(x=x, y=y, xref='x', yref='y', text=op, showarrow=False, font=dict(size=10, color=color[op]),
+                           bgcolor='rgba(255,255,255,0.9)', borderpad=1)
+    for op in ops:   # one legend entry per operation, sorted by name
+        fig.add_scatter(x=[None], y=[None], mode='lines', name=op, line=dict(color=color[op], width=2))
+    src = lambda a: names[a] if a < 2 else f'node {names[a]}'
+    fig.add_scatter(x=[x for x, _ in where], y=[y for _, y in where], mode='markers', showlegend=False,
+                    marker=dict(size=14, color='rgba(0,0,0,0)'), hoverinfo='text',
+                    hovertext=[f'node {b - 2} ← {src(a)}: {op}' for a, b, op in edges])
     keys = list(pos)
-    fig.add_trace(go.Scatter(x=[pos[k][0] for k in keys], y=[pos[k][1] for k in keys], text=[names[k] for k in keys],
-                             mode='markers+text', marker=dict(size=34, color=['#9ecae1'] * 2 + ['#fdd0a2'] * steps + ['#a1d99b']),
-                             textfont=dict(size=11), hoverinfo='text', showlegend=False))
-    fig.update_layout(title=title or f'{kind} cell', template='plotly_white', height=320, margin=dict(l=10, r=10, t=40, b=10),
-                      xaxis=dict(visible=False, range=[-0.5, steps + 1.5]), yaxis=dict(visible=False, range=[-1.6, 1.6]))
+    fig.add_scatter(x=[pos[k][0] for k in keys], y=[pos[k][1] for k in keys], text=[names[k] for k in keys],
+                    mode='markers+text', textfont=dict(size=11), showlegend=False, hoverinfo='text',
+                    marker=dict(size=NODE_PX, color=['#9ecae1'] * 2 + ['#fdd0a2'] * steps + ['#a1d99b'],
+                                line=dict(color='#555', width=1)),
+                    hovertext=['input c(k-2)', 'input c(k-1)', *[f'node {i}' for i in range(steps)],
+                               f"output c(k): nodes {', '.join(str(c - 2) for c in concat)} concatenated"])
+    (x0, x1), (y0, y1) = CELL_RANGE
+    fig.update_layout(title=title or f'{kind} cell', template='plotly_white', **CELL_FIGURE,
+                      legend=dict(title='operation', orientation='h', yanchor='top', y=-0.02, x=0),
+                      xaxis=dict(visible=False, range=[x0, x1], fixedrange=True),
+                      yaxis=dict(visible=False, range=[y0, y1], fixedrange=True))
     return fig
 
+def alpha_scale(events:list, kind:str, num_ops:int)->tuple:
+    "Colour range of an alpha heatmap: the uniform 1/|O| in the middle, +- the largest deviation from it in any event."
+    uniform = 1 / num_ops
+    spread = max(float(np.abs(np.asarray(e['alphas'][kind], dtype=float) - uniform).max()) for e in events)
+    spread = spread or uniform / 10   # all uniform (before any alpha step): a narrow range, white cells
+    return uniform - spread, uniform, uniform + spread
+
 def plot_alpha_evolution(run:Run, kind:str='normal', title:str|None=None)->go.Figure:
-    "softmax(alpha) of every edge (rows) and operation (columns) of a search run, with a slider over its epochs."
+    """softmax(alpha) of every edge (rows) and operation (columns) of a search run, with a slider over its epochs;
+    colours diverge from white at the uniform 1/|O| over the largest deviation of any epoch, values on hover."""
     events = [e for e in run.metrics if 'alphas' in e]
+    if not events: raise ValueError(f"{run.name}: no alphas recorded in metrics.jsonl (no search epoch finished)")
     prims, steps = run.params['arch_kw']['primitives'], run.params['arch_kw'].get('steps', 4)
-    heat = lambda e: go.Heatmap(z=e['alphas'][kind], x=list(prims), y=edge_names(steps), zmin=0, zmax=1, colorscale='Blues',
-                                colorbar=dict(title='softmax'))
+    lo, uniform, hi = alpha_scale(events, kind, len(prims))
+    heat = lambda e: go.Heatmap(z=e['alphas'][kind], x=list(prims), y=edge_names(steps), colorscale='RdBu_r',
+                                zmin=lo, zmax=hi, zmid=uniform,
+                                colorbar=dict(title=f'softmax<br>(white: 1/{len(prims)})'),
+                                hovertemplate='%{y}<br>%{x}: %{z:.3f}' + f' (uniform {uniform:.3f})<extra></extra>')
     fig = go.Figure(heat(events[-1]), frames=[go.Frame(data=[heat(e)], name=str(e['epoch'] + 1)) for e in events])
-    fig.update_layout(title=title or f'{kind} cell: softmax(alpha) per edge', template='plotly_white', height=460,
-                      yaxis=dict(autorange='reversed'), margin=dict(l=10, r=10, t=40, b=10),
-                      sliders=[dict(active=len(events) - 1, currentvalue=dict(prefix='epoch '),
+    fig.update_layout(title=title or f'{kind} cell: softmax(alpha) per edge', template='plotly_white', height=600,
+                      xaxis_title='candidate operation', yaxis=dict(title='edge (node ← input)', autorange='reversed'),
+                      margin=dict(l=10, r=10, t=50, b=10),
+                      sliders=[dict(active=len(events) - 1, currentvalue=dict(prefix='epoch '), pad=dict(t=95),
                                     steps=[dict(method='animate', label=f.name, args=[[f.name], dict(mode='immediate',
                                            frame=dict(duration=0, redraw=True))]) for f in fig.frames])])
     return fig
 
 def plot_search_curves(runs:dict, title:str='Supernet test accuracy during the search')->go.Figure:
-    "Per-epoch test accuracy (overall, and few-shot dashed) of search runs `{label: Run}`."
+    "Per-epoch test accuracy (overall, and few-shot dashed) of search runs `{label: Run}`, in their labels' order."
     fig = go.Figure()
-    for i, (label, run) in enumerate(runs.items()):
+    for i, (label, run) in enumerate(sorted(runs.items(), key=lambda kv: str(kv[0]))):
         ev = [e for e in run.metrics if e.get('acc') is not None]
         color = PALETTE[i % len(PALETTE)]
         fig.add_scatter(x=[e['epoch'] + 1 for e in ev], y=[e['acc'] for e in ev], name=f'{label}: overall', line=dict(color=color))
         fig.add_scatter(x=[e['epoch'] + 1 for e in ev], y=[e['few'] for e in ev], name=f'{label}: few',
                         line=dict(color=color, dash='dash'))
-    fig.update_layout(title=title, xaxis_title='search epoch', yaxis_title='test accuracy (%)', template='plotly_white', height=360)
+    fig.update_layout(title=title, xaxis=dict(title='search epoch', dtick=1), yaxis_title='test accuracy (%)',
+                      template='plotly_white', height=360)
     return fig
 
 PALETTE = ('#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b')

@@ -13,21 +13,22 @@ import torch.nn.functional as F
 import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.basedatatypes import BaseFigure
+from plotly.io.base_renderers import HtmlRenderer, MimetypeRenderer
 from IPython.core.formatters import DisplayFormatter
 
 # %% auto #0
 __all__ = ['PROFILES', 'CIFAR', 'CIFAR_PICKLE_GLOBALS', 'LIST_DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'EVAL_RESIZE',
            'IMAGE_EXTENSIONS', 'DATASETS', 'SAMPLERS', 'GROUP_SPLITS', 'INDEX_SPLITS', 'METRIC_KEYS',
-           'CONFUSION_NORMALIZE', 'MAX_CELL_TEXT', 'check_choice', 'check_number', 'check_int', 'check_fraction',
-           'check_ratio', 'lt_counts', 'realized_ratio', 'ImageSet', 'LTDataset', 'lt_subset', 'mnist5k',
-           'project_root', 'resolve_data_root', 'UnsafePickleError', 'CifarUnpickler', 'cifar', 'write_fake_cifar',
-           'missing_files', 'read_list_file', 'decode_image_file', 'resized_crop', 'eval_transform',
-           'random_resized_box', 'color_jitter', 'train_transform', 'ListImages', 'list_dataset',
-           'write_fake_list_dataset', 'scan_image_folder', 'image_folder', 'write_fake_image_folder', 'load_dataset',
-           'train_val_split', 'class_probs', 'Sampler', 'random_crop_flip', 'normalize', 'DecodedBatches', 'decoded',
-           'check_shard', 'shard_rows', 'batches', 'eval_batches', 'class_groups', 'lt_metrics', 'use_html_figures',
-           'figure_bundle', 'display_output', 'show_in', 'plot_class_counts', 'plot_per_class_accuracy',
-           'plot_group_accuracy', 'plot_confusion']
+           'FIGURE_RENDERERS', 'GROUP_LABELS', 'EMPTY_GROUP', 'CONFUSION_NORMALIZE', 'MAX_CELL_TEXT', 'check_choice',
+           'check_number', 'check_int', 'check_fraction', 'check_ratio', 'lt_counts', 'realized_ratio', 'ImageSet',
+           'LTDataset', 'lt_subset', 'mnist5k', 'project_root', 'resolve_data_root', 'UnsafePickleError',
+           'CifarUnpickler', 'cifar', 'write_fake_cifar', 'missing_files', 'read_list_file', 'decode_image_file',
+           'resized_crop', 'eval_transform', 'random_resized_box', 'color_jitter', 'train_transform', 'ListImages',
+           'list_dataset', 'write_fake_list_dataset', 'scan_image_folder', 'image_folder', 'write_fake_image_folder',
+           'load_dataset', 'train_val_split', 'class_probs', 'Sampler', 'random_crop_flip', 'normalize',
+           'DecodedBatches', 'decoded', 'check_shard', 'shard_rows', 'batches', 'eval_batches', 'class_groups',
+           'lt_metrics', 'CdnHtmlRenderer', 'use_html_figures', 'figure_bundle', 'display_output', 'show_in',
+           'plot_class_counts', 'plot_per_class_accuracy', 'empty_groups', 'plot_group_accuracy', 'plot_confusion']
 
 # %% ../nbs/00_data.ipynb #2dcf0dcc
 def check_choice(name:str, value, allowed):
@@ -782,15 +783,30 @@ def lt_metrics(preds,                 # predicted labels
     return out
 
 # %% ../nbs/00_data.ipynb #ca51bb9e
+class CdnHtmlRenderer(HtmlRenderer):
+    """plotly's HTML rendering of a figure (a `plotly-graph-div` and a plain script tag loading plotly.js from its CDN),
+    with no start-up script: `activate` displays nothing, unlike plotly's `notebook_connected`."""
+    def __init__(self): super().__init__(connected=True, global_init=False)
+
+    def to_mimebundle(self, fig_dict)->dict:
+        "The figure as `text/html`: plotly.js from the CDN, no MathJax (no figure here writes LaTeX)."
+        return {'text/html': pio.to_html(fig_dict, include_plotlyjs='cdn', include_mathjax=False, full_html=False,
+                                         default_width='100%', default_height=525, validate=False)}
+
+pio.renderers['cdn_html'] = CdnHtmlRenderer()
+FIGURE_RENDERERS = 'plotly_mimetype+cdn_html'   # JSON for JupyterLab (offline), HTML for the site and nbconvert
+
 def use_html_figures():
-    "Make `fig.show()` emit an HTML/JS rendering (for the static site) as well as plotly's JSON (for JupyterLab)."
-    pio.renderers.default = 'plotly_mimetype+notebook_connected'
+    "Make `fig.show()` emit plotly's JSON (for JupyterLab) and an HTML/JS rendering (for the site), nothing else."
+    pio.renderers.default = FIGURE_RENDERERS
 
 def figure_bundle(fig:BaseFigure)->dict:
-    "`fig`'s mime bundle from the default plotly renderers, built without activating them (which displays a script)."
+    "`fig`'s mime bundle from the default plotly renderers (else `FIGURE_RENDERERS`), built without activating them."
+    names = [n for n in pio.renderers.default.split('+') if n]   # '' outside a kernel: no renderer at all
+    renderers = [r for r in (pio.renderers[n] for n in names) if isinstance(r, MimetypeRenderer)]
     fig_dict, bundle = fig.to_dict(), {}
-    for renderer in (pio.renderers[name] for name in pio.renderers.default.split('+')):
-        if hasattr(renderer, 'to_mimebundle'): bundle.update(renderer.to_mimebundle(fig_dict))
+    for renderer in renderers or [pio.renderers[n] for n in FIGURE_RENDERERS.split('+')]:
+        bundle.update(renderer.to_mimebundle(fig_dict))
     return bundle
 
 def display_output(obj)->dict:
@@ -823,16 +839,30 @@ def plot_per_class_accuracy(results:dict,   # name -> (per-class accuracy list, 
                       yaxis_title='test accuracy (%)', yaxis_range=[0, 105], template='plotly_white', height=420)
     return fig
 
+GROUP_LABELS = {'acc': 'overall', 'many': 'many', 'medium': 'medium', 'few': 'few'}   # x labels of the bar charts
+# why a group by count has no value (the index splits never lack one)
+EMPTY_GROUP = {'many': 'no class above 100 training images', 'medium': 'no class with 20-100 training images',
+               'few': 'no class below 20 training images'}
+
+def empty_groups(table)->list:
+    "The groups among many / medium / few without a value in any row of `table` (`lt_metrics`: None, no class)."
+    return [g for g in ('many', 'medium', 'few') if g not in table or all(v is None or v != v for v in table[g])]
+
 def plot_group_accuracy(table,             # one row per method: acc, many, medium, few (+ optional *_std columns)
                         title='Overall and many / medium / few accuracy'):
-    "Grouped bars of overall / many / medium / few accuracy per method, with std error bars when given."
+    "Bars of overall / many / medium / few accuracy per method (std error bars if given); empty groups left out, named."
+    empty = empty_groups(table)
+    keys = [k for k in METRIC_KEYS if k not in empty]
     fig = go.Figure()
     for name, row in table.iterrows():
-        err = [row.get(f'{g}_std') for g in METRIC_KEYS]
-        fig.add_trace(go.Bar(name=str(name), x=['overall', 'many', 'medium', 'few'], y=[row[g] for g in METRIC_KEYS],
+        err = [row.get(f'{g}_std') for g in keys]
+        fig.add_trace(go.Bar(name=str(name), x=[GROUP_LABELS[k] for k in keys], y=[row[g] for g in keys],
+                             hovertemplate='%{x}: %{y:.1f}%',
                              error_y=dict(type='data', array=err) if all(e is not None for e in err) else None))
-    fig.update_layout(barmode='group', yaxis_title='test accuracy (%)', yaxis_range=[0, 105], template='plotly_white',
-                      height=400, title=title)
+    note = '; '.join(f'{g}: {EMPTY_GROUP[g]} (left out)' for g in empty)
+    fig.update_layout(barmode='group', xaxis_title='classes', yaxis_title='test accuracy (%)', yaxis_range=[0, 105],
+                      template='plotly_white', height=400,
+                      title=dict(text=title, subtitle=dict(text=note)) if note else title)
     return fig
 
 # %% ../nbs/00_data.ipynb #8a238455

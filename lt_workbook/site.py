@@ -11,8 +11,9 @@ from .data import project_root
 from .training import progress
 
 # %% auto #0
-__all__ = ['PLOTLY_MIME', 'site_config', 'site_pages', 'sidebar_pages', 'read_notebook', 'draws_figures', 'has_html', 'is_figure',
-           'figure_outputs', 'site_problems', 'prepare_site']
+__all__ = ['PLOTLY_MIME', 'WIDGET_VIEW', 'WIDGET_STATE', 'BAR_MODELS', 'TQDM_TEXT', 'CDN_STARTUP', 'site_config', 'site_pages',
+           'sidebar_pages', 'read_notebook', 'draws_figures', 'has_html', 'is_figure', 'figure_outputs',
+           'site_problems', 'prepare_site', 'bar_models', 'is_run_artefact', 'clean_stored_outputs']
 
 # %% ../nbs/11_site.ipynb #9d71aac8
 def site_config(root=None)->dict:
@@ -90,3 +91,41 @@ def prepare_site(root=None, dst=None, pages=None)->Path:
         if was is None: del os.environ['IN_TEST']
         else: os.environ['IN_TEST'] = was
     return dst
+
+# %% ../nbs/11_site.ipynb #1cc5ebea
+WIDGET_VIEW, WIDGET_STATE = 'application/vnd.jupyter.widget-view+json', 'application/vnd.jupyter.widget-state+json'
+BAR_MODELS = ('FloatProgressModel', 'IntProgressModel')   # tqdm.notebook's bar: an HBox of HTML, a progress model, HTML
+TQDM_TEXT = re.compile(r'\d+%\|.*\|\s*\d+/\S+ \[')     # a bar's text/plain: ' 0%|          | 0/3 [00:00<?, ?it/s]'
+CDN_STARTUP = re.compile(r'<script[^>]*>\s*(?:import\s+["\']https://cdn\.plot\.ly|[\s\S]*require\(\s*\[?["\']plotly)')
+
+def bar_models(state:dict)->set:
+    "The ids of the widget models that make up progress bars: each progress model and the HBox around it."
+    bars = {k for k, m in state.items() if m.get('model_name') in BAR_MODELS}
+    boxes = {k for k, m in state.items() if {c.removeprefix('IPY_MODEL_') for c in m.get('state', {}).get('children', [])} & bars}
+    return bars | boxes | {c.removeprefix('IPY_MODEL_') for k in boxes for c in state[k]['state']['children']}
+
+def is_run_artefact(output:dict, bars:set, state:dict)->bool:
+    "Whether a stored output is a progress-bar view (`bar_models`, or tqdm's text where no state was stored) or plotly's CDN start-up script."
+    data = output.get('data', {})
+    if WIDGET_VIEW in data:
+        mid = data[WIDGET_VIEW].get('model_id', '')
+        return mid in bars or (mid not in state and bool(TQDM_TEXT.search(''.join(data.get('text/plain', '')))))
+    html = ''.join(data.get('text/html', ''))
+    return bool(CDN_STARTUP.search(html)) and 'plotly-graph-div' not in html
+
+def clean_stored_outputs(path)->int:
+    "Remove the progress bars (views and models) and plotly's CDN start-up scripts from the notebook at `path`; returns how many outputs went."
+    path = Path(path)
+    nb = read_notebook(path)
+    widgets = nb.get('metadata', {}).get('widgets', {}).get(WIDGET_STATE, {})
+    state = widgets.get('state', {})
+    bars, removed = bar_models(state), 0
+    for cell in nb['cells']:
+        if cell['cell_type'] != 'code': continue
+        kept = [o for o in cell.get('outputs', []) if not is_run_artefact(o, bars, state)]
+        removed += len(cell['outputs']) - len(kept)
+        cell['outputs'] = kept
+    for k in bars: state.pop(k, None)
+    if widgets and not state: del nb['metadata']['widgets']
+    if removed or bars: path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+    return removed
