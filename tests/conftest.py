@@ -32,14 +32,16 @@ def run_notebook(nb, out, params=None, timeout=900, files=(), tests:bool=True, l
     return subprocess.run(papermill_cmd(nb, out, params or {}, files, tests, log_output), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=timeout, env=env)
 
-def check_bad_parameters(nb, tmp_path, bad:dict, end_to_end:str):
+def check_bad_parameters(nb, tmp_path, bad:dict, end_to_end:str|None=None):
     """Each `{name: (params, message)}` of `bad` fails with `message` before any run directory is written: every one checked
-    without a kernel (`validation_errors`, seconds), and `end_to_end` also through papermill, as a researcher would meet it."""
+    without a kernel (`validation_errors`: the notebook's own parameters and checking cells, seconds), and `end_to_end`
+    (01 and 04, the README's notebooks) also through papermill, as a researcher would meet it."""
     rds = {name: tmp_path/f'runs_{name}' for name in bad}
     errors = validation_errors(nb, {name: {**params, 'run_dir': str(rds[name])} for name, (params, _) in bad.items()})
     for name, (params, msg) in bad.items():
         assert errors[name] is not None and msg in errors[name], (name, errors[name])
         assert not rds[name].exists(), f'{name}: {rds[name]} was written'
+    if end_to_end is None: return
     params, msg = bad[end_to_end]
     rd = tmp_path/f'runs_{end_to_end}_papermill'
     res = run_notebook(nb, tmp_path/f'{end_to_end}.ipynb', {**params, 'run_dir': str(rd)}, tests=False)

@@ -97,7 +97,7 @@ def test_bad_parameters(tmp_path):
            'sampler': (dict(cls_sampler='inverse'), "cls_sampler='inverse': expected one of ('class_balanced', 'reversed')"),
            'mu_grid': (dict(mu_grid=1), 'mu_grid=1'),
            'portion': (dict(train_portion=1.0), 'train_portion=1.0')}
-    check_bad_parameters(NB, tmp_path, bad, end_to_end='method')
+    check_bad_parameters(NB, tmp_path, bad)
 
 @pytest.fixture(scope='module')
 def tiny():

@@ -102,4 +102,4 @@ BAD = {   # parameter -> the message the notebook must fail with
 
 def test_bad_parameters_fail_before_any_run_dir(tmp_path):
     "Each bad parameter is a clear error from the notebook, and no run directory is written."
-    check_bad_parameters(NB, tmp_path, BAD, end_to_end='radius')
+    check_bad_parameters(NB, tmp_path, BAD)

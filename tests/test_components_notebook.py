@@ -53,7 +53,7 @@ def test_bad_parameters_and_a_tiny_extra_group(tmp_path):
     rd = tmp_path/'runs_tiny_norm'
     with ThreadPoolExecutor(1) as ex:   # the tiny group beside the bad parameters
         res = ex.submit(run_notebook, NB, tmp_path/'tiny_norm.ipynb', {**tiny, 'run_dir': str(rd)})
-        check_bad_parameters(NB, tmp_path, cases, end_to_end='unrealizable_ratio')
+        check_bad_parameters(NB, tmp_path, cases)
         res = res.result()
     assert res.returncode == 0, res.stdout[-3000:]
     runs = runs_in(rd)

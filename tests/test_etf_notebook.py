@@ -21,7 +21,7 @@ def test_default_run_and_bad_parameters(runs_root, tmp_path):
     "The default run completes and logs geometry and curvature; bad parameters fail before any run directory is written."
     with ThreadPoolExecutor(1) as ex:   # the default run beside the bad parameters
         default = ex.submit(_default, runs_root, tmp_path)
-        check_bad_parameters(NB, tmp_path, BAD, end_to_end='bad_control')
+        check_bad_parameters(NB, tmp_path, BAD)
         res, root = default.result()
     assert res.returncode == 0, res.stdout[-3000:]
 

@@ -123,4 +123,4 @@ BAD = {   # parameters -> the message the notebook must fail with
 
 def test_bad_parameters_fail_before_any_run_dir(tmp_path):
     "Each bad parameter is a clear error from the notebook, and no run directory is written."
-    check_bad_parameters(NB, tmp_path, BAD, end_to_end='too_many_children')
+    check_bad_parameters(NB, tmp_path, BAD)

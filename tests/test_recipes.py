@@ -115,4 +115,4 @@ def test_bad_parameters(tmp_path):
            'reslt_mixup': (dict(methods=['mixup'], head='reslt'), 'ResLT with mixup'),
            'epochs': (dict(epochs=0), 'epochs=0'),
            'method_kw': (dict(method_kw={'sam': {'step_kw': {'rho': 0.05}}}), "method_kw='sam'")}
-    check_bad_parameters(NB, tmp_path, bad, end_to_end='pair')
+    check_bad_parameters(NB, tmp_path, bad)
