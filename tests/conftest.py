@@ -89,7 +89,7 @@ def validation_errors(nb, cases:dict, after:int=1)->dict:
 # The slowest tests (CI on 2 cores, slowest first) start first: scheduled last, one of them would end the run alone
 SLOWEST_FIRST = ('test_ltdarts_notebook.py::test_default_run', 'test_training_notebook.py::test_default_run',
                  'test_runner.py::test_sweep_kill_rerun_failed_point_and_results', 'test_etf_notebook.py::test_default_run_and_bad_parameters',
-                 'test_runner.py::test_slurm_requeue_resumes', 'test_recipes.py::test_default_run',
+                 'test_runner.py::test_slurm_requeue_resumes', 'test_browser.py::test_explorer_run_all_widgets_and_a_filter', 'test_recipes.py::test_default_run',
                  'test_ltdarts_notebook.py::test_resume_after_kill_gives_the_same_genotype', 'test_runner.py::test_run_reports_the_failing_cell',
                  'test_reslt_notebook.py::test_default_run', 'test_components_notebook.py::test_default_run',
                  'test_ltdarts_notebook.py::test_config_file_and_bad_parameters', 'test_training_notebook.py::test_resume_after_kill_matches_uninterrupted',
