@@ -55,8 +55,9 @@ TRAIN = dict(dataset='imagenet_lt', image_size=32, arch='cifar_resnet', arch_kw=
 def train(tmp_path, tag, nproc, workers, background=False):
     "`lt-workbook train` into tmp_path/tag: in this process's way (nproc 0) or under torchrun with `nproc` ranks."
     cmd = ['lt-workbook', 'train', '-f', str(tmp_path/'train.yaml'), '--run-dir', str(tmp_path/tag)]
-    if nproc: cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(nproc), '--master_port',
-                     str(free_port()), '--no-python', *cmd]
+    # --standalone: torchrun binds its own free port (a port chosen here could be taken by another test's kernel meanwhile)
+    if nproc: cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(nproc),
+                     '--no-python', *cmd]
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'LT_WORKBOOK_WORKERS': str(workers)}
     if background: return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                            start_new_session=True)

@@ -72,7 +72,7 @@ def test_default_run(runs_root, tmp_path):
     print(f'retrain from the run directory: {time.time() - t:.1f} s')
     nb = json.loads((tmp_path/'out.ipynb').read_text())
     html = ''.join(''.join(o['data']['text/html']) for c in nb['cells'] for o in c.get('outputs', []) if 'text/html' in o.get('data', {}))
-    for title in ('supernet test accuracy', 'softmax(alpha) per edge', 'Found normal cell', 'largest eigenvalue of the Hessian', 'Retrained',
+    for title in ('supernet test accuracy', 'softmax(alpha) per edge', 'Found normal cell', 'largest Hessian eigenvalue', 'Retrained',
                   'class-vector norms during the search', 'pairwise angles between class vectors after the search'):
         assert title in html, title
     # the Reading is a computed claims table (item 12), with the paper's locations and the right authors

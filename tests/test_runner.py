@@ -72,7 +72,8 @@ def test_run_reports_the_failing_cell(tmp_path):
     "Parameters the notebook's checks refuse: a one-line error before anything is written; a cell that fails later: its error, recorded."
     res = cli('run', '04', '-p', 'classifier', 'bogus', '--run-dir', tmp_path/'r', '--quiet')
     assert res.returncode == 2 and "classifier='bogus'" in res.stdout and not (tmp_path/'r').exists(), res.stdout[-2000:]
-    res = cli('run', '01', '-p', 'lr', '1e9', '-p', 'warmup_epochs', '0', '-p', 'methods', '[ce]', '--run-dir', tmp_path/'d', '--quiet')
+    res = cli('run', '01', '-p', 'lr', '1e9', '-p', 'warmup_epochs', '0', '-p', 'methods', '[ce]', '--run-dir', tmp_path/'d', '--quiet',
+              '--no-tests')   # (01's test cells: its default run executes them)
     assert res.returncode == 1
     assert 'Diverged' in res.stdout and 'failed' in res.stdout, res.stdout[-2000:]
     rec = json.loads((tmp_path/'d'/'execution.json').read_text())
