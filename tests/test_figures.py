@@ -6,10 +6,8 @@ import json, re, subprocess, sys
 import pytest
 from conftest import ROOT, NBS
 
-WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json'
-WIDGET_STATE = 'application/vnd.jupyter.widget-state+json'
-BAR_MODELS = ('FloatProgressModel', 'IntProgressModel')   # tqdm.notebook's bar: an HBox of HTML, FloatProgress, HTML
-TQDM_TEXT = re.compile(r'\d+%\|.*\|\s*\d+/\S+ \[')         # a bar's text/plain: ' 0%|          | 0/3 [00:00<?, ?it/s]'
+# what a progress bar is: 11's definitions, the ones `clean_stored_outputs` (make site-nbs) removes by
+from lt_workbook.site import WIDGET_VIEW, WIDGET_STATE, BAR_MODELS, bar_models, is_run_artefact
 CDN_LOADER = re.compile(r'<script[^>]*>\s*import\s+["\']https://cdn\.plot\.ly|require\(\s*\[?["\']plotly')
 NOTEBOOKS = sorted(NBS.glob('*.ipynb'))
 
@@ -18,14 +16,6 @@ def text(value)->str: return ''.join(value) if isinstance(value, list) else str(
 def widget_state(nb:dict)->dict:
     "The notebook's stored widget models `{model_id: model}`."
     return nb.get('metadata', {}).get('widgets', {}).get(WIDGET_STATE, {}).get('state', {})
-
-def is_bar(model_id:str, state:dict, plain:str)->bool:
-    "Whether a widget view shows a progress bar: an HBox holding a progress model, or (no stored state) a tqdm text."
-    model = state.get(model_id)
-    if model is None: return bool(TQDM_TEXT.search(plain))
-    if model.get('model_name') in BAR_MODELS: return True
-    kids = [c.removeprefix('IPY_MODEL_') for c in model.get('state', {}).get('children', [])]
-    return any(state.get(k, {}).get('model_name') in BAR_MODELS for k in kids)
 
 def output_texts(output:dict)->list:
     "Every string a reader sees of one output: stream text, each mime type's data, an error's traceback."
@@ -37,12 +27,13 @@ def stored_output_problems(path)->list:
     "What a reader of the stored notebook at `path` should not meet, one line each."
     nb, problems = json.loads(path.read_text()), []
     state = widget_state(nb)
+    bars = bar_models(state)
     roots = [str(ROOT), '/tmp/']
     for i, cell in enumerate(nb['cells']):
         for o in cell.get('outputs', []):
             data = o.get('data', {})
             plain = text(data.get('text/plain', ''))
-            if WIDGET_VIEW in data and is_bar(data[WIDGET_VIEW].get('model_id', ''), state, plain):
+            if WIDGET_VIEW in data and is_run_artefact(o, bars, state):   # a bar's view (or tqdm's text, no state)
                 problems.append(f'cell {i}: a progress-bar widget ({plain.strip()[:60]})')
             for t in output_texts(o):
                 problems += [f'cell {i}: the absolute path {r}... in an output' for r in roots if r in t]
