@@ -18,10 +18,10 @@ from IPython.core.formatters import DisplayFormatter
 
 # %% auto #0
 __all__ = ['PROFILES', 'CIFAR', 'CIFAR_PICKLE_GLOBALS', 'LIST_DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'EVAL_RESIZE',
-           'IMAGE_EXTENSIONS', 'DATASETS', 'SAMPLERS', 'GROUP_SPLITS', 'INDEX_SPLITS', 'METRIC_KEYS',
-           'FIGURE_RENDERERS', 'GROUP_LABELS', 'EMPTY_GROUP', 'CONFUSION_NORMALIZE', 'MAX_CELL_TEXT', 'check_choice',
-           'check_number', 'check_int', 'check_fraction', 'check_ratio', 'lt_counts', 'realized_ratio', 'ImageSet',
-           'LTDataset', 'lt_subset', 'mnist5k', 'project_root', 'resolve_data_root', 'UnsafePickleError',
+           'IMAGE_EXTENSIONS', 'DATASETS', 'SAMPLERS', 'GROUP_SPLITS', 'INDEX_SPLITS', 'METRIC_KEYS', 'MANY_ABOVE',
+           'FEW_BELOW', 'FIGURE_RENDERERS', 'GROUP_LABELS', 'EMPTY_GROUP', 'CONFUSION_NORMALIZE', 'MAX_CELL_TEXT',
+           'check_choice', 'check_number', 'check_int', 'check_fraction', 'check_ratio', 'lt_counts', 'realized_ratio',
+           'ImageSet', 'LTDataset', 'lt_subset', 'mnist5k', 'project_root', 'resolve_data_root', 'UnsafePickleError',
            'CifarUnpickler', 'cifar', 'write_fake_cifar', 'missing_files', 'read_list_file', 'decode_image_file',
            'resized_crop', 'eval_transform', 'random_resized_box', 'color_jitter', 'train_transform', 'ListImages',
            'list_dataset', 'write_fake_list_dataset', 'scan_image_folder', 'image_folder', 'write_fake_image_folder',
@@ -753,11 +753,14 @@ GROUP_SPLITS = ('count', 'cifar10_index', 'cifar100_index')
 INDEX_SPLITS = {'cifar10_index': (10, 3, 6), 'cifar100_index': (100, 35, 70)}   # classes, first medium, first few (ResLT's protocol)
 METRIC_KEYS = ('acc', 'many', 'medium', 'few')   # the four numbers every evaluation reports
 
+MANY_ABOVE, FEW_BELOW = 100, 20   # the split by training count: many > 100 images, few < 20, medium between (both ends in)
+
 def class_groups(train_counts, split:str='count'):
     "Class indices of the many / medium / few groups: by training count (>100, 20-100, <20), or by index (CIFAR-10 3/3/4, CIFAR-100 35/35/30)."
     n = torch.as_tensor(train_counts)
     if split == 'count':
-        return {'many': torch.where(n > 100)[0], 'medium': torch.where((n >= 20) & (n <= 100))[0], 'few': torch.where(n < 20)[0]}
+        return {'many': torch.where(n > MANY_ABOVE)[0], 'medium': torch.where((n >= FEW_BELOW) & (n <= MANY_ABOVE))[0],
+                'few': torch.where(n < FEW_BELOW)[0]}
     check_choice('group_split', split, GROUP_SPLITS)
     C, m, f = INDEX_SPLITS[split]
     if len(n) != C: raise ValueError(f"group_split={split!r} needs {C} classes, got {len(n)}")
@@ -841,8 +844,9 @@ def plot_per_class_accuracy(results:dict,   # name -> (per-class accuracy list, 
 
 GROUP_LABELS = {'acc': 'overall', 'many': 'many', 'medium': 'medium', 'few': 'few'}   # x labels of the bar charts
 # why a group by count has no value (the index splits never lack one)
-EMPTY_GROUP = {'many': 'no class above 100 training images', 'medium': 'no class with 20-100 training images',
-               'few': 'no class below 20 training images'}
+EMPTY_GROUP = {'many': f'no class above {MANY_ABOVE} training images',
+               'medium': f'no class with {FEW_BELOW}-{MANY_ABOVE} training images',
+               'few': f'no class below {FEW_BELOW} training images'}
 
 def empty_groups(table)->list:
     "The groups among many / medium / few without a value in any row of `table` (`lt_metrics`: None, no class)."
