@@ -26,11 +26,11 @@ __all__ = ['EXECUTION', 'RANKS', 'NOTEBOOK_TESTS', 'SWEEP_KEYS', 'EXECUTORS', 'R
            'read_params', 'check_value', 'check_params', 'preflight', 'read_record', 'fresh_run_dir', 'rank_notebook',
            'checked_params', 'runs_tests', 'without_tests', 'stream_notebook_output', 'execute', 'Point', 'Sweep',
            'point_name', 'load_sweep', 'seed_parameter', 'sweep_points', 'sweep_root', 'point_record', 'point_status',
-           'claim_point', 'lock_holder', 'write_point', 'run_point_process', 'run_local', 'slurm_module', 'SlurmPoint',
-           'slurm_job_alive', 'run_slurm', 'slurm_parameters', 'run_sweep', 'hparams_text', 'results_table',
-           'seed_summary', 'format_summary', 'TrainSpec', 'train_spec', 'read_train_spec', 'train_data_config',
-           'run_train', 'point_holder', 'point_state', 'point_progress', 'sweep_folders', 'sweep_status', 'sweep_plan',
-           'text_table', 'loggers_spec', 'run_on_slurm', 'command_environment', 'main']
+           'claim_point', 'lock_owner', 'lock_holder', 'write_point', 'run_point_process', 'run_local', 'slurm_module',
+           'SlurmPoint', 'slurm_job_alive', 'run_slurm', 'slurm_parameters', 'run_sweep', 'hparams_text',
+           'results_table', 'seed_summary', 'format_summary', 'TrainSpec', 'train_spec', 'read_train_spec',
+           'train_data_config', 'run_train', 'point_holder', 'point_state', 'point_progress', 'sweep_folders',
+           'sweep_status', 'sweep_plan', 'text_table', 'loggers_spec', 'run_on_slurm', 'command_environment', 'main']
 
 # %% ../nbs/09_runner.ipynb #29e854ed
 def find_notebook(name)->Path:
@@ -388,12 +388,16 @@ def claim_point(point_dir:Path):
     f.seek(0); f.truncate(); f.write(f'{os.getpid()} {platform.node()}\n'); f.flush()
     return f
 
+def lock_owner(point_dir)->tuple|None:
+    "`(pid, host)` as the point's `.lock` file names them (`claim_point` writes them), or None when it names none."
+    try: pid, host = (Path(point_dir)/LOCK).read_text().split()[:2]
+    except (OSError, ValueError): return None
+    return pid, host
+
 def lock_holder(point_dir)->str:
     "Who holds the point's lock, as its `.lock` file says."
-    try:
-        pid, host = (Path(point_dir)/LOCK).read_text().split()[:2]
-        return f'pid {pid} on {host}'
-    except (OSError, ValueError): return 'another process'
+    owner = lock_owner(point_dir)
+    return f'pid {owner[0]} on {owner[1]}' if owner else 'another process'
 
 def write_point(point:Point, point_dir:Path):
     "Create the point's folder with the `parameters.yaml` it runs with (which also marks the folder as a sweep point)."
@@ -763,9 +767,8 @@ def point_holder(point_dir)->str|None:
     """'pid P on host H' when a process holds the point's lock (`claim_point`), else None; told without taking the lock.
     On this host: /proc/locks, else the pid the `.lock` file names, alive while the point's record says `running`; on
     another host (a shared file system): the point's record saying `running`."""
-    f = Path(point_dir)/LOCK
-    try: pid, host = f.read_text().split()[:2]
-    except (OSError, ValueError): return None   # never claimed (or being claimed now)
+    if (owner := lock_owner(point_dir)) is None: return None   # never claimed (or being claimed now)
+    (pid, host), f = owner, Path(point_dir)/LOCK
     running = point_status(point_dir) == 'running'
     if host != platform.node(): held = running
     else:
