@@ -23,7 +23,7 @@ __all__ = ['FILTERS', 'SORT_KEYS', 'CURVE_TEXT', 'LT_COUNT_DATASETS', 'PAPER_RES
            'plot_selection_bars', 'plot_acc_vs_params', 'plot_run_curves', 'rebuilt_train_counts', 'run_train_counts',
            'run_confusion', 'plot_run_confusion', 'realized_paper_ratio', 'paper_vs_ours', 'claim_runs', 'shown_path',
            'no_runs_text', 'selection_header', 'papers_shown', 'close_widgets', 'ChoiceGroup', 'ExplorerBox',
-           'Explorer', 'completed_runs', 'demo_minutes', 'explore_plan']
+           'Explorer', 'completed_runs', 'demo_minutes', 'minutes_text', 'explore_plan']
 
 # %% ../nbs/10_results_explorer.ipynb #54b4bf41
 FILTERS = dict(section='section', dataset='dataset', ratio='imbalance_ratio', method='method', backbone='arch', seed='seed')
@@ -451,6 +451,10 @@ def demo_minutes(archs, n_runs_per_arch:int, epochs:int)->int:
     "Minutes (rounded up, at least 1) the demonstration set takes on 2 CPU cores: `DEMO_EPOCH_SECONDS` per run, epoch."
     seconds = sum(DEMO_EPOCH_SECONDS.get(a, max(DEMO_EPOCH_SECONDS.values())) for a in archs) * n_runs_per_arch * epochs
     return max(1, int(np.ceil(seconds / 60)))
+
+def minutes_text(minutes:int)->str:
+    "'a minute', or 'N minutes'."
+    return 'a minute' if minutes == 1 else f'{minutes} minutes'
 
 def explore_plan(results_root=None, demo:bool=False, run_dir=None)->tuple:
     """`(folder to explore, whether the demonstration set must be trained into it)`: `results_root` as given (a folder

@@ -24,9 +24,9 @@ def test_default_run(tmp_path, monkeypatch):
     res = run_notebook(NB, tmp_path/'out.ipynb')
     assert res.returncode == 0, res.stdout[-3000:]
     text = printed(tmp_path/'out.ipynb')
-    assert f"No completed run under {tmp_path/'runs'}: training the small demonstration set first (16 runs into" in text
-    assert 'about 2 minutes on 2 CPU cores' in text and '16 runs under' in text and '16 completed' in text
-    assert len(list((tmp_path/'runs'/DEMO_SECTION).glob('*/summary.json'))) == 16
+    assert f"No completed run under {tmp_path/'runs'}: training the small demonstration set first (8 runs into" in text
+    assert 'about a minute on 2 CPU cores' in text and '8 runs under' in text and '8 completed' in text
+    assert len(list((tmp_path/'runs'/DEMO_SECTION).glob('*/summary.json'))) == 8
 
 def test_explorer_opens_on_existing_runs_and_fills_the_paper_row(tmp_path, monkeypatch):
     """A runs root holding a CIFAR-10-LT run at ratio 100 of 01's CE (tiny fake batches): the default run explores
