@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from .data import *
@@ -18,11 +19,12 @@ from .training import *
 from .darts import *
 
 # %% auto #0
-__all__ = ['MIXING_SCHEDULES', 'T_STARTS', 'BRANCHES', 'CLS_SAMPLERS', 'SEARCH_METHODS', 'CONTINUATIONS', 'mixing_ratio',
-           'hls_scale', 'bilateral_mix', 'bilateral_loss', 'BilateralSupernet', 'alpha_tensors', 'BilateralArchitect',
-           'branch_logits', 'mu_sweep', 'BilateralTracker', 'backbone_shift', 'sweep_at', 'best_sweep_acc',
-           'plot_training_curves', 'plot_mu_sweep', 'plot_alpha_grad_norms', 'plot_backbone_shift',
-           'bilateral_search_config', 'bilateral_architect_config', 'bilateral_search', 'continue_bilateral_search']
+__all__ = ['MIXING_SCHEDULES', 'T_STARTS', 'BRANCHES', 'CLS_SAMPLERS', 'SEARCH_METHODS', 'CONTINUATIONS', 'TABLE2', 'TABLE1',
+           'mixing_ratio', 'hls_scale', 'bilateral_mix', 'bilateral_loss', 'BilateralSupernet', 'alpha_tensors',
+           'BilateralArchitect', 'branch_logits', 'mu_sweep', 'BilateralTracker', 'backbone_shift', 'sweep_at',
+           'best_sweep_acc', 'plot_training_curves', 'plot_mu_sweep', 'plot_alpha_grad_norms', 'plot_backbone_shift',
+           'plot_hls_factor', 'paper_tables', 'bilateral_search_config', 'bilateral_architect_config',
+           'bilateral_search', 'continue_bilateral_search']
 
 # %% ../nbs/05_bbn_darts.ipynb #f3ee2ba4
 MIXING_SCHEDULES = ('parabolic', 'reverse_sigmoid', 'linear', 'constant')
@@ -291,6 +293,32 @@ def plot_backbone_shift(runs:dict, title:str='How far the backbone alphas move p
     fig.update_layout(title=title, xaxis_title='epoch', template='plotly_white', height=340)
     return fig
 
+# %% ../nbs/05_bbn_darts.ipynb #dc1f51b1
+def plot_hls_factor(taus=(1., 3., 10.),        # values of tau (Eq. 17) to draw; the paper does not give its own
+                    schedule:str='parabolic',  # the schedule of mu, one of `MIXING_SCHEDULES` (on the normalized epoch)
+                    k:float=5.,                # the reverse sigmoid's steepness (Eq. 18)
+                    runs:dict|None=None,       # {label: Run} of HLS searches: the factor each recorded, as markers
+                    title:str='Fig. 5: weights against the normalized epoch',
+                    points:int=201)->go.Figure:   # points of each curve
+    "Fig. 5: the branch weights mu (instance) and 1 - mu (class) and Eq. 17's factor 1 - exp(-tau mu) against t / T."
+    for t_ in taus: check_number('taus', t_)
+    x = np.linspace(0, 1, points)
+    mu = np.array([mixing_ratio(schedule, float(t), 1., k, t_start=0) for t in x])   # T = 1, t = x: mu on t / T
+    fig = go.Figure()
+    fig.add_scatter(x=x, y=mu, name='Ins weight: mu', line=dict(color='#1f77b4'))
+    fig.add_scatter(x=x, y=1 - mu, name='Cls weight: 1 - mu', line=dict(color='#d62728'))
+    for i, tau in enumerate(taus):
+        fig.add_scatter(x=x, y=[hls_scale(m, tau) for m in mu], name=f'backbone factor, tau {tau:g}',
+                        line=dict(color=PALETTE[(i + 2) % len(PALETTE)], dash='dash'))
+    for label, run in (runs or {}).items():
+        a, T, ev = run.params['architect'], run.params['epochs'], run.metrics
+        fig.add_scatter(x=[(e['epoch'] + a['t_start']) / T for e in ev],
+                        y=[e['arch_lr']['backbone'] / a['lr']['backbone'] for e in ev], mode='markers',
+                        marker=dict(size=9, symbol='x'), name=f"{label}: recorded arch lr / xi_0 (tau {a['tau']:g})")
+    fig.update_layout(title=title, xaxis_title='normalized epoch t / T', template='plotly_white', height=380,
+                      yaxis_title='weight (factor on the learning rate)', yaxis_range=[-0.02, 1.05])
+    return fig
+
 # %% ../nbs/05_bbn_darts.ipynb #ad5a62aa
 SEARCH_METHODS = {   # Table II; `method`: the name each run records in params.json
     'darts':    dict(method='bbn_darts_plain', bilateral=False, sampler='instance'),            # plain DARTS
@@ -305,6 +333,37 @@ CONTINUATIONS = {    # continued training from a finished bilateral search (Sec.
     'reverse_sigmoid': dict(schedule='reverse_sigmoid'),
     'frozen_backbone': dict(freeze_backbone=True, schedule='constant', mu0=0.),   # backbone frozen, only the class-sampling head trained
 }
+
+# %% ../nbs/05_bbn_darts.ipynb #fd8f9515
+TABLE2 = {   # Table II (CIFAR-10-LT, ratio 100, each at its best mixing ratio): row -> (the paper's name, accuracy %)
+    'darts': ('DARTS', 64.56), 'darts_rs': ('DARTS+Re-sampling', 61.20), 'bbn': ('DARTS+BBN', 52.14),
+    'hls': ('HLS', 65.12), 'hls_rs': ('HLS + Reverse Sigmoid', 61.85), 'continued': ('HLS + Continous Learning', 63.12)}
+TABLE1 = {'darts': 0.64, 'darts_rs': 0.61, 'bbn': 0.52}   # Table I (the preliminary experiment), accuracy as a fraction
+
+def _best_mus(runs:dict, arm:str)->str:
+    best = lambda r: max(r.summary['mu_sweep'], key=lambda p: p['acc'])['mu']
+    return ', '.join(f'{best(r):g}' for (m, _), r in runs.items() if m == arm and r.summary)
+
+def paper_tables(runs:dict,                # {(arm, seed): Run}: searches by method, continuations '<from> then <v>'
+                 continue_from:str='hls',  # the search whose continued training is the row 'HLS + Continous Learning'
+                )->pd.DataFrame:
+    "Tables I and II beside a run: each row's test accuracy at its best mu_test (mean, std over seeds); n/a if not run."
+    rows = []
+    for key, (name, paper) in TABLE2.items():
+        if key == 'continued':
+            ran = [m for m in dict.fromkeys(m for m, _ in runs) if m.startswith(f'{continue_from} then ')]
+            how = f'add a key of CONTINUATIONS to continue_variants, {continue_from!r} to methods'
+            arms = [(m, f"{name} ({m.split(' then ', 1)[1]})", '') for m in ran]
+            arms = arms or [(f'{continue_from} then ...', name, how)]
+        else: arms = [(key, name, f'add {key!r} to methods')]
+        for arm, label, how in arms:
+            v = per_seed(runs, arm, best_sweep_acc)
+            rows.append({'row': label, 'Table I (%)': 100 * TABLE1[key] if key in TABLE1 else None,
+                         'Table II (%)': paper,
+                         'here (%)': float(np.mean(v)) if v else None,
+                         'here std': float(np.std(v, ddof=1)) if len(v) > 1 else None, 'seeds': len(v),
+                         'best mu_test per seed': _best_mus(runs, arm), 'run': arm if v else f'n/a: {how}'})
+    return pd.DataFrame(rows).set_index('row')
 
 # %% ../nbs/05_bbn_darts.ipynb #e70b0a8a
 def bilateral_search_config(method:str,            # a key of `SEARCH_METHODS`

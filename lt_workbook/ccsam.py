@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #294a7905
 from __future__ import annotations
-import math, json
+import math, json, contextlib
 from dataclasses import replace
 import numpy as np
 import torch
@@ -21,15 +21,17 @@ from .etf import cifar_resnet, fixed_batches, ETFClassifier   # registers ARCHS[
 from .components import trim_test_set
 
 # %% auto #0
-__all__ = ['NORM_EPS', 'RADII', 'WEIGHTINGS', 'PERTURBS', 'ADV_NORMS', 'BASELINES', 'NO_SINGLE_HEAD', 'STAGE2_STEP_KEYS',
-           'PLOT_COLORS', 'class_conditional_rho', 'soft_targets', 'soft_cross_entropy', 'weighted_class_mean',
-           'class_conditional_loss', 'class_conditional_loss_loop', 'device_copy', 'linear_head', 'CCSAMStep',
-           'class_adversarial_weights', 'adversarial_feature_loss', 'progressive_alpha', 'AdversarialFeatureStep',
-           'SAMStep', 'SWACallback', 'is_linear_head', 'check_ccsam', 'check_adversarial_features',
+__all__ = ['NORM_EPS', 'RADII', 'WEIGHTINGS', 'DIRECTIONS', 'MAGNITUDES', 'PERTURBS', 'ADV_NORMS', 'BASELINES', 'SN_LAYERS',
+           'NO_SINGLE_HEAD', 'STAGE2_STEP_KEYS', 'PLOT_COLORS', 'FLATTENING_NAMES', 'class_conditional_rho',
+           'random_directions', 'soft_targets', 'soft_cross_entropy', 'weighted_class_mean', 'class_conditional_loss',
+           'class_conditional_loss_loop', 'device_copy', 'linear_head', 'CCSAMStep', 'class_adversarial_weights',
+           'adversarial_feature_loss', 'progressive_alpha', 'AdversarialFeatureStep', 'SAMStep', 'SWACallback',
+           'spectral_normalized', 'spectral_norm_net', 'GradientPenaltyStep', 'ModelPerturbationStep',
+           'check_model_perturbation', 'is_linear_head', 'check_ccsam', 'check_adversarial_features',
            'ccsam_stage2_config', 'check_ccsam_stage2', 'ccsam_run', 'head_tail_groups', 'features_of',
            'classifier_noise_landscape', 'filter_normalized_direction', 'loss_surface', 'split_open_set',
            'open_set_f_measure', 'embed', 'prototype_open_set', 'cached_json', 'logit_scale_of', 'plot_noise_landscape',
-           'plot_loss_surfaces']
+           'plot_loss_surfaces', 'flattening_gains', 'plot_flattening_gains']
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #98dc4f67
 NORM_EPS = 1e-12   # floor of the gradient norms the radius and the normalizations divide by
@@ -46,6 +48,18 @@ def class_conditional_rho(w_norm,   # ||w||: norm of all perturbed parameters to
 # %% ../nbs/07_ccsam_landscapes.ipynb #cdb0a5dc
 RADII = ('per_tensor', 'joint')    # the public code's radius (one per parameter tensor), Eq. 8 as written (one for all of w)
 WEIGHTINGS = ('batch', 'class')    # the public code's mean over the batch's samples, Eq. 6/11's equal weight per class
+DIRECTIONS = ('gradient', 'random')  # Eq. 9's g_c / ||g_c||; Table 2's "Stage 1 + mag": a Gaussian direction
+MAGNITUDES = ('radius', 'unit')      # Eq. 8-9's sqrt(k) rho_c; Table 2's "Stage 1 + dir": magnitude 1
+
+def random_directions(n:int,          # how many directions (one per class of the batch, in `y.unique()` order)
+                      shapes:list,    # the shape of each perturbed parameter tensor
+                      joint:bool,     # one unit norm over all tensors together (`radius='joint'`), else per tensor
+                      generator=None, dtype=torch.float32, device='cpu')->list:
+    "Table 2's random directions: zero-mean Gaussian, normalized; one tensor `(n, *shape)` per parameter."
+    u = [torch.randn((n, *s), generator=generator, dtype=dtype, device=device) for s in shapes]
+    sq = [t.flatten(1).pow(2).sum(1) for t in u]
+    norms = [sum(sq).sqrt()] * len(u) if joint else [q.sqrt() for q in sq]
+    return [t / nm.clamp(min=NORM_EPS).view(-1, *[1] * (t.dim() - 1)) for t, nm in zip(u, norms)]
 
 def soft_targets(y_a, y_b, lam, num_classes:int, dtype=torch.float32):
     "Per-sample target distributions: one-hot `y_a`, or mixup's `lam * e_{y_a} + (1 - lam) * e_{y_b}` (lam None: no mixup)."
@@ -72,9 +86,13 @@ def class_conditional_loss(feats,              # B x D features (their gradient 
                            counts,             # K training counts n_c
                            noise_ratio:float=1., # scale of every eps_c (the public code's `noise_ratio`)
                            radius:str='per_tensor', # 'per_tensor' (public code: W and b each their own rho) or 'joint' (Eq. 8)
-                           weighting:str='batch'):  # 'batch' (public code) or 'class' (Eq. 6/11)
+                           weighting:str='batch',   # 'batch' (public code) or 'class' (Eq. 6/11)
+                           direction:str='gradient', # 'gradient' (Eq. 9) or 'random' (Table 2's "+ mag": Gaussian)
+                           magnitude:str='radius',   # 'radius' (Eq. 8-9) or 'unit' (Table 2's "+ dir": 1, times noise_ratio)
+                           generator=None):          # of the random directions (on the features' device)
     "Vectorized CC-SAM loss of a linear head, every class of the batch at once: `(perturbed loss, mean ||eps_c|| / ||w||)`."
     check_choice('radius', radius, RADII)
+    check_choice('direction', direction, DIRECTIONS); check_choice('magnitude', magnitude, MAGNITUDES)
     dt = torch.float64 if torch.float64 in (feats.dtype, weight.dtype) else torch.float32   # `loss_precision` of both
     f = feats.to(dt); fd = f.detach()
     W, b = weight.to(dt), None if bias is None else bias.to(dt)
@@ -89,7 +107,8 @@ def class_conditional_loss(feats,              # B x D features (their gradient 
     params = [weight] + ([] if bias is None else [bias])
     w_norm, k = _norm(params).to(f.dtype), sum(p.numel() for p in params)
     n_c = counts.to(y.device)[y]
-    eps_of = lambda g_norm: noise_ratio * math.sqrt(k) * class_conditional_rho(w_norm, g_norm, n_c, k)   # ||eps|| (Eq. 9)
+    eps_of = lambda g_norm: noise_ratio * (math.sqrt(k) * class_conditional_rho(w_norm, g_norm, n_c, k) if magnitude == 'radius'
+                                           else torch.ones_like(g_norm))          # ||eps|| (Eq. 9), or 1 (Table 2's "+ dir")
     if radius == 'joint':
         g = (gW2 + gb2).clamp(min=0).sqrt(); eW = eb = eps_of(g); gW = gb = g
         eps_norm = eW
@@ -97,8 +116,14 @@ def class_conditional_loss(feats,              # B x D features (their gradient 
         gW, gb = gW2.clamp(min=0).sqrt(), gb2.clamp(min=0).sqrt()
         eW, eb = eps_of(gW), (eps_of(gb) if bias is not None else torch.zeros_like(gW))
         eps_norm = (eW ** 2 + eb ** 2).sqrt()
-    cW, cb = eW / (m * gW.clamp(min=NORM_EPS)), eb / (m * gb.clamp(min=NORM_EPS))
-    dz = cW[:, None] * ((S * Gf) @ A) + (0 if bias is None else cb[:, None] * (S @ A))   # eps_{y_i} [f_i, 1]
+    if direction == 'gradient':
+        cW, cb = eW / (m * gW.clamp(min=NORM_EPS)), eb / (m * gb.clamp(min=NORM_EPS))
+        dz = cW[:, None] * ((S * Gf) @ A) + (0 if bias is None else cb[:, None] * (S @ A))   # eps_{y_i} [f_i, 1]
+    else:                                                 # a Gaussian unit direction U_c per class of the batch
+        classes, inv = y.unique(return_inverse=True)
+        U = random_directions(len(classes), [W.shape] + ([] if bias is None else [bias.shape]), radius == 'joint',
+                              generator, dt, f.device)
+        dz = eW[:, None] * torch.einsum('bkd,bd->bk', U[0][inv], f) + (0 if bias is None else eb[:, None] * U[1][inv])
     eps_ratio = (eps_norm / m).sum() / (1 / m).sum() / w_norm   # mean over the batch's classes
     return weighted_class_mean(F.cross_entropy(z + dz, y, reduction='none'), y, weighting), eps_ratio
 
@@ -107,18 +132,29 @@ def class_conditional_loss_loop(sample_loss,       # B per-sample base losses, w
                                 y, counts,         # labels (define the classes) and K training counts
                                 noise_ratio:float, # scale of every eps_c
                                 perturbed_logits,  # (idx, eps) -> logits of the samples `idx` at w + eps (eps: one tensor per param)
-                                radius:str='per_tensor', weighting:str='batch'):   # as in `class_conditional_loss`
+                                radius:str='per_tensor', weighting:str='batch',   # as in `class_conditional_loss`
+                                direction:str='gradient', magnitude:str='radius', generator=None):
     "The published algorithm, one class of the batch at a time with autograd: `(perturbed loss, mean ||eps_c|| / ||w||)`."
     check_choice('radius', radius, RADII); check_choice('weighting', weighting, WEIGHTINGS)
+    check_choice('direction', direction, DIRECTIONS); check_choice('magnitude', magnitude, MAGNITUDES)
     w_norm, k = _norm(params), sum(p.numel() for p in params)
-    losses, ratios = [], []
-    for c in y.unique():
+    classes, losses, ratios = y.unique(), [], []
+    if direction == 'random':
+        dt = loss_precision(params[0].detach()[:0]).dtype
+        U = random_directions(len(classes), [p.shape for p in params], radius == 'joint', generator, dt, params[0].device)
+    for j, c in enumerate(classes):
         idx = torch.where(y == c)[0]
-        g = torch.autograd.grad(sample_loss[idx].mean(), params, retain_graph=True)
-        rho = lambda gn: class_conditional_rho(w_norm, gn, counts[c], k)
+        g = (torch.autograd.grad(sample_loss[idx].mean(), params, retain_graph=True)
+             if direction == 'gradient' or magnitude == 'radius' else None)
+        mag = lambda gn: (math.sqrt(k) * class_conditional_rho(w_norm, gn, counts[c], k) if magnitude == 'radius' else 1.)
         if radius == 'joint':
-            gn = _norm(g); eps = [noise_ratio * math.sqrt(k) * rho(gn) * gi / gn.clamp(min=NORM_EPS) for gi in g]
-        else: eps = [noise_ratio * math.sqrt(k) * rho(_norm([gi])) * gi / _norm([gi]).clamp(min=NORM_EPS) for gi in g]
+            gn = None if g is None else _norm(g)
+            dirs = [gi / gn.clamp(min=NORM_EPS) for gi in g] if direction == 'gradient' else [u[j] for u in U]
+            eps = [noise_ratio * mag(gn) * d for d in dirs]
+        else:
+            gns = [None if g is None else _norm([gi]) for gi in (g or params)]
+            dirs = [gi / gn.clamp(min=NORM_EPS) for gi, gn in zip(g, gns)] if direction == 'gradient' else [u[j] for u in U]
+            eps = [noise_ratio * mag(gn) * d for gn, d in zip(gns, dirs)]
         l = F.cross_entropy(loss_precision(perturbed_logits(idx, eps)), y[idx], reduction='none')
         losses.append(l if weighting == 'batch' else l.mean()[None])
         ratios.append(_norm(eps) / w_norm)
@@ -148,34 +184,45 @@ class CCSAMStep(Callback):
                  perturb:str='classifier',       # 'classifier' (public code) or 'all' (paper's text)
                  vectorized:bool=True,           # closed form (classifier only) or the published per-class loop
                  radius:str='per_tensor',        # 'per_tensor' (public code) or 'joint' (Eq. 8 as written)
-                 weighting:str='batch'):         # 'batch' (public code: mean over samples) or 'class' (Eq. 6/11)
+                 weighting:str='batch',          # 'batch' (public code: mean over samples) or 'class' (Eq. 6/11)
+                 direction:str='gradient',       # 'gradient' (Eq. 9) or 'random' (Table 2's "Stage 1 + mag")
+                 magnitude:str='radius'):        # 'radius' (Eq. 8-9) or 'unit' (Table 2's "Stage 1 + dir")
         self.noise_ratio = check_number('noise_ratio', noise_ratio, zero_ok=True)
         self.flat_ratio = check_fraction('flat_ratio', flat_ratio)
         self.perturb, self.vectorized = check_choice('perturb', perturb, PERTURBS), vectorized
         self.radius, self.weighting = check_choice('radius', radius, RADII), check_choice('weighting', weighting, WEIGHTINGS)
-        self._ratios, self._cache = [], {}
+        self.direction = check_choice('direction', direction, DIRECTIONS)
+        self.magnitude = check_choice('magnitude', magnitude, MAGNITUDES)
+        self._ratios, self._cache, self._gen = [], {}, None
+    def generator(self, tr, epoch:int=0):
+        "The random directions' own generator (seeded by the run's seed and the epoch; the batches' generator is left alone)."
+        if self._gen is None or epoch: self._gen = torch.Generator(tr.device).manual_seed(tr.cfg.seed * 1_000_003 + 500_009 + epoch)
+        return self._gen
     def settings(self)->dict: return dict(noise_ratio=self.noise_ratio, flat_ratio=self.flat_ratio, perturb=self.perturb,
-                                          radius=self.radius, weighting=self.weighting)
+                                          radius=self.radius, weighting=self.weighting, direction=self.direction,
+                                          magnitude=self.magnitude)
     def perturbed_loss(self, tr, x, y, T, counts):
         "`(logits, perturbed loss, eps ratio)` of the batch."
+        gen = self.generator(tr) if self.direction == 'random' else None
+        opts = (self.radius, self.weighting, self.direction, self.magnitude, gen)
         if self.perturb == 'classifier':
             head = linear_head(tr.model)
             with tr.autocast(): f = tr.model.features(x)
             f = loss_precision(f)
             logits = F.linear(f, head.weight, head.bias)
             if self.vectorized: return (logits, *class_conditional_loss(f, head.weight, head.bias, y, T, counts, self.noise_ratio,
-                                                                        self.radius, self.weighting))
+                                                                        *opts))
             params = [p for p in (head.weight, head.bias) if p is not None]
             at = lambda idx, eps: F.linear(f[idx], head.weight + eps[0], None if head.bias is None else head.bias + eps[1])
             return (logits, *class_conditional_loss_loop(soft_cross_entropy(logits, T), params, y, counts, self.noise_ratio, at,
-                                                         self.radius, self.weighting))
+                                                         *opts))
         named = [(n, p) for n, p in tr.model.named_parameters() if p.requires_grad]
         with tr.autocast(): logits = loss_precision(tr.net(x))
         def at(idx, eps):
             with tr.autocast(), running_stats_paused(tr.model):
                 return functional_call(tr.model, {n: p + e for (n, p), e in zip(named, eps)}, (x[idx],))
         return (logits, *class_conditional_loss_loop(soft_cross_entropy(logits, T), [p for _, p in named], y, counts,
-                                                     self.noise_ratio, at, self.radius, self.weighting))
+                                                     self.noise_ratio, at, *opts))
     def __call__(self, tr, x, y):
         x, y_a, y_b, lam = mixed_batch(tr, x, y)
         counts = device_copy(self._cache, 'counts', tr.counts, y.device)
@@ -185,7 +232,9 @@ class CCSAMStep(Callback):
         optimizer_step(tr, loss)
         self._ratios.append(ratio.detach())
         return loss.detach(), logits.detach()
-    def before_epoch(self, trainer, epoch): self._ratios = []
+    def before_epoch(self, trainer, epoch):
+        self._ratios = []
+        if self.direction == 'random': self.generator(trainer, epoch + 1)
     def after_epoch(self, trainer, epoch, event):
         if self._ratios: event['eps_ratio'] = float(torch.stack(self._ratios).mean())
 
@@ -252,7 +301,7 @@ class AdversarialFeatureStep(Callback):
 # %% ../nbs/07_ccsam_landscapes.ipynb #ca340f0c
 from pytorch_optimizer import SAM
 
-BASELINES = ('sam', 'swa')
+BASELINES = ('sam', 'swa', 'sn', 'gp', 'mp')   # Fig. 2: SAM, SWA; spectral norm, gradient penalty, model perturbation (below)
 
 class SAMStep:
     "SAM as a `Trainer` step: `pytorch_optimizer.SAM` around the trainer's optimizer, two forward-backward passes."
@@ -304,6 +353,90 @@ class SWACallback(Callback):
         summary['before_swa'] = {k: summary[k] for k in METRIC_KEYS}
         summary.update(tr.evaluate(), swa_models=int(avg.n_averaged))
         if tr.run is not None: tr.run.save_checkpoint({**tr.run.load_checkpoint(tr.device), 'model': tr.model.state_dict()})
+
+# %% ../nbs/07_ccsam_landscapes.ipynb #cd32ef72
+SN_LAYERS = (nn.Conv2d, nn.Linear)   # the layers `spectral_normalized` normalizes
+
+def spectral_normalized(model:nn.Module, n_power_iterations:int=1)->nn.Module:
+    "SN: every `nn.Conv2d` / `nn.Linear` of `model` computes with W / sigma(W) (torch's spectral_norm parametrization), in place."
+    check_number('sn_iterations', n_power_iterations, integer=True)
+    for m in list(model.modules()):
+        if isinstance(m, SN_LAYERS): torch.nn.utils.parametrizations.spectral_norm(m, n_power_iterations=n_power_iterations)
+    return model
+
+def spectral_norm_net(num_classes:int, backbone:str='cifar_resnet', # a key of `ARCHS`
+                      classifier:str='linear', sn_iterations:int=1,  # power iterations per training forward
+                      **backbone_kw):                                # the backbone's arch_kw
+    "`arch='spectral_norm'`: the `backbone` with spectral normalization on every convolution and linear layer (Fig. 2's SN)."
+    if check_choice('backbone', backbone, ARCHS) == 'spectral_norm':
+        raise ValueError("backbone='spectral_norm': expected a plain backbone")
+    return spectral_normalized(ARCHS[backbone](num_classes, classifier=classifier, **backbone_kw), sn_iterations)
+
+ARCHS['spectral_norm'] = spectral_norm_net
+
+class _OwnNoise(Callback):
+    "A step's own noise generator, seeded by the run's seed, the epoch and `OFFSET` (the batches' generator is left alone)."
+    OFFSET = 700_001
+    _gen = None
+    def generator(self, tr, epoch:int=0):
+        if self._gen is None or epoch: self._gen = torch.Generator(tr.device).manual_seed(tr.cfg.seed * 1_000_003 + self.OFFSET + epoch)
+        return self._gen
+    def before_epoch(self, tr, epoch): self.generator(tr, epoch + 1)
+
+def _trainable(tr): return [(n, p) for n, p in tr.model.named_parameters() if p.requires_grad]
+
+class GradientPenaltyStep(_OwnNoise):
+    "Fig. 2's GP (Zhao et al. 2022): grad of L + alpha r ||grad L||, as (1 - alpha) g(w) + alpha g(w + r g / ||g||)."
+    fp16 = False   # the first gradient is taken outside the trainer's loss scaling
+    def __init__(self, alpha:float=0.8,   # weight of the gradient at the shifted weights (Zhao et al.: 0.8, assumed)
+                 r:float=0.05):           # length of the finite-difference step along g
+        self.alpha, self.r = check_fraction('gp_alpha', alpha), check_number('gp_r', r)
+    def settings(self)->dict: return dict(gp_alpha=self.alpha, gp_r=self.r)
+    def __call__(self, tr, x, y):
+        x, y_a, y_b, lam = mixed_batch(tr, x, y)
+        named = _trainable(tr)
+        with tr.autocast():
+            logits = tr.net(x); loss = base_loss(tr, logits, y_a, y_b, lam)
+        g = torch.autograd.grad(loss, [p for _, p in named], retain_graph=True)
+        s = self.r / _norm(g).clamp(min=NORM_EPS)
+        with tr.autocast(), running_stats_paused(tr.model):
+            shifted = functional_call(tr.model, {n: p + (s * gi).to(p.dtype) for (n, p), gi in zip(named, g)}, (x,))
+            loss2 = base_loss(tr, shifted, y_a, y_b, lam)
+        optimizer_step(tr, (1 - self.alpha) * loss + self.alpha * loss2)   # the shift is a constant: its gradient is g(w + shift)
+        return loss.detach(), logits.detach()
+
+class ModelPerturbationStep(_OwnNoise):
+    "Fig. 2's MP (Shi et al. 2021, F2M): the mean loss over `draws` copies of the weights, shifted uniformly in [-bound, bound]."
+    OFFSET = 900_007
+    def __init__(self, bound:float=0.01,  # largest shift of a weight (F2M's b; assumed)
+                 draws:int=2):            # noisy copies per step (F2M's M; assumed)
+        self.bound, self.draws = check_number('mp_bound', bound, zero_ok=True), check_number('mp_draws', draws, integer=True)
+    def settings(self)->dict: return dict(mp_bound=self.bound, mp_draws=self.draws)
+    def noise(self, tr, named)->list:
+        "One draw: a uniform shift in [-bound, bound] of every weight, from the step's generator."
+        g = self.generator(tr)
+        return [(2 * torch.rand(p.shape, generator=g, device=p.device, dtype=p.dtype) - 1) * self.bound for _, p in named]
+    def __call__(self, tr, x, y):
+        x, y_a, y_b, lam = mixed_batch(tr, x, y)
+        named, losses = _trainable(tr), []
+        for j in range(self.draws):
+            eps = self.noise(tr, named)
+            with tr.autocast(), (running_stats_paused(tr.model) if j else contextlib.nullcontext()):
+                out = functional_call(tr.model, {n: p + e for (n, p), e in zip(named, eps)}, (x,))
+                losses.append(base_loss(tr, out, y_a, y_b, lam))
+            if j == 0: logits = out
+        loss = torch.stack(losses).mean()
+        optimizer_step(tr, loss)
+        return loss.detach(), logits.detach()
+
+def check_model_perturbation(cfg:TrainConfig):
+    "`step='model_perturbation'` runs on one process: its draws go around DistributedDataParallel, which would not synchronize them."
+    if dist_env()[1] > 1:
+        raise ValueError(f"step='model_perturbation' with {dist_env()[1]} processes: its draws bypass DistributedDataParallel's "
+                         "gradient synchronization; run it on one process (one GPU)")
+
+STEPS.update(gradient_penalty=Step(GradientPenaltyStep), model_perturbation=Step(ModelPerturbationStep, check_model_perturbation))
+
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #592c2cf0
 NO_SINGLE_HEAD = {   # archs whose prediction is not `classifier(features(x))`: CC-SAM's head-side steps cannot stand on them
@@ -567,3 +700,31 @@ def plot_loss_surfaces(surfaces:dict, groups=('all', 'head', 'tail'), title:str=
     return fig
 
 PLOT_COLORS = ('#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#7f7f7f')
+
+# %% ../nbs/07_ccsam_landscapes.ipynb #fa0691c1
+FLATTENING_NAMES = dict(sam='SAM', swa='SWA', sn='SN', gp='GP', mp='MP')   # Fig. 2's labels of the operations
+
+def flattening_gains(table,                        # `seed_table` of the runs: rows 'ce', 'ce_sam', ...
+                     bases=('ce', 'ldam_drw'),     # the baselines the operations flatten
+                     ops=BASELINES):               # the operations (keys of `FLATTENING_NAMES`)
+    "Fig. 2: each flattened baseline's mean accuracy minus its baseline's, overall and per group (rows `<base>_<op>`)."
+    import pandas as pd
+    val = lambda r, k: float('nan') if table.loc[r, k] is None else float(table.loc[r, k])
+    rows = {f'{m}_{b}': {'baseline': m, 'operation': b, **{k: val(f'{m}_{b}', k) - val(m, k) for k in METRIC_KEYS}}
+            for m in bases for b in ops if m in table.index and f'{m}_{b}' in table.index}
+    return pd.DataFrame.from_dict(rows, orient='index', columns=['baseline', 'operation', *METRIC_KEYS])
+
+def plot_flattening_gains(gains, title:str='Accuracy gain of each flattening operation over its baseline'):
+    "Fig. 2: bars of the gains (`flattening_gains`), one panel per metric with data, one colour per baseline."
+    keys = [k for k in METRIC_KEYS if gains[k].notna().any()]
+    fig = make_subplots(1, len(keys), subplot_titles=[k if k != 'acc' else 'overall' for k in keys])
+    for i, m in enumerate(dict.fromkeys(gains['baseline'])):
+        g = gains[gains['baseline'] == m]
+        for j, k in enumerate(keys):
+            fig.add_trace(go.Bar(x=[FLATTENING_NAMES[o] for o in g['operation']], y=g[k].tolist(), name=m, legendgroup=m,
+                                 showlegend=j == 0, marker_color=PLOT_COLORS[i % len(PLOT_COLORS)]), 1, j + 1)
+    fig.update_xaxes(title_text='flattening operation')
+    fig.update_yaxes(title_text='accuracy of flattened minus baseline, points', col=1)
+    fig.update_layout(barmode='group', title=title, template='plotly_white', height=380)
+    return fig
+

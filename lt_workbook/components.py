@@ -4,7 +4,8 @@
 
 # %% ../nbs/02_component_exploration.ipynb #627615bd
 from __future__ import annotations
-import math, functools, dataclasses
+import math, functools, dataclasses, json, re
+from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
@@ -17,11 +18,12 @@ from .training import *
 
 # %% auto #0
 __all__ = ['NORMS', 'ACTIVATIONS', 'POSITIONS', 'CONVS', 'OPERATIONS', 'BOTTLENECK_CONVS', 'BLOCKS', 'GROUPS', 'ARCH_DEFAULTS',
-           'METRIC_LABELS', 'COMPONENTS_PAPER', 'COMPONENTS_TABLE1', 'gn_groups', 'make_norm', 'make_act', 'unit',
-           'conv1x1', 'conv3x3', 'largest_divisor', 'Hierarchical', 'conv_unit', 'inner_width', 'bottleneck_body',
-           'DilConv', 'SepConv', 'LTAggConv', 'LTHierConv', 'SqueezeExcite', 'ComponentBlock', 'param_count',
-           'match_width', 'component_net', 'trim_test_set', 'variant_name', 'component_groups', 'component_table',
-           'plot_component_bars', 'plot_group_metrics', 'paper_claims', 'component_claims']
+           'METRIC_LABELS', 'COMPONENTS_PAPER', 'COMPONENTS_TABLE1', 'FIG1_COLORS', 'gn_groups', 'make_norm',
+           'make_act', 'unit', 'conv1x1', 'conv3x3', 'largest_divisor', 'Hierarchical', 'conv_unit', 'inner_width',
+           'bottleneck_body', 'DilConv', 'SepConv', 'LTAggConv', 'LTHierConv', 'SqueezeExcite', 'ComponentBlock',
+           'param_count', 'match_width', 'component_net', 'trim_test_set', 'variant_name', 'component_groups',
+           'component_table', 'plot_component_bars', 'plot_group_metrics', 'paper_claims', 'component_claims',
+           'pareto_front', 'plot_accuracy_vs_params', 'fewer_params_claim']
 
 # %% ../nbs/02_component_exploration.ipynb #629c1b27
 NORMS = ('bn', 'gn', 'ln', 'in')
@@ -352,4 +354,78 @@ def component_claims(runs:dict,                 # {(variant, ratio, seed): Run},
                 claims.append(Claim(COMPONENTS_PAPER, where, f'{text} (ratio {ratio:g})', a, per_seed(rs, a, metric), b,
                                     per_seed(rs, b, metric), direction, f'{METRIC_LABELS[metric]} test accuracy, %'))
     return claims
+
+
+# %% ../nbs/02_component_exploration.ipynb #c1c07018
+def pareto_front(params,  # parameter counts, one per architecture
+                 accs,    # their accuracies
+                )->list:
+    """Indices, by parameter count, of the architectures that no other one matches with at most as many parameters and
+    at least as high an accuracy."""
+    p, a = np.asarray(params, dtype=np.float64), np.asarray(accs, dtype=np.float64)
+    front, best = [], -np.inf
+    for i in sorted(np.flatnonzero(np.isfinite(p) & np.isfinite(a)), key=lambda i: (p[i], -a[i])):
+        if a[i] > best: front.append(int(i)); best = a[i]
+    return front
+
+FIG1_COLORS = ('#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b')
+
+def plot_accuracy_vs_params(table,          # `component_table` rows ((architecture, ratio) index), one ratio
+                            families:dict,  # {family label: [architectures]}: one marker series each
+                            title:str='')->go.Figure:
+    """Fig. 1: accuracy against parameters (log scale), overall and many / medium / few in a panel each, each panel's
+    Pareto front dashed."""
+    ratios = sorted({r for _, r in table.index})
+    if len(ratios) > 1: raise ValueError(f"plot_accuracy_vs_params: the table has rows at ratios {ratios}; pass one's")
+    rows = table.droplevel('ratio')
+    names = [v for vs in families.values() for v in vs if v in rows.index]
+    fig = make_subplots(2, 2, subplot_titles=[f'{l} accuracy' for l in METRIC_LABELS.values()],
+                        horizontal_spacing=0.1, vertical_spacing=0.16)
+    for k, metric in enumerate(METRIC_LABELS):
+        r, c = k // 2 + 1, k % 2 + 1
+        for j, (fam, vs) in enumerate(families.items()):
+            t = rows.loc[[v for v in vs if v in rows.index]]
+            hover = [f"{v}: {h}, {p / 1e6:.3f}M parameters"
+                     for v, h, p in zip(t.index, _hover(t.to_dict('records'), metric), t['params'])]
+            fig.add_trace(go.Scatter(x=t['params'], y=t[metric], mode='markers', name=fam, legendgroup=fam,
+                                     showlegend=k == 0, error_y=_error_bars(t[f'{metric}_std']), hovertext=hover,
+                                     hoverinfo='text', marker=dict(color=FIG1_COLORS[j % len(FIG1_COLORS)], size=9)),
+                          r, c)
+        t = rows.loc[names]
+        front = t.iloc[pareto_front(t['params'], t[metric])]
+        fig.add_trace(go.Scatter(x=front['params'], y=front[metric], mode='lines',
+                                 line=dict(color='black', dash='dash'),
+                                 name='Pareto front: no other has fewer parameters and a higher accuracy',
+                                 legendgroup='front', showlegend=k == 0, hoverinfo='skip'), r, c)
+        fig.update_xaxes(type='log', title_text='parameters (log scale)', row=r, col=c)
+        fig.update_yaxes(title_text=f'{METRIC_LABELS[metric]} test accuracy (%)', row=r, col=c)
+    fig.update_layout(title=title, template='plotly_white', height=760, legend=dict(orientation='h', y=-0.12))
+    return fig
+
+def fewer_params_claim(runs:dict,        # {(architecture, ratio, seed): Run} at one imbalance ratio
+                       reference:str,    # the architecture the smaller ones are compared with (e.g. 'resnet32')
+                       metric:str='acc', # a key of METRIC_KEYS
+                      )->Claim|None:
+    """Fig. 1's claim: an architecture with fewer parameters than `reference` is more accurate; per seed, the best of
+    the smaller ones against `reference` (None: no architecture is smaller)."""
+    check_choice('metric', metric, METRIC_KEYS)
+    done = {k: r for k, r in runs.items() if (r.summary or {}).get('status') == 'completed'}
+    size = {v: r.summary['params'] for (v, _, _), r in done.items()}
+    if reference not in size:
+        raise ValueError(f"fewer_params_claim: reference={reference!r} has no completed run; expected one of "
+                         f"{sorted(size)}")
+    smaller = sorted(v for v in size if size[v] < size[reference])
+    if not smaller: return None
+    best, ref = SeedValues(), per_seed({(v, s): r for (v, _, s), r in done.items()}, reference, metric)
+    for seed in sorted({s for (v, _, s) in done if v == reference}):
+        arm = [(r.summary[metric], r) for (v, _, s), r in done.items()
+               if s == seed and v in smaller and r.summary[metric] is not None]
+        if arm:
+            value, run = max(arm, key=lambda x: x[0])
+            best.append(float(value)); best.runs.append(getattr(getattr(run, 'path', None), 'name', None))
+    n, at = len(smaller), ''.join(f' (ratio {r:g})' for r in {k[1] for k in done})
+    return Claim(COMPONENTS_PAPER, 'Fig. 1', f'an architecture with fewer parameters than {reference} reaches a higher '
+                 f'accuracy ("an optimal architecture may achieve superior performance even with fewer parameters"){at}',
+                 f'best of {n} smaller', best, reference, ref, '>', f'{METRIC_LABELS[metric]} test accuracy, %',
+                 caveat=f'per seed, the best of {n} architectures on the test set: a selection, biased upward')
 

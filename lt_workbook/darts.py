@@ -17,7 +17,7 @@ from torch.utils.checkpoint import checkpoint
 import plotly.graph_objects as go
 from .data import *
 from .training import *
-from .components import DilConv, SepConv, LTAggConv, LTHierConv, Hierarchical, unit, conv1x1
+from .components import DilConv, SepConv, LTAggConv, LTHierConv, Hierarchical, unit, conv1x1, BLOCKS
 from .etf import *
 
 _log = logging.getLogger('lt_workbook.darts')
@@ -25,17 +25,18 @@ _log = logging.getLogger('lt_workbook.darts')
 # %% auto #0
 __all__ = ['OPS', 'DARTS_PRIMITIVES', 'LT_REPLACES', 'SEARCH_SPACES', 'WIDE', 'CHANNELWISE', 'STEMS', 'UNROLLS', 'GENOTYPE_OPS',
            'GENOTYPES', 'GENOTYPE_SOURCES', 'CELL_FIGURE', 'CELL_RANGE', 'OP_COLORS', 'NODE_PX', 'CHAR_PX', 'LABEL_PX',
-           'PALETTE', 'SUPERNET', 'SEARCH_TRAIN', 'ARCHITECT', 'HESSIAN', 'Zero', 'FactorizedReduce', 'relu_conv_bn',
-           'candidate_ops', 'strip_leading_relu', 'MixedOp', 'num_edges', 'SearchCell', 'regroup', 'is_channels_last',
-           'repeat_channels', 'cat_channels', 'wide_conv', 'wide_bn', 'WideFactorizedReduce', 'WideHierarchical',
-           'widen', 'pop_final_bn', 'weighted_sum', 'MixedOps', 'BatchedSearchCell', 'running_stats_paused',
-           'recomputed', 'reduction_cells', 'ImageNetStem', 'stem_states', 'cell_stack', 'Supernet', 'parse_cell',
-           'derive_genotype', 'frozen', 'alpha_grad', 'finite_difference_hvp', 'unrolled_weights',
-           'unrolled_alpha_grad', 'endless_batches', 'Architect', 'SearchTracker', 'drop_path', 'GenotypeCell',
-           'check_genotype', 'GenotypeNet', 'DropPathRamp', 'genotype_net_for_params', 'resolve_genotype',
-           'genotype_label', 'edge_names', 'cell_layout', 'label_boxes', 'plot_cell', 'alpha_scale',
+           'PALETTE', 'SUPERNET', 'SEARCH_TRAIN', 'ARCHITECT', 'HESSIAN', 'COMPARE_NAMES', 'Zero', 'FactorizedReduce',
+           'relu_conv_bn', 'candidate_ops', 'strip_leading_relu', 'MixedOp', 'num_edges', 'SearchCell', 'regroup',
+           'is_channels_last', 'repeat_channels', 'cat_channels', 'wide_conv', 'wide_bn', 'WideFactorizedReduce',
+           'WideHierarchical', 'widen', 'pop_final_bn', 'weighted_sum', 'MixedOps', 'BatchedSearchCell',
+           'running_stats_paused', 'recomputed', 'reduction_cells', 'ImageNetStem', 'stem_states', 'cell_stack',
+           'Supernet', 'parse_cell', 'derive_genotype', 'frozen', 'alpha_grad', 'finite_difference_hvp',
+           'unrolled_weights', 'unrolled_alpha_grad', 'endless_batches', 'Architect', 'SearchTracker', 'drop_path',
+           'GenotypeCell', 'check_genotype', 'GenotypeNet', 'DropPathRamp', 'genotype_net_for_params',
+           'resolve_genotype', 'genotype_label', 'edge_names', 'cell_layout', 'label_boxes', 'plot_cell', 'alpha_scale',
            'plot_alpha_evolution', 'plot_search_curves', 'search_halves', 'search_config', 'ltdarts_search',
-           'retrain_config', 'ltdarts_retrain']
+           'retrain_config', 'ltdarts_retrain', 'compare_label', 'compare_backbone', 'genotype_key',
+           'snapshot_genotypes', 'retrain_once', 'plot_search_and_test']
 
 # %% ../nbs/04_ltdarts_search.ipynb #313e66e7
 class Zero(nn.Module):
@@ -78,7 +79,10 @@ OPS = {
 DARTS_PRIMITIVES = ('none', 'max_pool_3x3', 'avg_pool_3x3', 'skip_connect',
                     'sep_conv_3x3', 'sep_conv_5x5', 'dil_conv_3x3', 'dil_conv_5x5')
 LT_REPLACES = {'dil_conv_3x3': 'lt_agg_conv', 'dil_conv_5x5': 'lt_hier_conv'}
-SEARCH_SPACES = {'darts': DARTS_PRIMITIVES, 'lt': tuple(LT_REPLACES.get(p, p) for p in DARTS_PRIMITIVES)}
+SEARCH_SPACES = {'darts': DARTS_PRIMITIVES, 'lt': tuple(LT_REPLACES.get(p, p) for p in DARTS_PRIMITIVES),
+                 # LT-DARTS Fig. 4's question (the found cell as the convolutions change): one replacement at a time
+                 **{f'lt_{k}': tuple({d: o}.get(p, p) for p in DARTS_PRIMITIVES)
+                    for k, (d, o) in zip(('agg', 'hier'), LT_REPLACES.items())}}
 
 def candidate_ops(name:str='lt', ops=None)->tuple:
     "The candidate operations: the named space of `SEARCH_SPACES`, or the explicit list `ops` (names from `OPS`)."
@@ -938,11 +942,14 @@ def retrain_config(genotype:dict,             # a checked genotype (`resolve_gen
                    num_classes:int=10,
                    label:str='cell',          # the cell's name: the run records the method '<label>+<method>'
                    stem:str='cifar',          # one of `STEMS` ('imagenet': DARTS' ImageNet network, for 224-px images)
+                   stem_stride:int=1,         # 2: the cells run at half resolution (a CPU proxy); 1 as DARTS
                    **train)->TrainConfig:     # `TrainConfig` settings over the method's (epochs, batch_size, lr, schedule, ...)
     "The `TrainConfig` that trains the network of `genotype` from scratch with `method`, at about `target_params` parameters."
     method_config(method, seed=seed, **train)   # a bad method or setting fails before the width is fitted
     C = genotype_net_for_params(genotype, target_params, num_classes, layers, stem=check_choice('stem', stem, STEMS))
-    net = dict(genotype=genotype, C=C, layers=layers, **({} if stem == 'cifar' else {'stem': stem}))   # recorded only when not the default
+    check_choice('stem_stride', stem_stride, (1, 2))
+    net = dict(genotype=genotype, C=C, layers=layers, **({} if stem == 'cifar' else {'stem': stem}),
+               **({} if stem_stride == 1 else {'stem_stride': stem_stride}))   # recorded only when not the default
     return replace(method_config(method, arch='genotype_net', arch_kw=net, seed=seed, **train),
                    method=f'{label}+{method}')   # the cell, then the recipe: 'lt_etf+ce' is Table 2's CE + LT-DARTS
 
@@ -957,7 +964,8 @@ def ltdarts_retrain(data:LTDataset,            # the long-tailed training and te
                     label:str|None=None,       # the cell's name in run names and methods (default `genotype_label(genotype)`)
                     run_dir=None,              # root of the runs (default: the section's)
                     section:str='04_ltdarts_search',
-                    stem:str='cifar')->dict:   # one of `STEMS` ('imagenet': DARTS' ImageNet network, for 224-px images)
+                    stem:str='cifar',          # one of `STEMS` ('imagenet': DARTS' ImageNet network, for 224-px images)
+                    stem_stride:int=1)->dict:  # 2: the cells run at half resolution (a CPU proxy); 1 as DARTS
     """Train the network of a cell from scratch (DARTS' evaluation network, `GenotypeNet`). Returns `{key: Run}`: the
     recipe's run as '<label> cell + <method>' (run 'retrain_<label>_<method>'), its first stage as '... (stage 1)' when the
     method has a second stage, and '... + cRT' with `crt_epochs`. Every setting is checked before a run directory is written."""
@@ -967,11 +975,83 @@ def ltdarts_retrain(data:LTDataset,            # the long-tailed training and te
     if crt_epochs and stage != 'none':
         raise ValueError(f"crt_epochs={crt_epochs} with method {method!r}: the method has its own second stage ({stage!r}); "
                          "use crt_epochs=0 or a method without one")
-    cfg = retrain_config(g, method, seed, target_params, layers, data.num_classes, label, stem, **(train or {}))
+    cfg = retrain_config(g, method, seed, target_params, layers, data.num_classes, label, stem, stem_stride, **(train or {}))
     key, name = f'{label} cell + {method}', f'retrain_{label}_{method}'
     *first, last = train_stages(data, cfg, section, name, run_dir)
     runs = {**{f'{key} (stage 1)': r for r in first}, key: last}
     if crt_epochs:
         runs[f'{key} + cRT'] = train_run(data, crt_config(cfg, last.checkpoint_file, crt_epochs), section, f'{name}_crt', run_dir)
     return runs
+
+
+# %% ../nbs/04_ltdarts_search.ipynb #deeb80e8
+COMPARE_NAMES = {'resnet32': 'ResNet-32', 'block:basic': 'ResNet', 'block:aggregated': 'ResNeXt',
+                 'block:hierarchical': 'Res2Net'}   # LT-DARTS Table 2's backbones in 02's frame (equal parameters)
+
+def compare_label(name:str)->str:
+    "The name a comparison backbone goes by in tables and figures ('block:aggregated' -> 'ResNeXt')."
+    return COMPARE_NAMES.get(name, name)
+
+def compare_backbone(name:str,                    # a key of `ARCHS` (at its own size) or 'block:<one of BLOCKS>'
+                     num_classes:int=10,
+                     target_params:int|None=None, # budget a 'block:' backbone's width is fitted to (None: ResNet-32's)
+                    )->tuple:
+    """`(arch, arch_kw)` of a comparison backbone (LT-DARTS Table 2, Fig. 2): a network of `ARCHS` as it is, or 02's
+    residual frame (ResNet-32's depth) with the block `block:<name>`, its width fitted to `target_params` (13's `backbone`)."""
+    allowed = [*ARCHS, *[f'block:{b}' for b in BLOCKS]]
+    if not isinstance(name, str) or name not in allowed:
+        raise ValueError(f"compare_archs={name!r}: expected a key of ARCHS or 'block:<block>', one of {allowed}")
+    if not name.startswith('block:'): return name, {}
+    from lt_workbook.recipes import backbone   # 13 builds on this module: imported when needed
+    bb = backbone(name, num_classes, size=target_params)
+    return bb.arch, bb.arch_kw
+
+def genotype_key(genotype:dict)->str:
+    "A genotype as text, the same for equal genotypes: the key under which a cell is retrained once."
+    return json.dumps(genotype, sort_keys=True)
+
+def snapshot_genotypes(run:Run, epochs)->dict:
+    "`{epoch: genotype}` of a search run at the search epochs `epochs` (1-based), from its metrics.jsonl (Fig. 8's snapshots)."
+    logged = {e['epoch'] + 1: e['genotype'] for e in run.metrics if 'genotype' in e}
+    for ep in epochs:
+        if ep not in logged:
+            raise ValueError(f"snapshot_epochs: epoch {ep!r} of {run.name} was not logged (logged: {sorted(logged)})")
+    return {ep: logged[ep] for ep in epochs}
+
+def retrain_once(cells:dict,             # {key: genotype}
+                 train,                  # train(key, genotype) -> Run
+                 known:dict|None=None,   # {genotype JSON: Run} already trained with the same settings
+                )->dict:
+    """`{key: Run}`: `train` runs once per distinct genotype (for the first key that has it); every other key with that
+    genotype, and a genotype of `known`, gets the run there is."""
+    done, out = dict(known or {}), {}
+    for k, g in cells.items():
+        j = genotype_key(g)
+        if j not in done: done[j] = train(k, g)
+        out[k] = done[j]
+    return out
+
+def plot_search_and_test(searches:dict,             # {label: search Run}: the supernet's test accuracy per epoch
+                         tests:dict,                # {(label, epoch): Run}: the cell of that search epoch retrained
+                         baselines:dict|None=None,  # {name: Run}: fixed backbones trained as the cells (horizontal)
+                         title:str='Search and test', metric:str='acc')->go.Figure:
+    """LT-DARTS Fig. 2 and 8a-b: per search, the supernet's accuracy during the search (solid, "search") and the networks
+    of the cells found at some epochs trained from scratch (markers, dashed, "test"); baselines dotted across."""
+    fig, last = go.Figure(), 1
+    for i, (label, run) in enumerate(sorted(searches.items(), key=lambda kv: str(kv[0]))):
+        color = PALETTE[i % len(PALETTE)]
+        ev = [e for e in run.metrics if e.get(metric) is not None]
+        last = max([last] + [e['epoch'] + 1 for e in ev])
+        fig.add_scatter(x=[e['epoch'] + 1 for e in ev], y=[e[metric] for e in ev], name=f'{label}: search',
+                        line=dict(color=color))
+        pts = sorted((ep, r.summary[metric]) for (l, ep), r in tests.items() if l == label and r.summary)
+        if pts:
+            fig.add_scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], name=f'{label}: test (retrained)',
+                            mode='lines+markers', line=dict(color=color, dash='dash'), marker=dict(size=9))
+    for j, (name, run) in enumerate((baselines or {}).items()):
+        fig.add_scatter(x=[1, last], y=[run.summary[metric]] * 2, mode='lines', name=f'{name} (trained as the cells)',
+                        line=dict(color=('#2ca02c', '#bcbd22', '#7f7f7f', '#17becf')[j % 4], dash='dot'))
+    fig.update_layout(title=title, xaxis=dict(title='search epoch', dtick=1), yaxis_title=f'test accuracy ({metric}, %)',
+                      template='plotly_white', height=380)
+    return fig
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #5be1e780
 from __future__ import annotations
-import os, pickle, math, functools, dataclasses, warnings
+import os, re, json, pickle, math, functools, dataclasses, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -20,15 +20,17 @@ from IPython.core.formatters import DisplayFormatter
 __all__ = ['PROFILES', 'CIFAR', 'CIFAR_PICKLE_GLOBALS', 'LIST_DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'EVAL_RESIZE',
            'IMAGE_EXTENSIONS', 'DATASETS', 'SAMPLERS', 'GROUP_SPLITS', 'INDEX_SPLITS', 'METRIC_KEYS', 'MANY_ABOVE',
            'FEW_BELOW', 'FIGURE_RENDERERS', 'GROUP_LABELS', 'EMPTY_GROUP', 'CONFUSION_NORMALIZE', 'MAX_CELL_TEXT',
-           'check_choice', 'check_number', 'check_int', 'check_fraction', 'check_ratio', 'lt_counts', 'realized_ratio',
-           'ImageSet', 'LTDataset', 'lt_subset', 'mnist5k', 'project_root', 'resolve_data_root', 'UnsafePickleError',
-           'CifarUnpickler', 'cifar', 'write_fake_cifar', 'missing_files', 'read_list_file', 'decode_image_file',
-           'resized_crop', 'eval_transform', 'random_resized_box', 'color_jitter', 'train_transform', 'ListImages',
-           'list_dataset', 'write_fake_list_dataset', 'scan_image_folder', 'image_folder', 'write_fake_image_folder',
-           'load_dataset', 'train_val_split', 'class_probs', 'Sampler', 'random_crop_flip', 'normalize',
-           'DecodedBatches', 'decoded', 'check_shard', 'shard_rows', 'batches', 'eval_batches', 'class_groups',
-           'lt_metrics', 'CdnHtmlRenderer', 'use_html_figures', 'figure_bundle', 'display_output', 'show_in',
-           'plot_class_counts', 'plot_per_class_accuracy', 'empty_groups', 'plot_group_accuracy', 'plot_confusion']
+           'PAPER_ITEMS', 'check_choice', 'check_number', 'check_int', 'check_fraction', 'check_ratio', 'lt_counts',
+           'realized_ratio', 'ImageSet', 'LTDataset', 'lt_subset', 'mnist5k', 'project_root', 'resolve_data_root',
+           'UnsafePickleError', 'CifarUnpickler', 'cifar', 'write_fake_cifar', 'missing_files', 'read_list_file',
+           'decode_image_file', 'resized_crop', 'eval_transform', 'random_resized_box', 'color_jitter',
+           'train_transform', 'ListImages', 'list_dataset', 'write_fake_list_dataset', 'scan_image_folder',
+           'image_folder', 'write_fake_image_folder', 'load_dataset', 'train_val_split', 'class_probs', 'Sampler',
+           'random_crop_flip', 'normalize', 'DecodedBatches', 'decoded', 'check_shard', 'shard_rows', 'batches',
+           'eval_batches', 'class_groups', 'lt_metrics', 'CdnHtmlRenderer', 'figure_renderers', 'use_html_figures',
+           'figure_bundle', 'display_output', 'show_in', 'plot_class_counts', 'plot_per_class_accuracy', 'empty_groups',
+           'plot_group_accuracy', 'plot_confusion', 'heading_anchor', 'notebook_markdown', 'notebook_anchors',
+           'paper_items_rows', 'paper_items', 'paper_items_problems']
 
 # %% ../nbs/00_data.ipynb #2dcf0dcc
 def check_choice(name:str, value, allowed):
@@ -796,19 +798,25 @@ class CdnHtmlRenderer(HtmlRenderer):
         return {'text/html': pio.to_html(fig_dict, include_plotlyjs='cdn', include_mathjax=False, full_html=False,
                                          default_width='100%', default_height=525, validate=False)}
 
-pio.renderers['cdn_html'] = CdnHtmlRenderer()
 FIGURE_RENDERERS = 'plotly_mimetype+cdn_html'   # JSON for JupyterLab (offline), HTML for the site and nbconvert
+
+def figure_renderers():
+    """plotly's renderers, with ours (`cdn_html`) added. Registered on first use, not on import: plotly builds its registry
+    when first asked and imports nbformat then (about 2 s of CPU), so a process that draws nothing never pays for it."""
+    if 'cdn_html' not in pio.renderers: pio.renderers['cdn_html'] = CdnHtmlRenderer()
+    return pio.renderers
 
 def use_html_figures():
     "Make `fig.show()` emit plotly's JSON (for JupyterLab) and an HTML/JS rendering (for the site), nothing else."
-    pio.renderers.default = FIGURE_RENDERERS
+    figure_renderers().default = FIGURE_RENDERERS
 
 def figure_bundle(fig:BaseFigure)->dict:
     "`fig`'s mime bundle from the default plotly renderers (else `FIGURE_RENDERERS`), built without activating them."
-    names = [n for n in pio.renderers.default.split('+') if n]   # '' outside a kernel: no renderer at all
-    renderers = [r for r in (pio.renderers[n] for n in names) if isinstance(r, MimetypeRenderer)]
+    registry = figure_renderers()
+    names = [n for n in registry.default.split('+') if n]   # '' outside a kernel: no renderer at all
+    renderers = [r for r in (registry[n] for n in names) if isinstance(r, MimetypeRenderer)]
     fig_dict, bundle = fig.to_dict(), {}
-    for renderer in renderers or [pio.renderers[n] for n in FIGURE_RENDERERS.split('+')]:
+    for renderer in renderers or [registry[n] for n in FIGURE_RENDERERS.split('+')]:
         bundle.update(renderer.to_mimebundle(fig_dict))
     return bundle
 
@@ -930,3 +938,51 @@ def plot_confusion(confusion,                # C x C counts, rows: true class, c
     default = 'Confusion matrix, % of each true class' if normalize else 'Confusion matrix, test images'
     fig.update_layout(title=title or default, template='plotly_white', height=min(900, 420 + 16 * C))
     return fig
+
+# %% ../nbs/00_data.ipynb #7dda43ae
+def heading_anchor(text:str)->str:
+    "The identifier Quarto (pandoc) gives a heading: only letters, digits, _ - . kept, spaces to hyphens, lower case."
+    t = re.sub(r'\s', '-', re.sub(r'[^\w\s.-]', '', text.strip().lower()))
+    return re.sub(r'^[^a-z]+', '', t) or 'section'
+
+PAPER_ITEMS = 'Figures and tables of the paper'   # the heading of each section notebook's map of its paper
+
+def notebook_markdown(path)->list:
+    "The markdown cells of the notebook at `path`, as strings."
+    return [''.join(c['source']) for c in json.loads(Path(path).read_text()).get('cells', []) if c['cell_type'] == 'markdown']
+
+def notebook_anchors(markdown:list)->set:
+    "The identifiers of every heading in `markdown` cells."
+    return {heading_anchor(h) for s in markdown for h in re.findall(r'^#+[ \t]+(.+?)[ \t]*$', s, re.M)}
+
+def paper_items_rows(markdown:list):
+    "The rows of the table under the heading `PAPER_ITEMS` in `markdown` cells (header and rule left out); None if no such heading."
+    table = next((s for s in markdown if re.search(rf'^#+[ \t]+{PAPER_ITEMS}[ \t]*$', s, re.M)), None)
+    return None if table is None else [l for l in table.splitlines() if l.startswith('|')][2:]
+
+def paper_items(notebook)->list:
+    "The paper's figures and tables the notebook's `PAPER_ITEMS` table lists (its first column), in its order."
+    return [row.strip().strip('|').split('|')[0].strip() for row in paper_items_rows(notebook_markdown(notebook)) or []]
+
+def paper_items_problems(notebook,   # path of a section notebook
+                         root=None,  # the project root, with nbs/ and configs/ (default: `project_root()`)
+                        )->list:
+    """What is wrong with the notebook's 'Figures and tables of the paper' table: a link to a heading that is not there
+    (in this notebook or the one it names), a notebook or config that does not exist, a row without 5 columns."""
+    root = Path(root or project_root())
+    md = notebook_markdown(notebook)
+    anchors, rows = notebook_anchors(md), paper_items_rows(md)
+    if rows is None: return [f'no heading {PAPER_ITEMS!r}']
+    problems = [] if rows else ['the table has no row']
+    for row in rows:
+        if len(row.strip().strip('|').split('|')) != 5: problems.append(f'{row[:60]}...: expected 5 columns')
+        for target in re.findall(r'\]\(([^)\s]*)\)', row):
+            page, _, anchor = target.partition('#')
+            if page and not (root/'nbs'/page).exists(): problems.append(f'{target}: no notebook nbs/{page}')
+            elif page and anchor and anchor not in notebook_anchors(notebook_markdown(root/'nbs'/page)):
+                problems.append(f'{target}: no heading of {page} has this anchor')
+            elif not page and anchor not in anchors:
+                problems.append(f'#{anchor}: no heading of {Path(notebook).name} has this anchor')
+        problems += [f'{c}: no such file' for c in re.findall(r'configs/[\w./-]+\.ya?ml', row) if not (root/c).exists()]
+    return problems
+

@@ -18,17 +18,19 @@ import plotly.graph_objects as go
 from .data import *
 from .training import *
 from .components import unit, conv1x1, conv3x3
-from .darts import OPS, running_stats_paused, PALETTE
+from .darts import OPS, running_stats_paused, PALETTE, GenotypeNet, DARTS_PRIMITIVES, check_genotype
 
 # %% auto #0
 __all__ = ['NATS_OPS', 'OP_NAMES', 'PARAMETRIC_OPS', 'NODES', 'EDGES', 'PAPER_SCHEDULES', 'PAPER_LR_DECAY', 'PROCEDURES',
-           'IMBNAS_SECTION', 'arch_str', 'parse_arch', 'as_arch', 'arch_code', 'is_valid', 'cost_signature',
-           'all_archs', 'equal_cost_archs', 'sample_equal_cost', 'TopologyCell', 'ResidualReduction', 'CellNet',
-           'inherit', 'sample_path', 'spos_step', 'recalibrated_bn', 'recalibration_batches', 'evaluate_subnet',
-           'random_arch', 'mutate', 'crossover', 'offspring', 'evolution_search', 'kendall_tau_matrix',
-           'rank_agreement', 'scale_epoch', 'step_schedule', 'adaptation_config', 'transfer_init', 'cell_net_config',
-           'split_for_search', 'record_run', 'train_subnet', 'rank_transfer', 'train_supernet', 'adapt_supernet',
-           'evolve_subnets', 'plot_tau_matrix', 'plot_rank_scatter', 'plot_adaptation_cost']
+           'IMBNAS_SECTION', 'DARTS_OPS', 'arch_str', 'parse_arch', 'as_arch', 'arch_code', 'is_valid',
+           'cost_signature', 'all_archs', 'equal_cost_archs', 'sample_equal_cost', 'TopologyCell', 'ResidualReduction',
+           'CellNet', 'count_macs', 'inherit', 'sample_path', 'spos_step', 'FreezeBackboneFrom', 'recalibrated_bn',
+           'recalibration_batches', 'evaluate_subnet', 'random_arch', 'mutate', 'crossover', 'offspring',
+           'evolution_search', 'kendall_tau_matrix', 'rank_agreement', 'scale_epoch', 'step_schedule',
+           'adaptation_config', 'transfer_init', 'cell_net_config', 'split_for_search', 'record_run', 'train_subnet',
+           'rank_transfer', 'train_supernet', 'adapt_supernet', 'evolve_subnets', 'random_genotype', 'table1_archs',
+           'train_genotype', 'table1_run', 'plot_tau_matrix', 'plot_rank_scatter', 'plot_adaptation_cost',
+           'plot_accuracy_lines', 'plot_grouped_bars']
 
 # %% ../nbs/08_imbnas_transfer.ipynb #df33e919
 NATS_OPS = {   # name -> builder(C): every operation maps C channels to C at stride 1
@@ -160,6 +162,19 @@ class CellNet(nn.Module):
 
 ARCHS['cell_net'] = CellNet
 
+def count_macs(net:nn.Module, size:int=32)->int:
+    "Multiply-accumulates of one `size` x `size` image through every `Conv2d` (forward hooks) and the linear classifier."
+    total, hooks = [0], []
+    def hook(m, i, o): total[0] += o[0].numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+    hooks = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.Conv2d)]
+    training = net.training
+    try:
+        with torch.no_grad(): net.eval()(torch.zeros(1, 3, size, size, device=next(net.parameters()).device))
+    finally:
+        for h in hooks: h.remove()
+        net.train(training)
+    return total[0] + net.classifier.weight.numel()
+
 def inherit(supernet:CellNet, arch, num_classes:int|None=None)->CellNet:
     "The stand-alone network of `arch` with the supernet's weights and BatchNorm statistics for it."
     stem, N = supernet.stem[0], sum(isinstance(l, TopologyCell) for l in supernet.layers) // 3
@@ -182,10 +197,20 @@ def spos_step(tr, x, y):
     "The trainer step of single-path one-shot training: sample a path from `tr.generator`, then the ordinary step on it."
     model = tr.model
     model.arch = sample_path(tr.generator)
-    if tr.cfg.freeze_backbone:   # batch statistics, running statistics left as they are (see above)
+    if tr.cfg.freeze_backbone or getattr(tr, 'backbone_frozen', False):   # batch statistics; running ones kept
         model.train()
         with running_stats_paused(model): return standard_step(tr, x, y)
     return standard_step(tr, x, y)
+
+class FreezeBackboneFrom(Callback):
+    """Table 4's P2: the backbone fine-tuned for the first `epoch` epochs, then frozen (no gradient, BatchNorm running
+    statistics paused); the classifier trains throughout."""
+    def __init__(self, epoch:int): self.epoch = epoch
+    def before_epoch(self, tr, epoch):
+        tr.backbone_frozen = epoch >= self.epoch   # read by `spos_step`; set at every epoch: a resumed run agrees
+        for n, p in tr.model.named_parameters():
+            if not n.startswith('classifier.'): p.requires_grad_(not tr.backbone_frozen)   # no gradient: SGD skips it
+
 
 # %% ../nbs/08_imbnas_transfer.ipynb #f4ddda53
 @contextmanager
@@ -334,12 +359,15 @@ def adaptation_config(procedure:str,             # a key of `PROCEDURES`
                       init_from=None,             # the source checkpoint P1 / P2 start from
                       epochs:int|None=None,       # P1 / P2 length (None: a third of the supernet's, Sec. 3.4)
                       lr:float|None=None,         # P1 / P2 learning rate (None: a tenth of the supernet's, Sec. 3.4)
+                      reweight:str='drw',         # P3's loss: 'drw' (CE-DRW, Eq. 6) or 'none' (plain CE, Table 5)
                      )->TrainConfig|None:
     "The training config of adaptation `procedure` from the supernet's; None for P0."
     check_choice('procedure', procedure, PROCEDURES)
     if procedure == 'P0': return None
     if procedure == 'P3':
-        return replace(supernet_cfg, method='imbnas_adapt_P3', reweight='drw', init_from=None,
+        check_choice('reweight', reweight, ('drw', 'none'))
+        method = 'imbnas_adapt_P3' + ('' if reweight == 'drw' else '_ce')
+        return replace(supernet_cfg, method=method, reweight=reweight, init_from=None,
                        **step_schedule('supernet', supernet_cfg.epochs, supernet_cfg.lr, supernet_cfg.lr_decay))
     if init_from is None: raise ValueError(f"{procedure} starts from the source supernet: pass init_from (its checkpoint)")
     sched = step_schedule('adapt', epochs or max(1, round(supernet_cfg.epochs / 3)), lr or supernet_cfg.lr / 10, supernet_cfg.lr_decay)
@@ -388,9 +416,15 @@ def cell_net_config(arch,                      # a cell (NATS-Bench string or 6 
                        **step_schedule(kind, epochs, lr, lr_decay))
 
 def split_for_search(data:LTDataset, val_fraction:float=0.2, seed:int=0)->tuple:
-    "The search split (a dataset whose counts and recorded ratio are the split's) and the held-out images that score sub-networks."
-    tr_idx, va_idx = train_val_split(data.train.labels, val_fraction=val_fraction, seed=seed)
-    return data.train_subset(tr_idx), data.train.subset(va_idx)
+    """The search split (a dataset whose counts and recorded ratio are the split's) and the held-out images that score
+    sub-networks. A class with a single image (CIFAR-100 at ratio 400) keeps it on the search side: the held-out metrics
+    average over the classes the split has."""
+    labels = data.train.labels.cpu()
+    single = torch.bincount(labels, minlength=data.num_classes)[labels] < 2
+    ok = torch.where(~single)[0]
+    tr_idx, va_idx = train_val_split(labels[ok], val_fraction=val_fraction, seed=seed)
+    search = torch.cat([ok[tr_idx], torch.where(single)[0]]).sort().values
+    return data.train_subset(search), data.train.subset(ok[va_idx])
 
 def record_run(name:str, method:str, seed:int,
                sources:dict,                   # the names of the runs the results come from
@@ -447,13 +481,25 @@ def adapt_supernet(source:Run,                 # a completed `train_supernet` ru
                    epochs:int|None=None,       # P1 / P2 length (None: a third of the supernet's)
                    lr:float|None=None,         # P1 / P2 learning rate (None: a tenth of the supernet's)
                    name:str|None=None,         # default `adapt_<procedure>_s<seed>`
-                   run_dir=None, section:str=IMBNAS_SECTION)->Run:
+                   run_dir=None, section:str=IMBNAS_SECTION,
+                   finetune_epochs:int|None=None,   # P2 only: the backbone frozen from this epoch on (Table 4)
+                   reweight:str='drw',         # P3 only: 'drw' (Eq. 6) or 'none' (plain CE, Table 5)
+                  )->Run:
     "The source supernet adapted to the target by `procedure` (Sec. 3.4: P1 classifier with CB, P2 fine-tuning with DRW, P3 from scratch)."
     if check_choice('procedure', procedure, PROCEDURES) == 'P0': return source
+    if finetune_epochs is not None and procedure != 'P2':
+        raise ValueError(f"finetune_epochs={finetune_epochs}: only P2 fine-tunes the backbone "
+                         f"(procedure={procedure!r})")
+    if reweight != 'drw' and procedure != 'P3':
+        raise ValueError(f"reweight={reweight!r}: only P3's loss is a choice (procedure={procedure!r})")
     cfg_s = run_config(source)   # the source supernet's config
     init = transfer_init(source, data.num_classes, cfg_s.seed) if procedure != 'P3' else None
-    cfg = adaptation_config(procedure, cfg_s, init, epochs, lr)
-    return train_run(data, cfg, section, name or f'adapt_{procedure}_s{cfg_s.seed}', run_dir, step=spos_step, eval_set=val_set)
+    cfg = adaptation_config(procedure, cfg_s, init, epochs, lr, reweight)
+    if finetune_epochs is not None: check_number('finetune_epochs', finetune_epochs, integer=True, zero_ok=True)
+    ft = finetune_epochs is not None and finetune_epochs < cfg.epochs
+    return train_run(data, cfg, section, name or f'adapt_{procedure}_s{cfg_s.seed}', run_dir, step=spos_step, eval_set=val_set,
+                     extra={'finetune_epochs': finetune_epochs} if ft else None,
+                     callbacks=[FreezeBackboneFrom(finetune_epochs)] if ft else ())
 
 def evolve_subnets(supernet:Run,               # the supernet the sub-networks inherit from: the source's (P0) or an adaptation's
                    data:LTDataset,             # its search split: each sub-network's BN statistics are recalibrated on its images
@@ -465,8 +511,9 @@ def evolve_subnets(supernet:Run,               # the supernet the sub-networks i
                    fitness_metric:str='balanced_acc',   # 'balanced_acc' (mean per class) or 'acc' on `val_set`
                    bn_batches:int=10,          # training batches the BatchNorm statistics are recalibrated on
                    val_fraction:float|None=None,   # the held-out share, recorded
-                   run_dir=None, section:str=IMBNAS_SECTION)->Run:
-    "The evolutionary search over `supernet`'s sub-networks in `search_<procedure>_s<seed>` (one record per generation); returns the `Run`."
+                   run_dir=None, section:str=IMBNAS_SECTION,
+                   name:str|None=None)->Run:   # default `search_<procedure>_s<seed>`
+    "The evolutionary search over `supernet`'s sub-networks in the run `name` (a record per generation); returns the `Run`."
     cfg = cfg or replace(run_config(supernet), freeze_backbone=False)
     check_choice('procedure', procedure, PROCEDURES); check_choice('fitness_metric', fitness_metric, ('balanced_acc', 'acc'))
     ev = dict(generations=generations, population=population, crossover_num=crossover_num, mutation_num=mutation_num,
@@ -474,7 +521,7 @@ def evolve_subnets(supernet:Run,               # the supernet the sub-networks i
     params = dict(method=f'imbnas_search_{procedure}', supernet=supernet.name, data=data.spec, imbalance_ratio=data.imbalance_ratio,
                   val_fraction=val_fraction, fitness_metric=fitness_metric, bn_batches=bn_batches, batch_size=cfg.batch_size,
                   device=cfg.device, **ev)
-    run = Run.create(runs_root(section, run_dir), f'search_{procedure}_s{seed}', params)
+    run = Run.create(runs_root(section, run_dir), name or f'search_{procedure}_s{seed}', params)
     if run.completed: return run
     run.truncate_metrics(0)     # records of an interrupted search are redone
     model = supernet.model if supernet.model is not None else load_model(supernet.path, pick_device(cfg.device))   # in memory, or from disk
@@ -489,6 +536,62 @@ def evolve_subnets(supernet:Run,               # the supernet the sub-networks i
         run.finish('failed', error=f'{type(e).__name__}: {e}'); raise
     run.finish('completed', procedure=procedure, adapt_time=adapt_time, search_time=round(time.time() - t0, 3), **res)
     return run
+
+# %% ../nbs/08_imbnas_transfer.ipynb #dbb6f9b3
+DARTS_OPS = tuple(o for o in DARTS_PRIMITIVES if o != 'none')   # a derived DARTS cell never holds `none`
+
+def random_genotype(rng:np.random.Generator, steps:int=4)->dict:
+    "A DARTS-space genotype drawn uniformly: per node two distinct earlier inputs, each edge's operation from `DARTS_OPS`."
+    def cell():
+        return [[DARTS_OPS[rng.integers(len(DARTS_OPS))], int(j)] for n in range(steps)
+                for j in sorted(rng.choice(2 + n, 2, replace=False).tolist())]
+    return check_genotype(dict(normal=cell(), normal_concat=list(range(2, 2 + steps)), reduce=cell(),
+                               reduce_concat=list(range(2, 2 + steps))))
+
+def table1_archs(pool:int=8,                    # random genotypes drawn (at least 4)
+                 seed:int=0, num_classes:int=10,
+                 **net_kw)->dict:               # `GenotypeNet`'s C, layers, stem_stride
+    """Table 1's A1-A4 by cost alone: A1, A2 the two of `pool` random genotypes closest in MACs, A3 / A4 the largest /
+    smallest of the rest."""
+    check_number('table1_pool', pool, integer=True)
+    if pool < 4: raise ValueError(f"table1_pool={pool}: expected at least 4 genotypes to choose A1-A4 from")
+    rng = np.random.default_rng(seed)
+    gs = [random_genotype(rng) for _ in range(pool)]
+    macs = [count_macs(GenotypeNet(num_classes, genotype=g, **net_kw)) for g in gs]
+    i, j = min(itertools.combinations(range(pool), 2), key=lambda p: (abs(math.log(macs[p[0]] / macs[p[1]])), p))
+    rest = [k for k in range(pool) if k not in (i, j)]
+    big, small = max(rest, key=lambda k: (macs[k], -k)), min(rest, key=lambda k: (macs[k], k))
+    return {name: dict(genotype=gs[k], macs=macs[k]) for name, k in zip(('A1', 'A2', 'A3', 'A4'), (i, j, big, small))}
+
+def train_genotype(data:LTDataset, genotype:dict, name:str, seed:int=0, epochs:int=3, lr:float=0.1,
+                   lr_decay:float=PAPER_LR_DECAY,
+                   C:int=4, layers:int=3,       # `GenotypeNet`'s width and cells (DARTS' CIFAR network: 36, 20)
+                   stem_stride:int=2,           # 2: cells at half resolution (CPU proxy); DARTS 1
+                   run_dir=None, section:str=IMBNAS_SECTION,
+                   **kw)->Run:                  # `cell_net_config`'s batch_size, momentum, weight_decay, beta, ...
+    "A DARTS-space network with the sub-network schedule: CE on balanced `data`, CE + DRW on long-tailed (Table 1)."
+    drw = data.imbalance_ratio > 1
+    cfg = cell_net_config(None, 'subnet', epochs, lr, lr_decay, method=f"imbnas_table1_{'drw' if drw else 'ce'}",
+                          reweight='drw' if drw else 'none', seed=seed, eval_every=epochs, **kw)
+    return train_run(data, replace(cfg, arch='genotype_net', arch_kw=dict(genotype=genotype, C=C, layers=layers,
+                                                                         stem_stride=stem_stride)), section, name, run_dir)
+
+def table1_run(archs:dict,                      # `table1_archs`' {A1: {genotype, macs}, ...}
+               data:dict,                       # {arch name: (balanced LTDataset, long-tailed LTDataset)}
+               seed:int=0, epochs:int=3, run_dir=None, section:str=IMBNAS_SECTION,
+               **kw)->Run:                      # `train_genotype`'s
+    "Table 1 for one seed: each architecture trained on its balanced and long-tailed data, in `table1_s<seed>`."
+    runs = {}
+    for a, (bal, imb) in progress(list(data.items()), desc=f'Table 1 s{seed}', unit='arch'):
+        for kind, d_ in (('bal', bal), ('imb', imb)):
+            runs[a, kind] = train_genotype(d_, archs[a]['genotype'], f'table1_{a}_{kind}_s{seed}', seed, epochs,
+                                           run_dir=run_dir, section=section, **kw)
+    rows = {a: dict(macs=archs[a]['macs'], params=runs[a, 'bal'].summary['params'], dataset=data[a][0].name,
+                    ratio=data[a][1].imbalance_ratio, bal=runs[a, 'bal'].summary['acc'],
+                    imb=runs[a, 'imb'].summary['acc'],
+                    genotype=archs[a]['genotype']) for a in data}
+    return record_run(f'table1_s{seed}', 'imbnas_table1', seed, {f'{a}/{k}': r.name for (a, k), r in runs.items()},
+                      run_dir=run_dir, section=section, table=rows)
 
 # %% ../nbs/08_imbnas_transfer.ipynb #14bfcb75
 def plot_tau_matrix(tau:pd.DataFrame, title:str='Kendall tau between architecture rankings')->go.Figure:
@@ -516,4 +619,28 @@ def plot_adaptation_cost(table:pd.DataFrame, title:str='Cost of each adaptation 
                      go.Bar(name='evolutionary search', x=list(table.index), y=table['search_time'],
                             text=[f"acc {a:.1f}%" for a in table['acc']], textposition='outside')])
     fig.update_layout(barmode='stack', title=title, yaxis_title='wall-clock seconds', template='plotly_white', height=380)
+    return fig
+
+def plot_accuracy_lines(lines:dict,            # {trace name: (xs, means, stds)}; a name in `dashed` is drawn dashed
+                        title:str, xaxis_title:str, yaxis_title:str='test accuracy (%)', dashed=(), log_x:bool=False)->go.Figure:
+    "One line per trace with its standard deviation over seeds as error bars (none for one seed)."
+    fig = go.Figure()
+    for i, (name, (xs, ys, sd)) in enumerate(lines.items()):
+        sd = [0 if s != s else s for s in sd]
+        fig.add_scatter(x=list(xs), y=list(ys), error_y=dict(array=sd, visible=any(sd)), name=name, mode='lines+markers',
+                        line=dict(color=PALETTE[i % len(PALETTE)], dash='dash' if name in dashed else None))
+    fig.update_layout(title=title, template='plotly_white', xaxis_title=xaxis_title, yaxis_title=yaxis_title, height=380,
+                      xaxis_type='log' if log_x else None)
+    return fig
+
+def plot_grouped_bars(bars:dict,               # {trace name: (categories, means, stds)}
+                      title:str, xaxis_title:str, yaxis_title:str='test accuracy (%)')->go.Figure:
+    "Grouped bars, one trace per name, the standard deviation over seeds as error bars (none for one seed)."
+    fig = go.Figure()
+    for i, (name, (xs, ys, sd)) in enumerate(bars.items()):
+        sd = [0 if s != s else s for s in sd]
+        fig.add_bar(x=[str(x) for x in xs], y=list(ys), error_y=dict(array=sd, visible=any(sd)), name=name,
+                    marker_color=PALETTE[i % len(PALETTE)], text=[f'{y:.1f}' for y in ys], textposition='outside')
+    fig.update_layout(barmode='group', title=title, template='plotly_white', xaxis_title=xaxis_title, yaxis_title=yaxis_title,
+                      height=380)
     return fig

@@ -13,18 +13,22 @@ import torch.nn.functional as F
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+from plotly.colors import DEFAULT_PLOTLY_COLORS
 from .data import *
 from .training import *
 from .components import trim_test_set
+from .etf import cifar_resnet   # registers ARCHS['cifar_resnet']: ResNet-32 at other widths (Fig. 4)
+import torchvision.models.resnet as tv_resnet
 
 # %% auto #0
 __all__ = ['GROUPINGS', 'MAX_GROUPS', 'CLASS_SETS', 'BRANCHES', 'FUSIONS', 'BRANCH_NORMS', 'NAIVE_FUSIONS', 'FIG2_VARIANTS',
-           'ABLATIONS', 'CONTROLS', 'STUDIES', 'STUDY_METHODS', 'EMBEDDINGS', 'check_groups', 'reslt_groups',
-           'branch_group_sets', 'branch_masks', 'branch_names', 'conv_bn_relu', 'MapBranches', 'BNBranches',
-           'branch_module', 'fuse', 'check_log_eps', 'branch_loss', 'reslt_loss', 'shared_classify', 'ResLTNet',
-           'reslt_net', 'reslt_step', 'branch_outputs', 'first_per_class', 'BranchAnalysis', 'make_reslt_step',
-           'check_reslt_step', 'ResLTSetting', 'reslt_method', 'reslt_config', 'reslt_run', 'branch_table',
-           'error_bars', 'plot_alpha_curve', 'embed_2d', 'plot_embeddings', 'arm_values', 'reslt_claims']
+           'ABLATIONS', 'CONTROLS', 'STUDIES', 'STUDY_METHODS', 'BASELINES', 'EMBEDDINGS', 'check_groups',
+           'reslt_groups', 'branch_group_sets', 'branch_masks', 'branch_names', 'conv_bn_relu', 'MapBranches',
+           'BNBranches', 'branch_module', 'fuse', 'check_log_eps', 'branch_loss', 'reslt_loss', 'shared_classify',
+           'ResLTNet', 'reslt_net', 'reslt_step', 'branch_outputs', 'first_per_class', 'BranchAnalysis',
+           'make_reslt_step', 'check_reslt_step', 'ResLTSetting', 'reslt_method', 'reslt_config', 'reslt_run',
+           'scaled_backbone', 'resnext101_32x4d', 'baseline_config', 'branch_table', 'error_bars', 'plot_alpha_curve',
+           'embed_2d', 'plot_embeddings', 'plot_metric_curves', 'arm_values', 'reslt_claims']
 
 # %% ../nbs/06_reslt_branches.ipynb #d5db5d79
 GROUPINGS = ('count', 'index')
@@ -357,6 +361,40 @@ def reslt_run(data:LTDataset, cfg:TrainConfig, setting:ResLTSetting, section:str
     extra = dict(grouping=setting.grouping, group_bounds=setting.group_bounds, **(extra or {}))
     return train_run(data, rcfg, section, name, run_dir, extra=extra, callbacks=[BranchAnalysis(embed_per_class)])
 
+# %% ../nbs/06_reslt_branches.ipynb #b75fd9d6
+def scaled_backbone(backbone:str,            # 'resnet32', 'cifar_resnet' or 'components' (a key of `ARCHS`)
+                    backbone_kw:dict|None,   # its builder's keyword arguments
+                    multiplier:float=1.)->tuple:   # every layer's channels times this (Fig. 4: 1, 2, 3)
+    "`(arch, arch_kw)` of `backbone` with every layer's channels times `multiplier` (rounded, at least 1); 1: unchanged."
+    check_number('width_multipliers', multiplier)
+    kw = dict(backbone_kw or {})
+    if multiplier == 1: return backbone, kw
+    scale = lambda ws: [max(1, int(round(w * multiplier))) for w in ws]
+    if backbone == 'resnet32' and not kw: return 'cifar_resnet', dict(blocks=5, widths=scale((16, 32, 64)))
+    if backbone == 'cifar_resnet': return backbone, {**kw, 'widths': scale(kw.get('widths', (16, 32, 64)))}
+    w = kw.get('width')
+    if backbone == 'components' and w is not None:
+        return backbone, {**kw, 'width': scale([w])[0] if np.isscalar(w) else scale(w)}
+    raise ValueError(f"width_multipliers with backbone={backbone!r}, backbone_kw={kw!r}: the model-size runs scale "
+                     "'resnet32', 'cifar_resnet', or 'components' with an explicit `width`; use width_multipliers=[1] "
+                     "for other backbones")
+
+def resnext101_32x4d(num_classes:int=1000, classifier:str='linear', pretrained:str|None=None,
+                     zero_init_residual:bool=False):
+    "ResNeXt-101 32x4d (Table 6, Fig. 4 on ImageNet-LT): torchvision's `ResNet`, bottlenecks [3, 4, 23, 3], 32 groups of width 4."
+    net = tv_resnet.ResNet(tv_resnet.Bottleneck, [3, 4, 23, 3], groups=32, width_per_group=4,
+                           zero_init_residual=zero_init_residual)
+    return TorchvisionNet(net, num_classes, classifier, pretrained)
+
+ARCHS['resnext101_32x4d'] = resnext101_32x4d
+
+BASELINES = {'ce_drw': dict(reweight='drw')}   # Table 5's CE+DRW, beside 01's `METHODS`
+
+def baseline_config(cfg:TrainConfig, name:str)->TrainConfig:
+    "`cfg` as the baseline `name` (a key of 01's `METHODS`, or 'ce_drw': CE with DRW's weights), DRW's epoch from its epochs."
+    kw = BASELINES.get(name) or METHODS[check_choice('baselines', name, [*METHODS, *BASELINES])]
+    return replace(cfg, **kw, method=name, drw_epoch=None)
+
 # %% ../nbs/06_reslt_branches.ipynb #a3900a05
 def branch_table(runs:dict)->pd.DataFrame:
     "Mean and std over seeds (`seed_stats`: ddof 1, NaN for one seed) of each branch's and the fused output's accuracies, one row per (method, branch); `runs`: {(method, seed): Run}."
@@ -404,6 +442,25 @@ def plot_embeddings(runs:dict, method:str='pca', classes=None, title:str='Penult
     fig.update_layout(title=f'{title} ({method.upper()})', template='plotly_white', height=420, legend_title='class')
     return fig
 
+# %% ../nbs/06_reslt_branches.ipynb #dcc08642
+def plot_metric_curves(tables:dict,          # {method: `seed_table` of its runs, one row per x value}
+                       x:str='params',        # 'params' (the tables' column) or 'index' (their index: e.g. the ratio)
+                       x_title:str='parameters', title:str='Accuracy', log_x:bool=False):
+    "Overall / many / medium / few accuracy (mean +- std over seeds) of each method against `x`, one panel per metric."
+    fig = make_subplots(rows=1, cols=len(METRIC_KEYS), shared_yaxes=True,
+                        subplot_titles=[GROUP_LABELS[k] for k in METRIC_KEYS])
+    colors = DEFAULT_PLOTLY_COLORS
+    for i, (method, t) in enumerate(tables.items()):
+        xs = t['params'].tolist() if x == 'params' else [f'{v:g}' for v in t.index]
+        for j, k in enumerate(METRIC_KEYS):
+            fig.add_trace(go.Scatter(x=xs, y=t[k], error_y=error_bars(t[f'{k}_std']), mode='lines+markers',
+                                     name=str(method), legendgroup=str(method), showlegend=j == 0,
+                                     line_color=colors[i % len(colors)]), 1, j + 1)
+    fig.update_xaxes(title_text=x_title, type='log' if log_x else ('category' if x == 'index' else None))
+    fig.update_yaxes(title_text='test accuracy (%)', range=[0, 105], col=1)
+    fig.update_layout(title=title, template='plotly_white', height=400, legend_title='method')
+    return fig
+
 # %% ../nbs/06_reslt_branches.ipynb #867dfc65
 def arm_values(runs:dict, arm, key:str='acc', branch:str|None=None)->dict:
     "{seed: value} of `key` for arm `arm` of `runs` ({(arm, seed): Run}), of the fused output or of one branch."
@@ -417,16 +474,19 @@ def arm_values(runs:dict, arm, key:str='acc', branch:str|None=None)->dict:
 def reslt_claims(main:dict,           # {(arm, seed): Run} of the full-length runs: arms 'ce' and 'reslt'
                  sweep:dict,          # {(arm, seed): Run} of the short runs: 'CE', 'ResLT', the study labels, 'alpha=<a>', 'G=<G>'
                  tolerance:float=1.,  # "no obvious improvement" (Table 9) read as: less than this many points
+                 sizes:dict|None=None,   # {((method, width multiplier), seed): Run}; 'CE', 'ResLT' (Fig. 4, 8)
+                 ratios:dict|None=None,  # {((method, imbalance ratio), seed): Run}; 'ResLT', baselines (Table 5)
                 )->list:
     "The ResLT paper's directional claims this section touches, as `Claim`s from the run summaries; a claim whose arms were not run is left out."
     P, out = 'ResLT', []
-    def add(where, text, a, b, direction='>', key='acc', runs=None, a_branch=None, b_branch=None, a_name=None, b_name=None):
+    def add(where, text, a, b, direction='>', key='acc', runs=None, a_branch=None, b_branch=None, a_name=None, b_name=None, caveat=''):
         runs = main if runs is None else runs
         va, vb = arm_values(runs, a, key, a_branch), arm_values(runs, b, key, b_branch)
         if va and vb:
             out.append(Claim(P, where, text, a_name or (f'{a} {a_branch}' if a_branch else str(a)), list(va.values()),
                              b_name or (f'{b} {b_branch}' if b_branch else str(b)), list(vb.values()), direction,
-                             {'acc': 'overall', 'many': 'many-shot', 'medium': 'medium-shot', 'few': 'few-shot'}[key] + ' accuracy, %'))
+                             {'acc': 'overall', 'many': 'many-shot', 'medium': 'medium-shot', 'few': 'few-shot'}[key] + ' accuracy, %',
+                             caveat=caveat))
     # Table 1 (CIFAR-10-LT, ratio 50): ResLT 83.46 vs CE 78.50 overall; many 85.83 vs 93.60, medium 81.47 vs 76.33, few 81.43 vs 68.55
     add('Table 1', 'ResLT beats CE overall', 'reslt', 'ce')
     add('Table 1', 'ResLT beats CE on medium-shot classes', 'reslt', 'ce', key='medium')
@@ -472,4 +532,24 @@ def reslt_claims(main:dict,           # {(arm, seed): Run} of the full-length ru
         if common:
             out.append(Claim(P, 'Table 9, Sec. 4.2.6', f'{G} groups give no obvious improvement over 3 (gain < {tolerance:g} point)',
                              f'G={G} - G=3', [gG[s] - g3[s] for s in common], 'tolerance', float(tolerance), '<', 'overall accuracy gain, points'))
+    # Fig. 4 / Sec. 4.2.2 and Fig. 8 / Sec. 4.2.4, with Table 6's CE rows (ImageNet-LT, three sizes: ResLT 43.8 / 53.0 /
+    # 55.1 vs CE 37.3 / 47.0 / 49.6 overall; ahead on medium and few, behind on many at every size)
+    base = ("the paper's Fig. 4 / Fig. 8 baselines are BBN (CIFAR-LT) and LWS, cRT, tau-norm (ImageNet-LT); "
+            "CE is Table 6's")
+    for m in sorted({m for (_, m), _ in (sizes or {})}):
+        kw = dict(runs=sizes, a_name=f'ResLT x{m:g}', b_name=f'CE x{m:g}', caveat=base)
+        add('Fig. 4, Sec. 4.2.2, Table 6', f'ResLT beats CE overall at width x{m:g}', ('ResLT', m), ('CE', m), **kw)
+        for key in ('medium', 'few'):
+            add('Fig. 8, Sec. 4.2.4, Table 6', f'ResLT beats CE on {key}-shot classes at width x{m:g}',
+                ('ResLT', m), ('CE', m), key=key, **kw)
+        add('Fig. 8, Sec. 4.2.4, Table 6', f'ResLT trails CE on many-shot classes at width x{m:g}',
+            ('ResLT', m), ('CE', m), '<', key='many', **kw)
+    # Table 5: ResLT above every listed baseline at every ratio (CIFAR-10-LT: 80.44 / 83.46 / 89.06 at 100 / 50 / 10)
+    names = {'mixup': 'Mixup', 'focal': 'Focal', 'cb_focal': 'CB-Focal', 'ldam_drw': 'LDAM+DRW'}
+    ce_note = "Table 5 lists CE only with DRW or DRS (both below ResLT); plain CE is Table 1's, at ratio 50"
+    keys = list(dict.fromkeys(k for k, _ in (ratios or {})))
+    for r in sorted({r for _, r in keys}, reverse=True):
+        for b in dict.fromkeys(b for b, _ in keys if b != 'ResLT'):
+            add('Table 5', f'ResLT beats {names.get(b, b)} at imbalance ratio {r:g}', ('ResLT', r), (b, r), runs=ratios,
+                a_name=f'ResLT r{r:g}', b_name=f'{names.get(b, b)} r{r:g}', caveat=ce_note if b == 'CE' else '')
     return out

@@ -2,7 +2,7 @@
 import json, math
 import pytest, yaml
 import torch
-from conftest import check_bad_parameters, run_notebook, runs_in, ROOT
+from conftest import check_bad_parameters, run_notebook, runs_in, validation_errors, ROOT
 from lt_workbook.data import load_dataset, train_val_split, class_probs, realized_ratio
 from lt_workbook.training import TrainConfig, Trainer, Callback, Run, build_model
 from lt_workbook.darts import SEARCH_SPACES
@@ -11,13 +11,14 @@ from lt_workbook.bbn_darts import BilateralArchitect, backbone_shift, hls_scale,
 NB = '05_bbn_darts.ipynb'
 
 def test_default_run(runs_root, tmp_path):
-    """The default run: BBN and HLS searches, a continuation of HLS, every per-epoch record, the mu sweep, the figures and
-    the claims table; each run records its method and the imbalance ratio of the split it trained on."""
+    """The default run: BBN, HLS and HLS + reverse sigmoid searches, a continuation of HLS, every per-epoch record, the mu
+    sweep, the figures (Fig. 5 among them), Tables I-II and the claims tables; each run records its method and the
+    imbalance ratio of the split it trained on."""
     res = run_notebook(NB, tmp_path/'out.ipynb')
     assert res.returncode == 0, res.stdout[-3000:]
     runs = runs_in(runs_root/'05_bbn_darts')
-    bbn, hls, cont = runs['bbn_seed0'], runs['hls_seed0'], runs['hls_seed0_then_mu_0']
-    assert all(r.completed for r in (bbn, hls, cont))
+    bbn, hls, cont, rs = runs['bbn_seed0'], runs['hls_seed0'], runs['hls_seed0_then_mu_0'], runs['hls_rs_seed0']
+    assert all(r.completed for r in (bbn, hls, cont, rs)) and len(runs) == 4
     # item 1: the ratio recorded is max / min of the counts the weights trained on (the search's split), no 1-image class
     p = bbn.params
     data = load_dataset('mnist5k', 20., n_max=40, seed=0)   # the notebook's defaults (its 60 at ratio 100 had 1-image classes)
@@ -25,7 +26,7 @@ def test_default_run(runs_root, tmp_path):
     tr_idx, _ = train_val_split(data.train.labels, val_fraction=1 - p['train_portion'], seed=p['data_seed'])
     split_counts = torch.bincount(data.train.labels[tr_idx], minlength=data.num_classes).tolist()
     assert min(data.counts.tolist()) >= 2 and min(split_counts) >= 1
-    for r in (bbn, hls, cont):
+    for r in (bbn, hls, cont, rs):
         assert r.params['imbalance_ratio'] == max(split_counts) / min(split_counts), (r.name, r.params['imbalance_ratio'], split_counts)
     assert (bbn.params['method'], hls.params['method'], cont.params['method']) == ('bbn_darts_const', 'bbn_darts_hls', 'bbn_darts_hls_then_mu_0')
     # item 3: the paper's defaults (Alg. 1's t = 1..T, Eq. 12's class-balanced branch, architecture lr 0.02)
@@ -47,6 +48,11 @@ def test_default_run(runs_root, tmp_path):
     assert all(math.isclose(e['arch_lr']['backbone'], xi0 * (1 - math.exp(-tau * e['mu'])), rel_tol=0, abs_tol=1e-15)
                and e['arch_lr']['ins'] == hls.params['architect']['lr']['ins'] for e in hls.metrics)
     assert hls.metrics[-1]['arch_lr']['backbone'] == 0      # Eq. 17 at mu = 0: the backbone's alphas stop
+    # Table II's "HLS + Reverse Sigmoid": HLS with Eq. 18's mixing, t = 1..T, k = 5
+    a = rs.params['architect']
+    assert rs.params['method'] == 'bbn_darts_hls_rsig' and a['schedule'] == 'reverse_sigmoid' and a['hls'] and a['k'] == 5
+    assert all(math.isclose(e['mu'], 1 - 1 / (1 + math.exp(-5 * (e['epoch'] + 1 - T / 2) / (T / 2))), abs_tol=1e-12)
+               and math.isclose(e['arch_lr']['backbone'], xi0 * (1 - math.exp(-tau * e['mu'])), abs_tol=1e-15) for e in rs.metrics)
     assert hls.metrics[-1]['alpha_shift']['normal'] == hls.metrics[-1]['alpha_shift']['reduce'] == 0
     assert bbn.metrics[-1]['alpha_shift']['normal'] > 0
     assert cont.params['init_from'] == str(hls.checkpoint_file) and all(e['mu'] == 0 for e in cont.metrics)
@@ -57,7 +63,9 @@ def test_default_run(runs_root, tmp_path):
     nb = json.loads((tmp_path/'out.ipynb').read_text())
     html = ''.join(''.join(o['data']['text/html']) for c in nb['cells'] for o in c.get('outputs', []) if 'text/html' in o.get('data', {}))
     for title in ('Supernet test accuracy at mu_test', 'test-time mixing ratio', 'loss and accuracy per epoch', 'Theorem 1',
-                  'How far the backbone alphas move', 'softmax(alpha) of the ins cell', 'softmax(alpha) of the reduce cell'):
+                  'How far the backbone alphas move', 'softmax(alpha) of the ins cell', 'softmax(alpha) of the reduce cell',
+                  'Fig. 5: the backbone factor', 'recorded arch lr', 'bbn, seed 0 (Fig. 3)', 'hls, seed 0 (Fig. 7)',
+                  'HLS + Reverse Sigmoid', 'HLS + Continous Learning (mu_0)', 'Fig. 5, Sec. IV-B'):
         assert title in html, title
     # item 12: the Reading is a claims table built from the run directories (one seed: no verdict but 'not reproduced')
     for where in ('Table I, Table II', 'Table II, Sec. V-D', 'Fig. 4, Sec. III-D', 'Fig. 6, Sec. V-C', 'Fig. 7 vs Fig. 3, Sec. V-C',
@@ -68,13 +76,14 @@ def test_default_run(runs_root, tmp_path):
     assert 'less movement with HLS' not in src and 'Deviations from the paper' in src
 
 def test_config_grid_runs_every_method_and_variant(tmp_path):
-    "The Table II preset (made tiny) with the four continued-training variants of the paper preset: every run completes."
+    "The Table II preset (made tiny), its five searches and the four continued-training variants: every run completes."
     grid = yaml.safe_load((ROOT/'configs'/'bbn_darts_table2.yaml').read_text())
     paper = yaml.safe_load((ROOT/'configs'/'bbn_darts_cifar10lt.yaml').read_text())
     tiny = dict(dataset='mnist5k', data_root=None, imbalance_ratio=10, n_max=30, group_split='count', epochs=1, layers=3, init_channels=4, steps=1,
                 stem_stride=2, batch_size=16, seeds=[0], mu_grid=3, continue_epochs=1, run_dir=str(tmp_path/'grid'))
     cfg = tmp_path/'grid.yaml'
-    cfg.write_text(yaml.safe_dump({**grid, 'continue_variants': paper['continue_variants'], **tiny}))
+    assert grid['continue_variants'] == paper['continue_variants'] and grid['continue_from'] == 'hls'
+    cfg.write_text(yaml.safe_dump({**grid, **tiny}))
     res = run_notebook(NB, tmp_path/'grid.ipynb', files=[cfg], tests=False)
     assert res.returncode == 0, res.stdout[-3000:]
     runs = runs_in(tmp_path/'grid')
@@ -97,7 +106,10 @@ def test_bad_parameters(tmp_path):
            'sampler': (dict(cls_sampler='inverse'), "cls_sampler='inverse': expected one of ('class_balanced', 'reversed')"),
            'mu_grid': (dict(mu_grid=1), 'mu_grid=1'),
            'portion': (dict(train_portion=1.0), 'train_portion=1.0')}
+    bad['continue_from'] = (dict(continue_from='darts'), "continue_from='darts': expected one of ('bbn', 'hls', 'hls_rs')")
     check_bad_parameters(NB, tmp_path, bad)
+    # a sweep's point of another method (configs/sweeps/bbn_darts_table2.yaml) continues nothing rather than failing
+    assert validation_errors(NB, {'darts': dict(methods=['darts'], continue_variants=['mu_0'], run_dir=str(tmp_path/'d'))}) == {'darts': None}
 
 @pytest.fixture(scope='module')
 def tiny():

@@ -189,3 +189,17 @@ def test_long_epochs_show_their_batches(capsys, monkeypatch):
     monkeypatch.setattr(T, 'BATCH_PROGRESS_MIN', n + 1)   # one batch fewer than the threshold: no epoch bar
     T.Trainer(T.build_model(CFG, 3), data, replace(CFG, epochs=1)).fit()
     assert 'epoch 0:' not in capsys.readouterr().err
+
+
+def test_importing_the_library_leaves_plotly_renderers_unbuilt():
+    """Importing every module of the library does not build plotly's renderer registry: building it imports nbformat and,
+    through jsonschema, rfc3987-syntax's grammar (about 2 s of CPU), which a CLI call, a rank or a Slurm job never needs.
+    The first figure a process draws registers the workbook's renderer (`figure_renderers`)."""
+    import subprocess
+    code = ("import pkgutil, importlib, sys, lt_workbook\n"
+            "for m in pkgutil.iter_modules(lt_workbook.__path__): importlib.import_module(f'lt_workbook.{m.name}')\n"
+            "assert 'nbformat' not in sys.modules, 'nbformat imported'\n"
+            "from lt_workbook.data import figure_bundle\nimport plotly.graph_objects as go\n"
+            "assert 'text/html' in figure_bundle(go.Figure()) and 'nbformat' in sys.modules\n")
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]

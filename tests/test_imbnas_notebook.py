@@ -38,27 +38,28 @@ def test_default_run(runs_root, tmp_path):
         v = 'mnist5k_r1' if not drw else 'mnist5k_r20'
         assert rt['accs'][v][archs.index(r.params['arch_kw']['arch'])] == r.summary['acc'], k
     # adaptation: one search per procedure (one record per generation), the costs, the retrained cells' metrics
-    table = runs['adaptation_s0'].summary['table']
-    assert list(table) == ['P0', 'P1', 'P2', 'P3']
+    table = runs['adaptation_r20_s0'].summary['table']
+    assert list(table) == ['P0', 'P1', 'P2', 'P3', 'P2_ft1', 'P3_ce']   # P0-P3, Table 4's P2 frozen after epoch 1, Table 5's CE P3
     for p, row in table.items():
-        search = runs[f'search_{p}_s0']
+        search = runs['search_P0_s0' if p == 'P0' else f'search_{p}_r20_s0']
         s = search.summary
         assert s['status'] == 'completed' and s['best'] == row['cell'] and is_valid(row['cell'])
-        assert search.params['method'] == f'imbnas_search_{p}'
+        assert search.params['method'] == f"imbnas_search_{p.split('_')[0]}"
         assert [e['generation'] for e in search.metrics] == [0, 1] and s['history'][-1]['best_fitness'] == s['fitness']
         assert s['search_time'] > 0 and row['search_time'] == s['search_time']
-        assert (row['adapt_time'] == 0) if p == 'P0' else (row['adapt_time'] == runs[f'adapt_{p}_s0'].summary['wall_time'] > 0)
+        assert (row['adapt_time'] == 0) if p == 'P0' else (row['adapt_time'] == runs[f'adapt_{p}_r20_s0'].summary['wall_time'] > 0)
         assert all(row[k] is not None for k in ('acc', 'medium'))
+        if '_' in p: continue
         # the procedure's record: a run of method imbnas_<P> whose metrics are its retrained sub-net's (what Tables 3, 6 report)
-        sub = runs[f'subnet_{p}_s0']
+        sub = runs[f'subnet_{p}_r20_s0']
         assert sub.params['method'] == f'imbnas_{p}' and sub.params['imbalance_ratio'] == 150 / 7 and sub.params['dataset'] == 'mnist5k'
         assert all(sub.summary[k] == row[k] for k in ('acc', 'many', 'medium', 'few')) and sub.summary['cell'] == row['cell']
-    src, p1, p2, p3 = (runs[k] for k in ('supernet_source_s0', 'adapt_P1_s0', 'adapt_P2_s0', 'adapt_P3_s0'))
+    src, p1, p2, p3 = (runs[k] for k in ('supernet_source_s0', 'adapt_P1_r20_s0', 'adapt_P2_r20_s0', 'adapt_P3_r20_s0'))
     # recorded ratios are those of the images trained on: the source is balanced, the target's search split is not the
     # target's full ratio (150/7 = 21.4) but the split's; P1-P3 and the target search record the same split
     assert src.params['imbalance_ratio'] == 1 and src.params['method'] == 'imbnas_supernet'
     split_ratio = p1.params['imbalance_ratio']
-    assert p2.params['imbalance_ratio'] == p3.params['imbalance_ratio'] == runs['search_P1_s0'].params['imbalance_ratio'] == split_ratio
+    assert p2.params['imbalance_ratio'] == p3.params['imbalance_ratio'] == runs['search_P1_r20_s0'].params['imbalance_ratio'] == split_ratio
     target = load_dataset('mnist5k', 20, n_max=150)
     tr_idx, _ = train_val_split(target.train.labels, val_fraction=0.2, seed=0)
     split_counts = torch.bincount(target.train.labels[tr_idx], minlength=10).tolist()
@@ -75,6 +76,24 @@ def test_default_run(runs_root, tmp_path):
         assert p.params['lr'] == src.params['lr'] / 10 and p.params['epochs'] == 2 and p.params['milestones'] == [1]
         assert p.params['schedule'] == 'multistep' and p.params['lr_decay'] == 0.01
     assert p2.params['reweight'] == 'drw' and p2.params['drw_epoch'] == 1
+    # Table 4: P2 with the backbone frozen from epoch 1 of 2 (the paper's 50 and 100 of 200 both scale to it); Table 5: P3 with CE
+    ft, ce = runs['adapt_P2_ft1_r20_s0'], runs['adapt_P3_ce_r20_s0']
+    assert ft.params['finetune_epochs'] == 1 and 'finetune_epochs' not in p2.params and ft.params['epochs'] == 2
+    assert {k: v for k, v in ft.params.items() if k != 'finetune_epochs'} == {k: v for k, v in p2.params.items()}
+    assert ce.params['reweight'] == 'none' and ce.params['method'] == 'imbnas_adapt_P3_ce' and ce.params['epochs'] == 6
+    # Table 1: four DARTS networks, each on the balanced and the imbalanced version (CE / CE + DRW, the scaled sub-net schedule)
+    t1 = runs['table1_s0'].summary['table']
+    assert list(t1) == ['A1', 'A2', 'A3', 'A4'] and t1['A3']['macs'] > t1['A4']['macs']
+    gap = lambda a, b: abs(np.log(t1[a]['macs'] / t1[b]['macs']))
+    assert gap('A1', 'A2') <= min(gap('A1', 'A3'), gap('A2', 'A4'), gap('A3', 'A4'))
+    for a, row in t1.items():
+        for kind, ratio, rw in (('bal', 1, 'none'), ('imb', 20, 'drw')):
+            r = runs[f'table1_{a}_{kind}_s0']
+            assert r.params['arch'] == 'genotype_net' and r.params['arch_kw']['genotype'] == row['genotype'] and r.params['reweight'] == rw
+            assert r.params['milestones'] == [2, 3] and r.params['n_max'] == 40 and round(r.params['imbalance_ratio']) == ratio
+            assert r.summary['acc'] == row[kind]
+    claims = json.loads((runs_root/'08_imbnas_transfer'/'claims.json').read_text())['claims']
+    assert {c['where'] for c in claims} == {'Table 1', 'Fig. 1', 'Table 3a', 'Table 6', 'Fig. 2', 'Table 4', 'Table 5'}
     # P1 trained the classifier only: every backbone parameter and buffer is bit-identical to the source supernet's
     before, after = src.load_checkpoint()['model'], p1.load_checkpoint()['model']
     backbone = [k for k in after if not k.startswith('classifier.')]
@@ -85,10 +104,10 @@ def test_default_run(runs_root, tmp_path):
     nb = json.loads(out)
     html = ''.join(''.join(o['data']['text/html']) for c in nb['cells'] for o in c.get('outputs', []) if 'text/html' in o.get('data', {}))
     for title in ('Kendall tau between the rankings', 'Test accuracy per architecture', 'Cost of each adaptation procedure',
-                  'Table 6', 'Evolutionary search'):
+                  'Table 6', 'Evolutionary search', 'Table 1: A1-A4', 'Table 3a: cells found', 'Table 4: P2 with', 'Table 5: cells found'):
         assert title in html, title
     # the Readings are claims tables with verdicts (1 seed: never 'supported')
-    for where in ('Fig. 1', 'Table 3a', 'Table 6', 'Fig. 2'):
+    for where in ('Table 1', 'Fig. 1', 'Table 3a', 'Table 6', 'Fig. 2', 'Table 4', 'Table 5'):
         assert where in html, where
     assert 'not reproduced' in html and 'supported</td>' not in html
 
@@ -101,6 +120,15 @@ def test_paper_scale_presets_follow_sec_4_1(tmp_path):
     assert ad['supernet_epochs'] == 600 and ad['adapt_epochs'] is None and ad['adapt_lr'] is None and ad['retrain_epochs'] == 200
     assert ad['lr'] == rt['lr'] == 0.1 and ad['lr_decay'] == rt['lr_decay'] == 0.01 and rt['rank_epochs'] == 200
     assert ad['seeds'] == [0, 1, 2] and ad['generations'] == 20 and ad['population'] == 50 and ad['top_k'] == 10
+    t3a, t3b, t1 = (yaml.safe_load((ROOT/f'configs/imbnas_{n}.yaml').read_text()) for n in ('table3a', 'table3b', 'table1'))
+    assert (t3a['source_dataset'], t3a['target_dataset'], t3a['target_ratios']) == ('cifar10', 'cifar100', [50, 100, 200, 400])
+    assert (t3b['source_dataset'], t3b['target_dataset'], t3b['target_ratios']) == ('cifar100', 'cifar10', [100, 200, 400, 800])
+    assert t3a['p2_finetune_epochs'] == [50, 100, 150] and t3a['p3_ce'] and t3a['seeds'] == t3b['seeds'] == t1['seeds'] == [0, 1, 2]
+    SKIP = ('source_dataset', 'target_dataset', 'target_ratios', 'p2_finetune_epochs', 'p3_ce')   # the rest: Sec. 4.1 as in the adaptation preset
+    assert all({k: c[k] for k in ad if k not in SKIP} ==
+               {k: ad[k] for k in ad if k not in SKIP} for c in (t3a, t3b)), 'Sec. 4.1 as the adaptation preset'
+    assert (t1['table1_datasets'], t1['table1_ratio'], t1['table1_epochs'], t1['table1_C'], t1['table1_layers']) == (['cifar10', 'cifar100'], 100, 200, 36, 20)
+    assert ad['table1_pool'] == rt['table1_pool'] == t3a['table1_pool'] == t3b['table1_pool'] == 0 and t1['procedures'] == [] == t1['rank_datasets']
     assert sorted(rt['cost_ops']) == ['nor_conv_3x3'] * 4 and rt['num_archs'] == len(equal_cost_archs(rt['cost_ops'])) == 135
     sup = TrainConfig(arch='cell_net', arch_kw=dict(arch=None, C=4, N=1), device='cpu', **step_schedule('supernet', ad['supernet_epochs'], ad['lr'], ad['lr_decay']))
     e = np.arange(600)
@@ -119,6 +147,9 @@ BAD = {   # parameters -> the message the notebook must fail with
     'too_many_children': (dict(population=4, crossover_num=3, mutation_num=3), 'crossover_num + mutation_num = 6'),
     'drw_never_starts': (dict(retrain_epochs=2), 'retrain_epochs=2: re-weighting would start at epoch 2'),
     'no_seeds': (dict(seeds=[]), 'seeds=[]'),
+    'no_target_ratios': (dict(target_ratios=[]), 'target_ratios=[]'),
+    'table1_pool_too_small': (dict(table1_pool=3), 'table1_pool=3'),
+    'finetune_past_the_end': (dict(p2_finetune_epochs=[50, 250]), 'p2_finetune_epochs=[50, 250]'),
 }
 
 def test_bad_parameters_fail_before_any_run_dir(tmp_path):

@@ -6,12 +6,11 @@ import yaml
 from conftest import check_bad_parameters, run_notebook, start_notebook, kill_after_epochs, runs_in, NBS, ROOT
 from lt_workbook.darts import check_genotype, OPS, GENOTYPES, ltdarts_retrain, resolve_genotype
 from lt_workbook.data import load_dataset, train_val_split, realized_ratio
-from lt_workbook.recipes import backbone, run_recipe
 import pytest, torch
 
 NB = '04_ltdarts_search.ipynb'
 TINY = dict(search_epochs=3, layers=3, init_channels=4, imbalance_ratio=10.0, n_max=61, hessian_every=0, retrain_methods=[],
-            ablations=[])   # n_max >= 2 * ratio: every class keeps >= 1 image on each side of the search's split
+            ablations=[], snapshot_epochs=[], compare_archs=[])   # n_max >= 2 * ratio: every class keeps >= 1 image on each side of the search's split
 
 def test_default_run(runs_root, tmp_path):
     """The README's main job: search (ETF and linear), genotype.json, per-epoch records, the retrained cell, the figures;
@@ -46,22 +45,28 @@ def test_default_run(runs_root, tmp_path):
     assert retrain.completed and retrain.params['arch'] == 'genotype_net' and retrain.params['arch_kw']['genotype'] == g
     assert retrain.params['method'] == 'lt_etf+ce' and retrain.params['imbalance_ratio'] == realized_ratio(data.counts.tolist())
     assert all(retrain.summary[k] is not None for k in ('acc', 'many', 'medium', 'few'))
+    assert retrain.params['arch_kw']['stem_stride'] == 2   # the CPU default retrains at half resolution
+    # Fig. 8a-b's snapshots: the cells of search epochs 1 and 3 of each search, each distinct cell trained once; the
+    # ETF search's last cell is the retrained one above (no run of its own); Table 2's backbones at the cell's budget
+    snaps = {n for n in runs if re.fullmatch(r'retrain_lt_(etf|linear)_e[13]_ce', n)}   # `snapshot_classifiers`: etf, linear
+    assert 'retrain_lt_etf_e3_ce' not in snaps and any(n.endswith('_e1_ce') for n in snaps), sorted(runs)
+    assert not any(n.startswith('retrain_lt_linear_nc_e') for n in runs)
+    assert len(snaps) == len({json.dumps(runs[n].params['arch_kw']['genotype'], sort_keys=True) for n in snaps})
+    for b, block in (('block_basic_ce', 'basic'), ('block_aggregated_ce', 'aggregated'), ('block_hierarchical_ce', 'hierarchical')):
+        assert runs[b].completed and runs[b].params['arch_kw']['block'] == block
+        assert abs(runs[b].summary['params'] - retrain.summary['params']) < 0.15 * retrain.summary['params']   # equal budgets
     # issue 19: the found cell, taken from the search's run directory alone, retrains through `ltdarts_retrain` (here with a
     # method of two stages), and through the notebook with `genotype` set to that directory: no search, and with the
-    # notebook's retraining settings the very run the search mode made (same parameters: loaded, not trained again)
+    # notebook's retraining settings the very run the search mode made (same parameters: loaded, not trained again).
+    # (The recipe path, `backbone('genotype:...')`, reads the cell with the same `resolve_genotype`: tests/test_recipes.py.)
     assert resolve_genotype(main.path) == resolve_genotype(str(main.path/'genotype.json')) == g
     t = time.time()
-    fresh = ltdarts_retrain(data, str(main.path), 'crt', 0, 20_000, 2, dict(epochs=1, batch_size=128, second_stage_kw=dict(epochs=1)),
-                            run_dir=tmp_path/'retrain')
+    fresh = ltdarts_retrain(data, str(main.path), 'crt', 0, 10_000, 2, dict(epochs=1, batch_size=128, second_stage_kw=dict(epochs=1)),
+                            run_dir=tmp_path/'retrain', stem_stride=2)
     assert list(fresh) == ['lt_etf cell + crt (stage 1)', 'lt_etf cell + crt'] and all(r.completed for r in fresh.values())
     stage1, final = fresh.values()
     assert stage1.params['arch_kw']['genotype'] == g and stage1.params['method'] == 'lt_etf+crt_stage1'
     assert final.params['method'] == 'lt_etf+crt' and final.params['init_from'] == str(stage1.checkpoint_file)
-    # ... and through the recipe path (13): the backbone named by the run directory, its params naming both parts
-    recipe, = run_recipe(data, backbone(f'genotype:{main.path}', 10, size=20_000, layers=2), 'balanced_softmax',
-                         dict(epochs=1, batch_size=128, device='cpu'), run_dir=tmp_path/'recipe')
-    assert recipe.completed and recipe.params['arch_kw']['genotype'] == g and recipe.params['method'] == 'balanced_softmax'
-    assert recipe.params['backbone'] == f'genotype:{main.path}'
     claims = (runs_root/'04_ltdarts_search'/'claims.json').read_text()
     res = run_notebook(NB, tmp_path/'given.ipynb', dict(genotype=str(main.path)), tests=False)
     assert res.returncode == 0, res.stdout[-3000:]
@@ -73,13 +78,14 @@ def test_default_run(runs_root, tmp_path):
     nb = json.loads((tmp_path/'out.ipynb').read_text())
     html = ''.join(''.join(o['data']['text/html']) for c in nb['cells'] for o in c.get('outputs', []) if 'text/html' in o.get('data', {}))
     for title in ('supernet test accuracy', 'softmax(alpha) per edge', 'Found normal cell', 'largest Hessian eigenvalue', 'Retrained',
-                  'class-vector norms during the search', 'pairwise angles between class vectors after the search'):
+                  'class-vector norms during the search', 'pairwise angles between class vectors after the search',
+                  'Fig. 8a-b: search and test', 'Fig. 2 (a, c', 'Fig. 4: the last cell of each search'):
         assert title in html, title
     # the Reading is a computed claims table (item 12), with the paper's locations and the right authors
     reading = [c for c in nb['cells'] if c['cell_type'] == 'code' and 'claims_table(claims)' in ''.join(c['source'])]
     assert len(reading) == 1
     table = ''.join(''.join(o.get('data', {}).get('text/html', '')) for o in reading[0]['outputs'])
-    for where in ('Fig. 8c', 'Fig. 8a-b (search)', 'Fig. 9a', 'Table 2', 'Table 6', 'Pan, Sun, Gong'):
+    for where in ('Fig. 8c', 'Fig. 8a-b (search)', 'Fig. 8a-b (test)', 'Fig. 9a', 'Table 2', 'Fig. 2', 'Table 6', 'Pan, Sun, Gong'):
         assert where in table, where
     md = ' '.join(''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'markdown')
     assert 'Fan et al' not in md and 'Deviations from the paper' in md
@@ -97,6 +103,8 @@ def test_config_file_and_bad_parameters(tmp_path):
            'bad_order': (dict(order=3), 'order=3'),
            'ldam_raw_logits': (dict(weight_loss='ldam', classifier='etf'), "needs cosine logits"),   # item 2
            'clamped_profile': (dict(n_max=50, imbalance_ratio=100.0), 'n_max'),
+           'snapshot_past_end': (dict(snapshot_epochs=[1, 5]), 'snapshot_epochs: 5 is not a search epoch'),          # Fig. 8's snapshots (issue 27)
+           'compare_block': (dict(compare_archs=['block:se2']), "compare_archs='block:se2'"),
            # a malformed genotype (issue 19): unknown name, bad JSON, no such file, a run that has not finished, an operation
            # not in OPS, an edge from a node that does not exist yet
            'genotype_name': (dict(genotype='DARTS_V3'), "genotype='DARTS_V3': no such name, file or directory"),

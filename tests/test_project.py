@@ -95,3 +95,12 @@ def test_papermill_reads_every_parameter():
     for nb in sorted((ROOT/'nbs').glob('[0-9][0-9]_*.ipynb')):
         names = list(parameter_table(nb).name) if 'parameters' in nb.read_text() else []
         if names: assert list(pm.inspect_notebook(str(nb))) == names, nb.name
+
+
+def test_every_section_notebook_maps_its_paper():
+    """Issue 27: each section notebook (02-08) has its "Figures and tables of the paper" table, and everything it links to
+    or names is there (headings of this and other notebooks, configs)."""
+    from lt_workbook.data import paper_items, paper_items_problems
+    for nb in sorted((ROOT/'nbs').glob('0[2-8]_*.ipynb')):
+        assert paper_items_problems(nb, ROOT) == [], nb.name
+        assert len(paper_items(nb)) >= 4, nb.name

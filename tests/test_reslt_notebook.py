@@ -1,4 +1,4 @@
-"End-to-end runs of nbs/06_reslt_branches.ipynb with papermill: the default run, bad parameters, the paper-scale configs."
+"End-to-end runs of nbs/06_reslt_branches.ipynb with papermill: the default run, bad parameters, the paper-scale configs and presets."
 import json
 import numpy as np
 import papermill, pytest, torch, yaml
@@ -7,7 +7,8 @@ from lt_workbook.data import load_dataset, lt_metrics
 from lt_workbook.training import TrainConfig, Trainer, build_model
 from lt_workbook.components import trim_test_set
 import torch.nn.functional as F
-from lt_workbook.reslt import ResLTSetting, ResLTNet, BranchAnalysis, STUDIES, fuse, reslt_loss, branch_masks, reslt_groups
+from lt_workbook.reslt import (ResLTSetting, ResLTNet, BranchAnalysis, STUDIES, fuse, reslt_loss, branch_masks, reslt_groups,
+                               scaled_backbone, baseline_config)
 
 NB = '06_reslt_branches.ipynb'
 SECTION = '06_reslt_branches'
@@ -41,7 +42,23 @@ def test_default_run(runs_root, tmp_path):
     assert methods['sweep_fusion-main_s0'] == 'reslt_fig2d_main_only' and methods['sweep_branch-shared_s0'] == 'reslt_fig2e_shared'
     assert methods['sweep_class_sets-main_disjoint_s0'] == 'reslt_fig2a_main_disjoint' and methods['sweep_num_groups-5_s0'] == 'reslt_5_groups_by_count'
     counts = load_dataset('mnist5k', 50.0, n_max=200, seed=0).counts
-    assert all(abs(r.params['imbalance_ratio'] - counts.max() / counts.min()) < 1e-12 for r in runs.values())
+    assert all(abs(r.params['imbalance_ratio'] - counts.max() / counts.min()) < 1e-12
+               for k, r in runs.items() if not k.startswith('ratio'))
+    # Fig. 4 / Fig. 8: CE and ResLT at widths x0.5 and x2 (x1 is the short pair above), short runs
+    for m, width in [(0.5, 4), (2.0, 16)]:
+        ce, rl = runs[f'size_x{m:g}_ce_s0'], runs[f'size_x{m:g}_reslt_s0']
+        assert ce.params['arch_kw'] == {'blocks': 1, 'width': width} == rl.params['arch_kw']['backbone_kw']
+        assert ce.params['width_multiplier'] == m == rl.params['width_multiplier']
+        assert ce.params['epochs'] == rl.params['epochs'] == 2
+        assert rl.params['method'] == 'reslt' and rl.summary['params'] > ce.summary['params']
+    # Table 5: CE and ResLT at ratios 100 and 10 (50 is the short pair above), LDAM+DRW at all three
+    for r in (100, 50, 10):
+        ldam = runs[f'ratio{r}_ldam_drw_s0'].params
+        got = tuple(ldam[k] for k in ('loss', 'reweight', 'drw_epoch', 'method', 'epochs'))
+        assert got == ('ldam', 'drw', 1, 'ldam_drw', 2), got
+        names = [f'ratio{r}_ldam_drw_s0'] + ([f'ratio{r}_ce_s0', f'ratio{r}_reslt_s0'] if r != 50 else [])
+        assert all(abs(runs[n].params['imbalance_ratio'] - r) < 1e-9 and runs[n].completed for n in names), r
+    assert 'ratio50_ce_s0' not in runs and 'size_x1_ce_s0' not in runs
     # Fig. 2(d): the prediction is the main branch's, whose loss is the fusion loss on N_hmt alone
     d = runs['sweep_fusion-main_s0'].summary['branches']
     assert d['fused'] == d['N_hmt'] and runs['sweep_fusion-main_s0'].params['arch_kw']['fusion'] == 'main'
@@ -50,11 +67,14 @@ def test_default_run(runs_root, tmp_path):
     html = ''.join(''.join(o['data']['text/html']) for c in out['cells'] for o in c.get('outputs', []) if 'text/html' in o.get('data', {}))
     for title in ('CE vs ResLT', 'reslt: each branch alone and fused', 'Penultimate features of the test images',
                   'Fused accuracy against alpha', 'Table 1 naive fusions: fused accuracy', 'Fig. 7 controls: fused accuracy',
-                  'Fig. 2 variants (a)-(e): fused accuracy', 'our ablations: fused accuracy'):
+                  'Fig. 2 variants (a)-(e): fused accuracy', 'our ablations: fused accuracy', 'Fig. 4: accuracy against model size',
+                  'Fig. 8: many', 'at each model size', 'Table 5: accuracy against the imbalance ratio'):
         assert title in html, title
     # the Reading: a claims table with a verdict per claim, every one 'not reproduced' with one seed
     for where in ('Table 1', 'Fig. 6, Sec. 4.2.3', 'Fig. 3(a, b), Sec. 3.3.1', 'Fig. 3(c, d), Sec. 3.3.2', 'Fig. 7, Sec. 4.2.1',
-                  'Fig. 5, Sec. 4.2.5', 'Table 9, Sec. 4.2.6', 'ResLT beats (d): the additive shortcut is a core factor'):
+                  'Fig. 5, Sec. 4.2.5', 'Table 9, Sec. 4.2.6', 'ResLT beats (d): the additive shortcut is a core factor',
+                  'Fig. 4, Sec. 4.2.2, Table 6', 'ResLT trails CE on many-shot classes at width x2', 'Fig. 8, Sec. 4.2.4, Table 6',
+                  'ResLT beats LDAM+DRW at imbalance ratio 100', 'ResLT beats CE at imbalance ratio 10'):
         assert where in html, where
     assert 'supported</td>' not in html and 'contradicted</td>' not in html and 'not reproduced</td>' in html
 
@@ -106,6 +126,33 @@ def test_paper_configs_name_notebook_parameters():
         assert st.log_eps == 1e-7 and st.branch_norm == 'pooled' and st.class_sets == 'nested'     # the public code's loss
         assert c['backbone'] == 'resnet32' and c['epochs'] == 200 and c['batch_size'] == 128 and c['milestones'] == [160, 180]
         assert c['warmup_epochs'] == 5 and c['lr'] == 0.1 and set(c['studies']) == set(STUDIES)
+        # Fig. 4: ResNet-32 at 1x, 2x, 3x channels; Table 5: its three ratios and the rows that are workbook recipes
+        assert c['width_multipliers'] == [1, 2, 3] and scaled_backbone('resnet32', {}, 3)[1]['widths'] == [48, 96, 192]
+        assert c['ratios'] == [100, 50, 10] and set(c['baselines']) == {'mixup', 'focal', 'cb_focal', 'ldam_drw', 'ce_drw'}
+        for b in c['baselines']: baseline_config(TrainConfig(), b)
+
+def test_large_scale_presets_follow_sec_4_1():
+    """Every ResLT train preset has a CE + cRT twin on the same backbone and schedule; lr and batch per backbone
+    (Sec. 4.1), alpha per dataset (Sec. 4.2.5)."""
+    from lt_workbook.runner import read_train_spec
+    presets = ROOT/'configs'/'presets'
+    reslt = {f.stem: read_train_spec([f]) for f in sorted(presets.glob('reslt_*.yaml')) if not f.stem.endswith('_crt')}
+    assert set(reslt) == ({f'reslt_imagenet_lt_{b}' for b in ('resnet10', 'resnext50', 'resnext101')}
+                          | {'reslt_inat2018_resnet50', 'reslt_places_lt_resnet152'})
+    alpha = {'imagenet_lt': 0.99, 'inat2018': 0.9, 'places_lt': 0.99}
+    for name, spec in reslt.items():
+        cfg = spec.cfg
+        big = cfg.arch_kw['backbone'] in ('resnext101_32x4d', 'resnet152')          # "for the limited GPU memory"
+        assert (cfg.lr, cfg.batch_size) == ((0.05, 128) if big else (0.1, 256)), name
+        assert cfg.schedule == 'cosine' and cfg.momentum == 0.9 and cfg.arch_kw['class_sets'] == 'nested', name
+        assert cfg.step == 'reslt' and cfg.step_kw['alpha'] == alpha[spec.data['name']], name
+        twin = read_train_spec([presets/f'{name}_crt.yaml'])
+        t = twin.cfg
+        assert twin.data == spec.data and t.arch == cfg.arch_kw['backbone'], name
+        assert t.arch_kw == cfg.arch_kw.get('backbone_kw', {}), name
+        assert t.second_stage == 'crt' and t.step == 'standard' and t.method == 'crt', name
+        same = ('epochs', 'batch_size', 'lr', 'weight_decay', 'schedule', 'sampler', 'seed')
+        assert all(getattr(t, k) == getattr(cfg, k) for k in same), name
 
 def test_public_loss_and_float64():
     "log_eps=1e-7 reproduces the public code's loss in float64 (to 1e-10), and float64 logits give a float64 loss."
