@@ -20,19 +20,17 @@ run: install
 # executed by their end-to-end tests instead of nbdev_test: papermill runs every cell with the
 # defaults, as nbdev_test would, and the test then checks what the run wrote (tests/test_project.py checks each has such a test).
 # Test runs go to a fresh temporary folder (shared by nbdev_test and pytest) unless LT_WORKBOOK_TEST_RUNS is set.
-# Single-threaded workers: on a small CPU, two notebooks at once get more done than one on two threads; pytest takes two more
-# workers than cores (PYTEST_WORKERS): with one more, the last CI run kept the 2 cores busy 88% of the time only (its tests
-# wait for kernels, subprocesses, Slurm and other ranks). Tests are spread one by one (loadgroup), the slowest first
-# (tests/conftest.py, SLOWEST_FIRST; --no-loadscope-reorder keeps that order); tests that read another test's runs share
-# an xdist_group.
+# Single-threaded workers: on a small CPU, two notebooks at once get more done than one on two threads; pytest takes one more
+# worker than cores (PYTEST_WORKERS), since its tests wait for kernels, subprocesses and other ranks a fifth of the time.
+# Tests are spread one by one (loadgroup); tests that read another test's runs share an xdist_group.
 TEST_WORKERS ?= 2
-PYTEST_WORKERS ?= 4
+PYTEST_WORKERS ?= 3
 E2E_NBS = ^([_.]|(0[1-8]|10|13)_)
 test: install test-sync
 	@runs=$${LT_WORKBOOK_TEST_RUNS:-$$(mktemp -d)}; echo "test runs in $$runs"; \
 	  export LT_WORKBOOK_RUNS=$$runs OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1}; \
 	  nbdev_test --n_workers $(TEST_WORKERS) --do_print --timing --skip_file_re '$(E2E_NBS)' && \
-	  $(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=20 tests
+	  $(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=20 tests
 
 test-sync:
 	nbdev_export

@@ -86,28 +86,14 @@ def validation_errors(nb, cases:dict, after:int=1)->dict:
     return {name: preflight(NBS/nb, params, after) for name, params in cases.items()}
 
 
-# The slowest tests (CI on 2 cores, slowest first; durations of the last CI run) start first: scheduled last, one of them
-# would end the run alone (longest first keeps the tail short). `make test` passes --no-loadscope-reorder so that xdist
-# keeps this order instead of sending the groups of two tests first.
-SLOWEST_FIRST = ('test_ltdarts_notebook.py::test_default_run',                          # 403 s
-                 'test_training_notebook.py::test_default_run',                         # 364 s
-                 'test_runner.py::test_slurm_requeue_resumes',                          # 161 s + 75 s (its group)
-                 'test_runner.py::test_sweep_kill_rerun_failed_point_and_results',      # 209 s
-                 'test_reslt_notebook.py::test_default_run',                            # 171 s + its group's second test
-                 'test_etf_notebook.py::test_default_run_and_bad_parameters',           # 175 s
-                 'test_recipes.py::test_default_run',                                   # 158 s
-                 'test_browser.py::test_explorer_run_all_widgets_and_a_filter',         # ~100 s with its group
-                 'test_ltdarts_notebook.py::test_resume_after_kill_gives_the_same_genotype',   # 132 s
-                 'test_components_notebook.py::test_default_run',                       # 131 s
-                 'test_imbnas_notebook.py::test_default_run',                           # 126 s
-                 'test_training_notebook.py::test_resume_after_kill_matches_uninterrupted',    # 125 s
-                 'test_explorer_notebook.py::test_default_run',                         # 113 s
-                 'test_ccsam_notebook.py::test_default_run',                            # 113 s
-                 'test_bbn_darts_notebook.py::test_default_run',                        # 103 s
-                 'test_ltdarts_notebook.py::test_config_file_and_bad_parameters',       # 91 s
-                 'test_distributed.py::test_torchrun_two_ranks_match_one_process_and_resume',  # 77 s
-                 'test_runner.py::test_run_reports_the_failing_cell',                   # 73 s
-                 'test_cli.py::test_status_follows_a_running_sweep')                    # 70 s with its group
+# The slowest tests (CI on 2 cores, slowest first) start first: scheduled last, one of them would end the run alone
+SLOWEST_FIRST = ('test_ltdarts_notebook.py::test_default_run', 'test_training_notebook.py::test_default_run',
+                 'test_runner.py::test_sweep_kill_rerun_failed_point_and_results', 'test_etf_notebook.py::test_default_run_and_bad_parameters',
+                 'test_runner.py::test_slurm_requeue_resumes', 'test_browser.py::test_explorer_run_all_widgets_and_a_filter', 'test_recipes.py::test_default_run',
+                 'test_ltdarts_notebook.py::test_resume_after_kill_gives_the_same_genotype', 'test_runner.py::test_run_reports_the_failing_cell',
+                 'test_reslt_notebook.py::test_default_run', 'test_components_notebook.py::test_default_run',
+                 'test_ltdarts_notebook.py::test_config_file_and_bad_parameters', 'test_training_notebook.py::test_resume_after_kill_matches_uninterrupted',
+                 'test_distributed.py::test_torchrun_two_ranks_match_one_process_and_resume')
 
 def pytest_collection_modifyitems(config, items):
     first = {name: i for i, name in enumerate(SLOWEST_FIRST)}
