@@ -30,7 +30,7 @@ __all__ = ['PROFILES', 'CIFAR', 'CIFAR_PICKLE_GLOBALS', 'LIST_DATASETS', 'IMAGEN
            'eval_batches', 'class_groups', 'lt_metrics', 'CdnHtmlRenderer', 'figure_renderers', 'use_html_figures',
            'figure_bundle', 'display_output', 'show_in', 'plot_class_counts', 'plot_per_class_accuracy', 'empty_groups',
            'plot_group_accuracy', 'plot_confusion', 'heading_anchor', 'notebook_markdown', 'notebook_anchors',
-           'paper_items_rows', 'paper_items', 'paper_items_problems']
+           'paper_items_rows', 'row_cells', 'paper_items', 'paper_items_problems']
 
 # %% ../nbs/00_data.ipynb #2dcf0dcc
 def check_choice(name:str, value, allowed):
@@ -960,9 +960,13 @@ def paper_items_rows(markdown:list):
     table = next((s for s in markdown if re.search(rf'^#+[ \t]+{PAPER_ITEMS}[ \t]*$', s, re.M)), None)
     return None if table is None else [l for l in table.splitlines() if l.startswith('|')][2:]
 
+def row_cells(row:str)->list:
+    "The cells of a markdown table row, stripped: '| a | b |' -> ['a', 'b']."
+    return [c.strip() for c in row.strip().strip('|').split('|')]
+
 def paper_items(notebook)->list:
     "The paper's figures and tables the notebook's `PAPER_ITEMS` table lists (its first column), in its order."
-    return [row.strip().strip('|').split('|')[0].strip() for row in paper_items_rows(notebook_markdown(notebook)) or []]
+    return [row_cells(row)[0] for row in paper_items_rows(notebook_markdown(notebook)) or []]
 
 def paper_items_problems(notebook,   # path of a section notebook
                          root=None,  # the project root, with nbs/ and configs/ (default: `project_root()`)
@@ -972,14 +976,15 @@ def paper_items_problems(notebook,   # path of a section notebook
     root = Path(root or project_root())
     md = notebook_markdown(notebook)
     anchors, rows = notebook_anchors(md), paper_items_rows(md)
+    anchors_of = functools.cache(lambda page: notebook_anchors(notebook_markdown(root/'nbs'/page)))   # once a page
     if rows is None: return [f'no heading {PAPER_ITEMS!r}']
     problems = [] if rows else ['the table has no row']
     for row in rows:
-        if len(row.strip().strip('|').split('|')) != 5: problems.append(f'{row[:60]}...: expected 5 columns')
+        if len(row_cells(row)) != 5: problems.append(f'{row[:60]}...: expected 5 columns')
         for target in re.findall(r'\]\(([^)\s]*)\)', row):
             page, _, anchor = target.partition('#')
             if page and not (root/'nbs'/page).exists(): problems.append(f'{target}: no notebook nbs/{page}')
-            elif page and anchor and anchor not in notebook_anchors(notebook_markdown(root/'nbs'/page)):
+            elif page and anchor and anchor not in anchors_of(page):
                 problems.append(f'{target}: no heading of {page} has this anchor')
             elif not page and anchor not in anchors:
                 problems.append(f'#{anchor}: no heading of {Path(notebook).name} has this anchor')
