@@ -13,7 +13,6 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from scipy.stats import kendalltau
 import plotly.graph_objects as go
 from .data import *
 from .training import *
@@ -26,7 +25,7 @@ __all__ = ['NATS_OPS', 'OP_NAMES', 'PARAMETRIC_OPS', 'NODES', 'EDGES', 'PAPER_SC
            'cost_signature', 'all_archs', 'equal_cost_archs', 'sample_equal_cost', 'TopologyCell', 'ResidualReduction',
            'CellNet', 'count_macs', 'inherit', 'sample_path', 'spos_step', 'FreezeBackboneFrom', 'recalibrated_bn',
            'recalibration_batches', 'evaluate_subnet', 'random_arch', 'mutate', 'crossover', 'offspring',
-           'evolution_search', 'kendall_tau_matrix', 'rank_agreement', 'scale_epoch', 'step_schedule',
+           'evolution_search', 'kendall_tau', 'kendall_tau_matrix', 'rank_agreement', 'scale_epoch', 'step_schedule',
            'adaptation_config', 'transfer_init', 'cell_net_config', 'split_for_search', 'record_run', 'train_subnet',
            'rank_transfer', 'train_supernet', 'adapt_supernet', 'evolve_subnets', 'random_genotype', 'table1_archs',
            'train_genotype', 'table1_run', 'plot_tau_matrix', 'plot_rank_scatter', 'plot_adaptation_cost',
@@ -295,11 +294,15 @@ def evolution_search(fitness,                 # cell (tuple of 6 operations) -> 
                 evaluations=len(scores), history=history)
 
 # %% ../nbs/08_imbnas_transfer.ipynb #4ade3fcb
+def kendall_tau(x, y)->float:
+    "Kendall's tau-b of `x` and `y` (scipy's; `scipy.stats` is imported here, on first use: about 1.4 s of CPU to import)."
+    from scipy.stats import kendalltau
+    return float(kendalltau(x, y)[0])
+
 def kendall_tau_matrix(accs:dict)->pd.DataFrame:
     "Kendall's tau between the accuracy lists `accs` ({variant: [accuracy of each architecture]}), one row and column per variant."
     names = list(accs)
-    tau = lambda a, b: float(kendalltau(accs[a], accs[b])[0])
-    return pd.DataFrame([[tau(a, b) for b in names] for a in names], index=names, columns=names)
+    return pd.DataFrame([[kendall_tau(accs[a], accs[b]) for b in names] for a in names], index=names, columns=names)
 
 def rank_agreement(x, y,                 # the accuracies of the same architectures on two variants
                    alpha:float=0.05,     # chance level above which a perfect agreement says nothing
@@ -310,7 +313,7 @@ def rank_agreement(x, y,                 # the accuracies of the same architectu
     if k != len(y): raise ValueError(f"x and y: expected the same architectures, got {k} and {len(y)} accuracies")
     pairs = list(itertools.combinations(range(k), 2))
     tied = max(sum(v[i] == v[j] for i, j in pairs) for v in (x, y)) if pairs else 0
-    tau = float(kendalltau(x, y)[0]) if k >= 2 else float('nan')
+    tau = kendall_tau(x, y) if k >= 2 else float('nan')
     p_perfect = 2 / math.factorial(k) if k >= 2 else 1.
     why = []
     if k < 2: why.append(f'{k} architecture(s): no pair to rank')

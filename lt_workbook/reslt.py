@@ -18,7 +18,6 @@ from .data import *
 from .training import *
 from .components import trim_test_set
 from .etf import cifar_resnet   # registers ARCHS['cifar_resnet']: ResNet-32 at other widths (Fig. 4)
-import torchvision.models.resnet as tv_resnet
 
 # %% auto #0
 __all__ = ['GROUPINGS', 'MAX_GROUPS', 'CLASS_SETS', 'BRANCHES', 'FUSIONS', 'BRANCH_NORMS', 'NAIVE_FUSIONS', 'FIG2_VARIANTS',
@@ -382,8 +381,8 @@ def scaled_backbone(backbone:str,            # 'resnet32', 'cifar_resnet' or 'co
 def resnext101_32x4d(num_classes:int=1000, classifier:str='linear', pretrained:str|None=None,
                      zero_init_residual:bool=False):
     "ResNeXt-101 32x4d (Table 6, Fig. 4 on ImageNet-LT): torchvision's `ResNet`, bottlenecks [3, 4, 23, 3], 32 groups of width 4."
-    net = tv_resnet.ResNet(tv_resnet.Bottleneck, [3, 4, 23, 3], groups=32, width_per_group=4,
-                           zero_init_residual=zero_init_residual)
+    tv = tv_resnet()
+    net = tv.ResNet(tv.Bottleneck, [3, 4, 23, 3], groups=32, width_per_group=4, zero_init_residual=zero_init_residual)
     return TorchvisionNet(net, num_classes, classifier, pretrained)
 
 ARCHS['resnext101_32x4d'] = resnext101_32x4d

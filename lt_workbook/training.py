@@ -26,7 +26,7 @@ __all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'PROGRESS_MODES', 'TEX
            'PRECISIONS', 'FINITE_CHECK_EVERY', 'IMPL_KEYS', 'BATCH_PROGRESS_MIN', 'MAX_SCALARS', 'LOGGERS', 'METHODS',
            'VERDICTS', 'CLAIMS_FILE', 'loss_precision', 'class_balanced_weights', 'ldam_margins', 'LTLoss', 'mixup',
            'mixup_loss', 'NormedLinear', 'option_a_shortcut', 'BasicBlock', 'CifarResNet', 'resnet32', 'count_params',
-           'load_trunk_state', 'TorchvisionTrunk', 'TorchvisionNet', 'resnet10', 'resnet50', 'resnet152',
+           'tv_resnet', 'load_trunk_state', 'TorchvisionTrunk', 'TorchvisionNet', 'resnet10', 'resnet50', 'resnet152',
            'resnext50_32x4d', 'dist_env', 'distributed', 'is_writer', 'on_writer', 'all_sum', 'gather_rows',
            'share_weight', 'rank_average', 'shard_of', 'AllSum', 'SyncBatchNorm', 'sync_batch_norms', 'check_shards',
            'StderrHandler', 'configure_logging', 'progress', 'runs_root', 'jsonable', 'params_hash', 'git_commit',
@@ -161,7 +161,11 @@ ARCHS = {'resnet32': resnet32}
 def count_params(model): return sum(p.numel() for p in model.parameters())
 
 # %% ../nbs/01_training.ipynb #e2f6ded6
-import torchvision.models.resnet as tv_resnet
+def tv_resnet():
+    """torchvision's `models.resnet`, imported on first use: importing torchvision imports `torch._dynamo` (about 2 s of
+    CPU), which every process importing the library (a CLI call, a rank, a Slurm job, a kernel) would pay for nothing."""
+    import torchvision.models.resnet
+    return torchvision.models.resnet
 
 def load_trunk_state(module:nn.Module, path)->nn.Module:
     "Load a torchvision-format state dict file into `module`, every key but `fc.*` (the old head), checked key by key and shape by shape."
@@ -185,7 +189,7 @@ def load_trunk_state(module:nn.Module, path)->nn.Module:
 
 class TorchvisionTrunk(nn.Module):
     "A torchvision ResNet without `avgpool` and `fc`: its modules under their torchvision names, so its state dicts load as they are."
-    def __init__(self, net:tv_resnet.ResNet):
+    def __init__(self, net:nn.Module):   # a torchvision `ResNet`:
         super().__init__()
         for name, m in net.named_children():
             if name not in ('avgpool', 'fc'): self.add_module(name, m)
@@ -196,7 +200,7 @@ class TorchvisionTrunk(nn.Module):
 
 class TorchvisionNet(nn.Module):
     "A torchvision ResNet / ResNeXt with the workbook's protocol and head: `feature_map` (through `layer4`), `features`, `feat_dim`, `classifier`."
-    def __init__(self, net:tv_resnet.ResNet,    # built by torchvision (its `fc` is dropped)
+    def __init__(self, net:nn.Module,          # a torchvision `ResNet` (its `fc` is dropped)
                  num_classes:int, classifier:str='linear',
                  pretrained:str|None=None):     # a torchvision-format state dict file for the trunk (`fc.*` ignored)
         super().__init__()
@@ -210,19 +214,19 @@ class TorchvisionNet(nn.Module):
 
 def resnet10(num_classes:int=1000, classifier:str='linear', pretrained:str|None=None, zero_init_residual:bool=False):
     "ResNet-10: torchvision's `ResNet(BasicBlock, [1, 1, 1, 1])` (the LT papers' ImageNet-LT ResNet-10), 512-d features."
-    return TorchvisionNet(tv_resnet.ResNet(tv_resnet.BasicBlock, [1, 1, 1, 1], zero_init_residual=zero_init_residual), num_classes, classifier, pretrained)
+    return TorchvisionNet(tv_resnet().ResNet(tv_resnet().BasicBlock, [1, 1, 1, 1], zero_init_residual=zero_init_residual), num_classes, classifier, pretrained)
 
 def resnet50(num_classes:int=1000, classifier:str='linear', pretrained:str|None=None, zero_init_residual:bool=False):
     "torchvision's ResNet-50 (iNaturalist-2018), 2048-d features."
-    return TorchvisionNet(tv_resnet.resnet50(weights=None, zero_init_residual=zero_init_residual), num_classes, classifier, pretrained)
+    return TorchvisionNet(tv_resnet().resnet50(weights=None, zero_init_residual=zero_init_residual), num_classes, classifier, pretrained)
 
 def resnet152(num_classes:int=1000, classifier:str='linear', pretrained:str|None=None, zero_init_residual:bool=False):
     "torchvision's ResNet-152 (Places-LT, from ImageNet weights via `pretrained`), 2048-d features."
-    return TorchvisionNet(tv_resnet.resnet152(weights=None, zero_init_residual=zero_init_residual), num_classes, classifier, pretrained)
+    return TorchvisionNet(tv_resnet().resnet152(weights=None, zero_init_residual=zero_init_residual), num_classes, classifier, pretrained)
 
 def resnext50_32x4d(num_classes:int=1000, classifier:str='linear', pretrained:str|None=None, zero_init_residual:bool=False):
     "torchvision's ResNeXt-50 32x4d (ImageNet-LT), 2048-d features."
-    return TorchvisionNet(tv_resnet.resnext50_32x4d(weights=None, zero_init_residual=zero_init_residual), num_classes, classifier, pretrained)
+    return TorchvisionNet(tv_resnet().resnext50_32x4d(weights=None, zero_init_residual=zero_init_residual), num_classes, classifier, pretrained)
 
 ARCHS.update(resnet10=resnet10, resnet50=resnet50, resnet152=resnet152, resnext50_32x4d=resnext50_32x4d)
 
