@@ -37,16 +37,16 @@ def setup(a, dev, data, bilateral:bool, clock, batched:bool=True):
     akw = dict(order=a.order, batch_size=a.batch_size, lr=0.02)   # Sec. V-A's architecture learning rate
     architect = (BilateralArchitect(model, data.train, schedule='parabolic', hls=True, **akw) if bilateral
                  else Architect(model, data.train, **akw))
-    tr = Trainer(model, data, cfg, step=architect.step, callbacks=[architect])
-    tr.generator, tr.np_rng = epoch_generators(0, 1, tr.device)
-    tr.net.train()
+    trainer = Trainer(model, data, cfg, step=architect.step, callbacks=[architect])
+    trainer.generator, trainer.np_rng = epoch_generators(0, 1, trainer.device)
+    trainer.net.train()
     g = torch.Generator(device=dev).manual_seed(0)
-    x = tr.to_input(torch.randn(a.batch_size, 3, 32, 32, device=dev, generator=g))
+    x = trainer.to_input(torch.randn(a.batch_size, 3, 32, 32, device=dev, generator=g))
     y = torch.randint(0, data.num_classes, (a.batch_size,), device=dev, generator=g)
     def step():
-        architect.before_epoch(tr, 1)     # fresh batch streams (Alg. 1: t = 2, mu = 1 - (2/4)^2 = 0.75), outside the timed region
+        architect.before_epoch(trainer, 1)     # fresh batch streams (Alg. 1: t = 2, mu = 1 - (2/4)^2 = 0.75), outside the timed region
         sync(dev); t = clock()
-        architect.step(tr, x, y)
+        architect.step(trainer, x, y)
         sync(dev); return clock() - t
     return step, model
 

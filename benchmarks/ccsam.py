@@ -35,10 +35,10 @@ from lt_workbook.ccsam import CCSAMStep, class_conditional_loss, class_condition
 def trainer_for(model, C, counts, cfg):
     "A `Trainer` around `model` (one stand-in image per class: only the steps are timed), with long-tailed `counts`."
     one = ImageSet(torch.zeros(C, 3, 32, 32, dtype=torch.uint8), torch.arange(C))
-    tr = Trainer(model, LTDataset('bench', one, one, list(range(C))), cfg)
-    tr.counts = torch.as_tensor(counts)
-    tr.net.train()
-    return tr
+    trainer = Trainer(model, LTDataset('bench', one, one, list(range(C))), cfg)
+    trainer.counts = torch.as_tensor(counts)
+    trainer.net.train()
+    return trainer
 
 times_plain_step = {}
 clock = time.perf_counter
@@ -76,12 +76,12 @@ def measure(C, a, dev):
           f"overhead per class: ccsam {1e3 * added['ccsam'] / present:+.3f} ms, loop {1e3 * added['loop'] / present:+.3f} ms")
     head_side(C, a, dev, trainers['plain'], data, counts, present)
 
-def head_side(C, a, dev, tr, data, counts, present):
+def head_side(C, a, dev, trainer, data, counts, present):
     "The head-side work of each step on fixed features: plain CE, CE + vectorized CC-SAM loss, CE + per-class loop."
     sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
     x, y = data[0]
-    with torch.no_grad(), tr.autocast(): f0 = tr.model.features(x).float()
-    head, n = tr.model.classifier, torch.as_tensor(counts, device=dev)
+    with torch.no_grad(), trainer.autocast(): f0 = trainer.model.features(x).float()
+    head, n = trainer.model.classifier, torch.as_tensor(counts, device=dev)
     T = soft_targets(y, y, None, C)
     def plain(f): return F.cross_entropy(F.linear(f, head.weight, head.bias), y)
     def vec(f): return 0.7 * plain(f) + 0.3 * class_conditional_loss(f, head.weight, head.bias, y, T, n, 1e-6, a.radius)[0]

@@ -55,13 +55,13 @@ def ours(a, dev):
     model = build_model(cfg, 10)
     architect = Architect(model, data.train, order=a.order, batch_size=a.batch_size, recompute=a.recompute if v['recompute'] else 0,
                           cuda_graph=v.get('graph', False))
-    tr = Trainer(model, data, cfg, step=architect.step, callbacks=[architect])
-    architect.before_epoch(tr, 0)
-    tr.generator, tr.np_rng = epoch_generators(0, 0, tr.device)
-    tr.net.train()
+    trainer = Trainer(model, data, cfg, step=architect.step, callbacks=[architect])
+    architect.before_epoch(trainer, 0)
+    trainer.generator, trainer.np_rng = epoch_generators(0, 0, trainer.device)
+    trainer.net.train()
     x, y = torch.randn(a.batch_size, 3, 32, 32, device=dev), torch.randint(0, 10, (a.batch_size,), device=dev)
-    x = tr.to_input(x)
-    return lambda: architect.step(tr, x, y)
+    x = trainer.to_input(x)
+    return lambda: architect.step(trainer, x, y)
 
 def reference(a, dev):
     "The original DARTS search step (train_search.py's loop body), unmodified code from `--reference`."

@@ -50,9 +50,9 @@ def main():
     for r in range(a.rounds + 1):   # round 0 warms up (allocator, cuDNN autotuning, first-call overheads)
         arch = sample_path(g)
         cfg = TrainConfig(arch='cell_net', arch_kw=dict(arch=arch_str(arch), **kw), **base)
-        tr = Trainer(build_model(cfg, data.num_classes), data, cfg, train_set=train_set, eval_set=val_set)
+        trainer = Trainer(build_model(cfg, data.num_classes), data, cfg, train_set=train_set, eval_set=val_set)
         te = timed(lambda: evaluate_subnet(search, arch, bn))
-        tt = timed(lambda: tr.train_epoch(0))
+        tt = timed(lambda: trainer.train_epoch(0))
         if r: ratios.append(te / tt); t_eval.append(te); t_train.append(tt)
     print(f"device: {dev} ({torch.cuda.get_device_name() if dev.type == 'cuda' else f'{torch.get_num_threads()} threads'}); "
           f"{a.dataset} ratio {a.ratio:g}: {len(train_set)} training / {len(val_set)} held-out images; "

@@ -124,45 +124,45 @@ class FirstBatches:
     def __len__(self): return len(self.sampler)
     def epoch(self, batch_size, generator): return self.sampler.epoch(batch_size, generator)[:self.n]
 
-def measure(tr, a, sync):
+def measure(trainer, a, sync):
     """Seconds per step and per evaluation. The steps run inside `Trainer.train_epoch` (not a loop of our own around
-    `tr.step`): so the timed cost is the real epoch's per step, with the batch drawing and augmentation, the step
+    `trainer.step`): so the timed cost is the real epoch's per step, with the batch drawing and augmentation, the step
     (architect, CC-SAM, ...), the trainer's non-finite-loss check (a device sync per step on CUDA) and its running sums.
     The epoch hooks of the trainer's callbacks (the architect's batch streams) run inside the timed region too."""
-    full = tr.sampler
+    full = trainer.sampler
     def epoch(epoch, n):
-        tr.sampler = FirstBatches(full, n)
+        trainer.sampler = FirstBatches(full, n)
         sync(); t = time.perf_counter()
-        for cb in tr.callbacks: cb.before_epoch(tr, epoch)
-        tr.train_epoch(epoch)
-        for cb in tr.callbacks: cb.after_epoch(tr, epoch, {})
+        for cb in trainer.callbacks: cb.before_epoch(trainer, epoch)
+        trainer.train_epoch(epoch)
+        for cb in trainer.callbacks: cb.after_epoch(trainer, epoch, {})
         sync(); return time.perf_counter() - t
     warmup_s = epoch(0, a.warmup)                         # allocator, cuDNN autotuning, oneDNN kernels (and compiling)
     step_s = epoch(1, a.steps) / a.steps
-    tr.sampler = full
-    n = len(tr.eval_set)
-    tr.evaluate(tr.eval_set.subset(torch.arange(min(n, 512 + n % 512))))   # warm-up: the batch shapes of the full evaluation
-    sync(); t = time.perf_counter(); tr.evaluate(); sync()
+    trainer.sampler = full
+    n = len(trainer.eval_set)
+    trainer.evaluate(trainer.eval_set.subset(torch.arange(min(n, 512 + n % 512))))   # warm-up: the batch shapes of the full evaluation
+    sync(); t = time.perf_counter(); trainer.evaluate(); sync()
     return step_s, time.perf_counter() - t, warmup_s
 
 def run_method(key, data, a, dev, sync):
     name, build = METHODS[key]
     if dev.type == 'cuda': torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
-    tr, src = build(data, a)
-    cfg = tr.cfg
-    full_batches = len(tr.train_set) // cfg.batch_size
+    trainer, src = build(data, a)
+    cfg = trainer.cfg
+    full_batches = len(trainer.train_set) // cfg.batch_size
     if max(a.warmup, a.steps) > full_batches:   # each is the start of an epoch of its own: whole batches only
         raise ValueError(f"--warmup {a.warmup} / --steps {a.steps}: more than the {full_batches} full batches of an epoch")
-    step_s, eval_s, warmup_s = measure(tr, a, sync)
-    steps = math.ceil(len(tr.train_set) / cfg.batch_size)
+    step_s, eval_s, warmup_s = measure(trainer, a, sync)
+    steps = math.ceil(len(trainer.train_set) / cfg.batch_size)
     epoch_s = step_s * steps + eval_s
     evals = sum(is_due(e, cfg.eval_every, cfg.epochs) for e in range(cfg.epochs))
     return dict(method=key, name=name, config=f'configs/{src}.yaml', paper_epochs=cfg.epochs, batch_size=cfg.batch_size,
-                train_images=len(tr.train_set), steps_per_epoch=steps, sec_per_step=step_s, eval_images=len(tr.eval_set),
+                train_images=len(trainer.train_set), steps_per_epoch=steps, sec_per_step=step_s, eval_images=len(trainer.eval_set),
                 eval_sec=eval_s, epoch_sec=epoch_s, minutes=epoch_s * cfg.epochs / 60, eval_every=cfg.eval_every,
-                minutes_config_eval=(step_s * steps * cfg.epochs + eval_s * evals) / 60, params=count_params(tr.model),
-                bf16=tr.dtype == torch.bfloat16, channels_last=tr.channels_last, compile=cfg.compile, warmup_sec=warmup_s, arch=cfg.arch,
-                step=getattr(tr.step, '__qualname__', cfg.step),
+                minutes_config_eval=(step_s * steps * cfg.epochs + eval_s * evals) / 60, params=count_params(trainer.model),
+                bf16=trainer.dtype == torch.bfloat16, channels_last=trainer.channels_last, compile=cfg.compile, warmup_sec=warmup_s, arch=cfg.arch,
+                step=getattr(trainer.step, '__qualname__', cfg.step),
                 peak_gb=torch.cuda.max_memory_allocated() / 2**30 if dev.type == 'cuda' else None)
 
 def target(results, keys, limit):

@@ -94,11 +94,11 @@ def main():
     stream = itertools.chain.from_iterable(
         batches(train.images, train.labels, Sampler(train.labels), a.batch_size, g, data.mean, data.std) for _ in itertools.count())
     full = (xy for xy in stream if len(xy[1]) == a.batch_size)          # whole batches only
-    for tr in trainers.values(): tr.net.train()
+    for trainer in trainers.values(): trainer.net.train()
     clock = time.process_time if a.clock == 'cpu' else time.perf_counter
-    def step(tr, x, y):
+    def step(trainer, x, y):
         sync(); t = clock()
-        tr.step(tr, tr.to_input(x), y)
+        trainer.step(trainer, trainer.to_input(x), y)
         sync(); return clock() - t
     times = {k: [] for k in trainers}
     for r in range(a.warmup + a.rounds):

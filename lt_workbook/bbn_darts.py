@@ -19,12 +19,12 @@ from .training import *
 from .darts import *
 
 # %% auto #0
-__all__ = ['MIXING_SCHEDULES', 'T_STARTS', 'BRANCHES', 'CLS_SAMPLERS', 'SEARCH_METHODS', 'CONTINUATIONS', 'TABLE2', 'TABLE1',
-           'mixing_ratio', 'hls_scale', 'bilateral_mix', 'bilateral_loss', 'BilateralSupernet', 'alpha_tensors',
-           'BilateralArchitect', 'branch_logits', 'mu_sweep', 'BilateralTracker', 'backbone_shift', 'sweep_at',
-           'best_sweep_acc', 'plot_training_curves', 'plot_mu_sweep', 'plot_alpha_grad_norms', 'plot_backbone_shift',
-           'plot_hls_factor', 'paper_tables', 'bilateral_search_config', 'bilateral_architect_config',
-           'bilateral_search', 'continue_bilateral_search']
+__all__ = ['MIXING_SCHEDULES', 'T_STARTS', 'BBN_BRANCHES', 'CLS_SAMPLERS', 'CLS_STREAMS', 'SEARCH_METHODS', 'CONTINUATIONS',
+           'TABLE2', 'TABLE1', 'mixing_ratio', 'hls_scale', 'bilateral_mix', 'bilateral_loss', 'BilateralSupernet',
+           'alpha_tensors', 'BilateralArchitect', 'branch_logits', 'mu_sweep', 'BilateralTracker', 'backbone_shift',
+           'sweep_at', 'best_sweep_acc', 'plot_training_curves', 'plot_mu_sweep', 'plot_alpha_grad_norms',
+           'plot_backbone_shift', 'plot_hls_factor', 'paper_tables', 'bilateral_search_config',
+           'bilateral_architect_config', 'bilateral_search', 'continue_bilateral_search']
 
 # %% ../nbs/05_bbn_darts.ipynb #f3ee2ba4
 MIXING_SCHEDULES = ('parabolic', 'reverse_sigmoid', 'linear', 'constant')
@@ -60,7 +60,7 @@ def bilateral_loss(loss_fn, outputs, targets, mu:float):
     return mu * loss_fn(z, y_ins) + (1 - mu) * loss_fn(z, y_cls)
 
 # %% ../nbs/05_bbn_darts.ipynb #b8f70b55
-BRANCHES = ('ins', 'cls')
+BBN_BRANCHES = ('ins', 'cls')
 
 class BilateralSupernet(Supernet):
     "DARTS backbone (search cells, alphas_normal / alphas_reduce) + two one-cell heads (alphas_ins, alphas_cls), mixed as BBN."
@@ -72,8 +72,8 @@ class BilateralSupernet(Supernet):
         del self.classifier
         last = self.cells[-1]
         head = lambda: self.cell_type(self.primitives, steps, multiplier, last.C_p, self.feat_dim, last.C, False, last.reduction)
-        self.heads = nn.ModuleDict({b: head() for b in BRANCHES})
-        self.classifiers = nn.ModuleDict({b: CLASSIFIERS[classifier](multiplier * last.C, num_classes) for b in BRANCHES})
+        self.heads = nn.ModuleDict({b: head() for b in BBN_BRANCHES})
+        self.classifiers = nn.ModuleDict({b: CLASSIFIERS[classifier](multiplier * last.C, num_classes) for b in BBN_BRANCHES})
         self.alphas_ins = nn.Parameter(1e-3 * torch.randn_like(self.alphas_normal))
         self.alphas_cls = nn.Parameter(1e-3 * torch.randn_like(self.alphas_normal))
         self.mu_test, self.backbone_frozen = mu_test, freeze_backbone
@@ -84,7 +84,7 @@ class BilateralSupernet(Supernet):
         if self.backbone_frozen: del g['backbone']
         return g
     def arch_parameters(self)->list: return [a for g in self.arch_groups().values() for a in g]
-    def head_weights(self)->dict: return {b: F.softmax(getattr(self, f'alphas_{b}'), -1) for b in BRANCHES}
+    def head_weights(self)->dict: return {b: F.softmax(getattr(self, f'alphas_{b}'), -1) for b in BBN_BRANCHES}
     def head_genotypes(self)->dict:
         "Each head's discrete cell (two `[op, input]` per node), as `parse_cell` derives a normal cell."
         return {b: parse_cell(w.detach().cpu().numpy(), self.primitives, self.steps) for b, w in self.head_weights().items()}
@@ -113,6 +113,7 @@ def alpha_tensors(model)->dict:
     return {n.removeprefix('alphas_'): p for n, p in model.named_parameters() if n.startswith('alphas_')}
 
 CLS_SAMPLERS = ('class_balanced', 'reversed')   # the class-sampling branch: Eq. 12 (each class 1/C), or BBN's code (class ∝ 1/N_c)
+CLS_STREAMS = (15485863, 32452843)   # seed offsets of that branch's batches (validation, training): streams apart from the others
 
 class BilateralArchitect(Architect):
     "Alg. 1 (or, on a single-branch supernet, DARTS) as the trainer's step, with per-group alpha learning rates and HLS."
@@ -135,42 +136,42 @@ class BilateralArchitect(Architect):
         names = {id(p): n for n, p in alpha_tensors(model).items()}
         self.alpha_names = [names[id(a)] for a in self.alphas]
         self.mu = 1.
-    def before_epoch(self, tr, epoch):
-        super().before_epoch(tr, epoch)
+    def before_epoch(self, trainer, epoch):
+        super().before_epoch(trainer, epoch)
         if self.bilateral:
-            self.mu = mixing_ratio(self.schedule, epoch, tr.cfg.epochs, self.k, self.mu0, self.t_start)
-            gens = [epoch_generators(tr.cfg.seed + s, epoch, tr.device)[0] for s in (15485863, 32452843)]
-            self.val_cls = endless_batches(tr, self.val, self.cls_sampler, self.batch_size, gens[0], self.augment)
-            self.train_cls = endless_batches(tr, tr.train_set, self.cls_sampler, tr.cfg.batch_size, gens[1], tr.cfg.augment)
+            self.mu = mixing_ratio(self.schedule, epoch, trainer.cfg.epochs, self.k, self.mu0, self.t_start)
+            gens = [epoch_generators(trainer.cfg.seed + s, epoch, trainer.device)[0] for s in CLS_STREAMS]
+            self.val_cls = endless_batches(trainer, self.val, self.cls_sampler, self.batch_size, gens[0], self.augment)
+            self.train_cls = endless_batches(trainer, trainer.train_set, self.cls_sampler, trainer.cfg.batch_size, gens[1], trainer.cfg.augment)
         for g in self.opt.param_groups:
             g['lr'] = self.base_lr[g['name']] * (hls_scale(self.mu, self.tau) if self.hls and g['name'] == 'backbone' else 1.)
-        self.grad_norms = {n: torch.zeros((), device=tr.device) for n in self.alpha_names}
-        self.n_steps, self.correct, self.seen = 0, torch.zeros((), device=tr.device), 0
+        self.grad_norms = {n: torch.zeros((), device=trainer.device) for n in self.alpha_names}
+        self.n_steps, self.correct, self.seen = 0, torch.zeros((), device=trainer.device), 0
     def _record_grads(self):
         for n, a in zip(self.alpha_names, self.alphas): self.grad_norms[n] += a.grad.detach().float().norm()
         self.n_steps += 1
-    def step(self, tr, x, y):
+    def step(self, trainer, x, y):
         if not self.bilateral:
-            self.alpha_step(tr, x, y); self._record_grads()
-            with frozen(self.alphas), recomputed(tr.model, self.recompute): return standard_step(tr, x, y)
+            self.alpha_step(trainer, x, y); self._record_grads()
+            with frozen(self.alphas), recomputed(trainer.model, self.recompute): return standard_step(trainer, x, y)
         xr, yr = next(self.train_cls)
         if len(yr) != len(y): raise RuntimeError(f"the class-sampling batch ({len(yr)} images) does not pair with the instance batch ({len(y)}): "
                                                  "the trainer's epoch and the architect's stream are out of step")
-        X, Y = (x, tr.to_input(xr)), (y, yr)
+        X, Y = (x, trainer.to_input(xr)), (y, yr)
         (xv, yv), (xvr, yvr) = next(self.batches), next(self.val_cls)
-        loss_fn = partial(bilateral_loss, tr.loss_fn, mu=self.mu)
-        self.alpha_step(tr, X, Y, val=((tr.to_input(xv), tr.to_input(xvr)), (yv, yvr)), loss_fn=loss_fn)
+        loss_fn = partial(bilateral_loss, trainer.loss_fn, mu=self.mu)
+        self.alpha_step(trainer, X, Y, val=((trainer.to_input(xv), trainer.to_input(xvr)), (yv, yvr)), loss_fn=loss_fn)
         self._record_grads()
-        with frozen(self.alphas), recomputed(tr.model, self.recompute):
-            with tr.autocast():
-                o_ins, o_cls = tr.net(X)
-                loss = bilateral_loss(tr.loss_fn, (o_ins, o_cls), Y, self.mu)
-            optimizer_step(tr, loss)
+        with frozen(self.alphas), recomputed(trainer.model, self.recompute):
+            with trainer.autocast():
+                o_ins, o_cls = trainer.net(X)
+                loss = bilateral_loss(trainer.loss_fn, (o_ins, o_cls), Y, self.mu)
+            optimizer_step(trainer, loss)
         z = bilateral_mix(o_ins, o_cls, self.mu).detach()
         pred = z.argmax(1)
         self.correct += self.mu * (pred == y).sum() + (1 - self.mu) * (pred == yr).sum(); self.seen += len(y)
         return loss.detach(), z
-    def after_epoch(self, tr, epoch, event):
+    def after_epoch(self, trainer, epoch, event):
         if self.bilateral: event['mu'] = self.mu
         event['arch_lr'] = {g['name']: g['lr'] for g in self.opt.param_groups}
         event['alpha_grad_norm'] = {n: float(v) / max(1, self.n_steps) for n, v in self.grad_norms.items()}
@@ -178,12 +179,12 @@ class BilateralArchitect(Architect):
 
 # %% ../nbs/05_bbn_darts.ipynb #592a14b9
 @torch.no_grad()
-def branch_logits(tr, images, batch_size:int=512):
+def branch_logits(trainer, images, batch_size:int=512):
     "Both heads' logits `(o_ins, o_cls)` on uint8 `images` in eval mode (a single-branch model's logits twice)."
     outs = []
-    for x in tr.eval_inputs(images, batch_size):
-        with tr.autocast():
-            o = tr.model.branches(x) if isinstance(tr.model, BilateralSupernet) else (tr.net(x),) * 2
+    for x in trainer.eval_inputs(images, batch_size):
+        with trainer.autocast():
+            o = trainer.model.branches(x) if isinstance(trainer.model, BilateralSupernet) else (trainer.net(x),) * 2
         outs.append([t.float().cpu() for t in o])
     return tuple(torch.cat(t) for t in zip(*outs))
 
@@ -196,23 +197,23 @@ def mu_sweep(o_ins, o_cls, labels, train_counts, grid=11, split:str='count')->li
 class BilateralTracker(SearchTracker):
     "Per epoch: every alpha set's softmax, the heads' cells, alpha shifts, validation loss / accuracy at mu; after fit: the mu sweep."
     def __init__(self, val_set:ImageSet, mu_grid:int=11): self.val_set, self.mu_grid = val_set, mu_grid
-    def before_epoch(self, tr, epoch): self.start = {n: a.detach().clone() for n, a in alpha_tensors(tr.model).items()}
-    def after_epoch(self, tr, epoch, event):
-        super().after_epoch(tr, epoch, event)
-        if isinstance(tr.model, BilateralSupernet):
-            event['alphas'].update({b: w.tolist() for b, w in tr.model.head_weights().items()})
-            event['head_genotypes'] = tr.model.head_genotypes()
-        event['alpha_shift'] = {n: float((a.detach() - self.start[n]).float().norm()) for n, a in alpha_tensors(tr.model).items()}
-        z = bilateral_mix(*branch_logits(tr, self.val_set.images), event.get('mu', 1.))
+    def before_epoch(self, trainer, epoch): self.start = {n: a.detach().clone() for n, a in alpha_tensors(trainer.model).items()}
+    def after_epoch(self, trainer, epoch, event):
+        super().after_epoch(trainer, epoch, event)
+        if isinstance(trainer.model, BilateralSupernet):
+            event['alphas'].update({b: w.tolist() for b, w in trainer.model.head_weights().items()})
+            event['head_genotypes'] = trainer.model.head_genotypes()
+        event['alpha_shift'] = {n: float((a.detach() - self.start[n]).float().norm()) for n, a in alpha_tensors(trainer.model).items()}
+        z = bilateral_mix(*branch_logits(trainer, self.val_set.images), event.get('mu', 1.))
         labels = self.val_set.labels.cpu()
         event['val_loss'] = float(F.cross_entropy(z, labels))
         event['val_acc'] = float(100 * (z.argmax(1) == labels).double().mean())
-    def after_fit(self, tr, summary):
-        super().after_fit(tr, summary)
-        if isinstance(tr.model, BilateralSupernet): summary['head_genotypes'] = tr.model.head_genotypes()
-        o_ins, o_cls = branch_logits(tr, tr.eval_set.images)
-        summary['mu_sweep'] = mu_sweep(o_ins, o_cls, tr.eval_set.labels, tr.data.counts.tolist(), self.mu_grid, tr.cfg.group_split)
-        if tr.run is not None: tr.run.save_json('mu_sweep.json', summary['mu_sweep'])
+    def after_fit(self, trainer, summary):
+        super().after_fit(trainer, summary)
+        if isinstance(trainer.model, BilateralSupernet): summary['head_genotypes'] = trainer.model.head_genotypes()
+        o_ins, o_cls = branch_logits(trainer, trainer.eval_set.images)
+        summary['mu_sweep'] = mu_sweep(o_ins, o_cls, trainer.eval_set.labels, trainer.data.counts.tolist(), self.mu_grid, trainer.cfg.group_split)
+        if trainer.run is not None: trainer.run.save_json('mu_sweep.json', summary['mu_sweep'])
 
 def backbone_shift(run:Run, start:float=0.75)->float:
     "How far the backbone's alphas moved from epoch `int(start * T)` (0-based) on: the sum over those epochs of |Δ(alpha_normal, alpha_reduce)|."

@@ -18,18 +18,17 @@ from .data import *
 from .training import *
 from .darts import running_stats_paused
 from .etf import cifar_resnet, fixed_batches, ETFClassifier   # registers ARCHS['cifar_resnet']
-from .components import trim_test_set
 
 # %% auto #0
-__all__ = ['NORM_EPS', 'RADII', 'WEIGHTINGS', 'DIRECTIONS', 'MAGNITUDES', 'PERTURBS', 'ADV_NORMS', 'BASELINES', 'SN_LAYERS',
-           'NO_SINGLE_HEAD', 'STAGE2_STEP_KEYS', 'PLOT_COLORS', 'FLATTENING_NAMES', 'class_conditional_rho',
-           'random_directions', 'soft_targets', 'soft_cross_entropy', 'weighted_class_mean', 'class_conditional_loss',
-           'class_conditional_loss_loop', 'device_copy', 'linear_head', 'CCSAMStep', 'class_adversarial_weights',
-           'adversarial_feature_loss', 'progressive_alpha', 'AdversarialFeatureStep', 'SAMStep', 'SWACallback',
-           'spectral_normalized', 'spectral_norm_net', 'GradientPenaltyStep', 'ModelPerturbationStep',
-           'check_model_perturbation', 'is_linear_head', 'check_ccsam', 'check_adversarial_features',
-           'ccsam_stage2_config', 'check_ccsam_stage2', 'ccsam_run', 'head_tail_groups', 'features_of',
-           'classifier_noise_landscape', 'filter_normalized_direction', 'loss_surface', 'split_open_set',
+__all__ = ['NORM_EPS', 'RADII', 'WEIGHTINGS', 'DIRECTIONS', 'MAGNITUDES', 'PERTURBS', 'ADV_NORMS', 'FLATTENING_BASELINES',
+           'SN_LAYERS', 'NO_SINGLE_HEAD', 'STAGE2_STEP_KEYS', 'PLOT_COLORS', 'FLATTENING_NAMES',
+           'class_conditional_rho', 'random_directions', 'soft_targets', 'soft_cross_entropy', 'weighted_class_mean',
+           'class_conditional_loss', 'class_conditional_loss_loop', 'device_copy', 'linear_head', 'CCSAMStep',
+           'class_adversarial_weights', 'adversarial_feature_loss', 'progressive_alpha', 'AdversarialFeatureStep',
+           'SAMStep', 'SWACallback', 'spectral_normalized', 'spectral_norm_net', 'GradientPenaltyStep',
+           'ModelPerturbationStep', 'check_model_perturbation', 'is_linear_head', 'check_ccsam',
+           'check_adversarial_features', 'ccsam_stage2_config', 'check_ccsam_stage2', 'ccsam_run', 'head_tail_groups',
+           'features_of', 'classifier_noise_landscape', 'filter_normalized_direction', 'loss_surface', 'split_open_set',
            'open_set_f_measure', 'embed', 'prototype_open_set', 'cached_json', 'logit_scale_of', 'plot_noise_landscape',
            'plot_loss_surfaces', 'flattening_gains', 'plot_flattening_gains']
 
@@ -179,6 +178,7 @@ def linear_head(model:nn.Module)->nn.Linear:
 
 class CCSAMStep(Callback):
     "Stage 1 of CC-SAM as a `Trainer` step, `step='ccsam'` in a `TrainConfig` (or pass it as `step=` and in `callbacks=`: it logs `eps_ratio`)."
+    OFFSET = 500_009   # the random directions' generator: seed offset of a stream apart from the batches'
     def __init__(self, noise_ratio:float=1e-6,   # scale of the perturbations (the public code's; 1 is Eq. 9 as written)
                  flat_ratio:float=0.3,           # weight of the perturbed loss (0.3 CIFAR-10, 0.5 CIFAR-100)
                  perturb:str='classifier',       # 'classifier' (public code) or 'all' (paper's text)
@@ -194,20 +194,20 @@ class CCSAMStep(Callback):
         self.direction = check_choice('direction', direction, DIRECTIONS)
         self.magnitude = check_choice('magnitude', magnitude, MAGNITUDES)
         self._ratios, self._cache, self._gen = [], {}, None
-    def generator(self, tr, epoch:int=0):
+    def generator(self, trainer, epoch:int=0):
         "The random directions' own generator (seeded by the run's seed and the epoch; the batches' generator is left alone)."
-        if self._gen is None or epoch: self._gen = torch.Generator(tr.device).manual_seed(tr.cfg.seed * 1_000_003 + 500_009 + epoch)
+        if self._gen is None or epoch: self._gen = torch.Generator(trainer.device).manual_seed(trainer.cfg.seed * SEED_STRIDE + self.OFFSET + epoch)
         return self._gen
     def settings(self)->dict: return dict(noise_ratio=self.noise_ratio, flat_ratio=self.flat_ratio, perturb=self.perturb,
                                           radius=self.radius, weighting=self.weighting, direction=self.direction,
                                           magnitude=self.magnitude)
-    def perturbed_loss(self, tr, x, y, T, counts):
+    def perturbed_loss(self, trainer, x, y, T, counts):
         "`(logits, perturbed loss, eps ratio)` of the batch."
-        gen = self.generator(tr) if self.direction == 'random' else None
+        gen = self.generator(trainer) if self.direction == 'random' else None
         opts = (self.radius, self.weighting, self.direction, self.magnitude, gen)
         if self.perturb == 'classifier':
-            head = linear_head(tr.model)
-            with tr.autocast(): f = tr.model.features(x)
+            head = linear_head(trainer.model)
+            with trainer.autocast(): f = trainer.model.features(x)
             f = loss_precision(f)
             logits = F.linear(f, head.weight, head.bias)
             if self.vectorized: return (logits, *class_conditional_loss(f, head.weight, head.bias, y, T, counts, self.noise_ratio,
@@ -216,20 +216,20 @@ class CCSAMStep(Callback):
             at = lambda idx, eps: F.linear(f[idx], head.weight + eps[0], None if head.bias is None else head.bias + eps[1])
             return (logits, *class_conditional_loss_loop(soft_cross_entropy(logits, T), params, y, counts, self.noise_ratio, at,
                                                          *opts))
-        named = [(n, p) for n, p in tr.model.named_parameters() if p.requires_grad]
-        with tr.autocast(): logits = loss_precision(tr.net(x))
+        named = [(n, p) for n, p in trainer.model.named_parameters() if p.requires_grad]
+        with trainer.autocast(): logits = loss_precision(trainer.net(x))
         def at(idx, eps):
-            with tr.autocast(), running_stats_paused(tr.model):
-                return functional_call(tr.model, {n: p + e for (n, p), e in zip(named, eps)}, (x[idx],))
+            with trainer.autocast(), running_stats_paused(trainer.model):
+                return functional_call(trainer.model, {n: p + e for (n, p), e in zip(named, eps)}, (x[idx],))
         return (logits, *class_conditional_loss_loop(soft_cross_entropy(logits, T), [p for _, p in named], y, counts,
                                                      self.noise_ratio, at, *opts))
-    def __call__(self, tr, x, y):
-        x, y_a, y_b, lam = mixed_batch(tr, x, y)
-        counts = device_copy(self._cache, 'counts', tr.counts, y.device)
-        dt = loss_precision(next(tr.model.parameters()).detach()[:0]).dtype    # float64 for a float64 model, else float32
-        logits, flat, ratio = self.perturbed_loss(tr, x, y_a, soft_targets(y_a, y_b, lam, len(counts), dt), counts)
-        loss = (1 - self.flat_ratio) * base_loss(tr, logits, y_a, y_b, lam) + self.flat_ratio * flat
-        optimizer_step(tr, loss)
+    def __call__(self, trainer, x, y):
+        x, y_a, y_b, lam = mixed_batch(trainer, x, y)
+        counts = device_copy(self._cache, 'counts', trainer.counts, y.device)
+        dt = loss_precision(next(trainer.model.parameters()).detach()[:0]).dtype    # float64 for a float64 model, else float32
+        logits, flat, ratio = self.perturbed_loss(trainer, x, y_a, soft_targets(y_a, y_b, lam, len(counts), dt), counts)
+        loss = (1 - self.flat_ratio) * base_loss(trainer, logits, y_a, y_b, lam) + self.flat_ratio * flat
+        optimizer_step(trainer, loss)
         self._ratios.append(ratio.detach())
         return loss.detach(), logits.detach()
     def before_epoch(self, trainer, epoch):
@@ -281,27 +281,27 @@ class AdversarialFeatureStep(Callback):
         self.adv_norm = check_choice('adv_norm', adv_norm, ADV_NORMS)
     def settings(self)->dict: return dict(adv_lambda=self.adv_lambda, up_limit=self.up_limit, adv_div=self.adv_div,
                                           reinit_classifier=self.reinit_classifier, adv_norm=self.adv_norm)
-    def after_epoch(self, tr, epoch, event): event['adv_alpha'] = self.alpha
-    def before_epoch(self, tr, epoch):
-        self.alpha = progressive_alpha(epoch, tr.cfg.epochs, self.up_limit)
-        if epoch == 0 and not self.reinit_classifier and tr.cfg.init_from:   # undo cRT's re-initialization: keep stage 1's head
-            sd = read_checkpoint(tr.cfg.init_from, tr.device, "point init_from at another run's checkpoint")['model']
-            tr.model.classifier.load_state_dict({k.split('.', 1)[1]: v for k, v in sd.items() if k.startswith('classifier.')})
-    def __call__(self, tr, x, y):
-        with torch.no_grad(), tr.autocast(): f = tr.model.features(x)
-        f, head = loss_precision(f), tr.model.classifier
-        w = None if self.adv_div is None else device_copy(self._cache, 'weights', tr.counts, f.device,
+    def after_epoch(self, trainer, epoch, event): event['adv_alpha'] = self.alpha
+    def before_epoch(self, trainer, epoch):
+        self.alpha = progressive_alpha(epoch, trainer.cfg.epochs, self.up_limit)
+        if epoch == 0 and not self.reinit_classifier and trainer.cfg.init_from:   # undo cRT's re-initialization: keep stage 1's head
+            sd = read_checkpoint(trainer.cfg.init_from, trainer.device, "point init_from at another run's checkpoint")['model']
+            trainer.model.classifier.load_state_dict({k.split('.', 1)[1]: v for k, v in sd.items() if k.startswith('classifier.')})
+    def __call__(self, trainer, x, y):
+        with torch.no_grad(), trainer.autocast(): f = trainer.model.features(x)
+        f, head = loss_precision(f), trainer.model.classifier
+        w = None if self.adv_div is None else device_copy(self._cache, 'weights', trainer.counts, f.device,
                                                             lambda n: class_adversarial_weights(n, self.adv_div))
         logits = head(f)
-        loss = (1 - self.alpha) * tr.loss_fn(logits, y) + self.alpha * adversarial_feature_loss(f, head, y, self.adv_lambda, w,
+        loss = (1 - self.alpha) * trainer.loss_fn(logits, y) + self.alpha * adversarial_feature_loss(f, head, y, self.adv_lambda, w,
                                                                                                        self.adv_norm)
-        optimizer_step(tr, loss)
+        optimizer_step(trainer, loss)
         return loss.detach(), logits.detach()
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #ca340f0c
 from pytorch_optimizer import SAM
 
-BASELINES = ('sam', 'swa', 'sn', 'gp', 'mp')   # Fig. 2: SAM, SWA; spectral norm, gradient penalty, model perturbation (below)
+FLATTENING_BASELINES = ('sam', 'swa', 'sn', 'gp', 'mp')   # Fig. 2: SAM, SWA; spectral norm, gradient penalty, model perturbation (below)
 
 class SAMStep:
     "SAM as a `Trainer` step: `pytorch_optimizer.SAM` around the trainer's optimizer, two forward-backward passes."
@@ -309,50 +309,50 @@ class SAMStep:
     def __init__(self, rho:float=0.05, adaptive:bool=False):
         self.rho, self.adaptive, self._sam = check_number('sam_rho', rho), adaptive, (None, None)
     def settings(self)->dict: return dict(sam_rho=self.rho, sam_adaptive=self.adaptive)
-    def sam(self, tr):
+    def sam(self, trainer):
         "The SAM optimizer sharing the trainer's parameter groups and state (made once per trainer optimizer)."
-        if self._sam[0] is not tr.opt:
-            self._sam = (tr.opt, SAM(tr.opt.param_groups, base_optimizer=lambda groups, **_: tr.opt, rho=self.rho,
+        if self._sam[0] is not trainer.opt:
+            self._sam = (trainer.opt, SAM(trainer.opt.param_groups, base_optimizer=lambda groups, **_: trainer.opt, rho=self.rho,
                                      adaptive=self.adaptive))
         return self._sam[1]
-    def __call__(self, tr, x, y):
-        sam = self.sam(tr)
-        x, y_a, y_b, lam = mixed_batch(tr, x, y)
-        with tr.autocast():
-            logits = tr.net(x); loss = base_loss(tr, logits, y_a, y_b, lam)
-        tr.opt.zero_grad(set_to_none=True); loss.backward()
+    def __call__(self, trainer, x, y):
+        sam = self.sam(trainer)
+        x, y_a, y_b, lam = mixed_batch(trainer, x, y)
+        with trainer.autocast():
+            logits = trainer.net(x); loss = base_loss(trainer, logits, y_a, y_b, lam)
+        trainer.opt.zero_grad(set_to_none=True); loss.backward()
         sam.first_step(zero_grad=True)                          # w -> w + rho g / ||g||
-        with tr.autocast(), running_stats_paused(tr.model): perturbed = base_loss(tr, tr.net(x), y_a, y_b, lam)
+        with trainer.autocast(), running_stats_paused(trainer.model): perturbed = base_loss(trainer, trainer.net(x), y_a, y_b, lam)
         perturbed.backward()
-        if tr.cfg.grad_clip: nn.utils.clip_grad_norm_(tr.params, tr.cfg.grad_clip)
+        if trainer.cfg.grad_clip: nn.utils.clip_grad_norm_(trainer.params, trainer.cfg.grad_clip)
         sam.second_step()                                       # back to w, step with the gradient taken at w + eps
         return loss.detach(), logits.detach()
 
 class SWACallback(Callback):
     "Stochastic weight averaging from epoch `start` (0-based); the average, with BatchNorm statistics recomputed, becomes the run's model."
     def __init__(self, start:int): self.start, self.avg, self._pending = check_number('swa_start', start, integer=True, zero_ok=True), None, None
-    def _average(self, tr):
+    def _average(self, trainer):
         if self.avg is None:
-            self.avg = AveragedModel(tr.model)
+            self.avg = AveragedModel(trainer.model)
             if self._pending is not None: self.avg.load_state_dict(self._pending)
         return self.avg
-    def after_epoch(self, tr, epoch, event):
+    def after_epoch(self, trainer, epoch, event):
         if epoch >= self.start:
-            self._average(tr).update_parameters(tr.model)
+            self._average(trainer).update_parameters(trainer.model)
             event['swa_models'] = int(self.avg.n_averaged)
     def state_dict(self): return {} if self.avg is None else {'avg': self.avg.state_dict()}
     def load_state_dict(self, state): self._pending = state.get('avg')
-    def after_fit(self, tr, summary):
-        avg = self._average(tr)
-        if int(avg.n_averaged) == 0: raise ValueError(f"swa_start={self.start}: no epoch was averaged (epochs={tr.cfg.epochs})")
-        ts = tr.train_set
-        loader = batches(ts.images, ts.labels, Sampler(ts.labels, 'instance'), tr.cfg.batch_size, torch.Generator(tr.device),
-                         tr.data.mean, tr.data.std, augment=False)
+    def after_fit(self, trainer, summary):
+        avg = self._average(trainer)
+        if int(avg.n_averaged) == 0: raise ValueError(f"swa_start={self.start}: no epoch was averaged (epochs={trainer.cfg.epochs})")
+        ts = trainer.train_set
+        loader = batches(ts.images, ts.labels, Sampler(ts.labels, 'instance'), trainer.cfg.batch_size, torch.Generator(trainer.device),
+                         trainer.data.mean, trainer.data.std, augment=False)
         update_bn(loader, avg)
-        tr.model.load_state_dict(avg.module.state_dict())
+        trainer.model.load_state_dict(avg.module.state_dict())
         summary['before_swa'] = {k: summary[k] for k in METRIC_KEYS}
-        summary.update(tr.evaluate(), swa_models=int(avg.n_averaged))
-        if tr.run is not None: tr.run.save_checkpoint({**tr.run.load_checkpoint(tr.device), 'model': tr.model.state_dict()})
+        summary.update(trainer.evaluate(), swa_models=int(avg.n_averaged))
+        if trainer.run is not None: trainer.run.save_checkpoint({**trainer.run.load_checkpoint(trainer.device), 'model': trainer.model.state_dict()})
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #cd32ef72
 SN_LAYERS = (nn.Conv2d, nn.Linear)   # the layers `spectral_normalized` normalizes
@@ -378,12 +378,12 @@ class _OwnNoise(Callback):
     "A step's own noise generator, seeded by the run's seed, the epoch and `OFFSET` (the batches' generator is left alone)."
     OFFSET = 700_001
     _gen = None
-    def generator(self, tr, epoch:int=0):
-        if self._gen is None or epoch: self._gen = torch.Generator(tr.device).manual_seed(tr.cfg.seed * 1_000_003 + self.OFFSET + epoch)
+    def generator(self, trainer, epoch:int=0):
+        if self._gen is None or epoch: self._gen = torch.Generator(trainer.device).manual_seed(trainer.cfg.seed * SEED_STRIDE + self.OFFSET + epoch)
         return self._gen
-    def before_epoch(self, tr, epoch): self.generator(tr, epoch + 1)
+    def before_epoch(self, trainer, epoch): self.generator(trainer, epoch + 1)
 
-def _trainable(tr): return [(n, p) for n, p in tr.model.named_parameters() if p.requires_grad]
+def _trainable(trainer): return [(n, p) for n, p in trainer.model.named_parameters() if p.requires_grad]
 
 class GradientPenaltyStep(_OwnNoise):
     "Fig. 2's GP (Zhao et al. 2022): grad of L + alpha r ||grad L||, as (1 - alpha) g(w) + alpha g(w + r g / ||g||)."
@@ -392,17 +392,17 @@ class GradientPenaltyStep(_OwnNoise):
                  r:float=0.05):           # length of the finite-difference step along g
         self.alpha, self.r = check_fraction('gp_alpha', alpha), check_number('gp_r', r)
     def settings(self)->dict: return dict(gp_alpha=self.alpha, gp_r=self.r)
-    def __call__(self, tr, x, y):
-        x, y_a, y_b, lam = mixed_batch(tr, x, y)
-        named = _trainable(tr)
-        with tr.autocast():
-            logits = tr.net(x); loss = base_loss(tr, logits, y_a, y_b, lam)
+    def __call__(self, trainer, x, y):
+        x, y_a, y_b, lam = mixed_batch(trainer, x, y)
+        named = _trainable(trainer)
+        with trainer.autocast():
+            logits = trainer.net(x); loss = base_loss(trainer, logits, y_a, y_b, lam)
         g = torch.autograd.grad(loss, [p for _, p in named], retain_graph=True)
         s = self.r / _norm(g).clamp(min=NORM_EPS)
-        with tr.autocast(), running_stats_paused(tr.model):
-            shifted = functional_call(tr.model, {n: p + (s * gi).to(p.dtype) for (n, p), gi in zip(named, g)}, (x,))
-            loss2 = base_loss(tr, shifted, y_a, y_b, lam)
-        optimizer_step(tr, (1 - self.alpha) * loss + self.alpha * loss2)   # the shift is a constant: its gradient is g(w + shift)
+        with trainer.autocast(), running_stats_paused(trainer.model):
+            shifted = functional_call(trainer.model, {n: p + (s * gi).to(p.dtype) for (n, p), gi in zip(named, g)}, (x,))
+            loss2 = base_loss(trainer, shifted, y_a, y_b, lam)
+        optimizer_step(trainer, (1 - self.alpha) * loss + self.alpha * loss2)   # the shift is a constant: its gradient is g(w + shift)
         return loss.detach(), logits.detach()
 
 class ModelPerturbationStep(_OwnNoise):
@@ -412,21 +412,21 @@ class ModelPerturbationStep(_OwnNoise):
                  draws:int=2):            # noisy copies per step (F2M's M; assumed)
         self.bound, self.draws = check_number('mp_bound', bound, zero_ok=True), check_number('mp_draws', draws, integer=True)
     def settings(self)->dict: return dict(mp_bound=self.bound, mp_draws=self.draws)
-    def noise(self, tr, named)->list:
+    def noise(self, trainer, named)->list:
         "One draw: a uniform shift in [-bound, bound] of every weight, from the step's generator."
-        g = self.generator(tr)
+        g = self.generator(trainer)
         return [(2 * torch.rand(p.shape, generator=g, device=p.device, dtype=p.dtype) - 1) * self.bound for _, p in named]
-    def __call__(self, tr, x, y):
-        x, y_a, y_b, lam = mixed_batch(tr, x, y)
-        named, losses = _trainable(tr), []
+    def __call__(self, trainer, x, y):
+        x, y_a, y_b, lam = mixed_batch(trainer, x, y)
+        named, losses = _trainable(trainer), []
         for j in range(self.draws):
-            eps = self.noise(tr, named)
-            with tr.autocast(), (running_stats_paused(tr.model) if j else contextlib.nullcontext()):
-                out = functional_call(tr.model, {n: p + e for (n, p), e in zip(named, eps)}, (x,))
-                losses.append(base_loss(tr, out, y_a, y_b, lam))
+            eps = self.noise(trainer, named)
+            with trainer.autocast(), (running_stats_paused(trainer.model) if j else contextlib.nullcontext()):
+                out = functional_call(trainer.model, {n: p + e for (n, p), e in zip(named, eps)}, (x,))
+                losses.append(base_loss(trainer, out, y_a, y_b, lam))
             if j == 0: logits = out
         loss = torch.stack(losses).mean()
-        optimizer_step(tr, loss)
+        optimizer_step(trainer, loss)
         return loss.detach(), logits.detach()
 
 def check_model_perturbation(cfg:TrainConfig):
@@ -706,7 +706,7 @@ FLATTENING_NAMES = dict(sam='SAM', swa='SWA', sn='SN', gp='GP', mp='MP')   # Fig
 
 def flattening_gains(table,                        # `seed_table` of the runs: rows 'ce', 'ce_sam', ...
                      bases=('ce', 'ldam_drw'),     # the baselines the operations flatten
-                     ops=BASELINES):               # the operations (keys of `FLATTENING_NAMES`)
+                     ops=FLATTENING_BASELINES):               # the operations (keys of `FLATTENING_NAMES`)
     "Fig. 2: each flattened baseline's mean accuracy minus its baseline's, overall and per group (rows `<base>_<op>`)."
     import pandas as pd
     val = lambda r, k: float('nan') if table.loc[r, k] is None else float(table.loc[r, k])

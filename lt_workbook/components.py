@@ -17,13 +17,13 @@ from .data import *
 from .training import *
 
 # %% auto #0
-__all__ = ['NORMS', 'ACTIVATIONS', 'POSITIONS', 'CONVS', 'OPERATIONS', 'BOTTLENECK_CONVS', 'BLOCKS', 'GROUPS', 'ARCH_DEFAULTS',
+__all__ = ['NORMS', 'ACTIVATIONS', 'POSITIONS', 'CONVS', 'CONV_OPS', 'BOTTLENECK_CONVS', 'BLOCKS', 'GROUPS', 'ARCH_DEFAULTS',
            'METRIC_LABELS', 'COMPONENTS_PAPER', 'COMPONENTS_TABLE1', 'FIG1_COLORS', 'gn_groups', 'make_norm',
            'make_act', 'unit', 'conv1x1', 'conv3x3', 'largest_divisor', 'Hierarchical', 'conv_unit', 'inner_width',
            'bottleneck_body', 'DilConv', 'SepConv', 'LTAggConv', 'LTHierConv', 'SqueezeExcite', 'ComponentBlock',
-           'param_count', 'match_width', 'component_net', 'trim_test_set', 'variant_name', 'component_groups',
-           'component_table', 'plot_component_bars', 'plot_group_metrics', 'paper_claims', 'component_claims',
-           'pareto_front', 'plot_accuracy_vs_params', 'fewer_params_claim']
+           'param_count', 'match_width', 'component_net', 'variant_name', 'component_groups', 'component_table',
+           'plot_component_bars', 'plot_group_metrics', 'paper_claims', 'component_claims', 'pareto_front',
+           'plot_accuracy_vs_params', 'fewer_params_claim']
 
 # %% ../nbs/02_component_exploration.ipynb #629c1b27
 NORMS = ('bn', 'gn', 'ln', 'in')
@@ -130,7 +130,7 @@ class LTHierConv(nn.Sequential):
         super().__init__(*bottleneck_body(C_in, C_out, stride, 'hierarchical', act, norm, 'post', affine, final_act=True,
                                           scale=scale))
 
-OPERATIONS = {'dil_conv': DilConv, 'sep_conv': SepConv, 'lt_agg': LTAggConv, 'lt_hier': LTHierConv}
+CONV_OPS = {'dil_conv': DilConv, 'sep_conv': SepConv, 'lt_agg': LTAggConv, 'lt_hier': LTHierConv}
 
 # %% ../nbs/02_component_exploration.ipynb #d9741f34
 class SqueezeExcite(nn.Module):
@@ -142,7 +142,7 @@ class SqueezeExcite(nn.Module):
 
 BOTTLENECK_CONVS = {'bottleneck': 'plain', 'dilated': 'dilated', 'separable': 'separable', 'aggregated': 'aggregated',
                     'hierarchical': 'hierarchical', 'se': 'plain'}
-BLOCKS = ('basic', *BOTTLENECK_CONVS, *OPERATIONS)
+BLOCKS = ('basic', *BOTTLENECK_CONVS, *CONV_OPS)
 
 class ComponentBlock(nn.Module):
     "A residual block of design `block` (one of `BLOCKS`) with an option-A shortcut; called as block(C_in, C_out, stride)."
@@ -150,11 +150,11 @@ class ComponentBlock(nn.Module):
                  norm:str='bn'):
         super().__init__()
         check_choice('block', block, BLOCKS); check_choice('position', position, POSITIONS)
-        self.post = position == 'post' and block not in OPERATIONS
+        self.post = position == 'post' and block not in CONV_OPS
         if block == 'basic':
             self.body = nn.Sequential(unit(C_in, C_out, conv3x3(C_in, C_out, stride), activation, norm, position),
                                       unit(C_out, C_out, conv3x3(C_out, C_out), activation, norm, position, final_act=False))
-        elif block in OPERATIONS: self.body = OPERATIONS[block](C_in, C_out, stride, act=activation, norm=norm)
+        elif block in CONV_OPS: self.body = CONV_OPS[block](C_in, C_out, stride, act=activation, norm=norm)
         else:
             self.body = bottleneck_body(C_in, C_out, stride, BOTTLENECK_CONVS[block], activation, norm, position)
             if block == 'se': self.body.append(SqueezeExcite(C_out))
@@ -226,15 +226,6 @@ def component_net(num_classes:int=10,       # classes of the classifier head
 
 ARCHS['components'] = component_net
 
-# %% ../nbs/02_component_exploration.ipynb #7bee4846
-def trim_test_set(data:LTDataset, per_class:int|None)->LTDataset:
-    "`data` with only the first `per_class` test images of each class (None: unchanged)."
-    if per_class is None: return data
-    check_number('test_per_class', per_class, integer=True)
-    labels = data.test.labels.cpu()
-    idx = torch.cat([torch.where(labels == c)[0][:per_class] for c in range(data.num_classes)])
-    return dataclasses.replace(data, test=data.test.subset(idx), spec={**data.spec, 'test_per_class': per_class})
-
 # %% ../nbs/02_component_exploration.ipynb #b4938bbd
 GROUPS = ('topology', 'conv', 'activation', 'position', 'norm', 'lt_ops')
 ARCH_DEFAULTS = dict(block='basic', activation='relu', position='post', norm='bn')
@@ -242,7 +233,7 @@ ARCH_DEFAULTS = dict(block='basic', activation='relu', position='post', norm='bn
 def variant_name(block:str='basic', activation:str='relu', position:str='post', norm:str='bn', **_)->str:
     "Run name of a backbone setting: the block, then whatever differs from ReLU, post-activation and BatchNorm."
     return '-'.join([block] + [v for k, v in dict(activation=activation, position=position, norm=norm).items()
-                               if v != ARCH_DEFAULTS[k] and not (k == 'position' and block in OPERATIONS)])
+                               if v != ARCH_DEFAULTS[k] and not (k == 'position' and block in CONV_OPS)])
 
 def component_groups(groups=GROUPS, base_block:str='bottleneck', activations=tuple(ACTIVATIONS), norms=NORMS)->dict:
     "{group: {label: backbone kwargs}} for the component `groups`."

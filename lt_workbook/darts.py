@@ -23,19 +23,19 @@ from .etf import *
 _log = logging.getLogger('lt_workbook.darts')
 
 # %% auto #0
-__all__ = ['OPS', 'DARTS_PRIMITIVES', 'LT_REPLACES', 'SEARCH_SPACES', 'WIDE', 'CHANNELWISE', 'STEMS', 'UNROLLS', 'GENOTYPE_OPS',
-           'GENOTYPES', 'GENOTYPE_SOURCES', 'CELL_FIGURE', 'CELL_RANGE', 'OP_COLORS', 'NODE_PX', 'CHAR_PX', 'LABEL_PX',
-           'PALETTE', 'SUPERNET', 'SEARCH_TRAIN', 'ARCHITECT', 'HESSIAN', 'COMPARE_NAMES', 'Zero', 'FactorizedReduce',
-           'relu_conv_bn', 'candidate_ops', 'strip_leading_relu', 'MixedOp', 'num_edges', 'SearchCell', 'regroup',
-           'is_channels_last', 'repeat_channels', 'cat_channels', 'wide_conv', 'wide_bn', 'WideFactorizedReduce',
-           'WideHierarchical', 'widen', 'pop_final_bn', 'weighted_sum', 'MixedOps', 'BatchedSearchCell',
-           'running_stats_paused', 'recomputed', 'reduction_cells', 'ImageNetStem', 'stem_states', 'cell_stack',
-           'Supernet', 'parse_cell', 'derive_genotype', 'frozen', 'alpha_grad', 'finite_difference_hvp',
-           'unrolled_weights', 'unrolled_alpha_grad', 'endless_batches', 'Architect', 'SearchTracker', 'drop_path',
-           'GenotypeCell', 'check_genotype', 'GenotypeNet', 'DropPathRamp', 'genotype_net_for_params',
-           'resolve_genotype', 'genotype_label', 'edge_names', 'cell_layout', 'label_boxes', 'plot_cell', 'alpha_scale',
-           'plot_alpha_evolution', 'plot_search_curves', 'search_halves', 'search_config', 'ltdarts_search',
-           'retrain_config', 'ltdarts_retrain', 'compare_label', 'compare_backbone', 'genotype_key',
+__all__ = ['OPS', 'DARTS_PRIMITIVES', 'LT_REPLACES', 'SEARCH_SPACES', 'WIDE', 'CHANNELWISE', 'STEMS', 'UNROLLS',
+           'ARCHITECT_STREAM', 'GENOTYPE_OPS', 'GENOTYPES', 'GENOTYPE_SOURCES', 'CELL_FIGURE', 'CELL_RANGE',
+           'OP_COLORS', 'NODE_PX', 'CHAR_PX', 'LABEL_PX', 'PALETTE', 'SUPERNET', 'SEARCH_TRAIN', 'ARCHITECT', 'HESSIAN',
+           'COMPARE_NAMES', 'Zero', 'FactorizedReduce', 'relu_conv_bn', 'candidate_ops', 'strip_leading_relu',
+           'MixedOp', 'num_edges', 'SearchCell', 'regroup', 'is_channels_last', 'repeat_channels', 'cat_channels',
+           'wide_conv', 'wide_bn', 'WideFactorizedReduce', 'WideHierarchical', 'widen', 'pop_final_bn', 'weighted_sum',
+           'MixedOps', 'BatchedSearchCell', 'running_stats_paused', 'recomputed', 'reduction_cells', 'ImageNetStem',
+           'stem_states', 'cell_stack', 'Supernet', 'parse_cell', 'derive_genotype', 'frozen', 'alpha_grad',
+           'finite_difference_hvp', 'unrolled_weights', 'unrolled_alpha_grad', 'endless_batches', 'Architect',
+           'SearchTracker', 'drop_path', 'GenotypeCell', 'check_genotype', 'GenotypeNet', 'DropPathRamp',
+           'genotype_net_for_params', 'resolve_genotype', 'genotype_label', 'edge_names', 'cell_layout', 'label_boxes',
+           'plot_cell', 'alpha_scale', 'plot_alpha_evolution', 'plot_search_curves', 'search_halves', 'search_config',
+           'ltdarts_search', 'retrain_config', 'ltdarts_retrain', 'compare_label', 'compare_backbone', 'genotype_key',
            'snapshot_genotypes', 'retrain_once', 'plot_search_and_test']
 
 # %% ../nbs/04_ltdarts_search.ipynb #313e66e7
@@ -477,13 +477,14 @@ def unrolled_alpha_grad(model, loss_fn, x, y, x_val, y_val, weights, lr:float, m
 
 # %% ../nbs/04_ltdarts_search.ipynb #a3cfc944
 UNROLLS = ('code', 'paper')   # the second-order virtual step: DARTS' public code, or its paper's text
+ARCHITECT_STREAM = 7919       # seed offset of the alpha steps' validation batches: a stream apart from the training batches'
 
-def endless_batches(tr, images:ImageSet, kind:str, batch_size:int, generator:torch.Generator, augment:bool=True):
+def endless_batches(trainer, images:ImageSet, kind:str, batch_size:int, generator:torch.Generator, augment:bool=True):
     "Normalized batches of `images` (on the trainer's device) drawn by a `kind` sampler, epoch after epoch without end."
-    sampler = Sampler(images.labels, kind, tr.data.num_classes)
+    sampler = Sampler(images.labels, kind, trainer.data.num_classes)
     while True:
-        yield from batches(images.images, images.labels, sampler, batch_size, generator, tr.data.mean, tr.data.std,
-                           augment=augment, flip=tr.data.hflip, shard=tr.shard, workers=tr.workers)
+        yield from batches(images.images, images.labels, sampler, batch_size, generator, trainer.data.mean, trainer.data.std,
+                           augment=augment, flip=trainer.data.hflip, shard=trainer.shard, workers=trainer.workers)
 
 class Architect(Callback):
     "DARTS' architecture optimizer as a trainer callback; `step` is the search's step function (alpha step, then weight step)."
@@ -509,42 +510,42 @@ class Architect(Callback):
         self.opt = fused_optimizer(torch.optim.Adam, [dict(params=g, lr=lrs[k], name=k) for k, g in groups.items()], betas=betas,
                                    weight_decay=weight_decay, capturable=cuda_graph)   # capturable: its step count on the device
         self.cuda_graph, self.graphed = cuda_graph, None
-    def before_epoch(self, tr, epoch):
-        self.val = self.val_set.to(tr.device)
+    def before_epoch(self, trainer, epoch):
+        self.val = self.val_set.to(trainer.device)
         check_shards(len(self.val.labels), self.batch_size, 'validation half')
-        self.generator = epoch_generators(tr.cfg.seed + 7919, epoch, tr.device)[0]   # a stream apart from the training batches'
-        self.batches = endless_batches(tr, self.val, self.sampler, self.batch_size, self.generator, self.augment)
+        self.generator = epoch_generators(trainer.cfg.seed + ARCHITECT_STREAM, epoch, trainer.device)[0]
+        self.batches = endless_batches(trainer, self.val, self.sampler, self.batch_size, self.generator, self.augment)
         if self.cuda_graph and self.graphed is None:
-            why = self.graph_refused(tr)
+            why = self.graph_refused(trainer)
             if why:
                 _log.warning(f"cuda_graph: {why}; the search steps run eagerly")
                 self.cuda_graph = False
             else: self.graphed = CudaGraphStep(self.search_step)
-    def graph_refused(self, tr)->str|None:
+    def graph_refused(self, trainer)->str|None:
         "Why the search step cannot be replayed from a CUDA graph here, or None."
-        if tr.device.type != 'cuda': return f"not on a CUDA device ({tr.device})"
+        if trainer.device.type != 'cuda': return f"not on a CUDA device ({trainer.device})"
         if self.order != 1: return "second order (its unrolled step is not captured)"
         if self.recompute: return "recompute > 0 (recomputed cells keep RNG state on the host)"
-        if tr.cfg.mixup_alpha > 0: return "mixup draws its mixing inside the step"
+        if trainer.cfg.mixup_alpha > 0: return "mixup draws its mixing inside the step"
         return None
-    def alpha_step(self, tr, x, y, val=None, loss_fn=None):
+    def alpha_step(self, trainer, x, y, val=None, loss_fn=None):
         """One update of the alphas from the validation batch `val` (default: the next one of the architect's stream; a given
         one is ready for the network) and, second order, the training batch `x, y`, with `loss_fn` (default: the trainer's)."""
-        if val is None: xv, yv = next(self.batches); xv = tr.to_input(xv)
+        if val is None: xv, yv = next(self.batches); xv = trainer.to_input(xv)
         else: xv, yv = val
-        loss_fn = loss_fn or tr.loss_fn
+        loss_fn = loss_fn or trainer.loss_fn
         # several ranks: W n_r / n, as `Trainer.backward` weights a share of a batch; fp16: times the loss scale S
-        S = tr.scaler.get_scale() if tr.scaler.is_enabled() else 1.
+        S = trainer.scaler.get_scale() if trainer.scaler.is_enabled() else 1.
         w = share_weight(len(yv)) * S
-        with tr.autocast():
+        with trainer.autocast():
             if self.order == 1:
                 scaled = loss_fn if w == 1 else (lambda z, t: w * loss_fn(z, t))
-                with recomputed(tr.model, self.recompute): grads = alpha_grad(tr.local_net, scaled, xv, yv, tr.params)
+                with recomputed(trainer.model, self.recompute): grads = alpha_grad(trainer.local_net, scaled, xv, yv, trainer.params)
             else:
                 code = getattr(self, 'unroll', 'code') == 'code'
-                bufs = [tr.opt.state.get(p, {}).get('momentum_buffer') for p in tr.params] if code else None
-                grads = unrolled_alpha_grad(tr.model, loss_fn, x, y, xv, yv, tr.params, tr.opt.param_groups[0]['lr'], bufs,
-                                            tr.cfg.momentum if code else 0., tr.cfg.weight_decay if code else 0.)
+                bufs = [trainer.opt.state.get(p, {}).get('momentum_buffer') for p in trainer.params] if code else None
+                grads = unrolled_alpha_grad(trainer.model, loss_fn, x, y, xv, yv, trainer.params, trainer.opt.param_groups[0]['lr'], bufs,
+                                            trainer.cfg.momentum if code else 0., trainer.cfg.weight_decay if code else 0.)
                 grads = grads if w == 1 else [w * g for g in grads]
         # several ranks: the average of the weighted shares' gradients is the validation batch's (first order exactly, also
         # through SyncBatchNorm; second order unrolls each rank on its share of the training batch: an approximation)
@@ -554,27 +555,27 @@ class Architect(Callback):
             if not all(bool(torch.isfinite(g).all()) for g in grads): return
         for a, g in zip(self.alphas, grads): a.grad = g.to(a.dtype)
         self.opt.step()
-    def step(self, tr, x, y):
+    def step(self, trainer, x, y):
         xv, yv = next(self.batches)          # drawn here, outside a CUDA graph (which would replay the same draw)
-        xv = tr.to_input(xv)
-        return (self.graphed or self.search_step)(tr, x, y, xv, yv)
-    def search_step(self, tr, x, y, xv, yv):
+        xv = trainer.to_input(xv)
+        return (self.graphed or self.search_step)(trainer, x, y, xv, yv)
+    def search_step(self, trainer, x, y, xv, yv):
         "The alpha step on the validation batch `xv, yv`, then the weight step on the training batch `x, y` (alphas fixed)."
-        self.alpha_step(tr, x, y, val=(xv, yv))
-        with frozen(self.alphas), recomputed(tr.model, self.recompute): return standard_step(tr, x, y)
+        self.alpha_step(trainer, x, y, val=(xv, yv))
+        with frozen(self.alphas), recomputed(trainer.model, self.recompute): return standard_step(trainer, x, y)
     def state_dict(self): return {'opt': self.opt.state_dict()}
     def load_state_dict(self, state): load_optimizer_state(self.opt, state['opt'])
 
 class SearchTracker(Callback):
     "Logs each epoch's softmax(alpha) of every edge and the derived genotype; puts the final genotype in the summary and genotype.json."
-    def after_epoch(self, tr, epoch, event):
-        w_normal, w_reduce = tr.model.mixing_weights()
+    def after_epoch(self, trainer, epoch, event):
+        w_normal, w_reduce = trainer.model.mixing_weights()
         event['alphas'] = {'normal': w_normal.tolist(), 'reduce': w_reduce.tolist()}
-        event['genotype'] = tr.model.genotype()
-    def after_fit(self, tr, summary):
-        summary['genotype'] = tr.model.genotype()
-        summary['primitives'] = list(tr.model.primitives)
-        if tr.run is not None: tr.run.save_json('genotype.json', summary['genotype'])
+        event['genotype'] = trainer.model.genotype()
+    def after_fit(self, trainer, summary):
+        summary['genotype'] = trainer.model.genotype()
+        summary['primitives'] = list(trainer.model.primitives)
+        if trainer.run is not None: trainer.run.save_json('genotype.json', summary['genotype'])
 
 # %% ../nbs/04_ltdarts_search.ipynb #704831c8
 def drop_path(x, p:float):
@@ -651,7 +652,7 @@ ARCHS['genotype_net'] = GenotypeNet
 
 class DropPathRamp(Callback):
     "DARTS' schedule: the drop-path probability grows linearly from 0 to `drop_path_prob` over the epochs."
-    def before_epoch(self, tr, epoch): tr.model.progress = epoch / tr.cfg.epochs
+    def before_epoch(self, trainer, epoch): trainer.model.progress = epoch / trainer.cfg.epochs
 
 def genotype_net_for_params(genotype:dict, target:int, num_classes:int=10, layers:int=8, classifier:str='linear',
                             stem:str='cifar')->int:

@@ -25,12 +25,13 @@ __all__ = ['PROFILES', 'CIFAR', 'CIFAR_PICKLE_GLOBALS', 'LIST_DATASETS', 'IMAGEN
            'UnsafePickleError', 'CifarUnpickler', 'cifar', 'write_fake_cifar', 'missing_files', 'read_list_file',
            'decode_image_file', 'resized_crop', 'eval_transform', 'random_resized_box', 'color_jitter',
            'train_transform', 'ListImages', 'list_dataset', 'write_fake_list_dataset', 'scan_image_folder',
-           'image_folder', 'write_fake_image_folder', 'load_dataset', 'train_val_split', 'class_probs', 'Sampler',
-           'random_crop_flip', 'normalize', 'DecodedBatches', 'decoded', 'check_shard', 'shard_rows', 'batches',
-           'eval_batches', 'class_groups', 'lt_metrics', 'CdnHtmlRenderer', 'figure_renderers', 'use_html_figures',
-           'figure_bundle', 'display_output', 'show_in', 'plot_class_counts', 'plot_per_class_accuracy', 'empty_groups',
-           'plot_group_accuracy', 'plot_confusion', 'heading_anchor', 'notebook_markdown', 'notebook_anchors',
-           'paper_items_rows', 'row_cells', 'paper_items', 'paper_items_problems']
+           'image_folder', 'write_fake_image_folder', 'trim_test_set', 'load_dataset', 'train_val_split', 'class_probs',
+           'Sampler', 'random_crop_flip', 'normalize', 'DecodedBatches', 'decoded', 'check_shard', 'shard_rows',
+           'batches', 'eval_batches', 'class_groups', 'lt_metrics', 'CdnHtmlRenderer', 'figure_renderers',
+           'use_html_figures', 'figure_bundle', 'display_output', 'show_in', 'plot_class_counts',
+           'plot_per_class_accuracy', 'empty_groups', 'plot_group_accuracy', 'plot_confusion', 'heading_anchor',
+           'notebook_markdown', 'notebook_anchors', 'paper_items_rows', 'row_cells', 'paper_items',
+           'paper_items_problems']
 
 # %% ../nbs/00_data.ipynb #2dcf0dcc
 def check_choice(name:str, value, allowed):
@@ -558,6 +559,15 @@ def write_fake_image_folder(root, counts=(5, 5, 5), test_per_class=2, size=(40, 
     return root
 
 
+# %% ../nbs/00_data.ipynb #e502a71e
+def trim_test_set(data:LTDataset, per_class:int|None)->LTDataset:
+    "`data` with only the first `per_class` test images of each class (None: unchanged)."
+    if per_class is None: return data
+    check_number('test_per_class', per_class, integer=True)
+    labels = data.test.labels.cpu()
+    idx = torch.cat([torch.where(labels == c)[0][:per_class] for c in range(data.num_classes)])
+    return dataclasses.replace(data, test=data.test.subset(idx), spec={**data.spec, 'test_per_class': per_class})
+
 # %% ../nbs/00_data.ipynb #9331e62c
 DATASETS = ('mnist5k', 'cifar10', 'cifar100', *LIST_DATASETS, 'imagefolder')
 
@@ -569,8 +579,13 @@ def load_dataset(name:str='mnist5k',        # one of `DATASETS`
                  data_root=None,            # folder holding the dataset files (default $LT_WORKBOOK_DATA, else data/ at the project root); for imagefolder the folder holding train/ and val/
                  download:bool=True,        # let torchvision download CIFAR when the files are missing
                  image_size:int=224,        # side of the decoded images for list-file and imagefolder datasets
+                 test_per_class:int|None=None, # evaluate on the first this many test images of each class (None: all)
                 )->LTDataset:
     "Load a long-tailed dataset by name."
+    return trim_test_set(_load_dataset(name, imbalance_ratio, profile, n_max, seed, data_root, download, image_size),
+                         test_per_class)
+
+def _load_dataset(name, imbalance_ratio, profile, n_max, seed, data_root, download, image_size)->LTDataset:
     check_choice('dataset', name, DATASETS)
     check_choice('profile', profile, PROFILES)
     # counts arrive as floats from papermill and YAML (400.0): whole numbers are ints; 0 or less is an error, not the default
@@ -602,7 +617,7 @@ def train_val_split(labels,                # int64 labels of the training set
     check_fraction('val_fraction', val_fraction, open_interval=True)
     labels = torch.as_tensor(labels).cpu()
     g = torch.Generator().manual_seed(seed)
-    tr, va = [], []
+    train_idx, val_idx = [], []
     for c in torch.unique(labels).tolist():
         idx = torch.where(labels == c)[0]
         idx = idx[torch.randperm(len(idx), generator=g)]
@@ -610,8 +625,9 @@ def train_val_split(labels,                # int64 labels of the training set
         if n < 2: raise ValueError(f"class {c} has {n} training image(s): a train/validation split needs >= 2 per class "
                                    "(raise n_max or lower imbalance_ratio)")
         k = min(max(round(n * val_fraction), 1), n - 1)
-        va.append(idx[:k]); tr.append(idx[k:])
-    return torch.cat(tr).sort().values, torch.cat(va).sort().values
+        val_idx.append(idx[:k])
+        train_idx.append(idx[k:])
+    return torch.cat(train_idx).sort().values, torch.cat(val_idx).sort().values
 
 # %% ../nbs/00_data.ipynb #f3f70781
 SAMPLERS = ('instance', 'class_balanced', 'reversed', 'square_root')

@@ -223,13 +223,14 @@ def hessian_matvec(model:nn.Module, loss_func, params:list, data:list, backend:s
         H = HessianLinearOperator(model, loss_func, list(params), data, check_deterministic=False)
         return lambda v: H @ v
     N, sizes = sum(len(y) for _, y in data), [p.numel() for p in params]
+    with torch.enable_grad():   # each batch's gradient g = dL/dθ once, its graph kept: a product is one more backward
+        grads = [torch.autograd.grad(loss_func(model(x), y) * (len(y) / N), params, create_graph=True) for x, y in data]
     def matvec(v):
         out = torch.zeros_like(v)
-        for x, y in data:
-            with torch.enable_grad():
-                g = torch.autograd.grad(loss_func(model(x), y) * (len(y) / N), params, create_graph=True)
-                gv = sum((gi * vi.view_as(gi)).sum() for gi, vi in zip(g, v.split(sizes)))
-                out += torch.cat([t.reshape(-1) for t in torch.autograd.grad(gv, params)])
+        for g in grads:
+            # H v = d(g . v)/dθ
+            gv = sum((gi * vi.view_as(gi)).sum() for gi, vi in zip(g, v.split(sizes)))
+            out += torch.cat([t.reshape(-1) for t in torch.autograd.grad(gv, params, retain_graph=True)])
         return out
     return matvec
 

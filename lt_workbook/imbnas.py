@@ -192,23 +192,23 @@ def sample_path(generator:torch.Generator, valid_only:bool=True)->tuple:
         arch = tuple(OP_NAMES[i] for i in idx)
         if not valid_only or is_valid(arch): return arch
 
-def spos_step(tr, x, y):
-    "The trainer step of single-path one-shot training: sample a path from `tr.generator`, then the ordinary step on it."
-    model = tr.model
-    model.arch = sample_path(tr.generator)
-    if tr.cfg.freeze_backbone or getattr(tr, 'backbone_frozen', False):   # batch statistics; running ones kept
+def spos_step(trainer, x, y):
+    "The trainer step of single-path one-shot training: sample a path from `trainer.generator`, then the ordinary step on it."
+    model = trainer.model
+    model.arch = sample_path(trainer.generator)
+    if trainer.cfg.freeze_backbone or getattr(trainer, 'backbone_frozen', False):   # batch statistics; running ones kept
         model.train()
-        with running_stats_paused(model): return standard_step(tr, x, y)
-    return standard_step(tr, x, y)
+        with running_stats_paused(model): return standard_step(trainer, x, y)
+    return standard_step(trainer, x, y)
 
 class FreezeBackboneFrom(Callback):
     """Table 4's P2: the backbone fine-tuned for the first `epoch` epochs, then frozen (no gradient, BatchNorm running
     statistics paused); the classifier trains throughout."""
     def __init__(self, epoch:int): self.epoch = epoch
-    def before_epoch(self, tr, epoch):
-        tr.backbone_frozen = epoch >= self.epoch   # read by `spos_step`; set at every epoch: a resumed run agrees
-        for n, p in tr.model.named_parameters():
-            if not n.startswith('classifier.'): p.requires_grad_(not tr.backbone_frozen)   # no gradient: SGD skips it
+    def before_epoch(self, trainer, epoch):
+        trainer.backbone_frozen = epoch >= self.epoch   # read by `spos_step`; set at every epoch: a resumed run agrees
+        for n, p in trainer.model.named_parameters():
+            if not n.startswith('classifier.'): p.requires_grad_(not trainer.backbone_frozen)   # no gradient: SGD skips it
 
 
 # %% ../nbs/08_imbnas_transfer.ipynb #f4ddda53
@@ -229,17 +229,17 @@ def recalibrated_bn(model:nn.Module, batches):
         for m, (momentum, state) in zip(bns, saved): m.momentum = momentum; m.load_state_dict(state)
         model.train(training)
 
-def recalibration_batches(tr, images:ImageSet, n:int, seed:int=0)->list:
+def recalibration_batches(trainer, images:ImageSet, n:int, seed:int=0)->list:
     "`n` fixed, unaugmented, normalized batches of `images` (instance sampling, seeded) of the trainer's batch size, on its device."
-    images, g = images.to(tr.device), torch.Generator(tr.device).manual_seed(seed)
-    it = batches(images.images, images.labels, Sampler(images.labels), tr.cfg.batch_size, g, tr.data.mean, tr.data.std,
+    images, g = images.to(trainer.device), torch.Generator(trainer.device).manual_seed(seed)
+    it = batches(images.images, images.labels, Sampler(images.labels), trainer.cfg.batch_size, g, trainer.data.mean, trainer.data.std,
                  augment=False)
-    return [tr.to_input(x) for x, _ in itertools.islice(it, n)]
+    return [trainer.to_input(x) for x, _ in itertools.islice(it, n)]
 
-def evaluate_subnet(tr, arch, batches_, eval_set:ImageSet|None=None)->dict:
+def evaluate_subnet(trainer, arch, batches_, eval_set:ImageSet|None=None)->dict:
     "Metrics of the supernet's path `arch` with inherited weights and BN statistics recalibrated on `batches_`, plus `balanced_acc`."
-    tr.model.arch = as_arch(arch)
-    with tr.autocast(), recalibrated_bn(tr.model, batches_): m = tr.evaluate(eval_set)
+    trainer.model.arch = as_arch(arch)
+    with trainer.autocast(), recalibrated_bn(trainer.model, batches_): m = trainer.evaluate(eval_set)
     per = [p for p in m['per_class'] if p is not None]
     return {**{k: v for k, v in m.items() if k != 'confusion'}, 'balanced_acc': round(float(np.mean(per)), 4)}
 
@@ -528,12 +528,12 @@ def evolve_subnets(supernet:Run,               # the supernet the sub-networks i
     if run.completed: return run
     run.truncate_metrics(0)     # records of an interrupted search are redone
     model = supernet.model if supernet.model is not None else load_model(supernet.path, pick_device(cfg.device))   # in memory, or from disk
-    tr = Trainer(model, data, cfg, eval_set=val_set)
-    bs = recalibration_batches(tr, data.train, bn_batches, seed=seed)
+    trainer = Trainer(model, data, cfg, eval_set=val_set)
+    bs = recalibration_batches(trainer, data.train, bn_batches, seed=seed)
     adapt_time = supernet.summary['wall_time'] if procedure != 'P0' else 0.
     t0 = time.time()
     try:
-        res = evolution_search(lambda a: evaluate_subnet(tr, a, bs)[fitness_metric], log=lambda rec: run.log(**rec),
+        res = evolution_search(lambda a: evaluate_subnet(trainer, a, bs)[fitness_metric], log=lambda rec: run.log(**rec),
                                desc=f'search {procedure} s{seed}', **ev)
     except Exception as e:
         run.finish('failed', error=f'{type(e).__name__}: {e}'); raise

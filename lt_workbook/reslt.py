@@ -16,7 +16,6 @@ from plotly.subplots import make_subplots
 from plotly.colors import DEFAULT_PLOTLY_COLORS
 from .data import *
 from .training import *
-from .components import trim_test_set
 from .etf import cifar_resnet   # registers ARCHS['cifar_resnet']: ResNet-32 at other widths (Fig. 4)
 
 # %% auto #0
@@ -209,13 +208,13 @@ def reslt_net(num_classes:int=10,          # classes of the shared classifier
 ARCHS['reslt'] = reslt_net
 
 # %% ../nbs/06_reslt_branches.ipynb #9451cf0d
-def reslt_step(tr, x, y, alpha:float=0.995, branch_norm:str='pooled', log_eps:float=0.):
+def reslt_step(trainer, x, y, alpha:float=0.995, branch_norm:str='pooled', log_eps:float=0.):
     "ResLT's training step: branch logits, (1 - alpha) L_fusion + alpha L_branch, backward, optimizer step; returns (loss, fused logits)."
-    with tr.autocast():
-        z = tr.net(x, branches=True)
-        loss = reslt_loss(z, y, tr.model.masks, alpha, tr.model.fusion, branch_norm, tr.loss_fn, log_eps)
-    optimizer_step(tr, loss)
-    return loss.detach(), fuse(z.detach().float(), tr.model.fusion)
+    with trainer.autocast():
+        z = trainer.net(x, branches=True)
+        loss = reslt_loss(z, y, trainer.model.masks, alpha, trainer.model.fusion, branch_norm, trainer.loss_fn, log_eps)
+    optimizer_step(trainer, loss)
+    return loss.detach(), fuse(z.detach().float(), trainer.model.fusion)
 
 def branch_outputs(model:nn.Module, x):
     "Branch features (B x G x C) and branch logits (B x G x K) of a `ResLTNet`; a plain backbone is a single branch."
@@ -232,24 +231,24 @@ class BranchAnalysis(Callback):
     def __init__(self, embed_per_class:int=50, batch_size:int=500):
         self.embed_per_class, self.batch_size = check_number('embed_per_class', embed_per_class, integer=True), batch_size
     @torch.no_grad()
-    def outputs(self, tr, images):
+    def outputs(self, trainer, images):
         "Branch features and logits of uint8 `images`, in eval mode, in batches."
         fs, zs = [], []
-        for x in tr.eval_inputs(images, self.batch_size):
-            with tr.autocast(): f, z = branch_outputs(tr.model, x)
+        for x in trainer.eval_inputs(images, self.batch_size):
+            with trainer.autocast(): f, z = branch_outputs(trainer.model, x)
             fs.append(f.float().cpu()); zs.append(z.float().cpu())
         return torch.cat(fs), torch.cat(zs)
-    def after_fit(self, tr, summary):
-        es = tr.eval_set
-        f, z = self.outputs(tr, es.images)
-        names = getattr(tr.model, 'branch_names', ['N'])
-        preds = {**{n: z[:, k].argmax(1) for k, n in enumerate(names)}, 'fused': fuse(z, getattr(tr.model, 'fusion', 'sum')).argmax(1)}
-        counts = tr.data.counts.tolist()
-        summary['branches'] = {n: {k: v for k, v in lt_metrics(p, es.labels, counts, tr.cfg.group_split).items() if k != 'confusion'}
+    def after_fit(self, trainer, summary):
+        es = trainer.eval_set
+        f, z = self.outputs(trainer, es.images)
+        names = getattr(trainer.model, 'branch_names', ['N'])
+        preds = {**{n: z[:, k].argmax(1) for k, n in enumerate(names)}, 'fused': fuse(z, getattr(trainer.model, 'fusion', 'sum')).argmax(1)}
+        counts = trainer.data.counts.tolist()
+        summary['branches'] = {n: {k: v for k, v in lt_metrics(p, es.labels, counts, trainer.cfg.group_split).items() if k != 'confusion'}
                                for n, p in preds.items()}
-        if tr.run is not None:
+        if trainer.run is not None:
             keep = first_per_class(es.labels, self.embed_per_class)
-            tr.run.save_json('features.json', dict(features=f.sum(1)[keep].round(decimals=4).tolist(), labels=es.labels[keep].tolist()))
+            trainer.run.save_json('features.json', dict(features=f.sum(1)[keep].round(decimals=4).tolist(), labels=es.labels[keep].tolist()))
 
 # %% ../nbs/06_reslt_branches.ipynb #85f8f9d6
 def make_reslt_step(alpha:float=0.995,         # weight of the branch loss: (1 - alpha) L_fusion + alpha L_branch (Eq. 3)

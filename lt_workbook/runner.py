@@ -25,12 +25,12 @@ __all__ = ['EXECUTION', 'RANKS', 'NOTEBOOK_TESTS', 'SWEEP_KEYS', 'EXECUTORS', 'R
            'COMMANDS', 'find_notebook', 'parameters_source', 'parameter_table', 'notebook_parameters', 'read_yaml',
            'read_params', 'check_value', 'check_params', 'preflight', 'read_record', 'fresh_run_dir', 'rank_notebook',
            'checked_params', 'runs_tests', 'without_tests', 'stream_notebook_output', 'execute', 'Point', 'Sweep',
-           'point_name', 'load_sweep', 'seed_parameter', 'sweep_points', 'sweep_root', 'point_record', 'point_status',
-           'claim_point', 'lock_owner', 'lock_holder', 'write_point', 'run_point_process', 'run_local', 'slurm_module',
-           'SlurmPoint', 'slurm_job_alive', 'run_slurm', 'slurm_parameters', 'run_sweep', 'hparams_text',
-           'results_table', 'seed_summary', 'format_summary', 'TrainSpec', 'train_spec', 'read_train_spec',
-           'train_data_config', 'run_train', 'point_holder', 'point_state', 'point_progress', 'sweep_folders',
-           'sweep_status', 'sweep_plan', 'text_table', 'loggers_spec', 'run_on_slurm', 'command_environment', 'main']
+           'point_name', 'load_sweep', 'sweep_points', 'sweep_root', 'point_record', 'point_status', 'claim_point',
+           'lock_owner', 'lock_holder', 'write_point', 'run_point_process', 'run_local', 'slurm_module', 'SlurmPoint',
+           'slurm_job_alive', 'run_slurm', 'slurm_parameters', 'run_sweep', 'hparams_text', 'results_table',
+           'seed_summary', 'format_summary', 'TrainSpec', 'train_spec', 'read_train_spec', 'train_data_config',
+           'run_train', 'point_holder', 'point_state', 'point_progress', 'sweep_folders', 'sweep_status', 'sweep_plan',
+           'text_table', 'loggers_spec', 'run_on_slurm', 'command_environment', 'main']
 
 # %% ../nbs/09_runner.ipynb #29e854ed
 def find_notebook(name)->Path:
@@ -334,30 +334,22 @@ def load_sweep(path)->Sweep:
     seeds = spec.get('seeds') or []
     seeds = seeds if isinstance(seeds, list) else [seeds]     # `seeds: 3` is `seeds: [3]`
     if not all(_is_int(s) for s in seeds): raise ValueError(f"{path.name}: seeds must be a list of integers, got {spec['seeds']!r}")
-    check_params(notebook, {**base, **grid, **({seed_parameter(notebook): 0} if seeds else {})}, values=False)
+    check_params(notebook, {**base, **grid, **({'seeds': [0]} if seeds else {})}, values=False)
     defaults = {k: _default(v) for k, v in notebook_parameters(notebook).items()}   # value types, as each point's run checks them
     base = {k: check_value(k, v, defaults[k]) for k, v in base.items()}
     grid = {k: [check_value(k, x, defaults[k]) for x in v] for k, v in grid.items()}
     return Sweep(notebook, base, grid, seeds, Path(spec['root']) if spec.get('root') else None, spec.get('slurm') or {},
                  spec.get('gpu_hours'))
 
-def seed_parameter(notebook)->str:
-    "The notebook's training-seed parameter: `seed`, else `seeds` (a list)."
-    known = notebook_parameters(notebook)
-    if 'seed' in known: return 'seed'
-    if 'seeds' in known: return 'seeds'
-    raise ValueError(f"{Path(notebook).name} has no seed parameter: drop `seeds` from the sweep file")
-
 def sweep_points(sweep:Sweep)->list[Point]:
-    "The cartesian product of the grid (in file order), times the seeds."
+    "The cartesian product of the grid (in file order), times the seeds (each point gets `seeds: [s]`)."
     axes = dict(sweep.grid)
     if sweep.seeds: axes['seed'] = sweep.seeds
-    sp = seed_parameter(sweep.notebook) if sweep.seeds else None
     points = []
     for values in itertools.product(*axes.values()):
         defining = dict(zip(axes, values))
         params = {**sweep.base, **{k: v for k, v in defining.items() if k != 'seed'}}
-        if sweep.seeds: params[sp] = defining['seed'] if sp == 'seed' else [defining['seed']]
+        if sweep.seeds: params['seeds'] = [defining['seed']]   # every section notebook takes its seeds as a list
         points.append(Point(point_name(defining, params), params))
     return points
 

@@ -22,24 +22,25 @@ from .data import *
 
 # %% auto #0
 __all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'PROGRESS_MODES', 'TEXT_PROGRESS_INTERVAL', 'STATUSES',
-           'LATER_DEFAULTS', 'RENAMED', 'OPTIMIZERS', 'SCHEDULES', 'COSINE_CLASSIFIERS', 'STEPS', 'SECOND_STAGES',
-           'PRECISIONS', 'FINITE_CHECK_EVERY', 'IMPL_KEYS', 'BATCH_PROGRESS_MIN', 'MAX_SCALARS', 'LOGGERS', 'METHODS',
-           'VERDICTS', 'CLAIMS_FILE', 'loss_precision', 'class_balanced_weights', 'ldam_margins', 'LTLoss', 'mixup',
-           'mixup_loss', 'NormedLinear', 'option_a_shortcut', 'BasicBlock', 'CifarResNet', 'resnet32', 'count_params',
-           'tv_resnet', 'load_trunk_state', 'TorchvisionTrunk', 'TorchvisionNet', 'resnet10', 'resnet50', 'resnet152',
-           'resnext50_32x4d', 'dist_env', 'distributed', 'is_writer', 'on_writer', 'all_sum', 'gather_rows',
-           'share_weight', 'rank_average', 'shard_of', 'AllSum', 'SyncBatchNorm', 'sync_batch_norms', 'check_shards',
-           'StderrHandler', 'configure_logging', 'progress', 'runs_root', 'jsonable', 'params_hash', 'git_commit',
-           'env_info', 'atomic_write', 'read_json', 'write_failed', 'checksum_file', 'checkpoint_sums',
-           'write_checkpoint', 'read_checkpoint', 'source_identity', 'hashed_params', 'writer_only', 'Run', 'Diverged',
-           'Callback', 'optimizer_step', 'mixed_batch', 'base_loss', 'standard_step', 'is_due', 'epoch_generators',
-           'Step', 'SecondStage', 'pick_device', 'autocast_dtype', 'whole_number', 'TrainConfig', 'lr_at', 'LossWatch',
-           'fused_optimizer', 'zero_momentum_buffers', 'make_optimizer', 'load_optimizer_state', 'CudaGraphStep',
-           'rng_states', 'restore_rng_states', 'deterministic_algorithms', 'data_workers', 'Trainer', 'event_values',
-           'matrix_image', 'TensorBoardLogger', 'WandbLogger', 'logger_names', 'make_loggers', 'method_config',
-           'method_name', 'build_model', 'train_run', 'crt_config', 'check_crt', 'train_stages', 'run_config',
-           'register_all', 'load_model', 'seed_stats', 'mean_std_text', 'seed_table', 'claim_verdict', 'Claim',
-           'SeedValues', 'per_seed', 'claims_table', 'record_claims', 'read_claims', 'claims_under']
+           'LATER_DEFAULTS', 'RENAMED', 'SEED_STRIDE', 'OPTIMIZERS', 'SCHEDULES', 'COSINE_CLASSIFIERS', 'STEPS',
+           'SECOND_STAGES', 'PRECISIONS', 'FINITE_CHECK_EVERY', 'IMPL_KEYS', 'BATCH_PROGRESS_MIN', 'EVAL_BATCH_SIZE',
+           'MAX_SCALARS', 'LOGGERS', 'METHODS', 'VERDICTS', 'CLAIMS_FILE', 'loss_precision', 'class_balanced_weights',
+           'ldam_margins', 'LTLoss', 'mixup', 'mixup_loss', 'NormedLinear', 'option_a_shortcut', 'BasicBlock',
+           'CifarResNet', 'resnet32', 'count_params', 'tv_resnet', 'load_trunk_state', 'TorchvisionTrunk',
+           'TorchvisionNet', 'resnet10', 'resnet50', 'resnet152', 'resnext50_32x4d', 'dist_env', 'distributed',
+           'is_writer', 'on_writer', 'all_sum', 'gather_rows', 'share_weight', 'rank_average', 'shard_of', 'AllSum',
+           'SyncBatchNorm', 'sync_batch_norms', 'check_shards', 'StderrHandler', 'configure_logging', 'progress',
+           'runs_root', 'jsonable', 'params_hash', 'git_commit', 'env_info', 'atomic_write', 'read_json',
+           'write_failed', 'checksum_file', 'checkpoint_sums', 'write_checkpoint', 'read_checkpoint', 'source_identity',
+           'hashed_params', 'writer_only', 'Run', 'Diverged', 'Callback', 'optimizer_step', 'mixed_batch', 'base_loss',
+           'standard_step', 'is_due', 'epoch_generators', 'Step', 'SecondStage', 'pick_device', 'autocast_dtype',
+           'whole_number', 'TrainConfig', 'lr_at', 'LossWatch', 'fused_optimizer', 'zero_momentum_buffers',
+           'make_optimizer', 'load_optimizer_state', 'CudaGraphStep', 'rng_states', 'restore_rng_states',
+           'deterministic_algorithms', 'data_workers', 'Trainer', 'event_values', 'matrix_image', 'TensorBoardLogger',
+           'WandbLogger', 'logger_names', 'make_loggers', 'method_config', 'method_name', 'build_model', 'train_run',
+           'crt_config', 'check_crt', 'train_stages', 'run_config', 'register_all', 'load_model', 'seed_stats',
+           'mean_std_text', 'seed_table', 'claim_verdict', 'Claim', 'SeedValues', 'per_seed', 'claims_table',
+           'record_claims', 'read_claims', 'claims_under']
 
 # %% ../nbs/01_training.ipynb #79e04ea4
 LOSSES = ('ce', 'ldam', 'focal', 'balanced_softmax', 'logit_adjustment')
@@ -638,43 +639,45 @@ class Callback:
     def state_dict(self)->dict: return {}
     def load_state_dict(self, state:dict): pass
 
-def optimizer_step(tr, loss):
+def optimizer_step(trainer, loss):
     "Backward of `loss`, gradient clipping (`grad_clip`), one step of the trainer's optimizer: the end of every step function."
-    tr.opt.zero_grad(set_to_none=True)
-    tr.backward(loss)                 # fp16: gradients of S * loss
-    tr.scaler.unscale_(tr.opt)        # fp16: g <- g / S (no-op otherwise), before clipping sees the norm
+    trainer.opt.zero_grad(set_to_none=True)
+    trainer.backward(loss)                 # fp16: gradients of S * loss
+    trainer.scaler.unscale_(trainer.opt)        # fp16: g <- g / S (no-op otherwise), before clipping sees the norm
     # g <- g * min(1, grad_clip / ||g||_2) over all the weights at once; multi-tensor kernels, no per-parameter loop
-    if tr.cfg.grad_clip: nn.utils.clip_grad_norm_(tr.params, tr.cfg.grad_clip, foreach=True)
-    tr.scaler.step(tr.opt)            # fp16: the step skipped when a gradient overflowed; plain `opt.step()` otherwise
-    tr.scaler.update()                # fp16: S halves after an overflow, doubles after 2000 clean steps
+    if trainer.cfg.grad_clip: nn.utils.clip_grad_norm_(trainer.params, trainer.cfg.grad_clip, foreach=True)
+    trainer.scaler.step(trainer.opt)            # fp16: the step skipped when a gradient overflowed; plain `opt.step()` otherwise
+    trainer.scaler.update()                # fp16: S halves after an overflow, doubles after 2000 clean steps
 
-def mixed_batch(tr, x, y):
+def mixed_batch(trainer, x, y):
     "The batch a step trains on: mixed up (from the epoch's seeded generators) when `mixup_alpha > 0`. Returns `(x, y_a, y_b, lam)`, `lam` None without mixup."
-    a = tr.cfg.mixup_alpha
+    a = trainer.cfg.mixup_alpha
     if a <= 0: return x, y, y, None
-    lam = float(tr.np_rng.beta(a, a))
-    return (*mixup(x, y, lam, tr.generator), lam)
+    lam = float(trainer.np_rng.beta(a, a))
+    return (*mixup(x, y, lam, trainer.generator), lam)
 
-def base_loss(tr, logits, y_a, y_b, lam):
+def base_loss(trainer, logits, y_a, y_b, lam):
     "The trainer's loss on `logits`, mixed as mixup mixes it when `lam` is not None."
-    return tr.loss_fn(logits, y_a) if lam is None else mixup_loss(tr.loss_fn, logits, y_a, y_b, lam)
+    return trainer.loss_fn(logits, y_a) if lam is None else mixup_loss(trainer.loss_fn, logits, y_a, y_b, lam)
 
-def standard_step(tr, x, y):
+def standard_step(trainer, x, y):
     "Forward, loss (with mixup when `mixup_alpha > 0`), backward, optimizer step. Returns `(loss, logits)`."
-    x, y_a, y_b, lam = mixed_batch(tr, x, y)
-    with tr.autocast():
-        logits = tr.net(x)
-        loss = base_loss(tr, logits, y_a, y_b, lam)
-    optimizer_step(tr, loss)
+    x, y_a, y_b, lam = mixed_batch(trainer, x, y)
+    with trainer.autocast():
+        logits = trainer.net(x)
+        loss = base_loss(trainer, logits, y_a, y_b, lam)
+    optimizer_step(trainer, loss)
     return loss.detach(), logits.detach()
 
 def is_due(epoch:int, every:int, epochs:int)->bool:
     "Whether 0-based `epoch` is an every-`every`-th epoch or the last of `epochs` (when evaluation and logging happen)."
     return (epoch + 1) % every == 0 or epoch + 1 == epochs
 
+SEED_STRIDE = 1_000_003   # a prime: the torch streams of (seed, epoch) pairs stay apart for any epoch count below it
+
 def epoch_generators(seed:int, epoch:int, device):
     "The torch and numpy generators of one epoch, seeded by `(seed, epoch)`."
-    g = torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
+    g = torch.Generator(device=device).manual_seed(seed * SEED_STRIDE + epoch)
     return g, np.random.default_rng([seed, epoch])
 
 # %% ../nbs/01_training.ipynb #822bb754
@@ -897,38 +900,38 @@ def load_optimizer_state(opt:torch.optim.Optimizer, state:dict):
 
 # %% ../nbs/01_training.ipynb #4a381e33
 class CudaGraphStep:
-    "A step `body(tr, *inputs) -> outputs` replayed from a CUDA graph after `warmup` eager steps (eager off CUDA, see above)."
+    "A step `body(trainer, *inputs) -> outputs` replayed from a CUDA graph after `warmup` eager steps (eager off CUDA, see above)."
     def __init__(self, body, warmup:int=3):
         self.body, self.warmup = body, check_number("warmup", warmup, integer=True)
         self.graph, self.key, self.failed = None, None, None
         self.counts = dict(eager=0, captured=0, replayed=0)
-    def __call__(self, tr, *inputs):
-        if tr.device.type != 'cuda' or self.failed: return self._eager(tr, inputs)
-        key = (tr.epoch, [(t.shape, t.dtype) for t in inputs])
+    def __call__(self, trainer, *inputs):
+        if trainer.device.type != 'cuda' or self.failed: return self._eager(trainer, inputs)
+        key = (trainer.epoch, [(t.shape, t.dtype) for t in inputs])
         if self.graph is not None and key == self.key:
             for s, t in zip(self.static_in, inputs): s.copy_(t)
             return self._replay()
         if self.counts['eager'] < self.warmup or (self.key is not None and key[1] != self.key[1]):
-            return self._eager(tr, inputs, side_stream=True)
-        return self._capture(tr, inputs, key)
-    def _eager(self, tr, inputs, side_stream:bool=False):
+            return self._eager(trainer, inputs, side_stream=True)
+        return self._capture(trainer, inputs, key)
+    def _eager(self, trainer, inputs, side_stream:bool=False):
         self.counts['eager'] += 1
-        if not side_stream: return self.body(tr, *inputs)
+        if not side_stream: return self.body(trainer, *inputs)
         s = torch.cuda.Stream(); s.wait_stream(torch.cuda.current_stream())   # torch's warm-up: on a side stream
-        with torch.cuda.stream(s): out = self.body(tr, *inputs)
+        with torch.cuda.stream(s): out = self.body(trainer, *inputs)
         torch.cuda.current_stream().wait_stream(s)
         return out
-    def _capture(self, tr, inputs, key):
+    def _capture(self, trainer, inputs, key):
         self.graph = None                                  # the previous epoch's graph and its memory go first
         self.static_in, graph = [t.clone() for t in inputs], torch.cuda.CUDAGraph()
-        tr.capturing = True                                # (autocast's cast cache off)
+        trainer.capturing = True                                # (autocast's cast cache off)
         try:
-            with torch.cuda.graph(graph): self.static_out = self.body(tr, *self.static_in)
+            with torch.cuda.graph(graph): self.static_out = self.body(trainer, *self.static_in)
         except Exception as e:
             self.failed = f"{type(e).__name__}: {e}"
             _log.warning(f"CUDA graph capture failed, running eagerly from here: {self.failed}")
-            return self._eager(tr, inputs)
-        finally: tr.capturing = False
+            return self._eager(trainer, inputs)
+        finally: trainer.capturing = False
         self.graph, self.key = graph, key
         self.counts['captured'] += 1
         return self._replay()                              # the capture ran nothing: this replay is the step
@@ -938,6 +941,7 @@ class CudaGraphStep:
 
 # %% ../nbs/01_training.ipynb #c4b07ac5
 BATCH_PROGRESS_MIN = 200   # batches per epoch from which an epoch shows its own progress bar
+EVAL_BATCH_SIZE = 512      # images per batch when predicting (eval mode: the batch size does not change a prediction)
 
 def rng_states(device:torch.device)->dict:
     "The global RNG states a checkpoint keeps: the CPU's and, training on CUDA, the device's (drop-path masks, dropout)."
@@ -1037,14 +1041,14 @@ class Trainer:
                               cache_enabled=not self.capturing)
     def to_input(self, x): return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    def eval_inputs(self, images, batch_size:int=512, idx=None):
+    def eval_inputs(self, images, batch_size:int=EVAL_BATCH_SIZE, idx=None):
         "The model in eval mode, then uint8 `images` (a tensor or lazy `ListImages`) at `idx` (default: all) as normalized device batches in its layout."
         self.net.eval()
         idx = torch.arange(len(images)) if idx is None else idx
         for x in eval_batches(images, idx, batch_size, self.data.mean, self.data.std, self.device, self.workers):
             yield self.to_input(x)
     @torch.no_grad()
-    def predict(self, images, batch_size:int=512):
+    def predict(self, images, batch_size:int=EVAL_BATCH_SIZE):
         "Predicted labels for uint8 `images` (a tensor or lazy `ListImages`), in eval mode; each rank predicts its share (`shard_of`), gathered in order."
         preds = [torch.zeros(0, dtype=torch.int64)]
         for x in self.eval_inputs(images, batch_size, shard_of(len(images))):
@@ -1189,7 +1193,7 @@ class TensorBoardLogger(Callback):
         try: from torch.utils.tensorboard import SummaryWriter
         except ImportError: raise ValueError("loggers='tensorboard' needs the tensorboard package: pip install -e .[track]") from None
         self.make, self.dir, self.writer = SummaryWriter, run.path/'tensorboard', None
-    def after_log(self, tr, epoch, event):
+    def after_log(self, trainer, epoch, event):
         if self.writer is None: self.writer = self.make(str(self.dir), purge_step=epoch)
         vals = event_values(event)
         for k, v in vals['scalar'].items(): self.writer.add_scalar(k, v, epoch)
@@ -1197,7 +1201,7 @@ class TensorBoardLogger(Callback):
         for k, v in vals['vector'].items(): self.writer.add_histogram(k, v, epoch)
         for k, v in vals['text'].items(): self.writer.add_text(k, v, epoch)
         self.writer.flush()   # a run that fails later keeps what it logged
-    def after_fit(self, tr, summary):
+    def after_fit(self, trainer, summary):
         if self.writer is not None: self.writer.close()
 
 class WandbLogger(Callback):
@@ -1206,14 +1210,14 @@ class WandbLogger(Callback):
         try: import wandb
         except ImportError: raise ValueError("loggers='wandb' needs the wandb package: pip install wandb") from None
         self.wandb, self.run, self.wb = wandb, run, None
-    def after_log(self, tr, epoch, event):
+    def after_log(self, trainer, epoch, event):
         if self.wb is None:
             self.wb = self.wandb.init(project='lt-workbook', name=self.run.name, id=self.run.name, dir=str(self.run.path),
                                       config=self.run.params, resume='allow', mode=os.environ.get('WANDB_MODE', 'offline'))
         vals = event_values(event)
         images = {k: self.wandb.Image(matrix_image(v)[0]) for k, v in vals['matrix'].items()}
         self.wb.log({**vals['scalar'], **images}, step=epoch)
-    def after_fit(self, tr, summary):
+    def after_fit(self, trainer, summary):
         if self.wb is not None:
             self.wb.summary.update(event_values({k: v for k, v in summary.items() if k != 'confusion'})['scalar'])
             self.wb.finish()

@@ -114,8 +114,8 @@ def test_bad_parameters(tmp_path):
 @pytest.fixture(scope='module')
 def tiny():
     data = load_dataset('mnist5k', imbalance_ratio=10, n_max=30)
-    tr, va = train_val_split(data.train.labels, val_fraction=0.5, seed=0)
-    return data.train_subset(tr), data.train.subset(va)
+    train_idx, val_idx = train_val_split(data.train.labels, val_fraction=0.5, seed=0)
+    return data.train_subset(train_idx), data.train.subset(val_idx)
 
 def _search(tiny, root, method='hls', epochs=2, callbacks=(), arch_kw=None, init_from=None, **architect_kw):
     data, val = tiny
@@ -134,7 +134,7 @@ def _search(tiny, root, method='hls', epochs=2, callbacks=(), arch_kw=None, init
 class Interrupt(Callback):
     "Stop the run at the start of epoch `at` (after the previous epoch's checkpoint), as a kill would."
     def __init__(self, at): self.at = at
-    def before_epoch(self, tr, epoch):
+    def before_epoch(self, trainer, epoch):
         if epoch == self.at: raise KeyboardInterrupt
 
 def _strip(events): return [{k: v for k, v in e.items() if k != 'time'} for e in events]
@@ -185,8 +185,8 @@ def test_class_sampling_stream_follows_its_sampler(tiny, kind):
     cfg = TrainConfig(arch='bilateral_supernet', epochs=2, batch_size=16, device='cpu', arch_kw=kw)
     model = build_model(cfg, data.num_classes)
     arch = BilateralArchitect(model, val, batch_size=16, lr=0.02, cls_sampler=kind)
-    tr = Trainer(model, data, cfg, step=arch.step, callbacks=[arch])
-    arch.before_epoch(tr, 0)
+    trainer = Trainer(model, data, cfg, step=arch.step, callbacks=[arch])
+    arch.before_epoch(trainer, 0)
     labels = torch.cat([next(arch.train_cls)[1] for _ in range(400)])
     freq = torch.bincount(labels, minlength=data.num_classes).double() / len(labels)
     assert (freq - class_probs(data.counts, kind)).abs().max() < 0.02, (kind, freq)

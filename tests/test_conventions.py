@@ -23,7 +23,7 @@ CFG = T.TrainConfig(epochs=3, batch_size=16, lr=0.05, device='cpu', arch='cifar_
 class StopAfter(T.Callback):
     "Fails the run after epoch `k`'s checkpoint (at the next epoch's start): an interruption to resume from."
     def __init__(self, k): self.k = k
-    def before_epoch(self, tr, epoch):
+    def before_epoch(self, trainer, epoch):
         if epoch == self.k + 1: raise KeyboardInterrupt('stopped')
 
 
@@ -158,8 +158,8 @@ def test_a_step_that_cannot_scale_its_loss_refuses_fp16():
     data = tiny_data()
     with pytest.raises(ValueError, match=r"precision='fp16' with step='sam': this step cannot scale its loss"):
         T.Trainer(T.build_model(replace(CFG, step='sam'), 3), data, replace(CFG, step='sam', precision='fp16'))
-    tr = T.Trainer(T.build_model(CFG, 3), data, replace(CFG, step='sam', precision='bf16'))
-    assert tr.dtype == torch.bfloat16 and not tr.scaler.is_enabled()
+    trainer = T.Trainer(T.build_model(CFG, 3), data, replace(CFG, step='sam', precision='bf16'))
+    assert trainer.dtype == torch.bfloat16 and not trainer.scaler.is_enabled()
 
 
 def test_every_module_imports_without_the_extras():
@@ -194,12 +194,23 @@ def test_long_epochs_show_their_batches(capsys, monkeypatch):
 def test_importing_the_library_leaves_plotly_renderers_unbuilt():
     """Importing every module of the library does not build plotly's renderer registry: building it imports nbformat and,
     through jsonschema, rfc3987-syntax's grammar (about 2 s of CPU), which a CLI call, a rank or a Slurm job never needs.
-    The first figure a process draws registers the workbook's renderer (`figure_renderers`)."""
+    The first figure a process draws registers the workbook's renderer (`figure_renderers`). Nor does it import torchvision
+    (which imports torch._dynamo, about 2 s) or scipy.stats (1.4 s): the functions that need them import them."""
     import subprocess
     code = ("import pkgutil, importlib, sys, lt_workbook\n"
             "for m in pkgutil.iter_modules(lt_workbook.__path__): importlib.import_module(f'lt_workbook.{m.name}')\n"
-            "assert 'nbformat' not in sys.modules, 'nbformat imported'\n"
+            "heavy = [m for m in ('nbformat', 'torchvision', 'scipy.stats', 'torch._dynamo') if m in sys.modules]\n"
+            "assert not heavy, f'imported on import: {heavy}'\n"
             "from lt_workbook.data import figure_bundle\nimport plotly.graph_objects as go\n"
             "assert 'text/html' in figure_bundle(go.Figure()) and 'nbformat' in sys.modules\n")
     res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_no_exported_name_is_defined_in_two_modules():
+    "Each name of the library's API has one home: no two modules export (`__all__`) the same name."
+    import collections, importlib, pkgutil, lt_workbook
+    homes = collections.defaultdict(list)
+    for m in pkgutil.iter_modules(lt_workbook.__path__):
+        for name in getattr(importlib.import_module(f'lt_workbook.{m.name}'), '__all__', []): homes[name].append(m.name)
+    assert {n: ms for n, ms in homes.items() if len(ms) > 1} == {}

@@ -9,7 +9,7 @@ from lt_workbook.data import load_dataset, train_val_split, realized_ratio
 import pytest, torch
 
 NB = '04_ltdarts_search.ipynb'
-TINY = dict(search_epochs=3, layers=3, init_channels=4, imbalance_ratio=10.0, n_max=61, hessian_every=0, retrain_methods=[],
+TINY = dict(search_epochs=2, layers=3, init_channels=4, imbalance_ratio=10.0, n_max=61, test_per_class=20, hessian_every=0, retrain_methods=[],
             ablations=[], snapshot_epochs=[], compare_archs=[])   # n_max >= 2 * ratio: every class keeps >= 1 image on each side of the search's split
 
 def test_default_run(runs_root, tmp_path):
@@ -126,7 +126,7 @@ def test_config_file_and_bad_parameters(tmp_path):
     assert runs['search_darts_linear'].params['arch_kw']['primitives'][-1] == 'dil_conv_5x5'
 
 def test_resume_after_kill_gives_the_same_genotype(tmp_path):
-    "Kill the search in its second epoch, re-run with the same run_dir: same per-epoch records and genotype as uninterrupted."
+    "Kill the search in its second (last) epoch, re-run with the same run_dir: same per-epoch records and genotype as uninterrupted."
     full = run_notebook(NB, tmp_path/'full.ipynb', {**TINY, 'run_dir': str(tmp_path/'full')}, tests=False)
     assert full.returncode == 0, full.stdout[-3000:]
     killed = tmp_path/'killed'

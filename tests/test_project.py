@@ -97,6 +97,17 @@ def test_papermill_reads_every_parameter():
         if names: assert list(pm.inspect_notebook(str(nb))) == names, nb.name
 
 
+def test_every_section_notebook_opens_with_a_map():
+    """Issue 24: the second cell of each section notebook (01-08) is a map whose links (the method and its equations, the
+    parameters of a run, the deviations, the main figure) lead to headings of the notebook."""
+    import re
+    from lt_workbook.data import notebook_markdown, notebook_anchors
+    for nb in sorted((ROOT/'nbs').glob('0[1-8]_*.ipynb')):
+        md = notebook_markdown(nb)
+        assert md[1].startswith('**Map.**'), nb.name
+        links = re.findall(r'\]\(#([^)]+)\)', md[1])
+        assert len(links) >= 4 and set(links) <= notebook_anchors(md), (nb.name, set(links) - notebook_anchors(md))
+
 def test_every_section_notebook_maps_its_paper():
     """Issue 27: each section notebook (02-08) has its "Figures and tables of the paper" table, and everything it links to
     or names is there (headings of this and other notebooks, configs)."""

@@ -5,7 +5,7 @@ import papermill, pytest, torch, yaml
 from conftest import run_notebook, runs_in, NBS, ROOT
 from lt_workbook.data import load_dataset, lt_metrics
 from lt_workbook.training import TrainConfig, Trainer, build_model
-from lt_workbook.components import trim_test_set
+
 import torch.nn.functional as F
 from lt_workbook.reslt import (ResLTSetting, ResLTNet, BranchAnalysis, STUDIES, fuse, reslt_loss, branch_masks, reslt_groups,
                                scaled_backbone, baseline_config)
@@ -85,14 +85,14 @@ def test_reslt_checkpoint_reproduces_its_branch_analysis(runs_root):
     if 'reslt_s0' not in runs: pytest.skip('needs the default run (test_default_run, with the same runs root)')
     run = runs['reslt_s0']
     p = run.params
-    data = trim_test_set(load_dataset(p['dataset'], p['imbalance_ratio'], n_max=p['n_max'], seed=p['data_seed']), p['test_per_class'])
+    data = load_dataset(p['dataset'], p['imbalance_ratio'], n_max=p['n_max'], seed=p['data_seed'], test_per_class=p['test_per_class'])
     cfg = TrainConfig(**{k: p[k] for k in ('arch', 'arch_kw', 'classifier', 'group_split')}, device='cpu')
     model = build_model(cfg, data.num_classes)
     assert isinstance(model, ResLTNet) and model.masks.sum(1).tolist() == [10, 7, 4]
     model.load_state_dict(run.load_checkpoint()['model'])
-    tr = Trainer(model, data, cfg)
-    f, z = BranchAnalysis().outputs(tr, data.test.images)
-    assert z.shape == (500, 3, 10) and torch.equal(fuse(z, 'sum').argmax(1), tr.predict(data.test.images))
+    trainer = Trainer(model, data, cfg)
+    f, z = BranchAnalysis().outputs(trainer, data.test.images)
+    assert z.shape == (500, 3, 10) and torch.equal(fuse(z, 'sum').argmax(1), trainer.predict(data.test.images))
     for k, name in enumerate(model.branch_names):
         m = lt_metrics(z[:, k].argmax(1), data.test.labels, data.counts.tolist(), cfg.group_split)
         assert all(abs(m[key] - run.summary['branches'][name][key]) < 1e-6 for key in ('acc', 'many', 'medium', 'few')), name

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest, yaml
 from conftest import ROOT, kill_group
 
-TINY = dict(search_epochs=1, layers=3, init_channels=4, n_max=30, imbalance_ratio=10, hessian_every=0, retrain_methods=[], ablations=[])
+TINY = dict(search_epochs=1, layers=3, init_channels=4, n_max=30, imbalance_ratio=10, test_per_class=20, hessian_every=0, retrain_methods=[],
+            ablations=[])
 CLI = [sys.executable, '-c', 'import sys; from lt_workbook.runner import main; sys.exit(main())']
 
 def cli(*args, **kw):

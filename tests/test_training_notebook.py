@@ -25,7 +25,7 @@ def _strip(events): return [{k: v for k, v in e.items() if k != 'time'} for e in
 
 def test_resume_after_kill_matches_uninterrupted(tmp_path):
     "Kill the notebook after epoch 2 of 4, re-run it with the same run_dir: identical metrics and summary."
-    params = dict(methods=['ce'], crt_epochs=0, epochs=4, eval_every=2, warmup_epochs=1, n_max=100)
+    params = dict(methods=['ce'], crt_epochs=0, epochs=4, eval_every=2, warmup_epochs=1, n_max=40, imbalance_ratio=10)
     full = run_notebook(NB, tmp_path/'full.ipynb', {**params, 'run_dir': str(tmp_path/'full')}, tests=False)
     assert full.returncode == 0, full.stdout[-3000:]
 
@@ -94,16 +94,16 @@ def tiny_model(num_classes=10):
 class PoisonAt:
     "The standard step, except at `(epoch, step)`: its loss is NaN and so become the weights (as a real divergence would make them); `fail_after` later steps raise, as a step that cannot take NaN weights would."
     def __init__(self, epoch, step, fail_after=None): self.at, self.fail_after, self.calls = (epoch, step), fail_after, {}
-    def __call__(self, tr, x, y):
-        e = tr.generator.initial_seed()   # one generator per epoch: count steps per epoch
+    def __call__(self, trainer, x, y):
+        e = trainer.generator.initial_seed()   # one generator per epoch: count steps per epoch
         k = self.calls[e] = self.calls.get(e, -1) + 1
-        loss, logits = T.standard_step(tr, x, y)
-        if self.fail_after is not None and any(not torch.isfinite(p).all() for p in tr.params):
+        loss, logits = T.standard_step(trainer, x, y)
+        if self.fail_after is not None and any(not torch.isfinite(p).all() for p in trainer.params):
             self.fail_after -= 1
             if self.fail_after < 0: raise RuntimeError('probability tensor contains nan')
         if (len(self.calls) - 1, k) == self.at:
             with torch.no_grad():
-                for p in tr.params: p.fill_(float('nan'))
+                for p in trainer.params: p.fill_(float('nan'))
             loss = loss * float('nan')
         return loss, logits
 
@@ -124,13 +124,13 @@ def test_diverged_names_first_nonfinite_step(tiny_data, tmp_path, monkeypatch, e
 
 def host_reads_in_epoch(mod, data, check_every):
     "`(steps, host reads)` of one `train_epoch` of module `mod`'s trainer: reads are `aten::_local_scalar_dense` events (what `.item()`, `bool()`, `float()` of a tensor dispatch)."
-    tr = mod.Trainer(tiny_model(), data, mod.TrainConfig(epochs=1, batch_size=64, lr=0.05, device='cpu'))
-    tr.check_every, steps = check_every, [0]
-    def step(tr, x, y): steps[0] += 1; return mod.standard_step(tr, x, y)
-    tr.step = step
-    tr.train_epoch(0)   # warm-up (first-call allocations)
+    trainer = mod.Trainer(tiny_model(), data, mod.TrainConfig(epochs=1, batch_size=64, lr=0.05, device='cpu'))
+    trainer.check_every, steps = check_every, [0]
+    def step(trainer, x, y): steps[0] += 1; return mod.standard_step(trainer, x, y)
+    trainer.step = step
+    trainer.train_epoch(0)   # warm-up (first-call allocations)
     steps[0] = 0
-    with profile(activities=[ProfilerActivity.CPU]) as prof: tr.train_epoch(1)
+    with profile(activities=[ProfilerActivity.CPU]) as prof: trainer.train_epoch(1)
     return steps[0], sum(e.name == 'aten::_local_scalar_dense' for e in prof.events())
 
 def test_host_reads_per_epoch(tiny_data):
@@ -149,13 +149,13 @@ def test_fused_step_matches_plain_sgd():
         ps = [nn.Parameter(torch.randn(s, dtype=torch.float64)) for s in shapes]
         qs = [nn.Parameter(p.detach().clone()) for p in ps]
         cfg = T.TrainConfig(optimizer=name, lr=0.1, momentum=0.9, weight_decay=1e-3, grad_clip=0.5, device='cpu')
-        tr = type('Tr', (), dict(params=ps, cfg=cfg, opt=T.make_optimizer(cfg, ps), backward=staticmethod(lambda loss: loss.backward()),
+        trainer = type('Tr', (), dict(params=ps, cfg=cfg, opt=T.make_optimizer(cfg, ps), backward=staticmethod(lambda loss: loss.backward()),
                                scaler=torch.amp.GradScaler('cpu', enabled=False)))()
-        assert all(g['fused'] and not g['foreach'] for g in tr.opt.param_groups), tr.opt.param_groups
+        assert all(g['fused'] and not g['foreach'] for g in trainer.opt.param_groups), trainer.opt.param_groups
         ref = plain(qs)
         for _ in range(3):
             w = [torch.randn(s, dtype=torch.float64) for s in shapes]
-            T.optimizer_step(tr, sum((p * v).sum() for p, v in zip(ps, w)))
+            T.optimizer_step(trainer, sum((p * v).sum() for p, v in zip(ps, w)))
             ref.zero_grad(); sum((q * v).sum() for q, v in zip(qs, w)).backward()
             # plain clipping: g * min(1, c / ||g||) with the norm over all the gradients
             norm = torch.sqrt(sum((q.grad ** 2).sum() for q in qs))
