@@ -2,9 +2,11 @@
 
 One step of power iteration (or of Lanczos) is one Hessian-vector product of the training loss w.r.t. all ResNet-32
 weights on a training batch, plus vector arithmetic. A training step is forward + backward + SGD step on the same
-batch. Both are timed alternately in one process (`--rounds` rounds after a warm-up) and the medians are printed with
-their ratio, for both product backends of `lt_workbook.etf.hessian_matvec`: curvlinops (forward-over-reverse, the
-default) and autograd (reverse-over-reverse). BatchNorm in eval mode for the Hessian (the notebook's default).
+batch. An HVP step is one product on an operator built for the current weights (building it, once per eigenvalue
+evaluation, is not timed: autograd's takes the gradient there, curvlinops' nothing). Both are timed alternately in one process (`--rounds` rounds after a warm-up) and the medians are printed with
+their ratio, for both product backends of `lt_workbook.etf.hessian_matvec`: autograd (reverse-over-reverse, the
+gradient's graph kept between products: the default) and curvlinops (forward-over-reverse, the check). BatchNorm in
+eval mode for the Hessian (the notebook's default).
 
     python benchmarks/hessian.py [--device cpu|cuda] [--rounds 5] [--batch-size 128]
 """
@@ -34,18 +36,21 @@ def main():
     opt = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
     v0 = torch.randn(sum(p.numel() for p in params), generator=torch.Generator().manual_seed(0)).to(dev)
 
+    def timed(f):
+        sync(); t = time.perf_counter(); f(); sync()
+        return time.perf_counter() - t
     def train_step():
-        model.train(); opt.zero_grad(set_to_none=True); loss_func(model(x), y).backward(); opt.step()
+        model.train(); opt.zero_grad(set_to_none=True)
+        return timed(lambda: (loss_func(model(x), y).backward(), opt.step()))
     def solver_step(backend):
-        mv = hessian_matvec(model, loss_func, params, [(x, y)], backend)   # built once, as in one eigenvalue evaluation
-        def step():
-            with hessian_mode(model, 'eval'): power_iteration(mv, v0, max_iter=1, tol=0.)   # one product + the vector update
+        def step():   # built for the current weights, untimed (once per eigenvalue evaluation); then one product
+            with hessian_mode(model, 'eval'):
+                mv = hessian_matvec(model, loss_func, params, [(x, y)], backend)
+                return timed(lambda: power_iteration(mv, v0, max_iter=1, tol=0.))   # one product + the vector update
         return step
     steps = {'training step': train_step, 'HVP step (curvlinops)': solver_step('curvlinops'),
              'HVP step (autograd)': solver_step('autograd')}
-    def run(name):
-        sync(); t = time.perf_counter(); steps[name](); sync()
-        return time.perf_counter() - t
+    run = lambda name: steps[name]()
     times = {k: [] for k in steps}
     for k in steps: run(k)                    # warm-up
     for r in range(a.rounds):

@@ -559,7 +559,7 @@ def write_fake_image_folder(root, counts=(5, 5, 5), test_per_class=2, size=(40, 
     return root
 
 
-# %% ../nbs/00_data.ipynb #e502a71e
+# %% ../nbs/00_data.ipynb #b488bfad
 def trim_test_set(data:LTDataset, per_class:int|None)->LTDataset:
     "`data` with only the first `per_class` test images of each class (None: unchanged)."
     if per_class is None: return data

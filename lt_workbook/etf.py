@@ -205,10 +205,6 @@ def eig_residual(matvec, v:torch.Tensor, lam:float)->float:
     r = float((matvec(v) - lam * v).norm() / v.norm())
     return r / abs(lam) if lam else r
 
-def _is_bn_affine(model, params):
-    ids = {id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) for p in m.parameters(recurse=False)}
-    return any(id(p) in ids for p in params)
-
 class _MeanLoss(nn.Module):
     "A callable loss as a module with `reduction='mean'` (curvlinops weights batches by their size)."
     reduction = 'mean'
@@ -242,7 +238,7 @@ def max_hessian_eigenvalue(model:nn.Module,
                            method:str='lanczos', # 'lanczos' or 'power'
                            max_iter:int=30,      # most Hessian-vector products (per power iteration)
                            tol:float=1e-3, seed:int=0,
-                           backend:str='auto',   # 'curvlinops', 'autograd', or 'auto' (autograd only where curvlinops is wrong)
+                           backend:str='auto',   # 'autograd' (reverse-over-reverse; also 'auto') or 'curvlinops' (the check)
                            return_info:bool=False):
     """Largest (algebraic) eigenvalue of the Hessian of the loss on `data` w.r.t. `params`; with `return_info`, also
     `dict(products, converged, residual, backend, method)`: the solver's own convergence flag at `tol`, and the relative
@@ -252,7 +248,7 @@ def max_hessian_eigenvalue(model:nn.Module,
     if not params: raise ValueError("params=[]: expected at least one parameter")
     loss_func = nn.CrossEntropyLoss() if loss_func is None else loss_func
     if getattr(loss_func, 'reduction', None) not in ('mean', 'sum'): loss_func = _MeanLoss(loss_func)
-    if backend == 'auto': backend = 'autograd' if bn_mode == 'train' and _is_bn_affine(model, params) else 'curvlinops'
+    backend = 'autograd' if backend == 'auto' else backend
     p0 = params[0]
     v0 = torch.randn(sum(p.numel() for p in params), generator=torch.Generator().manual_seed(seed), dtype=p0.dtype).to(p0.device)
     with hessian_mode(model, bn_mode):

@@ -1,6 +1,6 @@
 """Project wiring: the README's two commands, CI calling the test command, the dependency list, every notebook on the
 site (the site's own checks are in test_site.py)."""
-import configparser, re
+import configparser, json, re
 from pathlib import Path
 import yaml
 from conftest import ROOT
@@ -115,3 +115,9 @@ def test_every_section_notebook_maps_its_paper():
     for nb in sorted((ROOT/'nbs').glob('0[2-8]_*.ipynb')):
         assert paper_items_problems(nb, ROOT) == [], nb.name
         assert len(paper_items(nb)) >= 4, nb.name
+
+def test_running_a_notebook_does_not_rewrite_the_package():
+    "No cell calls nbdev_export: a run (a sweep point, a rank, a test) would rewrite lt_workbook/ under the others' imports."
+    for nb in sorted((ROOT/'nbs').glob('*.ipynb')):
+        cells = json.loads(nb.read_text())['cells']
+        assert not [c for c in cells if c['cell_type'] == 'code' and 'nbdev_export(' in ''.join(c['source'])], nb.name
