@@ -37,11 +37,15 @@ def mixing_ratio(schedule:str,      # one of `MIXING_SCHEDULES`
                  mu0:float=0.5,     # the constant schedule's value
                  t_start:int=1)->float:   # t of epoch 0: 1 (Alg. 1, mu = 0 at the last epoch) or 0 (BBN's code)
     "The mixing ratio mu (weight of the instance-sampling branch) at `epoch` of `T`, with t = epoch + t_start."
-    check_choice('schedule', schedule, MIXING_SCHEDULES); check_choice('t_start', t_start, T_STARTS)
+    check_choice('schedule', schedule, MIXING_SCHEDULES)
+    check_choice('t_start', t_start, T_STARTS)
     t = epoch + t_start
-    if schedule == 'parabolic': return 1 - (t / T) ** 2
-    if schedule == 'reverse_sigmoid': return 1 - 1 / (1 + math.exp(-k * (t - T / 2) / (T / 2)))
-    if schedule == 'linear': return 1 - t / T
+    if schedule == 'parabolic':
+        return 1 - (t / T) ** 2
+    if schedule == 'reverse_sigmoid':
+        return 1 - 1 / (1 + math.exp(-k * (t - T / 2) / (T / 2)))
+    if schedule == 'linear':
+        return 1 - t / T
     return float(mu0)
 
 def hls_scale(mu:float, tau:float)->float:
@@ -78,10 +82,12 @@ class BilateralSupernet(Supernet):
         self.alphas_cls = nn.Parameter(1e-3 * torch.randn_like(self.alphas_normal))
         self.mu_test, self.backbone_frozen = mu_test, freeze_backbone
         if freeze_backbone:
-            for p in [*self.stem.parameters(), *self.cells.parameters(), self.alphas_normal, self.alphas_reduce]: p.requires_grad_(False)
+            for p in [*self.stem.parameters(), *self.cells.parameters(), self.alphas_normal, self.alphas_reduce]:
+                p.requires_grad_(False)
     def arch_groups(self)->dict:
         g = {'backbone': [self.alphas_normal, self.alphas_reduce], 'ins': [self.alphas_ins], 'cls': [self.alphas_cls]}
-        if self.backbone_frozen: del g['backbone']
+        if self.backbone_frozen:
+            del g['backbone']
         return g
     def arch_parameters(self)->list: return [a for g in self.arch_groups().values() for a in g]
     def head_weights(self)->dict: return {b: F.softmax(getattr(self, f'alphas_{b}'), -1) for b in BBN_BRANCHES}
@@ -102,7 +108,9 @@ class BilateralSupernet(Supernet):
         return bilateral_mix(*self.branches(x), self.mu_test)
     def train(self, mode:bool=True):
         super().train(mode)
-        if self.backbone_frozen: self.stem.eval(); self.cells.eval()
+        if self.backbone_frozen:
+            self.stem.eval()
+            self.cells.eval()
         return self
 
 ARCHS['bilateral_supernet'] = BilateralSupernet
@@ -148,14 +156,18 @@ class BilateralArchitect(Architect):
         self.grad_norms = {n: torch.zeros((), device=trainer.device) for n in self.alpha_names}
         self.n_steps, self.correct, self.seen = 0, torch.zeros((), device=trainer.device), 0
     def _record_grads(self):
-        for n, a in zip(self.alpha_names, self.alphas): self.grad_norms[n] += a.grad.detach().float().norm()
+        for n, a in zip(self.alpha_names, self.alphas):
+            self.grad_norms[n] += a.grad.detach().float().norm()
         self.n_steps += 1
     def step(self, trainer, x, y):
         if not self.bilateral:
-            self.alpha_step(trainer, x, y); self._record_grads()
-            with frozen(self.alphas), recomputed(trainer.model, self.recompute): return standard_step(trainer, x, y)
+            self.alpha_step(trainer, x, y)
+            self._record_grads()
+            with frozen(self.alphas), recomputed(trainer.model, self.recompute):
+                return standard_step(trainer, x, y)
         xr, yr = next(self.train_cls)
-        if len(yr) != len(y): raise RuntimeError(f"the class-sampling batch ({len(yr)} images) does not pair with the instance batch ({len(y)}): "
+        if len(yr) != len(y):
+            raise RuntimeError(f"the class-sampling batch ({len(yr)} images) does not pair with the instance batch ({len(y)}): "
                                                  "the trainer's epoch and the architect's stream are out of step")
         X, Y = (x, trainer.to_input(xr)), (y, yr)
         (xv, yv), (xvr, yvr) = next(self.batches), next(self.val_cls)
@@ -169,13 +181,16 @@ class BilateralArchitect(Architect):
             optimizer_step(trainer, loss)
         z = bilateral_mix(o_ins, o_cls, self.mu).detach()
         pred = z.argmax(1)
-        self.correct += self.mu * (pred == y).sum() + (1 - self.mu) * (pred == yr).sum(); self.seen += len(y)
+        self.correct += self.mu * (pred == y).sum() + (1 - self.mu) * (pred == yr).sum()
+        self.seen += len(y)
         return loss.detach(), z
     def after_epoch(self, trainer, epoch, event):
-        if self.bilateral: event['mu'] = self.mu
+        if self.bilateral:
+            event['mu'] = self.mu
         event['arch_lr'] = {g['name']: g['lr'] for g in self.opt.param_groups}
         event['alpha_grad_norm'] = {n: float(v) / max(1, self.n_steps) for n, v in self.grad_norms.items()}
-        if self.bilateral: event['train_acc'] = float(100 * self.correct / max(1, self.seen))
+        if self.bilateral:
+            event['train_acc'] = float(100 * self.correct / max(1, self.seen))
 
 # %% ../nbs/05_bbn_darts.ipynb #592a14b9
 @torch.no_grad()
@@ -210,10 +225,12 @@ class BilateralTracker(SearchTracker):
         event['val_acc'] = float(100 * (z.argmax(1) == labels).double().mean())
     def after_fit(self, trainer, summary):
         super().after_fit(trainer, summary)
-        if isinstance(trainer.model, BilateralSupernet): summary['head_genotypes'] = trainer.model.head_genotypes()
+        if isinstance(trainer.model, BilateralSupernet):
+            summary['head_genotypes'] = trainer.model.head_genotypes()
         o_ins, o_cls = branch_logits(trainer, trainer.eval_set.images)
         summary['mu_sweep'] = mu_sweep(o_ins, o_cls, trainer.eval_set.labels, trainer.data.counts.tolist(), self.mu_grid, trainer.cfg.group_split)
-        if trainer.run is not None: trainer.run.save_json('mu_sweep.json', summary['mu_sweep'])
+        if trainer.run is not None:
+            trainer.run.save_json('mu_sweep.json', summary['mu_sweep'])
 
 def backbone_shift(run:Run, start:float=0.75)->float:
     "How far the backbone's alphas moved from epoch `int(start * T)` (0-based) on: the sum over those epochs of |Δ(alpha_normal, alpha_reduce)|."
@@ -224,7 +241,8 @@ def backbone_shift(run:Run, start:float=0.75)->float:
 def sweep_at(summary:dict, mu:float, key:str='acc')->float:
     "`key` of a run's test-time sweep at the mixing ratio `mu` (a point of its grid)."
     pts = [s for s in summary['mu_sweep'] if abs(s['mu'] - mu) < 1e-6]
-    if not pts: raise ValueError(f"mu={mu!r}: not a point of the sweep's grid {[s['mu'] for s in summary['mu_sweep']]}")
+    if not pts:
+        raise ValueError(f"mu={mu!r}: not a point of the sweep's grid {[s['mu'] for s in summary['mu_sweep']]}")
     return pts[0][key]
 
 def best_sweep_acc(summary:dict, key:str='acc')->float:
@@ -302,7 +320,8 @@ def plot_hls_factor(taus=(1., 3., 10.),        # values of tau (Eq. 17) to draw;
                     title:str='Fig. 5: weights against the normalized epoch',
                     points:int=201)->go.Figure:   # points of each curve
     "Fig. 5: the branch weights mu (instance) and 1 - mu (class) and Eq. 17's factor 1 - exp(-tau mu) against t / T."
-    for t_ in taus: check_number('taus', t_)
+    for t_ in taus:
+        check_number('taus', t_)
     x = np.linspace(0, 1, points)
     mu = np.array([mixing_ratio(schedule, float(t), 1., k, t_start=0) for t in x])   # T = 1, t = x: mu on t / T
     fig = go.Figure()
@@ -356,7 +375,8 @@ def paper_tables(runs:dict,                # {(arm, seed): Run}: searches by met
             how = f'add a key of CONTINUATIONS to continue_variants, {continue_from!r} to methods'
             arms = [(m, f"{name} ({m.split(' then ', 1)[1]})", '') for m in ran]
             arms = arms or [(f'{continue_from} then ...', name, how)]
-        else: arms = [(key, name, f'add {key!r} to methods')]
+        else:
+            arms = [(key, name, f'add {key!r} to methods')]
         for arm, label, how in arms:
             v = per_seed(runs, arm, best_sweep_acc)
             rows.append({'row': label, 'Table I (%)': 100 * TABLE1[key] if key in TABLE1 else None,
@@ -389,7 +409,8 @@ def bilateral_search_config(method:str,            # a key of `SEARCH_METHODS`
     "The supernet and the weights' schedule of search `method`: a bilateral supernet (two one-cell heads), or DARTS' single-branch one with the method's sampler."
     spec = SEARCH_METHODS[check_choice('method', method, SEARCH_METHODS)]
     arch_kw = dict(primitives=list(primitives), C=init_channels, layers=layers, steps=steps, multiplier=steps, stem_stride=stem_stride)
-    if spec['bilateral']: arch_kw['mu_test'] = mu_test
+    if spec['bilateral']:
+        arch_kw['mu_test'] = mu_test
     return TrainConfig(method=spec['method'], arch='bilateral_supernet' if spec['bilateral'] else 'supernet', classifier='linear', epochs=epochs,
                        batch_size=batch_size, lr=lr, lr_min=lr_min, schedule='cosine', momentum=momentum,
                        weight_decay=weight_decay, grad_clip=grad_clip, sampler=spec.get('sampler', 'instance'), eval_every=epochs,
@@ -415,7 +436,8 @@ def bilateral_architect_config(method:str,           # a key of `SEARCH_METHODS`
     if spec['bilateral']:
         kw.update(lr=dict(backbone=arch_lr_backbone, ins=arch_lr_ins, cls=arch_lr_cls), schedule=spec.get('schedule', schedule),
                   hls=spec['hls'], cls_sampler=cls_sampler, t_start=t_start)
-    else: kw.update(lr=arch_lr_backbone, sampler=spec['sampler'])
+    else:
+        kw.update(lr=arch_lr_backbone, sampler=spec['sampler'])
     return {**kw, **overrides}
 
 def bilateral_search(search_data:LTDataset,    # the weights' split: what the supernet trains on (the ratio recorded is its counts')

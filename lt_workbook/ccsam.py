@@ -74,7 +74,8 @@ def _norm(ts): return torch.sqrt(sum((loss_precision(t.detach()) ** 2).sum() for
 
 def weighted_class_mean(per_sample, y, weighting:str='batch'):
     "The perturbed loss from per-sample losses: the batch mean (public code) or the mean over the batch's classes of each class's mean (Eq. 6/11)."
-    if check_choice('weighting', weighting, WEIGHTINGS) == 'batch': return per_sample.mean()
+    if check_choice('weighting', weighting, WEIGHTINGS) == 'batch':
+        return per_sample.mean()
     m = (y[:, None] == y[None, :]).sum(1).to(per_sample.dtype)       # batch count of each sample's class
     return (per_sample / m).sum() / (1 / m).sum()                    # sum_c mean_c / (number of classes present)
 
@@ -91,9 +92,11 @@ def class_conditional_loss(feats,              # B x D features (their gradient 
                            generator=None):          # of the random directions (on the features' device)
     "Vectorized CC-SAM loss of a linear head, every class of the batch at once: `(perturbed loss, mean ||eps_c|| / ||w||)`."
     check_choice('radius', radius, RADII)
-    check_choice('direction', direction, DIRECTIONS); check_choice('magnitude', magnitude, MAGNITUDES)
+    check_choice('direction', direction, DIRECTIONS)
+    check_choice('magnitude', magnitude, MAGNITUDES)
     dt = torch.float64 if torch.float64 in (feats.dtype, weight.dtype) else torch.float32   # `loss_precision` of both
-    f = feats.to(dt); fd = f.detach()
+    f = feats.to(dt)
+    fd = f.detach()
     W, b = weight.to(dt), None if bias is None else bias.to(dt)
     z = F.linear(f, W, b)
     A = z.detach().softmax(1) - targets.to(f.dtype)       # a_i = dl_i/dz_i
@@ -109,7 +112,9 @@ def class_conditional_loss(feats,              # B x D features (their gradient 
     eps_of = lambda g_norm: noise_ratio * (math.sqrt(k) * class_conditional_rho(w_norm, g_norm, n_c, k) if magnitude == 'radius'
                                            else torch.ones_like(g_norm))          # ||eps|| (Eq. 9), or 1 (Table 2's "+ dir")
     if radius == 'joint':
-        g = (gW2 + gb2).clamp(min=0).sqrt(); eW = eb = eps_of(g); gW = gb = g
+        g = (gW2 + gb2).clamp(min=0).sqrt()
+        eW = eb = eps_of(g)
+        gW = gb = g
         eps_norm = eW
     else:                                                 # the public code: rho per tensor from that tensor's gradient norm
         gW, gb = gW2.clamp(min=0).sqrt(), gb2.clamp(min=0).sqrt()
@@ -134,8 +139,10 @@ def class_conditional_loss_loop(sample_loss,       # B per-sample base losses, w
                                 radius:str='per_tensor', weighting:str='batch',   # as in `class_conditional_loss`
                                 direction:str='gradient', magnitude:str='radius', generator=None):
     "The published algorithm, one class of the batch at a time with autograd: `(perturbed loss, mean ||eps_c|| / ||w||)`."
-    check_choice('radius', radius, RADII); check_choice('weighting', weighting, WEIGHTINGS)
-    check_choice('direction', direction, DIRECTIONS); check_choice('magnitude', magnitude, MAGNITUDES)
+    check_choice('radius', radius, RADII)
+    check_choice('weighting', weighting, WEIGHTINGS)
+    check_choice('direction', direction, DIRECTIONS)
+    check_choice('magnitude', magnitude, MAGNITUDES)
     w_norm, k = _norm(params), sum(p.numel() for p in params)
     classes, losses, ratios = y.unique(), [], []
     if direction == 'random':
@@ -165,7 +172,8 @@ PERTURBS = ('classifier', 'all')
 
 def device_copy(cache:dict, key:str, t:torch.Tensor, device, fn=lambda t: t):
     "`fn(t)` on `device`, made once per tensor `t` and kept in `cache` (no host-to-device copy, hence no sync, per step)."
-    if key not in cache or cache[key][0] is not t: cache[key] = (t, fn(t).to(device))
+    if key not in cache or cache[key][0] is not t:
+        cache[key] = (t, fn(t).to(device))
     return cache[key][1]
 
 def linear_head(model:nn.Module)->nn.Linear:
@@ -196,7 +204,8 @@ class CCSAMStep(Callback):
         self._ratios, self._cache, self._gen = [], {}, None
     def generator(self, trainer, epoch:int=0):
         "The random directions' own generator (seeded by the run's seed and the epoch; the batches' generator is left alone)."
-        if self._gen is None or epoch: self._gen = torch.Generator(trainer.device).manual_seed(trainer.cfg.seed * SEED_STRIDE + self.OFFSET + epoch)
+        if self._gen is None or epoch:
+            self._gen = torch.Generator(trainer.device).manual_seed(trainer.cfg.seed * SEED_STRIDE + self.OFFSET + epoch)
         return self._gen
     def settings(self)->dict: return dict(noise_ratio=self.noise_ratio, flat_ratio=self.flat_ratio, perturb=self.perturb,
                                           radius=self.radius, weighting=self.weighting, direction=self.direction,
@@ -207,17 +216,20 @@ class CCSAMStep(Callback):
         opts = (self.radius, self.weighting, self.direction, self.magnitude, gen)
         if self.perturb == 'classifier':
             head = linear_head(trainer.model)
-            with trainer.autocast(): f = trainer.model.features(x)
+            with trainer.autocast():
+                f = trainer.model.features(x)
             f = loss_precision(f)
             logits = F.linear(f, head.weight, head.bias)
-            if self.vectorized: return (logits, *class_conditional_loss(f, head.weight, head.bias, y, T, counts, self.noise_ratio,
+            if self.vectorized:
+                return (logits, *class_conditional_loss(f, head.weight, head.bias, y, T, counts, self.noise_ratio,
                                                                         *opts))
             params = [p for p in (head.weight, head.bias) if p is not None]
             at = lambda idx, eps: F.linear(f[idx], head.weight + eps[0], None if head.bias is None else head.bias + eps[1])
             return (logits, *class_conditional_loss_loop(soft_cross_entropy(logits, T), params, y, counts, self.noise_ratio, at,
                                                          *opts))
         named = [(n, p) for n, p in trainer.model.named_parameters() if p.requires_grad]
-        with trainer.autocast(): logits = loss_precision(trainer.net(x))
+        with trainer.autocast():
+            logits = loss_precision(trainer.net(x))
         def at(idx, eps):
             with trainer.autocast(), running_stats_paused(trainer.model):
                 return functional_call(trainer.model, {n: p + e for (n, p), e in zip(named, eps)}, (x[idx],))
@@ -234,9 +246,11 @@ class CCSAMStep(Callback):
         return loss.detach(), logits.detach()
     def before_epoch(self, trainer, epoch):
         self._ratios = []
-        if self.direction == 'random': self.generator(trainer, epoch + 1)
+        if self.direction == 'random':
+            self.generator(trainer, epoch + 1)
     def after_epoch(self, trainer, epoch, event):
-        if self._ratios: event['eps_ratio'] = float(torch.stack(self._ratios).mean())
+        if self._ratios:
+            event['eps_ratio'] = float(torch.stack(self._ratios).mean())
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #61d0036c
 ADV_NORMS = ('class', 'batch')   # the public code's per-class normalization, Eq. 12's one norm over the batch
@@ -288,7 +302,8 @@ class AdversarialFeatureStep(Callback):
             sd = read_checkpoint(trainer.cfg.init_from, trainer.device, "point init_from at another run's checkpoint")['model']
             trainer.model.classifier.load_state_dict({k.split('.', 1)[1]: v for k, v in sd.items() if k.startswith('classifier.')})
     def __call__(self, trainer, x, y):
-        with torch.no_grad(), trainer.autocast(): f = trainer.model.features(x)
+        with torch.no_grad(), trainer.autocast():
+            f = trainer.model.features(x)
         f, head = loss_precision(f), trainer.model.classifier
         w = None if self.adv_div is None else device_copy(self._cache, 'weights', trainer.counts, f.device,
                                                             lambda n: class_adversarial_weights(n, self.adv_div))
@@ -319,12 +334,16 @@ class SAMStep:
         sam = self.sam(trainer)
         x, y_a, y_b, lam = mixed_batch(trainer, x, y)
         with trainer.autocast():
-            logits = trainer.net(x); loss = base_loss(trainer, logits, y_a, y_b, lam)
-        trainer.opt.zero_grad(set_to_none=True); loss.backward()
+            logits = trainer.net(x)
+            loss = base_loss(trainer, logits, y_a, y_b, lam)
+        trainer.opt.zero_grad(set_to_none=True)
+        loss.backward()
         sam.first_step(zero_grad=True)                          # w -> w + rho g / ||g||
-        with trainer.autocast(), running_stats_paused(trainer.model): perturbed = base_loss(trainer, trainer.net(x), y_a, y_b, lam)
+        with trainer.autocast(), running_stats_paused(trainer.model):
+            perturbed = base_loss(trainer, trainer.net(x), y_a, y_b, lam)
         perturbed.backward()
-        if trainer.cfg.grad_clip: nn.utils.clip_grad_norm_(trainer.params, trainer.cfg.grad_clip)
+        if trainer.cfg.grad_clip:
+            nn.utils.clip_grad_norm_(trainer.params, trainer.cfg.grad_clip)
         sam.second_step()                                       # back to w, step with the gradient taken at w + eps
         return loss.detach(), logits.detach()
 
@@ -334,7 +353,8 @@ class SWACallback(Callback):
     def _average(self, trainer):
         if self.avg is None:
             self.avg = AveragedModel(trainer.model)
-            if self._pending is not None: self.avg.load_state_dict(self._pending)
+            if self._pending is not None:
+                self.avg.load_state_dict(self._pending)
         return self.avg
     def after_epoch(self, trainer, epoch, event):
         if epoch >= self.start:
@@ -344,7 +364,8 @@ class SWACallback(Callback):
     def load_state_dict(self, state): self._pending = state.get('avg')
     def after_fit(self, trainer, summary):
         avg = self._average(trainer)
-        if int(avg.n_averaged) == 0: raise ValueError(f"swa_start={self.start}: no epoch was averaged (epochs={trainer.cfg.epochs})")
+        if int(avg.n_averaged) == 0:
+            raise ValueError(f"swa_start={self.start}: no epoch was averaged (epochs={trainer.cfg.epochs})")
         ts = trainer.train_set
         loader = batches(ts.images, ts.labels, Sampler(ts.labels, 'instance'), trainer.cfg.batch_size, torch.Generator(trainer.device),
                          trainer.data.mean, trainer.data.std, augment=False)
@@ -352,7 +373,8 @@ class SWACallback(Callback):
         trainer.model.load_state_dict(avg.module.state_dict())
         summary['before_swa'] = {k: summary[k] for k in METRIC_KEYS}
         summary.update(trainer.evaluate(), swa_models=int(avg.n_averaged))
-        if trainer.run is not None: trainer.run.save_checkpoint({**trainer.run.load_checkpoint(trainer.device), 'model': trainer.model.state_dict()})
+        if trainer.run is not None:
+            trainer.run.save_checkpoint({**trainer.run.load_checkpoint(trainer.device), 'model': trainer.model.state_dict()})
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #cd32ef72
 SN_LAYERS = (nn.Conv2d, nn.Linear)   # the layers `spectral_normalized` normalizes
@@ -361,7 +383,8 @@ def spectral_normalized(model:nn.Module, n_power_iterations:int=1)->nn.Module:
     "SN: every `nn.Conv2d` / `nn.Linear` of `model` computes with W / sigma(W) (torch's spectral_norm parametrization), in place."
     check_number('sn_iterations', n_power_iterations, integer=True)
     for m in list(model.modules()):
-        if isinstance(m, SN_LAYERS): torch.nn.utils.parametrizations.spectral_norm(m, n_power_iterations=n_power_iterations)
+        if isinstance(m, SN_LAYERS):
+            torch.nn.utils.parametrizations.spectral_norm(m, n_power_iterations=n_power_iterations)
     return model
 
 def spectral_norm_net(num_classes:int, backbone:str='cifar_resnet', # a key of `ARCHS`
@@ -379,7 +402,8 @@ class _OwnNoise(Callback):
     OFFSET = 700_001
     _gen = None
     def generator(self, trainer, epoch:int=0):
-        if self._gen is None or epoch: self._gen = torch.Generator(trainer.device).manual_seed(trainer.cfg.seed * SEED_STRIDE + self.OFFSET + epoch)
+        if self._gen is None or epoch:
+            self._gen = torch.Generator(trainer.device).manual_seed(trainer.cfg.seed * SEED_STRIDE + self.OFFSET + epoch)
         return self._gen
     def before_epoch(self, trainer, epoch): self.generator(trainer, epoch + 1)
 
@@ -396,7 +420,8 @@ class GradientPenaltyStep(_OwnNoise):
         x, y_a, y_b, lam = mixed_batch(trainer, x, y)
         named = _trainable(trainer)
         with trainer.autocast():
-            logits = trainer.net(x); loss = base_loss(trainer, logits, y_a, y_b, lam)
+            logits = trainer.net(x)
+            loss = base_loss(trainer, logits, y_a, y_b, lam)
         g = torch.autograd.grad(loss, [p for _, p in named], retain_graph=True)
         s = self.r / _norm(g).clamp(min=NORM_EPS)
         with trainer.autocast(), running_stats_paused(trainer.model):
@@ -424,7 +449,8 @@ class ModelPerturbationStep(_OwnNoise):
             with trainer.autocast(), (running_stats_paused(trainer.model) if j else contextlib.nullcontext()):
                 out = functional_call(trainer.model, {n: p + e for (n, p), e in zip(named, eps)}, (x,))
                 losses.append(base_loss(trainer, out, y_a, y_b, lam))
-            if j == 0: logits = out
+            if j == 0:
+                logits = out
         loss = torch.stack(losses).mean()
         optimizer_step(trainer, loss)
         return loss.detach(), logits.detach()
@@ -451,7 +477,8 @@ def is_linear_head(classifier:str)->bool:
 def check_ccsam(cfg:TrainConfig):
     "`step='ccsam'` with the rest of `cfg`: a perturbed classifier must be an `nn.Linear` on the features the network predicts from."
     st = cfg.make_step()
-    if st.perturb != 'classifier': return
+    if st.perturb != 'classifier':
+        return
     how = 'closed form' if st.vectorized else 'per-class loop on the linear head'
     if not is_linear_head(cfg.classifier):
         raise ValueError(f"step='ccsam' (perturb='classifier', {how}) with classifier={cfg.classifier!r}: the perturbation is "
@@ -497,7 +524,8 @@ def check_ccsam_stage2(cfg:TrainConfig):
     "`second_stage='ccsam_stage2'` after `cfg`: its settings (`second_stage_kw`) and a trainable classifier on a single head."
     kw = cfg.second_stage_kw
     AdversarialFeatureStep(**{k: kw[k] for k in STAGE2_STEP_KEYS if k in kw})          # validates the step's settings
-    check_number('epochs', kw.get('epochs', 30), integer=True); check_number('lr', kw.get('lr', 0.01))
+    check_number('epochs', kw.get('epochs', 30), integer=True)
+    check_number('lr', kw.get('lr', 0.01))
     check_choice('sampler', kw.get('sampler', 'class_balanced'), SAMPLERS)
     if cfg.arch in NO_SINGLE_HEAD:
         raise ValueError(f"second_stage='ccsam_stage2' with arch={cfg.arch!r}: {NO_SINGLE_HEAD[cfg.arch]}, so stage 2 would train "
@@ -540,8 +568,10 @@ def features_of(model:nn.Module, xs)->torch.Tensor:
     "Eval-mode features of the input batches `xs` (normalized images), concatenated; the model's train/eval flag is restored."
     dev, was = next(model.parameters()).device, model.training
     model.eval()
-    try: return torch.cat([model.features(x.to(dev)).float() for x in xs])
-    finally: model.train(was)
+    try:
+        return torch.cat([model.features(x.to(dev)).float() for x in xs])
+    finally:
+        model.train(was)
 
 @torch.no_grad()
 def classifier_noise_landscape(head:nn.Module,       # the classifier (its parameters are perturbed)
@@ -562,17 +592,21 @@ def classifier_noise_landscape(head:nn.Module,       # the classifier (its param
             eps = {n: torch.randn(p.shape, generator=g).to(p) for n, p in theta.items()}
             s = float(r) * t_norm / _norm(eps.values())
             logits = functional_call(head, {n: theta[n] + s * eps[n] for n in theta}, (feats,)).float()
-            for k, v in _group_means(F.cross_entropy(logit_scale * logits, labels, reduction='none'), groups).items(): vals[k].append(v)
+            for k, v in _group_means(F.cross_entropy(logit_scale * logits, labels, reduction='none'), groups).items():
+                vals[k].append(v)
         for k, v in vals.items():
             ok = [u for u in v if u is not None]
-            out[k]['mean'].append(float(np.mean(ok)) if ok else None); out[k]['std'].append(float(np.std(ok)) if ok else None)
+            out[k]['mean'].append(float(np.mean(ok)) if ok else None)
+            out[k]['std'].append(float(np.std(ok)) if ok else None)
     return out
 
 def filter_normalized_direction(model:nn.Module, generator:torch.Generator)->dict:
     "A random direction with each filter rescaled to the norm of the weights' filter (Li et al. 2018); 1-D parameters get 0."
     d = {}
     for n, p in model.named_parameters():
-        if p.dim() <= 1: d[n] = torch.zeros_like(p); continue
+        if p.dim() <= 1:
+            d[n] = torch.zeros_like(p)
+            continue
         r = torch.randn(p.shape, generator=generator).to(p)
         dims = tuple(range(1, p.dim()))
         vn = lambda t: torch.linalg.vector_norm(t, dim=dims, keepdim=True)
@@ -601,7 +635,8 @@ def loss_surface(model:nn.Module, data:list,          # the network and fixed ba
                     for k, v in _group_means(F.cross_entropy(logit_scale * logits, labels, reduction='none'), groups).items():
                         out[k][i][j] = v
                     bar.update()
-    finally: model.train(was)
+    finally:
+        model.train(was)
     return out
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #5aaeb259
@@ -611,7 +646,8 @@ def split_open_set(data:LTDataset, open_classes)->tuple:
     for c in held:
         if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < C:
             raise ValueError(f"open_classes={list(open_classes)!r}: expected class indices in 0..{C - 1}")
-    if C - len(held) < 2: raise ValueError(f"open_classes={list(open_classes)!r}: at least 2 known classes must remain of {C}")
+    if C - len(held) < 2:
+        raise ValueError(f"open_classes={list(open_classes)!r}: at least 2 known classes must remain of {C}")
     remap = torch.full((C,), -1, dtype=torch.long)
     known = [c for c in range(C) if c not in held]
     remap[known] = torch.arange(len(known))
@@ -661,7 +697,8 @@ def cached_json(run:Run, name:str, settings:dict, compute)->dict:
     settings = jsonable(settings)
     if path.exists():
         stored = json.loads(path.read_text())
-        if stored.get('settings') == settings: return stored['result']
+        if stored.get('settings') == settings:
+            return stored['result']
     result = jsonable(compute())
     run.save_json(name, {'settings': settings, 'result': result})
     return result

@@ -38,7 +38,8 @@ def gn_groups(C:int)->int:
 def make_norm(name:str, C:int, affine:bool=True)->nn.Module:
     "Normalization layer `name` (one of `NORMS`) over `C` channels."
     check_choice('norm', name, NORMS)
-    if name == 'bn': return nn.BatchNorm2d(C, affine=affine)
+    if name == 'bn':
+        return nn.BatchNorm2d(C, affine=affine)
     return nn.GroupNorm({'gn': gn_groups(C), 'ln': 1, 'in': C}[name], C, affine=affine)
 
 def make_act(name:str)->nn.Module:
@@ -50,7 +51,8 @@ def unit(C_in:int, C_out:int, conv:nn.Module, act:str='relu', norm:str='bn', pos
          affine:bool=True, final_act:bool=True)->nn.Sequential:
     "One unit around `conv`: conv-norm-act (`post`, `final_act=False` drops the act) or act-conv-norm (`pre`)."
     check_choice('position', position, POSITIONS)
-    if position == 'pre': return nn.Sequential(make_act(act), conv, make_norm(norm, C_out, affine))
+    if position == 'pre':
+        return nn.Sequential(make_act(act), conv, make_norm(norm, C_out, affine))
     return nn.Sequential(conv, make_norm(norm, C_out, affine), *([make_act(act)] if final_act else []))
 
 def conv1x1(C_in, C_out, stride=1): return nn.Conv2d(C_in, C_out, 1, stride, bias=False)
@@ -65,7 +67,8 @@ class Hierarchical(nn.Module):
     "Res2Net's hierarchical 3x3: `scale` splits, y1 = x1, y2 = K2(x2), yi = Ki(xi + y(i-1)); stride 2 is the 'stage' variant."
     def __init__(self, C:int, stride:int=1, scale:int=8, act:str='relu', norm:str='bn', position:str='post', affine:bool=True):
         super().__init__()
-        if C % scale: raise ValueError(f"hierarchical convolution: {C} channels do not split into scale={scale} groups")
+        if C % scale:
+            raise ValueError(f"hierarchical convolution: {C} channels do not split into scale={scale} groups")
         w, self.scale, self.stride = C // scale, scale, stride
         self.convs = nn.ModuleList(unit(w, w, conv3x3(w, w, stride), act, norm, position, affine) for _ in range(scale - 1))
         self.pool = nn.AvgPool2d(3, stride, 1) if stride > 1 else nn.Identity()
@@ -83,7 +86,8 @@ def conv_unit(kind:str, C:int, stride:int=1, act:str='relu', norm:str='bn', posi
               paths:int=32, scale:int=8)->nn.Module:
     "The 3x3 stage of a block, `C` to `C` channels, in design `kind` (one of `CONVS`) as a unit."
     check_choice('conv', kind, CONVS)
-    if kind == 'hierarchical': return Hierarchical(C, stride, scale, act, norm, position, affine)
+    if kind == 'hierarchical':
+        return Hierarchical(C, stride, scale, act, norm, position, affine)
     conv = {'plain': lambda: conv3x3(C, C, stride),
             'dilated': lambda: conv3x3(C, C, stride, dilation=2),
             'separable': lambda: nn.Sequential(conv3x3(C, C, stride, groups=C), conv1x1(C, C)),
@@ -149,25 +153,30 @@ class ComponentBlock(nn.Module):
     def __init__(self, C_in:int, C_out:int, stride:int=1, block:str='basic', activation:str='relu', position:str='post',
                  norm:str='bn'):
         super().__init__()
-        check_choice('block', block, BLOCKS); check_choice('position', position, POSITIONS)
+        check_choice('block', block, BLOCKS)
+        check_choice('position', position, POSITIONS)
         self.post = position == 'post' and block not in CONV_OPS
         if block == 'basic':
             self.body = nn.Sequential(unit(C_in, C_out, conv3x3(C_in, C_out, stride), activation, norm, position),
                                       unit(C_out, C_out, conv3x3(C_out, C_out), activation, norm, position, final_act=False))
-        elif block in CONV_OPS: self.body = CONV_OPS[block](C_in, C_out, stride, act=activation, norm=norm)
+        elif block in CONV_OPS:
+            self.body = CONV_OPS[block](C_in, C_out, stride, act=activation, norm=norm)
         else:
             self.body = bottleneck_body(C_in, C_out, stride, BOTTLENECK_CONVS[block], activation, norm, position)
-            if block == 'se': self.body.append(SqueezeExcite(C_out))
+            if block == 'se':
+                self.body.append(SqueezeExcite(C_out))
         self.act = make_act(activation) if self.post else nn.Identity()
         self.stride, self.pad = stride, C_out - C_in
-        if self.pad < 0: raise ValueError(f"option-A shortcut: C_out={C_out} < C_in={C_in}")
+        if self.pad < 0:
+            raise ValueError(f"option-A shortcut: C_out={C_out} < C_in={C_in}")
     def shortcut(self, x): return option_a_shortcut(x, self.stride, self.pad)
     def forward(self, x): return self.act(self.body(x) + self.shortcut(x))
 
 # %% ../nbs/02_component_exploration.ipynb #9d69c658
 def _widths(width)->tuple:
     if isinstance(width, (list, tuple)):
-        if len(width) != 3: raise ValueError(f"width={width!r}: expected a base width w or three stage widths")
+        if len(width) != 3:
+            raise ValueError(f"width={width!r}: expected a base width w or three stage widths")
         return tuple(int(check_number('width', w, integer=True)) for w in width)
     w = int(check_number('width', width, integer=True))
     return (w, 2 * w, 4 * w)
@@ -191,7 +200,8 @@ def param_count(block:str='basic', width=16, blocks:int=5, num_classes:int=10, a
     n, C = 27 * widths[0] + count_params(make_norm(norm, widths[0])), widths[0]
     for i, w in enumerate(widths):
         for j in range(blocks):
-            n += _block_params(C, w, 2 if (i > 0 and j == 0) else 1, block, activation, position, norm); C = w
+            n += _block_params(C, w, 2 if (i > 0 and j == 0) else 1, block, activation, position, norm)
+            C = w
     return n + count_params(CLASSIFIERS[classifier](C, num_classes))
 
 def match_width(block:str, target:int|None=None, blocks:int=5, num_classes:int=10, **kw)->int:
@@ -202,9 +212,12 @@ def match_width(block:str, target:int|None=None, blocks:int=5, num_classes:int=1
     lo, hi = max(2, guess - 3), guess + 3
     while True:                      # widen the window until the best width is inside it
         best = min(range(lo, hi + 1), key=gap)
-        if best == hi: hi += 4
-        elif best == lo and lo > 2: lo = max(2, lo - 4)
-        else: return best
+        if best == hi:
+            hi += 4
+        elif best == lo and lo > 2:
+            lo = max(2, lo - 4)
+        else:
+            return best
 
 def component_net(num_classes:int=10,       # classes of the classifier head
                   classifier:str='linear',  # a key of `CLASSIFIERS`
@@ -217,11 +230,14 @@ def component_net(num_classes:int=10,       # classes of the classifier head
                   target_params:int|None=None, # None: the basic-block network of this depth at widths (16, 32, 64)
                  )->nn.Module:
     "The component-exploration backbone: `CifarResNet` with `ComponentBlock`s, equal-parameter width by default."
-    check_choice('block', block, BLOCKS); check_choice('activation', activation, ACTIVATIONS)
-    check_choice('position', position, POSITIONS); check_choice('norm', norm, NORMS)
+    check_choice('block', block, BLOCKS)
+    check_choice('activation', activation, ACTIVATIONS)
+    check_choice('position', position, POSITIONS)
+    check_choice('norm', norm, NORMS)
     check_number('blocks', blocks, integer=True)
     kw = dict(activation=activation, position=position, norm=norm, classifier=classifier)
-    if width is None: width = match_width(block, target_params, blocks, num_classes, **kw)
+    if width is None:
+        width = match_width(block, target_params, blocks, num_classes, **kw)
     return _build(num_classes, classifier, block, activation, position, norm, blocks, _widths(width))
 
 ARCHS['components'] = component_net
@@ -237,10 +253,13 @@ def variant_name(block:str='basic', activation:str='relu', position:str='post', 
 
 def component_groups(groups=GROUPS, base_block:str='bottleneck', activations=tuple(ACTIVATIONS), norms=NORMS)->dict:
     "{group: {label: backbone kwargs}} for the component `groups`."
-    for g in groups: check_choice('components', g, GROUPS)
+    for g in groups:
+        check_choice('components', g, GROUPS)
     check_choice('base_block', base_block, BLOCKS)
-    for a in activations: check_choice('activations', a, ACTIVATIONS)
-    for n in norms: check_choice('norms', n, NORMS)
+    for a in activations:
+        check_choice('activations', a, ACTIVATIONS)
+    for n in norms:
+        check_choice('norms', n, NORMS)
     full = {
         'topology': {b: dict(block=b) for b in ('basic', 'bottleneck')},
         'conv': {b: dict(block=b) for b in BOTTLENECK_CONVS},
@@ -258,7 +277,8 @@ def component_table(runs:dict)->pd.DataFrame:
     rows = []
     for (v, _, seed), r in runs.items():
         s, p = r.summary, r.params
-        if (s or {}).get('status') != 'completed': continue
+        if (s or {}).get('status') != 'completed':
+            continue
         rows.append({'variant': v, 'ratio': float(p['imbalance_ratio']), 'seed': seed, 'params': s['params'],
                      'width': str(p['arch_kw'].get('width')), **{k: s[k] if s[k] is not None else np.nan for k in METRIC_KEYS}})
     df = pd.DataFrame(rows)
@@ -295,7 +315,8 @@ def plot_group_metrics(table, variants:dict, title:str=''):
     fig = make_subplots(rows=1, cols=len(ratios), subplot_titles=[f'imbalance ratio {r:g}' for r in ratios], shared_yaxes=True)
     for i, ratio in enumerate(ratios):
         for j, (lab, v) in enumerate(variants.items()):
-            if (v, ratio) not in table.index: continue
+            if (v, ratio) not in table.index:
+                continue
             row = table.loc[(v, ratio)]
             fig.add_trace(go.Bar(name=f"{lab} ({row['params'] / 1e6:.3f}M)", x=list(METRIC_LABELS.values()), y=[row[k] for k in METRIC_KEYS],
                                  error_y=_error_bars([row[f'{k}_std'] for k in METRIC_KEYS]), legendgroup=lab,
@@ -336,7 +357,8 @@ def component_claims(runs:dict,                 # {(variant, ratio, seed): Run},
     check_choice('metric', metric, METRIC_KEYS)
     by_ratio = {}
     for (v, _, seed), r in runs.items():
-        if (r.summary or {}).get('status') == 'completed': by_ratio.setdefault(float(r.params['imbalance_ratio']), {})[v, seed] = r
+        if (r.summary or {}).get('status') == 'completed':
+            by_ratio.setdefault(float(r.params['imbalance_ratio']), {})[v, seed] = r
     claims = []
     for ratio, rs in sorted(by_ratio.items()):
         names = {v for v, _ in rs}
@@ -356,7 +378,9 @@ def pareto_front(params,  # parameter counts, one per architecture
     p, a = np.asarray(params, dtype=np.float64), np.asarray(accs, dtype=np.float64)
     front, best = [], -np.inf
     for i in sorted(np.flatnonzero(np.isfinite(p) & np.isfinite(a)), key=lambda i: (p[i], -a[i])):
-        if a[i] > best: front.append(int(i)); best = a[i]
+        if a[i] > best:
+            front.append(int(i))
+            best = a[i]
     return front
 
 FIG1_COLORS = ('#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b')
@@ -367,7 +391,8 @@ def plot_accuracy_vs_params(table,          # `component_table` rows ((architect
     """Fig. 1: accuracy against parameters (log scale), overall and many / medium / few in a panel each, each panel's
     Pareto front dashed."""
     ratios = sorted({r for _, r in table.index})
-    if len(ratios) > 1: raise ValueError(f"plot_accuracy_vs_params: the table has rows at ratios {ratios}; pass one's")
+    if len(ratios) > 1:
+        raise ValueError(f"plot_accuracy_vs_params: the table has rows at ratios {ratios}; pass one's")
     rows = table.droplevel('ratio')
     names = [v for vs in families.values() for v in vs if v in rows.index]
     fig = make_subplots(2, 2, subplot_titles=[f'{l} accuracy' for l in METRIC_LABELS.values()],
@@ -406,14 +431,16 @@ def fewer_params_claim(runs:dict,        # {(architecture, ratio, seed): Run} at
         raise ValueError(f"fewer_params_claim: reference={reference!r} has no completed run; expected one of "
                          f"{sorted(size)}")
     smaller = sorted(v for v in size if size[v] < size[reference])
-    if not smaller: return None
+    if not smaller:
+        return None
     best, ref = SeedValues(), per_seed({(v, s): r for (v, _, s), r in done.items()}, reference, metric)
     for seed in sorted({s for (v, _, s) in done if v == reference}):
         arm = [(r.summary[metric], r) for (v, _, s), r in done.items()
                if s == seed and v in smaller and r.summary[metric] is not None]
         if arm:
             value, run = max(arm, key=lambda x: x[0])
-            best.append(float(value)); best.runs.append(getattr(getattr(run, 'path', None), 'name', None))
+            best.append(float(value))
+            best.runs.append(getattr(getattr(run, 'path', None), 'name', None))
     n, at = len(smaller), ''.join(f' (ratio {r:g})' for r in {k[1] for k in done})
     return Claim(COMPONENTS_PAPER, 'Fig. 1', f'an architecture with fewer parameters than {reference} reaches a higher '
                  f'accuracy ("an optimal architecture may achieve superior performance even with fewer parameters"){at}',

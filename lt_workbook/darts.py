@@ -51,7 +51,8 @@ class FactorizedReduce(nn.Module):
     crash of the stride-2 1x1 convolution's backward on CPU in channels_last (odd batch sizes, 2+ threads)."""
     def __init__(self, C_in:int, C_out:int, affine:bool=True):
         super().__init__()
-        if C_out % 2: raise ValueError(f"FactorizedReduce: C_out={C_out} must be even")
+        if C_out % 2:
+            raise ValueError(f"FactorizedReduce: C_out={C_out} must be even")
         self.relu = nn.ReLU()
         self.conv_1, self.conv_2 = conv1x1(C_in, C_out // 2), conv1x1(C_in, C_out // 2)
         self.bn = nn.BatchNorm2d(C_out, affine=affine)
@@ -86,19 +87,28 @@ SEARCH_SPACES = {'darts': DARTS_PRIMITIVES, 'lt': tuple(LT_REPLACES.get(p, p) fo
 
 def candidate_ops(name:str='lt', ops=None)->tuple:
     "The candidate operations: the named space of `SEARCH_SPACES`, or the explicit list `ops` (names from `OPS`)."
-    if not ops: return SEARCH_SPACES[check_choice('search_space', name, SEARCH_SPACES)]
-    for o in ops: check_choice('ops', o, OPS)
-    if len(set(ops)) != len(ops): raise ValueError(f"ops={list(ops)!r}: an operation is listed twice")
-    if all(o == 'none' for o in ops): raise ValueError(f"ops={list(ops)!r}: expected at least one operation besides 'none'")
+    if not ops:
+        return SEARCH_SPACES[check_choice('search_space', name, SEARCH_SPACES)]
+    for o in ops:
+        check_choice('ops', o, OPS)
+    if len(set(ops)) != len(ops):
+        raise ValueError(f"ops={list(ops)!r}: an operation is listed twice")
+    if all(o == 'none' for o in ops):
+        raise ValueError(f"ops={list(ops)!r}: expected at least one operation besides 'none'")
     return tuple(ops)
 
 # %% ../nbs/04_ltdarts_search.ipynb #4739f551
 def strip_leading_relu(op:nn.Module)->bool:
     "If `op` starts with a ReLU, replace it by an identity (the caller applies it) and return True."
     parent, first = None, op
-    while isinstance(first, nn.Sequential) and len(first): parent, first = first, first[0]
-    if parent is not None and isinstance(first, nn.ReLU): parent[0] = nn.Identity(); return True
-    if isinstance(getattr(op, 'relu', None), nn.ReLU): op.relu = nn.Identity(); return True
+    while isinstance(first, nn.Sequential) and len(first):
+        parent, first = first, first[0]
+    if parent is not None and isinstance(first, nn.ReLU):
+        parent[0] = nn.Identity()
+        return True
+    if isinstance(getattr(op, 'relu', None), nn.ReLU):
+        op.relu = nn.Identity()
+        return True
     return False
 
 class MixedOp(nn.Module):
@@ -107,14 +117,19 @@ class MixedOp(nn.Module):
         super().__init__()
         self.index, self.pre_relu, self.ops = [], [], nn.ModuleList()
         for i, p in enumerate(primitives):
-            if p == 'none': continue
+            if p == 'none':
+                continue
             op = OPS[p](C, stride, False)
-            if 'pool' in p: op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))   # as DARTS: BN after pooling
-            self.pre_relu.append(strip_leading_relu(op)); self.index.append(i); self.ops.append(op)
+            if 'pool' in p:
+                op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))   # as DARTS: BN after pooling
+            self.pre_relu.append(strip_leading_relu(op))
+            self.index.append(i)
+            self.ops.append(op)
     def forward(self, x, x_relu, weights):
         "`x_relu` is `relu(x)`, shared by the operations that start with a ReLU; `weights` are the edge's softmax weights."
         out = 0.
-        for i, pre, op in zip(self.index, self.pre_relu, self.ops): out = out + weights[i] * op(x_relu if pre else x)
+        for i, pre, op in zip(self.index, self.pre_relu, self.ops):
+            out = out + weights[i] * op(x_relu if pre else x)
         return out
 
 def num_edges(steps:int=4)->int: return sum(2 + i for i in range(steps))
@@ -136,7 +151,9 @@ class SearchCell(nn.Module):
         k = 0
         for i in range(self.steps):
             s = sum(self.edges[k + j](h, r, weights[k + j]) for j, (h, r) in enumerate(zip(states, relus)))
-            k += len(states); states.append(s); relus.append(self.relu(s))
+            k += len(states)
+            states.append(s)
+            relus.append(self.relu(s))
         return torch.cat(states[-self.multiplier:], 1)
 
 
@@ -161,7 +178,8 @@ def repeat_channels(xs:list, times:int, channels_last:bool):
 
 def cat_channels(xs:list, channels_last:bool):
     "`torch.cat(xs, 1)`, channels-last or not (whatever the strides of `xs`, e.g. views into a wider tensor)."
-    if channels_last: return torch.cat([x.permute(0, 2, 3, 1) for x in xs], 3).permute(0, 3, 1, 2)
+    if channels_last:
+        return torch.cat([x.permute(0, 2, 3, 1) for x in xs], 3).permute(0, 3, 1, 2)
     return torch.cat(xs, 1)
 
 def wide_conv(convs:list)->nn.Conv2d:
@@ -171,7 +189,8 @@ def wide_conv(convs:list)->nn.Conv2d:
                               c.dilation, k * c.groups, c.bias is not None, c.padding_mode)   # random init: the RNG stays as it was
     with torch.no_grad():
         wide.weight.copy_(torch.cat([m.weight for m in convs]))
-        if c.bias is not None: wide.bias.copy_(torch.cat([m.bias for m in convs]))
+        if c.bias is not None:
+            wide.bias.copy_(torch.cat([m.bias for m in convs]))
     return wide
 
 def wide_bn(bns:list)->nn.BatchNorm2d:
@@ -217,8 +236,10 @@ def widen(copies:list)->nn.Module:
     """k copies of one operation (same structure, weights of their own) as one operation on k times the channels, copy
     e's channels at `[e C, (e+1) C)`: each convolution grouped by copy, each BatchNorm over all channels."""
     m = copies[0]
-    if type(m) in WIDE: return WIDE[type(m)](copies)
-    if isinstance(m, CHANNELWISE): return copy.deepcopy(m)
+    if type(m) in WIDE:
+        return WIDE[type(m)](copies)
+    if isinstance(m, CHANNELWISE):
+        return copy.deepcopy(m)
     if isinstance(m, nn.Sequential):
         wide = copy.copy(m)
         wide._modules = {n: widen([c._modules[n] for c in copies]) for n in m._modules}
@@ -231,10 +252,13 @@ def pop_final_bn(op:nn.Module):
     parent, name = (op, 'bn') if isinstance(op, WideFactorizedReduce) else (None, None)
     while parent is None and isinstance(op, nn.Sequential) and len(op):
         name = list(op._modules)[-1]
-        if isinstance(op._modules[name], nn.Sequential): op = op._modules[name]
-        else: parent = op
+        if isinstance(op._modules[name], nn.Sequential):
+            op = op._modules[name]
+        else:
+            parent = op
     bn = getattr(parent, name, None) if parent is not None else None
-    if not isinstance(bn, nn.BatchNorm2d) or bn.affine: return None
+    if not isinstance(bn, nn.BatchNorm2d) or bn.affine:
+        return None
     setattr(parent, name, nn.Identity())
     return bn
 
@@ -292,7 +316,8 @@ class BatchedSearchCell(SearchCell):
         for (sources, nodes), group, w in zip(self.plan, self.groups, weights.flatten()[self.gather].split(self.sizes, 1)):
             x = repeat_channels([states[j] for j in sources], len(nodes), cl)
             out = group(x, self.relu(x), w).unflatten(1, (-1, self.C))              # (N, edges, C, H, W)
-            if len(sources) == 2: out = out[:, :len(nodes)] + out[:, len(nodes):]     # both inputs feed every node
+            if len(sources) == 2:
+                out = out[:, :len(nodes)] + out[:, len(nodes):]     # both inputs feed every node
             partial = out if partial is None else partial[:, 1:] + out                # x_i = sum_{j<i} o_bar^(i,j)(x_j)
             states.append(partial[:, 0])        # the next node is complete
         return cat_channels(states[-self.multiplier:], cl)
@@ -303,10 +328,14 @@ def running_stats_paused(module:nn.Module):
     "Inside the block the BatchNorms of `module` normalize with batch statistics as usual but leave their running statistics as they are."
     bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     saved = [(m.momentum, m.num_batches_tracked.clone()) for m in bns]
-    for m in bns: m.momentum = 0.
-    try: yield
+    for m in bns:
+        m.momentum = 0.
+    try:
+        yield
     finally:
-        for m, (momentum, n) in zip(bns, saved): m.momentum = momentum; m.num_batches_tracked.copy_(n)
+        for m, (momentum, n) in zip(bns, saved):
+            m.momentum = momentum
+            m.num_batches_tracked.copy_(n)
 
 @contextmanager
 def recomputed(model:nn.Module, cells:int|None=None):
@@ -315,8 +344,10 @@ def recomputed(model:nn.Module, cells:int|None=None):
     cheapest to rerun for the memory they free: activations halve at each reduction while a cell's pointwise-convolution
     work stays the same. The rerun does not update BatchNorm running statistics twice."""
     before, model.recompute = model.recompute, len(model.cells) if cells is None else cells
-    try: yield
-    finally: model.recompute = before
+    try:
+        yield
+    finally:
+        model.recompute = before
 
 def reduction_cells(layers:int)->list:
     "Which of `layers` cells reduce: those at 1/3 and 2/3 of the depth."
@@ -360,7 +391,8 @@ def cell_stack(make_cell, C:int, layers:int, stem_multiplier:int=3,
     stem, C_pp, C_p, C_curr = stem_module, C_stem, C_stem, C
     cells = nn.ModuleList()
     for reduction in reduction_cells(layers):
-        if reduction: C_curr *= 2
+        if reduction:
+            C_curr *= 2
         cells.append(make_cell(C_pp, C_p, C_curr, reduction, reduction_prev))
         reduction_prev, C_pp, C_p = reduction, C_p, cells[-1].multiplier * C_curr
     return stem, cells, C_p
@@ -400,7 +432,8 @@ class Supernet(nn.Module):
             if i < self.recompute and torch.is_grad_enabled():   # keep only the cell's inputs; rerun it in backward
                 s0, s1 = s1, checkpoint(cell, s0, s1, w, use_reentrant=False,
                                         context_fn=lambda cell=cell: (nullcontext(), running_stats_paused(cell)))
-            else: s0, s1 = s1, cell(s0, s1, w)
+            else:
+                s0, s1 = s1, cell(s0, s1, w)
         return s0, s1
     def features(self, x): return F.adaptive_avg_pool2d(self.states(x)[1], 1).flatten(1)
     def forward(self, x): return self.classifier(self.features(x))
@@ -433,33 +466,42 @@ def derive_genotype(w_normal, w_reduce, primitives, steps:int=4, multiplier:int=
 def frozen(params):
     "Switch off gradients of `params` inside the block (no gradient computed for them, no tensors kept for one)."
     flags = [p.requires_grad for p in params]
-    for p in params: p.requires_grad_(False)
-    try: yield
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
     finally:
-        for p, f in zip(params, flags): p.requires_grad_(f)
+        for p, f in zip(params, flags):
+            p.requires_grad_(f)
 
 def alpha_grad(model, loss_fn, x, y, weights):
     "First order: the gradient of `loss_fn(model(x), y)` w.r.t. the alphas, the `weights` held fixed."
-    with frozen(weights): return torch.autograd.grad(loss_fn(model(x), y), model.arch_parameters(), materialize_grads=True)
+    with frozen(weights):
+        return torch.autograd.grad(loss_fn(model(x), y), model.arch_parameters(), materialize_grads=True)
 
 def finite_difference_hvp(model, loss_fn, x, y, weights, v, r:float=1e-2):
     "grad_alpha grad_w L_train . v by central differences: [g_alpha(w + eps v) - g_alpha(w - eps v)] / 2 eps, eps = r / |v|."
     eps = r / torch.linalg.vector_norm(torch.stack(torch._foreach_norm(v)))    # a tensor: no wait for the device
     def shift(sign):
-        with torch.no_grad(): torch._foreach_add_(weights, torch._foreach_mul(v, sign * eps))   # w += sign eps v
-    shift(+1); g_plus = alpha_grad(model, loss_fn, x, y, weights)
-    shift(-2); g_minus = alpha_grad(model, loss_fn, x, y, weights)
+        with torch.no_grad():
+            torch._foreach_add_(weights, torch._foreach_mul(v, sign * eps))   # w += sign eps v
+    shift(+1)
+    g_plus = alpha_grad(model, loss_fn, x, y, weights)
+    shift(-2)
+    g_minus = alpha_grad(model, loss_fn, x, y, weights)
     shift(+1)
     return [(a - b) / (2 * eps) for a, b in zip(g_plus, g_minus)]
 
 def unrolled_weights(model, loss_fn, x, y, weights, lr:float, momentum_buffers=None, momentum:float=0., weight_decay:float=0.):
     "w' = w - lr (momentum * buffer + grad_w L_train(w) + weight_decay * w): one SGD step, as new leaf tensors."
-    with frozen(model.arch_parameters()): grads = torch.autograd.grad(loss_fn(model(x), y), weights)
+    with frozen(model.arch_parameters()):
+        grads = torch.autograd.grad(loss_fn(model(x), y), weights)
     with torch.no_grad():
         step = torch._foreach_add(grads, weights, alpha=weight_decay)                  # grad + weight_decay * w
         bufs = [b for b in momentum_buffers or [] if b is not None]
         if momentum and bufs:
-            if len(bufs) < len(weights): raise ValueError("momentum buffers for some weights but not all")
+            if len(bufs) < len(weights):
+                raise ValueError("momentum buffers for some weights but not all")
             torch._foreach_add_(step, bufs, alpha=momentum)                            # + momentum * buffer
         return [w.requires_grad_() for w in torch._foreach_add(weights, step, alpha=-lr)]   # w - lr * (...)
 
@@ -503,7 +545,8 @@ class Architect(Callback):
         self.unroll = check_choice('unroll', unroll, UNROLLS)
         groups = model.arch_groups() if hasattr(model, 'arch_groups') else {'alphas': model.arch_parameters()}
         lrs = lr if isinstance(lr, dict) else dict.fromkeys(groups, lr)
-        for k in groups: check_number(f'lr[{k!r}]', lrs.get(k))
+        for k in groups:
+            check_number(f'lr[{k!r}]', lrs.get(k))
         self.alphas = [a for g in groups.values() for a in g]
         if [id(a) for a in self.alphas] != [id(a) for a in model.arch_parameters()]:
             raise ValueError("arch_groups() must list the alphas of arch_parameters(), in the same order")
@@ -520,19 +563,27 @@ class Architect(Callback):
             if why:
                 _log.warning(f"cuda_graph: {why}; the search steps run eagerly")
                 self.cuda_graph = False
-            else: self.graphed = CudaGraphStep(self.search_step)
+            else:
+                self.graphed = CudaGraphStep(self.search_step)
     def graph_refused(self, trainer)->str|None:
         "Why the search step cannot be replayed from a CUDA graph here, or None."
-        if trainer.device.type != 'cuda': return f"not on a CUDA device ({trainer.device})"
-        if self.order != 1: return "second order (its unrolled step is not captured)"
-        if self.recompute: return "recompute > 0 (recomputed cells keep RNG state on the host)"
-        if trainer.cfg.mixup_alpha > 0: return "mixup draws its mixing inside the step"
+        if trainer.device.type != 'cuda':
+            return f"not on a CUDA device ({trainer.device})"
+        if self.order != 1:
+            return "second order (its unrolled step is not captured)"
+        if self.recompute:
+            return "recompute > 0 (recomputed cells keep RNG state on the host)"
+        if trainer.cfg.mixup_alpha > 0:
+            return "mixup draws its mixing inside the step"
         return None
     def alpha_step(self, trainer, x, y, val=None, loss_fn=None):
         """One update of the alphas from the validation batch `val` (default: the next one of the architect's stream; a given
         one is ready for the network) and, second order, the training batch `x, y`, with `loss_fn` (default: the trainer's)."""
-        if val is None: xv, yv = next(self.batches); xv = trainer.to_input(xv)
-        else: xv, yv = val
+        if val is None:
+            xv, yv = next(self.batches)
+            xv = trainer.to_input(xv)
+        else:
+            xv, yv = val
         loss_fn = loss_fn or trainer.loss_fn
         # several ranks: W n_r / n, as `Trainer.backward` weights a share of a batch; fp16: times the loss scale S
         S = trainer.scaler.get_scale() if trainer.scaler.is_enabled() else 1.
@@ -540,7 +591,8 @@ class Architect(Callback):
         with trainer.autocast():
             if self.order == 1:
                 scaled = loss_fn if w == 1 else (lambda z, t: w * loss_fn(z, t))
-                with recomputed(trainer.model, self.recompute): grads = alpha_grad(trainer.local_net, scaled, xv, yv, trainer.params)
+                with recomputed(trainer.model, self.recompute):
+                    grads = alpha_grad(trainer.local_net, scaled, xv, yv, trainer.params)
             else:
                 code = getattr(self, 'unroll', 'code') == 'code'
                 bufs = [trainer.opt.state.get(p, {}).get('momentum_buffer') for p in trainer.params] if code else None
@@ -552,8 +604,10 @@ class Architect(Callback):
         grads = rank_average(grads)
         if S != 1:   # fp16: dL/dalpha = (dSL/dalpha) / S; an overflowed step is skipped (the weight step lowers S)
             grads = [g / S for g in grads]
-            if not all(bool(torch.isfinite(g).all()) for g in grads): return
-        for a, g in zip(self.alphas, grads): a.grad = g.to(a.dtype)
+            if not all(bool(torch.isfinite(g).all()) for g in grads):
+                return
+        for a, g in zip(self.alphas, grads):
+            a.grad = g.to(a.dtype)
         self.opt.step()
     def step(self, trainer, x, y):
         xv, yv = next(self.batches)          # drawn here, outside a CUDA graph (which would replay the same draw)
@@ -562,7 +616,8 @@ class Architect(Callback):
     def search_step(self, trainer, x, y, xv, yv):
         "The alpha step on the validation batch `xv, yv`, then the weight step on the training batch `x, y` (alphas fixed)."
         self.alpha_step(trainer, x, y, val=(xv, yv))
-        with frozen(self.alphas), recomputed(trainer.model, self.recompute): return standard_step(trainer, x, y)
+        with frozen(self.alphas), recomputed(trainer.model, self.recompute):
+            return standard_step(trainer, x, y)
     def state_dict(self): return {'opt': self.opt.state_dict()}
     def load_state_dict(self, state): load_optimizer_state(self.opt, state['opt'])
 
@@ -575,12 +630,14 @@ class SearchTracker(Callback):
     def after_fit(self, trainer, summary):
         summary['genotype'] = trainer.model.genotype()
         summary['primitives'] = list(trainer.model.primitives)
-        if trainer.run is not None: trainer.run.save_json('genotype.json', summary['genotype'])
+        if trainer.run is not None:
+            trainer.run.save_json('genotype.json', summary['genotype'])
 
 # %% ../nbs/04_ltdarts_search.ipynb #704831c8
 def drop_path(x, p:float):
     "Zero whole samples of `x` with probability `p`, scaling the kept ones by 1/(1-p)."
-    if p <= 0: return x
+    if p <= 0:
+        return x
     keep = torch.empty(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype).bernoulli_(1 - p)
     return x * keep / (1 - p)
 
@@ -619,7 +676,8 @@ def check_genotype(genotype:dict)->dict:
                 raise ValueError(f"genotype[{kind!r}][{n}]={pair!r}: expected an [op, input] pair, the input an integer")
             op, j = pair
             check_choice(f'genotype[{kind!r}] operation', op, GENOTYPE_OPS)
-            if not 0 <= j < 2 + n // 2: raise ValueError(f"genotype[{kind!r}]: node {n // 2} cannot take input {j} (inputs 0 to {1 + n // 2})")
+            if not 0 <= j < 2 + n // 2:
+                raise ValueError(f"genotype[{kind!r}]: node {n // 2} cannot take input {j} (inputs 0 to {1 + n // 2})")
         nodes, concat = 2 + len(gene) // 2, genotype.get(f'{kind}_concat')
         if not (isinstance(concat, (list, tuple, range)) and len(concat) and
                 all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < nodes for c in concat)):
@@ -643,7 +701,8 @@ class GenotypeNet(nn.Module):
         "The last cell's output, before pooling (drop-path on in training)."
         p = self.drop_path_prob * self.progress if self.training else 0.
         s0, s1 = stem_states(self.stem, x)
-        for cell in self.cells: s0, s1 = s1, cell(s0, s1, p)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1, p)
         return s1
     def features(self, x): return F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1)
     def forward(self, x): return self.classifier(self.features(x))
@@ -659,7 +718,8 @@ def genotype_net_for_params(genotype:dict, target:int, num_classes:int=10, layer
     "The even width C (>= 4) whose `GenotypeNet` has the parameter count closest to `target`."
     size = lambda C: count_params(GenotypeNet(num_classes, classifier, genotype, C, layers, stem=stem))
     lo, hi = 2, 4
-    while size(2 * hi) < target: lo, hi = hi, 2 * hi
+    while size(2 * hi) < target:
+        lo, hi = hi, 2 * hi
     while hi - lo > 1:                                   # bisect on C/2 (the factorized reduction needs an even C)
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if size(2 * mid) < target else (lo, mid)
@@ -703,11 +763,13 @@ def _spec_text(spec)->str:
 def _search_run_genotype(path:Path, where:str)->dict:
     "The genotype in the summary.json of the completed search run at `path`."
     run = Run(path)
-    if not run.params_file.exists(): raise ValueError(f"{where}: {path.name} is not a run directory (no params.json); expected {GENOTYPE_SOURCES}")
+    if not run.params_file.exists():
+        raise ValueError(f"{where}: {path.name} is not a run directory (no params.json); expected {GENOTYPE_SOURCES}")
     if not run.completed:
         raise ValueError(f"{where}: the run has not completed (status {(run.summary or {}).get('status', 'in progress')!r}); "
                          "expected a completed search run")
-    if 'genotype' not in run.summary: raise ValueError(f"{where}: not a search run (its summary.json has no 'genotype')")
+    if 'genotype' not in run.summary:
+        raise ValueError(f"{where}: not a search run (its summary.json has no 'genotype')")
     return run.summary['genotype']
 
 def resolve_genotype(spec)->dict:
@@ -715,34 +777,49 @@ def resolve_genotype(spec)->dict:
     genotype.json file, or the path of a completed search run directory (its summary.json's 'genotype'). Anything else,
     or a malformed genotype, is a `ValueError` naming `spec` and what is allowed; nothing is written."""
     where = f"genotype={_spec_text(spec)}"
-    if isinstance(spec, dict): g = copy.deepcopy(spec)
+    if isinstance(spec, dict):
+        g = copy.deepcopy(spec)
     elif isinstance(spec, (str, os.PathLike)) and str(spec).strip():
         s = str(spec).strip()
-        if s in GENOTYPES: g = copy.deepcopy(GENOTYPES[s])
+        if s in GENOTYPES:
+            g = copy.deepcopy(GENOTYPES[s])
         elif s.startswith(('{', '[')):
-            try: g = json.loads(s)
-            except json.JSONDecodeError as e: raise ValueError(f"{where}: not valid JSON ({e}); expected {GENOTYPE_SOURCES}") from None
+            try:
+                g = json.loads(s)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{where}: not valid JSON ({e}); expected {GENOTYPE_SOURCES}") from None
         else:
             p = Path(s).expanduser()
-            if p.is_dir(): g = _search_run_genotype(p, where)
+            if p.is_dir():
+                g = _search_run_genotype(p, where)
             elif p.is_file():
-                try: g = json.loads(p.read_text())
-                except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{where}: not a JSON file ({e}); expected {GENOTYPE_SOURCES}") from None
-            else: raise ValueError(f"{where}: no such name, file or directory; expected {GENOTYPE_SOURCES} (names: {', '.join(GENOTYPES)})")
-    else: raise ValueError(f"{where}: expected {GENOTYPE_SOURCES} (names: {', '.join(GENOTYPES)})")
-    try: return check_genotype(g)
-    except ValueError as e: raise ValueError(f"{where}: {e}") from None
+                try:
+                    g = json.loads(p.read_text())
+                except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                    raise ValueError(f"{where}: not a JSON file ({e}); expected {GENOTYPE_SOURCES}") from None
+            else:
+                raise ValueError(f"{where}: no such name, file or directory; expected {GENOTYPE_SOURCES} (names: {', '.join(GENOTYPES)})")
+    else:
+        raise ValueError(f"{where}: expected {GENOTYPE_SOURCES} (names: {', '.join(GENOTYPES)})")
+    try:
+        return check_genotype(g)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
 
 def genotype_label(spec)->str:
     """A short name of the cell `spec` names, for run names and methods: a `GENOTYPES` key in lower case ('darts_v2'), a
     search run's variant ('lt_etf' of the method 'ltdarts_search_lt_etf', also for its genotype.json), else 'given'."""
-    if isinstance(spec, str) and spec.strip() in GENOTYPES: return spec.strip().lower()
+    if isinstance(spec, str) and spec.strip() in GENOTYPES:
+        return spec.strip().lower()
     if isinstance(spec, (str, os.PathLike)) and not str(spec).strip().startswith(('{', '[')):
         p = Path(str(spec).strip()).expanduser()
         run = Run(p if p.is_dir() else p.parent)
-        try: method = run.params.get('method', '') if run.params_file.exists() else ''
-        except (OSError, ValueError): method = ''
-        if method.startswith('ltdarts_search_'): return method.removeprefix('ltdarts_search_')
+        try:
+            method = run.params.get('method', '') if run.params_file.exists() else ''
+        except (OSError, ValueError):
+            method = ''
+        if method.startswith('ltdarts_search_'):
+            return method.removeprefix('ltdarts_search_')
     return 'given'
 
 
@@ -787,8 +864,10 @@ def label_boxes(edges:list, pos:dict)->list:
         for t in (0.5, 0.4, 0.6, 0.3, 0.7, 0.25, 0.75, 0.2, 0.8):
             box = ((x0 + t * (x1 - x0)) * sx, (y0 + t * (y1 - y0)) * sy, CHAR_PX * len(text) + 6, LABEL_PX)
             cost = sum(_overlap(box, o) for o in nodes + placed)
-            if best is None or cost < best[0]: best = (cost, box)
-            if cost == 0: break
+            if best is None or cost < best[0]:
+                best = (cost, box)
+            if cost == 0:
+                break
         placed.append(best[1])
     return placed
 
@@ -809,8 +888,10 @@ def plot_cell(genotype:dict, kind:str='normal', title:str|None=None)->go.Figure:
         fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref='x', yref='y', axref='x', ayref='y', showarrow=True, text='',
                            arrowhead=2, arrowwidth=width, arrowcolor=col,
                            standoff=NODE_PX / 2, startstandoff=NODE_PX / 2)
-    for c in concat: arrow(c, 'out', '#c7c7c7', 1.2)
-    for a, b, op in edges: arrow(a, b, color[op], 1.8)
+    for c in concat:
+        arrow(c, 'out', '#c7c7c7', 1.2)
+    for a, b, op in edges:
+        arrow(a, b, color[op], 1.8)
     sx, sy = _px_per_unit()
     where = [(x / sx, y / sy) for x, y, *_ in label_boxes(edges, pos)]
     for (_, _, op), (x, y) in zip(edges, where):
@@ -847,7 +928,8 @@ def plot_alpha_evolution(run:Run, kind:str='normal', title:str|None=None)->go.Fi
     """softmax(alpha) of every edge (rows) and operation (columns) of a search run, with a slider over its epochs;
     colours diverge from white at the uniform 1/|O| over the largest deviation of any epoch, values on hover."""
     events = [e for e in run.metrics if 'alphas' in e]
-    if not events: raise ValueError(f"{run.name}: no alphas recorded in metrics.jsonl (no search epoch finished)")
+    if not events:
+        raise ValueError(f"{run.name}: no alphas recorded in metrics.jsonl (no search epoch finished)")
     prims, steps = run.params['arch_kw']['primitives'], run.params['arch_kw'].get('steps', 4)
     lo, uniform, hi = alpha_scale(events, kind, len(prims))
     heat = lambda e: go.Heatmap(z=e['alphas'][kind], x=list(prims), y=edge_names(steps), colorscale='RdBu_r',
@@ -900,7 +982,8 @@ def search_config(variant:str,               # the search's name: method 'ltdart
     "The `TrainConfig` of one supernet search (checked, like every `TrainConfig`, when it is built)."
     net = {**SUPERNET, **(supernet or {})}
     allowed = [k for k in inspect.signature(Supernet).parameters if k not in ('num_classes', 'classifier', 'primitives')]
-    for k in net: check_choice('supernet setting', k, allowed)
+    for k in net:
+        check_choice('supernet setting', k, allowed)
     return TrainConfig(**{**SEARCH_TRAIN, **train, 'method': f'ltdarts_search_{variant}', 'arch': 'supernet', 'classifier': classifier,
                           'seed': seed, 'arch_kw': dict(primitives=list(candidate_ops(ops=primitives)), **net)})
 
@@ -918,9 +1001,11 @@ def ltdarts_search(data:LTDataset,            # what the weights train on (the w
     the supernet's weights by SGD on `data`, its alphas by Adam on `val` (`Architect`), each epoch's softmax(alpha) and genotype (`SearchTracker`), the head's norms
     and angles (`GeometryCallback`) and, every `hessian['every']` epochs, the largest eigenvalue of the Hessian of the
     validation loss w.r.t. alpha (`HessianCallback`). Returns the `Run`; its summary holds the genotype (also genotype.json)."""
-    if cfg.arch != 'supernet': raise ValueError(f"cfg.arch={cfg.arch!r}: ltdarts_search trains a 'supernet' (build cfg with search_config)")
+    if cfg.arch != 'supernet':
+        raise ValueError(f"cfg.arch={cfg.arch!r}: ltdarts_search trains a 'supernet' (build cfg with search_config)")
     arch_kw, h = {**ARCHITECT, **(architect or {})}, {**HESSIAN, **(hessian or {})}
-    for k in h: check_choice('hessian setting', k, HESSIAN)
+    for k in h:
+        check_choice('hessian setting', k, HESSIAN)
     name = name or 'search_' + cfg.method.removeprefix('ltdarts_search_')
     model = build_model(cfg, data.num_classes)
     arch = Architect(model, val, **arch_kw)
@@ -1002,7 +1087,8 @@ def compare_backbone(name:str,                    # a key of `ARCHS` (at its own
     allowed = [*ARCHS, *[f'block:{b}' for b in BLOCKS]]
     if not isinstance(name, str) or name not in allowed:
         raise ValueError(f"compare_archs={name!r}: expected a key of ARCHS or 'block:<block>', one of {allowed}")
-    if not name.startswith('block:'): return name, {}
+    if not name.startswith('block:'):
+        return name, {}
     from lt_workbook.recipes import backbone   # 13 builds on this module: imported when needed
     bb = backbone(name, num_classes, size=target_params)
     return bb.arch, bb.arch_kw
@@ -1028,7 +1114,8 @@ def retrain_once(cells:dict,             # {key: genotype}
     done, out = dict(known or {}), {}
     for k, g in cells.items():
         j = genotype_key(g)
-        if j not in done: done[j] = train(k, g)
+        if j not in done:
+            done[j] = train(k, g)
         out[k] = done[j]
     return out
 

@@ -36,7 +36,8 @@ __all__ = ['PROFILES', 'CIFAR', 'CIFAR_PICKLE_GLOBALS', 'LIST_DATASETS', 'IMAGEN
 # %% ../nbs/00_data.ipynb #2dcf0dcc
 def check_choice(name:str, value, allowed):
     "Raise a `ValueError` naming parameter `name` unless `value` is one of `allowed`."
-    if value not in allowed: raise ValueError(f"{name}={value!r}: expected one of {tuple(allowed)}")
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}: expected one of {tuple(allowed)}")
     return value
 
 def check_number(name:str, value, integer:bool=False, zero_ok:bool=False):
@@ -49,7 +50,8 @@ def check_number(name:str, value, integer:bool=False, zero_ok:bool=False):
 
 def check_int(name:str, value, minimum:int=1, maximum:int|None=None, none_ok:bool=False):
     "`value` as an `int` (whole-number floats such as `400.0` from papermill or YAML count); else a `ValueError` naming `name`."
-    if value is None and none_ok: return None
+    if value is None and none_ok:
+        return None
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and float(value).is_integer() and value >= minimum and (maximum is None or value <= maximum)
     if not ok:
@@ -61,7 +63,8 @@ def check_fraction(name:str, value, open_interval:bool=False):
     "Raise a `ValueError` naming parameter `name` unless `value` is a number in [0, 1] (in (0, 1) with `open_interval`)."
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     ok = ok and (0 < value < 1 if open_interval else 0 <= value <= 1)
-    if not ok: raise ValueError(f"{name}={value!r}: expected a number in {'(0, 1)' if open_interval else '[0, 1]'}")
+    if not ok:
+        raise ValueError(f"{name}={value!r}: expected a number in {'(0, 1)' if open_interval else '[0, 1]'}")
     return value
 
 # %% ../nbs/00_data.ipynb #4ec4fe09
@@ -98,7 +101,8 @@ def lt_counts(n_max:int,            # images kept for the head class (class 0)
 def realized_ratio(counts)->float:
     "The imbalance ratio a set of per-class counts really has: max / min (what every run records as `imbalance_ratio`)."
     counts = [int(c) for c in counts]
-    if min(counts) < 1: raise ValueError(f"counts={counts}: a class has no image, the imbalance ratio is undefined")
+    if min(counts) < 1:
+        raise ValueError(f"counts={counts}: a class has no image, the imbalance ratio is undefined")
     return max(counts) / min(counts)
 
 # %% ../nbs/00_data.ipynb #0c36f48e
@@ -159,7 +163,8 @@ def lt_subset(labels,          # int labels of the balanced pool (numpy or tenso
     keep = []
     for c, n in enumerate(counts):
         idx = np.where(labels == c)[0]
-        if n > len(idx): raise ValueError(f"class {c} has {len(idx)} images in the pool, {n} were asked for (lower n_max)")
+        if n > len(idx):
+            raise ValueError(f"class {c} has {len(idx)} images in the pool, {n} were asked for (lower n_max)")
         rs.shuffle(idx)
         keep.append(idx[:n])
     return np.concatenate(keep)
@@ -179,7 +184,8 @@ def _balanced_split(labels, n_test, seed=0):
     test, pool = [], []
     for c in np.unique(labels):
         idx = rs.permutation(np.where(labels == c)[0])
-        test.append(idx[:n_test]); pool.append(idx[n_test:])
+        test.append(idx[:n_test])
+        pool.append(idx[n_test:])
     return np.concatenate(pool), np.concatenate(test)
 
 def _lt_from_pool(name, X, y, Xt, yt, classes, imbalance_ratio, profile, n_max, seed, **kw):
@@ -243,7 +249,8 @@ class CifarUnpickler(pickle.Unpickler):
 
 def _unpickle(path):
     "The contents of a CIFAR python-format file, read with `CifarUnpickler` (data only)."
-    with open(path, 'rb') as f: return CifarUnpickler(f, path).load()
+    with open(path, 'rb') as f:
+        return CifarUnpickler(f, path).load()
 
 def _not_cifar(path, why):
     return ValueError(f"{path} is not readable CIFAR data ({why}); delete the folder {Path(path).parent} and extract "
@@ -251,12 +258,17 @@ def _not_cifar(path, why):
 
 def _read_cifar_file(path, keys):
     "The entries `keys` of a CIFAR python-format dict, with the file named in any error (a refused global is re-raised as is)."
-    try: d = _unpickle(path)
-    except UnsafePickleError: raise
-    except Exception as e: raise _not_cifar(path, f'{type(e).__name__}: {e}') from e
-    if not isinstance(d, dict): raise _not_cifar(path, f'a {type(d).__name__}, not a dict')
+    try:
+        d = _unpickle(path)
+    except UnsafePickleError:
+        raise
+    except Exception as e:
+        raise _not_cifar(path, f'{type(e).__name__}: {e}') from e
+    if not isinstance(d, dict):
+        raise _not_cifar(path, f'a {type(d).__name__}, not a dict')
     d = {k.decode('latin1') if isinstance(k, bytes) else k: v for k, v in d.items()}   # b'data' or 'data'
-    if missing := [k for k in keys if k not in d]: raise _not_cifar(path, f'no entry {missing[0]!r}; it has {sorted(d)}')
+    if missing := [k for k in keys if k not in d]:
+        raise _not_cifar(path, f'no entry {missing[0]!r}; it has {sorted(d)}')
     return [d[k] for k in keys]
 
 def _cifar_files(spec, root):
@@ -267,16 +279,19 @@ def _fetch_cifar(name, root, download):
     "Make sure the CIFAR batches are under `root`, downloading with torchvision when allowed; else a clear error."
     spec = CIFAR[name]
     missing = [f for f in _cifar_files(spec, root) if not f.exists()]
-    if not missing: return
+    if not missing:
+        return
     why = 'downloading is off (download=False)'
     if download:
         try:
             import torchvision
             getattr(torchvision.datasets, spec['tv'])(str(root), train=True, download=True)
             missing = [f for f in _cifar_files(spec, root) if not f.exists()]
-            if not missing: return
+            if not missing:
+                return
             why = 'the download did not produce them'
-        except Exception as e: why = f'the download failed ({type(e).__name__}: {e})'
+        except Exception as e:
+            why = f'the download failed ({type(e).__name__}: {e})'
     raise FileNotFoundError(
         f"{name}: expected the python-format batches at {root/spec['folder']} (missing: {', '.join(f.name for f in missing)}); "
         f"{why}. Get them from https://www.cs.toronto.edu/~kriz/cifar.html (the 'python version' tarball), extract it "
@@ -289,11 +304,14 @@ def _read_cifar(files, key, num_classes):
         data, labels = _read_cifar_file(f, ['data', key])
         try:
             X, y = np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
-        except Exception as e: raise _not_cifar(f, f'{type(e).__name__}: {e}') from e
-        if y.shape != (len(X),): raise _not_cifar(f, f'{len(X)} images but {y.size} labels')
+        except Exception as e:
+            raise _not_cifar(f, f'{type(e).__name__}: {e}') from e
+        if y.shape != (len(X),):
+            raise _not_cifar(f, f'{len(X)} images but {y.size} labels')
         if len(y) and (y.min() < 0 or y.max() >= num_classes):
             raise _not_cifar(f, f'labels {y.min()}..{y.max()} outside 0..{num_classes - 1}')
-        Xs.append(X); ys.append(y)
+        Xs.append(X)
+        ys.append(y)
     return np.concatenate(Xs), np.concatenate(ys)
 
 def cifar(name='cifar10', imbalance_ratio=100, profile='exp', n_max=None, seed=0, data_root=None, download=True, **_):
@@ -304,7 +322,8 @@ def cifar(name='cifar10', imbalance_ratio=100, profile='exp', n_max=None, seed=0
     X, y = _read_cifar([folder/f for f in spec['train']], spec['key'], C)
     Xt, yt = _read_cifar([folder/f for f in spec['test']], spec['key'], C)
     classes, = _read_cifar_file(folder/spec['meta'], [spec['names']])
-    if not isinstance(classes, list) or len(classes) != C: raise _not_cifar(folder/spec['meta'], f'{spec["names"]} is not a list of {C} names')
+    if not isinstance(classes, list) or len(classes) != C:
+        raise _not_cifar(folder/spec['meta'], f'{spec["names"]} is not a list of {C} names')
     n_max = int(np.bincount(y).max()) if n_max is None else n_max
     return _lt_from_pool(name, X, y, Xt, yt, classes, imbalance_ratio, profile, n_max, seed, mean=spec['mean'], std=spec['std'])
 
@@ -314,15 +333,20 @@ def write_fake_cifar(root, name='cifar10', per_class=6, test_per_class=2, seed=0
     spec = CIFAR[name]
     C = 10 if name == 'cifar10' else 100
     rs = np.random.RandomState(seed)
-    folder = Path(root)/spec['folder']; folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(root)/spec['folder']
+    folder.mkdir(parents=True, exist_ok=True)
     def batch(n):
-        y = np.repeat(np.arange(C), n); rs.shuffle(y)
+        y = np.repeat(np.arange(C), n)
+        rs.shuffle(y)
         return {'data': rs.randint(0, 256, (len(y), 3072), dtype=np.uint8), spec['key']: y.tolist()}
     for f in spec['train']:
-        with open(folder/f, 'wb') as fh: pickle.dump(batch(per_class // len(spec['train']) or 1), fh)
+        with open(folder/f, 'wb') as fh:
+            pickle.dump(batch(per_class // len(spec['train']) or 1), fh)
     for f in spec['test']:
-        with open(folder/f, 'wb') as fh: pickle.dump(batch(test_per_class), fh)
-    with open(folder/spec['meta'], 'wb') as fh: pickle.dump({spec['names']: [f'class{i}' for i in range(C)]}, fh)
+        with open(folder/f, 'wb') as fh:
+            pickle.dump(batch(test_per_class), fh)
+    with open(folder/spec['meta'], 'wb') as fh:
+        pickle.dump({spec['names']: [f'class{i}' for i in range(C)]}, fh)
     return folder
 
 # %% ../nbs/00_data.ipynb #cfc20789
@@ -342,8 +366,10 @@ def missing_files(root, paths:list)->list:
     missing = []
     for d, names in by_dir.items():
         folder = os.path.join(root, d)
-        try: have = set(os.listdir(folder))
-        except OSError: have = set()
+        try:
+            have = set(os.listdir(folder))
+        except OSError:
+            have = set()
         # a name absent from the listing may still exist (case-insensitive file systems, `..` parts): ask for those alone
         missing += [f'{d}/{n}' if d else n for n in names if n not in have and not os.path.exists(os.path.join(folder, n))]
     return missing
@@ -358,11 +384,14 @@ def read_list_file(path, image_root):
     with open(path) as f:
         for n, line in enumerate(f, 1):
             parts = line.split()
-            if not parts: continue
+            if not parts:
+                continue
             if len(parts) != 2 or not parts[1].lstrip('-').isdigit() or int(parts[1]) < 0:
                 raise ValueError(f"{path}:{n}: expected 'relative/path.jpg label' with a label >= 0, got {line.rstrip()!r}")
-            paths.append(parts[0]); labels.append(int(parts[1]))
-    if not paths: raise ValueError(f"list file {path} is empty: expected lines 'relative/path.jpg label'")
+            paths.append(parts[0])
+            labels.append(int(parts[1]))
+    if not paths:
+        raise ValueError(f"list file {path} is empty: expected lines 'relative/path.jpg label'")
     missing = missing_files(image_root, paths)
     if missing:
         raise FileNotFoundError(f"{len(missing)} images listed in {path} are missing under {image_root}, e.g. {missing[0]}: "
@@ -377,7 +406,8 @@ EVAL_RESIZE = 256 / 224   # evaluation resizes the shorter side to round(image_s
 def decode_image_file(path)->torch.Tensor:
     "The image file at `path` as uint8 RGB `3 x H x W` (torchvision's decoder, PIL for other formats); errors name the file."
     try:
-        with open(path, 'rb') as f: data = f.read()
+        with open(path, 'rb') as f:
+            data = f.read()
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{path}: a listed image is missing (deleted after the list was read?); restore it") from e
     try:
@@ -385,10 +415,12 @@ def decode_image_file(path)->torch.Tensor:
             warnings.simplefilter('ignore', DeprecationWarning)
             from torchvision.io import decode_image, ImageReadMode
             return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
-    except (ImportError, RuntimeError, ValueError): pass   # not a format it reads (or no longer shipped): PIL
+    except (ImportError, RuntimeError, ValueError):
+        pass   # not a format it reads (or no longer shipped): PIL
     from PIL import Image
     try:
-        with Image.open(path) as im: a = np.array(im.convert('RGB'), dtype=np.uint8)
+        with Image.open(path) as im:
+            a = np.array(im.convert('RGB'), dtype=np.uint8)
     except (OSError, ValueError, SyntaxError) as e:   # PIL: unidentified, truncated or malformed image
         raise ValueError(f"{path} is not a readable image ({type(e).__name__}: {e}); replace it with the original "
                          "file or remove its line from the list file") from e
@@ -418,9 +450,12 @@ def random_resized_box(H:int, W:int, rng:np.random.Generator, scale=(0.08, 1.0),
         if 0 < w <= W and 0 < h <= H:
             return int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1)), h, w
     # ten misses (very elongated images): the largest centered crop whose ratio is clamped into `ratio`
-    if W / H < ratio[0]: w, h = W, min(H, round(W / ratio[0]))
-    elif W / H > ratio[1]: h, w = H, min(W, round(H * ratio[1]))
-    else: h, w = H, W
+    if W / H < ratio[0]:
+        w, h = W, min(H, round(W / ratio[0]))
+    elif W / H > ratio[1]:
+        h, w = H, min(W, round(H * ratio[1]))
+    else:
+        h, w = H, W
     return (H - h) // 2, (W - w) // 2, h, w
 
 def color_jitter(x, rng:np.random.Generator, strength:float=0.4):
@@ -429,9 +464,12 @@ def color_jitter(x, rng:np.random.Generator, strength:float=0.4):
     grey = lambda f: (0.299 * f[0] + 0.587 * f[1] + 0.114 * f[2]).unsqueeze(0)
     for op in rng.permutation(3):
         k = float(rng.uniform(1 - strength, 1 + strength))
-        if op == 0: f = f * k
-        elif op == 1: f = (f - grey(f).mean()) * k + grey(f).mean()
-        else: f = (f - grey(f)) * k + grey(f)
+        if op == 0:
+            f = f * k
+        elif op == 1:
+            f = (f - grey(f).mean()) * k + grey(f).mean()
+        else:
+            f = (f - grey(f)) * k + grey(f)
         f = f.clamp(0, 255)
     return f.round().to(torch.uint8)
 
@@ -439,8 +477,10 @@ def train_transform(x, size:int, rng:np.random.Generator, flip:bool=True, jitter
     "Training: random-resized crop to `size`, horizontal flip with probability 1/2, optional color jitter."
     _, H, W = x.shape
     x = resized_crop(x, *random_resized_box(H, W, rng), size)
-    if flip and rng.random() < 0.5: x = x.flip(2)
-    if jitter: x = color_jitter(x, rng)
+    if flip and rng.random() < 0.5:
+        x = x.flip(2)
+    if jitter:
+        x = color_jitter(x, rng)
     return x
 
 
@@ -465,8 +505,10 @@ class ListImages:
     def batch(self, idx, seed:int|None=None, positions=None, flip:bool=True, jitter:bool=False):
         "Images `idx`; with `seed` (one per global batch) image `j` is augmented by its own generator `(seed, positions[j])`."
         idx = torch.as_tensor(idx).reshape(-1).tolist()
-        if not idx: return torch.empty(0, 3, self.image_size, self.image_size, dtype=torch.uint8)
-        if seed is None: return torch.stack([self.load(i) for i in idx])
+        if not idx:
+            return torch.empty(0, 3, self.image_size, self.image_size, dtype=torch.uint8)
+        if seed is None:
+            return torch.stack([self.load(i) for i in idx])
         pos = range(len(idx)) if positions is None else torch.as_tensor(positions).tolist()
         return torch.stack([self.load(i, np.random.default_rng([int(seed), p]), flip, jitter) for i, p in zip(idx, pos)])
     def __getitem__(self, idx): return self.batch(idx)
@@ -519,12 +561,15 @@ def scan_image_folder(root, split:str, classes:list|None=None):
                          "the test classes must be training classes")
     paths, labels = [], []
     for c, name in enumerate(classes):
-        if name not in found: continue
+        if name not in found:
+            continue
         files = sorted(e.name for e in os.scandir(root/split/name) if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS))
         if not files and split == 'train':
             raise ValueError(f"imagefolder: {root/split/name} holds no image ({', '.join(IMAGE_EXTENSIONS)}); add images or remove the folder")
-        paths += [f'{split}/{name}/{f}' for f in files]; labels += [c] * len(files)
-    if not paths: raise ValueError(f"imagefolder: {root/split} holds no image in its class sub-folders")
+        paths += [f'{split}/{name}/{f}' for f in files]
+        labels += [c] * len(files)
+    if not paths:
+        raise ValueError(f"imagefolder: {root/split} holds no image in its class sub-folders")
     return classes, paths, torch.tensor(labels, dtype=torch.int64)
 
 def image_folder(data_root=None,               # the folder that holds train/ and val/ (or test/)
@@ -562,7 +607,8 @@ def write_fake_image_folder(root, counts=(5, 5, 5), test_per_class=2, size=(40, 
 # %% ../nbs/00_data.ipynb #b488bfad
 def trim_test_set(data:LTDataset, per_class:int|None)->LTDataset:
     "`data` with only the first `per_class` test images of each class (None: unchanged)."
-    if per_class is None: return data
+    if per_class is None:
+        return data
     check_number('test_per_class', per_class, integer=True)
     labels = data.test.labels.cpu()
     idx = torch.cat([torch.where(labels == c)[0][:per_class] for c in range(data.num_classes)])
@@ -597,14 +643,17 @@ def _load_dataset(name, imbalance_ratio, profile, n_max, seed, data_root, downlo
         ds.spec = dict(dataset=name, imbalance_ratio=ds.imbalance_ratio, image_size=image_size)
         return ds
     if name == 'imagefolder':
-        if imbalance_ratio is not None: check_ratio(imbalance_ratio)
+        if imbalance_ratio is not None:
+            check_ratio(imbalance_ratio)
         ds = image_folder(data_root, imbalance_ratio, profile, n_max, seed, image_size)
         ds.spec = dict(dataset=name, imbalance_ratio=ds.imbalance_ratio, profile=profile, n_max=int(ds.counts.max()),
                        data_seed=seed, image_size=image_size)
         return ds
     check_ratio(imbalance_ratio)
-    if name == 'mnist5k': ds = mnist5k(imbalance_ratio, profile, n_max, seed)
-    else: ds = cifar(name, imbalance_ratio, profile, n_max, seed, data_root, download)
+    if name == 'mnist5k':
+        ds = mnist5k(imbalance_ratio, profile, n_max, seed)
+    else:
+        ds = cifar(name, imbalance_ratio, profile, n_max, seed, data_root, download)
     # the realized ratio max/min of the counts: equal to the requested one up to the truncation of the counts
     ds.spec = dict(dataset=name, imbalance_ratio=ds.imbalance_ratio, profile=profile, n_max=int(ds.counts.max()), data_seed=seed)
     return ds
@@ -622,7 +671,8 @@ def train_val_split(labels,                # int64 labels of the training set
         idx = torch.where(labels == c)[0]
         idx = idx[torch.randperm(len(idx), generator=g)]
         n = len(idx)
-        if n < 2: raise ValueError(f"class {c} has {n} training image(s): a train/validation split needs >= 2 per class "
+        if n < 2:
+            raise ValueError(f"class {c} has {n} training image(s): a train/validation split needs >= 2 per class "
                                    "(raise n_max or lower imbalance_ratio)")
         k = min(max(round(n * val_fraction), 1), n - 1)
         val_idx.append(idx[:k])
@@ -651,8 +701,10 @@ class Sampler:
     def epoch(self, batch_size:int, generator:torch.Generator):
         "One epoch of index batches (`ceil(N / batch_size)` of them)."
         N = len(self.labels)
-        if self.kind == 'instance': idx = torch.randperm(N, generator=generator, device=self.labels.device)
-        else: idx = torch.multinomial(self.weights, N, replacement=True, generator=generator)
+        if self.kind == 'instance':
+            idx = torch.randperm(N, generator=generator, device=self.labels.device)
+        else:
+            idx = torch.multinomial(self.weights, N, replacement=True, generator=generator)
         return idx.split(batch_size)
 
 # %% ../nbs/00_data.ipynb #4583e5cc
@@ -693,13 +745,15 @@ class DecodedBatches(torch.utils.data.Dataset):
         self.images, self.idx, self.seeds, self.positions, self.flip, self.jitter = images, idx, seeds, positions, flip, jitter
     def __len__(self): return len(self.idx)
     def __getitem__(self, k):
-        if self.seeds is None: return self.images.batch(self.idx[k])
+        if self.seeds is None:
+            return self.images.batch(self.idx[k])
         return self.images.batch(self.idx[k], self.seeds[k], self.positions[k], self.flip, self.jitter)
 
 def decoded(data:DecodedBatches, workers:int=0, pin:bool=False, prefetch:int=2):
     "The items of `data` in order: decoded here (`workers=0`) or by `workers` processes of a `DataLoader`."
     workers = check_int('workers', workers, 0)
-    if workers == 0: return (data[k].pin_memory() if pin else data[k] for k in range(len(data)))
+    if workers == 0:
+        return (data[k].pin_memory() if pin else data[k] for k in range(len(data)))
     return iter(torch.utils.data.DataLoader(data, batch_size=None, shuffle=False, num_workers=workers, pin_memory=pin,
                                             prefetch_factor=check_int('prefetch', prefetch),
                                             generator=torch.Generator().manual_seed(0)))   # not the global RNG
@@ -781,7 +835,8 @@ def class_groups(train_counts, split:str='count'):
                 'few': torch.where(n < FEW_BELOW)[0]}
     check_choice('group_split', split, GROUP_SPLITS)
     C, m, f = INDEX_SPLITS[split]
-    if len(n) != C: raise ValueError(f"group_split={split!r} needs {C} classes, got {len(n)}")
+    if len(n) != C:
+        raise ValueError(f"group_split={split!r} needs {C} classes, got {len(n)}")
     return {'many': torch.arange(0, m), 'medium': torch.arange(m, f), 'few': torch.arange(f, C)}
 
 def lt_metrics(preds,                 # predicted labels
@@ -795,7 +850,8 @@ def lt_metrics(preds,                 # predicted labels
     support = conf.sum(1)
     per_class = torch.where(support > 0, 100 * conf.diag().double() / support.clamp(min=1), torch.nan)
     def mean_of(idx):
-        v = per_class[idx]; v = v[~v.isnan()]
+        v = per_class[idx]
+        v = v[~v.isnan()]
         return round(float(v.mean()), 4) if len(v) else None
     out = {'acc': round(100 * float((preds == targets).double().mean()), 4)}
     out.update({k: mean_of(v) for k, v in class_groups(train_counts, split).items()})
@@ -819,7 +875,8 @@ FIGURE_RENDERERS = 'plotly_mimetype+cdn_html'   # JSON for JupyterLab (offline),
 def figure_renderers():
     """plotly's renderers, with ours (`cdn_html`) added. Registered on first use, not on import: plotly builds its registry
     when first asked and imports nbformat then (about 2 s of CPU), so a process that draws nothing never pays for it."""
-    if 'cdn_html' not in pio.renderers: pio.renderers['cdn_html'] = CdnHtmlRenderer()
+    if 'cdn_html' not in pio.renderers:
+        pio.renderers['cdn_html'] = CdnHtmlRenderer()
     return pio.renderers
 
 def use_html_figures():
@@ -911,9 +968,11 @@ def plot_confusion(confusion,                # C x C counts, rows: true class, c
     C = len(conf)
     if counts is not None:
         counts = np.asarray(counts, dtype=np.int64).reshape(-1)
-        if len(counts) != C: raise ValueError(f"counts: {len(counts)} classes for a {C} x {C} confusion matrix")
+        if len(counts) != C:
+            raise ValueError(f"counts: {len(counts)} classes for a {C} x {C} confusion matrix")
     names = [str(c) for c in (class_names if class_names is not None else range(C))]
-    if len(names) != C: raise ValueError(f"class_names: {len(names)} names for a {C} x {C} confusion matrix")
+    if len(names) != C:
+        raise ValueError(f"class_names: {len(names)} names for a {C} x {C} confusion matrix")
     order = np.arange(C) if counts is None else np.argsort(-counts, kind='stable')   # ties keep the index order
     conf = conf[np.ix_(order, order)]
     support = conf.sum(1, keepdims=True)
@@ -934,7 +993,8 @@ def plot_confusion(confusion,                # C x C counts, rows: true class, c
                       ygap=1 if C <= MAX_CELL_TEXT else 0,
                       hovertemplate='true: %{customdata[0]}<br>predicted: %{customdata[1]}<br>'
                                     '%{customdata[2]} images, %{customdata[3]} of the true class<extra></extra>')
-    if C <= MAX_CELL_TEXT: heat.update(text=[[fmt(v) for v in row] for row in z], texttemplate='%{text}')
+    if C <= MAX_CELL_TEXT:
+        heat.update(text=[[fmt(v) for v in row] for row in z], texttemplate='%{text}')
     fig = go.Figure(heat)
     step = max(1, math.ceil(C / MAX_CELL_TEXT))
     ticks = dict(tickmode='array', tickvals=list(range(0, C, step)), ticktext=labels[::step], showgrid=False, zeroline=False)
@@ -993,13 +1053,16 @@ def paper_items_problems(notebook,   # path of a section notebook
     md = notebook_markdown(notebook)
     anchors, rows = notebook_anchors(md), paper_items_rows(md)
     anchors_of = functools.cache(lambda page: notebook_anchors(notebook_markdown(root/'nbs'/page)))   # once a page
-    if rows is None: return [f'no heading {PAPER_ITEMS!r}']
+    if rows is None:
+        return [f'no heading {PAPER_ITEMS!r}']
     problems = [] if rows else ['the table has no row']
     for row in rows:
-        if len(row_cells(row)) != 5: problems.append(f'{row[:60]}...: expected 5 columns')
+        if len(row_cells(row)) != 5:
+            problems.append(f'{row[:60]}...: expected 5 columns')
         for target in re.findall(r'\]\(([^)\s]*)\)', row):
             page, _, anchor = target.partition('#')
-            if page and not (root/'nbs'/page).exists(): problems.append(f'{target}: no notebook nbs/{page}')
+            if page and not (root/'nbs'/page).exists():
+                problems.append(f'{target}: no notebook nbs/{page}')
             elif page and anchor and anchor not in anchors_of(page):
                 problems.append(f'{target}: no heading of {page} has this anchor')
             elif not page and anchor not in anchors:

@@ -70,7 +70,8 @@ class NCLinear(_NormalizedFeatureHead):
         self.weight = nn.Parameter(torch.empty(num_classes, feat_dim))
         self.reset_parameters()
     def reset_parameters(self):
-        with torch.no_grad(): self.weight.copy_(math.sqrt(self.E_W) * F.normalize(torch.randn_like(self.weight), dim=1))
+        with torch.no_grad():
+            self.weight.copy_(math.sqrt(self.E_W) * F.normalize(torch.randn_like(self.weight), dim=1))
 
 class ETFCosine(ETFClassifier):
     "The ETF frame as a cosine classifier: logits normalize(h) @ W^T / sqrt(E_W), cosines in [-1, 1] (for LDAM's scale s)."
@@ -92,11 +93,14 @@ def cifar_resnet(num_classes:int=10, classifier:str='linear',
                  classifier_kw:dict|None=None): # keyword arguments of the head, e.g. dict(E_W=1., E_H=100.)
     "ResNet-(6*blocks+2) for 32x32 inputs with any head of `CLASSIFIERS`."
     check_number('blocks', blocks, integer=True)
-    for w in widths: check_number('widths', w, integer=True)
+    for w in widths:
+        check_number('widths', w, integer=True)
     check_choice('classifier', classifier, CLASSIFIERS)
-    if classifier in ETF_CLASSIFIERS: check_etf_dims(widths[-1], num_classes)
+    if classifier in ETF_CLASSIFIERS:
+        check_etf_dims(widths[-1], num_classes)
     net = CifarResNet(num_classes, blocks, tuple(widths), classifier)
-    if classifier_kw: net.classifier = CLASSIFIERS[classifier](net.feat_dim, num_classes, **classifier_kw)
+    if classifier_kw:
+        net.classifier = CLASSIFIERS[classifier](net.feat_dim, num_classes, **classifier_kw)
     return net
 
 ARCHS['cifar_resnet'] = cifar_resnet
@@ -130,7 +134,8 @@ class GeometryCallback(Callback):
     "Log the class vectors' norms (`cls_norms`) and pairwise angles (`cls_angles`, degrees) every `every` epochs and at the last."
     def __init__(self, every:int=1): self.every = check_number('geometry_every', every, integer=True)
     def after_epoch(self, trainer, epoch, event):
-        if not is_due(epoch, self.every, trainer.cfg.epochs): return
+        if not is_due(epoch, self.every, trainer.cfg.epochs):
+            return
         g = classifier_geometry(classifier_weights(trainer.model.classifier))
         event.update(cls_norms=g['norms'], cls_angles=g['angles'])
 
@@ -149,10 +154,13 @@ def hessian_mode(model:nn.Module, bn_mode:str='eval'):
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
                 aside.append((m, m.running_mean, m.running_var, m.num_batches_tracked))
                 m.track_running_stats, m.running_mean, m.running_var, m.num_batches_tracked = False, None, None, None
-    try: yield model
+    try:
+        yield model
     finally:
-        for m, mean, var, n in aside: m.track_running_stats, m.running_mean, m.running_var, m.num_batches_tracked = True, mean, var, n
-        for m, t in flags: m.training = t
+        for m, mean, var, n in aside:
+            m.track_running_stats, m.running_mean, m.running_var, m.num_batches_tracked = True, mean, var, n
+        for m, t in flags:
+            m.training = t
 
 def power_iteration(matvec,               # v -> H v on flat vectors
                     v0:torch.Tensor,      # start vector
@@ -164,9 +172,11 @@ def power_iteration(matvec,               # v -> H v on flat vectors
         Hv = matvec(v)
         lam = float(v @ Hv)
         res, nrm = float((Hv - lam * v).norm()), Hv.norm()
-        if nrm == 0: return 0., v, i, True
+        if nrm == 0:
+            return 0., v, i, True
         v = Hv / nrm
-        if res <= tol * abs(lam): return lam, v, i, True
+        if res <= tol * abs(lam):
+            return lam, v, i, True
     return lam, v, max_iter, False
 
 def _lanczos(matvec, v0:torch.Tensor, max_iter:int=30, tol:float=1e-3, ncv:int=10):
@@ -187,7 +197,8 @@ def _lanczos(matvec, v0:torch.Tensor, max_iter:int=30, tol:float=1e-3, ncv:int=1
                        maxiter=max(1, 1 + (max_iter - ncv) // (ncv - 1)))
         return float(lam[0]), vec(V[:, 0]), used[0], True
     except ArpackNoConvergence as e:
-        if not len(e.eigenvalues): return float('nan'), None, used[0], False
+        if not len(e.eigenvalues):
+            return float('nan'), None, used[0], False
         return float(e.eigenvalues[0]), vec(e.eigenvectors[:, 0]), used[0], False
 
 def lanczos_max(matvec,                   # v -> H v on flat vectors
@@ -201,7 +212,8 @@ def lanczos_max(matvec,                   # v -> H v on flat vectors
 
 def eig_residual(matvec, v:torch.Tensor, lam:float)->float:
     "Relative residual ||H v - lam v|| / (|lam| ||v||) of an eigenpair estimate (one more product): small when it is one."
-    if v is None or lam != lam: return float('nan')
+    if v is None or lam != lam:
+        return float('nan')
     r = float((matvec(v) - lam * v).norm() / v.norm())
     return r / abs(lam) if lam else r
 
@@ -243,17 +255,21 @@ def max_hessian_eigenvalue(model:nn.Module,
     """Largest (algebraic) eigenvalue of the Hessian of the loss on `data` w.r.t. `params`; with `return_info`, also
     `dict(products, converged, residual, backend, method)`: the solver's own convergence flag at `tol`, and the relative
     residual ||Hv - lambda v|| / |lambda| of the returned pair (one extra product)."""
-    check_choice('method', method, EIG_METHODS); check_choice('backend', backend, HVP_BACKENDS)
+    check_choice('method', method, EIG_METHODS)
+    check_choice('backend', backend, HVP_BACKENDS)
     params = list(params)
-    if not params: raise ValueError("params=[]: expected at least one parameter")
+    if not params:
+        raise ValueError("params=[]: expected at least one parameter")
     loss_func = nn.CrossEntropyLoss() if loss_func is None else loss_func
-    if getattr(loss_func, 'reduction', None) not in ('mean', 'sum'): loss_func = _MeanLoss(loss_func)
+    if getattr(loss_func, 'reduction', None) not in ('mean', 'sum'):
+        loss_func = _MeanLoss(loss_func)
     backend = 'autograd' if backend == 'auto' else backend
     p0 = params[0]
     v0 = torch.randn(sum(p.numel() for p in params), generator=torch.Generator().manual_seed(seed), dtype=p0.dtype).to(p0.device)
     with hessian_mode(model, bn_mode):
         mv = hessian_matvec(model, loss_func, params, data, backend)
-        if method == 'lanczos': lam, vec, its, ok = _lanczos(mv, v0, max_iter, tol)
+        if method == 'lanczos':
+            lam, vec, its, ok = _lanczos(mv, v0, max_iter, tol)
         else:
             lam, vec, its, ok = power_iteration(mv, v0, max_iter, tol)
             if lam < 0:   # the dominant eigenvalue is negative: the largest algebraic one is the top of H - lam I, shifted back
@@ -289,7 +305,8 @@ class HessianCallback(Callback):
         self.method, self.backend = check_choice('hessian_method', method, EIG_METHODS), check_choice('backend', backend, HVP_BACKENDS)
         self._on = None
     def after_epoch(self, trainer, epoch, event):
-        if not is_due(epoch, self.every, trainer.cfg.epochs): return
+        if not is_due(epoch, self.every, trainer.cfg.epochs):
+            return
         if self._on is None or self._on[0] != trainer.device:
             self._on = (trainer.device, [(x.to(trainer.device), y.to(trainer.device)) for x, y in self.data])
         t = time.time()
@@ -321,7 +338,8 @@ def hessian_trace(fig:go.Figure, metrics:list, name:str, color:str|None=None, x_
 def last_geometry(metrics:list, target_norm:float|None=None)->dict:
     "The last logged classifier geometry of a run: `norm_spread`, `angle_mean`, `angle_std` (and `norm_dev` from `target_norm`)."
     ev = [e for e in metrics if 'cls_norms' in e]
-    if not ev: return dict(norm_spread=float('nan'), angle_mean=float('nan'), angle_std=float('nan'), norm_dev=float('nan'))
+    if not ev:
+        return dict(norm_spread=float('nan'), angle_mean=float('nan'), angle_std=float('nan'), norm_dev=float('nan'))
     ang = off_diagonal(ev[-1]['cls_angles'])
     dev = float('nan') if target_norm is None else max(abs(n - target_norm) for e in ev for n in e['cls_norms'])
     return dict(norm_spread=norm_spread(ev[-1]['cls_norms']), angle_mean=float(ang.mean()), angle_std=float(ang.std()),

@@ -30,8 +30,10 @@ FILTERS = dict(section='section', dataset='dataset', ratio='imbalance_ratio', me
 
 def value_label(v)->str:
     "How a table value reads in a filter: `100`, not `100.0`; `none` for a missing value."
-    if v is None or v != v: return 'none'
-    if isinstance(v, float) and v.is_integer(): return str(int(v))
+    if v is None or v != v:
+        return 'none'
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
     return str(v)
 
 def filter_options(table:pd.DataFrame)->dict:
@@ -42,7 +44,8 @@ def filter_options(table:pd.DataFrame)->dict:
 def select_runs(table:pd.DataFrame, **selection)->pd.DataFrame:
     "The rows of `table` whose label for each filter in `selection` (filter name -> chosen labels) is chosen."
     for name, labels in selection.items():
-        if name not in FILTERS: raise ValueError(f"{name}={labels!r}: not a filter (expected one of {tuple(FILTERS)})")
+        if name not in FILTERS:
+            raise ValueError(f"{name}={labels!r}: not a filter (expected one of {tuple(FILTERS)})")
         table = table[table[FILTERS[name]].map(value_label).isin([str(l) for l in labels])]
     return table
 
@@ -56,7 +59,8 @@ CURVE_TEXT = dict(train_loss=('training loss', 'loss'), train_acc=('training acc
 def config_rest(config)->str:
     "The parts of a configuration text (`k=v,k=v`, 09's seed summary) a legend entry does not show yet, if not empty."
     shown = ('method', 'arch', 'dataset', 'imbalance_ratio')
-    if config is None or config != config: return ''
+    if config is None or config != config:
+        return ''
     parts = [kv for kv in str(config).split(',') if kv and not kv.endswith('=')]
     return ','.join(kv for kv in parts if kv.split('=', 1)[0] not in shown)
 
@@ -73,7 +77,8 @@ def sorted_rows(df:pd.DataFrame, keys=SORT_KEYS)->pd.DataFrame:
 
 def _sort_key(v):
     "Numbers by value, before text; a missing value last."
-    if v is None or v != v: return (2, 0., '')
+    if v is None or v != v:
+        return (2, 0., '')
     return (0, float(v), '') if isinstance(v, (int, float, np.integer, np.floating)) else (1, 0., str(v))
 
 def curve_text(key:str)->tuple:
@@ -88,7 +93,8 @@ def _empty(fig:go.Figure, title:str, text:str='no completed run in the selection
 def plot_selection_bars(summary:pd.DataFrame,
                         title:str='Overall and many / medium / few accuracy, mean ± std over seeds'):
     "00's grouped bars of overall / many / medium / few, a bar group per configuration in `SORT_KEYS` order."
-    if summary.empty: return _empty(go.Figure(), title)
+    if summary.empty:
+        return _empty(go.Figure(), title)
     summary = sorted_rows(summary)
     table = pd.DataFrame({**{k: summary[f'{k}_mean'].values for k in METRIC_KEYS},
                           **{f'{k}_std': summary[f'{k}_std'].values for k in METRIC_KEYS}},
@@ -98,7 +104,8 @@ def plot_selection_bars(summary:pd.DataFrame,
 def plot_acc_vs_params(summary:pd.DataFrame, title:str='Accuracy against parameter count'):
     "Overall accuracy (mean ± std over seeds) against the parameter count (log axis), one colour per method (sorted)."
     fig = go.Figure()
-    if summary.empty or summary.params.isna().all(): return _empty(fig, title)
+    if summary.empty or summary.params.isna().all():
+        return _empty(fig, title)
     for method, g in sorted_rows(summary[summary.params.notna()]).groupby('method', sort=True):
         fig.add_trace(go.Scatter(x=g.params, y=g.acc_mean, error_y=dict(type='data', array=g.acc_std), mode='markers',
                                  marker_size=10, name=method, text=[config_label(r) for _, r in g.iterrows()],
@@ -120,14 +127,17 @@ def plot_run_curves(runs:pd.DataFrame,                 # rows of the results tab
         name = f"{row['run']} · {row['arch']} · ×{value_label(row['imbalance_ratio'])}"
         for j, k in enumerate(keys):
             pts = [(e['epoch'], e[k]) for e in events if e.get(k) is not None and 'epoch' in e]
-            if pts: fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode='lines+markers',
+            if pts:
+                fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode='lines+markers',
                                              name=name, legendgroup=name, showlegend=j == 0,
                                              line_color=qualitative.Plotly[i % len(qualitative.Plotly)]), 1, j + 1)
-    if not fig.data: return _empty(fig, title)
+    if not fig.data:
+        return _empty(fig, title)
     more = f' (the first {max_runs} of {len(runs)})' if len(runs) > max_runs else ''
     fig.update_layout(title=title + more, template='plotly_white', height=420)
     fig.update_xaxes(title_text='epoch')
-    for j, (_, y) in enumerate(texts): fig.update_yaxes(title_text=y, row=1, col=j + 1)
+    for j, (_, y) in enumerate(texts):
+        fig.update_yaxes(title_text=y, row=1, col=j + 1)
     return fig
 
 # %% ../nbs/10_results_explorer.ipynb #1731c576
@@ -135,31 +145,40 @@ LT_COUNT_DATASETS = ('mnist5k', 'cifar10', 'cifar100')   # made long-tailed by 0
 
 def rebuilt_train_counts(params:dict, num_classes:int):
     "Per-class training counts of a run, rebuilt from its parameters (`lt_counts`), or None where they do not follow from them."
-    if params.get('dataset') not in LT_COUNT_DATASETS: return None
-    try: return lt_counts(params['n_max'], num_classes, params['imbalance_ratio'], params.get('profile') or 'exp')
-    except (KeyError, TypeError, ValueError): return None
+    if params.get('dataset') not in LT_COUNT_DATASETS:
+        return None
+    try:
+        return lt_counts(params['n_max'], num_classes, params['imbalance_ratio'], params.get('profile') or 'exp')
+    except (KeyError, TypeError, ValueError):
+        return None
 
 def run_train_counts(run:Run, num_classes:int)->tuple:
     "`(counts, where they come from)`: the run's recorded `train_counts` (summary.json), else `rebuilt_train_counts` (older runs), else `(None, why)`."
     recorded = (run.summary or {}).get('train_counts')
-    if recorded is not None and len(recorded) == num_classes: return recorded, 'training counts as the run recorded them'
+    if recorded is not None and len(recorded) == num_classes:
+        return recorded, 'training counts as the run recorded them'
     counts = rebuilt_train_counts(run.params, num_classes)
-    if counts is not None: return counts, 'training counts rebuilt from params.json'
+    if counts is not None:
+        return counts, 'training counts rebuilt from params.json'
     return None, f"classes in index order: no recorded training counts, and those of {run.params.get('dataset')!r} do not follow from params.json"
 
 def run_confusion(run:Run)->np.ndarray|None:
     "A run's confusion matrix: confusion.npy (`Run.confusion`), else the `confusion` of an older run's summary.json; None if neither."
     conf = run.confusion
-    if conf is None and (run.summary or {}).get('confusion') is not None: conf = np.asarray(run.summary['confusion'])
+    if conf is None and (run.summary or {}).get('confusion') is not None:
+        conf = np.asarray(run.summary['confusion'])
     return conf
 
 def plot_run_confusion(path, normalize:str|None='true')->go.Figure:
     "00's `plot_confusion` of the run at `path`, its classes sorted by training count; a one-line message where it has no matrix."
     run = Run(path)
     title = f'{run.path.parent.name}/{run.name}: confusion matrix'
-    try: conf = run_confusion(run)
-    except ValueError as e: return _empty(go.Figure(), title, str(e))
-    if conf is None: return _empty(go.Figure(), title, f'{run.name}: no confusion matrix recorded (no confusion.npy)')
+    try:
+        conf = run_confusion(run)
+    except ValueError as e:
+        return _empty(go.Figure(), title, str(e))
+    if conf is None:
+        return _empty(go.Figure(), title, f'{run.name}: no confusion matrix recorded (no confusion.npy)')
     params, acc = run.params, (run.summary or {}).get('acc')
     counts, note = run_train_counts(run, len(conf))
     what = '% of each true class' if normalize else 'test images'
@@ -267,14 +286,17 @@ def paper_vs_ours(summary:pd.DataFrame, papers:pd.DataFrame|None=None)->pd.DataF
 def claim_runs(table:pd.DataFrame, folder:str, claim:Claim)->pd.DataFrame:
     """The rows of `table` behind `claim`: its run directories (values read with `per_seed`), else every run of its
     section `folder`."""
-    if claim.runs: return table[table.path.map(lambda p: Path(str(p)).name).isin(claim.runs)]
+    if claim.runs:
+        return table[table.path.map(lambda p: Path(str(p)).name).isin(claim.runs)]
     return table[table.section == folder]
 
 def shown_path(path)->str:
     "`path` relative to the project folder when inside it (stored outputs name no machine's paths), else absolute."
     path = Path(path).resolve()
-    try: return str(path.relative_to(project_root().resolve())) or '.'
-    except ValueError: return str(path)
+    try:
+        return str(path.relative_to(project_root().resolve())) or '.'
+    except ValueError:
+        return str(path)
 
 def no_runs_text(root)->str:
     "What to do about a runs folder without any run: the commands that make runs."
@@ -291,8 +313,10 @@ def selection_header(chosen:pd.DataFrame, total:int)->str:
 def papers_shown(papers:pd.DataFrame, summary:pd.DataFrame):
     "The rows of `paper_vs_ours`'s table that the selection (`summary`) matches, or a sentence (HTML): why none does."
     matched = papers[papers.ours != ''].reset_index(drop=True)
-    if len(matched): return matched
-    if summary.empty: return HTML('<p>No completed run is selected, so no paper number is matched.</p>')
+    if len(matched):
+        return matched
+    if summary.empty:
+        return HTML('<p>No completed run is selected, so no paper number is matched.</p>')
     ours = ', '.join(sorted({f"{d} ×{value_label(r)}" for d, r in zip(summary.dataset, summary.imbalance_ratio)}))
     theirs = ', '.join(sorted(set(PAPER_RESULTS.dataset)))
     return HTML(f"<p>None of the {len(papers)} paper numbers matches the selected runs: the papers report {theirs} at "
@@ -313,7 +337,8 @@ class ChoiceGroup:
         box = lambda text: widgets.Checkbox(value=True, description=text, indent=False, layout=dict(width='auto'))
         self.all, self.boxes = box('all'), {o: box(o) for o in self.options}
         self.all.observe(self._all_clicked, names='value')
-        for b in self.boxes.values(): b.observe(self._box_clicked, names='value')
+        for b in self.boxes.values():
+            b.observe(self._box_clicked, names='value')
         self.widget = widgets.VBox([widgets.HTML(f'<b>{name}</b>'), self.all, *self.boxes.values()],
                                    layout=dict(max_height='14em', overflow='auto', margin='0 2em 0.5em 0'))
 
@@ -333,16 +358,21 @@ class ChoiceGroup:
     def _tick(self, ticks:dict, notify:bool):
         self._quiet = True   # one change of the group, one call of on_change
         try:
-            for o, v in ticks.items(): self.boxes[o].value = v
+            for o, v in ticks.items():
+                self.boxes[o].value = v
             self.all.value = all(b.value for b in self.boxes.values())
-        finally: self._quiet = False
-        if notify and self.on_change: self.on_change()
+        finally:
+            self._quiet = False
+        if notify and self.on_change:
+            self.on_change()
 
     def _all_clicked(self, change):
-        if not self._quiet: self._tick({o: change['new'] for o in self.options}, True)
+        if not self._quiet:
+            self._tick({o: change['new'] for o in self.options}, True)
 
     def _box_clicked(self, change):
-        if not self._quiet: self._tick({}, True)   # 'all' follows the boxes
+        if not self._quiet:
+            self._tick({}, True)   # 'all' follows the boxes
 
     def close(self): close_widgets(self.widget)
 
@@ -375,16 +405,20 @@ class Explorer:
         "Tick every value of every filter and select every run (no claim): one redraw."
         self._holding = True
         try:
-            for f in self.filters.values(): f.set(f.options, notify=False)
+            for f in self.filters.values():
+                f.set(f.options, notify=False)
             self.claim.value = -1
-        finally: self._holding = False
+        finally:
+            self._holding = False
         self.update()
 
     def update(self, change=None):
         "Select the runs the filters allow and recompute the figures and the paper table."
-        if self._holding: return
+        if self._holding:
+            return
         chosen = select_runs(self.table, **self.selection())
-        if self.claim.value >= 0: chosen = claim_runs(chosen, *self.claims[self.claim.value])
+        if self.claim.value >= 0:
+            chosen = claim_runs(chosen, *self.claims[self.claim.value])
         self.selected = chosen[chosen.status == 'completed']
         summary = seed_summary(self.selected)
         self.figures = dict(bars=plot_selection_bars(summary), params=plot_acc_vs_params(summary),
@@ -395,23 +429,28 @@ class Explorer:
             self.run_choice.options = [(f"{r['section']}/{Path(p).name} · {r['arch']}", p)
                                        for p, (_, r) in zip(paths, self.selected.iterrows())]
             self.run_choice.value = chosen_path if chosen_path in paths else (paths[0] if paths else None)
-        finally: self._choosing = False
+        finally:
+            self._choosing = False
         self.figures['confusion'] = self.confusion_figure()
         self.papers = paper_vs_ours(summary)
         self.papers_view = papers_shown(self.papers, summary)
         self.header.value = selection_header(chosen, len(self.table))
-        if self.tabs is not None: self.draw()
+        if self.tabs is not None:
+            self.draw()
 
     def confusion_figure(self)->go.Figure:
         "The confusion matrix of the run chosen in `run_choice` (`plot_run_confusion`)."
-        if self.run_choice.value is None: return _empty(go.Figure(), 'Confusion matrix')
+        if self.run_choice.value is None:
+            return _empty(go.Figure(), 'Confusion matrix')
         return plot_run_confusion(self.run_choice.value)
 
     def choose_run(self, change=None):
         "Draw the confusion matrix of the run just chosen (the other tabs do not depend on it)."
-        if self._choosing: return
+        if self._choosing:
+            return
         self.figures['confusion'] = self.confusion_figure()
-        if self.tabs is not None: show_in(self.tabs['confusion'], self.figures['confusion'])
+        if self.tabs is not None:
+            show_in(self.tabs['confusion'], self.figures['confusion'])
 
     def close(self):
         "Close every widget of the explorer (one used once, e.g. by a check, then holds nothing in the kernel)."
@@ -420,7 +459,8 @@ class Explorer:
 
     def draw(self):
         "Show the current figures and paper table in the tabs."
-        for k, out in self.tabs.items(): show_in(out, self.papers_view if k == 'papers' else self.figures[k])
+        for k, out in self.tabs.items():
+            show_in(out, self.papers_view if k == 'papers' else self.figures[k])
 
     def widget(self)->widgets.Widget:
         "The filters (with a reset button), the header and the tabs, drawn; a table without runs: what makes runs."
@@ -432,7 +472,8 @@ class Explorer:
             self.draw()
         tabs = widgets.Tab(children=[widgets.VBox([self.run_choice, out]) if k == 'confusion' else out
                                      for k, out in self.tabs.items()])
-        for i, k in enumerate(self.tabs): tabs.set_title(i, k)
+        for i, k in enumerate(self.tabs):
+            tabs.set_title(i, k)
         filters = widgets.HBox([f.widget for f in self.filters.values()], layout=dict(flex_flow='row wrap'))
         self._box = ExplorerBox([filters,
                                  *([self.claim] if self.claims else []),
@@ -462,12 +503,15 @@ def explore_plan(results_root=None, demo:bool=False, run_dir=None)->tuple:
     folder (`run_dir`, default `10_results_explorer` under the runs root)."""
     check_choice('demo', demo, (True, False))
     if results_root is not None:
-        if demo: raise ValueError(f"demo=True, results_root={results_root!r}: the demonstration set goes to run_dir; "
+        if demo:
+            raise ValueError(f"demo=True, results_root={results_root!r}: the demonstration set goes to run_dir; "
                                   "give one or the other")
         root = Path(results_root)
         if not root.is_dir():
             raise ValueError(f"results_root={results_root!r}: no such folder (expected a runs folder, e.g. runs)")
-        if results_table(root).empty: raise ValueError(f"results_root={results_root!r}: {no_runs_text(root)}")
+        if results_table(root).empty:
+            raise ValueError(f"results_root={results_root!r}: {no_runs_text(root)}")
         return root, False
-    if not demo and completed_runs(runs_root('')): return runs_root(''), False
+    if not demo and completed_runs(runs_root('')):
+        return runs_root(''), False
     return runs_root(DEMO_SECTION, run_dir), True

@@ -53,7 +53,8 @@ def arch_str(arch)->str:
 def parse_arch(s:str)->tuple:
     "The 6 operations (in `EDGES` order) of a NATS-Bench architecture string; a `ValueError` says what is wrong."
     nodes = s.split('+') if isinstance(s, str) else []
-    if len(nodes) != NODES - 1: raise ValueError(f"arch={s!r}: expected {NODES - 1} nodes joined by '+', like '{arch_str(['none'] * 6)}'")
+    if len(nodes) != NODES - 1:
+        raise ValueError(f"arch={s!r}: expected {NODES - 1} nodes joined by '+', like '{arch_str(['none'] * 6)}'")
     ops = []
     for j, node in enumerate(nodes, 1):
         edges = [e for e in node.split('|') if e]
@@ -61,16 +62,20 @@ def parse_arch(s:str)->tuple:
             raise ValueError(f"arch={s!r}: node {j} must list its {j} inputs as '|op~i|...|'")
         for i, e in enumerate(edges):
             op, _, src = e.partition('~')
-            if src != str(i): raise ValueError(f"arch={s!r}: node {j}, edge {i + 1} must come from node {i}, got {e!r}")
+            if src != str(i):
+                raise ValueError(f"arch={s!r}: node {j}, edge {i + 1} must come from node {i}, got {e!r}")
             ops.append(check_choice('arch operation', op, OP_NAMES))
     return tuple(ops)
 
 def as_arch(arch)->tuple:
     "A cell as a tuple of 6 operation names, from a NATS-Bench string or a sequence."
-    if isinstance(arch, str): return parse_arch(arch)
+    if isinstance(arch, str):
+        return parse_arch(arch)
     arch = tuple(str(o) for o in arch)
-    if len(arch) != len(EDGES): raise ValueError(f"arch={arch!r}: expected {len(EDGES)} operations, one per edge")
-    for o in arch: check_choice('arch operation', o, OP_NAMES)
+    if len(arch) != len(EDGES):
+        raise ValueError(f"arch={arch!r}: expected {len(EDGES)} operations, one per edge")
+    for o in arch:
+        check_choice('arch operation', o, OP_NAMES)
     return arch
 
 def arch_code(arch)->str:
@@ -81,7 +86,8 @@ def is_valid(arch)->bool:
     "Whether the cell's output node is reachable from its input through edges that are not `none`."
     arch, reach = as_arch(arch), {0}
     for k, (j, i) in enumerate(EDGES):
-        if arch[k] != 'none' and i in reach: reach.add(j)
+        if arch[k] != 'none' and i in reach:
+            reach.add(j)
     return NODES - 1 in reach
 
 def cost_signature(arch)->tuple:
@@ -95,7 +101,8 @@ def all_archs()->tuple:
 
 def equal_cost_archs(cost_ops)->list:
     "Every valid cell whose parametric operations are exactly the multiset `cost_ops`."
-    for o in cost_ops: check_choice('cost_ops', o, PARAMETRIC_OPS)
+    for o in cost_ops:
+        check_choice('cost_ops', o, PARAMETRIC_OPS)
     return list(_equal_cost(tuple(sorted(cost_ops))))
 
 @functools.lru_cache(maxsize=64)
@@ -104,7 +111,8 @@ def _equal_cost(sig:tuple)->tuple: return tuple(a for a in all_archs() if cost_s
 def sample_equal_cost(k:int, cost_ops, seed:int=0)->list:
     "`k` distinct valid cells drawn uniformly (seeded) among those of cost `cost_ops`."
     pool = equal_cost_archs(cost_ops)
-    if k > len(pool): raise ValueError(f"num_archs={k}: only {len(pool)} valid cells have the parametric operations {list(cost_ops)}")
+    if k > len(pool):
+        raise ValueError(f"num_archs={k}: only {len(pool)} valid cells have the parametric operations {list(cost_ops)}")
     return [pool[i] for i in np.random.default_rng(seed).choice(len(pool), k, replace=False)]
 
 # %% ../nbs/08_imbnas_transfer.ipynb #633cdb72
@@ -144,7 +152,8 @@ class CellNet(nn.Module):
         self.stem = nn.Sequential(nn.Conv2d(3, C, 3, stem_stride, padding=1, bias=False), nn.BatchNorm2d(C))
         layers = []
         for s, w in enumerate((C, 2 * C, 4 * C)):
-            if s: layers.append(ResidualReduction(w // 2, w))
+            if s:
+                layers.append(ResidualReduction(w // 2, w))
             layers += [TopologyCell(w, self.arch) for _ in range(N)]
         self.layers = nn.ModuleList(layers)
         self.lastact = nn.Sequential(nn.BatchNorm2d(4 * C), nn.ReLU())
@@ -152,9 +161,11 @@ class CellNet(nn.Module):
         self.classifier = CLASSIFIERS[check_choice('classifier', classifier, CLASSIFIERS)](4 * C, num_classes)
     def feature_map(self, x):
         "The last stage's activations, before pooling."
-        if self.arch is None: raise RuntimeError("the supernet has no path: set model.arch to a cell first")
+        if self.arch is None:
+            raise RuntimeError("the supernet has no path: set model.arch to a cell first")
         x = self.stem(x)
-        for layer in self.layers: x = layer(x, self.arch) if isinstance(layer, TopologyCell) else layer(x)
+        for layer in self.layers:
+            x = layer(x, self.arch) if isinstance(layer, TopologyCell) else layer(x)
         return self.lastact(x)
     def features(self, x): return F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1)
     def forward(self, x): return self.classifier(self.features(x))
@@ -168,9 +179,11 @@ def count_macs(net:nn.Module, size:int=32)->int:
     hooks = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.Conv2d)]
     training = net.training
     try:
-        with torch.no_grad(): net.eval()(torch.zeros(1, 3, size, size, device=next(net.parameters()).device))
+        with torch.no_grad():
+            net.eval()(torch.zeros(1, 3, size, size, device=next(net.parameters()).device))
     finally:
-        for h in hooks: h.remove()
+        for h in hooks:
+            h.remove()
         net.train(training)
     return total[0] + net.classifier.weight.numel()
 
@@ -190,7 +203,8 @@ def sample_path(generator:torch.Generator, valid_only:bool=True)->tuple:
     while True:
         idx = torch.randint(len(OP_NAMES), (len(EDGES),), generator=generator, device=generator.device).tolist()
         arch = tuple(OP_NAMES[i] for i in idx)
-        if not valid_only or is_valid(arch): return arch
+        if not valid_only or is_valid(arch):
+            return arch
 
 def spos_step(trainer, x, y):
     "The trainer step of single-path one-shot training: sample a path from `trainer.generator`, then the ordinary step on it."
@@ -198,7 +212,8 @@ def spos_step(trainer, x, y):
     model.arch = sample_path(trainer.generator)
     if trainer.cfg.freeze_backbone or getattr(trainer, 'backbone_frozen', False):   # batch statistics; running ones kept
         model.train()
-        with running_stats_paused(model): return standard_step(trainer, x, y)
+        with running_stats_paused(model):
+            return standard_step(trainer, x, y)
     return standard_step(trainer, x, y)
 
 class FreezeBackboneFrom(Callback):
@@ -208,7 +223,8 @@ class FreezeBackboneFrom(Callback):
     def before_epoch(self, trainer, epoch):
         trainer.backbone_frozen = epoch >= self.epoch   # read by `spos_step`; set at every epoch: a resumed run agrees
         for n, p in trainer.model.named_parameters():
-            if not n.startswith('classifier.'): p.requires_grad_(not trainer.backbone_frozen)   # no gradient: SGD skips it
+            if not n.startswith('classifier.'):
+                p.requires_grad_(not trainer.backbone_frozen)   # no gradient: SGD skips it
 
 
 # %% ../nbs/08_imbnas_transfer.ipynb #f4ddda53
@@ -219,14 +235,19 @@ def recalibrated_bn(model:nn.Module, batches):
     saved = [(m.momentum, {k: v.clone() for k, v in m.state_dict().items()}) for m in bns]
     training = model.training
     try:
-        for m in bns: m.reset_running_stats(); m.momentum = None     # momentum None: cumulative average
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None     # momentum None: cumulative average
         model.train()
         with torch.no_grad():
-            for x in batches: model(x)
+            for x in batches:
+                model(x)
         model.eval()
         yield model
     finally:
-        for m, (momentum, state) in zip(bns, saved): m.momentum = momentum; m.load_state_dict(state)
+        for m, (momentum, state) in zip(bns, saved):
+            m.momentum = momentum
+            m.load_state_dict(state)
         model.train(training)
 
 def recalibration_batches(trainer, images:ImageSet, n:int, seed:int=0)->list:
@@ -239,7 +260,8 @@ def recalibration_batches(trainer, images:ImageSet, n:int, seed:int=0)->list:
 def evaluate_subnet(trainer, arch, batches_, eval_set:ImageSet|None=None)->dict:
     "Metrics of the supernet's path `arch` with inherited weights and BN statistics recalibrated on `batches_`, plus `balanced_acc`."
     trainer.model.arch = as_arch(arch)
-    with trainer.autocast(), recalibrated_bn(trainer.model, batches_): m = trainer.evaluate(eval_set)
+    with trainer.autocast(), recalibrated_bn(trainer.model, batches_):
+        m = trainer.evaluate(eval_set)
     per = [p for p in m['per_class'] if p is not None]
     return {**{k: v for k, v in m.items() if k != 'confusion'}, 'balanced_acc': round(float(np.mean(per)), 4)}
 
@@ -248,7 +270,8 @@ def random_arch(rng:np.random.Generator)->tuple:
     "A uniformly drawn valid cell."
     while True:
         arch = tuple(OP_NAMES[i] for i in rng.integers(len(OP_NAMES), size=len(EDGES)))
-        if is_valid(arch): return arch
+        if is_valid(arch):
+            return arch
 
 def mutate(arch, rng:np.random.Generator, prob:float)->tuple:
     "Each edge's operation redrawn uniformly with probability `prob` (the result may be invalid: callers check)."
@@ -262,9 +285,12 @@ def offspring(make, n:int, seen:set, tries:int=50)->list:
     "Up to `n` new valid cells from `make()` (at most `tries * n` attempts), each added to `seen`."
     out = []
     for _ in range(tries * n):
-        if len(out) >= n: break
+        if len(out) >= n:
+            break
         a = make()
-        if is_valid(a) and a not in seen: seen.add(a); out.append(a)
+        if is_valid(a) and a not in seen:
+            seen.add(a)
+            out.append(a)
     return out
 
 def evolution_search(fitness,                 # cell (tuple of 6 operations) -> score, higher is better
@@ -278,14 +304,18 @@ def evolution_search(fitness,                 # cell (tuple of 6 operations) -> 
     with progress(total=generations, desc=desc, unit='gen') as bar:   # generations; cells evaluated and best fitness so far
         for gen in range(generations):
             new = [a for a in pop if a not in scores]
-            for a in progress(new, desc=f'{desc}: generation {gen + 1}', unit='cell', leave=False): scores[a] = float(fitness(a))
+            for a in progress(new, desc=f'{desc}: generation {gen + 1}', unit='cell', leave=False):
+                scores[a] = float(fitness(a))
             top = sorted({*top, *pop}, key=lambda a: (-scores[a], arch_code(a)))[:top_k]
             rec = dict(generation=gen, evaluated=len(scores), best=arch_str(top[0]), best_fitness=scores[top[0]],
                        top_k_mean=float(np.mean([scores[a] for a in top])))
             history.append(rec)
-            if log: log(rec)
-            bar.set_postfix(evaluated=rec['evaluated'], best=f"{rec['best_fitness']:.4g}", refresh=False); bar.update()
-            if gen + 1 == generations: break
+            if log:
+                log(rec)
+            bar.set_postfix(evaluated=rec['evaluated'], best=f"{rec['best_fitness']:.4g}", refresh=False)
+            bar.update()
+            if gen + 1 == generations:
+                break
             pick = lambda: top[rng.integers(len(top))]
             pop = offspring(lambda: mutate(pick(), rng, mutation_prob), mutation_num, seen)
             pop += offspring(lambda: crossover(pick(), pick(), rng), crossover_num, seen)
@@ -310,18 +340,24 @@ def rank_agreement(x, y,                 # the accuracies of the same architectu
     "Kendall's tau of `x` and `y`, and `degenerate`: why it cannot be read as an agreement (None when it can)."
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     k = len(x)
-    if k != len(y): raise ValueError(f"x and y: expected the same architectures, got {k} and {len(y)} accuracies")
+    if k != len(y):
+        raise ValueError(f"x and y: expected the same architectures, got {k} and {len(y)} accuracies")
     pairs = list(itertools.combinations(range(k), 2))
     tied = max(sum(v[i] == v[j] for i, j in pairs) for v in (x, y)) if pairs else 0
     tau = kendall_tau(x, y) if k >= 2 else float('nan')
     p_perfect = 2 / math.factorial(k) if k >= 2 else 1.
     why = []
-    if k < 2: why.append(f'{k} architecture(s): no pair to rank')
-    elif min(len(set(x.tolist())), len(set(y.tolist()))) == 1: why.append('every architecture has the same accuracy on one side: tau is undefined')
+    if k < 2:
+        why.append(f'{k} architecture(s): no pair to rank')
+    elif min(len(set(x.tolist())), len(set(y.tolist()))) == 1:
+        why.append('every architecture has the same accuracy on one side: tau is undefined')
     else:
-        if np.array_equal(x, y): why.append('identical accuracies on both variants: the same numbers twice, not two rankings')
-        if tied > len(pairs) / 2: why.append(f'{tied} of {len(pairs)} pairs tied on one side')
-        if p_perfect > alpha: why.append(f'only {k} architectures: two random rankings agree perfectly (|tau| = 1) with probability '
+        if np.array_equal(x, y):
+            why.append('identical accuracies on both variants: the same numbers twice, not two rankings')
+        if tied > len(pairs) / 2:
+            why.append(f'{tied} of {len(pairs)} pairs tied on one side')
+        if p_perfect > alpha:
+            why.append(f'only {k} architectures: two random rankings agree perfectly (|tau| = 1) with probability '
                                          f'2/{k}! = {p_perfect:.3f} > {alpha:g}, so tau cannot tell agreement from chance')
     return dict(tau=tau, k=k, tied_pairs=int(tied), p_perfect=p_perfect, degenerate='; '.join(why) or None)
 
@@ -366,13 +402,15 @@ def adaptation_config(procedure:str,             # a key of `PROCEDURES`
                      )->TrainConfig|None:
     "The training config of adaptation `procedure` from the supernet's; None for P0."
     check_choice('procedure', procedure, PROCEDURES)
-    if procedure == 'P0': return None
+    if procedure == 'P0':
+        return None
     if procedure == 'P3':
         check_choice('reweight', reweight, ('drw', 'none'))
         method = 'imbnas_adapt_P3' + ('' if reweight == 'drw' else '_ce')
         return replace(supernet_cfg, method=method, reweight=reweight, init_from=None,
                        **step_schedule('supernet', supernet_cfg.epochs, supernet_cfg.lr, supernet_cfg.lr_decay))
-    if init_from is None: raise ValueError(f"{procedure} starts from the source supernet: pass init_from (its checkpoint)")
+    if init_from is None:
+        raise ValueError(f"{procedure} starts from the source supernet: pass init_from (its checkpoint)")
     sched = step_schedule('adapt', epochs or max(1, round(supernet_cfg.epochs / 3)), lr or supernet_cfg.lr / 10, supernet_cfg.lr_decay)
     if procedure == 'P1':   # Eq. 4: the re-weighted loss from the first epoch, classifier only
         return replace(crt_config(supernet_cfg, init_from, sched['epochs'], sched['lr']), method='imbnas_adapt_P1',
@@ -384,7 +422,8 @@ def transfer_init(source:Run, num_classes:int, seed:int=0)->Path:
     ck = source.load_checkpoint()
     head = {k[len('classifier.'):]: v for k, v in ck['model'].items() if k.startswith('classifier.')}
     cls, dims = ('linear', head['weight'].shape[::-1]) if 'bias' in head else ('normed', head['weight'].shape)
-    if dims[1] == num_classes: return source.checkpoint_file
+    if dims[1] == num_classes:
+        return source.checkpoint_file
     path = source.path/f'init_{num_classes}_classes.pt'
     if not path.exists():
         torch.manual_seed(seed)
@@ -489,7 +528,8 @@ def adapt_supernet(source:Run,                 # a completed `train_supernet` ru
                    reweight:str='drw',         # P3 only: 'drw' (Eq. 6) or 'none' (plain CE, Table 5)
                   )->Run:
     "The source supernet adapted to the target by `procedure` (Sec. 3.4: P1 classifier with CB, P2 fine-tuning with DRW, P3 from scratch)."
-    if check_choice('procedure', procedure, PROCEDURES) == 'P0': return source
+    if check_choice('procedure', procedure, PROCEDURES) == 'P0':
+        return source
     if finetune_epochs is not None and procedure != 'P2':
         raise ValueError(f"finetune_epochs={finetune_epochs}: only P2 fine-tunes the backbone "
                          f"(procedure={procedure!r})")
@@ -498,7 +538,8 @@ def adapt_supernet(source:Run,                 # a completed `train_supernet` ru
     cfg_s = run_config(source)   # the source supernet's config
     init = transfer_init(source, data.num_classes, cfg_s.seed) if procedure != 'P3' else None
     cfg = adaptation_config(procedure, cfg_s, init, epochs, lr, reweight)
-    if finetune_epochs is not None: check_number('finetune_epochs', finetune_epochs, integer=True, zero_ok=True)
+    if finetune_epochs is not None:
+        check_number('finetune_epochs', finetune_epochs, integer=True, zero_ok=True)
     ft = finetune_epochs is not None and finetune_epochs < cfg.epochs
     return train_run(data, cfg, section, name or f'adapt_{procedure}_s{cfg_s.seed}', run_dir, step=spos_step, eval_set=val_set,
                      extra={'finetune_epochs': finetune_epochs} if ft else None,
@@ -518,14 +559,16 @@ def evolve_subnets(supernet:Run,               # the supernet the sub-networks i
                    name:str|None=None)->Run:   # default `search_<procedure>_s<seed>`
     "The evolutionary search over `supernet`'s sub-networks in the run `name` (a record per generation); returns the `Run`."
     cfg = cfg or replace(run_config(supernet), freeze_backbone=False)
-    check_choice('procedure', procedure, PROCEDURES); check_choice('fitness_metric', fitness_metric, ('balanced_acc', 'acc'))
+    check_choice('procedure', procedure, PROCEDURES)
+    check_choice('fitness_metric', fitness_metric, ('balanced_acc', 'acc'))
     ev = dict(generations=generations, population=population, crossover_num=crossover_num, mutation_num=mutation_num,
               mutation_prob=mutation_prob, top_k=top_k, seed=seed)
     params = dict(method=f'imbnas_search_{procedure}', supernet=supernet.name, data=data.spec, imbalance_ratio=data.imbalance_ratio,
                   val_fraction=val_fraction, fitness_metric=fitness_metric, bn_batches=bn_batches, batch_size=cfg.batch_size,
                   device=cfg.device, **ev)
     run = Run.create(runs_root(section, run_dir), name or f'search_{procedure}_s{seed}', params)
-    if run.completed: return run
+    if run.completed:
+        return run
     run.truncate_metrics(0)     # records of an interrupted search are redone
     model = supernet.model if supernet.model is not None else load_model(supernet.path, pick_device(cfg.device))   # in memory, or from disk
     trainer = Trainer(model, data, cfg, eval_set=val_set)
@@ -536,7 +579,8 @@ def evolve_subnets(supernet:Run,               # the supernet the sub-networks i
         res = evolution_search(lambda a: evaluate_subnet(trainer, a, bs)[fitness_metric], log=lambda rec: run.log(**rec),
                                desc=f'search {procedure} s{seed}', **ev)
     except Exception as e:
-        run.finish('failed', error=f'{type(e).__name__}: {e}'); raise
+        run.finish('failed', error=f'{type(e).__name__}: {e}')
+        raise
     run.finish('completed', procedure=procedure, adapt_time=adapt_time, search_time=round(time.time() - t0, 3), **res)
     return run
 
@@ -557,7 +601,8 @@ def table1_archs(pool:int=8,                    # random genotypes drawn (at lea
     """Table 1's A1-A4 by cost alone: A1, A2 the two of `pool` random genotypes closest in MACs, A3 / A4 the largest /
     smallest of the rest."""
     check_number('table1_pool', pool, integer=True)
-    if pool < 4: raise ValueError(f"table1_pool={pool}: expected at least 4 genotypes to choose A1-A4 from")
+    if pool < 4:
+        raise ValueError(f"table1_pool={pool}: expected at least 4 genotypes to choose A1-A4 from")
     rng = np.random.default_rng(seed)
     gs = [random_genotype(rng) for _ in range(pool)]
     macs = [count_macs(GenotypeNet(num_classes, genotype=g, **net_kw)) for g in gs]

@@ -43,11 +43,14 @@ def load_ledger(path)->Ledger:
     "Read and check a ledger file: known keys, existing notebooks, and only parameters those notebooks have."
     given = path
     path = Path(path) if Path(path).exists() or Path(path).is_absolute() else project_root()/path   # relative: to the project
-    if not path.exists(): raise FileNotFoundError(f"{path}: no such ledger file (the ledgers are in configs/claims/)")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such ledger file (the ledgers are in configs/claims/)")
     spec = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(spec, dict): raise ValueError(f"{path.name}: expected a mapping with the keys {', '.join(LEDGER_KEYS)}")
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path.name}: expected a mapping with the keys {', '.join(LEDGER_KEYS)}")
     unknown = sorted(set(spec) - set(LEDGER_KEYS))
-    if unknown: raise ValueError(f"{path.name}: unknown key(s) {', '.join(unknown)}; a ledger file has: {', '.join(LEDGER_KEYS)}")
+    if unknown:
+        raise ValueError(f"{path.name}: unknown key(s) {', '.join(unknown)}; a ledger file has: {', '.join(LEDGER_KEYS)}")
     if not isinstance(spec.get('sections'), dict) or not spec['sections']:
         raise ValueError(f"{path.name}: `sections` must map section notebooks (e.g. 04_ltdarts_search) to their parameters")
     sections = {}
@@ -109,9 +112,11 @@ def run_ledger(ledger, workers:int=1, root=None)->pd.DataFrame:
             nb, point, d = item
             rec = run_point_process(nb, point, d)
             bar.update(1)
-            if rec.get('status') != 'completed': _log.error(f"FAILED {nb.stem}: {(rec.get('error') or '').splitlines()[0] if rec.get('error') else ''}")
+            if rec.get('status') != 'completed':
+                _log.error(f"FAILED {nb.stem}: {(rec.get('error') or '').splitlines()[0] if rec.get('error') else ''}")
             return rec
-        with ThreadPoolExecutor(workers) as ex: list(ex.map(go, todo))
+        with ThreadPoolExecutor(workers) as ex:
+            list(ex.map(go, todo))
         bar.close()
         _log_invocation(root, f'lt-workbook ledger {ledger.file} --workers {workers}', started, [p.name for _, p, _ in todo])
     return ledger_status(ledger, root)
@@ -135,8 +140,10 @@ LEDGER_VERDICTS = ('supported', 'not reproduced', 'contradicted', 'by constructi
 
 def _z(v:dict)->float:
     "The effect in standard errors (infinite where the spread is zero, e.g. a deterministic value against a threshold)."
-    if not np.isfinite(v['delta']): return float('nan')
-    if v['se'] > 0: return v['delta'] / v['se']
+    if not np.isfinite(v['delta']):
+        return float('nan')
+    if v['se'] > 0:
+        return v['delta'] / v['se']
     return float(np.sign(v['delta']) * np.inf) if v['delta'] else 0.
 
 def ledger_claims(root)->pd.DataFrame:
@@ -178,7 +185,8 @@ def plot_ledger(claims:pd.DataFrame, title:str='The claims ledger')->go.Figure:
                                 customdata=claims.loc[claims.verdict == v, ['ours', 'why']].values,
                                 hovertemplate='%{y}<br>%{customdata[0]}<br>z %{x:.1f} (%{customdata[1]})<extra></extra>')
                      for v in LEDGER_VERDICTS if (claims.verdict == v).any()])
-    for x in (-2, 2): fig.add_vline(x=x, line_dash='dot', line_color='grey')
+    for x in (-2, 2):
+        fig.add_vline(x=x, line_dash='dot', line_color='grey')
     fig.update_layout(title=title, xaxis_title='effect / standard error (the paper\'s direction > 0; clipped at ±8)',
                       yaxis=dict(autorange='reversed', categoryorder='array', categoryarray=label, tickfont=dict(size=9)),
                       height=160 + 16 * len(claims), template='plotly_white', legend=dict(orientation='h', y=1.02, yanchor='bottom'))
@@ -186,7 +194,8 @@ def plot_ledger(claims:pd.DataFrame, title:str='The claims ledger')->go.Figure:
 
 def plot_claim_arms(claims:pd.DataFrame, title:str, cols:int=4)->go.Figure:
     "A small figure per claim: both arms' per-seed values (a threshold as a line), titled with the claim's location and verdict."
-    n = len(claims); rows = max(1, -(-n // cols))
+    n = len(claims)
+    rows = max(1, -(-n // cols))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"{w[:30]} ({v})" for w, v in zip(claims['where'], claims.verdict)],
                         vertical_spacing=min(0.3 / rows + 0.02, 0.12))
     for k, (_, c) in enumerate(claims.iterrows()):

@@ -41,15 +41,18 @@ def resnet32_size(num_classes:int=10)->int: return count_params(resnet32(num_cla
 
 def parameter_budget(size, num_classes:int=10)->int|None:
     "`size` as a parameter count: an integer, 'resnet32' (ResNet-32's count for `num_classes`), or None (each builder's default)."
-    if size is None: return None
-    if size == 'resnet32': return resnet32_size(num_classes)
+    if size is None:
+        return None
+    if size == 'resnet32':
+        return resnet32_size(num_classes)
     return check_number('backbone_params', size, integer=True)
 
 def fit_channels(build, target:int, lo:int=2, step:int=2)->int:
     "The multiple of `step` C >= `lo` whose `build(C)` has the parameter count closest to `target` (counts grow with C)."
     size = lambda C: count_params(build(C))
     hi = lo
-    while size(hi) < target: hi *= 2
+    while size(hi) < target:
+        hi *= 2
     return min(range(lo, hi + 1, step), key=lambda C: abs(size(C) - target))
 
 def backbone(name:str,                  # 'resnet32', 'block:<block>', 'genotype:<spec>' or 'cell:<NATS-Bench string>'
@@ -60,12 +63,15 @@ def backbone(name:str,                  # 'resnet32', 'block:<block>', 'genotype
              blocks:int=5,               # blocks per stage of a block variant (5: ResNet-32's depth)
              stem_stride:int=1)->Backbone:   # 2: genotype and cell networks at half resolution (a CPU proxy)
     "The `Backbone` named `name`: a `ValueError` names what is wrong before anything is built."
-    if not isinstance(name, str): raise ValueError(f"backbone {name!r}: expected a string, one of {list(BACKBONE_KINDS.values())}")
+    if not isinstance(name, str):
+        raise ValueError(f"backbone {name!r}: expected a string, one of {list(BACKBONE_KINDS.values())}")
     kind, _, spec = name.partition(':')
-    if kind not in BACKBONE_KINDS: raise ValueError(f"backbone {name!r}: expected one of {list(BACKBONE_KINDS.values())}")
+    if kind not in BACKBONE_KINDS:
+        raise ValueError(f"backbone {name!r}: expected one of {list(BACKBONE_KINDS.values())}")
     target = parameter_budget(size, num_classes)
     if kind == 'resnet32':
-        if spec: raise ValueError(f"backbone {name!r}: 'resnet32' takes no ':' part")
+        if spec:
+            raise ValueError(f"backbone {name!r}: 'resnet32' takes no ':' part")
         return Backbone(name, 'resnet32', {})
     if kind == 'block':
         check_choice(f'backbone {name!r}: block', spec, BLOCKS)
@@ -96,12 +102,15 @@ def recipe_config(bb:Backbone,                 # the backbone
     check_choice('method', method, recipe_methods())
     is_reslt = RESLT in (method, head)
     kw = {**base, **METHODS.get(method, {}), **(overrides or {}), 'arch': bb.arch, 'arch_kw': bb.arch_kw, 'method': method}
-    if head not in (None, RESLT): kw['classifier'] = head
+    if head not in (None, RESLT):
+        kw['classifier'] = head
     try:
         cfg = TrainConfig(**kw)
         if is_reslt:
-            try: reslt_config(cfg, reslt or ResLTSetting(), range(num_classes, 0, -1))   # checked wrapped; `reslt_run` wraps it when it runs
-            except ValueError as e: raise ValueError(f"{e}; ResLT trains with: {reslt_methods()}") from None
+            try:
+                reslt_config(cfg, reslt or ResLTSetting(), range(num_classes, 0, -1))   # checked wrapped; `reslt_run` wraps it when it runs
+            except ValueError as e:
+                raise ValueError(f"{e}; ResLT trains with: {reslt_methods()}") from None
         return cfg
     except ValueError as e:
         raise ValueError(f"recipe {bb.name} + {method}{f' (head {head})' if head else ''}: {e}") from None
@@ -109,8 +118,10 @@ def recipe_config(bb:Backbone,                 # the backbone
 def reslt_methods()->list:
     "The `METHODS` ResLT's branches can train with (its step, one stage, no mixup): those whose wrapped config passes its checks."
     def fits(m):
-        try: return reslt_config(TrainConfig(**METHODS[m]), ResLTSetting(), range(10, 0, -1)) is not None
-        except ValueError: return False
+        try:
+            return reslt_config(TrainConfig(**METHODS[m]), ResLTSetting(), range(10, 0, -1)) is not None
+        except ValueError:
+            return False
     return [m for m in METHODS if fits(m)]
 
 # %% ../nbs/13_recipes.ipynb #26169de9
@@ -133,17 +144,23 @@ def run_recipe(data:LTDataset, bb:Backbone, method:str, base:dict, seed:int=0, h
 def check_grid(backbones:list, methods:list, num_classes:int, base:dict, head:str|None=None, method_kw:dict|None=None,
                reslt:ResLTSetting|None=None, **backbone_kw)->dict:
     "Every backbone resolved by name, every (backbone, method) config checked and each distinct network built once; returns `{backbone name: Backbone}`."
-    if not backbones or not methods: raise ValueError(f"backbones={backbones!r}, methods={methods!r}: expected two non-empty lists")
-    for m in (method_kw or {}): check_choice('method_kw', m, methods)
+    if not backbones or not methods:
+        raise ValueError(f"backbones={backbones!r}, methods={methods!r}: expected two non-empty lists")
+    for m in (method_kw or {}):
+        check_choice('method_kw', m, methods)
     bbs, built = {b: backbone(b, num_classes, **backbone_kw) for b in backbones}, set()
     for bb in bbs.values():
         for m in methods:
             cfg = recipe_config(bb, m, base, head, (method_kw or {}).get(m), reslt, num_classes)
-            if RESLT in (m, head): cfg = reslt_config(cfg, reslt or ResLTSetting(), range(num_classes, 0, -1))
+            if RESLT in (m, head):
+                cfg = reslt_config(cfg, reslt or ResLTSetting(), range(num_classes, 0, -1))
             net = json.dumps([cfg.arch, cfg.arch_kw, cfg.classifier], sort_keys=True, default=str)
-            if net in built: continue
-            try: build_model(cfg, num_classes)   # e.g. an ETF head needs feat_dim >= num_classes - 1
-            except (ValueError, RuntimeError) as e: raise ValueError(f"recipe {bb.name} + {m}: its network does not build: {e}") from None
+            if net in built:
+                continue
+            try:
+                build_model(cfg, num_classes)   # e.g. an ETF head needs feat_dim >= num_classes - 1
+            except (ValueError, RuntimeError) as e:
+                raise ValueError(f"recipe {bb.name} + {m}: its network does not build: {e}") from None
             built.add(net)
     return bbs
 

@@ -16,6 +16,7 @@ from plotly.subplots import make_subplots
 from plotly.colors import DEFAULT_PLOTLY_COLORS
 from .data import *
 from .training import *
+from .components import component_net   # registers ARCHS['components']: 02's backbones, reslt_net's default
 from .etf import cifar_resnet   # registers ARCHS['cifar_resnet']: ResNet-32 at other widths (Fig. 4)
 
 # %% auto #0
@@ -75,7 +76,8 @@ def branch_masks(groups, num_classes:int, class_sets:str='nested')->torch.Tensor
     "Class sets of the branches (`G x K` bool): branch k covers the classes of the groups `branch_group_sets` gives it."
     m = torch.zeros(len(groups), num_classes, dtype=torch.bool)
     for k, gs in enumerate(branch_group_sets(len(groups), class_sets)):
-        for g in gs: m[k, list(groups[g])] = True
+        for g in gs:
+            m[k, list(groups[g])] = True
     return m
 
 def branch_names(num_groups:int, class_sets:str='nested')->list:
@@ -122,16 +124,20 @@ BRANCH_NORMS = ('pooled', 'branch_sum', 'per_branch')
 
 def fuse(z, fusion:str='sum'):
     "Fused output of branch logits `z` (B x G x K): sum of logits, max of logits, log of the sum of softmaxes, or the main branch."
-    if fusion == 'sum': return z.sum(1)
-    if fusion == 'max': return z.amax(1)
-    if fusion == 'main': return z[:, 0]
+    if fusion == 'sum':
+        return z.sum(1)
+    if fusion == 'max':
+        return z.amax(1)
+    if fusion == 'main':
+        return z[:, 0]
     check_choice('fusion', fusion, FUSIONS)
     return torch.logsumexp(F.log_softmax(z, -1), 1)
 
 def check_log_eps(log_eps)->float:
     "Raise a `ValueError` unless `log_eps` is a number in [0, 1e-3] (0: plain cross-entropy; the public code uses 1e-7)."
     ok = isinstance(log_eps, (int, float, np.integer, np.floating)) and not isinstance(log_eps, bool) and 0 <= log_eps <= 1e-3
-    if not ok: raise ValueError(f"log_eps={log_eps!r}: expected a number in [0, 1e-3] (0: plain cross-entropy; 1e-7: the public code)")
+    if not ok:
+        raise ValueError(f"log_eps={log_eps!r}: expected a number in [0, 1e-3] (0: plain cross-entropy; 1e-7: the public code)")
     return float(log_eps)
 
 def branch_loss(z, y, masks, branch_norm:str='pooled', log_eps:float=0.):
@@ -139,11 +145,14 @@ def branch_loss(z, y, masks, branch_norm:str='pooled', log_eps:float=0.):
     z = loss_precision(z)
     B, G, K = z.shape
     zf, yf = z.reshape(B * G, K), y.repeat_interleave(G)
-    if log_eps: ce = -torch.log(F.softmax(zf, -1).gather(1, yf[:, None])[:, 0] + log_eps)      # the public code's form
-    else: ce = F.cross_entropy(zf, yf, reduction='none')
+    if log_eps:
+        ce = -torch.log(F.softmax(zf, -1).gather(1, yf[:, None])[:, 0] + log_eps)      # the public code's form
+    else:
+        ce = F.cross_entropy(zf, yf, reduction='none')
     ce = ce.view(B, G)
     w = masks[:, y].T.to(ce.dtype)                                   # w[i, k] = 1 if y_i is in branch k's class set
-    if check_choice('branch_norm', branch_norm, BRANCH_NORMS) == 'pooled': return (w * ce).sum() / w.sum().clamp(min=1)
+    if check_choice('branch_norm', branch_norm, BRANCH_NORMS) == 'pooled':
+        return (w * ce).sum() / w.sum().clamp(min=1)
     n = w.sum(0)
     present = (n > 0).to(ce.dtype)
     per = (w * ce).sum(0) / n.clamp(min=1) * present                 # each present branch's mean cross-entropy
@@ -235,8 +244,10 @@ class BranchAnalysis(Callback):
         "Branch features and logits of uint8 `images`, in eval mode, in batches."
         fs, zs = [], []
         for x in trainer.eval_inputs(images, self.batch_size):
-            with trainer.autocast(): f, z = branch_outputs(trainer.model, x)
-            fs.append(f.float().cpu()); zs.append(z.float().cpu())
+            with trainer.autocast():
+                f, z = branch_outputs(trainer.model, x)
+            fs.append(f.float().cpu())
+            zs.append(z.float().cpu())
         return torch.cat(fs), torch.cat(zs)
     def after_fit(self, trainer, summary):
         es = trainer.eval_set
@@ -283,8 +294,10 @@ class ResLTSetting:
     branch_norm: str = 'pooled'    # one of `BRANCH_NORMS`
     log_eps: float = 0.            # epsilon inside the log of the branch cross-entropy (public code: 1e-7)
     def __post_init__(self):
-        check_choice('grouping', self.grouping, GROUPINGS); check_choice('branch', self.branch, BRANCHES)
-        check_choice('fusion', self.fusion, FUSIONS); check_choice('branch_norm', self.branch_norm, BRANCH_NORMS)
+        check_choice('grouping', self.grouping, GROUPINGS)
+        check_choice('branch', self.branch, BRANCHES)
+        check_choice('fusion', self.fusion, FUSIONS)
+        check_choice('branch_norm', self.branch_norm, BRANCH_NORMS)
         check_choice('class_sets', self.class_sets, CLASS_SETS)
         check_groups(self.num_groups, MAX_GROUPS)
         self.group_bounds = tuple(self.group_bounds)
@@ -328,14 +341,19 @@ STUDY_METHODS = {'Baseline (1): max of logits': 'naive_max_logits', 'Baseline (2
 def reslt_method(setting:ResLTSetting, base:ResLTSetting|None=None)->str:
     "The `method` a run of `setting` records: `reslt` for `base`, a study entry's name, or `reslt_` and what differs from `base`."
     base = base or ResLTSetting()
-    if setting == base: return 'reslt'
+    if setting == base:
+        return 'reslt'
     for entries in STUDIES.values():
         for label, ov in entries.items():
-            if replace(base, **ov) == setting: return STUDY_METHODS[label]
+            if replace(base, **ov) == setting:
+                return STUDY_METHODS[label]
     d = dict(setting.diff(base))
-    if set(d) <= {'num_groups', 'grouping', 'group_bounds'}: return f'reslt_{setting.num_groups}_groups_by_{setting.grouping}'
-    if set(d) == {'branch'}: return f'reslt_{setting.branch}_branches'
-    if set(d) == {'alpha'}: return f'reslt_alpha{setting.alpha:g}'
+    if set(d) <= {'num_groups', 'grouping', 'group_bounds'}:
+        return f'reslt_{setting.num_groups}_groups_by_{setting.grouping}'
+    if set(d) == {'branch'}:
+        return f'reslt_{setting.branch}_branches'
+    if set(d) == {'alpha'}:
+        return f'reslt_alpha{setting.alpha:g}'
     return 'reslt_' + setting.name(base)
 
 def reslt_config(cfg:TrainConfig,          # the backbone's config (its `arch`, `arch_kw`), step 'standard', one stage
@@ -366,10 +384,13 @@ def scaled_backbone(backbone:str,            # 'resnet32', 'cifar_resnet' or 'co
     "`(arch, arch_kw)` of `backbone` with every layer's channels times `multiplier` (rounded, at least 1); 1: unchanged."
     check_number('width_multipliers', multiplier)
     kw = dict(backbone_kw or {})
-    if multiplier == 1: return backbone, kw
+    if multiplier == 1:
+        return backbone, kw
     scale = lambda ws: [max(1, int(round(w * multiplier))) for w in ws]
-    if backbone == 'resnet32' and not kw: return 'cifar_resnet', dict(blocks=5, widths=scale((16, 32, 64)))
-    if backbone == 'cifar_resnet': return backbone, {**kw, 'widths': scale(kw.get('widths', (16, 32, 64)))}
+    if backbone == 'resnet32' and not kw:
+        return 'cifar_resnet', dict(blocks=5, widths=scale((16, 32, 64)))
+    if backbone == 'cifar_resnet':
+        return backbone, {**kw, 'widths': scale(kw.get('widths', (16, 32, 64)))}
     w = kw.get('width')
     if backbone == 'components' and w is not None:
         return backbone, {**kw, 'width': scale([w])[0] if np.isscalar(w) else scale(w)}
@@ -501,22 +522,26 @@ def reslt_claims(main:dict,           # {(arm, seed): Run} of the full-length ru
             add('Fig. 6, Sec. 4.2.3', f'the fused output beats the main branch alone on {key}-shot classes', 'reslt', 'reslt', key=key,
                 a_branch='fused', b_branch=names[0])
     # Table 1: the naive fusions fall below CE (60.22 / 60.24 / 61.80 vs 78.50)
-    for label in NAIVE_FUSIONS: add('Table 1', f'{label} falls below CE', label, 'CE', '<', runs=sweep)
+    for label in NAIVE_FUSIONS:
+        add('Table 1', f'{label} falls below CE', label, 'CE', '<', runs=sweep)
     # Fig. 3(a, b), Sec. 3.3.1: parameter specialization
     add('Fig. 3(a, b), Sec. 3.3.1', 'ResLT beats (e), the branches without parameter specialization', 'ResLT',
         '(e) shared features (no parameter specialization)', runs=sweep)
     # Fig. 3(c, d), Sec. 3.3.2: the residual fusion module
     a_, b_, c_, d_ = list(FIG2_VARIANTS)[:4]
-    for v in (a_, b_, c_): add('Fig. 3(c, d), Sec. 3.3.2', f'ResLT beats variant {v[:3]}', 'ResLT', v, runs=sweep)
+    for v in (a_, b_, c_):
+        add('Fig. 3(c, d), Sec. 3.3.2', f'ResLT beats variant {v[:3]}', 'ResLT', v, runs=sweep)
     add('Fig. 3(c, d), Sec. 3.3.2', 'variant (a) beats (b)', a_, b_, runs=sweep)
     add('Fig. 3(c, d), Sec. 3.3.2', 'variant (a) beats (c)', a_, c_, runs=sweep)
     add('Fig. 3(c, d), Sec. 3.3.2', 'ResLT beats (d): the additive shortcut is a core factor', 'ResLT', d_, runs=sweep)
     # Fig. 7, Sec. 4.2.1: not the extra parameters
-    for label in CONTROLS: add('Fig. 7, Sec. 4.2.1', f'ResLT beats the control "{label}"', 'ResLT', label, runs=sweep)
+    for label in CONTROLS:
+        add('Fig. 7, Sec. 4.2.1', f'ResLT beats the control "{label}"', 'ResLT', label, runs=sweep)
     # Fig. 5, Sec. 4.2.5: alpha = 1 (branch loss only) still well above the Table 1 baselines
     best_naive = {}
     for label in NAIVE_FUSIONS:
-        for s, v in arm_values(sweep, label).items(): best_naive[s] = max(best_naive.get(s, -1.), v)
+        for s, v in arm_values(sweep, label).items():
+            best_naive[s] = max(best_naive.get(s, -1.), v)
     a1 = arm_values(sweep, 'alpha=1')
     if a1 and best_naive:
         out.append(Claim(P, 'Fig. 5, Sec. 4.2.5', 'alpha = 1 (branch loss only) beats the best naive fusion of Table 1', 'alpha=1',

@@ -36,10 +36,12 @@ __all__ = ['EXECUTION', 'RANKS', 'NOTEBOOK_TESTS', 'SWEEP_KEYS', 'EXECUTORS', 'R
 def find_notebook(name)->Path:
     "The notebook `name`: a path, or the start of a notebook's name in the project's `nbs/` (e.g. `04`)."
     p = Path(name)
-    if p.suffix == '.ipynb' and p.exists(): return p.resolve()
+    if p.suffix == '.ipynb' and p.exists():
+        return p.resolve()
     nbs = project_root()/'nbs'
     found = sorted(nbs.glob(f'{p.stem}*.ipynb'))
-    if len(found) == 1: return found[0].resolve()
+    if len(found) == 1:
+        return found[0].resolve()
     known = ', '.join(q.stem for q in sorted(nbs.glob('[0-9][0-9]_*.ipynb')))
     what = 'matches several notebooks' if found else 'is neither a notebook file nor the start of a notebook name'
     raise ValueError(f"notebook={str(name)!r} {what}; the section notebooks are: {known}")
@@ -53,24 +55,30 @@ def parameters_source(notebook)->str|None:
 
 def _comments(src:str)->dict:
     "{line number: text} of the comments of the Python source `src`."
-    try: return {t.start[0]: t.string.lstrip('#').strip() for t in tokenize.generate_tokens(io.StringIO(src).readline)
+    try:
+        return {t.start[0]: t.string.lstrip('#').strip() for t in tokenize.generate_tokens(io.StringIO(src).readline)
                  if t.type == tokenize.COMMENT}
-    except (tokenize.TokenError, SyntaxError): return {}
+    except (tokenize.TokenError, SyntaxError):
+        return {}
 
 def parameter_table(notebook)->pd.DataFrame:
     """Every parameter the notebook's `parameters` cell assigns, in the cell's order: `name`, `default` as written,
     `comment` (on its lines). Read from the file with `ast`, nothing runs; unlike papermill's inspection, which skips a
     line it cannot parse (a quote in a comment), it misses none."""
     src, rows = parameters_source(notebook), []
-    try: tree = ast.parse(src or '')
+    try:
+        tree = ast.parse(src or '')
     except SyntaxError as e:
         raise ValueError(f"{Path(notebook).name}: its parameters cell is not valid Python "
                          f"(line {e.lineno}: {e.msg})") from None
     notes = _comments(src or '')
     for node in tree.body:
-        if isinstance(node, ast.Assign): targets = node.targets
-        elif isinstance(node, ast.AnnAssign) and node.value is not None: targets = [node.target]
-        else: continue
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets = [node.target]
+        else:
+            continue
         comment = ' '.join(notes[i] for i in range(node.lineno, node.end_lineno + 1) if i in notes)
         default = ast.get_source_segment(src, node.value)
         rows += [dict(name=t.id, default=default, comment=comment) for t in targets if isinstance(t, ast.Name)]
@@ -83,30 +91,37 @@ def notebook_parameters(notebook)->dict:
 
 def _number(v):
     "YAML 1.1 reads `3e-4` as a string: take such strings as the numbers they are."
-    if isinstance(v, str) and re.fullmatch(r'[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)', v.strip()): return float(v)
+    if isinstance(v, str) and re.fullmatch(r'[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)', v.strip()):
+        return float(v)
     return v
 
 def read_yaml(path, what:str='parameter file'):
     "The YAML file `path` (safe loader); a one-line `ValueError` naming it when it is missing, unreadable or malformed."
     path = Path(path)
-    if not path.is_file(): raise ValueError(f"{what} {path}: no such file")
-    try: return yaml.safe_load(path.read_text())
+    if not path.is_file():
+        raise ValueError(f"{what} {path}: no such file")
+    try:
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         mark = getattr(e, 'problem_mark', None)
         raise ValueError(f"{what} {path}: not valid YAML{f' (line {mark.line + 1})' if mark else ''}: "
                          f"{getattr(e, 'problem', None) or str(e).splitlines()[0]}; fix the file") from None
-    except (OSError, UnicodeDecodeError) as e: raise ValueError(f"{what} {path}: cannot be read ({e})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{what} {path}: cannot be read ({e})") from None
 
 def read_params(files=(), pairs=())->dict:
     "Parameters from YAML `files` (later ones win), then `(name, value)` `pairs` with values read as YAML."
     params = {}
     for f in files:
         loaded = read_yaml(f) or {}
-        if not isinstance(loaded, dict): raise ValueError(f"{f}: expected a mapping of parameter names to values")
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{f}: expected a mapping of parameter names to values")
         params.update(loaded)
     for name, value in pairs:
-        try: params[name] = yaml.safe_load(value) if isinstance(value, str) else value
-        except yaml.YAMLError: raise ValueError(f"-p {name} {value!r}: not a valid YAML value; quote it") from None
+        try:
+            params[name] = yaml.safe_load(value) if isinstance(value, str) else value
+        except yaml.YAMLError:
+            raise ValueError(f"-p {name} {value!r}: not a valid YAML value; quote it") from None
     return {k: _number(v) for k, v in params.items()}
 
 def _is_int(v)->bool: return isinstance(v, int) and not isinstance(v, bool)
@@ -115,36 +130,49 @@ def check_value(name:str,  # the parameter
                 v,          # its value
                 default):   # its default in the notebook (None: any value)
     "`v` as the parameter `name` takes it: a numeric string as a float, a scalar as a one-item list; a `ValueError` when it is a number of the wrong kind (a parameter may also take names: those are the notebook's to check)."
-    if v is None or default is None: return v
+    if v is None or default is None:
+        return v
     if isinstance(default, bool):
-        if isinstance(v, (int, float, str)) and not isinstance(v, bool): raise ValueError(f"{name}={v!r}: expected true or false (its default is {default!r})")
+        if isinstance(v, (int, float, str)) and not isinstance(v, bool):
+            raise ValueError(f"{name}={v!r}: expected true or false (its default is {default!r})")
     elif _is_int(default):
-        if isinstance(v, float) and v.is_integer(): return int(v)   # `epochs: 10.0` is 10, as TrainConfig takes it
-        if isinstance(v, (bool, float)): raise ValueError(f"{name}={v!r}: expected an integer (its default is {default!r})")
+        if isinstance(v, float) and v.is_integer():
+            return int(v)   # `epochs: 10.0` is 10, as TrainConfig takes it
+        if isinstance(v, (bool, float)):
+            raise ValueError(f"{name}={v!r}: expected an integer (its default is {default!r})")
     elif isinstance(default, float):
         if isinstance(v, str):
-            try: return float(v)    # `lr: 5e-2` in a YAML 1.1 file (papermill -f) is the string '5e-2'
-            except ValueError: pass
-        if isinstance(v, bool): raise ValueError(f"{name}={v!r}: expected a number (its default is {default!r})")
+            try:
+                return float(v)    # `lr: 5e-2` in a YAML 1.1 file (papermill -f) is the string '5e-2'
+            except ValueError:
+                pass
+        if isinstance(v, bool):
+            raise ValueError(f"{name}={v!r}: expected a number (its default is {default!r})")
     elif isinstance(default, (list, tuple)):
-        if isinstance(v, (str, int, float, bool)): v = [v]    # `seeds: 3` is `seeds: [3]`
+        if isinstance(v, (str, int, float, bool)):
+            v = [v]    # `seeds: 3` is `seeds: [3]`
         if name in ('seeds', 'seed') and isinstance(v, list):
             for x in v:
-                if not _is_int(x): raise ValueError(f"{name}={v!r}: expected a list of integer seeds, got {x!r}")
+                if not _is_int(x):
+                    raise ValueError(f"{name}={v!r}: expected a list of integer seeds, got {x!r}")
     return v
 
 def _default(text:str):
     "A parameter's default as written, as a value (an expression such as `Path(...)` reads as None: not checked)."
-    try: return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError): return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
 
 def check_params(notebook, params:dict, values:bool=True)->dict:
     "`params` as `notebook` takes them (`check_value`, unless not `values`); a `ValueError` naming any parameter it does not have, with those it has."
     known = notebook_parameters(notebook)
     unknown = sorted(set(params) - set(known))
-    if unknown: raise ValueError(f"{Path(notebook).name} has no parameter {', '.join(map(repr, unknown))}; "
+    if unknown:
+        raise ValueError(f"{Path(notebook).name} has no parameter {', '.join(map(repr, unknown))}; "
                                  f"its parameters are: {', '.join(known)}")
-    if 'run_dir' not in known: raise ValueError(f"{Path(notebook).name} has no run_dir parameter: it cannot be run in batch")
+    if 'run_dir' not in known:
+        raise ValueError(f"{Path(notebook).name} has no run_dir parameter: it cannot be run in batch")
     return {k: check_value(k, v, _default(known[k])) if values else v for k, v in params.items()}
 
 # %% ../nbs/09_runner.ipynb #87c6cd10
@@ -158,7 +186,8 @@ def preflight(notebook,       # a section notebook
     notebook = Path(notebook)
     cells = [c for c in json.loads(notebook.read_text())['cells'] if c['cell_type'] == 'code']
     i = next((i for i, c in enumerate(cells) if 'parameters' in _tags(c)), None)
-    if i is None: return None
+    if i is None:
+        return None
     exp = re.search(r'^#\|\s*default_exp\s+(\S+)', '\n'.join(''.join(c['source']) for c in cells), re.M)
     ns = dict(vars(importlib.import_module(f'lt_workbook.{exp.group(1)}'))) if exp else {}
     checks = [''.join(c['source']) for c in cells[i + 1:] if not _skipped(c)][:after]
@@ -169,8 +198,10 @@ def preflight(notebook,       # a section notebook
             warnings.simplefilter('ignore')
             for src in [''.join(cells[i]['source']), injected, *checks]:
                 exec(compile(src, notebook.name, 'exec', flags=__future__.annotations.compiler_flag, dont_inherit=True), ns)
-    except NameError: return None
-    except Exception as e: return f'{type(e).__name__}: {e}'
+    except NameError:
+        return None
+    except Exception as e:
+        return f'{type(e).__name__}: {e}'
     return None
 
 # %% ../nbs/09_runner.ipynb #317f8e96
@@ -189,8 +220,11 @@ def fresh_run_dir(notebook:Path)->Path:
     base = runs_root(notebook.stem)/time.strftime('run-%Y%m%d-%H%M%S')
     for i in itertools.count():
         d = base.with_name(base.name + (f'-{i}' if i else ''))
-        try: d.mkdir(parents=True); return d
-        except FileExistsError: continue
+        try:
+            d.mkdir(parents=True)
+            return d
+        except FileExistsError:
+            continue
 
 def _cell_seconds(nb_path:Path)->float:
     nb = json.loads(nb_path.read_text()) if nb_path.exists() else {'cells': []}
@@ -212,7 +246,8 @@ def rank_notebook(run_dir, notebook, rank:int)->Path:
 def checked_params(notebook, params:dict)->dict:
     "`params` through `check_params` and the notebook's own checks (`preflight`): a `ValueError` before anything is written."
     params = check_params(notebook, params)   # names and value types
-    if (err := preflight(notebook, params)): raise ValueError(f"{Path(notebook).name}: its checks refuse these parameters: {err}")
+    if (err := preflight(notebook, params)):
+        raise ValueError(f"{Path(notebook).name}: its checks refuse these parameters: {err}")
     return params
 
 NOTEBOOK_TESTS = 'LT_WORKBOOK_NOTEBOOK_TESTS'   # '0' (`run`/`sweep --no-tests`): runs execute their notebooks without the test cells
@@ -244,7 +279,8 @@ def stream_notebook_output():
     with `log_output` streams of the notebook (the cell being executed, its printed output, its log lines and text
     progress bars) reaches the terminal or the job's log instead of nowhere (papermill's logger has no handler)."""
     log = logging.getLogger('papermill')
-    for h in [h for h in log.handlers if isinstance(h, StderrHandler)]: log.removeHandler(h)
+    for h in [h for h in log.handlers if isinstance(h, StderrHandler)]:
+        log.removeHandler(h)
     handler = StderrHandler()
     handler.setFormatter(_AsWritten())
     handler.addFilter(_output_lines)   # nothing for a chunk without text (the newline a closing progress bar writes)
@@ -271,7 +307,8 @@ def execute(notebook,                 # a notebook file, or the start of a name 
     record = dict(notebook=str(notebook), section=notebook.stem, params=params, status='running', error=None,
                   host=platform.node(), gpus=os.environ.get('CUDA_VISIBLE_DEVICES'), world_size=world,
                   restarts=int(os.environ.get('SLURM_RESTART_COUNT') or 0), started=time.time())
-    if rank == 0: _write_record(run_dir, record)
+    if rank == 0:
+        _write_record(run_dir, record)
     t0 = time.time()
     source = notebook if world == 1 and runs_tests() else without_tests(notebook, run_dir/RANKS/f'source.rank{rank}.ipynb')
     try:   # the other ranks stream nothing: their output is in their notebook
@@ -282,7 +319,8 @@ def execute(notebook,                 # a notebook file, or the start of a name 
     except Exception as e:
         record.update(status='failed', error=(f'rank {rank}: ' if rank else '') + _error_text(e))
     record.update(wall_time=round(time.time() - t0, 3), cell_seconds=_cell_seconds(out))
-    if rank == 0: _write_record(run_dir, record)
+    if rank == 0:
+        _write_record(run_dir, record)
     return record
 
 
@@ -307,8 +345,10 @@ class Sweep:
     gpu_hours: float|None = None
 
 def _slug(v)->str:
-    if isinstance(v, (list, tuple)): return '+'.join(_slug(x) for x in v) or 'none'
-    if isinstance(v, dict): return '+'.join(f'{k}-{_slug(x)}' for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return '+'.join(_slug(x) for x in v) or 'none'
+    if isinstance(v, dict):
+        return '+'.join(f'{k}-{_slug(x)}' for k, x in v.items())
     return re.sub(r'[^A-Za-z0-9._+-]+', '-', str(v)).strip('-') or 'none'
 
 def point_name(defining:dict, params:dict, max_len:int=80)->str:
@@ -320,20 +360,25 @@ def load_sweep(path)->Sweep:
     "Read and check a sweep file (paths in it are relative to the project root)."
     path = Path(path)
     spec = read_yaml(path, 'sweep file') or {}
-    if not isinstance(spec, dict): raise ValueError(f"sweep file {path}: expected a mapping (notebook, base, grid, ...)")
+    if not isinstance(spec, dict):
+        raise ValueError(f"sweep file {path}: expected a mapping (notebook, base, grid, ...)")
     unknown = sorted(set(spec) - set(SWEEP_KEYS))
-    if unknown: raise ValueError(f"{path.name}: unknown key(s) {', '.join(unknown)}; a sweep file has: {', '.join(SWEEP_KEYS)}")
-    if 'notebook' not in spec: raise ValueError(f"{path.name}: `notebook` is missing")
+    if unknown:
+        raise ValueError(f"{path.name}: unknown key(s) {', '.join(unknown)}; a sweep file has: {', '.join(SWEEP_KEYS)}")
+    if 'notebook' not in spec:
+        raise ValueError(f"{path.name}: `notebook` is missing")
     root = project_root()
     notebook = find_notebook(root/spec['notebook'] if (root/spec['notebook']).exists() else spec['notebook'])
     base = read_params([root/spec['preset']] if spec.get('preset') else [])
     base.update(spec.get('base') or {})
     grid = spec.get('grid') or {}
     for k, v in grid.items():
-        if not isinstance(v, list) or not v: raise ValueError(f"{path.name}: grid {k!r} must be a non-empty list, got {v!r}")
+        if not isinstance(v, list) or not v:
+            raise ValueError(f"{path.name}: grid {k!r} must be a non-empty list, got {v!r}")
     seeds = spec.get('seeds') or []
     seeds = seeds if isinstance(seeds, list) else [seeds]     # `seeds: 3` is `seeds: [3]`
-    if not all(_is_int(s) for s in seeds): raise ValueError(f"{path.name}: seeds must be a list of integers, got {spec['seeds']!r}")
+    if not all(_is_int(s) for s in seeds):
+        raise ValueError(f"{path.name}: seeds must be a list of integers, got {spec['seeds']!r}")
     check_params(notebook, {**base, **grid, **({'seeds': [0]} if seeds else {})}, values=False)
     defaults = {k: _default(v) for k, v in notebook_parameters(notebook).items()}   # value types, as each point's run checks them
     base = {k: check_value(k, v, defaults[k]) for k, v in base.items()}
@@ -344,12 +389,14 @@ def load_sweep(path)->Sweep:
 def sweep_points(sweep:Sweep)->list[Point]:
     "The cartesian product of the grid (in file order), times the seeds (each point gets `seeds: [s]`)."
     axes = dict(sweep.grid)
-    if sweep.seeds: axes['seed'] = sweep.seeds
+    if sweep.seeds:
+        axes['seed'] = sweep.seeds
     points = []
     for values in itertools.product(*axes.values()):
         defining = dict(zip(axes, values))
         params = {**sweep.base, **{k: v for k, v in defining.items() if k != 'seed'}}
-        if sweep.seeds: params['seeds'] = [defining['seed']]   # every section notebook takes its seeds as a list
+        if sweep.seeds:
+            params['seeds'] = [defining['seed']]   # every section notebook takes its seeds as a list
         points.append(Point(point_name(defining, params), params))
     return points
 
@@ -362,8 +409,10 @@ RUNNING_ELSEWHERE, UNREADABLE, LOCK = 'running elsewhere', 'unreadable', '.lock'
 
 def point_record(point_dir)->dict|None:
     "The point's execution record, None when it has none, or an `unreadable` record naming its file."
-    try: return read_record(point_dir)
-    except ValueError as e: return dict(status=UNREADABLE, error=str(e))
+    try:
+        return read_record(point_dir)
+    except ValueError as e:
+        return dict(status=UNREADABLE, error=str(e))
 
 def point_status(point_dir)->str:
     "`completed`, `failed`, `running` (or interrupted), `unreadable` or `pending`, from the point's execution record."
@@ -374,16 +423,23 @@ def claim_point(point_dir:Path):
     "Claim a point: an exclusive `flock` on its `.lock` file (the kernel drops it when the holder dies). The open lock file, or None when another process holds it."
     point_dir.mkdir(parents=True, exist_ok=True)
     f = open(point_dir/LOCK, 'a+')
-    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        f.close(); return None
-    f.seek(0); f.truncate(); f.write(f'{os.getpid()} {platform.node()}\n'); f.flush()
+        f.close()
+        return None
+    f.seek(0)
+    f.truncate()
+    f.write(f'{os.getpid()} {platform.node()}\n')
+    f.flush()
     return f
 
 def lock_owner(point_dir)->tuple|None:
     "`(pid, host)` as the point's `.lock` file names them (`claim_point` writes them), or None when it names none."
-    try: pid, host = (Path(point_dir)/LOCK).read_text().split()[:2]
-    except (OSError, ValueError): return None
+    try:
+        pid, host = (Path(point_dir)/LOCK).read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
     return pid, host
 
 def lock_holder(point_dir)->str:
@@ -403,14 +459,18 @@ def _point_command(notebook:Path, point_dir:Path)->list:
 def _first_line(text)->str: return (text or '').split('\n')[0]
 
 def _exit_text(rc:int)->str:
-    if rc >= 0: return f'exited with code {rc}'
-    try: return f'was killed by {signal.Signals(-rc).name} (signal {-rc})'
-    except ValueError: return f'was killed by signal {-rc}'
+    if rc >= 0:
+        return f'exited with code {rc}'
+    try:
+        return f'was killed by {signal.Signals(-rc).name} (signal {-rc})'
+    except ValueError:
+        return f'was killed by signal {-rc}'
 
 def _finished_record(notebook:Path, point:Point, point_dir:Path, rc:int)->dict:
     "The point's record once its process ended with `rc`: `failed` with the exit code or signal when the process could not write its own."
     rec = point_record(point_dir)
-    if rec is not None and rec.get('status') not in ('running', None): return rec
+    if rec is not None and rec.get('status') not in ('running', None):
+        return rec
     log = point_dir/'log.txt'
     tail = next((l for l in reversed(log.read_text(errors='replace').splitlines()) if l.strip()), '') if log.exists() else ''
     error = f"the point process {_exit_text(rc)}" + (f": {tail}" if rc > 0 and tail else '') + f"; see {log}"
@@ -421,9 +481,11 @@ def _finished_record(notebook:Path, point:Point, point_dir:Path, rc:int)->dict:
 def run_point_process(notebook:Path, point:Point, point_dir:Path, gpu:str|None=None)->dict:
     "Claim the point and run it as a subprocess (pinned to `gpu` if given); returns its execution record. A point another process holds is not run (`running elsewhere`), nor one completed meanwhile."
     claim = claim_point(point_dir)
-    if claim is None: return dict(status=RUNNING_ELSEWHERE, error=f'{RUNNING_ELSEWHERE} ({lock_holder(point_dir)}): not run here')
+    if claim is None:
+        return dict(status=RUNNING_ELSEWHERE, error=f'{RUNNING_ELSEWHERE} ({lock_holder(point_dir)}): not run here')
     with claim:   # the point's process inherits the lock: it stays held while either lives
-        if point_status(point_dir) in ('completed', UNREADABLE): return point_record(point_dir)
+        if point_status(point_dir) in ('completed', UNREADABLE):
+            return point_record(point_dir)
         write_point(point, point_dir)
         env = {**os.environ, **({'CUDA_VISIBLE_DEVICES': str(gpu)} if gpu is not None else {})}
         with open(point_dir/'log.txt', 'w') as log:
@@ -434,26 +496,35 @@ def run_point_process(notebook:Path, point:Point, point_dir:Path, gpu:str|None=N
 def run_local(notebook:Path, todo:list[tuple[Point, Path]], workers:int=1, gpus:list|None=None, on_done=None):
     "Run the points `todo` with `workers` processes at once, or one per GPU of `gpus`."
     slots = queue.Queue()
-    for s in (gpus or [None] * workers): slots.put(s)
+    for s in (gpus or [None] * workers):
+        slots.put(s)
     def go(item):
         point, d = item
         gpu = slots.get()
-        try: rec = run_point_process(notebook, point, d, gpu)
-        finally: slots.put(gpu)
-        if on_done: on_done(point, rec)
+        try:
+            rec = run_point_process(notebook, point, d, gpu)
+        finally:
+            slots.put(gpu)
+        if on_done:
+            on_done(point, rec)
         return rec
-    with ThreadPoolExecutor(len(gpus) if gpus else workers) as ex: return list(ex.map(go, todo))
+    with ThreadPoolExecutor(len(gpus) if gpus else workers) as ex:
+        return list(ex.map(go, todo))
 
 SLURM_JOB = 'slurm_job'   # in a point's folder: the id of the Slurm job that runs it
 
 def slurm_module():
     "submitit (the [slurm] extra), or a `ValueError` saying how to install it."
-    try: import submitit
-    except ImportError: raise ValueError("--executor slurm needs submitit: pip install -e '.[slurm]'") from None
+    try:
+        import submitit
+    except ImportError:
+        raise ValueError("--executor slurm needs submitit: pip install -e '.[slurm]'") from None
     return submitit
 
-try: from submitit.helpers import Checkpointable
-except ImportError: Checkpointable = object   # no [slurm] extra: everything but `--executor slurm` works (`slurm_module` says so)
+try:
+    from submitit.helpers import Checkpointable
+except ImportError:
+    Checkpointable = object   # no [slurm] extra: everything but `--executor slurm` works (`slurm_module` says so)
 
 class SlurmPoint(Checkpointable):
     "What every task of a point's Slurm job runs: the point's notebook (`execute`) as one rank of a distributed run. Checkpointable: on submitit's timeout or preemption signal, `checkpoint` requeues the same job with this same callable, and the re-run notebook's trainers resume from their runs' `checkpoint.pt`."
@@ -477,8 +548,10 @@ class SlurmPoint(Checkpointable):
 
 def slurm_job_alive(job_id:str)->bool:
     "Whether Slurm still has the job `job_id` pending, running or requeued (`squeue`); False when it does not know it."
-    try: res = subprocess.run(['squeue', '-h', '-j', str(job_id), '-o', '%T'], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired): return False
+    try:
+        res = subprocess.run(['squeue', '-h', '-j', str(job_id), '-o', '%T'], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
     return res.returncode == 0 and bool(res.stdout.strip())
 
 def _submitted_job(point_dir:Path)->str|None:
@@ -493,18 +566,28 @@ def run_slurm(notebook:Path, todo:list[tuple[Point, Path]], root:Path, slurm:dic
     claims, held, recs = [], [], {}
     for point, d in todo:   # claimed here, held while the array runs (a point another sweep holds, or completed meanwhile, is not submitted)
         c = claim_point(d)
-        if c is not None and point_status(d) in ('completed', UNREADABLE): c.close(); c = None
+        if c is not None and point_status(d) in ('completed', UNREADABLE):
+            c.close()
+            c = None
         job = _submitted_job(d) if c is not None else None
-        if job: c.close(); c = None
+        if job:
+            c.close()
+            c = None
         if c is None:
             recs[point.name] = (point_record(d) if point_status(d) in ('completed', UNREADABLE) else
                                 dict(status=RUNNING_ELSEWHERE, error=f'{RUNNING_ELSEWHERE} (' + (f'Slurm job {job}' if job else lock_holder(d))
                                      + '): not run here'))
-            if on_done: on_done(point, recs[point.name])
-        else: claims.append(c); held.append((point, d)); write_point(point, d)
-    try: return _run_slurm_held(notebook, held, root, slurm, on_done, recs, todo)
+            if on_done:
+                on_done(point, recs[point.name])
+        else:
+            claims.append(c)
+            held.append((point, d))
+            write_point(point, d)
+    try:
+        return _run_slurm_held(notebook, held, root, slurm, on_done, recs, todo)
     finally:
-        for c in claims: c.close()
+        for c in claims:
+            c.close()
 
 SLURM_KEYS = ('timeout_min', 'nodes', 'gpus_per_node', 'tasks_per_node', 'cpus_per_task', 'mem_gb')   # submitit's own names
 
@@ -513,10 +596,13 @@ def slurm_parameters(slurm:dict)->dict:
     opts = dict(slurm)
     kw = {k: opts.pop(k) for k in SLURM_KEYS if k in opts}
     for k in ('nodes', 'tasks_per_node', 'gpus_per_node'):
-        if k in kw: check_number(k, kw[k], integer=True, zero_ok=k == 'gpus_per_node')
+        if k in kw:
+            check_number(k, kw[k], integer=True, zero_ok=k == 'gpus_per_node')
     kw.setdefault('tasks_per_node', kw.get('gpus_per_node') or 1)
-    if 'partition' in opts: kw['slurm_partition'] = opts.pop('partition')
-    if 'array_parallelism' in opts: kw['slurm_array_parallelism'] = opts.pop('array_parallelism')
+    if 'partition' in opts:
+        kw['slurm_partition'] = opts.pop('partition')
+    if 'array_parallelism' in opts:
+        kw['slurm_array_parallelism'] = opts.pop('array_parallelism')
     kw.update({k if k.startswith('slurm_') else f'slurm_{k}': v for k, v in opts.items()})
     return kw
 
@@ -526,8 +612,10 @@ def _run_slurm_held(notebook, held, root, slurm, on_done, recs, todo):
     ex.update_parameters(name=f'ltwb-{notebook.stem}', **slurm_parameters(slurm))
     jobs = []
     if held:
-        with ex.batch(): jobs = [ex.submit(SlurmPoint(notebook, d)) for _, d in held]
-    for (_, d), job in zip(held, jobs): (d/SLURM_JOB).write_text(job.job_id + '\n')
+        with ex.batch():
+            jobs = [ex.submit(SlurmPoint(notebook, d)) for _, d in held]
+    for (_, d), job in zip(held, jobs):
+        (d/SLURM_JOB).write_text(job.job_id + '\n')
     _log.info(f"submitted {len(jobs)} Slurm job(s): {jobs[0].job_id.split('_')[0] if jobs else '-'} "
               f"(logs in {root/'.submitit'})")
     # a point's record is its rank 0's: wait for task 0. A requeued job has no result file and Slurm calls it
@@ -535,7 +623,8 @@ def _run_slurm_held(notebook, held, root, slurm, on_done, recs, todo):
     left = [(pd_, job.task(0)) for pd_, job in zip(held, jobs)]
     while left:   # `done()` sees a finished task's result file at once and asks Slurm about the others now and then
         for (point, d), job in [item for item in left if item[1].done()]:
-            try: recs[point.name] = job.result()
+            try:
+                recs[point.name] = job.result()
             except Exception as e:   # recorded in the point's folder unless the point recorded its own end (as `_finished_record`)
                 rec = point_record(d)
                 if rec is None or rec.get('status') in ('running', None):
@@ -543,7 +632,8 @@ def _run_slurm_held(notebook, held, root, slurm, on_done, recs, todo):
                            'error': f'Slurm job {job.job_id}: {e}'}
                     _write_record(d, rec)
                 recs[point.name] = rec
-            if on_done: on_done(point, recs[point.name])
+            if on_done:
+                on_done(point, recs[point.name])
             left.remove(((point, d), job))
         time.sleep(1)
     return [recs[p.name] for p, _ in todo]
@@ -579,12 +669,15 @@ def run_sweep(sweep_file, workers:int=1, gpus:list|None=None, executor:str='loca
     def on_done(point, rec):
         bar.update(1)
         outcome[point.name] = rec
-        if rec.get('status') == RUNNING_ELSEWHERE: _log.warning(f"SKIPPED {point.name}: {rec.get('error')}")
+        if rec.get('status') == RUNNING_ELSEWHERE:
+            _log.warning(f"SKIPPED {point.name}: {rec.get('error')}")
         elif rec.get('status') != 'completed':
             _log.error(f"FAILED {point.name}: {_first_line(rec.get('error')) or rec.get('status')}")
     if todo:
-        if executor == 'slurm': run_slurm(sweep.notebook, todo, root, {**sweep.slurm, **(slurm or {})}, on_done)
-        else: run_local(sweep.notebook, todo, workers, gpus, on_done)
+        if executor == 'slurm':
+            run_slurm(sweep.notebook, todo, root, {**sweep.slurm, **(slurm or {})}, on_done)
+        else:
+            run_local(sweep.notebook, todo, workers, gpus, on_done)
     bar.close()
     rows = []
     for p in points:
@@ -606,8 +699,10 @@ def _point_of(folder)->str:
 def _execution_above(path:Path, top:Path):
     for d in [path, *path.parents]:
         rec = point_record(d)
-        if rec and rec.get('status') != UNREADABLE: return d, rec   # an unreadable one is a row of its own
-        if d == top: break
+        if rec and rec.get('status') != UNREADABLE:
+            return d, rec   # an unreadable one is a row of its own
+        if d == top:
+            break
     return None, None
 
 def _metric(v):
@@ -622,7 +717,8 @@ def _run_row(run:Run, top:Path)->dict:
     name = run.name.rsplit('-', 1)[0]
     point_dir, rec = _execution_above(run.path.parent, top)
     section = rec.get('section') if rec else run.path.parent.name
-    try: params, summary = read_json(run.params_file), read_json(run.summary_file) if run.summary_file.exists() else {}
+    try:
+        params, summary = read_json(run.params_file), read_json(run.summary_file) if run.summary_file.exists() else {}
     except ValueError as e:   # listed, with the file to repair, instead of stopping the table
         return dict(section=section, point=_point_of(point_dir), run=name, method='', status=UNREADABLE, error=str(e), path=str(run.path))
     return dict(section=section, point=_point_of(point_dir),
@@ -635,7 +731,8 @@ def _run_row(run:Run, top:Path)->dict:
 def results_table(root=None, section:str|None=None)->pd.DataFrame:
     "Every run under `root` (default: the runs root), plus sweep points that failed without a run and unreadable files; one row each."
     root = Path(root) if root else runs_root('').resolve()
-    if not root.is_dir(): raise ValueError(f"{root}: no such folder of runs")
+    if not root.is_dir():
+        raise ValueError(f"{root}: no such folder of runs")
     rows = [_run_row(Run(p.parent), root) for p in sorted(root.rglob('params.json'))]
     for f in sorted(root.rglob(EXECUTION)):
         rec = point_record(f.parent)
@@ -643,12 +740,14 @@ def results_table(root=None, section:str|None=None)->pd.DataFrame:
             rows.append(dict(section=rec.get('section') or f.parent.name, point=_point_of(f.parent), run='', method='', status=rec.get('status'),
                              error=_first_line(rec.get('error')), path=str(f.parent)))
     df = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
-    if section is not None: df = df[df.section == section]
+    if section is not None:
+        df = df[df.section == section]
     return df.reset_index(drop=True)
 
 def _seedless(point:str)->str:
     "A sweep point's name without its seed and hash: the name its other seeds share."
-    if not point: return ''
+    if not point:
+        return ''
     return ','.join(kv for kv in point.rsplit('-', 1)[0].split(',') if not kv.startswith('seed='))
 
 def _config_texts(done:pd.DataFrame)->pd.Series:
@@ -667,7 +766,8 @@ def seed_summary(df:pd.DataFrame)->pd.DataFrame:
     done = done.assign(config=_config_texts(done))
     keys = ['section', 'config', 'method', 'dataset', 'imbalance_ratio', 'arch', 'hparams']
     stats = [f'{k}_{s}' for k in METRIC_KEYS for s in ('mean', 'std')]
-    if done.empty: return pd.DataFrame(columns=keys[:-1] + ['seeds', *stats, 'params'])
+    if done.empty:
+        return pd.DataFrame(columns=keys[:-1] + ['seeds', *stats, 'params'])
     done = done.astype({k: float for k in (*METRIC_KEYS, 'params')}).fillna({'imbalance_ratio': -1, 'arch': ''})
     out = seed_stats(done, keys, mean_suffix='_mean')   # sample std over seeds (ddof 1): NaN for a single seed
     out = out.join(done.groupby(keys, sort=False, dropna=False).params.mean()).reset_index()
@@ -676,7 +776,8 @@ def seed_summary(df:pd.DataFrame)->pd.DataFrame:
 def format_summary(summary:pd.DataFrame)->pd.DataFrame:
     "`acc`, `many`, `medium`, `few` as 'mean ± std' strings, for reading."
     out = summary[['section', 'config', 'method', 'dataset', 'imbalance_ratio', 'arch', 'seeds']].copy()
-    for k in METRIC_KEYS: out[k] = mean_std_text(summary[f'{k}_mean'], summary[f'{k}_std'])
+    for k in METRIC_KEYS:
+        out[k] = mean_std_text(summary[f'{k}_mean'], summary[f'{k}_std'])
     return out
 
 # %% ../nbs/09_runner.ipynb #d42932bd
@@ -699,20 +800,25 @@ def train_spec(params:dict, source:str='train file')->TrainSpec:
     from lt_workbook.data import DATASETS, LIST_DATASETS
     fields = list(TrainConfig.__dataclass_fields__)
     unknown = sorted(set(params) - set(TRAIN_DATA_KEYS) - set(TRAIN_KEYS) - set(fields))
-    if unknown: raise ValueError(f"{source}: unknown key(s) {', '.join(map(repr, unknown))}; a train file has the dataset keys "
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {', '.join(map(repr, unknown))}; a train file has the dataset keys "
                                  f"{', '.join(TRAIN_DATA_KEYS)}, {', '.join(TRAIN_KEYS)} and TrainConfig's fields: {', '.join(fields)}")
     register_all()   # every module's networks, heads and steps (ResLT, CC-SAM, ...), for the config's checks
-    if 'dataset' not in params: raise ValueError(f"{source}: `dataset` is missing (one of {', '.join(DATASETS)})")
+    if 'dataset' not in params:
+        raise ValueError(f"{source}: `dataset` is missing (one of {', '.join(DATASETS)})")
     check_choice('dataset', params['dataset'], DATASETS)
     data = {TRAIN_DATA_KEYS[k]: params[k] for k in TRAIN_DATA_KEYS if k in params}
-    if params['dataset'] in LIST_DATASETS: data.setdefault('imbalance_ratio', None)   # long-tailed as listed
+    if params['dataset'] in LIST_DATASETS:
+        data.setdefault('imbalance_ratio', None)   # long-tailed as listed
     resources = params.get('resources') or {}
     if not isinstance(resources, dict) or set(resources) - set(RESOURCE_KEYS):
         raise ValueError(f"{source}: resources={resources!r}: expected a mapping with keys among {', '.join(RESOURCE_KEYS)}")
     kw = {k: params[k] for k in fields if k in params}
     for k in ('arch_kw', 'step_kw', 'second_stage_kw'):
-        if k in kw and not isinstance(kw[k], dict): raise ValueError(f"{source}: {k}={kw[k]!r}: expected a mapping")
-    if 'milestones' in kw and isinstance(kw['milestones'], list): kw['milestones'] = tuple(kw['milestones'])
+        if k in kw and not isinstance(kw[k], dict):
+            raise ValueError(f"{source}: {k}={kw[k]!r}: expected a mapping")
+    if 'milestones' in kw and isinstance(kw['milestones'], list):
+        kw['milestones'] = tuple(kw['milestones'])
     cfg = TrainConfig(**kw)
     name = params.get('name') or method_name(cfg)
     if not isinstance(name, str) or Path(name).name != name or name in ('.', '..'):
@@ -745,55 +851,73 @@ def run_train(spec:TrainSpec, run_dir=None)->list:
 # %% ../nbs/09_runner.ipynb #d9e0b3a4
 def _flock_listed(f:Path)->bool|None:
     "Whether /proc/locks (Linux) lists a `flock` on the file `f` (by its inode); None when that cannot be read."
-    try: ino, text = f.stat().st_ino, Path('/proc/locks').read_text()
-    except OSError: return None
+    try:
+        ino, text = f.stat().st_ino, Path('/proc/locks').read_text()
+    except OSError:
+        return None
     return any('FLOCK' in l and any(tok.endswith(f':{ino}') for tok in l.split()) for l in text.splitlines())
 
 def _pid_alive(pid:int)->bool:
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
     return True
 
 def point_holder(point_dir)->str|None:
     """'pid P on host H' when a process holds the point's lock (`claim_point`), else None; told without taking the lock.
     On this host: /proc/locks, else the pid the `.lock` file names, alive while the point's record says `running`; on
     another host (a shared file system): the point's record saying `running`."""
-    if (owner := lock_owner(point_dir)) is None: return None   # never claimed (or being claimed now)
+    if (owner := lock_owner(point_dir)) is None:
+        return None   # never claimed (or being claimed now)
     (pid, host), f = owner, Path(point_dir)/LOCK
     running = point_status(point_dir) == 'running'
-    if host != platform.node(): held = running
+    if host != platform.node():
+        held = running
     else:
         held = _flock_listed(f)
-        if held is None: held = running and pid.isdigit() and _pid_alive(int(pid))
+        if held is None:
+            held = running and pid.isdigit() and _pid_alive(int(pid))
     return f'pid {pid} on host {host}' if held else None
 
 def point_state(point_dir)->str:
     "A point's state, read only: `completed`, `failed`, `running (held by ...)`, `interrupted`, `unreadable`, `to run`."
     status = point_status(point_dir)
-    if status in ('completed', UNREADABLE): return status
-    if (holder := point_holder(point_dir)): return f'running (held by {holder})'
+    if status in ('completed', UNREADABLE):
+        return status
+    if (holder := point_holder(point_dir)):
+        return f'running (held by {holder})'
     return {'running': 'interrupted', 'pending': 'to run'}.get(status, status)
 
 def _json_lines(f:Path)->list:
     "The JSON objects of the lines of `f` that parse (a line being written or a torn one is left out); [] without `f`."
-    try: lines = f.read_text(errors='replace').splitlines()
-    except OSError: return []
+    try:
+        lines = f.read_text(errors='replace').splitlines()
+    except OSError:
+        return []
     out = []
     for line in lines:
-        try: out.append(json.loads(line))
-        except ValueError: continue
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
     return [o for o in out if isinstance(o, dict)]
 
 def _json_file(f:Path)->dict:
     "The JSON object in `f`, or {} when it is missing or cannot be read (yet)."
-    try: o = json.loads(f.read_text())
-    except (OSError, ValueError): return {}
+    try:
+        o = json.loads(f.read_text())
+    except (OSError, ValueError):
+        return {}
     return o if isinstance(o, dict) else {}
 
 def _mtime(f:Path)->float:
-    try: return f.stat().st_mtime
-    except OSError: return 0.
+    try:
+        return f.stat().st_mtime
+    except OSError:
+        return 0.
 
 def point_progress(point_dir)->dict:
     """What a point's runs have written so far, read only: `runs` (completed/started), `epochs` of its latest run
@@ -823,11 +947,13 @@ def sweep_folders(target, root=None)->tuple:
     point folders it holds)."""
     target = Path(target)
     if target.is_dir():
-        if root is not None: raise ValueError(f"root={str(root)!r}: goes with a sweep file, and {target} is a folder")
+        if root is not None:
+            raise ValueError(f"root={str(root)!r}: goes with a sweep file, and {target} is a folder")
         is_point = lambda p: p.is_dir() and ((p/'parameters.yaml').exists() or (p/EXECUTION).exists())
         dirs = sorted(filter(is_point, target.iterdir()))
         return None, target, [(p.name, p, None) for p in dirs]
-    if not target.exists(): raise ValueError(f"{target}: no such sweep file or sweep folder")
+    if not target.exists():
+        raise ValueError(f"{target}: no such sweep file or sweep folder")
     sweep = load_sweep(target)
     root = Path(root) if root else sweep_root(target, sweep)
     return sweep, root, [(p.name, root/p.name, p) for p in sweep_points(sweep)]
@@ -844,7 +970,8 @@ def sweep_plan(sweep_file, root=None)->pd.DataFrame:
     """What `run_sweep` would do with `sweep_file`, without doing it: one row per point, its `point_state`, the `action`
     (`run`, or `skip` a completed, unreadable or held point), its notebook and its parameters."""
     sweep, _, points = sweep_folders(sweep_file, root)
-    if sweep is None: raise ValueError(f"{sweep_file}: a folder; a dry run needs the sweep file")
+    if sweep is None:
+        raise ValueError(f"{sweep_file}: a folder; a dry run needs the sweep file")
     rows = []
     for name, d, p in points:
         state = point_state(d)
@@ -952,8 +1079,10 @@ def command_environment(a)->dict:
     """The environment a command runs in, which its point processes, kernels and Slurm jobs inherit: text progress bars
     (`$LT_WORKBOOK_PROGRESS`, unless set), `--loggers` (`$LT_WORKBOOK_LOGGERS`), `--no-tests` (no test cells)."""
     env = {'LT_WORKBOOK_PROGRESS': os.environ.get('LT_WORKBOOK_PROGRESS') or 'text'}
-    if getattr(a, 'loggers', None) is not None: env['LT_WORKBOOK_LOGGERS'] = loggers_spec(a.loggers)
-    if getattr(a, 'no_tests', False): env[NOTEBOOK_TESTS] = '0'
+    if getattr(a, 'loggers', None) is not None:
+        env['LT_WORKBOOK_LOGGERS'] = loggers_spec(a.loggers)
+    if getattr(a, 'no_tests', False):
+        env[NOTEBOOK_TESTS] = '0'
     return env
 
 @contextmanager
@@ -961,19 +1090,28 @@ def _environment(values:dict):
     "`os.environ` with `values` in the block, restored after it (`main` called in a notebook or a test goes on)."
     old = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
-    try: yield
+    try:
+        yield
     finally:
         for k, v in old.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 def _cmd_run(a)->int:
     params, slurm = read_params(a.file, a.parameter), _slurm_options(a)
-    if not a.quiet: stream_notebook_output()
-    if a.executor == 'slurm': rec = run_on_slurm(a.notebook, params, a.run_dir, slurm)
-    else: rec = execute(a.notebook, params, a.run_dir, log_output=not a.quiet, progress=False)   # the output shows it
-    if rec['status'] == RUNNING_ELSEWHERE: _log.error(f"lt-workbook run: {rec['error']}"); return 1
-    if dist_env()[0] != 0: return int(rec['status'] != 'completed')   # rank 0 reports
+    if not a.quiet:
+        stream_notebook_output()
+    if a.executor == 'slurm':
+        rec = run_on_slurm(a.notebook, params, a.run_dir, slurm)
+    else:
+        rec = execute(a.notebook, params, a.run_dir, log_output=not a.quiet, progress=False)   # the output shows it
+    if rec['status'] == RUNNING_ELSEWHERE:
+        _log.error(f"lt-workbook run: {rec['error']}")
+        return 1
+    if dist_env()[0] != 0:
+        return int(rec['status'] != 'completed')   # rank 0 reports
     if rec['status'] != 'completed':
         _log.error(f"{Path(rec['notebook']).name} failed in {rec.get('wall_time') or 0:.0f} s: {rec['error']}")
         return 1
@@ -982,7 +1120,8 @@ def _cmd_run(a)->int:
     return 0
 
 def _cmd_sweep(a)->int:
-    if a.dry_run: return _dry_run(a)
+    if a.dry_run:
+        return _dry_run(a)
     gpus = [g.strip() for g in a.gpus.split(',') if g.strip()] if a.gpus else None
     table = run_sweep(a.sweep, a.workers, gpus, a.executor, a.root, _slurm_options(a))
     print(table.drop(columns='folder').to_string(index=False))
@@ -997,11 +1136,14 @@ def _cmd_train(a)->int:
                   + (f" (needs {res})" if res else '')
               + (f"; {dist_env()[1]} processes" if dist_env()[1] > 1 else ''))
     from lt_workbook.training import Diverged
-    try: runs = run_train(spec, a.run_dir)
+    try:
+        runs = run_train(spec, a.run_dir)
     except Diverged as e:   # recorded in the run's summary.json as `diverged`
-        if writer: _log.error(f"train {spec.name}: diverged: {e}")
+        if writer:
+            _log.error(f"train {spec.name}: diverged: {e}")
         return 1
-    if not writer: return 0
+    if not writer:
+        return 0
     s = runs[-1].summary or {}
     print(f"{runs[-1].path}: {s.get('status')}  " + '  '.join(f"{k} {s[k]:.2f}" if isinstance(s.get(k), (int, float)) else f"{k} -" for k in METRIC_KEYS))
     return int(s.get('status') != 'completed')
@@ -1009,12 +1151,15 @@ def _cmd_train(a)->int:
 def _cmd_results(a)->int:
     df = results_table(a.path, a.section)
     out = df if a.runs else seed_summary(df)
-    if a.format == 'csv': print(out.to_csv(index=False), end='')
-    elif a.format == 'json': print(out.to_json(orient='records', indent=1))
+    if a.format == 'csv':
+        print(out.to_csv(index=False), end='')
+    elif a.format == 'json':
+        print(out.to_json(orient='records', indent=1))
     else:
         print((out.drop(columns='hparams') if a.runs else format_summary(out)).to_string(index=False))
         failed = df[~df.status.isin(['completed'])]
-        if not a.runs and len(failed): print('\nnot completed:\n' + failed[['section', 'point', 'run', 'status', 'error']].to_string(index=False))
+        if not a.runs and len(failed):
+            print('\nnot completed:\n' + failed[['section', 'point', 'run', 'status', 'error']].to_string(index=False))
     return 0
 
 def _cmd_ledger(a)->int:
@@ -1023,7 +1168,8 @@ def _cmd_ledger(a)->int:
     status = run_ledger(ledger, a.workers, a.root)
     print(status.to_string(index=False))
     claims = ledger_claims(ledger_root(ledger, a.root))
-    if len(claims): print(verdict_counts(claims).to_string())
+    if len(claims):
+        print(verdict_counts(claims).to_string())
     return int((status.status != 'completed').any())
 
 def _dry_run(a)->int:
@@ -1036,17 +1182,22 @@ def _dry_run(a)->int:
 def _cmd_params(a)->int:
     nb = find_notebook(a.notebook)
     table = parameter_table(nb)
-    if table.empty: raise ValueError(f"{nb.name} has no parameters cell (a code cell tagged parameters)")
+    if table.empty:
+        raise ValueError(f"{nb.name} has no parameters cell (a code cell tagged parameters)")
     if a.format == 'json':
         print(json.dumps([{**r, 'value': _default(r['default'])} for r in table.to_dict('records')], indent=1))
-    else: print(text_table(table))
+    else:
+        print(text_table(table))
     return 0
 
 def _cmd_status(a)->int:
     table = sweep_status(a.sweep, a.root)
-    if a.format == 'csv': print(table.to_csv(index=False), end='')
-    elif a.format == 'json': print(table.to_json(orient='records', indent=1))
-    else: print(text_table(table.drop(columns='folder')))
+    if a.format == 'csv':
+        print(table.to_csv(index=False), end='')
+    elif a.format == 'json':
+        print(table.to_json(orient='records', indent=1))
+    else:
+        print(text_table(table.drop(columns='folder')))
     return 0
 
 COMMANDS = {'run': _cmd_run, 'sweep': _cmd_sweep, 'train': _cmd_train, 'results': _cmd_results, 'ledger': _cmd_ledger,
@@ -1056,6 +1207,8 @@ def main(argv=None)->int:
     "The `lt-workbook` command: `run`, `sweep`, `train`, `results`, `ledger`, `params`, `status`; `--version`."
     a = _parser().parse_args(argv)
     try:
-        with _environment(command_environment(a)): return COMMANDS[a.command](a)
+        with _environment(command_environment(a)):
+            return COMMANDS[a.command](a)
     except (ValueError, OSError, yaml.YAMLError) as e:   # bad input: one line naming the file or parameter, no traceback
-        print(f'lt-workbook {a.command}: {" ".join(str(e).split())}', file=sys.stderr); return 2
+        print(f'lt-workbook {a.command}: {" ".join(str(e).split())}', file=sys.stderr)
+        return 2

@@ -19,7 +19,8 @@ __all__ = ['PLOTLY_MIME', 'WIDGET_VIEW', 'WIDGET_STATE', 'BAR_MODELS', 'TQDM_TEX
 def site_config(root=None)->dict:
     "The site's configuration: `_quarto.yml` at the project root, parsed."
     path = Path(root or project_root())/'_quarto.yml'
-    if not path.exists(): raise FileNotFoundError(f"{path}: the Quarto site configuration is missing")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: the Quarto site configuration is missing")
     return yaml.safe_load(path.read_text())
 
 def site_pages(config:dict)->list:
@@ -30,9 +31,12 @@ def sidebar_pages(config:dict)->list:
     "Every page the sidebar links to, in order."
     def walk(items):
         for it in items:
-            if isinstance(it, str): yield it
-            elif 'contents' in it: yield from walk(it['contents'])
-            elif 'href' in it: yield it['href']
+            if isinstance(it, str):
+                yield it
+            elif 'contents' in it:
+                yield from walk(it['contents'])
+            elif 'href' in it:
+                yield it['href']
     return list(walk(config.get('website', {}).get('sidebar', {}).get('contents', [])))
 
 # %% ../nbs/11_site.ipynb #8d25c7ac
@@ -59,17 +63,22 @@ def site_problems(root=None)->list:
     "What is wrong with the site before Quarto renders it (an empty list when nothing is)."
     root = Path(root or project_root())
     cfg, problems = site_config(root), []
-    if cfg.get('project', {}).get('type') != 'website': problems.append("_quarto.yml: project.type is not 'website'")
+    if cfg.get('project', {}).get('type') != 'website':
+        problems.append("_quarto.yml: project.type is not 'website'")
     pages = site_pages(cfg)
-    if not pages: problems.append('_quarto.yml: project.render lists no page')
+    if not pages:
+        problems.append('_quarto.yml: project.render lists no page')
     problems += [f'{p}: listed in _quarto.yml but missing' for p in pages if not (root/p).exists()]
     problems += [f'{p}: in the sidebar but not in project.render' for p in sidebar_pages(cfg) if p not in pages]
     for p in pages:
-        if not p.endswith('.ipynb') or not (root/p).exists(): continue
+        if not p.endswith('.ipynb') or not (root/p).exists():
+            continue
         nb = read_notebook(root/p)
         figs = figure_outputs(nb)
-        if draws_figures(nb) and not figs: problems.append(f'{p}: draws figures but stores none (run make site-nbs)')
-        if n := sum(not has_html(o) for o in figs): problems.append(f'{p}: {n} figures without an HTML rendering (call use_html_figures first)')
+        if draws_figures(nb) and not figs:
+            problems.append(f'{p}: draws figures but stores none (run make site-nbs)')
+        if n := sum(not has_html(o) for o in figs):
+            problems.append(f'{p}: {n} figures without an HTML rendering (call use_html_figures first)')
     return problems
 
 # %% ../nbs/11_site.ipynb #7cb29bb1
@@ -77,7 +86,8 @@ def prepare_site(root=None, dst=None, pages=None)->Path:
     "nbdev's processing of the site's notebook `pages` (default: all) into `dst` (default `_proc/`), beside `_quarto.yml`."
     from execnb.nbio import read_nb, write_nb
     from nbdev.processors import FilterDefaults
-    root = Path(root or project_root()); dst = Path(dst or root/'_proc')
+    root = Path(root or project_root())
+    dst = Path(dst or root/'_proc')
     pages = site_pages(site_config(root)) if pages is None else pages
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copy(root/'_quarto.yml', dst/'_quarto.yml')
@@ -85,11 +95,15 @@ def prepare_site(root=None, dst=None, pages=None)->Path:
     os.environ['IN_TEST'] = '1'   # as nbdev's own docs build: show_doc cells run, the rest does not
     try:
         for p in progress(pages, desc='nbdev processing', unit='page'):
-            nb = read_nb(root/p); FilterDefaults()(nb)
-            (dst/p).parent.mkdir(parents=True, exist_ok=True); write_nb(nb, dst/p)
+            nb = read_nb(root/p)
+            FilterDefaults()(nb)
+            (dst/p).parent.mkdir(parents=True, exist_ok=True)
+            write_nb(nb, dst/p)
     finally:
-        if was is None: del os.environ['IN_TEST']
-        else: os.environ['IN_TEST'] = was
+        if was is None:
+            del os.environ['IN_TEST']
+        else:
+            os.environ['IN_TEST'] = was
     return dst
 
 # %% ../nbs/11_site.ipynb #1cc5ebea
@@ -121,11 +135,15 @@ def clean_stored_outputs(path)->int:
     state = widgets.get('state', {})
     bars, removed = bar_models(state), 0
     for cell in nb['cells']:
-        if cell['cell_type'] != 'code': continue
+        if cell['cell_type'] != 'code':
+            continue
         kept = [o for o in cell.get('outputs', []) if not is_run_artefact(o, bars, state)]
         removed += len(cell['outputs']) - len(kept)
         cell['outputs'] = kept
-    for k in bars: state.pop(k, None)
-    if widgets and not state: del nb['metadata']['widgets']
-    if removed or bars: path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+    for k in bars:
+        state.pop(k, None)
+    if widgets and not state:
+        del nb['metadata']['widgets']
+    if removed or bars:
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
     return removed

@@ -85,7 +85,8 @@ class LTLoss(nn.Module):
         "The logits the cross-entropy sees."
         if self.name == 'ldam':
             return self.s * (logits - F.one_hot(target, logits.shape[1]) * self.margins[target, None])
-        if self.name in ('balanced_softmax', 'logit_adjustment'): return logits + self.log_prior
+        if self.name in ('balanced_softmax', 'logit_adjustment'):
+            return logits + self.log_prior
         return logits
     def forward(self, logits, target):
         logits = self.adjust(loss_precision(logits), target)
@@ -118,15 +119,18 @@ class NormedLinear(nn.Module):
 
 def option_a_shortcut(x, stride:int, pad:int):
     "The parameter-free (option A) residual shortcut: subsample by `stride`, then zero-pad `pad` channels around the input's."
-    if stride > 1: x = x[:, :, ::stride, ::stride]
+    if stride > 1:
+        x = x[:, :, ::stride, ::stride]
     return F.pad(x, (0, 0, 0, 0, pad // 2, pad - pad // 2)) if pad else x
 
 class BasicBlock(nn.Module):
     "Two 3x3 conv-BN layers with a parameter-free (option A) shortcut."
     def __init__(self, C_in:int, C_out:int, stride:int=1):
         super().__init__()
-        self.conv1 = nn.Conv2d(C_in, C_out, 3, stride, 1, bias=False); self.bn1 = nn.BatchNorm2d(C_out)
-        self.conv2 = nn.Conv2d(C_out, C_out, 3, 1, 1, bias=False); self.bn2 = nn.BatchNorm2d(C_out)
+        self.conv1 = nn.Conv2d(C_in, C_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(C_out)
+        self.conv2 = nn.Conv2d(C_out, C_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(C_out)
         self.stride, self.pad = stride, C_out - C_in
     def shortcut(self, x): return option_a_shortcut(x, self.stride, self.pad)
     def forward(self, x):
@@ -143,12 +147,14 @@ class CifarResNet(nn.Module):
         layers, C = [], widths[0]
         for i, w in enumerate(widths):
             for j in range(blocks):
-                layers.append(block(C, w, 2 if (i > 0 and j == 0) else 1)); C = w
+                layers.append(block(C, w, 2 if (i > 0 and j == 0) else 1))
+                C = w
         self.layers = nn.Sequential(*layers)
         self.feat_dim = C
         self.classifier = CLASSIFIERS[check_choice('classifier', classifier, CLASSIFIERS)](C, num_classes)
         for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)): nn.init.kaiming_normal_(m.weight)
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight)
     def feature_map(self, x): return self.layers(self.stem(x))   # the last stage's activations (ResLT's branches start here)
     def features(self, x): return F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1)
     def forward(self, x): return self.classifier(self.features(x))
@@ -171,9 +177,12 @@ def tv_resnet():
 def load_trunk_state(module:nn.Module, path)->nn.Module:
     "Load a torchvision-format state dict file into `module`, every key but `fc.*` (the old head), checked key by key and shape by shape."
     p = Path(path)
-    if not p.is_file(): raise FileNotFoundError(f"pretrained={str(path)!r}: no such file (a torchvision-format state dict; nothing is downloaded)")
-    try: sd = torch.load(p, map_location='cpu', weights_only=True)
-    except Exception as e: raise ValueError(f"pretrained={str(path)!r}: not a readable state dict file ({type(e).__name__}: {e})") from e
+    if not p.is_file():
+        raise FileNotFoundError(f"pretrained={str(path)!r}: no such file (a torchvision-format state dict; nothing is downloaded)")
+    try:
+        sd = torch.load(p, map_location='cpu', weights_only=True)
+    except Exception as e:
+        raise ValueError(f"pretrained={str(path)!r}: not a readable state dict file ({type(e).__name__}: {e})") from e
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise ValueError(f"pretrained={str(path)!r}: expected a state dict (names -> tensors), got {type(sd).__name__}")
     sd = {k: v for k, v in sd.items() if not k.startswith('fc.')}
@@ -193,7 +202,8 @@ class TorchvisionTrunk(nn.Module):
     def __init__(self, net:nn.Module):   # a torchvision `ResNet`:
         super().__init__()
         for name, m in net.named_children():
-            if name not in ('avgpool', 'fc'): self.add_module(name, m)
+            if name not in ('avgpool', 'fc'):
+                self.add_module(name, m)
         self.feat_dim = net.fc.in_features
     def forward(self, x):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -206,7 +216,8 @@ class TorchvisionNet(nn.Module):
                  pretrained:str|None=None):     # a torchvision-format state dict file for the trunk (`fc.*` ignored)
         super().__init__()
         self.trunk = TorchvisionTrunk(net)
-        if pretrained is not None: load_trunk_state(self.trunk, pretrained)
+        if pretrained is not None:
+            load_trunk_state(self.trunk, pretrained)
         self.feat_dim = self.trunk.feat_dim
         self.classifier = CLASSIFIERS[check_choice('classifier', classifier, CLASSIFIERS)](self.feat_dim, num_classes)
     def feature_map(self, x): return self.trunk(x)
@@ -240,10 +251,12 @@ def dist_env()->tuple:
 def distributed()->bool:
     "Whether this process is one rank of several; joins their process group on first use (Gloo for CPU tensors, NCCL for CUDA ones)."
     rank, world, local = dist_env()
-    if world == 1: return False
+    if world == 1:
+        return False
     if not dist.is_initialized():
         cuda = torch.cuda.is_available()
-        if cuda: torch.cuda.set_device(local)
+        if cuda:
+            torch.cuda.set_device(local)
         dist.init_process_group('cpu:gloo,cuda:nccl' if cuda else 'gloo', rank=rank, world_size=world)
     return True
 
@@ -253,24 +266,30 @@ def is_writer()->bool:
 
 def on_writer(fn):
     "`fn()` called on global rank 0 alone; every rank returns its result or raises its error (no rank is left waiting for a failed one)."
-    if not distributed(): return fn()
+    if not distributed():
+        return fn()
     out = [None]
     if is_writer():
-        try: out = [(True, fn())]
-        except Exception as e: out = [(False, e)]
+        try:
+            out = [(True, fn())]
+        except Exception as e:
+            out = [(False, e)]
     dist.broadcast_object_list(out, src=0)
     ok, value = out[0]
-    if not ok: raise value
+    if not ok:
+        raise value
     return value
 
 def all_sum(t:torch.Tensor)->torch.Tensor:
     "`t` summed over the ranks, in place (unchanged in a single-process run)."
-    if distributed(): dist.all_reduce(t)
+    if distributed():
+        dist.all_reduce(t)
     return t
 
 def gather_rows(t:torch.Tensor)->torch.Tensor:
     "The ranks' `t` (each its own number of rows) concatenated in rank order, on every rank."
-    if not distributed(): return t
+    if not distributed():
+        return t
     n = torch.tensor([len(t)], device=t.device)
     sizes = [torch.zeros_like(n) for _ in range(dist.get_world_size())]
     dist.all_gather(sizes, n)
@@ -282,12 +301,14 @@ def gather_rows(t:torch.Tensor)->torch.Tensor:
 
 def share_weight(n:int)->float:
     "W n_r / n: the weight of this rank's mean loss over its share (`n` images here, n in all) under which the ranks' average gradient is the whole batch's mean-loss gradient; 1 in a single process."
-    if not distributed(): return 1.
+    if not distributed():
+        return 1.
     return dist_env()[1] * n / float(all_sum(torch.tensor(float(n))))
 
 def rank_average(tensors:list)->list:
     "The mean over the ranks of each of `tensors` (one all-reduce), as DDP averages gradients; unchanged in a single process."
-    if not distributed(): return list(tensors)
+    if not distributed():
+        return list(tensors)
     flat = all_sum(torch.cat([t.reshape(-1) for t in tensors])) / dist_env()[1]
     return [s.view_as(t) for s, t in zip(flat.split([t.numel() for t in tensors]), tensors)]
 
@@ -305,9 +326,11 @@ class AllSum(torch.autograd.Function):
 class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     "BatchNorm whose training statistics are those of the global batch, all ranks together (sums all-reduced, differentiably): each rank normalizes as a single process would the whole batch. Plain BatchNorm in a single process, and in eval mode."
     def _check_input_dim(self, x):
-        if x.dim() < 2: raise ValueError(f"expected at least 2-D input (N x C x ...), got {x.dim()}-D")
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2-D input (N x C x ...), got {x.dim()}-D")
     def forward(self, x):
-        if not (self.training and distributed()): return super().forward(x)
+        if not (self.training and distributed()):
+            return super().forward(x)
         x = x.to(torch.promote_types(x.dtype, torch.float32))   # (float32 statistics at least, as BatchNorm under autocast)
         dims, shape = [0, *range(2, x.dim())], (1, -1) + (1,) * (x.dim() - 2)
         s = AllSum.apply(torch.cat([x.sum(dims), x.new_tensor([x.numel() // x.shape[1]])]))
@@ -332,7 +355,8 @@ def sync_batch_norms(model:nn.Module)->nn.Module:
             ref = next(itertools.chain(m.parameters(), m.buffers()), torch.empty(0))
             s.to(device=ref.device, dtype=ref.dtype).train(m.training)
             setattr(model, name, s)
-        else: sync_batch_norms(m)
+        else:
+            sync_batch_norms(m)
     return model
 
 def check_shards(n:int, batch_size:int, what:str='training set'):
@@ -357,7 +381,8 @@ def configure_logging(level:str|int|None=None)->logging.Logger:
     "The `lt_workbook` logger with one `StderrHandler` (`LEVEL [module] message`) at `level` (default `$LT_WORKBOOK_LOG_LEVEL`, else INFO); it does not propagate to the root logger (no line twice where an application configured that)."
     level, log = level or os.environ.get('LT_WORKBOOK_LOG_LEVEL', 'INFO'), logging.getLogger('lt_workbook')
     log.setLevel(level.upper() if isinstance(level, str) else level)
-    for h in [h for h in log.handlers if isinstance(h, StderrHandler)]: log.removeHandler(h)
+    for h in [h for h in log.handlers if isinstance(h, StderrHandler)]:
+        log.removeHandler(h)
     handler = StderrHandler()
     handler.setFormatter(logging.Formatter('%(levelname)s [%(name)s] %(message)s'))
     log.addHandler(handler)
@@ -375,10 +400,12 @@ def progress(iterable=None, **kw):
     interactive notebook (`tqdm.auto`), text on stderr when `$LT_WORKBOOK_PROGRESS` is 'text' (batch runs); off on the
     ranks other than 0 of a distributed run, and everywhere with `$TQDM_DISABLE`."""
     mode = os.environ.get('LT_WORKBOOK_PROGRESS', 'auto')
-    if mode not in PROGRESS_MODES: raise ValueError(f"LT_WORKBOOK_PROGRESS={mode!r}: expected one of {PROGRESS_MODES}")
+    if mode not in PROGRESS_MODES:
+        raise ValueError(f"LT_WORKBOOK_PROGRESS={mode!r}: expected one of {PROGRESS_MODES}")
     off = os.environ.get('TQDM_DISABLE', '').lower() in ('1', 'true', 'yes')   # (an explicit `disable` would override tqdm's own reading)
     kw['disable'] = kw.get('disable', False) or off or not is_writer()
-    if mode == 'auto': return tqdm(iterable, **kw)
+    if mode == 'auto':
+        return tqdm(iterable, **kw)
     from tqdm.std import tqdm as text_tqdm
     # text: every bar on its line of the log (position 0: no cursor movements of nested bars in a file)
     return text_tqdm(iterable, file=sys.stderr, mininterval=kw.pop('mininterval', TEXT_PROGRESS_INTERVAL), position=0, **kw)
@@ -402,7 +429,8 @@ def git_commit():
     try:
         return subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=Path(__file__).parent, capture_output=True,
                               text=True, timeout=5).stdout.strip() or None
-    except Exception: return None
+    except Exception:
+        return None
 
 def env_info(device)->dict:
     import lt_workbook
@@ -417,13 +445,17 @@ def atomic_write(path:Path, write):
         write(tmp)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True); raise
+        tmp.unlink(missing_ok=True)
+        raise
 
 def read_json(path, what:str='')->dict:
     "The JSON object in `path`; a `ValueError` naming the file (and `what` it is) when it cannot be read or is not an object."
-    try: obj = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e: raise ValueError(f"{path}: unreadable{what} ({type(e).__name__}: {e}); restore or delete it") from None
-    if not isinstance(obj, dict): raise ValueError(f"{path}: unreadable{what} (a JSON {type(obj).__name__}, not an object); restore or delete it")
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: unreadable{what} ({type(e).__name__}: {e}); restore or delete it") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: unreadable{what} (a JSON {type(obj).__name__}, not an object); restore or delete it")
     return obj
 
 def write_failed(path, e:BaseException)->OSError:
@@ -434,7 +466,10 @@ def write_failed(path, e:BaseException)->OSError:
 def _fsynced(data:bytes):
     "A `write(tmp)` for `atomic_write`: `data`, on the disk before the file is moved into place."
     def write(p):
-        with open(p, 'wb') as f: f.write(data); f.flush(); os.fsync(f.fileno())
+        with open(p, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
     return write
 
 def checksum_file(path)->Path: return Path(f'{path}.sha256')
@@ -448,23 +483,29 @@ def write_checkpoint(path, state:dict):
     "Save `state` to `path` atomically, its sha256 in `path.sha256`: the new and the old sum while the file is replaced, then the new one (a kill at any point leaves a checkpoint its sums accept)."
     path = Path(path)
     try:
-        buf = io.BytesIO(); torch.save(state, buf); data = buf.getvalue()
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        data = buf.getvalue()
         new = hashlib.sha256(data).hexdigest()
         old = checkpoint_sums(path)[:1] or ([hashlib.sha256(path.read_bytes()).hexdigest()] if path.exists() else [])
         atomic_write(checksum_file(path), lambda p: p.write_text('\n'.join([new, *old]) + '\n'))
         atomic_write(path, _fsynced(data))
         atomic_write(checksum_file(path), lambda p: p.write_text(new + '\n'))
-    except (OSError, RuntimeError) as e: raise write_failed(path, e) from e
+    except (OSError, RuntimeError) as e:
+        raise write_failed(path, e) from e
 
 def read_checkpoint(path, map_location='cpu', what_to_do:str='delete its run folder to train it again'):
     "The state saved in the checkpoint `path`, weights only, its checksum verified: a `ValueError` naming the file and `what_to_do` when it is missing, corrupt, truncated or holds anything but tensors and plain values."
     path = Path(path)
-    try: data = path.read_bytes()
-    except OSError as e: raise ValueError(f"{path}: no readable checkpoint ({type(e).__name__}); {what_to_do}") from None
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ValueError(f"{path}: no readable checkpoint ({type(e).__name__}); {what_to_do}") from None
     sums = checkpoint_sums(path)
     if sums and hashlib.sha256(data).hexdigest() not in sums:
         raise ValueError(f"{path}: corrupt checkpoint (its bytes do not match the sha256 in {checksum_file(path).name}); {what_to_do}")
-    try: return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    try:
+        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         raise ValueError(f"{path}: refused, it holds objects other than tensors and plain values (a checkpoint can carry code: "
                          f"it is loaded with weights_only=True; {str(e).splitlines()[-1][:200]}); {what_to_do}") from None
@@ -477,8 +518,10 @@ def source_identity(checkpoint)->str:
     p = Path(checkpoint)
     src = p.parent/'params.json'
     if src.exists():
-        try: sp = json.loads(src.read_text())
-        except ValueError: raise ValueError(f"{src}: not readable JSON (the run of init_from={str(p)!r}); train that run again") from None
+        try:
+            sp = json.loads(src.read_text())
+        except ValueError:
+            raise ValueError(f"{src}: not readable JSON (the run of init_from={str(p)!r}); train that run again") from None
         return f"{p.parent.name}/{p.name}:{params_hash({k: v for k, v in sp.items() if k not in ('env', 'init_from')})}"
     return 'sha256:' + hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else str(p)
 
@@ -490,7 +533,8 @@ def hashed_params(params:dict)->dict:
     "The parameters that name a run's folder: `init_from` as its source's identity (`source_identity`), not its path; a later setting at its default (`LATER_DEFAULTS`) left out and a renamed one in its old spelling (`RENAMED`), so the runs made before them keep their folders."
     params = {k: v for k, v in params.items() if not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
     for new, (old, values) in RENAMED.items():
-        if new in params and params[new] in values: params[old] = values[params.pop(new)]
+        if new in params and params[new] in values:
+            params[old] = values[params.pop(new)]
     return {**params, 'init_from': source_identity(params['init_from'])} if params.get('init_from') else params
 
 def writer_only(method):
@@ -536,16 +580,20 @@ class Run:
     @property
     def metrics(self)->list:
         "The events of metrics.jsonl. A last line cut short (a kill while writing it) is skipped with a warning; any other unreadable line is a `ValueError` naming the file and line."
-        if not self.metrics_file.exists(): return []
+        if not self.metrics_file.exists():
+            return []
         lines = self.metrics_file.read_text(errors='replace').split('\n')
         events = []
         for i, l in enumerate(lines[:-1], 1):
-            if not l.strip(): continue
-            try: events.append(json.loads(l))
+            if not l.strip():
+                continue
+            try:
+                events.append(json.loads(l))
             except ValueError:
                 raise ValueError(f"{self.metrics_file}:{i}: not a JSON line ({l[:60]!r}); re-run an unfinished run (it rewrites "
                                  f"the lines after its checkpoint) or delete the folder {self.path.parent.name}/{self.name} to train again") from None
-        if lines[-1].strip(): warnings.warn(f"{self.metrics_file}: its last line is cut short (being written, or a kill): skipped")
+        if lines[-1].strip():
+            warnings.warn(f"{self.metrics_file}: its last line is cut short (being written, or a kill): skipped")
         return events
     @property
     def summary(self): return read_json(self.summary_file, ' run summary') if self.summary_file.exists() else None
@@ -554,9 +602,12 @@ class Run:
     @property
     def confusion(self)->np.ndarray|None:
         "The confusion matrix of the final evaluation (rows: true class), from confusion.npy; None when there is none."
-        if not self.confusion_file.exists(): return None
-        try: return np.load(self.confusion_file, allow_pickle=False)
-        except (OSError, ValueError) as e: raise ValueError(f"{self.confusion_file}: unreadable ({type(e).__name__}: {e}); restore or delete it") from None
+        if not self.confusion_file.exists():
+            return None
+        try:
+            return np.load(self.confusion_file, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{self.confusion_file}: unreadable ({type(e).__name__}: {e}); restore or delete it") from None
     @writer_only
     def log(self, **event):
         "Append one event to metrics.jsonl: the complete line in one write (a kill never glues half a line to the next)."
@@ -564,65 +615,87 @@ class Run:
         try:
             fd = os.open(self.metrics_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                if os.write(fd, data) != len(data): raise OSError(28, 'short write')
-            finally: os.close(fd)
-        except OSError as e: raise write_failed(self.metrics_file, e) from e
+                if os.write(fd, data) != len(data):
+                    raise OSError(28, 'short write')
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise write_failed(self.metrics_file, e) from e
     def metrics_size(self): return self.metrics_file.stat().st_size if self.metrics_file.exists() else 0
     @writer_only
     def truncate_metrics(self, size:int)->bool:
         "Drop the events written after the checkpoint that recorded `size` (they are re-done on resume). False, changing nothing, when the file's first `size` bytes are not whole lines (shorter than recorded: events before the checkpoint are lost)."
-        if not self.metrics_file.exists(): return size == 0
-        if self.metrics_size() < size: return False
+        if not self.metrics_file.exists():
+            return size == 0
+        if self.metrics_size() < size:
+            return False
         if size:
             with open(self.metrics_file, 'rb') as f:
                 f.seek(size - 1)
-                if f.read(1) != b'\n': return False
+                if f.read(1) != b'\n':
+                    return False
         os.truncate(self.metrics_file, size)
         return True
     @writer_only
     def save_json(self, name:str, obj):
         "Write `obj` as the JSON file `name` in the run directory, atomically."
-        try: atomic_write(self.path/name, lambda p: p.write_text(json.dumps(jsonable(obj), indent=1)))
-        except OSError as e: raise write_failed(self.path/name, e) from e
+        try:
+            atomic_write(self.path/name, lambda p: p.write_text(json.dumps(jsonable(obj), indent=1)))
+        except OSError as e:
+            raise write_failed(self.path/name, e) from e
     def finish(self, status:str, confusion=None, **results):
         "Write summary.json atomically, and the `confusion` matrix (if given) to confusion.npy beside it (its own file: C x C numbers)."
-        if confusion is not None: self.save_array(self.confusion_file.name, np.asarray(confusion, dtype=np.int64))
+        if confusion is not None:
+            self.save_array(self.confusion_file.name, np.asarray(confusion, dtype=np.int64))
         self.save_json(self.summary_file.name, {'status': check_choice('status', status, STATUSES), **results})
     @writer_only
     def save_array(self, name:str, a:np.ndarray):
         "Write the array `a` as the .npy file `name` in the run directory, atomically."
-        buf = io.BytesIO(); np.save(buf, a, allow_pickle=False)
-        try: atomic_write(self.path/name, lambda p: p.write_bytes(buf.getvalue()))
-        except OSError as e: raise write_failed(self.path/name, e) from e
+        buf = io.BytesIO()
+        np.save(buf, a, allow_pickle=False)
+        try:
+            atomic_write(self.path/name, lambda p: p.write_bytes(buf.getvalue()))
+        except OSError as e:
+            raise write_failed(self.path/name, e) from e
     @writer_only
     def save_checkpoint(self, state:dict):
         "Write checkpoint.pt atomically with its checksum (`write_checkpoint`)."
         write_checkpoint(self.checkpoint_file, state)
     def load_checkpoint(self, map_location='cpu'):
         "The checkpoint's state (`read_checkpoint`: weights only, checksum verified), or None when there is none."
-        if not self.checkpoint_file.exists(): return None
+        if not self.checkpoint_file.exists():
+            return None
         return read_checkpoint(self.checkpoint_file, map_location, self.retrain_hint)
     retrain_hint = property(lambda self: f"delete its checkpoint.pt (or the folder {self.path.parent.name}/{self.name}) to train it again")
     @contextmanager
     def writing(self):
         "Hold the run directory while training it: an `fcntl.flock` on `.lock` (released when the process ends, even by kill -9). A second writer waits for the first, saying who holds it (pid and host)."
         import fcntl
-        if not is_writer(): yield self; return   # the other ranks of a distributed run do not write it
+        if not is_writer():
+            yield self
+            return   # the other ranks of a distributed run do not write it
         key = str(self.path.resolve())
-        if key in _HELD: raise RuntimeError(f"{self.path}: this process is already training this run (one Trainer inside another?)")
+        if key in _HELD:
+            raise RuntimeError(f"{self.path}: this process is already training this run (one Trainer inside another?)")
         fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.pread(fd, 200, 0).decode(errors='replace').strip() or 'another process'
                 _log.info(f"{self.name}: waiting for {holder}, which is training this run ({self.path.parent.name}/{self.name})")
                 fcntl.flock(fd, fcntl.LOCK_EX)
-            os.ftruncate(fd, 0); os.pwrite(fd, f'pid {os.getpid()} on host {platform.node()}\n'.encode(), 0)
-            for t in self.path.glob('.*.tmp'): t.unlink(missing_ok=True)   # left by a writer killed inside `atomic_write`
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f'pid {os.getpid()} on host {platform.node()}\n'.encode(), 0)
+            for t in self.path.glob('.*.tmp'):
+                t.unlink(missing_ok=True)   # left by a writer killed inside `atomic_write`
             _HELD.add(key)
-            try: yield self
-            finally: _HELD.discard(key)
-        finally: os.close(fd)   # releases the lock
+            try:
+                yield self
+            finally:
+                _HELD.discard(key)
+        finally:
+            os.close(fd)   # releases the lock
     # named by its folder within its section's runs (the same on every machine), not by the absolute path
     def __repr__(self): return f"Run('{self.path.parent.name}/{self.name}', status={(self.summary or {}).get('status', 'in progress')})"
 
@@ -645,14 +718,16 @@ def optimizer_step(trainer, loss):
     trainer.backward(loss)                 # fp16: gradients of S * loss
     trainer.scaler.unscale_(trainer.opt)        # fp16: g <- g / S (no-op otherwise), before clipping sees the norm
     # g <- g * min(1, grad_clip / ||g||_2) over all the weights at once; multi-tensor kernels, no per-parameter loop
-    if trainer.cfg.grad_clip: nn.utils.clip_grad_norm_(trainer.params, trainer.cfg.grad_clip, foreach=True)
+    if trainer.cfg.grad_clip:
+        nn.utils.clip_grad_norm_(trainer.params, trainer.cfg.grad_clip, foreach=True)
     trainer.scaler.step(trainer.opt)            # fp16: the step skipped when a gradient overflowed; plain `opt.step()` otherwise
     trainer.scaler.update()                # fp16: S halves after an overflow, doubles after 2000 clean steps
 
 def mixed_batch(trainer, x, y):
     "The batch a step trains on: mixed up (from the epoch's seeded generators) when `mixup_alpha > 0`. Returns `(x, y_a, y_b, lam)`, `lam` None without mixup."
     a = trainer.cfg.mixup_alpha
-    if a <= 0: return x, y, y, None
+    if a <= 0:
+        return x, y, y, None
     lam = float(trainer.np_rng.beta(a, a))
     return (*mixup(x, y, lam, trainer.generator), lam)
 
@@ -703,13 +778,19 @@ def pick_device(device='auto')->torch.device:
     "`auto` picks CUDA, then MPS, then CPU; an explicit device must be available. Each rank of a distributed run takes the GPU of its `LOCAL_RANK`."
     rank, world, local = dist_env()
     if device == 'auto':
-        if torch.cuda.is_available(): return torch.device('cuda', local) if world > 1 else torch.device('cuda')
-        if getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available(): return torch.device('mps')
+        if torch.cuda.is_available():
+            return torch.device('cuda', local) if world > 1 else torch.device('cuda')
+        if getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available():
+            return torch.device('mps')
         return torch.device('cpu')
-    try: dev = torch.device(device)
-    except (RuntimeError, TypeError): raise ValueError(f"device={device!r}: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
-    if dev.type == 'cuda' and not torch.cuda.is_available(): raise ValueError(f"device={device!r}: CUDA is not available here")
-    if dev.type == 'cuda' and dev.index is None and world > 1: return torch.device('cuda', local)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r}: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r}: CUDA is not available here")
+    if dev.type == 'cuda' and dev.index is None and world > 1:
+        return torch.device('cuda', local)
     if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
         raise ValueError(f"device={device!r}: MPS is not available here")
     return dev
@@ -721,10 +802,12 @@ def autocast_dtype(precision:str, device:torch.device, capability:tuple|None=Non
     compute capability >= 8.0 (A100, H100), fp16 (with a gradient scaler, `Trainer.scaler`) on older ones (V100 7.0, T4
     7.5), float32 off CUDA. bf16 on an older GPU is a `ValueError`. `capability`: the GPU's (default: asked of CUDA)."""
     check_choice('precision', precision, PRECISIONS)
-    if precision == 'fp32' or (precision == 'auto' and device.type != 'cuda'): return None
+    if precision == 'fp32' or (precision == 'auto' and device.type != 'cuda'):
+        return None
     if device.type == 'cuda':
         cap = tuple(capability or torch.cuda.get_device_capability(device))
-        if precision == 'auto': return torch.bfloat16 if cap >= (8, 0) else torch.float16
+        if precision == 'auto':
+            return torch.bfloat16 if cap >= (8, 0) else torch.float16
         if precision == 'bf16' and cap < (8, 0):
             raise ValueError(f"precision='bf16' on a GPU of compute capability {cap[0]}.{cap[1]}: bf16 needs 8.0 or more; "
                              "use 'fp16' (with loss scaling) or 'auto'")
@@ -732,7 +815,8 @@ def autocast_dtype(precision:str, device:torch.device, capability:tuple|None=Non
 
 def whole_number(x):
     "`x` as an `int` when it is a whole number given as a float or numpy number (`10.0` -> `10`), else unchanged (validation names it)."
-    if isinstance(x, (float, np.floating)) and math.isfinite(x) and float(x).is_integer(): return int(x)
+    if isinstance(x, (float, np.floating)) and math.isfinite(x) and float(x).is_integer():
+        return int(x)
     return int(x) if isinstance(x, np.integer) else x
 
 @dataclass
@@ -783,25 +867,39 @@ class TrainConfig:
     sync_bn: bool = False           # several ranks: BatchNorm statistics of the global batch (`SyncBatchNorm`), not each rank's share
     seed: int = 0
     def __post_init__(self):
-        check_choice('arch', self.arch, ARCHS); check_choice('classifier', self.classifier, CLASSIFIERS)
-        check_choice('optimizer', self.optimizer, OPTIMIZERS); check_choice('schedule', self.schedule, SCHEDULES)
-        check_choice('loss', self.loss, LOSSES); check_choice('reweight', self.reweight, REWEIGHTS)
-        check_choice('sampler', self.sampler, SAMPLERS); check_choice('group_split', self.group_split, GROUP_SPLITS)
+        check_choice('arch', self.arch, ARCHS)
+        check_choice('classifier', self.classifier, CLASSIFIERS)
+        check_choice('optimizer', self.optimizer, OPTIMIZERS)
+        check_choice('schedule', self.schedule, SCHEDULES)
+        check_choice('loss', self.loss, LOSSES)
+        check_choice('reweight', self.reweight, REWEIGHTS)
+        check_choice('sampler', self.sampler, SAMPLERS)
+        check_choice('group_split', self.group_split, GROUP_SPLITS)
         check_choice('precision', self.precision, PRECISIONS)
         # whole numbers given as floats (papermill, YAML: `epochs: 10.0`) are the integers they stand for; one milestone may be a scalar
-        if isinstance(self.milestones, (int, float, np.integer, np.floating)) and not isinstance(self.milestones, bool): self.milestones = (self.milestones,)
-        if isinstance(self.milestones, (str, bytes, dict)): raise ValueError(f"milestones={self.milestones!r}: expected a list of epochs, e.g. [160, 180]")
+        if isinstance(self.milestones, (int, float, np.integer, np.floating)) and not isinstance(self.milestones, bool):
+            self.milestones = (self.milestones,)
+        if isinstance(self.milestones, (str, bytes, dict)):
+            raise ValueError(f"milestones={self.milestones!r}: expected a list of epochs, e.g. [160, 180]")
         self.milestones = tuple(whole_number(m) for m in self.milestones)
-        for k in ('epochs', 'batch_size', 'eval_every', 'warmup_epochs', 'seed', 'drw_epoch'): setattr(self, k, whole_number(getattr(self, k)))
-        for k in ('epochs', 'batch_size', 'eval_every'): check_number(k, getattr(self, k), integer=True)
-        for k in ('warmup_epochs', 'seed'): check_number(k, getattr(self, k), integer=True, zero_ok=True)
-        for k in ('lr', 's', 'lr_decay'): check_number(k, getattr(self, k))
+        for k in ('epochs', 'batch_size', 'eval_every', 'warmup_epochs', 'seed', 'drw_epoch'):
+            setattr(self, k, whole_number(getattr(self, k)))
+        for k in ('epochs', 'batch_size', 'eval_every'):
+            check_number(k, getattr(self, k), integer=True)
+        for k in ('warmup_epochs', 'seed'):
+            check_number(k, getattr(self, k), integer=True, zero_ok=True)
+        for k in ('lr', 's', 'lr_decay'):
+            check_number(k, getattr(self, k))
         for k in ('momentum', 'weight_decay', 'focal_gamma', 'mixup_alpha', 'label_smoothing', 'max_m', 'tau', 'lr_min'):
             check_number(k, getattr(self, k), zero_ok=True)
-        if not 0 <= self.beta < 1: raise ValueError(f"beta={self.beta!r}: expected a number in [0, 1)")
-        for m in self.milestones: check_number('milestones', m, integer=True)
-        if self.grad_clip is not None: check_number('grad_clip', self.grad_clip)
-        if self.drw_epoch is None: self.drw_epoch = int(0.8 * self.epochs)
+        if not 0 <= self.beta < 1:
+            raise ValueError(f"beta={self.beta!r}: expected a number in [0, 1)")
+        for m in self.milestones:
+            check_number('milestones', m, integer=True)
+        if self.grad_clip is not None:
+            check_number('grad_clip', self.grad_clip)
+        if self.drw_epoch is None:
+            self.drw_epoch = int(0.8 * self.epochs)
         check_number('drw_epoch', self.drw_epoch, integer=True, zero_ok=True)
         if self.init_from is not None and not Path(self.init_from).exists():
             raise ValueError(f"init_from={self.init_from!r}: no such checkpoint")
@@ -812,24 +910,33 @@ class TrainConfig:
         self.check_stages()
     def make_step(self):
         "A fresh step of `step` built with `step_kw`."
-        try: return STEPS[self.step].make(**self.step_kw)
-        except TypeError as e: raise ValueError(f"step_kw={self.step_kw!r}: {e} (step={self.step!r})") from None
+        try:
+            return STEPS[self.step].make(**self.step_kw)
+        except TypeError as e:
+            raise ValueError(f"step_kw={self.step_kw!r}: {e} (step={self.step!r})") from None
     def check_stages(self):
         "The step and the second stage, each with its settings and with the rest of the config: a `ValueError` before anything runs."
-        check_choice('step', self.step, STEPS); check_choice('second_stage', self.second_stage, SECOND_STAGES)
-        self.make_step(); STEPS[self.step].check(self)
+        check_choice('step', self.step, STEPS)
+        check_choice('second_stage', self.second_stage, SECOND_STAGES)
+        self.make_step()
+        STEPS[self.step].check(self)
         if self.second_stage == 'none':
-            if self.second_stage_kw: raise ValueError(f"second_stage_kw={self.second_stage_kw!r} with second_stage='none': expected {{}}")
+            if self.second_stage_kw:
+                raise ValueError(f"second_stage_kw={self.second_stage_kw!r} with second_stage='none': expected {{}}")
             return
         stage = SECOND_STAGES[self.second_stage]
-        try: inspect.signature(stage.config).bind(self, 'checkpoint.pt', **self.second_stage_kw)
-        except TypeError as e: raise ValueError(f"second_stage_kw={self.second_stage_kw!r}: {e} (second_stage={self.second_stage!r})") from None
+        try:
+            inspect.signature(stage.config).bind(self, 'checkpoint.pt', **self.second_stage_kw)
+        except TypeError as e:
+            raise ValueError(f"second_stage_kw={self.second_stage_kw!r}: {e} (second_stage={self.second_stage!r})") from None
         stage.check(self)
 
 def lr_at(cfg:TrainConfig, epoch:int)->float:
     "Learning rate of `epoch` (0-based): linear warm-up, then the schedule."
-    if epoch < cfg.warmup_epochs: return cfg.lr * (epoch + 1) / cfg.warmup_epochs
-    if cfg.schedule == 'multistep': return cfg.lr * cfg.lr_decay ** sum(epoch >= m for m in cfg.milestones)
+    if epoch < cfg.warmup_epochs:
+        return cfg.lr * (epoch + 1) / cfg.warmup_epochs
+    if cfg.schedule == 'multistep':
+        return cfg.lr * cfg.lr_decay ** sum(epoch >= m for m in cfg.milestones)
     if cfg.schedule == 'cosine':
         t = (epoch - cfg.warmup_epochs) / max(1, cfg.epochs - cfg.warmup_epochs)
         return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
@@ -844,17 +951,21 @@ class LossWatch:
         self.epoch, self.lr, self.every = epoch, lr, check_number('every', every, integer=True)
         self.window, self.start, self.n = None, 0, 0   # window[i] = loss of step start + i
     def add(self, loss:torch.Tensor):
-        if self.window is None: self.window = loss.new_zeros(self.every)   # the loss's device and dtype
+        if self.window is None:
+            self.window = loss.new_zeros(self.every)   # the loss's device and dtype
         self.window[self.n - self.start] = loss.detach().reshape(())         # one device copy, no sync
         self.n += 1
-        if self.n - self.start == self.every: self.check()
+        if self.n - self.start == self.every:
+            self.check()
     def first_bad(self):
         "`(step, loss)` of the first non-finite loss since the last read, or None (one host read; the window's values only when there is one)."
         k, start = self.n - self.start, self.start
         self.start = self.n
-        if k == 0: return None
+        if k == 0:
+            return None
         w = all_sum(self.window[:k].clone()) if distributed() else self.window[:k]   # every rank sees a non-finite loss of any
-        if bool(torch.isfinite(w).all()): return None
+        if bool(torch.isfinite(w).all()):
+            return None
         vals = w.tolist()
         i = next(i for i, v in enumerate(vals) if not math.isfinite(v))
         return start + i, vals[i]
@@ -864,12 +975,15 @@ class LossWatch:
     def check(self):
         "Raise `Diverged` if a loss since the last read was non-finite."
         bad = self.first_bad()
-        if bad is not None: raise self.diverged(*bad)
+        if bad is not None:
+            raise self.diverged(*bad)
 
 def fused_optimizer(cls, params, **kw)->torch.optim.Optimizer:
     "Optimizer `cls` over `params`: fused (one kernel for all of them) where torch has it for their device, else multi-tensor (`foreach`)."
-    try: return cls(params, fused=True, **kw)
-    except RuntimeError: return cls(params, foreach=True, **kw)   # "fused=True requires ... supported devices"
+    try:
+        return cls(params, fused=True, **kw)
+    except RuntimeError:
+        return cls(params, foreach=True, **kw)   # "fused=True requires ... supported devices"
 
 def zero_momentum_buffers(opt, *_):
     """Give every weight that has a gradient and no momentum buffer a zero one (a step pre-hook). Fused SGD refuses a step
@@ -885,7 +999,8 @@ def make_optimizer(cfg:TrainConfig, params:list)->torch.optim.Optimizer:
     "The trainer's SGD (momentum) or Adam over `params` (`fused_optimizer`)."
     cls, kw = ((torch.optim.SGD, dict(momentum=cfg.momentum)) if cfg.optimizer == 'sgd' else (torch.optim.Adam, {}))
     opt = fused_optimizer(cls, params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)
-    if cls is torch.optim.SGD: opt.register_step_pre_hook(zero_momentum_buffers)
+    if cls is torch.optim.SGD:
+        opt.register_step_pre_hook(zero_momentum_buffers)
     return opt
 
 IMPL_KEYS = ('fused', 'foreach')   # how an optimizer computes its step, not what it computes
@@ -906,19 +1021,24 @@ class CudaGraphStep:
         self.graph, self.key, self.failed = None, None, None
         self.counts = dict(eager=0, captured=0, replayed=0)
     def __call__(self, trainer, *inputs):
-        if trainer.device.type != 'cuda' or self.failed: return self._eager(trainer, inputs)
+        if trainer.device.type != 'cuda' or self.failed:
+            return self._eager(trainer, inputs)
         key = (trainer.epoch, [(t.shape, t.dtype) for t in inputs])
         if self.graph is not None and key == self.key:
-            for s, t in zip(self.static_in, inputs): s.copy_(t)
+            for s, t in zip(self.static_in, inputs):
+                s.copy_(t)
             return self._replay()
         if self.counts['eager'] < self.warmup or (self.key is not None and key[1] != self.key[1]):
             return self._eager(trainer, inputs, side_stream=True)
         return self._capture(trainer, inputs, key)
     def _eager(self, trainer, inputs, side_stream:bool=False):
         self.counts['eager'] += 1
-        if not side_stream: return self.body(trainer, *inputs)
-        s = torch.cuda.Stream(); s.wait_stream(torch.cuda.current_stream())   # torch's warm-up: on a side stream
-        with torch.cuda.stream(s): out = self.body(trainer, *inputs)
+        if not side_stream:
+            return self.body(trainer, *inputs)
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())   # torch's warm-up: on a side stream
+        with torch.cuda.stream(s):
+            out = self.body(trainer, *inputs)
         torch.cuda.current_stream().wait_stream(s)
         return out
     def _capture(self, trainer, inputs, key):
@@ -926,17 +1046,20 @@ class CudaGraphStep:
         self.static_in, graph = [t.clone() for t in inputs], torch.cuda.CUDAGraph()
         trainer.capturing = True                                # (autocast's cast cache off)
         try:
-            with torch.cuda.graph(graph): self.static_out = self.body(trainer, *self.static_in)
+            with torch.cuda.graph(graph):
+                self.static_out = self.body(trainer, *self.static_in)
         except Exception as e:
             self.failed = f"{type(e).__name__}: {e}"
             _log.warning(f"CUDA graph capture failed, running eagerly from here: {self.failed}")
             return self._eager(trainer, inputs)
-        finally: trainer.capturing = False
+        finally:
+            trainer.capturing = False
         self.graph, self.key = graph, key
         self.counts['captured'] += 1
         return self._replay()                              # the capture ran nothing: this replay is the step
     def _replay(self):
-        self.graph.replay(); self.counts['replayed'] += 1
+        self.graph.replay()
+        self.counts['replayed'] += 1
         return self.static_out
 
 # %% ../nbs/01_training.ipynb #c4b07ac5
@@ -951,9 +1074,12 @@ def restore_rng_states(ck:dict, device:torch.device):
     "Set the RNG states `rng_states` saved in checkpoint `ck` (an older checkpoint's list of every GPU's: this device's)."
     torch.set_rng_state(ck['torch_rng'])
     state = ck.get('cuda_rng')
-    if device.type != 'cuda' or state is None: return
-    if isinstance(state, (list, tuple)): state = state[device.index or 0] if (device.index or 0) < len(state) else None
-    if state is not None: torch.cuda.set_rng_state(state, device)
+    if device.type != 'cuda' or state is None:
+        return
+    if isinstance(state, (list, tuple)):
+        state = state[device.index or 0] if (device.index or 0) < len(state) else None
+    if state is not None:
+        torch.cuda.set_rng_state(state, device)
 
 @contextmanager
 def deterministic_algorithms(on:bool, device:torch.device):
@@ -965,14 +1091,16 @@ def deterministic_algorithms(on:bool, device:torch.device):
         os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')   # cuBLAS' deterministic workspaces (read at each call)
         torch.use_deterministic_algorithms(True)
     torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = (False, True) if on else (device.type == 'cuda', before[2])
-    try: yield
+    try:
+        yield
     finally:
         torch.use_deterministic_algorithms(before[0])
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[1:]
 
 def data_workers()->int:
     "Processes that decode list-file images for each rank: `$LT_WORKBOOK_WORKERS`, else the CPUs this process may use shared among the node's ranks (8 at most)."
-    if os.environ.get('LT_WORKBOOK_WORKERS'): return check_int('LT_WORKBOOK_WORKERS', int(os.environ['LT_WORKBOOK_WORKERS']), 0)
+    if os.environ.get('LT_WORKBOOK_WORKERS'):
+        return check_int('LT_WORKBOOK_WORKERS', int(os.environ['LT_WORKBOOK_WORKERS']), 0)
     return min(8, len(os.sched_getaffinity(0)) // int(os.environ.get('LOCAL_WORLD_SIZE', 1)))
 
 class Trainer:
@@ -983,14 +1111,16 @@ class Trainer:
         self.cfg, self.run, self.data, self.callbacks = cfg, run, data, list(callbacks)
         # `step`: the config's (`cfg.step`, a Callback too when it logs), or a section's own (e.g. DARTS' architect step)
         self.step = cfg.make_step() if step is None else step
-        if step is None and isinstance(self.step, Callback): self.callbacks.append(self.step)
+        if step is None and isinstance(self.step, Callback):
+            self.callbacks.append(self.step)
         self.device = pick_device(cfg.device)
         cuda = self.device.type == 'cuda'
         self.channels_last = cuda if cfg.channels_last is None else cfg.channels_last
         self.dtype = self.autocast_dtype()   # None: float32
         # fp16's small range: the loss is scaled up before backward, the gradients down before the step (`optimizer_step`)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
-        if cfg.sync_bn: sync_batch_norms(model)
+        if cfg.sync_bn:
+            sync_batch_norms(model)
         self.model = model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
         self.train_set = (data.train if train_set is None else train_set).to(self.device)
         self.shard = dist_env()[:2] if distributed() else (0, 1)   # (rank, world): this process's share of every batch
@@ -1002,13 +1132,16 @@ class Trainer:
                               cfg.focal_gamma, cfg.tau, cfg.label_smoothing).to(self.device)
         self.sampler = Sampler(self.train_set.labels, cfg.sampler, data.num_classes)
         if cfg.freeze_backbone:   # no gradient through the frozen backbone: only the classifier is trained
-            for p in model.parameters(): p.requires_grad_(False)
-            for p in model.classifier.parameters(): p.requires_grad_(True)
+            for p in model.parameters():
+                p.requires_grad_(False)
+            for p in model.classifier.parameters():
+                p.requires_grad_(True)
         # a model with parameters of its own kind (e.g. a DARTS supernet's alphas) names its weights `weight_parameters()`
         self.params = [p for p in getattr(model, 'weight_parameters', model.parameters)() if p.requires_grad]
         self.opt = make_optimizer(cfg, self.params)
         self.net = self.ddp(self.model) if self.shard[1] > 1 else self.model
-        if cfg.compile: self.net = torch.compile(self.net)
+        if cfg.compile:
+            self.net = torch.compile(self.net)
         # forwards no other rank mirrors (evaluation on uneven shares, DARTS' alpha step) bypass DDP's gradient averaging
         self.local_net = self.model if self.shard[1] > 1 else self.net
         self.shard_weight = 1.   # world * n_rank / n_batch of the batch being trained (`backward`)
@@ -1020,7 +1153,8 @@ class Trainer:
     def autocast_dtype(self)->torch.dtype|None:
         "The config's precision on this device (`autocast_dtype`); fp16 falls back to float32 for a step that cannot scale its loss (`step.fp16 = False`)."
         dtype = autocast_dtype(self.cfg.precision, self.device)
-        if dtype != torch.float16 or getattr(self.step, 'fp16', True): return dtype
+        if dtype != torch.float16 or getattr(self.step, 'fp16', True):
+            return dtype
         if self.cfg.precision == 'fp16':
             raise ValueError(f"precision='fp16' with step={self.cfg.step!r}: this step cannot scale its loss; use 'fp32' or 'bf16'")
         _log.info(f"precision='auto' on a GPU without bf16: fp16 needs loss scaling, which step={self.cfg.step!r} cannot do: fp32")
@@ -1052,7 +1186,8 @@ class Trainer:
         "Predicted labels for uint8 `images` (a tensor or lazy `ListImages`), in eval mode; each rank predicts its share (`shard_of`), gathered in order."
         preds = [torch.zeros(0, dtype=torch.int64)]
         for x in self.eval_inputs(images, batch_size, shard_of(len(images))):
-            with self.autocast(): preds.append(self.local_net(x).argmax(1).cpu())
+            with self.autocast():
+                preds.append(self.local_net(x).argmax(1).cpu())
         return gather_rows(torch.cat(preds))
     def evaluate(self, eval_set:ImageSet|None=None)->dict:
         "Overall, many/medium/few and per-class accuracy on `eval_set` (default: the test set)."
@@ -1062,7 +1197,8 @@ class Trainer:
     def train_epoch(self, epoch:int)->dict:
         cfg = self.cfg
         self.epoch = epoch
-        for g in self.opt.param_groups: g['lr'] = lr_at(cfg, epoch)
+        for g in self.opt.param_groups:
+            g['lr'] = lr_at(cfg, epoch)
         self.loss_fn.set_epoch(epoch)
         self.generator, self.np_rng = epoch_generators(cfg.seed, epoch, self.device)
         self.net.train(not cfg.freeze_backbone)
@@ -1078,17 +1214,25 @@ class Trainer:
                 self.shard_weight = world * len(y) / min(B, N - i * B)   # 1 in a single process
                 loss, logits = self.step(self, self.to_input(x), y)
                 watch.add(loss)
-                tot += loss * len(y); correct += (logits.argmax(1) == y).sum(); n += len(y)
+                tot += loss * len(y)
+                correct += (logits.argmax(1) == y).sum()
+                n += len(y)
                 bar.update(1)
         except Exception as e:   # a step that fails on the NaN weights of an unread non-finite loss: that divergence is the cause
-            if isinstance(e, Diverged): raise
-            try: bad = watch.first_bad()
-            except Exception: bad = None   # (the device itself failed: the step's error is the one to see)
-            if bad is not None: raise watch.diverged(*bad) from e
+            if isinstance(e, Diverged):
+                raise
+            try:
+                bad = watch.first_bad()
+            except Exception:
+                bad = None   # (the device itself failed: the step's error is the one to see)
+            if bad is not None:
+                raise watch.diverged(*bad) from e
             raise
-        finally: bar.close()
+        finally:
+            bar.close()
         watch.check()   # before the epoch's event, evaluation and checkpoint
-        if world > 1: tot, correct, n = all_sum(torch.stack([tot, correct, torch.tensor(float(n), device=self.device)]))
+        if world > 1:
+            tot, correct, n = all_sum(torch.stack([tot, correct, torch.tensor(float(n), device=self.device)]))
         return dict(epoch=epoch, lr=lr_at(cfg, epoch), train_loss=float(tot / n), train_acc=float(100 * correct / n))
 
     def _state(self, epoch):
@@ -1102,25 +1246,32 @@ class Trainer:
             _log.warning(f"{self.run.name}: metrics.jsonl lost lines its checkpoint recorded: training again from epoch 0")
             ck = None
         if ck is not None:
-            self.model.load_state_dict(ck['model']); load_optimizer_state(self.opt, ck['optimizer'])
+            self.model.load_state_dict(ck['model'])
+            load_optimizer_state(self.opt, ck['optimizer'])
             self.elapsed = ck['elapsed']
-            for cb, st in zip(self.callbacks, ck['callbacks']): cb.load_state_dict(st)
+            for cb, st in zip(self.callbacks, ck['callbacks']):
+                cb.load_state_dict(st)
             restore_rng_states(ck, self.device)
-            if ck.get('scaler'): self.scaler.load_state_dict(ck['scaler'])
+            if ck.get('scaler'):
+                self.scaler.load_state_dict(ck['scaler'])
             _log.info(f"{self.run.name}: resuming from epoch {ck['epoch']} (the checkpoint in {self.run.path.parent.name}/{self.run.name})")
             return ck['epoch']
-        if self.run: self.run.truncate_metrics(0)   # lines of a start killed before its first checkpoint
+        if self.run:
+            self.run.truncate_metrics(0)   # lines of a start killed before its first checkpoint
         if self.cfg.init_from:
             hint = "point init_from at another run's checkpoint, or train that run again"
             self.model.load_state_dict(read_checkpoint(self.cfg.init_from, self.device, hint)['model'])
-        if self.cfg.freeze_backbone: self.model.classifier.reset_parameters()
+        if self.cfg.freeze_backbone:
+            self.model.classifier.reset_parameters()
         return 0
 
     def fit(self)->dict:
         "Train (or resume, or load a completed run) and return the summary; the run directory is held (`Run.writing`) while it trains."
         with deterministic_algorithms(self.cfg.deterministic, self.device):
-            if self.run is None or self.run.completed: return self._fit()
-            with self.run.writing(): return self._fit()   # (completed meanwhile by the process it waited for: loaded)
+            if self.run is None or self.run.completed:
+                return self._fit()
+            with self.run.writing():
+                return self._fit()   # (completed meanwhile by the process it waited for: loaded)
     def _fit(self)->dict:
         cfg, run = self.cfg, self.run
         if run is not None and run.completed:   # its results stay recorded even when its checkpoint cannot be read
@@ -1134,32 +1285,44 @@ class Trainer:
             bar = progress(total=cfg.epochs, initial=start, desc=run.name if run else 'train', unit='epoch', leave=True)
             for epoch in range(start, cfg.epochs):
                 t0 = time.time()
-                for cb in self.callbacks: cb.before_epoch(self, epoch)
+                for cb in self.callbacks:
+                    cb.before_epoch(self, epoch)
                 event = self.train_epoch(epoch)
                 if is_due(epoch, cfg.eval_every, cfg.epochs):
                     last = self.evaluate()
                     event.update({k: last[k] for k in METRIC_KEYS})
-                for cb in self.callbacks: cb.after_epoch(self, epoch, event)
+                for cb in self.callbacks:
+                    cb.after_epoch(self, epoch, event)
                 self.elapsed += time.time() - t0
                 event['time'] = round(self.elapsed, 3)
-                if run is not None: run.log(**event); run.save_checkpoint(self._state(epoch + 1))
-                for cb in self.callbacks: cb.after_log(self, epoch, event)
-                bar.update(1); bar.set_postfix(loss=f"{event['train_loss']:.3f}", acc=event.get('acc'))
-            if not last: last = self.evaluate()   # resumed after the final epoch's checkpoint
+                if run is not None:
+                    run.log(**event)
+                    run.save_checkpoint(self._state(epoch + 1))
+                for cb in self.callbacks:
+                    cb.after_log(self, epoch, event)
+                bar.update(1)
+                bar.set_postfix(loss=f"{event['train_loss']:.3f}", acc=event.get('acc'))
+            if not last:
+                last = self.evaluate()   # resumed after the final epoch's checkpoint
             summary = dict(**last, params=count_params(self.model), epochs=cfg.epochs, wall_time=round(self.elapsed, 3),
                            train_counts=self.counts.tolist())   # per class: what a confusion figure sorts by
-            for cb in self.callbacks: cb.after_fit(self, summary)   # (one may evaluate again: CC-SAM's SWA)
+            for cb in self.callbacks:
+                cb.after_fit(self, summary)   # (one may evaluate again: CC-SAM's SWA)
             confusion = summary.pop('confusion')   # its own file (confusion.npy: C x C numbers), not summary.json
-            if run is not None: run.finish('completed', confusion=confusion, **summary)
+            if run is not None:
+                run.finish('completed', confusion=confusion, **summary)
             return {'status': 'completed', **summary}
         except Diverged as e:
-            if run is not None: run.finish('diverged', message=str(e), epoch=epoch)
+            if run is not None:
+                run.finish('diverged', message=str(e), epoch=epoch)
             raise
         except Exception as e:
-            if run is not None: run.finish('failed', error=f"{type(e).__name__}: {e}")
+            if run is not None:
+                run.finish('failed', error=f"{type(e).__name__}: {e}")
             raise
         finally:
-            if bar is not None: bar.close()
+            if bar is not None:
+                bar.close()
 
 # %% ../nbs/01_training.ipynb #6f0ae062
 MAX_SCALARS = 100   # a list of up to this many numbers is one scalar per entry (e.g. per-class norms); longer: a histogram
@@ -1170,15 +1333,21 @@ def event_values(event:dict, prefix:str='')->dict:
     for k, v in event.items():
         key = f'{prefix}{k}'
         if isinstance(v, dict):
-            for kind, vals in event_values(v, key + '/').items(): out[kind].update(vals)
-        elif isinstance(v, (bool, int, float)): out['scalar'][key] = float(v)
-        elif isinstance(v, str): out['text'][key] = v
+            for kind, vals in event_values(v, key + '/').items():
+                out[kind].update(vals)
+        elif isinstance(v, (bool, int, float)):
+            out['scalar'][key] = float(v)
+        elif isinstance(v, str):
+            out['text'][key] = v
         elif isinstance(v, (list, tuple)) and v and all(isinstance(x, (int, float)) for x in v):
-            if len(v) <= MAX_SCALARS: out['scalar'].update({f'{key}/{j}': float(x) for j, x in enumerate(v)})
-            else: out['vector'][key] = np.asarray(v, dtype=float)
+            if len(v) <= MAX_SCALARS:
+                out['scalar'].update({f'{key}/{j}': float(x) for j, x in enumerate(v)})
+            else:
+                out['vector'][key] = np.asarray(v, dtype=float)
         elif isinstance(v, (list, tuple)) and v and all(isinstance(r, (list, tuple)) and r and all(isinstance(x, (int, float)) for x in r) for r in v):
             out['matrix'][key] = np.asarray(v, dtype=float)
-        elif v is not None: out['text'][key] = json.dumps(v)
+        elif v is not None:
+            out['text'][key] = json.dumps(v)
     return out
 
 def matrix_image(m:np.ndarray, cell:int=8)->np.ndarray:
@@ -1190,25 +1359,35 @@ def matrix_image(m:np.ndarray, cell:int=8)->np.ndarray:
 class TensorBoardLogger(Callback):
     "Each epoch's event into TensorBoard event files in `<run>/tensorboard/` (`event_values`); a resumed run first drops the events from its restart epoch on."
     def __init__(self, run:Run):
-        try: from torch.utils.tensorboard import SummaryWriter
-        except ImportError: raise ValueError("loggers='tensorboard' needs the tensorboard package: pip install -e .[track]") from None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ValueError("loggers='tensorboard' needs the tensorboard package: pip install -e .[track]") from None
         self.make, self.dir, self.writer = SummaryWriter, run.path/'tensorboard', None
     def after_log(self, trainer, epoch, event):
-        if self.writer is None: self.writer = self.make(str(self.dir), purge_step=epoch)
+        if self.writer is None:
+            self.writer = self.make(str(self.dir), purge_step=epoch)
         vals = event_values(event)
-        for k, v in vals['scalar'].items(): self.writer.add_scalar(k, v, epoch)
-        for k, v in vals['matrix'].items(): self.writer.add_image(k, matrix_image(v), epoch, dataformats='CHW')
-        for k, v in vals['vector'].items(): self.writer.add_histogram(k, v, epoch)
-        for k, v in vals['text'].items(): self.writer.add_text(k, v, epoch)
+        for k, v in vals['scalar'].items():
+            self.writer.add_scalar(k, v, epoch)
+        for k, v in vals['matrix'].items():
+            self.writer.add_image(k, matrix_image(v), epoch, dataformats='CHW')
+        for k, v in vals['vector'].items():
+            self.writer.add_histogram(k, v, epoch)
+        for k, v in vals['text'].items():
+            self.writer.add_text(k, v, epoch)
         self.writer.flush()   # a run that fails later keeps what it logged
     def after_fit(self, trainer, summary):
-        if self.writer is not None: self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 class WandbLogger(Callback):
     "Each epoch's event to Weights & Biases (one W&B run per run directory, its files in `<run>/wandb/`), offline unless `$WANDB_MODE` is set."
     def __init__(self, run:Run):
-        try: import wandb
-        except ImportError: raise ValueError("loggers='wandb' needs the wandb package: pip install wandb") from None
+        try:
+            import wandb
+        except ImportError:
+            raise ValueError("loggers='wandb' needs the wandb package: pip install wandb") from None
         self.wandb, self.run, self.wb = wandb, run, None
     def after_log(self, trainer, epoch, event):
         if self.wb is None:
@@ -1252,7 +1431,8 @@ def method_config(name:str, **kw)->TrainConfig:
 
 def method_name(cfg:TrainConfig)->str:
     "The method a run records: `cfg.method` if set, else the most specific `METHODS` entry the config matches, else its loss."
-    if cfg.method: return cfg.method
+    if cfg.method:
+        return cfg.method
     match = [m for m, kw in METHODS.items() if all(getattr(cfg, k) == v for k, v in kw.items())]
     return max(match, key=lambda m: len(METHODS[m])) if match else '_'.join(
         [cfg.loss] + ([cfg.reweight] if cfg.reweight != 'none' else []) + (['mixup'] if cfg.mixup_alpha else []))
@@ -1291,7 +1471,8 @@ METHODS.update(crt=dict(second_stage='crt'), mixup_crt=dict(mixup_alpha=1.0, sec
 def train_stages(data:LTDataset, cfg:TrainConfig, section:str, name:str, run_dir=None, extra:dict|None=None,
                  **trainer_kw)->list:
     "Train `cfg`, then its `second_stage` (if any) from the first run's checkpoint; returns the runs, the last being the recipe's result."
-    if cfg.second_stage == 'none': return [train_run(data, cfg, section, name, run_dir, extra=extra, **trainer_kw)]
+    if cfg.second_stage == 'none':
+        return [train_run(data, cfg, section, name, run_dir, extra=extra, **trainer_kw)]
     m = method_name(cfg)   # the final run records the recipe's method, the first `<method>_stage1`; `extra` goes to both
     first = train_run(data, replace(cfg, method=f'{m}_stage1'), section, f'{name}_stage1', run_dir, extra=extra, **trainer_kw)
     second = SECOND_STAGES[cfg.second_stage].config(cfg, first.checkpoint_file, **cfg.second_stage_kw)
@@ -1303,21 +1484,25 @@ def run_config(run:Run)->TrainConfig:
     "The `TrainConfig` a run recorded in its params.json (without `init_from`: the weights it started from are in its checkpoint)."
     p = dict(run.params)
     for new, (old, values) in RENAMED.items():   # a run recorded before a rename: its setting under the new name
-        if new not in p and old in p: p[new] = next(n for n, o in values.items() if o == p[old])
+        if new not in p and old in p:
+            p[new] = next(n for n, o in values.items() if o == p[old])
     return TrainConfig(**{**{k: p[k] for k in TrainConfig.__dataclass_fields__ if k in p}, 'init_from': None})
 
 def register_all():
     "Import every module of the package: each registers its networks, heads and steps (`ARCHS`, `CLASSIFIERS`, `STEPS`)."
     import lt_workbook
-    for m in pkgutil.iter_modules(lt_workbook.__path__): importlib.import_module(f'lt_workbook.{m.name}')
+    for m in pkgutil.iter_modules(lt_workbook.__path__):
+        importlib.import_module(f'lt_workbook.{m.name}')
 
 def load_model(run_dir, device='cpu')->nn.Module:
     "The trained network of the completed run in `run_dir`, in eval mode, rebuilt from params.json and its checkpoint's weights."
     run = Run(run_dir)
-    if not run.params_file.exists(): raise FileNotFoundError(f"{run_dir}: no params.json here (not a run directory)")
+    if not run.params_file.exists():
+        raise FileNotFoundError(f"{run_dir}: no params.json here (not a run directory)")
     if not run.completed:
         raise ValueError(f"{run}: status {(run.summary or {}).get('status', 'in progress')!r}; load_model needs a completed run")
-    if run.params.get('arch') not in ARCHS or run.params.get('step', 'standard') not in STEPS: register_all()
+    if run.params.get('arch') not in ARCHS or run.params.get('step', 'standard') not in STEPS:
+        register_all()
     cfg = replace(run_config(run), device=str(device))
     model = build_model(cfg, len(run.summary['per_class']))
     state = read_checkpoint(run.checkpoint_file, device, f"delete the folder {run.path.parent.name}/{run.name} to train it again")['model']   # weights only
@@ -1356,9 +1541,11 @@ def claim_verdict(a,                  # per-seed values of the arm the claim is 
                  )->dict:
     "The one verdict rule: the difference of means against twice its standard error over seeds (see above)."
     check_choice('direction', direction, ('>', '<'))
-    a = np.asarray(a, dtype=np.float64); b = np.atleast_1d(np.asarray(b, dtype=np.float64))
+    a = np.asarray(a, dtype=np.float64)
+    b = np.atleast_1d(np.asarray(b, dtype=np.float64))
     a, b_vals = a[np.isfinite(a)], b[np.isfinite(b)]
-    if not len(a) or not len(b_vals): return dict(verdict='not reproduced', delta=float('nan'), se=float('nan'), seeds=0,
+    if not len(a) or not len(b_vals):
+        return dict(verdict='not reproduced', delta=float('nan'), se=float('nan'), seeds=0,
                                                  measured='no finite value', reason='no finite value on an arm')
     sign = 1 if direction == '>' else -1
     delta = sign * (a.mean() - b_vals.mean())                      # > 0: the way the paper claims
@@ -1366,10 +1553,14 @@ def claim_verdict(a,                  # per-seed values of the arm the claim is 
     se = float(np.sqrt(var(a) + var(b_vals)))
     n = min(len(a), len(b_vals)) if len(b_vals) > 1 else len(a)
     measured = 'as claimed' if delta > 0 else 'opposite' if delta < 0 else 'equal'
-    if n < min_seeds: verdict, reason = 'not reproduced', f'{n} seed(s) < {min_seeds}: spread unknown'
-    elif delta > 2 * se: verdict, reason = 'supported', 'difference > 2 se'
-    elif delta < -2 * se: verdict, reason = 'contradicted', 'opposite difference > 2 se'
-    else: verdict, reason = 'not reproduced', 'difference within 2 se'
+    if n < min_seeds:
+        verdict, reason = 'not reproduced', f'{n} seed(s) < {min_seeds}: spread unknown'
+    elif delta > 2 * se:
+        verdict, reason = 'supported', 'difference > 2 se'
+    elif delta < -2 * se:
+        verdict, reason = 'contradicted', 'opposite difference > 2 se'
+    else:
+        verdict, reason = 'not reproduced', 'difference within 2 se'
     return dict(verdict=verdict, delta=float(delta), se=se, seeds=int(n), measured=measured, reason=reason)
 
 # %% ../nbs/01_training.ipynb #a3d7c990
@@ -1407,7 +1598,8 @@ class Claim:
 def _arm_text(v)->str:
     "An arm as 'mean ± std (n=k)' (3 decimals; 3 significant digits in scientific notation for values below 0.01)."
     v = v[np.isfinite(v)]
-    if not len(v): return 'n/a'
+    if not len(v):
+        return 'n/a'
     m, s = v.mean(), (v.std(ddof=1) if len(v) > 1 else float('nan'))
     fmt = (lambda x: f'{x:.2e}') if 0 < abs(m) < 0.01 else (lambda x: f'{x:.3f}')
     return fmt(m) + (f' ± {fmt(s)} (n={len(v)})' if len(v) > 1 else '')
@@ -1415,7 +1607,8 @@ def _arm_text(v)->str:
 class SeedValues(list):
     "Per-seed values that remember the run directories they were read from (`runs`: folder names)."
     def __init__(self, values=(), runs=()):
-        super().__init__(values); self.runs = list(runs)
+        super().__init__(values)
+        self.runs = list(runs)
 
 def per_seed(runs:dict,      # {(name, seed): Run}
              name:str,        # the arm
@@ -1444,8 +1637,10 @@ def record_claims(claims:list, section:str, run_dir=None)->Path:
 
 def read_claims(path)->list:
     "The `Claim`s of a `claims.json` (their verdicts are computed again from the per-seed values)."
-    try: return [Claim(**c) for c in json.loads(Path(path).read_text())['claims']]
-    except (ValueError, KeyError, TypeError) as e: raise ValueError(f'{path}: not a claims file ({e})') from None
+    try:
+        return [Claim(**c) for c in json.loads(Path(path).read_text())['claims']]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f'{path}: not a claims file ({e})') from None
 
 def claims_under(root)->list:
     "Every claim recorded under `root` (a section's runs root, a ledger's folder): `[(folder of its claims.json, Claim)]`."
