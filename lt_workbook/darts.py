@@ -508,13 +508,17 @@ def unrolled_weights(model, loss_fn, x, y, weights, lr:float, momentum_buffers=N
 def unrolled_alpha_grad(model, loss_fn, x, y, x_val, y_val, weights, lr:float, momentum_buffers=None, momentum:float=0.,
                         weight_decay:float=0., r:float=1e-2):
     "Second order: grad_alpha L_val(w', alpha) - lr * (finite-difference) grad^2_{alpha,w} L_train(w, alpha) grad_w' L_val(w', alpha)."
+    # w' = w - xi grad_w L_train(w, alpha)   (DARTS Eq. 6's virtual step; with momentum and weight decay under unroll='code')
     w1 = unrolled_weights(model, loss_fn, x, y, weights, lr, momentum_buffers, momentum, weight_decay)
     names = {id(p): n for n, p in model.named_parameters()}
     state = {**{n: b.clone() for n, b in model.named_buffers()}, **{names[id(w)]: t for w, t in zip(weights, w1)}}
     alphas = model.arch_parameters()
     g = torch.autograd.grad(loss_fn(functional_call(model, state, (x_val,)), y_val), [*alphas, *w1], materialize_grads=True)
-    d_alpha, v = g[:len(alphas)], g[len(alphas):]
+    d_alpha, v = g[:len(alphas)], g[len(alphas):]   # grad_alpha L_val(w', alpha), grad_w' L_val(w', alpha)
+    # grad^2_{alpha,w} L_train(w, alpha) v ~ [grad_alpha L_train(w+, alpha) - grad_alpha L_train(w-, alpha)] / 2 eps,
+    # w+- = w +- eps v   (DARTS Eq. 8)
     implicit = finite_difference_hvp(model, loss_fn, x, y, weights, v, r)
+    # grad_alpha L_val(w', alpha) - xi grad^2_{alpha,w} L_train(w, alpha) grad_w' L_val(w', alpha)   (DARTS Eq. 7)
     return [da - lr * h for da, h in zip(d_alpha, implicit)]
 
 # %% ../nbs/04_ltdarts_search.ipynb #a3cfc944

@@ -73,7 +73,8 @@ def test_run_reports_the_failing_cell(tmp_path):
     "Parameters the notebook's checks refuse: a one-line error before anything is written; a cell that fails later: its error, recorded."
     res = cli('run', '04', '-p', 'classifier', 'bogus', '--run-dir', tmp_path/'r', '--quiet')
     assert res.returncode == 2 and "classifier='bogus'" in res.stdout and not (tmp_path/'r').exists(), res.stdout[-2000:]
-    res = cli('run', '01', '-p', 'lr', '1e9', '-p', 'warmup_epochs', '0', '-p', 'methods', '[ce]', '--run-dir', tmp_path/'d', '--quiet',
+    res = cli('run', '01', '-p', 'lr', '1e9', '-p', 'warmup_epochs', '0', '-p', 'methods', '[ce]', '-p', 'test_per_class', '10',
+              '--run-dir', tmp_path/'d', '--quiet',
               '--no-tests')   # (01's test cells: its default run executes them)
     assert res.returncode == 1
     assert 'Diverged' in res.stdout and 'failed' in res.stdout, res.stdout[-2000:]
@@ -109,7 +110,8 @@ def test_slurm_executor(slurm, tmp_path):
     assert sorted(r['status'] for r in recs.values()) == ['completed', 'failed'], recs
     assert any(f.name.endswith('_result.pkl') for f in (root/'.submitit').iterdir())
 
-TINY01 = dict(methods='[ce]', epochs=3, n_max=20, imbalance_ratio=10, crt_epochs=0, eval_every=1, warmup_epochs=0, batch_size=16)
+TINY01 = dict(methods='[ce]', epochs=3, n_max=20, imbalance_ratio=10, test_per_class=20, crt_epochs=0, eval_every=1, warmup_epochs=0,
+              batch_size=16)
 
 @pytest.mark.xdist_group('slurm')
 def test_slurm_requeue_resumes(slurm, tmp_path):

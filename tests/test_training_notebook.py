@@ -25,7 +25,8 @@ def _strip(events): return [{k: v for k, v in e.items() if k != 'time'} for e in
 
 def test_resume_after_kill_matches_uninterrupted(tmp_path):
     "Kill the notebook after epoch 2 of 4, re-run it with the same run_dir: identical metrics and summary."
-    params = dict(methods=['ce'], crt_epochs=0, epochs=4, eval_every=2, warmup_epochs=1, n_max=40, imbalance_ratio=10)
+    params = dict(methods=['ce'], crt_epochs=0, epochs=4, eval_every=2, warmup_epochs=1, n_max=40, imbalance_ratio=10,
+                  test_per_class=20)
     full = run_notebook(NB, tmp_path/'full.ipynb', {**params, 'run_dir': str(tmp_path/'full')}, tests=False)
     assert full.returncode == 0, full.stdout[-3000:]
 
