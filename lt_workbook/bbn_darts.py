@@ -120,8 +120,10 @@ def alpha_tensors(model)->dict:
     "The model's architecture parameters by component name: normal, reduce (backbone), ins, cls (heads)."
     return {n.removeprefix('alphas_'): p for n, p in model.named_parameters() if n.startswith('alphas_')}
 
-CLS_SAMPLERS = ('class_balanced', 'reversed')   # the class-sampling branch: Eq. 12 (each class 1/C), or BBN's code (class ∝ 1/N_c)
-CLS_STREAMS = (15485863, 32452843)   # seed offsets of that branch's batches (validation, training): streams apart from the others
+# the class-sampling branch: Eq. 12 (each class 1/C), or BBN's code (class ∝ 1/N_c)
+CLS_SAMPLERS = ('class_balanced', 'reversed')
+# seed offsets of that branch's batches (validation, training): streams apart from the others
+CLS_STREAMS = (15485863, 32452843)
 
 class BilateralArchitect(Architect):
     "Alg. 1 (or, on a single-branch supernet, DARTS) as the trainer's step, with per-group alpha learning rates and HLS."
@@ -342,16 +344,22 @@ def plot_hls_factor(taus=(1., 3., 10.),        # values of tau (Eq. 17) to draw;
 # %% ../nbs/05_bbn_darts.ipynb #ad5a62aa
 SEARCH_METHODS = {   # Table II; `method`: the name each run records in params.json
     'darts':    dict(method='bbn_darts_plain', bilateral=False, sampler='instance'),            # plain DARTS
-    'darts_rs': dict(method='bbn_darts_resampled', bilateral=False, sampler='class_balanced'),  # DARTS + class-balanced re-sampling (weights and alphas)
-    'bbn':      dict(method='bbn_darts_const', bilateral=True, hls=False),    # DARTS + BBN: Alg. 1, a constant arch lr per component
-    'hls':      dict(method='bbn_darts_hls', bilateral=True, hls=True),       # + heterogeneous LR scheduling of the backbone (Eq. 17)
-    'hls_rs':   dict(method='bbn_darts_hls_rsig', bilateral=True, hls=True, schedule='reverse_sigmoid'),  # HLS + reverse sigmoid (Eq. 18)
+    # DARTS + class-balanced re-sampling (weights and alphas)
+    'darts_rs': dict(method='bbn_darts_resampled', bilateral=False, sampler='class_balanced'),
+    # DARTS + BBN: Alg. 1, a constant arch lr per component
+    'bbn':      dict(method='bbn_darts_const', bilateral=True, hls=False),
+    # + heterogeneous LR scheduling of the backbone (Eq. 17)
+    'hls':      dict(method='bbn_darts_hls', bilateral=True, hls=True),
+    # HLS + reverse sigmoid (Eq. 18)
+    'hls_rs':   dict(method='bbn_darts_hls_rsig', bilateral=True, hls=True, schedule='reverse_sigmoid'),
 }
-CONTINUATIONS = {    # continued training from a finished bilateral search (Sec. V-D, Fig. 8; Table II's "HLS + Continous Learning")
+# continued training from a finished bilateral search (Sec. V-D, Fig. 8; Table II's "HLS + Continous Learning")
+CONTINUATIONS = {
     'mu_0':            dict(schedule='constant', mu0=0.),
     'mu_0.5':          dict(schedule='constant', mu0=0.5),
     'reverse_sigmoid': dict(schedule='reverse_sigmoid'),
-    'frozen_backbone': dict(freeze_backbone=True, schedule='constant', mu0=0.),   # backbone frozen, only the class-sampling head trained
+    # backbone frozen, only the class-sampling head trained
+    'frozen_backbone': dict(freeze_backbone=True, schedule='constant', mu0=0.),
 }
 
 # %% ../nbs/05_bbn_darts.ipynb #fd8f9515
@@ -474,5 +482,6 @@ def continue_bilateral_search(source:Run,      # a completed bilateral search (i
     arch_kw = {**base.arch_kw, 'freeze_backbone': spec.pop('freeze_backbone', False)}
     cfg = replace(base, method=f'{base.method}_then_{variant}', epochs=epochs, lr=lr, schedule='constant',
                   init_from=str(source.checkpoint_file), arch_kw=arch_kw, eval_every=epochs)
-    name = name or f"{source.name.rsplit('-', 1)[0]}_then_{variant}"   # the run directory's name less its parameter hash
+    # the run directory's name less its parameter hash
+    name = name or f"{source.name.rsplit('-', 1)[0]}_then_{variant}"
     return bilateral_search(search_data, search_val, cfg, {**source.params['architect'], **spec}, name, **search_kw)

@@ -45,7 +45,8 @@ def class_conditional_rho(w_norm,   # ||w||: norm of all perturbed parameters to
     return torch.sqrt(w_norm / (2 * g_norm.clamp(min=NORM_EPS))) * k ** -0.25 * (n - 1).clamp(min=1) ** -0.25
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #cdb0a5dc
-RADII = ('per_tensor', 'joint')    # the public code's radius (one per parameter tensor), Eq. 8 as written (one for all of w)
+# the public code's radius (one per parameter tensor), Eq. 8 as written (one for all of w)
+RADII = ('per_tensor', 'joint')
 WEIGHTINGS = ('batch', 'class')    # the public code's mean over the batch's samples, Eq. 6/11's equal weight per class
 DIRECTIONS = ('gradient', 'random')  # Eq. 9's g_c / ||g_c||; Table 2's "Stage 1 + mag": a Gaussian direction
 MAGNITUDES = ('radius', 'unit')      # Eq. 8-9's sqrt(k) rho_c; Table 2's "Stage 1 + dir": magnitude 1
@@ -105,18 +106,21 @@ def class_conditional_loss(feats,              # B x D features (their gradient 
     Gf = f @ fd.T                                         # Gram matrix of the features, differentiable in its rows
     SAA = S * (A @ A.T)
     gW2 = S @ (SAA * Gf.detach()).sum(1) / m ** 2         # ||g_{c,W}||^2 of each sample's class
-    gb2 = torch.zeros_like(gW2) if bias is None else S @ SAA.sum(1) / m ** 2   # ||g_{c,b}||^2 (the bias: a constant feature 1)
+    # ||g_{c,b}||^2 (the bias: a constant feature 1)
+    gb2 = torch.zeros_like(gW2) if bias is None else S @ SAA.sum(1) / m ** 2
     params = [weight] + ([] if bias is None else [bias])
     w_norm, k = _norm(params).to(f.dtype), sum(p.numel() for p in params)
     n_c = counts.to(y.device)[y]
     eps_of = lambda g_norm: noise_ratio * (math.sqrt(k) * class_conditional_rho(w_norm, g_norm, n_c, k) if magnitude == 'radius'
-                                           else torch.ones_like(g_norm))          # ||eps|| (Eq. 9), or 1 (Table 2's "+ dir")
+                                           # ||eps|| (Eq. 9), or 1 (Table 2's "+ dir")
+                                           else torch.ones_like(g_norm))
     if radius == 'joint':
         g = (gW2 + gb2).clamp(min=0).sqrt()
         eW = eb = eps_of(g)
         gW = gb = g
         eps_norm = eW
-    else:                                                 # the public code: rho per tensor from that tensor's gradient norm
+    # the public code: rho per tensor from that tensor's gradient norm
+    else:
         gW, gb = gW2.clamp(min=0).sqrt(), gb2.clamp(min=0).sqrt()
         eW, eb = eps_of(gW), (eps_of(gb) if bias is not None else torch.zeros_like(gW))
         eps_norm = (eW ** 2 + eb ** 2).sqrt()
@@ -238,7 +242,8 @@ class CCSAMStep(Callback):
     def __call__(self, trainer, x, y):
         x, y_a, y_b, lam = mixed_batch(trainer, x, y)
         counts = device_copy(self._cache, 'counts', trainer.counts, y.device)
-        dt = loss_precision(next(trainer.model.parameters()).detach()[:0]).dtype    # float64 for a float64 model, else float32
+        # float64 for a float64 model, else float32
+        dt = loss_precision(next(trainer.model.parameters()).detach()[:0]).dtype
         logits, flat, ratio = self.perturbed_loss(trainer, x, y_a, soft_targets(y_a, y_b, lam, len(counts), dt), counts)
         loss = (1 - self.flat_ratio) * base_loss(trainer, logits, y_a, y_b, lam) + self.flat_ratio * flat
         optimizer_step(trainer, loss)
@@ -272,7 +277,8 @@ def adversarial_feature_loss(feats,            # B x D features of the frozen ba
     with torch.enable_grad():
         U, = torch.autograd.grad(F.cross_entropy(head(z), y, reduction='sum'), z)   # row i: dl_i/dz_i
     S = (y[:, None] == y[None, :]).to(U.dtype) if adv_norm == 'class' else torch.ones(len(y), len(y), dtype=U.dtype, device=U.device)
-    norm = (S @ (U * U).sum(1)).sqrt().clamp(min=NORM_EPS)    # ||grad_z L_c|| over the class's rows (its 1/m_c cancels), or the batch's
+    # ||grad_z L_c|| over the class's rows (its 1/m_c cancels), or the batch's
+    norm = (S @ (U * U).sum(1)).sqrt().clamp(min=NORM_EPS)
     w = torch.ones_like(norm) if weights is None else weights.to(norm)[y]
     z_adv = z.detach() + (lam * w / norm)[:, None] * U
     return (w * F.cross_entropy(head(z_adv), y, reduction='none')).mean()
@@ -298,7 +304,8 @@ class AdversarialFeatureStep(Callback):
     def after_epoch(self, trainer, epoch, event): event['adv_alpha'] = self.alpha
     def before_epoch(self, trainer, epoch):
         self.alpha = progressive_alpha(epoch, trainer.cfg.epochs, self.up_limit)
-        if epoch == 0 and not self.reinit_classifier and trainer.cfg.init_from:   # undo cRT's re-initialization: keep stage 1's head
+        # undo cRT's re-initialization: keep stage 1's head
+        if epoch == 0 and not self.reinit_classifier and trainer.cfg.init_from:
             sd = read_checkpoint(trainer.cfg.init_from, trainer.device, "point init_from at another run's checkpoint")['model']
             trainer.model.classifier.load_state_dict({k.split('.', 1)[1]: v for k, v in sd.items() if k.startswith('classifier.')})
     def __call__(self, trainer, x, y):
@@ -316,11 +323,13 @@ class AdversarialFeatureStep(Callback):
 # %% ../nbs/07_ccsam_landscapes.ipynb #ca340f0c
 from pytorch_optimizer import SAM
 
-FLATTENING_BASELINES = ('sam', 'swa', 'sn', 'gp', 'mp')   # Fig. 2: SAM, SWA; spectral norm, gradient penalty, model perturbation (below)
+# Fig. 2: SAM, SWA; spectral norm, gradient penalty, model perturbation (below)
+FLATTENING_BASELINES = ('sam', 'swa', 'sn', 'gp', 'mp')
 
 class SAMStep:
     "SAM as a `Trainer` step: `pytorch_optimizer.SAM` around the trainer's optimizer, two forward-backward passes."
-    fp16 = False   # its optimizer steps outside the trainer's gradient scaler: float32 where 'auto' would pick fp16 (`Trainer.autocast_dtype`)
+    # its optimizer steps outside the trainer's gradient scaler: float32 where 'auto' would pick fp16 (`Trainer.autocast_dtype`)
+    fp16 = False
     def __init__(self, rho:float=0.05, adaptive:bool=False):
         self.rho, self.adaptive, self._sam = check_number('sam_rho', rho), adaptive, (None, None)
     def settings(self)->dict: return dict(sam_rho=self.rho, sam_adaptive=self.adaptive)
@@ -427,7 +436,8 @@ class GradientPenaltyStep(_OwnNoise):
         with trainer.autocast(), running_stats_paused(trainer.model):
             shifted = functional_call(trainer.model, {n: p + (s * gi).to(p.dtype) for (n, p), gi in zip(named, g)}, (x,))
             loss2 = base_loss(trainer, shifted, y_a, y_b, lam)
-        optimizer_step(trainer, (1 - self.alpha) * loss + self.alpha * loss2)   # the shift is a constant: its gradient is g(w + shift)
+        # the shift is a constant: its gradient is g(w + shift)
+        optimizer_step(trainer, (1 - self.alpha) * loss + self.alpha * loss2)
         return loss.detach(), logits.detach()
 
 class ModelPerturbationStep(_OwnNoise):
@@ -465,7 +475,8 @@ STEPS.update(gradient_penalty=Step(GradientPenaltyStep), model_perturbation=Step
 
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #592c2cf0
-NO_SINGLE_HEAD = {   # archs whose prediction is not `classifier(features(x))`: CC-SAM's head-side steps cannot stand on them
+# archs whose prediction is not `classifier(features(x))`: CC-SAM's head-side steps cannot stand on them
+NO_SINGLE_HEAD = {
     'reslt': "ResLT's shared classifier sees each branch's features and the prediction fuses the branch logits (each with the bias)",
     'bilateral_supernet': "BBN's two heads have a classifier each and the prediction mixes them"}
 
@@ -503,7 +514,8 @@ def check_adversarial_features(cfg:TrainConfig):
         raise ValueError(f"step='adversarial_features' with mixup_alpha={cfg.mixup_alpha!r}: stage 2 does not mix batches; "
                          "use mixup_alpha=0 (second_stage='ccsam_stage2' sets it)")
 
-STAGE2_STEP_KEYS = ('adv_lambda', 'up_limit', 'adv_div', 'reinit_classifier', 'adv_norm')   # `AdversarialFeatureStep`'s settings
+# `AdversarialFeatureStep`'s settings
+STAGE2_STEP_KEYS = ('adv_lambda', 'up_limit', 'adv_div', 'reinit_classifier', 'adv_norm')
 
 def ccsam_stage2_config(cfg:TrainConfig,              # the first stage's config
                         checkpoint,                   # its checkpoint: stage 2 starts from it

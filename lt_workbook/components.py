@@ -328,7 +328,8 @@ def plot_group_metrics(table, variants:dict, title:str=''):
 
 # %% ../nbs/02_component_exploration.ipynb #ebbe9361
 COMPONENTS_PAPER = 'LT-DARTS (Pan, Sun, Gong)'
-COMPONENTS_TABLE1 = {'dil_conv': 74.15, 'sep_conv': 75.02, 'lt_agg': 79.60, 'lt_hier': 78.75}   # Table 1, CIFAR-10-LT top-1 (%)
+# Table 1, CIFAR-10-LT top-1 (%)
+COMPONENTS_TABLE1 = {'dil_conv': 74.15, 'sep_conv': 75.02, 'lt_agg': 79.60, 'lt_hier': 78.75}
 
 def paper_claims(base_block:str='bottleneck')->list:
     "The section's claims as (where, claim, variant a, variant b, direction): variant a's accuracy is `direction` b's."

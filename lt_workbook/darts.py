@@ -185,8 +185,10 @@ def cat_channels(xs:list, channels_last:bool):
 def wide_conv(convs:list)->nn.Conv2d:
     "k convolutions as one, grouped by copy: the weights stacked along the output channels (copy e reads and writes its own block)."
     c, k = convs[0], len(convs)
-    wide = nn.utils.skip_init(nn.Conv2d, k * c.in_channels, k * c.out_channels, c.kernel_size, c.stride, c.padding,  # no
-                              c.dilation, k * c.groups, c.bias is not None, c.padding_mode)   # random init: the RNG stays as it was
+    # no
+    wide = nn.utils.skip_init(nn.Conv2d, k * c.in_channels, k * c.out_channels, c.kernel_size, c.stride, c.padding,
+                              # random init: the RNG stays as it was
+                              c.dilation, k * c.groups, c.bias is not None, c.padding_mode)
     with torch.no_grad():
         wide.weight.copy_(torch.cat([m.weight for m in convs]))
         if c.bias is not None:
@@ -285,7 +287,8 @@ class MixedOps(nn.Module):
         self.normed = sum(bn is not None for bn in bns)   # the first `normed` candidates share one BatchNorm
         self.bn = wide_bn([bn for bn in bns if bn is not None]) if self.normed else nn.Identity()
         self.ops = nn.ModuleList(ops[j] for j in order)
-        self.pre_relu, self.index = [e0.pre_relu[j] for j in order], [e0.index[j] for j in order]  # index: columns of alpha
+        # index: columns of alpha
+        self.pre_relu, self.index = [e0.pre_relu[j] for j in order], [e0.index[j] for j in order]
     def forward(self, x, x_relu, w):
         """`x`, `x_relu`: the k edges' inputs side by side, `(N, k C, H, W)`; `w`: their softmax weights, `(candidates, k)`
         in the order of `self.index`. Returns the k mixed sums side by side, `(N, k C, H', W')`, in the inputs' layout."""
@@ -353,7 +356,8 @@ def reduction_cells(layers:int)->list:
     "Which of `layers` cells reduce: those at 1/3 and 2/3 of the depth."
     return [i in (layers // 3, 2 * layers // 3) for i in range(layers)]
 
-STEMS = ('cifar', 'imagenet')   # DARTS' two stems: NetworkCIFAR's (one 3x3 conv-BN) and NetworkImageNet's (three stride-2 convs)
+# DARTS' two stems: NetworkCIFAR's (one 3x3 conv-BN) and NetworkImageNet's (three stride-2 convs)
+STEMS = ('cifar', 'imagenet')
 
 class ImageNetStem(nn.Module):
     """DARTS' ImageNet stem: `stem0` (3x3 conv stride 2 to C/2, BN, ReLU, 3x3 conv stride 2 to C, BN: 1/4 of the input
@@ -384,7 +388,8 @@ def cell_stack(make_cell, C:int, layers:int, stem_multiplier:int=3,
         if stem_stride != 1:
             raise ValueError(f"stem_stride={stem_stride!r} with stem='imagenet': the ImageNet stem has its own strides (1/8 before "
                              "the first cell); stem_stride sets the CIFAR stem's. Use stem_stride=1 with stem='imagenet'")
-        stem_module, C_stem, reduction_prev = ImageNetStem(C), C, True   # the first cell reduces stem0's output (1/4) to 1/8
+        # the first cell reduces stem0's output (1/4) to 1/8
+        stem_module, C_stem, reduction_prev = ImageNetStem(C), C, True
     else:
         C_stem, reduction_prev = stem_multiplier * C, False
         stem_module = nn.Sequential(nn.Conv2d(3, C_stem, 3, stem_stride, padding=1, bias=False), nn.BatchNorm2d(C_stem))
@@ -523,7 +528,8 @@ def unrolled_alpha_grad(model, loss_fn, x, y, x_val, y_val, weights, lr:float, m
 
 # %% ../nbs/04_ltdarts_search.ipynb #a3cfc944
 UNROLLS = ('code', 'paper')   # the second-order virtual step: DARTS' public code, or its paper's text
-ARCHITECT_STREAM = 7919       # seed offset of the alpha steps' validation batches: a stream apart from the training batches'
+# seed offset of the alpha steps' validation batches: a stream apart from the training batches'
+ARCHITECT_STREAM = 7919
 
 def endless_batches(trainer, images:ImageSet, kind:str, batch_size:int, generator:torch.Generator, augment:bool=True):
     "Normalized batches of `images` (on the trainer's device) drawn by a `kind` sampler, epoch after epoch without end."
@@ -555,7 +561,8 @@ class Architect(Callback):
         if [id(a) for a in self.alphas] != [id(a) for a in model.arch_parameters()]:
             raise ValueError("arch_groups() must list the alphas of arch_parameters(), in the same order")
         self.opt = fused_optimizer(torch.optim.Adam, [dict(params=g, lr=lrs[k], name=k) for k, g in groups.items()], betas=betas,
-                                   weight_decay=weight_decay, capturable=cuda_graph)   # capturable: its step count on the device
+                                   # capturable: its step count on the device
+                                   weight_decay=weight_decay, capturable=cuda_graph)
         self.cuda_graph, self.graphed = cuda_graph, None
     def before_epoch(self, trainer, epoch):
         self.val = self.val_set.to(trainer.device)
@@ -664,7 +671,8 @@ class GenotypeCell(nn.Module):
             states.append(hs[0] + hs[1])
         return torch.cat([states[c] for c in self.concat], 1)
 
-GENOTYPE_OPS = tuple(o for o in OPS if o != 'none')   # a genotype's operations: DARTS never derives `none` (a missing edge)
+# a genotype's operations: DARTS never derives `none` (a missing edge)
+GENOTYPE_OPS = tuple(o for o in OPS if o != 'none')
 
 def check_genotype(genotype:dict)->dict:
     """A clear `ValueError` for a malformed genotype: not a dict, an unknown operation, an edge that is not an `[op, input]`
@@ -751,7 +759,8 @@ GENOTYPES = {
                 ['avg_pool_3x3', 1], ['sep_conv_5x5', 0], ['lt_hier_conv', 3]], normal_concat=[2, 3, 4, 5],
         reduce=[['avg_pool_3x3', 1], ['sep_conv_5x5', 0], ['max_pool_3x3', 0], ['sep_conv_5x5', 2], ['max_pool_3x3', 1],
                 ['sep_conv_5x5', 2], ['lt_agg_conv', 2], ['sep_conv_5x5', 1]], reduce_concat=[2, 3, 4, 5]),
-    'DARTS_MNIST5K_R100': dict(     # run search_darts_linear-758514b7: DARTS' space and a linear head (vanilla DARTS, Table 6)
+    # run search_darts_linear-758514b7: DARTS' space and a linear head (vanilla DARTS, Table 6)
+    'DARTS_MNIST5K_R100': dict(
         normal=[['max_pool_3x3', 0], ['max_pool_3x3', 1], ['sep_conv_5x5', 2], ['avg_pool_3x3', 0], ['dil_conv_5x5', 3],
                 ['dil_conv_5x5', 0], ['max_pool_3x3', 0], ['sep_conv_3x3', 1]], normal_concat=[2, 3, 4, 5],
         reduce=[['avg_pool_3x3', 1], ['max_pool_3x3', 0], ['avg_pool_3x3', 1], ['avg_pool_3x3', 2], ['dil_conv_5x5', 1],
@@ -965,9 +974,11 @@ def plot_search_curves(runs:dict, title:str='Supernet test accuracy during the s
 PALETTE = ('#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b')
 
 # %% ../nbs/04_ltdarts_search.ipynb #87d83fc8
-SUPERNET = dict(C=16, layers=8, steps=4, stem_stride=1)   # DARTS' search network on CIFAR-10 (Liu et al. 2019): 8 cells, C = 16
+# DARTS' search network on CIFAR-10 (Liu et al. 2019): 8 cells, C = 16
+SUPERNET = dict(C=16, layers=8, steps=4, stem_stride=1)
 SEARCH_TRAIN = dict(epochs=50, batch_size=64, lr=0.025, lr_min=0.001, schedule='cosine', momentum=0.9, weight_decay=3e-4,
-                    grad_clip=5.0, loss='ce', eval_every=1, channels_last=True)   # its weights: SGD, cosine from 0.025 to 0.001, 50 epochs
+                    # its weights: SGD, cosine from 0.025 to 0.001, 50 epochs
+                    grad_clip=5.0, loss='ce', eval_every=1, channels_last=True)
 ARCHITECT = {k: inspect.signature(Architect).parameters[k].default        # the alphas: Adam, lr 3e-4, weight decay 1e-3
              for k in ('order', 'lr', 'weight_decay', 'batch_size', 'recompute', 'unroll')}
 HESSIAN = dict(every=0, batches=1, max_iter=10, tol=1e-2)   # lambda_max w.r.t. alpha every `every` epochs (0: never)
@@ -1021,7 +1032,8 @@ def ltdarts_search(data:LTDataset,            # what the weights train on (the w
                                          tol=h['tol'], backend='autograd', seed=cfg.seed))
     val_ratio = realized_ratio(torch.bincount(val.labels.cpu(), minlength=data.num_classes).tolist())
     extra = dict(architect=arch_kw, train_portion=train_portion, val_imbalance_ratio=val_ratio,
-                 balanced_search=balanced, hessian=h)   # the Hessian's settings too: a run resumes only with the same ones
+                 # the Hessian's settings too: a run resumes only with the same ones
+                 balanced_search=balanced, hessian=h)
     return train_run(data, cfg, section, name, run_dir, model=model, extra=extra, step=arch.step, callbacks=callbacks)
 
 def retrain_config(genotype:dict,             # a checked genotype (`resolve_genotype`)
@@ -1061,7 +1073,8 @@ def ltdarts_retrain(data:LTDataset,            # the long-tailed training and te
     method has a second stage, and '... + cRT' with `crt_epochs`. Every setting is checked before a run directory is written."""
     g, label = resolve_genotype(genotype), label or genotype_label(genotype)
     check_number('crt_epochs', crt_epochs, integer=True, zero_ok=True)
-    stage = method_config(method, seed=seed, **(train or {})).second_stage   # checks the method and settings, before any fitting
+    # checks the method and settings, before any fitting
+    stage = method_config(method, seed=seed, **(train or {})).second_stage
     if crt_epochs and stage != 'none':
         raise ValueError(f"crt_epochs={crt_epochs} with method {method!r}: the method has its own second stage ({stage!r}); "
                          "use crt_epochs=0 or a method without one")

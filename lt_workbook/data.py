@@ -90,7 +90,8 @@ def lt_counts(n_max:int,            # images kept for the head class (class 0)
     n_max, num_classes = check_int('n_max', n_max), check_int('num_classes', num_classes, 2)
     check_ratio(imbalance_ratio)
     check_choice('profile', profile, PROFILES)
-    if n_max < imbalance_ratio:   # n_min = n_max / ratio < 1: no class may be clamped to 1 image (it would mislabel the ratio)
+    # n_min = n_max / ratio < 1: no class may be clamped to 1 image (it would mislabel the ratio)
+    if n_max < imbalance_ratio:
         raise ValueError(f"imbalance_ratio={imbalance_ratio:g} with n_max={n_max}: the smallest class would keep "
                          f"{n_max / imbalance_ratio:.3g} images (n_max / ratio < 1); this ratio needs n_max >= "
                          f"{math.ceil(imbalance_ratio)}, or lower imbalance_ratio to <= {n_max}")
@@ -822,10 +823,12 @@ def eval_batches(images,             # uint8 images: a tensor (on any device) or
 
 # %% ../nbs/00_data.ipynb #dcb3c416
 GROUP_SPLITS = ('count', 'cifar10_index', 'cifar100_index')
-INDEX_SPLITS = {'cifar10_index': (10, 3, 6), 'cifar100_index': (100, 35, 70)}   # classes, first medium, first few (ResLT's protocol)
+# classes, first medium, first few (ResLT's protocol)
+INDEX_SPLITS = {'cifar10_index': (10, 3, 6), 'cifar100_index': (100, 35, 70)}
 METRIC_KEYS = ('acc', 'many', 'medium', 'few')   # the four numbers every evaluation reports
 
-MANY_ABOVE, FEW_BELOW = 100, 20   # the split by training count: many > 100 images, few < 20, medium between (both ends in)
+# the split by training count: many > 100 images, few < 20, medium between (both ends in)
+MANY_ABOVE, FEW_BELOW = 100, 20
 
 def class_groups(train_counts, split:str='count'):
     "Class indices of the many / medium / few groups: by training count (>100, 20-100, <20), or by index (CIFAR-10 3/3/4, CIFAR-100 35/35/30)."
@@ -977,7 +980,8 @@ def plot_confusion(confusion,                # C x C counts, rows: true class, c
     conf = conf[np.ix_(order, order)]
     support = conf.sum(1, keepdims=True)
     with np.errstate(invalid='ignore', divide='ignore'):
-        row_pct = np.where(support > 0, 100 * conf / support, np.nan)   # a class without test images: an empty row, not an error
+        # a class without test images: an empty row, not an error
+        row_pct = np.where(support > 0, 100 * conf / support, np.nan)
     z = row_pct if normalize == 'true' else np.where(support > 0, conf, np.nan)
     labels = [names[c] if counts is None else f'{names[c]} ({counts[c]})' for c in order]
     fmt = (lambda v: '' if v != v or v == 0 else '<0.1' if v < 0.05 else f'{v:.0f}' if v >= 9.95 else f'{v:.1f}'.removesuffix('.0')) \

@@ -41,9 +41,11 @@ def etf_matrix(feat_dim:int,          # d, the feature dimension
     check_etf_dims(feat_dim, num_classes)
     check_number('E_W', E_W)
     C = num_classes
-    R, _ = torch.linalg.qr(torch.randn(feat_dim, C - 1, generator=generator, dtype=torch.float64))   # d x (C-1), R^T R = I
+    # d x (C-1), R^T R = I
+    R, _ = torch.linalg.qr(torch.randn(feat_dim, C - 1, generator=generator, dtype=torch.float64))
     M = torch.eye(C, dtype=torch.float64) - 1 / C                                                    # I - 11^T / C
-    B, _ = torch.linalg.qr(M[:, :C - 1])                                                             # C x (C-1), B B^T = M
+    # C x (C-1), B B^T = M
+    B, _ = torch.linalg.qr(M[:, :C - 1])
     return (math.sqrt(E_W * C / (C - 1)) * R @ B.T).T.to(dtype).contiguous()
 
 # %% ../nbs/03_etf_bias.ipynb #a5c96848
@@ -272,7 +274,8 @@ def max_hessian_eigenvalue(model:nn.Module,
             lam, vec, its, ok = _lanczos(mv, v0, max_iter, tol)
         else:
             lam, vec, its, ok = power_iteration(mv, v0, max_iter, tol)
-            if lam < 0:   # the dominant eigenvalue is negative: the largest algebraic one is the top of H - lam I, shifted back
+            # the dominant eigenvalue is negative: the largest algebraic one is the top of H - lam I, shifted back
+            if lam < 0:
                 mu, vec, its2, ok = power_iteration(lambda u: mv(u) - lam * u, v0, max_iter, tol)
                 lam, its = lam + mu, its + its2
         residual = eig_residual(mv, vec, lam)

@@ -141,7 +141,8 @@ def plot_run_curves(runs:pd.DataFrame,                 # rows of the results tab
     return fig
 
 # %% ../nbs/10_results_explorer.ipynb #1731c576
-LT_COUNT_DATASETS = ('mnist5k', 'cifar10', 'cifar100')   # made long-tailed by 00's `lt_counts`: their counts follow from params.json
+# made long-tailed by 00's `lt_counts`: their counts follow from params.json
+LT_COUNT_DATASETS = ('mnist5k', 'cifar10', 'cifar100')
 
 def rebuilt_train_counts(params:dict, num_classes:int):
     "Per-class training counts of a run, rebuilt from its parameters (`lt_counts`), or None where they do not follow from them."
@@ -272,7 +273,8 @@ def paper_vs_ours(summary:pd.DataFrame, papers:pd.DataFrame|None=None)->pd.DataF
     keys = ['section', 'dataset', 'imbalance_ratio', 'method']
     ours = summary[keys + ['arch', 'config', 'seeds'] + [f'{k}_{s}' for k in METRIC_KEYS for s in ('mean', 'std')]]
     papers, ours = papers.astype({'imbalance_ratio': float}), ours.astype({'imbalance_ratio': float})
-    any_arch = papers.get('arch', pd.Series('', index=papers.index)).fillna('').eq('')   # a paper number that names its backbone matches only it
+    # a paper number that names its backbone matches only it
+    any_arch = papers.get('arch', pd.Series('', index=papers.index)).fillna('').eq('')
     out = pd.concat([papers[any_arch].drop(columns='arch', errors='ignore').merge(ours, on=keys, how='left'),
                      papers[~any_arch].merge(ours, on=keys + ['arch'], how='left')], ignore_index=True)
     mean = pd.Series([r.get(f'{r.metric}_mean', float('nan')) for _, r in out.iterrows()], index=out.index, dtype=float)

@@ -147,7 +147,8 @@ class CellNet(nn.Module):
                  N:int=5,                    # cells per stage
                  stem_stride:int=1):         # 2: the cells run at half resolution (a cheaper proxy, for CPU runs)
         super().__init__()
-        self.arch = as_arch(arch) if arch is not None else None   # the supernet's current path is set by whoever runs it
+        # the supernet's current path is set by whoever runs it
+        self.arch = as_arch(arch) if arch is not None else None
         self.supernet = arch is None
         self.stem = nn.Sequential(nn.Conv2d(3, C, 3, stem_stride, padding=1, bias=False), nn.BatchNorm2d(C))
         layers = []
@@ -210,7 +211,8 @@ def spos_step(trainer, x, y):
     "The trainer step of single-path one-shot training: sample a path from `trainer.generator`, then the ordinary step on it."
     model = trainer.model
     model.arch = sample_path(trainer.generator)
-    if trainer.cfg.freeze_backbone or getattr(trainer, 'backbone_frozen', False):   # batch statistics; running ones kept
+    # batch statistics; running ones kept
+    if trainer.cfg.freeze_backbone or getattr(trainer, 'backbone_frozen', False):
         model.train()
         with running_stats_paused(model):
             return standard_step(trainer, x, y)
@@ -301,7 +303,8 @@ def evolution_search(fitness,                 # cell (tuple of 6 operations) -> 
     "SPOS's evolutionary search; returns the best cell, its fitness, the top-k and one record per generation."
     rng, seen, scores, top, history = np.random.default_rng(seed), set(), {}, [], []
     pop = offspring(lambda: random_arch(rng), population, seen)
-    with progress(total=generations, desc=desc, unit='gen') as bar:   # generations; cells evaluated and best fitness so far
+    # generations; cells evaluated and best fitness so far
+    with progress(total=generations, desc=desc, unit='gen') as bar:
         for gen in range(generations):
             new = [a for a in pop if a not in scores]
             for a in progress(new, desc=f'{desc}: generation {gen + 1}', unit='cell', leave=False):
@@ -363,10 +366,13 @@ def rank_agreement(x, y,                 # the accuracies of the same architectu
 
 
 # %% ../nbs/08_imbnas_transfer.ipynb #8fe08199
-PAPER_SCHEDULES = {   # Sec. 4.1: epochs, milestones (lr x lr_decay at each) and the re-weighting epoch, at the paper's length
-    'subnet':   dict(epochs=200, lr=0.1,  milestones=(160, 180), reweight=160),   # "Sub-network training strategies" (DRW-160)
+# Sec. 4.1: epochs, milestones (lr x lr_decay at each) and the re-weighting epoch, at the paper's length
+PAPER_SCHEDULES = {
+    # "Sub-network training strategies" (DRW-160)
+    'subnet':   dict(epochs=200, lr=0.1,  milestones=(160, 180), reweight=160),
     'supernet': dict(epochs=600, lr=0.1,  milestones=(400, 500), reweight=400),   # "Neural Architecture Search"
-    'adapt':    dict(epochs=200, lr=0.01, milestones=(100,),     reweight=100),   # "Adaptation Strategies" (P2's; P1 from epoch 1)
+    # "Adaptation Strategies" (P2's; P1 from epoch 1)
+    'adapt':    dict(epochs=200, lr=0.01, milestones=(100,),     reweight=100),
 }
 PAPER_LR_DECAY = 0.01   # "decayed by 0.01"
 
@@ -570,7 +576,8 @@ def evolve_subnets(supernet:Run,               # the supernet the sub-networks i
     if run.completed:
         return run
     run.truncate_metrics(0)     # records of an interrupted search are redone
-    model = supernet.model if supernet.model is not None else load_model(supernet.path, pick_device(cfg.device))   # in memory, or from disk
+    # in memory, or from disk
+    model = supernet.model if supernet.model is not None else load_model(supernet.path, pick_device(cfg.device))
     trainer = Trainer(model, data, cfg, eval_set=val_set)
     bs = recalibration_batches(trainer, data.train, bn_batches, seed=seed)
     adapt_time = supernet.summary['wall_time'] if procedure != 'P0' else 0.

@@ -42,7 +42,8 @@ class Ledger:
 def load_ledger(path)->Ledger:
     "Read and check a ledger file: known keys, existing notebooks, and only parameters those notebooks have."
     given = path
-    path = Path(path) if Path(path).exists() or Path(path).is_absolute() else project_root()/path   # relative: to the project
+    # relative: to the project
+    path = Path(path) if Path(path).exists() or Path(path).is_absolute() else project_root()/path
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such ledger file (the ledgers are in configs/claims/)")
     spec = yaml.safe_load(path.read_text()) or {}

@@ -16,7 +16,8 @@ from .components import BLOCKS, METRIC_LABELS
 import lt_workbook.etf                                      # registers the ETF heads ('etf', 'linear_nc', ...)
 from .darts import resolve_genotype, genotype_net_for_params
 from .reslt import ResLTSetting, reslt_config, reslt_run
-import lt_workbook.ccsam                                    # registers the steps 'sam', 'ccsam' and the stage 'ccsam_stage2'
+# registers the steps 'sam', 'ccsam' and the stage 'ccsam_stage2'
+import lt_workbook.ccsam
 from .imbnas import CellNet, as_arch, arch_str, kendall_tau_matrix
 
 # %% auto #0
@@ -75,7 +76,8 @@ def backbone(name:str,                  # 'resnet32', 'block:<block>', 'genotype
         return Backbone(name, 'resnet32', {})
     if kind == 'block':
         check_choice(f'backbone {name!r}: block', spec, BLOCKS)
-        return Backbone(name, 'components', dict(block=spec, blocks=blocks, target_params=target))   # width fitted by 02
+        # width fitted by 02
+        return Backbone(name, 'components', dict(block=spec, blocks=blocks, target_params=target))
     if kind == 'genotype':
         g = resolve_genotype(spec)
         C = genotype_net_for_params(g, target, num_classes, layers) if target else 16
@@ -108,7 +110,8 @@ def recipe_config(bb:Backbone,                 # the backbone
         cfg = TrainConfig(**kw)
         if is_reslt:
             try:
-                reslt_config(cfg, reslt or ResLTSetting(), range(num_classes, 0, -1))   # checked wrapped; `reslt_run` wraps it when it runs
+                # checked wrapped; `reslt_run` wraps it when it runs
+                reslt_config(cfg, reslt or ResLTSetting(), range(num_classes, 0, -1))
             except ValueError as e:
                 raise ValueError(f"{e}; ResLT trains with: {reslt_methods()}") from None
         return cfg
@@ -138,7 +141,8 @@ def run_recipe(data:LTDataset, bb:Backbone, method:str, base:dict, seed:int=0, h
     cfg = replace(recipe_config(bb, method, base, head, overrides, reslt, data.num_classes), seed=seed)
     name, extra = recipe_run_name(bb.name, method, head, seed), {'backbone': bb.name, 'head': head}
     if RESLT in (method, head):
-        return [reslt_run(data, cfg, reslt or ResLTSetting(), section, name, run_dir, method=method, extra=extra)]   # 06's
+        # 06's
+        return [reslt_run(data, cfg, reslt or ResLTSetting(), section, name, run_dir, method=method, extra=extra)]
     return train_stages(data, cfg, section, name, run_dir, extra=extra)
 
 def check_grid(backbones:list, methods:list, num_classes:int, base:dict, head:str|None=None, method_kw:dict|None=None,

@@ -301,7 +301,8 @@ class ResLTSetting:
         check_choice('class_sets', self.class_sets, CLASS_SETS)
         check_groups(self.num_groups, MAX_GROUPS)
         self.group_bounds = tuple(self.group_bounds)
-        self.alpha = float(check_fraction('alpha', self.alpha))                  # 1 and 1.0 are one setting (one run name, one parameter hash)
+        # 1 and 1.0 are one setting (one run name, one parameter hash)
+        self.alpha = float(check_fraction('alpha', self.alpha))
         self.log_eps = check_log_eps(self.log_eps)
     def groups(self, counts)->list:
         "The class groups for training counts `counts`."
@@ -365,7 +366,8 @@ def reslt_config(cfg:TrainConfig,          # the backbone's config (its `arch`, 
         raise ValueError(f"ResLT with step={cfg.step!r}, second_stage={cfg.second_stage!r}: ResLT's step is its own "
                          "(step='reslt') and it trains in one stage; expected step='standard', second_stage='none' "
                          "(train_stages trains arch='reslt', step='reslt' with a second stage)")
-    return replace(cfg, method=method or reslt_method(setting), arch='reslt',    # mixup: a ValueError from the step's check
+    # mixup: a ValueError from the step's check
+    return replace(cfg, method=method or reslt_method(setting), arch='reslt',
                    arch_kw=dict(backbone=cfg.arch, backbone_kw=cfg.arch_kw, groups=setting.groups(counts),
                                 class_sets=setting.class_sets, branch=setting.branch, fusion=setting.fusion),
                    step='reslt', step_kw=dict(alpha=setting.alpha, branch_norm=setting.branch_norm, log_eps=setting.log_eps))

@@ -250,7 +250,8 @@ def checked_params(notebook, params:dict)->dict:
         raise ValueError(f"{Path(notebook).name}: its checks refuse these parameters: {err}")
     return params
 
-NOTEBOOK_TESTS = 'LT_WORKBOOK_NOTEBOOK_TESTS'   # '0' (`run`/`sweep --no-tests`): runs execute their notebooks without the test cells
+# '0' (`run`/`sweep --no-tests`): runs execute their notebooks without the test cells
+NOTEBOOK_TESTS = 'LT_WORKBOOK_NOTEBOOK_TESTS'
 
 def runs_tests()->bool:
     "Whether `execute` runs a notebook's own test cells (they check the library, not the run): yes unless `$LT_WORKBOOK_NOTEBOOK_TESTS` is '0'."
@@ -380,7 +381,8 @@ def load_sweep(path)->Sweep:
     if not all(_is_int(s) for s in seeds):
         raise ValueError(f"{path.name}: seeds must be a list of integers, got {spec['seeds']!r}")
     check_params(notebook, {**base, **grid, **({'seeds': [0]} if seeds else {})}, values=False)
-    defaults = {k: _default(v) for k, v in notebook_parameters(notebook).items()}   # value types, as each point's run checks them
+    # value types, as each point's run checks them
+    defaults = {k: _default(v) for k, v in notebook_parameters(notebook).items()}
     base = {k: check_value(k, v, defaults[k]) for k, v in base.items()}
     grid = {k: [check_value(k, x, defaults[k]) for x in v] for k, v in grid.items()}
     return Sweep(notebook, base, grid, seeds, Path(spec['root']) if spec.get('root') else None, spec.get('slurm') or {},
@@ -564,7 +566,8 @@ def run_slurm(notebook:Path, todo:list[tuple[Point, Path]], root:Path, slurm:dic
     "Submit the points `todo` as one Slurm job array (submitit), one distributed job per point, and wait for them."
     slurm_module()   # installed, before any point is claimed
     claims, held, recs = [], [], {}
-    for point, d in todo:   # claimed here, held while the array runs (a point another sweep holds, or completed meanwhile, is not submitted)
+    # claimed here, held while the array runs (a point another sweep holds, or completed meanwhile, is not submitted)
+    for point, d in todo:
         c = claim_point(d)
         if c is not None and point_status(d) in ('completed', UNREADABLE):
             c.close()
@@ -589,7 +592,8 @@ def run_slurm(notebook:Path, todo:list[tuple[Point, Path]], root:Path, slurm:dic
         for c in claims:
             c.close()
 
-SLURM_KEYS = ('timeout_min', 'nodes', 'gpus_per_node', 'tasks_per_node', 'cpus_per_task', 'mem_gb')   # submitit's own names
+# submitit's own names
+SLURM_KEYS = ('timeout_min', 'nodes', 'gpus_per_node', 'tasks_per_node', 'cpus_per_task', 'mem_gb')
 
 def slurm_parameters(slurm:dict)->dict:
     "submitit's parameters for a `slurm:` mapping; `tasks_per_node` defaults to `gpus_per_node` (one rank per GPU), else 1."
@@ -625,7 +629,8 @@ def _run_slurm_held(notebook, held, root, slurm, on_done, recs, todo):
         for (point, d), job in [item for item in left if item[1].done()]:
             try:
                 recs[point.name] = job.result()
-            except Exception as e:   # recorded in the point's folder unless the point recorded its own end (as `_finished_record`)
+            # recorded in the point's folder unless the point recorded its own end (as `_finished_record`)
+            except Exception as e:
                 rec = point_record(d)
                 if rec is None or rec.get('status') in ('running', None):
                     rec = {**(rec or dict(notebook=str(notebook), section=notebook.stem, params=point.params)), 'status': 'failed',
@@ -690,7 +695,8 @@ def run_sweep(sweep_file, workers:int=1, gpus:list|None=None, executor:str='loca
 # %% ../nbs/09_runner.ipynb #9ec19ac9
 RESULT_COLUMNS = ('section', 'point', 'run', 'method', 'status', 'dataset', 'imbalance_ratio', 'arch', 'classifier', 'loss', 'seed',
                   *METRIC_KEYS, 'params', 'wall_time', 'error', 'path', 'hparams')
-NOT_HPARAMS = ('seed', 'seeds', 'env', 'init_from')   # what runs that differ only by seed may differ in (init_from: the seed's own stage-1 run)
+# what runs that differ only by seed may differ in (init_from: the seed's own stage-1 run)
+NOT_HPARAMS = ('seed', 'seeds', 'env', 'init_from')
 
 def _point_of(folder)->str:
     "The sweep point a folder is (its name), or '' (a sweep point's folder holds the `parameters.yaml` it ran with)."
@@ -724,7 +730,8 @@ def _run_row(run:Run, top:Path)->dict:
     return dict(section=section, point=_point_of(point_dir),
                 run=name, method=params.get('method') or name, status=summary.get('status', 'running'),
                 **{k: params.get(k) for k in ('dataset', 'imbalance_ratio', 'classifier', 'loss', 'seed')},
-                arch=params.get('backbone') or params.get('arch'),   # a recipe's backbone by its name (13), else the network's
+                # a recipe's backbone by its name (13), else the network's
+                arch=params.get('backbone') or params.get('arch'),
                 **{k: _metric(summary.get(k)) for k in (*METRIC_KEYS, 'params', 'wall_time')},
                 error=summary.get('error') or summary.get('message'), path=str(run.path), hparams=hparams_text(params))
 
@@ -782,7 +789,8 @@ def format_summary(summary:pd.DataFrame)->pd.DataFrame:
 
 # %% ../nbs/09_runner.ipynb #d42932bd
 TRAIN_DATA_KEYS = {'dataset': 'name', 'imbalance_ratio': 'imbalance_ratio', 'profile': 'profile', 'n_max': 'n_max',
-                   'data_seed': 'seed', 'data_root': 'data_root', 'image_size': 'image_size'}   # file key: load_dataset's keyword
+                   # file key: load_dataset's keyword
+                   'data_seed': 'seed', 'data_root': 'data_root', 'image_size': 'image_size'}
 TRAIN_KEYS = ('name', 'resources', 'description')
 RESOURCE_KEYS = ('gpus', 'nodes', 'gpus_per_node', 'gpu', 'hours', 'gpu_hours', 'cpus_per_gpu', 'mem_gb')
 
@@ -1163,7 +1171,8 @@ def _cmd_results(a)->int:
     return 0
 
 def _cmd_ledger(a)->int:
-    from lt_workbook.ledger import run_ledger, ledger_claims, ledger_root, load_ledger, verdict_counts   # 12 builds on this module
+    # 12 builds on this module
+    from lt_workbook.ledger import run_ledger, ledger_claims, ledger_root, load_ledger, verdict_counts
     ledger = load_ledger(a.ledger)
     status = run_ledger(ledger, a.workers, a.root)
     print(status.to_string(index=False))
@@ -1209,6 +1218,7 @@ def main(argv=None)->int:
     try:
         with _environment(command_environment(a)):
             return COMMANDS[a.command](a)
-    except (ValueError, OSError, yaml.YAMLError) as e:   # bad input: one line naming the file or parameter, no traceback
+    # bad input: one line naming the file or parameter, no traceback
+    except (ValueError, OSError, yaml.YAMLError) as e:
         print(f'lt-workbook {a.command}: {" ".join(str(e).split())}', file=sys.stderr)
         return 2

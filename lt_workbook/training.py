@@ -155,7 +155,8 @@ class CifarResNet(nn.Module):
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight)
-    def feature_map(self, x): return self.layers(self.stem(x))   # the last stage's activations (ResLT's branches start here)
+    # the last stage's activations (ResLT's branches start here)
+    def feature_map(self, x): return self.layers(self.stem(x))
     def features(self, x): return F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1)
     def forward(self, x): return self.classifier(self.features(x))
 
@@ -331,10 +332,12 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x):
         if not (self.training and distributed()):
             return super().forward(x)
-        x = x.to(torch.promote_types(x.dtype, torch.float32))   # (float32 statistics at least, as BatchNorm under autocast)
+        # (float32 statistics at least, as BatchNorm under autocast)
+        x = x.to(torch.promote_types(x.dtype, torch.float32))
         dims, shape = [0, *range(2, x.dim())], (1, -1) + (1,) * (x.dim() - 2)
         s = AllSum.apply(torch.cat([x.sum(dims), x.new_tensor([x.numel() // x.shape[1]])]))
-        n, mean = s[-1].detach(), s[:-1] / s[-1].detach()                          # N = sum_ranks n_r; mu = sum_ranks sum x / N
+        # N = sum_ranks n_r; mu = sum_ranks sum x / N
+        n, mean = s[-1].detach(), s[:-1] / s[-1].detach()
         d = x - mean.view(shape)
         var = AllSum.apply((d * d).sum(dims)) / n                   # sigma^2 = sum_ranks sum (x - mu)^2 / N
         if self.track_running_stats:
@@ -342,7 +345,8 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
                 self.num_batches_tracked += 1
                 m = 1 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
                 self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), m)
-                self.running_var.lerp_((var.detach() * n / (n - 1)).to(self.running_var.dtype), m)          # unbiased, as BatchNorm keeps it
+                # unbiased, as BatchNorm keeps it
+                self.running_var.lerp_((var.detach() * n / (n - 1)).to(self.running_var.dtype), m)
         y = d * torch.rsqrt(var + self.eps).view(shape)
         return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
 
@@ -402,7 +406,8 @@ def progress(iterable=None, **kw):
     mode = os.environ.get('LT_WORKBOOK_PROGRESS', 'auto')
     if mode not in PROGRESS_MODES:
         raise ValueError(f"LT_WORKBOOK_PROGRESS={mode!r}: expected one of {PROGRESS_MODES}")
-    off = os.environ.get('TQDM_DISABLE', '').lower() in ('1', 'true', 'yes')   # (an explicit `disable` would override tqdm's own reading)
+    # (an explicit `disable` would override tqdm's own reading)
+    off = os.environ.get('TQDM_DISABLE', '').lower() in ('1', 'true', 'yes')
     kw['disable'] = kw.get('disable', False) or off or not is_writer()
     if mode == 'auto':
         return tqdm(iterable, **kw)
@@ -525,7 +530,8 @@ def source_identity(checkpoint)->str:
         return f"{p.parent.name}/{p.name}:{params_hash({k: v for k, v in sp.items() if k not in ('env', 'init_from')})}"
     return 'sha256:' + hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else str(p)
 
-LATER_DEFAULTS = {'sync_bn': False, 'color_jitter': False, 'deterministic': False}   # settings added after runs existed: at these values they do what those runs did
+# settings added after runs existed: at these values they do what those runs did
+LATER_DEFAULTS = {'sync_bn': False, 'color_jitter': False, 'deterministic': False}
 # settings renamed after runs existed: {new name: (old name, {new value: old value})}; a value the old setting had keeps its old spelling in the hash
 RENAMED = {'precision': ('bf16', {'auto': None, 'bf16': True, 'fp32': False})}
 
@@ -707,7 +713,8 @@ class Callback:
     "Hooks into `Trainer.fit`; `after_epoch` / `after_fit` may add entries to the epoch's event / the run's summary."
     def before_epoch(self, trainer, epoch): pass
     def after_epoch(self, trainer, epoch, event:dict): pass
-    def after_log(self, trainer, epoch, event:dict): pass   # the event as metrics.jsonl recorded it (live loggers mirror it)
+    # the event as metrics.jsonl recorded it (live loggers mirror it)
+    def after_log(self, trainer, epoch, event:dict): pass
     def after_fit(self, trainer, summary:dict): pass
     def state_dict(self)->dict: return {}
     def load_state_dict(self, state:dict): pass
@@ -720,7 +727,8 @@ def optimizer_step(trainer, loss):
     # g <- g * min(1, grad_clip / ||g||_2) over all the weights at once; multi-tensor kernels, no per-parameter loop
     if trainer.cfg.grad_clip:
         nn.utils.clip_grad_norm_(trainer.params, trainer.cfg.grad_clip, foreach=True)
-    trainer.scaler.step(trainer.opt)            # fp16: the step skipped when a gradient overflowed; plain `opt.step()` otherwise
+    # fp16: the step skipped when a gradient overflowed; plain `opt.step()` otherwise
+    trainer.scaler.step(trainer.opt)
     trainer.scaler.update()                # fp16: S halves after an overflow, doubles after 2000 clean steps
 
 def mixed_batch(trainer, x, y):
@@ -757,7 +765,8 @@ def epoch_generators(seed:int, epoch:int, device):
 
 # %% ../nbs/01_training.ipynb #822bb754
 OPTIMIZERS, SCHEDULES = ('sgd', 'adam'), ('multistep', 'cosine', 'constant')
-COSINE_CLASSIFIERS = {'normed'}   # heads whose logits are cosines (|z| <= 1): LDAM scales them by s (later notebooks add theirs)
+# heads whose logits are cosines (|z| <= 1): LDAM scales them by s (later notebooks add theirs)
+COSINE_CLASSIFIERS = {'normed'}
 
 @dataclass
 class Step:
@@ -771,7 +780,8 @@ class SecondStage:
     config: Callable
     check: Callable = lambda cfg: None
 
-STEPS = {'standard': Step(lambda: standard_step)}   # 06 adds 'reslt'; 07 'sam', 'ccsam' (stage 1), 'adversarial_features' (stage 2)
+# 06 adds 'reslt'; 07 'sam', 'ccsam' (stage 1), 'adversarial_features' (stage 2)
+STEPS = {'standard': Step(lambda: standard_step)}
 SECOND_STAGES = {'none': None}                      # 'crt' below; 07 adds 'ccsam_stage2'
 
 def pick_device(device='auto')->torch.device:
@@ -963,7 +973,8 @@ class LossWatch:
         self.start = self.n
         if k == 0:
             return None
-        w = all_sum(self.window[:k].clone()) if distributed() else self.window[:k]   # every rank sees a non-finite loss of any
+        # every rank sees a non-finite loss of any
+        w = all_sum(self.window[:k].clone()) if distributed() else self.window[:k]
         if bool(torch.isfinite(w).all()):
             return None
         vals = w.tolist()
@@ -1088,7 +1099,8 @@ def deterministic_algorithms(on:bool, device:torch.device):
     before are restored after."""
     before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
     if on:
-        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')   # cuBLAS' deterministic workspaces (read at each call)
+        # cuBLAS' deterministic workspaces (read at each call)
+        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
         torch.use_deterministic_algorithms(True)
     torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = (False, True) if on else (device.type == 'cuda', before[2])
     try:
@@ -1146,7 +1158,8 @@ class Trainer:
         self.local_net = self.model if self.shard[1] > 1 else self.net
         self.shard_weight = 1.   # world * n_rank / n_batch of the batch being trained (`backward`)
         self.check_every = FINITE_CHECK_EVERY   # steps between host reads of the non-finite-loss check
-        self.epoch, self.capturing = 0, False      # the epoch being trained; whether a CUDA graph is being captured (`CudaGraphStep`)
+        # the epoch being trained; whether a CUDA graph is being captured (`CudaGraphStep`)
+        self.epoch, self.capturing = 0, False
         self.elapsed = 0.   # training seconds, accumulated across resumes
         # live monitoring (`LOGGERS`, default `$LT_WORKBOOK_LOGGERS`), last: they mirror the event the other callbacks completed
         self.callbacks += make_loggers(loggers, run) if run is not None and is_writer() else []
@@ -1218,7 +1231,8 @@ class Trainer:
                 correct += (logits.argmax(1) == y).sum()
                 n += len(y)
                 bar.update(1)
-        except Exception as e:   # a step that fails on the NaN weights of an unread non-finite loss: that divergence is the cause
+        # a step that fails on the NaN weights of an unread non-finite loss: that divergence is the cause
+        except Exception as e:
             if isinstance(e, Diverged):
                 raise
             try:
@@ -1325,7 +1339,8 @@ class Trainer:
                 bar.close()
 
 # %% ../nbs/01_training.ipynb #6f0ae062
-MAX_SCALARS = 100   # a list of up to this many numbers is one scalar per entry (e.g. per-class norms); longer: a histogram
+# a list of up to this many numbers is one scalar per entry (e.g. per-class norms); longer: a histogram
+MAX_SCALARS = 100
 
 def event_values(event:dict, prefix:str='')->dict:
     "An event's values to log, by kind: `{'scalar': {key: number}, 'matrix': {key: 2-D array}, 'vector': {...}, 'text': {...}}`, nested keys joined by '/'."
@@ -1466,14 +1481,16 @@ def check_crt(cfg:TrainConfig):
                          "head has no trainable weights; use a learnable head (e.g. 'linear', or 'linear_nc' for the ETF's twin)")
 
 SECOND_STAGES['crt'] = SecondStage(crt_config, check_crt)
-METHODS.update(crt=dict(second_stage='crt'), mixup_crt=dict(mixup_alpha=1.0, second_stage='crt'))   # LT-DARTS Table 3's Mixup + cRT
+# LT-DARTS Table 3's Mixup + cRT
+METHODS.update(crt=dict(second_stage='crt'), mixup_crt=dict(mixup_alpha=1.0, second_stage='crt'))
 
 def train_stages(data:LTDataset, cfg:TrainConfig, section:str, name:str, run_dir=None, extra:dict|None=None,
                  **trainer_kw)->list:
     "Train `cfg`, then its `second_stage` (if any) from the first run's checkpoint; returns the runs, the last being the recipe's result."
     if cfg.second_stage == 'none':
         return [train_run(data, cfg, section, name, run_dir, extra=extra, **trainer_kw)]
-    m = method_name(cfg)   # the final run records the recipe's method, the first `<method>_stage1`; `extra` goes to both
+    # the final run records the recipe's method, the first `<method>_stage1`; `extra` goes to both
+    m = method_name(cfg)
     first = train_run(data, replace(cfg, method=f'{m}_stage1'), section, f'{name}_stage1', run_dir, extra=extra, **trainer_kw)
     second = SECOND_STAGES[cfg.second_stage].config(cfg, first.checkpoint_file, **cfg.second_stage_kw)
     return [first, train_run(data, replace(second, method=m), section, name, run_dir, extra=extra)]
