@@ -226,7 +226,9 @@ class _MeanLoss(nn.Module):
     def forward(self, logits, y): return self.fn(logits, y)
 
 def hessian_matvec(model:nn.Module, loss_func, params:list, data:list, backend:str='curvlinops'):
-    "`v -> H v` (flat vectors) for the Hessian of the size-weighted mean loss over the batches `data` w.r.t. `params`."
+    """`v -> H v` (flat vectors) for the Hessian of the size-weighted mean loss over the batches `data` w.r.t. `params`.
+    The autograd operator takes its gradients here: it holds for the weights and train/eval mode of this moment (build
+    it inside `hessian_mode`, and anew after a weight update)."""
     check_choice('backend', backend, HVP_BACKENDS[1:])
     if backend == 'curvlinops':
         from curvlinops import HessianLinearOperator
