@@ -48,6 +48,7 @@ def mixing_ratio(schedule:str,      # one of `MIXING_SCHEDULES`
         return 1 - t / T
     return float(mu0)
 
+# %% ../nbs/05_bbn_darts.ipynb #68d8cc37
 def hls_scale(mu:float, tau:float)->float:
     "Eq. 17's factor on the backbone's architecture learning rate: 1 - exp(-tau mu)."
     return 1 - math.exp(-tau * mu)
@@ -57,6 +58,7 @@ def bilateral_mix(o_ins, o_cls, mu:float):
     "BBN's mixed logits: mu o_ins + (1 - mu) o_cls."
     return mu * o_ins + (1 - mu) * o_cls
 
+# %% ../nbs/05_bbn_darts.ipynb #abae9a68
 def bilateral_loss(loss_fn, outputs, targets, mu:float):
     "Alg. 1: mu loss_fn(z, y_ins) + (1 - mu) loss_fn(z, y_cls) with z the mixed logits of `outputs = (o_ins, o_cls)`."
     (o_ins, o_cls), (y_ins, y_cls) = outputs, targets
@@ -120,6 +122,7 @@ def alpha_tensors(model)->dict:
     "The model's architecture parameters by component name: normal, reduce (backbone), ins, cls (heads)."
     return {n.removeprefix('alphas_'): p for n, p in model.named_parameters() if n.startswith('alphas_')}
 
+# %% ../nbs/05_bbn_darts.ipynb #5ebafde1
 # the class-sampling branch: Eq. 12 (each class 1/C), or BBN's code (class ∝ 1/N_c)
 CLS_SAMPLERS = ('class_balanced', 'reversed')
 # seed offsets of that branch's batches (validation, training): streams apart from the others
@@ -205,12 +208,14 @@ def branch_logits(trainer, images, batch_size:int=512):
         outs.append([t.float().cpu() for t in o])
     return tuple(torch.cat(t) for t in zip(*outs))
 
+# %% ../nbs/05_bbn_darts.ipynb #9385b82c
 def mu_sweep(o_ins, o_cls, labels, train_counts, grid=11, split:str='count')->list:
     "Overall / many / medium / few accuracy of the prediction mixed at each of `grid` mixing ratios evenly spaced in [0, 1]."
     return [{'mu': round(float(m), 6), **{k: v for k, v in lt_metrics(bilateral_mix(o_ins, o_cls, float(m)).argmax(1), labels,
                                                                        train_counts, split).items() if k in METRIC_KEYS}}
             for m in np.linspace(0, 1, grid)]
 
+# %% ../nbs/05_bbn_darts.ipynb #0d892298
 class BilateralTracker(SearchTracker):
     "Per epoch: every alpha set's softmax, the heads' cells, alpha shifts, validation loss / accuracy at mu; after fit: the mu sweep."
     def __init__(self, val_set:ImageSet, mu_grid:int=11): self.val_set, self.mu_grid = val_set, mu_grid
@@ -234,6 +239,7 @@ class BilateralTracker(SearchTracker):
         if trainer.run is not None:
             trainer.run.save_json('mu_sweep.json', summary['mu_sweep'])
 
+# %% ../nbs/05_bbn_darts.ipynb #d80919f4
 def backbone_shift(run:Run, start:float=0.75)->float:
     "How far the backbone's alphas moved from epoch `int(start * T)` (0-based) on: the sum over those epochs of |Δ(alpha_normal, alpha_reduce)|."
     ev = run.metrics
@@ -247,6 +253,7 @@ def sweep_at(summary:dict, mu:float, key:str='acc')->float:
         raise ValueError(f"mu={mu!r}: not a point of the sweep's grid {[s['mu'] for s in summary['mu_sweep']]}")
     return pts[0][key]
 
+# %% ../nbs/05_bbn_darts.ipynb #d3c9ddec
 def best_sweep_acc(summary:dict, key:str='acc')->float:
     "The best `key` over a run's test-time sweep: Table II's protocol (each method at its best mixing ratio, Sec. V-B)."
     return max(s[key] for s in summary['mu_sweep'])
@@ -259,6 +266,7 @@ def _mu_axis(fig, run, row=1, col=1, show=True):
                         showlegend=show, row=row, col=col, secondary_y=True)
         fig.update_yaxes(title_text='mixing ratio mu', range=[0, 1.05], row=row, col=col, secondary_y=True)
 
+# %% ../nbs/05_bbn_darts.ipynb #bc69923b
 def plot_training_curves(run:Run, title:str|None=None)->go.Figure:
     "Training / validation loss and accuracy per epoch of a search run, the mixing ratio mu on a second axis (Fig. 2)."
     ev = run.metrics
@@ -273,6 +281,7 @@ def plot_training_curves(run:Run, title:str|None=None)->go.Figure:
     fig.update_layout(title=title or f'{run.name}: loss and accuracy', template='plotly_white', height=360)
     return fig
 
+# %% ../nbs/05_bbn_darts.ipynb #1e4dc90b
 def plot_mu_sweep(runs:dict, title:str='Accuracy against the test-time mixing ratio')->go.Figure:
     "Overall / many / medium / few test accuracy against mu_test, one line per run `{label: Run}` (Fig. 4, 6, 8)."
     fig = make_subplots(1, 4, subplot_titles=('overall', 'many', 'medium', 'few'), shared_yaxes=True)
@@ -286,6 +295,7 @@ def plot_mu_sweep(runs:dict, title:str='Accuracy against the test-time mixing ra
     fig.update_layout(title=title, template='plotly_white', height=360)
     return fig
 
+# %% ../nbs/05_bbn_darts.ipynb #921eacb8
 def plot_alpha_grad_norms(run:Run, title:str|None=None)->go.Figure:
     "Mean gradient norm of each alpha tensor per epoch (log scale), mu on a second axis: Theorem 1, measured."
     ev = run.metrics
@@ -299,6 +309,7 @@ def plot_alpha_grad_norms(run:Run, title:str|None=None)->go.Figure:
                       template='plotly_white', height=340)
     return fig
 
+# %% ../nbs/05_bbn_darts.ipynb #9794ee19
 def plot_backbone_shift(runs:dict, title:str='How far the backbone alphas move per epoch')->go.Figure:
     "Per-epoch change of the backbone's alphas for runs `{label: Run}`, with each run's backbone architecture learning rate (dashed)."
     fig = make_subplots(specs=[[{'secondary_y': True}]])
@@ -372,6 +383,7 @@ def _best_mus(runs:dict, arm:str)->str:
     best = lambda r: max(r.summary['mu_sweep'], key=lambda p: p['acc'])['mu']
     return ', '.join(f'{best(r):g}' for (m, _), r in runs.items() if m == arm and r.summary)
 
+# %% ../nbs/05_bbn_darts.ipynb #be89ea3f
 def paper_tables(runs:dict,                # {(arm, seed): Run}: searches by method, continuations '<from> then <v>'
                  continue_from:str='hls',  # the search whose continued training is the row 'HLS + Continous Learning'
                 )->pd.DataFrame:
@@ -424,6 +436,7 @@ def bilateral_search_config(method:str,            # a key of `SEARCH_METHODS`
                        weight_decay=weight_decay, grad_clip=grad_clip, sampler=spec.get('sampler', 'instance'), eval_every=epochs,
                        group_split=group_split, seed=seed, device=device, channels_last=True, precision=precision, arch_kw=arch_kw)
 
+# %% ../nbs/05_bbn_darts.ipynb #58b3f7a5
 def bilateral_architect_config(method:str,           # a key of `SEARCH_METHODS`
                                order:int=1,          # 1: first-order DARTS; 2: second order (unrolled)
                                batch_size:int=32,    # validation batch per branch
@@ -448,6 +461,7 @@ def bilateral_architect_config(method:str,           # a key of `SEARCH_METHODS`
         kw.update(lr=arch_lr_backbone, sampler=spec['sampler'])
     return {**kw, **overrides}
 
+# %% ../nbs/05_bbn_darts.ipynb #a69a254b
 def bilateral_search(search_data:LTDataset,    # the weights' split: what the supernet trains on (the ratio recorded is its counts')
                      search_val:ImageSet,      # the alphas' split (Alg. 1's validation batches)
                      cfg:TrainConfig,          # the supernet and the weights' schedule: `bilateral_search_config(...)`
@@ -466,6 +480,7 @@ def bilateral_search(search_data:LTDataset,    # the weights' split: what the su
     return train_run(search_data, cfg, section, name, run_dir, model=model, extra=extra, step=arch.step,
                      callbacks=[arch, BilateralTracker(search_val, mu_grid), *callbacks], **trainer_kw)
 
+# %% ../nbs/05_bbn_darts.ipynb #92890364
 def continue_bilateral_search(source:Run,      # a completed bilateral search (its checkpoint holds the weights and alphas)
                               variant:str,     # a key of `CONTINUATIONS`
                               search_data:LTDataset,   # the weights' split the source trained on

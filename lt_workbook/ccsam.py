@@ -61,18 +61,22 @@ def random_directions(n:int,          # how many directions (one per class of th
     norms = [sum(sq).sqrt()] * len(u) if joint else [q.sqrt() for q in sq]
     return [t / nm.clamp(min=NORM_EPS).view(-1, *[1] * (t.dim() - 1)) for t, nm in zip(u, norms)]
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #9f993fd7
 def soft_targets(y_a, y_b, lam, num_classes:int, dtype=torch.float32):
     "Per-sample target distributions: one-hot `y_a`, or mixup's `lam * e_{y_a} + (1 - lam) * e_{y_b}` (lam None: no mixup)."
     t = F.one_hot(y_a, num_classes).to(dtype)
     return t if lam is None else lam * t + (1 - lam) * F.one_hot(y_b, num_classes).to(dtype)
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #f2d4f179
 def soft_cross_entropy(logits, targets):
     "Per-sample cross-entropy against target distributions, `-sum_j t_j log softmax(z)_j` (mixup's loss of each sample)."
     z = loss_precision(logits)
     return -(targets.to(z.dtype) * F.log_softmax(z, 1)).sum(1)
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #ca9fa390
 def _norm(ts): return torch.sqrt(sum((loss_precision(t.detach()) ** 2).sum() for t in ts))
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #f3a92774
 def weighted_class_mean(per_sample, y, weighting:str='batch'):
     "The perturbed loss from per-sample losses: the batch mean (public code) or the mean over the batch's classes of each class's mean (Eq. 6/11)."
     if check_choice('weighting', weighting, WEIGHTINGS) == 'batch':
@@ -80,6 +84,7 @@ def weighted_class_mean(per_sample, y, weighting:str='batch'):
     m = (y[:, None] == y[None, :]).sum(1).to(per_sample.dtype)       # batch count of each sample's class
     return (per_sample / m).sum() / (1 / m).sum()                    # sum_c mean_c / (number of classes present)
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #7a5b3727
 def class_conditional_loss(feats,              # B x D features (their gradient reaches the backbone)
                            weight, bias,       # the linear head: K x D and K (or None)
                            y,                  # B labels, which define each sample's class
@@ -135,6 +140,7 @@ def class_conditional_loss(feats,              # B x D features (their gradient 
     eps_ratio = (eps_norm / m).sum() / (1 / m).sum() / w_norm   # mean over the batch's classes
     return weighted_class_mean(F.cross_entropy(z + dz, y, reduction='none'), y, weighting), eps_ratio
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #0c3c759e
 def class_conditional_loss_loop(sample_loss,       # B per-sample base losses, with their graph to `params`
                                 params:list,       # the perturbed parameters w
                                 y, counts,         # labels (define the classes) and K training counts
@@ -170,7 +176,6 @@ def class_conditional_loss_loop(sample_loss,       # B per-sample base losses, w
         ratios.append(_norm(eps) / w_norm)
     return torch.cat(losses).mean(), torch.stack(ratios).mean()
 
-
 # %% ../nbs/07_ccsam_landscapes.ipynb #59a025e5
 PERTURBS = ('classifier', 'all')
 
@@ -180,6 +185,7 @@ def device_copy(cache:dict, key:str, t:torch.Tensor, device, fn=lambda t: t):
         cache[key] = (t, fn(t).to(device))
     return cache[key][1]
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #22a376b9
 def linear_head(model:nn.Module)->nn.Linear:
     "The model's classifier, which must be an `nn.Linear` for the closed form."
     head = model.classifier
@@ -188,6 +194,7 @@ def linear_head(model:nn.Module)->nn.Linear:
                          "use classifier='linear' or perturb='all'")
     return head
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #271bda3b
 class CCSAMStep(Callback):
     "Stage 1 of CC-SAM as a `Trainer` step, `step='ccsam'` in a `TrainConfig` (or pass it as `step=` and in `callbacks=`: it logs `eps_ratio`)."
     OFFSET = 500_009   # the random directions' generator: seed offset of a stream apart from the batches'
@@ -265,6 +272,7 @@ def class_adversarial_weights(counts, div:float=2., dtype=torch.float32):
     n = torch.as_tensor(counts).to(dtype).clamp(min=1)
     return torch.log(n.max() / n + 0.01) / div
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #65f19675
 def adversarial_feature_loss(feats,            # B x D features of the frozen backbone
                              head:nn.Module,   # the classifier
                              y,                # B labels
@@ -283,10 +291,12 @@ def adversarial_feature_loss(feats,            # B x D features of the frozen ba
     z_adv = z.detach() + (lam * w / norm)[:, None] * U
     return (w * F.cross_entropy(head(z_adv), y, reduction='none')).mean()
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #04b9fd54
 def progressive_alpha(epoch:int, epochs:int, up_limit:float=1.)->float:
     "Weight of the adversarial loss at 0-based stage-2 `epoch` of `epochs` (Eq. 14): min((epoch + 1) / epochs, up_limit)."
     return min((epoch + 1) / epochs, up_limit)
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #431a810b
 class AdversarialFeatureStep(Callback):
     "Stage 2 of CC-SAM as a `Trainer` step on a frozen backbone, `step='adversarial_features'` (what `second_stage='ccsam_stage2'` sets; or pass it as `step=` and in `callbacks=`)."
     def __init__(self, adv_lambda:float=1.,        # lambda of Eq. 13 (`adver_reg` of the public code)
@@ -356,6 +366,7 @@ class SAMStep:
         sam.second_step()                                       # back to w, step with the gradient taken at w + eps
         return loss.detach(), logits.detach()
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #670805e8
 class SWACallback(Callback):
     "Stochastic weight averaging from epoch `start` (0-based); the average, with BatchNorm statistics recomputed, becomes the run's model."
     def __init__(self, start:int): self.start, self.avg, self._pending = check_number('swa_start', start, integer=True, zero_ok=True), None, None
@@ -396,6 +407,7 @@ def spectral_normalized(model:nn.Module, n_power_iterations:int=1)->nn.Module:
             torch.nn.utils.parametrizations.spectral_norm(m, n_power_iterations=n_power_iterations)
     return model
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #3244370a
 def spectral_norm_net(num_classes:int, backbone:str='cifar_resnet', # a key of `ARCHS`
                       classifier:str='linear', sn_iterations:int=1,  # power iterations per training forward
                       **backbone_kw):                                # the backbone's arch_kw
@@ -404,6 +416,7 @@ def spectral_norm_net(num_classes:int, backbone:str='cifar_resnet', # a key of `
         raise ValueError("backbone='spectral_norm': expected a plain backbone")
     return spectral_normalized(ARCHS[backbone](num_classes, classifier=classifier, **backbone_kw), sn_iterations)
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #741d92fd
 ARCHS['spectral_norm'] = spectral_norm_net
 
 class _OwnNoise(Callback):
@@ -416,8 +429,10 @@ class _OwnNoise(Callback):
         return self._gen
     def before_epoch(self, trainer, epoch): self.generator(trainer, epoch + 1)
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #bc812f09
 def _trainable(trainer): return [(n, p) for n, p in trainer.model.named_parameters() if p.requires_grad]
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #9fe1053a
 class GradientPenaltyStep(_OwnNoise):
     "Fig. 2's GP (Zhao et al. 2022): grad of L + alpha r ||grad L||, as (1 - alpha) g(w) + alpha g(w + r g / ||g||)."
     fp16 = False   # the first gradient is taken outside the trainer's loss scaling
@@ -440,6 +455,7 @@ class GradientPenaltyStep(_OwnNoise):
         optimizer_step(trainer, (1 - self.alpha) * loss + self.alpha * loss2)
         return loss.detach(), logits.detach()
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #10110501
 class ModelPerturbationStep(_OwnNoise):
     "Fig. 2's MP (Shi et al. 2021, F2M): the mean loss over `draws` copies of the weights, shifted uniformly in [-bound, bound]."
     OFFSET = 900_007
@@ -465,6 +481,7 @@ class ModelPerturbationStep(_OwnNoise):
         optimizer_step(trainer, loss)
         return loss.detach(), logits.detach()
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #1259c80b
 def check_model_perturbation(cfg:TrainConfig):
     "`step='model_perturbation'` runs on one process: its draws go around DistributedDataParallel, which would not synchronize them."
     if dist_env()[1] > 1:
@@ -472,7 +489,6 @@ def check_model_perturbation(cfg:TrainConfig):
                          "gradient synchronization; run it on one process (one GPU)")
 
 STEPS.update(gradient_penalty=Step(GradientPenaltyStep), model_perturbation=Step(ModelPerturbationStep, check_model_perturbation))
-
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #592c2cf0
 # archs whose prediction is not `classifier(features(x))`: CC-SAM's head-side steps cannot stand on them
@@ -485,6 +501,7 @@ def is_linear_head(classifier:str)->bool:
     c = CLASSIFIERS[classifier]
     return isinstance(c, type) and issubclass(c, nn.Linear)
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #ea2bf0f9
 def check_ccsam(cfg:TrainConfig):
     "`step='ccsam'` with the rest of `cfg`: a perturbed classifier must be an `nn.Linear` on the features the network predicts from."
     st = cfg.make_step()
@@ -500,6 +517,7 @@ def check_ccsam(cfg:TrainConfig):
                          "perturbed head on the summed features is not the network's output; use step_kw perturb='all' (through the "
                          "network's own output), or a plain backbone (arch='resnet32', 'cifar_resnet', 'components', 'genotype_net', ...)")
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #c39474e9
 def check_adversarial_features(cfg:TrainConfig):
     "`step='adversarial_features'` (CC-SAM's stage 2) with the rest of `cfg`: a frozen backbone, no mixup, one classifier."
     if cfg.arch in NO_SINGLE_HEAD:
@@ -514,6 +532,7 @@ def check_adversarial_features(cfg:TrainConfig):
         raise ValueError(f"step='adversarial_features' with mixup_alpha={cfg.mixup_alpha!r}: stage 2 does not mix batches; "
                          "use mixup_alpha=0 (second_stage='ccsam_stage2' sets it)")
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #53ec6a64
 # `AdversarialFeatureStep`'s settings
 STAGE2_STEP_KEYS = ('adv_lambda', 'up_limit', 'adv_div', 'reinit_classifier', 'adv_norm')
 
@@ -532,6 +551,7 @@ def ccsam_stage2_config(cfg:TrainConfig,              # the first stage's config
     return replace(crt_config(cfg, checkpoint, epochs, lr, sampler), method=f'{method_name(cfg)}+ccsam_stage2',
                    schedule='constant', step='adversarial_features', step_kw=kw)
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #fc9fc799
 def check_ccsam_stage2(cfg:TrainConfig):
     "`second_stage='ccsam_stage2'` after `cfg`: its settings (`second_stage_kw`) and a trainable classifier on a single head."
     kw = cfg.second_stage_kw
@@ -548,6 +568,7 @@ def check_ccsam_stage2(cfg:TrainConfig):
         raise ValueError(f"second_stage='ccsam_stage2' with classifier={cfg.classifier!r}: stage 2 trains only the classifier, and "
                          "the ETF frame is fixed (no trainable weights); use classifier='linear_nc' (its learnable twin) or 'linear'")
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #67fc8769
 STEPS.update(sam=Step(SAMStep), ccsam=Step(CCSAMStep, check_ccsam),
              adversarial_features=Step(AdversarialFeatureStep, check_adversarial_features))
 SECOND_STAGES['ccsam_stage2'] = SecondStage(ccsam_stage2_config, check_ccsam_stage2)
@@ -572,9 +593,11 @@ def head_tail_groups(labels, counts)->dict:
     labels = torch.as_tensor(labels).cpu()
     return {'all': torch.ones(len(labels), dtype=torch.bool), 'head': head[labels], 'tail': ~head[labels]}
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #cc4d3184
 def _group_means(per_sample, groups:dict)->dict:
     return {k: (float(per_sample[m.to(per_sample.device)].mean()) if m.any() else None) for k, m in groups.items()}
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #c41f31a1
 @torch.no_grad()
 def features_of(model:nn.Module, xs)->torch.Tensor:
     "Eval-mode features of the input batches `xs` (normalized images), concatenated; the model's train/eval flag is restored."
@@ -585,6 +608,7 @@ def features_of(model:nn.Module, xs)->torch.Tensor:
     finally:
         model.train(was)
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #1d9decad
 @torch.no_grad()
 def classifier_noise_landscape(head:nn.Module,       # the classifier (its parameters are perturbed)
                                feats, labels,        # fixed features and labels
@@ -612,6 +636,7 @@ def classifier_noise_landscape(head:nn.Module,       # the classifier (its param
             out[k]['std'].append(float(np.std(ok)) if ok else None)
     return out
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #f303b066
 def filter_normalized_direction(model:nn.Module, generator:torch.Generator)->dict:
     "A random direction with each filter rescaled to the norm of the weights' filter (Li et al. 2018); 1-D parameters get 0."
     d = {}
@@ -625,6 +650,7 @@ def filter_normalized_direction(model:nn.Module, generator:torch.Generator)->dic
         d[n] = r * (vn(p.detach()) / vn(r).clamp(min=NORM_EPS))
     return d
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #cf2bc6ed
 @torch.no_grad()
 def loss_surface(model:nn.Module, data:list,          # the network and fixed batches [(x, y), ...]
                  d1:dict, d2:dict,                    # two directions (`filter_normalized_direction`)
@@ -671,6 +697,7 @@ def split_open_set(data:LTDataset, open_classes)->tuple:
     kd.spec = {**data.spec, 'open_classes': held, 'imbalance_ratio': kd.imbalance_ratio}   # the ratio of what remains
     return kd, keep(data.test, False)
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #4cca216a
 def open_set_f_measure(preds, labels)->dict:
     "OLTR's open-set F-measure (label and prediction -1: unknown): TP known correct, FP known wrong or rejected, FN unknown accepted."
     p, l = torch.as_tensor(preds).long(), torch.as_tensor(labels).long()
@@ -679,12 +706,14 @@ def open_set_f_measure(preds, labels)->dict:
     P, R = tp / max(1, tp + fp), tp / max(1, tp + fn)
     return dict(f_measure=2 * P * R / (P + R) if P + R else 0., precision=P, recall=R)
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #d617f933
 @torch.no_grad()
 def embed(model:nn.Module, images, data:LTDataset, batch_size:int=256):
     "Eval-mode features and logits of uint8 `images`, normalized with `data`'s statistics."
     f = features_of(model, (normalize(images[i:i + batch_size], data.mean, data.std) for i in range(0, len(images), batch_size)))
     return f, model.classifier(f).float()
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #12e3f495
 def prototype_open_set(model:nn.Module, known:LTDataset, unknown:ImageSet, quantile:float=0.95)->dict:
     "Reject test images (known and unknown) farther from every class prototype than the `quantile` of the training images' distances; F-measure of the rest."
     check_fraction('open_quantile', quantile)
@@ -715,10 +744,12 @@ def cached_json(run:Run, name:str, settings:dict, compute)->dict:
     run.save_json(name, {'settings': settings, 'result': result})
     return result
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #0758b90b
 def logit_scale_of(cfg:TrainConfig)->float:
     "The scale of the logits the model's loss sees: LDAM's s for its cosine head, else 1."
     return cfg.s if cfg.loss == 'ldam' else 1.
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #e3b8055d
 def plot_noise_landscape(results:dict,      # method -> {'local': 1-D result, 'global': 1-D result}
                          group:str='all', title:str='Loss against the classifier noise-norm ratio'):
     "Fig. 1a-b: loss vs ||eps|| / ||theta|| (mean +- std over draws), local and global ranges side by side."
@@ -734,6 +765,7 @@ def plot_noise_landscape(results:dict,      # method -> {'local': 1-D result, 'g
     fig.update_layout(title=title, template='plotly_white', height=380)
     return fig
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #e41d7ffe
 def plot_loss_surfaces(surfaces:dict, groups=('all', 'head', 'tail'), title:str='2-D loss landscapes'):
     "Fig. 1, 2-D: contour plots of the loss along two filter-normalized directions, one row per method, one column per group."
     ms = list(surfaces)
@@ -763,6 +795,7 @@ def flattening_gains(table,                        # `seed_table` of the runs: r
             for m in bases for b in ops if m in table.index and f'{m}_{b}' in table.index}
     return pd.DataFrame.from_dict(rows, orient='index', columns=['baseline', 'operation', *METRIC_KEYS])
 
+# %% ../nbs/07_ccsam_landscapes.ipynb #b496e656
 def plot_flattening_gains(gains, title:str='Accuracy gain of each flattening operation over its baseline'):
     "Fig. 2: bars of the gains (`flattening_gains`), one panel per metric with data, one colour per baseline."
     keys = [k for k in METRIC_KEYS if gains[k].notna().any()]
@@ -776,4 +809,3 @@ def plot_flattening_gains(gains, title:str='Accuracy gain of each flattening ope
     fig.update_yaxes(title_text='accuracy of flattened minus baseline, points', col=1)
     fig.update_layout(barmode='group', title=title, template='plotly_white', height=380)
     return fig
-

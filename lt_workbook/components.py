@@ -35,6 +35,7 @@ def gn_groups(C:int)->int:
     "GroupNorm's group count: the largest divisor of `C` at most min(32, C // 4) (at least 1)."
     return max(g for g in range(1, max(1, min(32, C // 4)) + 1) if C % g == 0)
 
+# %% ../nbs/02_component_exploration.ipynb #d928c636
 def make_norm(name:str, C:int, affine:bool=True)->nn.Module:
     "Normalization layer `name` (one of `NORMS`) over `C` channels."
     check_choice('norm', name, NORMS)
@@ -42,6 +43,7 @@ def make_norm(name:str, C:int, affine:bool=True)->nn.Module:
         return nn.BatchNorm2d(C, affine=affine)
     return nn.GroupNorm({'gn': gn_groups(C), 'ln': 1, 'in': C}[name], C, affine=affine)
 
+# %% ../nbs/02_component_exploration.ipynb #f6f0fdc5
 def make_act(name:str)->nn.Module:
     "Activation `name` (a key of `ACTIVATIONS`), never in place."
     return ACTIVATIONS[check_choice('activation', name, ACTIVATIONS)]()
@@ -55,14 +57,19 @@ def unit(C_in:int, C_out:int, conv:nn.Module, act:str='relu', norm:str='bn', pos
         return nn.Sequential(make_act(act), conv, make_norm(norm, C_out, affine))
     return nn.Sequential(conv, make_norm(norm, C_out, affine), *([make_act(act)] if final_act else []))
 
+# %% ../nbs/02_component_exploration.ipynb #2f62b885
 def conv1x1(C_in, C_out, stride=1): return nn.Conv2d(C_in, C_out, 1, stride, bias=False)
+
+# %% ../nbs/02_component_exploration.ipynb #8628e767
 def conv3x3(C_in, C_out, stride=1, dilation=1, groups=1):
     return nn.Conv2d(C_in, C_out, 3, stride, dilation, dilation=dilation, groups=groups, bias=False)
 
+# %% ../nbs/02_component_exploration.ipynb #31e81959
 def largest_divisor(n:int, at_most:int)->int:
     "The largest divisor of `n` that is at most `at_most`."
     return max(d for d in range(1, min(n, at_most) + 1) if n % d == 0)
 
+# %% ../nbs/02_component_exploration.ipynb #2eccfb2d
 class Hierarchical(nn.Module):
     "Res2Net's hierarchical 3x3: `scale` splits, y1 = x1, y2 = K2(x2), yi = Ki(xi + y(i-1)); stride 2 is the 'stage' variant."
     def __init__(self, C:int, stride:int=1, scale:int=8, act:str='relu', norm:str='bn', position:str='post', affine:bool=True):
@@ -80,6 +87,7 @@ class Hierarchical(nn.Module):
             ys.append(y)
         return torch.cat(ys, 1)
 
+# %% ../nbs/02_component_exploration.ipynb #db3975ed
 CONVS = ('plain', 'dilated', 'separable', 'aggregated', 'hierarchical')
 
 def conv_unit(kind:str, C:int, stride:int=1, act:str='relu', norm:str='bn', position:str='post', affine:bool=True,
@@ -99,6 +107,7 @@ def inner_width(C_out:int, multiple:int=8)->int:
     "Bottleneck inner width: C_out / 2 rounded to a multiple of `multiple` (the hierarchical scale), at least `multiple`."
     return max(multiple, multiple * math.floor(C_out / (2 * multiple) + 0.5))
 
+# %% ../nbs/02_component_exploration.ipynb #6f2bad4b
 def bottleneck_body(C_in:int, C_out:int, stride:int=1, conv:str='plain', act:str='relu', norm:str='bn',
                     position:str='post', affine:bool=True, final_act:bool=False, paths:int=32, scale:int=8)->nn.Sequential:
     "1x1 down to `inner_width(C_out)`, the 3x3 design `conv` (with the stride), 1x1 up to `C_out`; units in `position` order."
@@ -117,17 +126,20 @@ class DilConv(nn.Sequential):
                          nn.Conv2d(C_in, C_in, kernel_size, stride, pad, dilation=dilation, groups=C_in, bias=False),
                          conv1x1(C_in, C_out), make_norm(norm, C_out, affine))
 
+# %% ../nbs/02_component_exploration.ipynb #6e32848a
 class SepConv(nn.Sequential):
     "DARTS' separable convolution: two DilConv units with dilation 1, the stride in the first."
     def __init__(self, C_in:int, C_out:int, stride:int, affine:bool=True, kernel_size:int=3, act:str='relu', norm:str='bn'):
         super().__init__(DilConv(C_in, C_in, stride, affine, kernel_size, 1, act, norm),
                          DilConv(C_in, C_out, 1, affine, kernel_size, 1, act, norm))
 
+# %% ../nbs/02_component_exploration.ipynb #38dfb687
 class LTAggConv(nn.Sequential):
     "LT-AggConv: bottleneck with an aggregated (ResNeXt, `paths`) 3x3, pre-activation units (ReLU-Conv-BN)."
     def __init__(self, C_in:int, C_out:int, stride:int, affine:bool=True, act:str='relu', norm:str='bn', paths:int=32):
         super().__init__(*bottleneck_body(C_in, C_out, stride, 'aggregated', act, norm, 'pre', affine, paths=paths))
 
+# %% ../nbs/02_component_exploration.ipynb #949ee050
 class LTHierConv(nn.Sequential):
     "LT-HierConv: bottleneck with a hierarchical (Res2Net, `scale`) 3x3, post-activation units (Conv-BN-ReLU)."
     def __init__(self, C_in:int, C_out:int, stride:int, affine:bool=True, act:str='relu', norm:str='bn', scale:int=8):
@@ -144,6 +156,7 @@ class SqueezeExcite(nn.Module):
         self.fc1, self.fc2 = nn.Conv2d(C, max(1, C // r), 1), nn.Conv2d(max(1, C // r), C, 1)
     def forward(self, x): return x * torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3), keepdim=True)))))
 
+# %% ../nbs/02_component_exploration.ipynb #3e683e57
 BOTTLENECK_CONVS = {'bottleneck': 'plain', 'dilated': 'dilated', 'separable': 'separable', 'aggregated': 'aggregated',
                     'hierarchical': 'hierarchical', 'se': 'plain'}
 BLOCKS = ('basic', *BOTTLENECK_CONVS, *CONV_OPS)
@@ -181,6 +194,7 @@ def _widths(width)->tuple:
     w = int(check_number('width', width, integer=True))
     return (w, 2 * w, 4 * w)
 
+# %% ../nbs/02_component_exploration.ipynb #0a8dbad5
 def _build(num_classes, classifier, block, activation, position, norm, blocks, widths):
     net = CifarResNet(num_classes, blocks, widths, classifier,
                       block=functools.partial(ComponentBlock, block=block, activation=activation, position=position, norm=norm))
@@ -188,10 +202,12 @@ def _build(num_classes, classifier, block, activation, position, norm, blocks, w
     nn.init.kaiming_normal_(net.stem[0].weight)
     return net
 
+# %% ../nbs/02_component_exploration.ipynb #314d7b54
 @functools.lru_cache(maxsize=None)
 def _block_params(C_in, C_out, stride, block, activation, position, norm):
     return count_params(ComponentBlock(C_in, C_out, stride, block, activation, position, norm))
 
+# %% ../nbs/02_component_exploration.ipynb #1028e25e
 @functools.lru_cache(maxsize=None)
 def param_count(block:str='basic', width=16, blocks:int=5, num_classes:int=10, activation:str='relu',
                 position:str='post', norm:str='bn', classifier:str='linear')->int:
@@ -204,6 +220,7 @@ def param_count(block:str='basic', width=16, blocks:int=5, num_classes:int=10, a
             C = w
     return n + count_params(CLASSIFIERS[classifier](C, num_classes))
 
+# %% ../nbs/02_component_exploration.ipynb #25b58999
 def match_width(block:str, target:int|None=None, blocks:int=5, num_classes:int=10, **kw)->int:
     "The base width w (stages w, 2w, 4w) whose backbone with `block` has the parameter count closest to `target`."
     target = check_number('target_params', target or param_count('basic', 16, blocks, num_classes, **kw), integer=True)
@@ -219,6 +236,7 @@ def match_width(block:str, target:int|None=None, blocks:int=5, num_classes:int=1
         else:
             return best
 
+# %% ../nbs/02_component_exploration.ipynb #c0cc7368
 def component_net(num_classes:int=10,       # classes of the classifier head
                   classifier:str='linear',  # a key of `CLASSIFIERS`
                   block:str='basic',        # one of `BLOCKS`
@@ -251,6 +269,7 @@ def variant_name(block:str='basic', activation:str='relu', position:str='post', 
     return '-'.join([block] + [v for k, v in dict(activation=activation, position=position, norm=norm).items()
                                if v != ARCH_DEFAULTS[k] and not (k == 'position' and block in CONV_OPS)])
 
+# %% ../nbs/02_component_exploration.ipynb #01c8c902
 def component_groups(groups=GROUPS, base_block:str='bottleneck', activations=tuple(ACTIVATIONS), norms=NORMS)->dict:
     "{group: {label: backbone kwargs}} for the component `groups`."
     for g in groups:
@@ -284,16 +303,19 @@ def component_table(runs:dict)->pd.DataFrame:
     df = pd.DataFrame(rows)
     return seed_stats(df, ['variant', 'ratio']).join(df.groupby(['variant', 'ratio'], sort=False)[['params', 'width']].first())
 
+# %% ../nbs/02_component_exploration.ipynb #983d0dcb
 METRIC_LABELS = {'acc': 'overall', 'many': 'many', 'medium': 'medium', 'few': 'few'}
 
 def _error_bars(stds)->dict:
     "Plotly error bars from stds: none where the std is undefined (NaN: one seed)."
     return dict(type='data', array=[None if s != s else float(s) for s in stds])
 
+# %% ../nbs/02_component_exploration.ipynb #7028e3c3
 def _hover(rows, metric)->list:
     return [f"{t} ({int(r['seeds'])} seed{'s' if r['seeds'] > 1 else ''})" for t, r in
             zip(mean_std_text([r[metric] for r in rows], [r[f'{metric}_std'] for r in rows]), rows)]
 
+# %% ../nbs/02_component_exploration.ipynb #94a2cb1e
 def plot_component_bars(table, variants:dict, metric:str='acc', title:str='', x_title:str='variant'):
     "Bars of `metric` (mean +- std over seeds) for `variants` ({label: variant}), one series per imbalance ratio."
     check_choice('metric', metric, METRIC_KEYS)
@@ -309,6 +331,7 @@ def plot_component_bars(table, variants:dict, metric:str='acc', title:str='', x_
                       yaxis_title=f'{METRIC_LABELS[metric]} test accuracy (%)', yaxis_range=[0, 105], template='plotly_white', height=400)
     return fig
 
+# %% ../nbs/02_component_exploration.ipynb #bfbe4a6b
 def plot_group_metrics(table, variants:dict, title:str=''):
     "Overall / many / medium / few accuracy of `variants` ({label: variant}), one panel per imbalance ratio."
     ratios = sorted({r for _, r in table.index})
@@ -350,6 +373,7 @@ def paper_claims(base_block:str='bottleneck')->list:
             *[('Table 1', f'{op[a]} ({COMPONENTS_TABLE1[a]:.2f}) beats {op[b]} ({COMPONENTS_TABLE1[b]:.2f})', a, b, '>')
               for a in ('lt_agg', 'lt_hier') for b in ('dil_conv', 'sep_conv')]]
 
+# %% ../nbs/02_component_exploration.ipynb #69dc9305
 def component_claims(runs:dict,                 # {(variant, ratio, seed): Run}, the sweep's runs
                      base_block:str='bottleneck', # the block of the activation and normalization groups
                      metric:str='acc',           # a key of METRIC_KEYS
@@ -369,7 +393,6 @@ def component_claims(runs:dict,                 # {(variant, ratio, seed): Run},
                                     per_seed(rs, b, metric), direction, f'{METRIC_LABELS[metric]} test accuracy, %'))
     return claims
 
-
 # %% ../nbs/02_component_exploration.ipynb #c1c07018
 def pareto_front(params,  # parameter counts, one per architecture
                  accs,    # their accuracies
@@ -384,6 +407,7 @@ def pareto_front(params,  # parameter counts, one per architecture
             best = a[i]
     return front
 
+# %% ../nbs/02_component_exploration.ipynb #c76cb96e
 FIG1_COLORS = ('#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b')
 
 def plot_accuracy_vs_params(table,          # `component_table` rows ((architecture, ratio) index), one ratio
@@ -419,6 +443,7 @@ def plot_accuracy_vs_params(table,          # `component_table` rows ((architect
     fig.update_layout(title=title, template='plotly_white', height=760, legend=dict(orientation='h', y=-0.12))
     return fig
 
+# %% ../nbs/02_component_exploration.ipynb #526d47aa
 def fewer_params_claim(runs:dict,        # {(architecture, ratio, seed): Run} at one imbalance ratio
                        reference:str,    # the architecture the smaller ones are compared with (e.g. 'resnet32')
                        metric:str='acc', # a key of METRIC_KEYS
@@ -447,4 +472,3 @@ def fewer_params_claim(runs:dict,        # {(architecture, ratio, seed): Run} at
                  f'accuracy ("an optimal architecture may achieve superior performance even with fewer parameters"){at}',
                  f'best of {n} smaller', best, reference, ref, '>', f'{METRIC_LABELS[metric]} test accuracy, %',
                  caveat=f'per seed, the best of {n} architectures on the test set: a selection, biased upward')
-

@@ -44,6 +44,7 @@ class Zero(nn.Module):
     def __init__(self, stride:int): super().__init__(); self.stride = stride
     def forward(self, x): return x[:, :, ::self.stride, ::self.stride] * 0.
 
+# %% ../nbs/04_ltdarts_search.ipynb #25651c8f
 class FactorizedReduce(nn.Module):
     """Halve the resolution without dropping pixels: ReLU, then a 1x1 convolution on each of two pixel grids offset by
     one (even rows and columns, odd rows and columns), concatenated, BN. Subsampling before a stride-1 convolution is
@@ -60,10 +61,12 @@ class FactorizedReduce(nn.Module):
         x = self.relu(x)
         return self.bn(torch.cat([self.conv_1(x[:, :, ::2, ::2]), self.conv_2(x[:, :, 1::2, 1::2])], 1))
 
+# %% ../nbs/04_ltdarts_search.ipynb #fc9778dc
 def relu_conv_bn(C_in:int, C_out:int, affine:bool=True):
     "DARTS' 1x1 ReLU-Conv-BN, used to bring a cell's inputs to its width."
     return unit(C_in, C_out, conv1x1(C_in, C_out), position='pre', affine=affine)
 
+# %% ../nbs/04_ltdarts_search.ipynb #96d44513
 OPS = {
     'none':         lambda C, stride, affine: Zero(stride),
     'max_pool_3x3': lambda C, stride, affine: nn.MaxPool2d(3, stride, 1),
@@ -111,6 +114,7 @@ def strip_leading_relu(op:nn.Module)->bool:
         return True
     return False
 
+# %% ../nbs/04_ltdarts_search.ipynb #a9399fbf
 class MixedOp(nn.Module):
     "One edge of the supernet: every candidate in `primitives` but `none`, summed with the edge's softmax weights."
     def __init__(self, C:int, stride:int, primitives):
@@ -132,8 +136,10 @@ class MixedOp(nn.Module):
             out = out + weights[i] * op(x_relu if pre else x)
         return out
 
+# %% ../nbs/04_ltdarts_search.ipynb #f18078b5
 def num_edges(steps:int=4)->int: return sum(2 + i for i in range(steps))
 
+# %% ../nbs/04_ltdarts_search.ipynb #cc09ad1f
 class SearchCell(nn.Module):
     "A supernet cell: two preprocessed inputs, `steps` intermediate nodes each summing a mixed operation per earlier node."
     def __init__(self, primitives, steps:int, multiplier:int, C_pp:int, C_p:int, C:int, reduction:bool, reduction_prev:bool):
@@ -156,7 +162,6 @@ class SearchCell(nn.Module):
             relus.append(self.relu(s))
         return torch.cat(states[-self.multiplier:], 1)
 
-
 # %% ../nbs/04_ltdarts_search.ipynb #7627a19e
 def regroup(x, a:int, b:int):
     "The channels of `x` reordered from blocks `(a, b, rest)` to `(b, a, rest)` (e.g. [half][edge] to [edge][half]); channels-last out."
@@ -164,8 +169,10 @@ def regroup(x, a:int, b:int):
     nhwc = x.permute(0, 2, 3, 1)                  # a channels-last tensor is contiguous in this view
     return nhwc.reshape(N, H, W, a, b, -1).transpose(3, 4).reshape(N, H, W, -1).permute(0, 3, 1, 2)
 
+# %% ../nbs/04_ltdarts_search.ipynb #42314053
 def is_channels_last(x)->bool: return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
+# %% ../nbs/04_ltdarts_search.ipynb #fe84cc25
 def repeat_channels(xs:list, times:int, channels_last:bool):
     "`torch.cat([x] * times for x in xs)` along the channels as one expand (its backward is one sum), channels-last or not."
     if channels_last:
@@ -176,12 +183,14 @@ def repeat_channels(xs:list, times:int, channels_last:bool):
     N, S, C, H, W = t.shape
     return t.unsqueeze(2).expand(N, S, times, C, H, W).reshape(N, -1, H, W)
 
+# %% ../nbs/04_ltdarts_search.ipynb #094218e1
 def cat_channels(xs:list, channels_last:bool):
     "`torch.cat(xs, 1)`, channels-last or not (whatever the strides of `xs`, e.g. views into a wider tensor)."
     if channels_last:
         return torch.cat([x.permute(0, 2, 3, 1) for x in xs], 3).permute(0, 3, 1, 2)
     return torch.cat(xs, 1)
 
+# %% ../nbs/04_ltdarts_search.ipynb #27700fa0
 def wide_conv(convs:list)->nn.Conv2d:
     "k convolutions as one, grouped by copy: the weights stacked along the output channels (copy e reads and writes its own block)."
     c, k = convs[0], len(convs)
@@ -195,6 +204,7 @@ def wide_conv(convs:list)->nn.Conv2d:
             wide.bias.copy_(torch.cat([m.bias for m in convs]))
     return wide
 
+# %% ../nbs/04_ltdarts_search.ipynb #6375f604
 def wide_bn(bns:list)->nn.BatchNorm2d:
     "k BatchNorms as one over all their channels (per channel, so the same map): parameters and running statistics concatenated."
     b = bns[0]
@@ -204,6 +214,7 @@ def wide_bn(bns:list)->nn.BatchNorm2d:
             t.copy_(getattr(b, name) if name == 'num_batches_tracked' else torch.cat([getattr(m, name) for m in bns]))
     return wide
 
+# %% ../nbs/04_ltdarts_search.ipynb #bae5630f
 class WideFactorizedReduce(nn.Module):
     "k factorized reductions on k edges' channels side by side; each edge's output keeps its two halves together."
     def __init__(self, frs:list):
@@ -216,6 +227,7 @@ class WideFactorizedReduce(nn.Module):
         halves = torch.cat([self.conv_1(x[:, :, ::2, ::2]), self.conv_2(x[:, :, 1::2, 1::2])], 1)   # [half][edge]
         return self.bn(regroup(halves, 2, self.k))                                                 # [edge][half]
 
+# %% ../nbs/04_ltdarts_search.ipynb #c26a12b3
 class WideHierarchical(nn.Module):
     "k hierarchical (Res2Net) convolutions side by side: channels regrouped split-major, so split i of every edge is one slice."
     def __init__(self, hs:list):
@@ -231,6 +243,7 @@ class WideHierarchical(nn.Module):
             ys.append(y)
         return regroup(torch.cat(ys, 1), self.scale, self.k)           # back to [edge][split][channel]
 
+# %% ../nbs/04_ltdarts_search.ipynb #58354046
 WIDE = {nn.Conv2d: wide_conv, nn.BatchNorm2d: wide_bn, FactorizedReduce: WideFactorizedReduce, Hierarchical: WideHierarchical}
 CHANNELWISE = (nn.ReLU, nn.Identity, nn.MaxPool2d, nn.AvgPool2d, Zero)   # the same map on any number of channels
 
@@ -264,6 +277,7 @@ def pop_final_bn(op:nn.Module):
     setattr(parent, name, nn.Identity())
     return bn
 
+# %% ../nbs/04_ltdarts_search.ipynb #bded8d8b
 def weighted_sum(outs, w):
     """`sum_o w[o, e] outs_o`: `outs` holds m candidates' outputs for k edges side by side, `(N, m k C, H, W)`, `w` their
     weights `(m, k)`; returns `(N, k C, H, W)` in the layout of `outs`, computed where its channels are contiguous."""
@@ -276,6 +290,7 @@ def weighted_sum(outs, w):
     out = (flat * (w_c if cl else w_c[..., None])).sum(1)
     return out.view(N, H, W, -1).permute(0, 3, 1, 2) if cl else out.view(N, -1, H, W)
 
+# %% ../nbs/04_ltdarts_search.ipynb #bbd25299
 class MixedOps(nn.Module):
     "The mixed operations of k edges at once (`MixedOp` k times): each candidate widened over the edges, one weighted sum."
     def __init__(self, edges:list):
@@ -298,6 +313,7 @@ class MixedOps(nn.Module):
         # o_bar^(i,j)(x) = sum_o softmax(alpha^(i,j))_o o(x), for every edge (i,j) of the group at once
         return sum(weighted_sum(p, pw) for p, pw in zip(parts, ws))
 
+# %% ../nbs/04_ltdarts_search.ipynb #7cc1cea0
 class BatchedSearchCell(SearchCell):
     """`SearchCell` with its edges batched by source node (`MixedOps`): one group for the 2N edges leaving the two inputs,
     then one for the edges leaving each intermediate node but the last. Same weights and outputs as the per-edge cell."""
@@ -340,6 +356,7 @@ def running_stats_paused(module:nn.Module):
             m.momentum = momentum
             m.num_batches_tracked.copy_(n)
 
+# %% ../nbs/04_ltdarts_search.ipynb #38c02cea
 @contextmanager
 def recomputed(model:nn.Module, cells:int|None=None):
     """Inside the block, a supernet's forward keeps only the inputs of its first `cells` cells (None: all) for backward
@@ -352,10 +369,12 @@ def recomputed(model:nn.Module, cells:int|None=None):
     finally:
         model.recompute = before
 
+# %% ../nbs/04_ltdarts_search.ipynb #c3b87df3
 def reduction_cells(layers:int)->list:
     "Which of `layers` cells reduce: those at 1/3 and 2/3 of the depth."
     return [i in (layers // 3, 2 * layers // 3) for i in range(layers)]
 
+# %% ../nbs/04_ltdarts_search.ipynb #5060c3c4
 # DARTS' two stems: NetworkCIFAR's (one 3x3 conv-BN) and NetworkImageNet's (three stride-2 convs)
 STEMS = ('cifar', 'imagenet')
 
@@ -372,11 +391,13 @@ class ImageNetStem(nn.Module):
         s0 = self.stem0(x)
         return s0, self.stem1(s0)
 
+# %% ../nbs/04_ltdarts_search.ipynb #b00f7abb
 def stem_states(stem:nn.Module, x)->tuple:
     "The two inputs `(s0, s1)` of the first cell: the CIFAR stem's output twice, the ImageNet stem's two stages."
     s = stem(x)
     return s if isinstance(s, tuple) else (s, s)
 
+# %% ../nbs/04_ltdarts_search.ipynb #f610deba
 def cell_stack(make_cell, C:int, layers:int, stem_multiplier:int=3,
                stem_stride:int=1,     # the CIFAR stem's stride (2: cells at half resolution, a CPU proxy)
                stem:str='cifar'):     # one of `STEMS`: 'imagenet' is DARTS' ImageNet stem (cells at 1/8, output at 1/32)
@@ -402,6 +423,7 @@ def cell_stack(make_cell, C:int, layers:int, stem_multiplier:int=3,
         reduction_prev, C_pp, C_p = reduction, C_p, cells[-1].multiplier * C_curr
     return stem, cells, C_p
 
+# %% ../nbs/04_ltdarts_search.ipynb #2dbb07a8
 class Supernet(nn.Module):
     "DARTS' search network: a stem, `layers` search cells (reductions at 1/3, 2/3), pooling, a classifier; alphas as parameters."
     def __init__(self, num_classes:int,            # classes of the head
@@ -460,6 +482,7 @@ def parse_cell(weights, primitives, steps:int=4)->list:
         start += i + 2
     return gene
 
+# %% ../nbs/04_ltdarts_search.ipynb #01a3d84e
 def derive_genotype(w_normal, w_reduce, primitives, steps:int=4, multiplier:int=4)->dict:
     "The genotype (JSON-able dict) of a supernet's softmax weights."
     concat = list(range(2 + steps - multiplier, 2 + steps))
@@ -479,11 +502,13 @@ def frozen(params):
         for p, f in zip(params, flags):
             p.requires_grad_(f)
 
+# %% ../nbs/04_ltdarts_search.ipynb #2000140b
 def alpha_grad(model, loss_fn, x, y, weights):
     "First order: the gradient of `loss_fn(model(x), y)` w.r.t. the alphas, the `weights` held fixed."
     with frozen(weights):
         return torch.autograd.grad(loss_fn(model(x), y), model.arch_parameters(), materialize_grads=True)
 
+# %% ../nbs/04_ltdarts_search.ipynb #9a346e62
 def finite_difference_hvp(model, loss_fn, x, y, weights, v, r:float=1e-2):
     "grad_alpha grad_w L_train . v by central differences: [g_alpha(w + eps v) - g_alpha(w - eps v)] / 2 eps, eps = r / |v|."
     eps = r / torch.linalg.vector_norm(torch.stack(torch._foreach_norm(v)))    # a tensor: no wait for the device
@@ -497,6 +522,7 @@ def finite_difference_hvp(model, loss_fn, x, y, weights, v, r:float=1e-2):
     shift(+1)
     return [(a - b) / (2 * eps) for a, b in zip(g_plus, g_minus)]
 
+# %% ../nbs/04_ltdarts_search.ipynb #6f5ac7f6
 def unrolled_weights(model, loss_fn, x, y, weights, lr:float, momentum_buffers=None, momentum:float=0., weight_decay:float=0.):
     "w' = w - lr (momentum * buffer + grad_w L_train(w) + weight_decay * w): one SGD step, as new leaf tensors."
     with frozen(model.arch_parameters()):
@@ -510,6 +536,7 @@ def unrolled_weights(model, loss_fn, x, y, weights, lr:float, momentum_buffers=N
             torch._foreach_add_(step, bufs, alpha=momentum)                            # + momentum * buffer
         return [w.requires_grad_() for w in torch._foreach_add(weights, step, alpha=-lr)]   # w - lr * (...)
 
+# %% ../nbs/04_ltdarts_search.ipynb #43fd924d
 def unrolled_alpha_grad(model, loss_fn, x, y, x_val, y_val, weights, lr:float, momentum_buffers=None, momentum:float=0.,
                         weight_decay:float=0., r:float=1e-2):
     "Second order: grad_alpha L_val(w', alpha) - lr * (finite-difference) grad^2_{alpha,w} L_train(w, alpha) grad_w' L_val(w', alpha)."
@@ -538,6 +565,7 @@ def endless_batches(trainer, images:ImageSet, kind:str, batch_size:int, generato
         yield from batches(images.images, images.labels, sampler, batch_size, generator, trainer.data.mean, trainer.data.std,
                            augment=augment, flip=trainer.data.hflip, shard=trainer.shard, workers=trainer.workers)
 
+# %% ../nbs/04_ltdarts_search.ipynb #cdf0c4ba
 class Architect(Callback):
     "DARTS' architecture optimizer as a trainer callback; `step` is the search's step function (alpha step, then weight step)."
     def __init__(self, model:Supernet,
@@ -632,6 +660,7 @@ class Architect(Callback):
     def state_dict(self): return {'opt': self.opt.state_dict()}
     def load_state_dict(self, state): load_optimizer_state(self.opt, state['opt'])
 
+# %% ../nbs/04_ltdarts_search.ipynb #cd628203
 class SearchTracker(Callback):
     "Logs each epoch's softmax(alpha) of every edge and the derived genotype; puts the final genotype in the summary and genotype.json."
     def after_epoch(self, trainer, epoch, event):
@@ -652,6 +681,7 @@ def drop_path(x, p:float):
     keep = torch.empty(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype).bernoulli_(1 - p)
     return x * keep / (1 - p)
 
+# %% ../nbs/04_ltdarts_search.ipynb #18428f98
 class GenotypeCell(nn.Module):
     "A cell of the retrained network: two `[op, input]` pairs of the genotype per intermediate node."
     def __init__(self, genotype:dict, C_pp:int, C_p:int, C:int, reduction:bool, reduction_prev:bool):
@@ -671,6 +701,7 @@ class GenotypeCell(nn.Module):
             states.append(hs[0] + hs[1])
         return torch.cat([states[c] for c in self.concat], 1)
 
+# %% ../nbs/04_ltdarts_search.ipynb #4f4370e0
 # a genotype's operations: DARTS never derives `none` (a missing edge)
 GENOTYPE_OPS = tuple(o for o in OPS if o != 'none')
 
@@ -697,6 +728,7 @@ def check_genotype(genotype:dict)->dict:
                              f"(0 to {nodes - 1}), e.g. {list(range(2, nodes))}")
     return genotype
 
+# %% ../nbs/04_ltdarts_search.ipynb #0662acb4
 class GenotypeNet(nn.Module):
     "The network of a genotype: stem, `layers` genotype cells (reductions at 1/3, 2/3), pooling, classifier."
     def __init__(self, num_classes:int, classifier:str='linear', genotype:dict|None=None, C:int=16, layers:int=8,
@@ -719,12 +751,14 @@ class GenotypeNet(nn.Module):
     def features(self, x): return F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1)
     def forward(self, x): return self.classifier(self.features(x))
 
+# %% ../nbs/04_ltdarts_search.ipynb #4769633a
 ARCHS['genotype_net'] = GenotypeNet
 
 class DropPathRamp(Callback):
     "DARTS' schedule: the drop-path probability grows linearly from 0 to `drop_path_prob` over the epochs."
     def before_epoch(self, trainer, epoch): trainer.model.progress = epoch / trainer.cfg.epochs
 
+# %% ../nbs/04_ltdarts_search.ipynb #d8aa167b
 def genotype_net_for_params(genotype:dict, target:int, num_classes:int=10, layers:int=8, classifier:str='linear',
                             stem:str='cifar')->int:
     "The even width C (>= 4) whose `GenotypeNet` has the parameter count closest to `target`."
@@ -773,6 +807,7 @@ def _spec_text(spec)->str:
     s = repr(str(spec) if isinstance(spec, os.PathLike) else spec)
     return s if len(s) <= 100 else s[:97] + '...'
 
+# %% ../nbs/04_ltdarts_search.ipynb #1b5bff99
 def _search_run_genotype(path:Path, where:str)->dict:
     "The genotype in the summary.json of the completed search run at `path`."
     run = Run(path)
@@ -785,6 +820,7 @@ def _search_run_genotype(path:Path, where:str)->dict:
         raise ValueError(f"{where}: not a search run (its summary.json has no 'genotype')")
     return run.summary['genotype']
 
+# %% ../nbs/04_ltdarts_search.ipynb #936cae5d
 def resolve_genotype(spec)->dict:
     """The checked genotype that `spec` names: a key of `GENOTYPES`, a genotype as a JSON string (or a dict), the path of a
     genotype.json file, or the path of a completed search run directory (its summary.json's 'genotype'). Anything else,
@@ -819,6 +855,7 @@ def resolve_genotype(spec)->dict:
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
 
+# %% ../nbs/04_ltdarts_search.ipynb #6034fcde
 def genotype_label(spec)->str:
     """A short name of the cell `spec` names, for run names and methods: a `GENOTYPES` key in lower case ('darts_v2'), a
     search run's variant ('lt_etf' of the method 'ltdarts_search_lt_etf', also for its genotype.json), else 'given'."""
@@ -835,13 +872,13 @@ def genotype_label(spec)->str:
             return method.removeprefix('ltdarts_search_')
     return 'given'
 
-
 # %% ../nbs/04_ltdarts_search.ipynb #0049c7ad
 def edge_names(steps:int=4)->list:
     "Labels of the supernet's edges, in order: 'node i ← c(k-2)', 'node i ← c(k-1)', 'node i ← node j'."
     src = lambda j: ('c(k-2)', 'c(k-1)')[j] if j < 2 else f'node {j - 2}'
     return [f'node {i} ← {src(j)}' for i in range(steps) for j in range(2 + i)]
 
+# %% ../nbs/04_ltdarts_search.ipynb #17df3baa
 CELL_FIGURE = dict(width=760, height=440, margin=dict(l=20, r=20, t=50, b=70))   # fixed: labels are placed in pixels
 CELL_RANGE = ((-3.6, 3.6), (-0.45, 2.45))   # the axes' ranges of a cell drawing (data units)
 OP_COLORS = ('#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf', '#bcbd22',
@@ -854,16 +891,19 @@ def cell_layout(steps:int=4)->dict:
     n = len(keys) - 1
     return {k: (3 * math.cos(math.pi * (1 - i / n)), 2 * math.sin(math.pi * i / n)) for i, k in enumerate(keys)}
 
+# %% ../nbs/04_ltdarts_search.ipynb #b299b0e0
 def _px_per_unit()->tuple:
     "Pixels per data unit along x and y of a cell drawing (`CELL_FIGURE`, `CELL_RANGE`)."
     (x0, x1), (y0, y1) = CELL_RANGE
     m = CELL_FIGURE['margin']
     return (CELL_FIGURE['width'] - m['l'] - m['r']) / (x1 - x0), (CELL_FIGURE['height'] - m['t'] - m['b']) / (y1 - y0)
 
+# %% ../nbs/04_ltdarts_search.ipynb #acbe5e82
 def _overlap(a, b)->float:
     "Overlapping area of two boxes (centre x, centre y, width, height)."
     return max(0, (a[2] + b[2]) / 2 - abs(a[0] - b[0])) * max(0, (a[3] + b[3]) / 2 - abs(a[1] - b[1]))
 
+# %% ../nbs/04_ltdarts_search.ipynb #c6b6210e
 def label_boxes(edges:list, pos:dict)->list:
     """A box (centre x, centre y, width, height; in pixels) for the label of each edge `(src, dst, text)`: the first
     of the points along the edge (the middle first) where the box overlaps no label placed before and no node; the
@@ -884,6 +924,7 @@ def label_boxes(edges:list, pos:dict)->list:
         placed.append(best[1])
     return placed
 
+# %% ../nbs/04_ltdarts_search.ipynb #e1e68497
 def plot_cell(genotype:dict, kind:str='normal', title:str|None=None)->go.Figure:
     """The cell of `genotype` (`kind` 'normal' or 'reduce') as a graph: inputs c(k-2), c(k-1), intermediate nodes 0..,
     output c(k) (the concatenation, grey arrows); each edge coloured by its operation (legend sorted) and labelled."""
@@ -930,6 +971,7 @@ def plot_cell(genotype:dict, kind:str='normal', title:str|None=None)->go.Figure:
                       yaxis=dict(visible=False, range=[y0, y1], fixedrange=True))
     return fig
 
+# %% ../nbs/04_ltdarts_search.ipynb #4399582b
 def alpha_scale(events:list, kind:str, num_ops:int)->tuple:
     "Colour range of an alpha heatmap: the uniform 1/|O| in the middle, +- the largest deviation from it in any event."
     uniform = 1 / num_ops
@@ -937,6 +979,7 @@ def alpha_scale(events:list, kind:str, num_ops:int)->tuple:
     spread = spread or uniform / 10   # all uniform (before any alpha step): a narrow range, white cells
     return uniform - spread, uniform, uniform + spread
 
+# %% ../nbs/04_ltdarts_search.ipynb #eef739ff
 def plot_alpha_evolution(run:Run, kind:str='normal', title:str|None=None)->go.Figure:
     """softmax(alpha) of every edge (rows) and operation (columns) of a search run, with a slider over its epochs;
     colours diverge from white at the uniform 1/|O| over the largest deviation of any epoch, values on hover."""
@@ -958,6 +1001,7 @@ def plot_alpha_evolution(run:Run, kind:str='normal', title:str|None=None)->go.Fi
                                            frame=dict(duration=0, redraw=True))]) for f in fig.frames])])
     return fig
 
+# %% ../nbs/04_ltdarts_search.ipynb #a09e10da
 def plot_search_curves(runs:dict, title:str='Supernet test accuracy during the search')->go.Figure:
     "Per-epoch test accuracy (overall, and few-shot dashed) of search runs `{label: Run}`, in their labels' order."
     fig = go.Figure()
@@ -988,6 +1032,7 @@ def search_halves(data:LTDataset, train_portion:float=0.5, seed:int=0):
     tr_idx, va_idx = train_val_split(data.train.labels, val_fraction=1 - train_portion, seed=seed)
     return data.train_subset(tr_idx), data.train.subset(va_idx)
 
+# %% ../nbs/04_ltdarts_search.ipynb #b69b08ee
 def search_config(variant:str,               # the search's name: method 'ltdarts_search_<variant>', run 'search_<variant>'
                   primitives,                # candidate operations (names from `OPS`, e.g. `SEARCH_SPACES['lt']`)
                   classifier:str='etf',      # the supernet's head, a key of `CLASSIFIERS` ('etf' for LT-DARTS)
@@ -1002,6 +1047,7 @@ def search_config(variant:str,               # the search's name: method 'ltdart
     return TrainConfig(**{**SEARCH_TRAIN, **train, 'method': f'ltdarts_search_{variant}', 'arch': 'supernet', 'classifier': classifier,
                           'seed': seed, 'arch_kw': dict(primitives=list(candidate_ops(ops=primitives)), **net)})
 
+# %% ../nbs/04_ltdarts_search.ipynb #4826dd6d
 def ltdarts_search(data:LTDataset,            # what the weights train on (the weights' half of `search_halves`); params.json records its ratio
                    val:ImageSet,              # the images the alphas train on (the other half)
                    cfg:TrainConfig,           # the search's config (`search_config`)
@@ -1036,6 +1082,7 @@ def ltdarts_search(data:LTDataset,            # what the weights train on (the w
                  balanced_search=balanced, hessian=h)
     return train_run(data, cfg, section, name, run_dir, model=model, extra=extra, step=arch.step, callbacks=callbacks)
 
+# %% ../nbs/04_ltdarts_search.ipynb #eeef97a4
 def retrain_config(genotype:dict,             # a checked genotype (`resolve_genotype`)
                    method:str='ce',           # a key of `METHODS`
                    seed:int=0,
@@ -1055,6 +1102,7 @@ def retrain_config(genotype:dict,             # a checked genotype (`resolve_gen
     return replace(method_config(method, arch='genotype_net', arch_kw=net, seed=seed, **train),
                    method=f'{label}+{method}')   # the cell, then the recipe: 'lt_etf+ce' is Table 2's CE + LT-DARTS
 
+# %% ../nbs/04_ltdarts_search.ipynb #17ad7eea
 def ltdarts_retrain(data:LTDataset,            # the long-tailed training and test sets
                     genotype,                  # the cell: anything `resolve_genotype` accepts (a name, JSON, a dict, a path)
                     method:str='ce',           # a key of `METHODS`; one with a second stage trains both (`train_stages`)
@@ -1086,7 +1134,6 @@ def ltdarts_retrain(data:LTDataset,            # the long-tailed training and te
         runs[f'{key} + cRT'] = train_run(data, crt_config(cfg, last.checkpoint_file, crt_epochs), section, f'{name}_crt', run_dir)
     return runs
 
-
 # %% ../nbs/04_ltdarts_search.ipynb #deeb80e8
 COMPARE_NAMES = {'resnet32': 'ResNet-32', 'block:basic': 'ResNet', 'block:aggregated': 'ResNeXt',
                  'block:hierarchical': 'Res2Net'}   # LT-DARTS Table 2's backbones in 02's frame (equal parameters)
@@ -1095,6 +1142,7 @@ def compare_label(name:str)->str:
     "The name a comparison backbone goes by in tables and figures ('block:aggregated' -> 'ResNeXt')."
     return COMPARE_NAMES.get(name, name)
 
+# %% ../nbs/04_ltdarts_search.ipynb #fa99906a
 def compare_backbone(name:str,                    # a key of `ARCHS` (at its own size) or 'block:<one of BLOCKS>'
                      num_classes:int=10,
                      target_params:int|None=None, # budget a 'block:' backbone's width is fitted to (None: ResNet-32's)
@@ -1110,10 +1158,12 @@ def compare_backbone(name:str,                    # a key of `ARCHS` (at its own
     bb = backbone(name, num_classes, size=target_params)
     return bb.arch, bb.arch_kw
 
+# %% ../nbs/04_ltdarts_search.ipynb #a9c7bcc1
 def genotype_key(genotype:dict)->str:
     "A genotype as text, the same for equal genotypes: the key under which a cell is retrained once."
     return json.dumps(genotype, sort_keys=True)
 
+# %% ../nbs/04_ltdarts_search.ipynb #12d9e61d
 def snapshot_genotypes(run:Run, epochs)->dict:
     "`{epoch: genotype}` of a search run at the search epochs `epochs` (1-based), from its metrics.jsonl (Fig. 8's snapshots)."
     logged = {e['epoch'] + 1: e['genotype'] for e in run.metrics if 'genotype' in e}
@@ -1122,6 +1172,7 @@ def snapshot_genotypes(run:Run, epochs)->dict:
             raise ValueError(f"snapshot_epochs: epoch {ep!r} of {run.name} was not logged (logged: {sorted(logged)})")
     return {ep: logged[ep] for ep in epochs}
 
+# %% ../nbs/04_ltdarts_search.ipynb #7f6465fc
 def retrain_once(cells:dict,             # {key: genotype}
                  train,                  # train(key, genotype) -> Run
                  known:dict|None=None,   # {genotype JSON: Run} already trained with the same settings
@@ -1136,6 +1187,7 @@ def retrain_once(cells:dict,             # {key: genotype}
         out[k] = done[j]
     return out
 
+# %% ../nbs/04_ltdarts_search.ipynb #d05c948c
 def plot_search_and_test(searches:dict,             # {label: search Run}: the supernet's test accuracy per epoch
                          tests:dict,                # {(label, epoch): Run}: the cell of that search epoch retrained
                          baselines:dict|None=None,  # {name: Run}: fixed backbones trained as the cells (horizontal)
@@ -1159,4 +1211,3 @@ def plot_search_and_test(searches:dict,             # {label: search Run}: the s
     fig.update_layout(title=title, xaxis=dict(title='search epoch', dtick=1), yaxis_title=f'test accuracy ({metric}, %)',
                       template='plotly_white', height=380)
     return fig
-

@@ -40,6 +40,7 @@ def check_choice(name:str, value, allowed):
         raise ValueError(f"{name}={value!r}: expected one of {tuple(allowed)}")
     return value
 
+# %% ../nbs/00_data.ipynb #79fe1dc5
 def check_number(name:str, value, integer:bool=False, zero_ok:bool=False):
     "Raise a `ValueError` naming parameter `name` unless `value` is a positive (or, with `zero_ok`, non-negative) number."
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
@@ -48,6 +49,7 @@ def check_number(name:str, value, integer:bool=False, zero_ok:bool=False):
         raise ValueError(f"{name}={value!r}: expected a {'non-negative' if zero_ok else 'positive'} {'integer' if integer else 'number'}")
     return value
 
+# %% ../nbs/00_data.ipynb #64ff7f9e
 def check_int(name:str, value, minimum:int=1, maximum:int|None=None, none_ok:bool=False):
     "`value` as an `int` (whole-number floats such as `400.0` from papermill or YAML count); else a `ValueError` naming `name`."
     if value is None and none_ok:
@@ -59,6 +61,7 @@ def check_int(name:str, value, minimum:int=1, maximum:int|None=None, none_ok:boo
         raise ValueError(f"{name}={value!r}: expected a whole number {bound}" + (" (or None for the default)" if none_ok else ""))
     return int(value)
 
+# %% ../nbs/00_data.ipynb #ae4abfd1
 def check_fraction(name:str, value, open_interval:bool=False):
     "Raise a `ValueError` naming parameter `name` unless `value` is a number in [0, 1] (in (0, 1) with `open_interval`)."
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
@@ -81,6 +84,7 @@ def check_ratio(imbalance_ratio, name='imbalance_ratio'):
         raise ValueError(f"{name}={imbalance_ratio!r}: the imbalance ratio n_max/n_min must be >= 1 (e.g. 100)")
     return imbalance_ratio
 
+# %% ../nbs/00_data.ipynb #de293cbb
 def lt_counts(n_max:int,            # images kept for the head class (class 0)
               num_classes:int,      # number of classes C
               imbalance_ratio:float, # n_max / n_min, >= 1
@@ -99,6 +103,7 @@ def lt_counts(n_max:int,            # images kept for the head class (class 0)
         return [int(n_max * imbalance_ratio ** (-i / (num_classes - 1))) for i in range(num_classes)]
     return [n_max if i < num_classes // 2 else int(n_max / imbalance_ratio) for i in range(num_classes)]
 
+# %% ../nbs/00_data.ipynb #4034b9f3
 def realized_ratio(counts)->float:
     "The imbalance ratio a set of per-class counts really has: max / min (what every run records as `imbalance_ratio`)."
     counts = [int(c) for c in counts]
@@ -123,6 +128,7 @@ class ImageSet:
         imgs = self.images.to(device) if isinstance(self.images, torch.Tensor) else self.images
         return ImageSet(imgs, self.labels.to(device))
 
+# %% ../nbs/00_data.ipynb #c3a2125f
 @dataclass
 class LTDataset:
     "A long-tailed training split, a balanced test split, class names and normalization statistics."
@@ -179,6 +185,7 @@ def _mnist5k_arrays():
     X = np.pad(X.reshape(-1, 28, 28).astype(np.uint8), ((0, 0), (2, 2), (2, 2)))
     return np.repeat(X[:, None], 3, axis=1), y.astype(np.int64)
 
+# %% ../nbs/00_data.ipynb #ca52dd72
 def _balanced_split(labels, n_test, seed=0):
     "Per class, `n_test` indices for a balanced test set and the rest for the training pool."
     rs = np.random.RandomState(seed)
@@ -189,6 +196,7 @@ def _balanced_split(labels, n_test, seed=0):
         pool.append(idx[n_test:])
     return np.concatenate(pool), np.concatenate(test)
 
+# %% ../nbs/00_data.ipynb #eda97363
 def _lt_from_pool(name, X, y, Xt, yt, classes, imbalance_ratio, profile, n_max, seed, **kw):
     "Make the training pool `X, y` long-tailed and wrap it with the balanced test set."
     counts = lt_counts(n_max, len(classes), imbalance_ratio, profile)
@@ -197,6 +205,7 @@ def _lt_from_pool(name, X, y, Xt, yt, classes, imbalance_ratio, profile, n_max, 
     test = ImageSet(torch.from_numpy(np.ascontiguousarray(Xt)), torch.from_numpy(yt))
     return LTDataset(name, train, test, list(classes), **kw)
 
+# %% ../nbs/00_data.ipynb #02567e29
 def mnist5k(imbalance_ratio=100, profile='exp', n_max=400, seed=0, **_):
     "The embedded offline default: 400-per-class MNIST pool made long-tailed, 100-per-class balanced test set."
     n_max = 400 if n_max is None else n_max
@@ -222,13 +231,16 @@ def project_root()->Path:
     cwd = Path.cwd()
     return next((p for p in (cwd, *cwd.parents) if (p/'settings.ini').exists()), cwd)
 
+# %% ../nbs/00_data.ipynb #0d4f111d
 def resolve_data_root(root=None):
     "The data root: `root`, else `$LT_WORKBOOK_DATA`, else `data/` at the project root."
     return Path(root or os.environ.get('LT_WORKBOOK_DATA') or project_root()/'data')
 
+# %% ../nbs/00_data.ipynb #302f7830
 class UnsafePickleError(pickle.UnpicklingError):
     "A pickle asked for a global that CIFAR's batch format never needs: refused before anything was called."
 
+# %% ../nbs/00_data.ipynb #6738eebf
 # the only globals a CIFAR python batch needs: numpy's array reconstruction (numpy 1 and 2 names, protocols 2 to 5)
 # and `_codecs.encode` (bytes in protocol-2 pickles written by Python 3); dicts, lists, str, bytes and ints need none
 CIFAR_PICKLE_GLOBALS = frozenset([
@@ -248,15 +260,18 @@ class CifarUnpickler(pickle.Unpickler):
                 "'python version' archive from https://www.cs.toronto.edu/~kriz/cifar.html again")
         return super().find_class(module, name)
 
+# %% ../nbs/00_data.ipynb #03b38ca9
 def _unpickle(path):
     "The contents of a CIFAR python-format file, read with `CifarUnpickler` (data only)."
     with open(path, 'rb') as f:
         return CifarUnpickler(f, path).load()
 
+# %% ../nbs/00_data.ipynb #fa6248d8
 def _not_cifar(path, why):
     return ValueError(f"{path} is not readable CIFAR data ({why}); delete the folder {Path(path).parent} and extract "
                       "the 'python version' archive again (or let download=True fetch it)")
 
+# %% ../nbs/00_data.ipynb #63aa57d8
 def _read_cifar_file(path, keys):
     "The entries `keys` of a CIFAR python-format dict, with the file named in any error (a refused global is re-raised as is)."
     try:
@@ -272,10 +287,12 @@ def _read_cifar_file(path, keys):
         raise _not_cifar(path, f'no entry {missing[0]!r}; it has {sorted(d)}')
     return [d[k] for k in keys]
 
+# %% ../nbs/00_data.ipynb #569341f9
 def _cifar_files(spec, root):
     folder = root/spec['folder']
     return [folder/f for f in spec['train'] + spec['test'] + [spec['meta']]]
 
+# %% ../nbs/00_data.ipynb #2b40fd12
 def _fetch_cifar(name, root, download):
     "Make sure the CIFAR batches are under `root`, downloading with torchvision when allowed; else a clear error."
     spec = CIFAR[name]
@@ -298,6 +315,7 @@ def _fetch_cifar(name, root, download):
         f"{why}. Get them from https://www.cs.toronto.edu/~kriz/cifar.html (the 'python version' tarball), extract it "
         f"under {root}, or point data_root / LT_WORKBOOK_DATA at the folder that holds {spec['folder']}/.")
 
+# %% ../nbs/00_data.ipynb #f3c8647e
 def _read_cifar(files, key, num_classes):
     "Images (`N x 3 x 32 x 32` uint8) and labels from a list of CIFAR batch files; a file of another layout is named."
     Xs, ys = [], []
@@ -315,6 +333,7 @@ def _read_cifar(files, key, num_classes):
         ys.append(y)
     return np.concatenate(Xs), np.concatenate(ys)
 
+# %% ../nbs/00_data.ipynb #149a3ea8
 def cifar(name='cifar10', imbalance_ratio=100, profile='exp', n_max=None, seed=0, data_root=None, download=True, **_):
     "CIFAR-10/100-LT from the python-format batches: long-tailed training set, the standard balanced test set."
     spec, root = CIFAR[name], resolve_data_root(data_root)
@@ -375,6 +394,7 @@ def missing_files(root, paths:list)->list:
         missing += [f'{d}/{n}' if d else n for n in names if n not in have and not os.path.exists(os.path.join(folder, n))]
     return missing
 
+# %% ../nbs/00_data.ipynb #b4841cca
 def read_list_file(path, image_root):
     "Parse a `relative/path label` list file; every listed image must exist under `image_root`."
     path, image_root = Path(path), Path(image_root)
@@ -399,7 +419,6 @@ def read_list_file(path, image_root):
                                 "restore them (extract the image archive under that folder) or point data_root at the "
                                 "folder where the listed paths exist")
     return paths, torch.tensor(labels, dtype=torch.int64)
-
 
 # %% ../nbs/00_data.ipynb #512106e5
 EVAL_RESIZE = 256 / 224   # evaluation resizes the shorter side to round(image_size * 256/224), then center-crops
@@ -427,11 +446,13 @@ def decode_image_file(path)->torch.Tensor:
                          "file or remove its line from the list file") from e
     return torch.from_numpy(a).permute(2, 0, 1).contiguous()
 
+# %% ../nbs/00_data.ipynb #ed9144fc
 def resized_crop(x, top:int, left:int, h:int, w:int, size:int):
     "The `h x w` window of uint8 `x` (`3 x H x W`) at `(top, left)`, resized to `size x size` (bilinear, antialiased)."
     x = x[:, top:top + h, left:left + w].unsqueeze(0)
     return F.interpolate(x, size=(size, size), mode='bilinear', antialias=True, align_corners=False)[0]
 
+# %% ../nbs/00_data.ipynb #ff3eef8c
 def eval_transform(x, size:int):
     "Evaluation: shorter side to `round(size * 256 / 224)`, then the central `size x size` square."
     _, H, W = x.shape
@@ -441,6 +462,7 @@ def eval_transform(x, size:int):
     t, l = (h - size) // 2, (w - size) // 2
     return x[:, t:t + size, l:l + size]
 
+# %% ../nbs/00_data.ipynb #f6ddeadf
 def random_resized_box(H:int, W:int, rng:np.random.Generator, scale=(0.08, 1.0), ratio=(3/4, 4/3)):
     "`(top, left, h, w)` of a random crop covering a `scale` fraction of the area with aspect ratio (w/h) in `ratio`."
     area, lo, hi = H * W, math.log(ratio[0]), math.log(ratio[1])
@@ -459,6 +481,7 @@ def random_resized_box(H:int, W:int, rng:np.random.Generator, scale=(0.08, 1.0),
         h, w = H, W
     return (H - h) // 2, (W - w) // 2, h, w
 
+# %% ../nbs/00_data.ipynb #2c6ac4f4
 def color_jitter(x, rng:np.random.Generator, strength:float=0.4):
     "Brightness, contrast and saturation of uint8 `x` scaled by factors in `1 +- strength`, in a random order."
     f = x.float()
@@ -474,6 +497,7 @@ def color_jitter(x, rng:np.random.Generator, strength:float=0.4):
         f = f.clamp(0, 255)
     return f.round().to(torch.uint8)
 
+# %% ../nbs/00_data.ipynb #aa197857
 def train_transform(x, size:int, rng:np.random.Generator, flip:bool=True, jitter:bool=False):
     "Training: random-resized crop to `size`, horizontal flip with probability 1/2, optional color jitter."
     _, H, W = x.shape
@@ -483,7 +507,6 @@ def train_transform(x, size:int, rng:np.random.Generator, flip:bool=True, jitter
     if jitter:
         x = color_jitter(x, rng)
     return x
-
 
 # %% ../nbs/00_data.ipynb #c269bbb0
 @dataclass(eq=False)
@@ -514,6 +537,7 @@ class ListImages:
         return torch.stack([self.load(i, np.random.default_rng([int(seed), p]), flip, jitter) for i, p in zip(idx, pos)])
     def __getitem__(self, idx): return self.batch(idx)
 
+# %% ../nbs/00_data.ipynb #24e62fd8
 def list_dataset(name, data_root=None, image_size=224, imbalance_ratio=None, **_):
     "ImageNet-LT / Places-LT / iNaturalist-2018 from their list files under `data_root/<folder>/`."
     if imbalance_ratio not in (None, 1):
@@ -527,7 +551,6 @@ def list_dataset(name, data_root=None, image_size=224, imbalance_ratio=None, **_
     C = int(max(tl.max(), vl.max())) + 1
     return LTDataset(name, ImageSet(ListImages(root, tp, image_size), tl), ImageSet(ListImages(root, vp, image_size), vl),
                      [str(i) for i in range(C)], mean=IMAGENET_MEAN, std=IMAGENET_STD)
-
 
 # %% ../nbs/00_data.ipynb #a76aad54
 def write_fake_list_dataset(root, name='imagenet_lt', counts=(5, 3, 1), test_per_class=2, size=(40, 30), seed=0):
@@ -573,6 +596,7 @@ def scan_image_folder(root, split:str, classes:list|None=None):
         raise ValueError(f"imagefolder: {root/split} holds no image in its class sub-folders")
     return classes, paths, torch.tensor(labels, dtype=torch.int64)
 
+# %% ../nbs/00_data.ipynb #d2a8b2b3
 def image_folder(data_root=None,               # the folder that holds train/ and val/ (or test/)
                  imbalance_ratio:float|None=None, # None: the folder as it is; else n_max / n_min of the selection
                  profile:str='exp', n_max:int|None=None, seed:int=0, image_size:int=224, **_)->LTDataset:
@@ -593,6 +617,7 @@ def image_folder(data_root=None,               # the folder that holds train/ an
     return LTDataset('imagefolder', train, ImageSet(ListImages(root, vp, image_size), vl), classes,
                      mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
+# %% ../nbs/00_data.ipynb #a3de29a7
 def write_fake_image_folder(root, counts=(5, 5, 5), test_per_class=2, size=(40, 30), seed=0, test_name='val'):
     "Write random JPEGs in a sub-folder per class (`c00`, `c01`, ...) under `root/train` and `root/<test_name>`."
     from PIL import Image
@@ -603,7 +628,6 @@ def write_fake_image_folder(root, counts=(5, 5, 5), test_per_class=2, size=(40, 
             for j in range(n):
                 Image.fromarray(rs.randint(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(root/split/f'c{c:02d}'/f'{j}.jpg')
     return root
-
 
 # %% ../nbs/00_data.ipynb #b488bfad
 def trim_test_set(data:LTDataset, per_class:int|None)->LTDataset:
@@ -632,6 +656,7 @@ def load_dataset(name:str='mnist5k',        # one of `DATASETS`
     return trim_test_set(_load_dataset(name, imbalance_ratio, profile, n_max, seed, data_root, download, image_size),
                          test_per_class)
 
+# %% ../nbs/00_data.ipynb #873ff66b
 def _load_dataset(name, imbalance_ratio, profile, n_max, seed, data_root, download, image_size)->LTDataset:
     check_choice('dataset', name, DATASETS)
     check_choice('profile', profile, PROFILES)
@@ -691,6 +716,7 @@ def class_probs(counts, kind:str='instance'):
          'square_root': n.sqrt()}[kind] * (n > 0)
     return w / w.sum()
 
+# %% ../nbs/00_data.ipynb #98fa13e8
 class Sampler:
     "Draws batches of indices into a labelled set on the labels' device, with class probabilities `class_probs(kind)`."
     def __init__(self, labels, kind:str='instance', num_classes:int|None=None):
@@ -732,12 +758,12 @@ def random_crop_flip(x,                 # uint8 batch `B x C x H x W`
         x = torch.where(f[:, None, None, None], x.flip(3), x)
     return x
 
+# %% ../nbs/00_data.ipynb #963e04cd
 def normalize(x, mean, std):
     "uint8 batch to float, scaled to [0, 1] then standardized per channel."
     m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
     s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
     return (x.float() / 255 - m) / s
-
 
 # %% ../nbs/00_data.ipynb #01a31277
 class DecodedBatches(torch.utils.data.Dataset):
@@ -750,6 +776,7 @@ class DecodedBatches(torch.utils.data.Dataset):
             return self.images.batch(self.idx[k])
         return self.images.batch(self.idx[k], self.seeds[k], self.positions[k], self.flip, self.jitter)
 
+# %% ../nbs/00_data.ipynb #9aa1bd17
 def decoded(data:DecodedBatches, workers:int=0, pin:bool=False, prefetch:int=2):
     "The items of `data` in order: decoded here (`workers=0`) or by `workers` processes of a `DataLoader`."
     workers = check_int('workers', workers, 0)
@@ -759,6 +786,7 @@ def decoded(data:DecodedBatches, workers:int=0, pin:bool=False, prefetch:int=2):
                                             prefetch_factor=check_int('prefetch', prefetch),
                                             generator=torch.Generator().manual_seed(0)))   # not the global RNG
 
+# %% ../nbs/00_data.ipynb #4acf96ba
 def check_shard(shard)->tuple:
     "`shard` as `(rank, world)` with `0 <= rank < world`, else a `ValueError`."
     ok = isinstance(shard, (tuple, list)) and len(shard) == 2 and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in shard)
@@ -766,11 +794,13 @@ def check_shard(shard)->tuple:
         raise ValueError(f"shard={shard!r}: expected (rank, world) with 0 <= rank < world, e.g. (0, 1) for one process")
     return int(shard[0]), int(shard[1])
 
+# %% ../nbs/00_data.ipynb #cfa196f6
 def shard_rows(n:int, shard=(0, 1))->torch.Tensor:
     "The positions of rank's share of `n` rows for `shard = (rank, world)`: contiguous, sizes differing by one at most."
     rank, world = check_shard(shard)
     return torch.arange(n).tensor_split(world)[rank]
 
+# %% ../nbs/00_data.ipynb #06ba8d51
 def batches(images,                  # uint8 images (tensor on the device, or lazy `ListImages`)
             labels,                  # int64 labels on the device
             sampler:Sampler,
@@ -805,6 +835,7 @@ def batches(images,                  # uint8 images (tensor on the device, or la
     for i, x in zip(mine, decoded(data, workers, dev.type == 'cuda', prefetch)):
         yield normalize(x.to(dev, non_blocking=True), mean, std), labels[i.to(dev)]
 
+# %% ../nbs/00_data.ipynb #d636d48e
 def eval_batches(images,             # uint8 images: a tensor (on any device) or a lazy `ListImages`
                  idx,                # 1-D indices of the images to evaluate, in order (e.g. this rank's part of the test set)
                  batch_size:int, mean, std,
@@ -819,7 +850,6 @@ def eval_batches(images,             # uint8 images: a tensor (on any device) or
         return
     for x in decoded(DecodedBatches(images, list(idx.cpu().split(batch_size))), workers, device.type == 'cuda'):
         yield normalize(x.to(device, non_blocking=True), mean, std)
-
 
 # %% ../nbs/00_data.ipynb #dcb3c416
 GROUP_SPLITS = ('count', 'cifar10_index', 'cifar100_index')
@@ -842,6 +872,7 @@ def class_groups(train_counts, split:str='count'):
         raise ValueError(f"group_split={split!r} needs {C} classes, got {len(n)}")
     return {'many': torch.arange(0, m), 'medium': torch.arange(m, f), 'few': torch.arange(f, C)}
 
+# %% ../nbs/00_data.ipynb #012b43c4
 def lt_metrics(preds,                 # predicted labels
                targets,               # true labels
                train_counts,          # per-class training counts (defines the groups)
@@ -873,6 +904,7 @@ class CdnHtmlRenderer(HtmlRenderer):
         return {'text/html': pio.to_html(fig_dict, include_plotlyjs='cdn', include_mathjax=False, full_html=False,
                                          default_width='100%', default_height=525, validate=False)}
 
+# %% ../nbs/00_data.ipynb #248e2291
 FIGURE_RENDERERS = 'plotly_mimetype+cdn_html'   # JSON for JupyterLab (offline), HTML for the site and nbconvert
 
 def figure_renderers():
@@ -882,10 +914,12 @@ def figure_renderers():
         pio.renderers['cdn_html'] = CdnHtmlRenderer()
     return pio.renderers
 
+# %% ../nbs/00_data.ipynb #54784cff
 def use_html_figures():
     "Make `fig.show()` emit plotly's JSON (for JupyterLab) and an HTML/JS rendering (for the site), nothing else."
     figure_renderers().default = FIGURE_RENDERERS
 
+# %% ../nbs/00_data.ipynb #dea87786
 def figure_bundle(fig:BaseFigure)->dict:
     "`fig`'s mime bundle from the default plotly renderers (else `FIGURE_RENDERERS`), built without activating them."
     registry = figure_renderers()
@@ -896,15 +930,18 @@ def figure_bundle(fig:BaseFigure)->dict:
         bundle.update(renderer.to_mimebundle(fig_dict))
     return bundle
 
+# %% ../nbs/00_data.ipynb #5793a119
 def display_output(obj)->dict:
     "`obj` as a `display_data` output, formatted but published nowhere: `figure_bundle` of a figure, IPython's otherwise."
     data, metadata = (figure_bundle(obj), {}) if isinstance(obj, BaseFigure) else DisplayFormatter().format(obj)
     return {'output_type': 'display_data', 'data': data, 'metadata': metadata}
 
+# %% ../nbs/00_data.ipynb #c564c38d
 def show_in(out, *objs):
     "Make the ipywidgets `Output` widget `out` show `objs` (replacing what it showed) by setting its state."
     out.outputs = tuple(display_output(o) for o in objs)
 
+# %% ../nbs/00_data.ipynb #a4ab11da
 def plot_class_counts(counts, classes=None, title='Training images per class'):
     "Bar chart of per-class training counts, log scale, head first."
     counts = [int(c) for c in counts]
@@ -914,6 +951,7 @@ def plot_class_counts(counts, classes=None, title='Training images per class'):
                       template='plotly_white', height=380)
     return fig
 
+# %% ../nbs/00_data.ipynb #56407078
 def plot_per_class_accuracy(results:dict,   # name -> (per-class accuracy list, per-class training counts)
                             title='Per-class test accuracy vs training images'):
     "Per-class accuracy of several runs against the class's training count (log x): the tail gap at a glance."
@@ -926,6 +964,7 @@ def plot_per_class_accuracy(results:dict,   # name -> (per-class accuracy list, 
                       yaxis_title='test accuracy (%)', yaxis_range=[0, 105], template='plotly_white', height=420)
     return fig
 
+# %% ../nbs/00_data.ipynb #2898fd34
 GROUP_LABELS = {'acc': 'overall', 'many': 'many', 'medium': 'medium', 'few': 'few'}   # x labels of the bar charts
 # why a group by count has no value (the index splits never lack one)
 EMPTY_GROUP = {'many': f'no class above {MANY_ABOVE} training images',
@@ -936,6 +975,7 @@ def empty_groups(table)->list:
     "The groups among many / medium / few without a value in any row of `table` (`lt_metrics`: None, no class)."
     return [g for g in ('many', 'medium', 'few') if g not in table or all(v is None or v != v for v in table[g])]
 
+# %% ../nbs/00_data.ipynb #71f74024
 def plot_group_accuracy(table,             # one row per method: acc, many, medium, few (+ optional *_std columns)
                         title='Overall and many / medium / few accuracy'):
     "Bars of overall / many / medium / few accuracy per method (std error bars if given); empty groups left out, named."
@@ -1025,29 +1065,35 @@ def heading_anchor(text:str)->str:
     t = re.sub(r'\s', '-', re.sub(r'[^\w\s.-]', '', text.strip().lower()))
     return re.sub(r'^[^a-z]+', '', t) or 'section'
 
+# %% ../nbs/00_data.ipynb #8937e62f
 PAPER_ITEMS = 'Figures and tables of the paper'   # the heading of each section notebook's map of its paper
 
 def notebook_markdown(path)->list:
     "The markdown cells of the notebook at `path`, as strings."
     return [''.join(c['source']) for c in json.loads(Path(path).read_text()).get('cells', []) if c['cell_type'] == 'markdown']
 
+# %% ../nbs/00_data.ipynb #2f77a075
 def notebook_anchors(markdown:list)->set:
     "The identifiers of every heading in `markdown` cells."
     return {heading_anchor(h) for s in markdown for h in re.findall(r'^#+[ \t]+(.+?)[ \t]*$', s, re.M)}
 
+# %% ../nbs/00_data.ipynb #85190c4e
 def paper_items_rows(markdown:list):
     "The rows of the table under the heading `PAPER_ITEMS` in `markdown` cells (header and rule left out); None if no such heading."
     table = next((s for s in markdown if re.search(rf'^#+[ \t]+{PAPER_ITEMS}[ \t]*$', s, re.M)), None)
     return None if table is None else [l for l in table.splitlines() if l.startswith('|')][2:]
 
+# %% ../nbs/00_data.ipynb #f65eafdc
 def row_cells(row:str)->list:
     "The cells of a markdown table row, stripped: '| a | b |' -> ['a', 'b']."
     return [c.strip() for c in row.strip().strip('|').split('|')]
 
+# %% ../nbs/00_data.ipynb #948e5516
 def paper_items(notebook)->list:
     "The paper's figures and tables the notebook's `PAPER_ITEMS` table lists (its first column), in its order."
     return [row_cells(row)[0] for row in paper_items_rows(notebook_markdown(notebook)) or []]
 
+# %% ../nbs/00_data.ipynb #50ebb9f6
 def paper_items_problems(notebook,   # path of a section notebook
                          root=None,  # the project root, with nbs/ and configs/ (default: `project_root()`)
                         )->list:
@@ -1073,4 +1119,3 @@ def paper_items_problems(notebook,   # path of a section notebook
                 problems.append(f'#{anchor}: no heading of {Path(notebook).name} has this anchor')
         problems += [f'{c}: no such file' for c in re.findall(r'configs/[\w./-]+\.ya?ml', row) if not (root/c).exists()]
     return problems
-

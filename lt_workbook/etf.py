@@ -31,6 +31,7 @@ def check_etf_dims(feat_dim:int, num_classes:int):
         raise ValueError(f"feat_dim={feat_dim!r}: a simplex ETF of {num_classes} classes spans num_classes - 1 = "
                          f"{num_classes - 1} dimensions; expected feat_dim >= {num_classes - 1} (widen the backbone's last stage)")
 
+# %% ../nbs/03_etf_bias.ipynb #0681902d
 def etf_matrix(feat_dim:int,          # d, the feature dimension
                num_classes:int,       # C
                E_W:float=1.,          # squared norm of every class vector
@@ -54,6 +55,7 @@ class _NormalizedFeatureHead(nn.Module):
     def forward(self, h): return math.sqrt(self.E_H) * F.normalize(h, dim=1) @ self.weight.T.to(h.dtype)
     def extra_repr(self): return f"feat_dim={self.weight.shape[1]}, num_classes={self.weight.shape[0]}, E_W={self.E_W}, E_H={self.E_H}"
 
+# %% ../nbs/03_etf_bias.ipynb #309c19d5
 class ETFClassifier(_NormalizedFeatureHead):
     "Fixed simplex-ETF head (Eq. 4): logits sqrt(E_H) * normalize(h) @ W, with W a buffer (saved, never trained)."
     def __init__(self, feat_dim:int, num_classes:int,
@@ -64,6 +66,7 @@ class ETFClassifier(_NormalizedFeatureHead):
         self.register_buffer('weight', etf_matrix(feat_dim, num_classes, E_W))
     def reset_parameters(self): pass   # the frame is fixed: cRT's re-initialization leaves it as it is
 
+# %% ../nbs/03_etf_bias.ipynb #df19f159
 class NCLinear(_NormalizedFeatureHead):
     "Learnable twin of `ETFClassifier`: same normalized features, trainable class vectors started at norm sqrt(E_W)."
     def __init__(self, feat_dim:int, num_classes:int, E_W:float=1., E_H:float=100.):
@@ -75,11 +78,13 @@ class NCLinear(_NormalizedFeatureHead):
         with torch.no_grad():
             self.weight.copy_(math.sqrt(self.E_W) * F.normalize(torch.randn_like(self.weight), dim=1))
 
+# %% ../nbs/03_etf_bias.ipynb #63f98ff6
 class ETFCosine(ETFClassifier):
     "The ETF frame as a cosine classifier: logits normalize(h) @ W^T / sqrt(E_W), cosines in [-1, 1] (for LDAM's scale s)."
     def __init__(self, feat_dim:int, num_classes:int, E_W:float=1., E_H:float=1.): super().__init__(feat_dim, num_classes, E_W, E_H)
     def forward(self, h): return F.normalize(h, dim=1) @ (self.weight.T / math.sqrt(self.E_W)).to(h.dtype)
 
+# %% ../nbs/03_etf_bias.ipynb #a6f53f43
 class ETFRaw(ETFClassifier):
     "Eq. 4 literally: the fixed frame on raw features, logits h @ W^T (no feature normalization, no E_H)."
     def forward(self, h): return h @ self.weight.T.to(h.dtype)
@@ -113,6 +118,7 @@ def classifier_weights(classifier:nn.Module)->torch.Tensor:
     W = classifier.weight.detach()
     return (W.T if isinstance(classifier, NormedLinear) else W).float()
 
+# %% ../nbs/03_etf_bias.ipynb #5f835616
 def classifier_geometry(W:torch.Tensor)->dict:
     "Per-class norms and pairwise angles (degrees) of the class vectors `W` (rows)."
     W = W.detach().double().cpu()
@@ -122,11 +128,13 @@ def classifier_geometry(W:torch.Tensor)->dict:
     ang.fill_diagonal_(0.)
     return dict(norms=[round(v, 6) for v in norms.tolist()], angles=[[round(v, 4) for v in row] for row in ang.tolist()])
 
+# %% ../nbs/03_etf_bias.ipynb #b915eb5c
 def off_diagonal(angles)->np.ndarray:
     "The C(C-1)/2 distinct pairwise angles of an angle matrix (upper triangle)."
     a = np.asarray(angles, dtype=float)
     return a[np.triu_indices(len(a), 1)]
 
+# %% ../nbs/03_etf_bias.ipynb #183891f8
 def norm_spread(norms)->float:
     "max / min of the per-class norms (1 when all are equal)."
     return float(max(norms) / min(norms))
@@ -164,6 +172,7 @@ def hessian_mode(model:nn.Module, bn_mode:str='eval'):
         for m, t in flags:
             m.training = t
 
+# %% ../nbs/03_etf_bias.ipynb #ea371f3a
 def power_iteration(matvec,               # v -> H v on flat vectors
                     v0:torch.Tensor,      # start vector
                     max_iter:int=20,      # most products
@@ -181,6 +190,7 @@ def power_iteration(matvec,               # v -> H v on flat vectors
             return lam, v, i, True
     return lam, v, max_iter, False
 
+# %% ../nbs/03_etf_bias.ipynb #43276251
 def _lanczos(matvec, v0:torch.Tensor, max_iter:int=30, tol:float=1e-3, ncv:int=10):
     "Restarted Lanczos (ARPACK) for the largest algebraic eigenvalue: `(eigenvalue, eigenvector, products, converged)`."
     from scipy.sparse.linalg import LinearOperator, eigsh, ArpackNoConvergence
@@ -203,6 +213,7 @@ def _lanczos(matvec, v0:torch.Tensor, max_iter:int=30, tol:float=1e-3, ncv:int=1
             return float('nan'), None, used[0], False
         return float(e.eigenvalues[0]), vec(e.eigenvectors[:, 0]), used[0], False
 
+# %% ../nbs/03_etf_bias.ipynb #e90464aa
 def lanczos_max(matvec,                   # v -> H v on flat vectors
                 v0:torch.Tensor,          # start vector
                 max_iter:int=30,          # most products (about: ARPACK restarts in steps of ncv - 1)
@@ -212,6 +223,7 @@ def lanczos_max(matvec,                   # v -> H v on flat vectors
     lam, _, used, ok = _lanczos(matvec, v0, max_iter, tol, ncv)
     return lam, used, ok
 
+# %% ../nbs/03_etf_bias.ipynb #8eb14cbe
 def eig_residual(matvec, v:torch.Tensor, lam:float)->float:
     "Relative residual ||H v - lam v|| / (|lam| ||v||) of an eigenpair estimate (one more product): small when it is one."
     if v is None or lam != lam:
@@ -219,12 +231,14 @@ def eig_residual(matvec, v:torch.Tensor, lam:float)->float:
     r = float((matvec(v) - lam * v).norm() / v.norm())
     return r / abs(lam) if lam else r
 
+# %% ../nbs/03_etf_bias.ipynb #53223e54
 class _MeanLoss(nn.Module):
     "A callable loss as a module with `reduction='mean'` (curvlinops weights batches by their size)."
     reduction = 'mean'
     def __init__(self, fn): super().__init__(); self.fn = fn
     def forward(self, logits, y): return self.fn(logits, y)
 
+# %% ../nbs/03_etf_bias.ipynb #360bd924
 def hessian_matvec(model:nn.Module, loss_func, params:list, data:list, backend:str='curvlinops'):
     """`v -> H v` (flat vectors) for the Hessian of the size-weighted mean loss over the batches `data` w.r.t. `params`.
     The autograd operator takes its gradients here: it holds for the weights and train/eval mode of this moment (build
@@ -246,6 +260,7 @@ def hessian_matvec(model:nn.Module, loss_func, params:list, data:list, backend:s
         return out
     return matvec
 
+# %% ../nbs/03_etf_bias.ipynb #0f07184a
 def max_hessian_eigenvalue(model:nn.Module,
                            loss_func,            # criterion(logits, y), mean over the batch (None: cross-entropy)
                            params:list,          # tensors that are `nn.Parameter`s of `model` (all weights, or the alphas)
@@ -296,10 +311,12 @@ def fixed_batches(split:ImageSet,        # images to draw from (e.g. `data.train
     x = normalize(split.images[idx.to(split.labels.device)].cpu(), data.mean, data.std)
     return list(zip(x.split(batch_size), split.labels.cpu()[idx].split(batch_size)))
 
+# %% ../nbs/03_etf_bias.ipynb #dbf6cdff
 def trainable_parameters(model:nn.Module)->list:
     "All parameters of `model` that require gradients (the default set for the Hessian)."
     return [p for p in model.parameters() if p.requires_grad]
 
+# %% ../nbs/03_etf_bias.ipynb #7f304e8f
 class HessianCallback(Callback):
     "Log the largest Hessian eigenvalue of the loss on fixed batches (`hessian_max_eig`) every `every` epochs and at the last."
     def __init__(self, data:list, params_fn=trainable_parameters, every:int=1, loss_func=None, bn_mode:str='eval',
@@ -324,10 +341,12 @@ class HessianCallback(Callback):
         events = trainer.run.metrics if getattr(trainer, 'run', None) is not None else []
         summary['hessian_unconverged'] = [e['epoch'] for e in events if e.get('hessian_converged') is False]
 
+# %% ../nbs/03_etf_bias.ipynb #437fb69c
 def hessian_events(metrics:list, converged_only:bool=False)->list:
     "The events of a run's `metrics.jsonl` that carry a Hessian eigenvalue (only the converged ones with `converged_only`)."
     return [e for e in metrics if 'hessian_max_eig' in e and (e.get('hessian_converged', True) or not converged_only)]
 
+# %% ../nbs/03_etf_bias.ipynb #74504534
 def hessian_trace(fig:go.Figure, metrics:list, name:str, color:str|None=None, x_key:str='epoch', **kw):
     "Add a run's lambda_max per logged epoch to `fig`: filled markers where the solver converged, hollow where it did not."
     ev = hessian_events(metrics)
@@ -350,6 +369,7 @@ def last_geometry(metrics:list, target_norm:float|None=None)->dict:
     return dict(norm_spread=norm_spread(ev[-1]['cls_norms']), angle_mean=float(ang.mean()), angle_std=float(ang.std()),
                 norm_dev=dev)
 
+# %% ../nbs/03_etf_bias.ipynb #183302bc
 def mean_converged_eig(metrics:list)->float:
     "Mean lambda_max over a run's converged Hessian evaluations (NaN if none converged)."
     v = [e['hessian_max_eig'] for e in hessian_events(metrics, converged_only=True)]

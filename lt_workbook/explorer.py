@@ -36,11 +36,13 @@ def value_label(v)->str:
         return str(int(v))
     return str(v)
 
+# %% ../nbs/10_results_explorer.ipynb #71430c15
 def filter_options(table:pd.DataFrame)->dict:
     "Each filter's labels present in `table`, sorted (numbers by value)."
     def key(l): return (0, float(l), '') if l.replace('.', '', 1).isdigit() else (1, 0., l)
     return {name: sorted({value_label(v) for v in table[col]}, key=key) for name, col in FILTERS.items()}
 
+# %% ../nbs/10_results_explorer.ipynb #271030be
 def select_runs(table:pd.DataFrame, **selection)->pd.DataFrame:
     "The rows of `table` whose label for each filter in `selection` (filter name -> chosen labels) is chosen."
     for name, labels in selection.items():
@@ -64,32 +66,38 @@ def config_rest(config)->str:
     parts = [kv for kv in str(config).split(',') if kv and not kv.endswith('=')]
     return ','.join(kv for kv in parts if kv.split('=', 1)[0] not in shown)
 
+# %% ../nbs/10_results_explorer.ipynb #2145326e
 def config_label(row)->str:
     "A configuration of the seed summary as a legend entry: `ce · resnet32 · mnist5k ×100` (+ what else differs)."
     parts = [row['method'], row['arch'], f"{row['dataset']} ×{value_label(row['imbalance_ratio'])}",
              config_rest(row['config'])]
     return ' · '.join(str(p) for p in parts if p not in ('', None) and p == p)
 
+# %% ../nbs/10_results_explorer.ipynb #d7972de7
 def sorted_rows(df:pd.DataFrame, keys=SORT_KEYS)->pd.DataFrame:
     "The rows of `df` in legend order: by `keys` (those it has), missing values last."
     keys = [k for k in keys if k in df.columns]
     return df.sort_values(keys, na_position='last', kind='stable', key=lambda c: c.map(_sort_key)) if keys else df
 
+# %% ../nbs/10_results_explorer.ipynb #16eb17a6
 def _sort_key(v):
     "Numbers by value, before text; a missing value last."
     if v is None or v != v:
         return (2, 0., '')
     return (0, float(v), '') if isinstance(v, (int, float, np.integer, np.floating)) else (1, 0., str(v))
 
+# %% ../nbs/10_results_explorer.ipynb #83c67f7b
 def curve_text(key:str)->tuple:
     "`(panel title, y-axis title)` of a metrics.jsonl field: `train_loss` -> ('training loss', 'loss')."
     return CURVE_TEXT.get(key, (key.replace('_', ' '), key.replace('_', ' ')))
 
+# %% ../nbs/10_results_explorer.ipynb #af69cdf9
 def _empty(fig:go.Figure, title:str, text:str='no completed run in the selection')->go.Figure:
     fig.update_layout(title=title, template='plotly_white', height=300,
                       annotations=[dict(text=text, showarrow=False, x=0.5, y=0.5, xref='paper', yref='paper')])
     return fig
 
+# %% ../nbs/10_results_explorer.ipynb #20da0193
 def plot_selection_bars(summary:pd.DataFrame,
                         title:str='Overall and many / medium / few accuracy, mean ± std over seeds'):
     "00's grouped bars of overall / many / medium / few, a bar group per configuration in `SORT_KEYS` order."
@@ -101,6 +109,7 @@ def plot_selection_bars(summary:pd.DataFrame,
                          index=[config_label(r) for _, r in summary.iterrows()])
     return plot_group_accuracy(table, title)   # a group no class falls in: left out, and named in the subtitle (00)
 
+# %% ../nbs/10_results_explorer.ipynb #5ee1a78c
 def plot_acc_vs_params(summary:pd.DataFrame, title:str='Accuracy against parameter count'):
     "Overall accuracy (mean ± std over seeds) against the parameter count (log axis), one colour per method (sorted)."
     fig = go.Figure()
@@ -114,6 +123,7 @@ def plot_acc_vs_params(summary:pd.DataFrame, title:str='Accuracy against paramet
                       template='plotly_white', height=420, legend_title_text='method')
     return fig
 
+# %% ../nbs/10_results_explorer.ipynb #b1d6253e
 def plot_run_curves(runs:pd.DataFrame,                 # rows of the results table (their `path` is the run directory)
                     keys=('train_loss', 'acc'),         # metrics.jsonl fields, one panel each
                     max_runs:int=12, title:str='Training curves of the selected runs'):
@@ -153,6 +163,7 @@ def rebuilt_train_counts(params:dict, num_classes:int):
     except (KeyError, TypeError, ValueError):
         return None
 
+# %% ../nbs/10_results_explorer.ipynb #4a387790
 def run_train_counts(run:Run, num_classes:int)->tuple:
     "`(counts, where they come from)`: the run's recorded `train_counts` (summary.json), else `rebuilt_train_counts` (older runs), else `(None, why)`."
     recorded = (run.summary or {}).get('train_counts')
@@ -163,6 +174,7 @@ def run_train_counts(run:Run, num_classes:int)->tuple:
         return counts, 'training counts rebuilt from params.json'
     return None, f"classes in index order: no recorded training counts, and those of {run.params.get('dataset')!r} do not follow from params.json"
 
+# %% ../nbs/10_results_explorer.ipynb #7d67e35e
 def run_confusion(run:Run)->np.ndarray|None:
     "A run's confusion matrix: confusion.npy (`Run.confusion`), else the `confusion` of an older run's summary.json; None if neither."
     conf = run.confusion
@@ -170,6 +182,7 @@ def run_confusion(run:Run)->np.ndarray|None:
         conf = np.asarray(run.summary['confusion'])
     return conf
 
+# %% ../nbs/10_results_explorer.ipynb #6ef67181
 def plot_run_confusion(path, normalize:str|None='true')->go.Figure:
     "00's `plot_confusion` of the run at `path`, its classes sorted by training count; a one-line message where it has no matrix."
     run = Run(path)
@@ -192,11 +205,13 @@ def _table_rows(section, dataset, ratios, rows, reference, metric='acc')->list:
     return [(section, dataset, r, m, metric, v, f'{reference}: {label}')
             for m, (label, values) in rows.items() for r, v in zip(ratios, values) if v is not None]
 
+# %% ../nbs/10_results_explorer.ipynb #6e8a912d
 def realized_paper_ratio(dataset:str, ratio:float)->float:
     "The max/min ratio of CIFAR-LT built with the papers' truncating profile at the nominal `ratio` (CIFAR-100 at 200 is 500/2 = 250)."
     n_max, C = {'cifar10': (5000, 10), 'cifar100': (500, 100)}[dataset]
     return realized_ratio(lt_counts(n_max, C, ratio))
 
+# %% ../nbs/10_results_explorer.ipynb #6e713cc6
 _LTD, _IMB = 'LT-DARTS (Pan, Sun, Gong)', 'IMB-NAS (Duggal et al.)'
 PAPER_RESULTS = pd.DataFrame([
     ('01_training', 'cifar10', 100, 'ce', 'acc', 70.36, 'LDAM-DRW (Cao et al. 2019), Table 2: ERM, top-1 error 29.64'),
@@ -292,6 +307,7 @@ def claim_runs(table:pd.DataFrame, folder:str, claim:Claim)->pd.DataFrame:
         return table[table.path.map(lambda p: Path(str(p)).name).isin(claim.runs)]
     return table[table.section == folder]
 
+# %% ../nbs/10_results_explorer.ipynb #3d011242
 def shown_path(path)->str:
     "`path` relative to the project folder when inside it (stored outputs name no machine's paths), else absolute."
     path = Path(path).resolve()
@@ -300,18 +316,21 @@ def shown_path(path)->str:
     except ValueError:
         return str(path)
 
+# %% ../nbs/10_results_explorer.ipynb #c30c01a3
 def no_runs_text(root)->str:
     "What to do about a runs folder without any run: the commands that make runs."
     return (f"{shown_path(root)} holds no run. Make runs with `make run` (04's LT-DARTS search on the embedded "
             "dataset) or `lt-workbook run 01` (any section notebook), or leave results_root at None to explore this "
             "notebook's small demonstration set")
 
+# %% ../nbs/10_results_explorer.ipynb #b9172192
 def selection_header(chosen:pd.DataFrame, total:int)->str:
     "The explorer's header: '8 of 16 runs selected, 8 completed' (+ how many failed, diverged, are still running...)."
     counts = chosen.status.value_counts()
     others = ''.join(f', {n} {s}' for s, n in counts.drop('completed', errors='ignore').items())
     return f"<b>{len(chosen)} of {total} runs selected</b>, {counts.get('completed', 0)} completed{others}"
 
+# %% ../nbs/10_results_explorer.ipynb #83d36ffd
 def papers_shown(papers:pd.DataFrame, summary:pd.DataFrame):
     "The rows of `paper_vs_ours`'s table that the selection (`summary`) matches, or a sentence (HTML): why none does."
     matched = papers[papers.ours != ''].reset_index(drop=True)
@@ -325,12 +344,14 @@ def papers_shown(papers:pd.DataFrame, summary:pd.DataFrame):
                 f"the ratios of their tables, and the selection holds {ours}. The presets in <code>configs/</code> "
                 "(e.g. <code>lt-workbook run 01 -f configs/training_cifar10lt.yaml</code>) make runs that match.</p>")
 
+# %% ../nbs/10_results_explorer.ipynb #141be732
 def close_widgets(*ws):
     "Close the widgets `ws` and every widget inside them: they leave the kernel (and JupyterLab's saved state)."
     for w in ws:
         close_widgets(*getattr(w, 'children', ()))
         w.close()
 
+# %% ../nbs/10_results_explorer.ipynb #de7f2a47
 class ChoiceGroup:
     """One filter as checkboxes: one per label (ticked: selected) and 'all', which ticks or clears them all; `value`:
     the ticked labels."""
@@ -378,10 +399,12 @@ class ChoiceGroup:
 
     def close(self): close_widgets(self.widget)
 
+# %% ../nbs/10_results_explorer.ipynb #5ff5ada9
 class ExplorerBox(widgets.VBox):
     "The explorer's widget; undrawn (an untrusted or static notebook), it reads as a sentence, not its children."
     def __repr__(self): return 'Results explorer: filters and tabs, shown when this cell runs in JupyterLab'
 
+# %% ../nbs/10_results_explorer.ipynb #3dc7c696
 class Explorer:
     """Checkbox filters over a results table, driving the explorer's figures; `claims` (`claims_under`) adds a claim
     filter; `root`, the folder the table comes from, is named where it holds no run."""
@@ -490,15 +513,18 @@ def completed_runs(root)->int:
     "How many completed runs the folder `root` holds (0 when it does not exist)."
     return int((results_table(root).status == 'completed').sum()) if Path(root).is_dir() else 0
 
+# %% ../nbs/10_results_explorer.ipynb #baadce64
 def demo_minutes(archs, n_runs_per_arch:int, epochs:int)->int:
     "Minutes (rounded up, at least 1) the demonstration set takes on 2 CPU cores: `DEMO_EPOCH_SECONDS` per run, epoch."
     seconds = sum(DEMO_EPOCH_SECONDS.get(a, max(DEMO_EPOCH_SECONDS.values())) for a in archs) * n_runs_per_arch * epochs
     return max(1, int(np.ceil(seconds / 60)))
 
+# %% ../nbs/10_results_explorer.ipynb #e2a4711d
 def minutes_text(minutes:int)->str:
     "'a minute', or 'N minutes'."
     return 'a minute' if minutes == 1 else f'{minutes} minutes'
 
+# %% ../nbs/10_results_explorer.ipynb #08e5be4e
 def explore_plan(results_root=None, demo:bool=False, run_dir=None)->tuple:
     """`(folder to explore, whether the demonstration set must be trained into it)`: `results_root` as given (a folder
     that holds a run), else the runs root when it holds a completed run, else (or with `demo`) the demonstration set's

@@ -50,6 +50,7 @@ def arch_str(arch)->str:
     return '+'.join('|' + '|'.join(f'{arch[k]}~{i}' for k, (j_, i) in enumerate(EDGES) if j_ == j) + '|'
                     for j in range(1, NODES))
 
+# %% ../nbs/08_imbnas_transfer.ipynb #e522d241
 def parse_arch(s:str)->tuple:
     "The 6 operations (in `EDGES` order) of a NATS-Bench architecture string; a `ValueError` says what is wrong."
     nodes = s.split('+') if isinstance(s, str) else []
@@ -67,6 +68,7 @@ def parse_arch(s:str)->tuple:
             ops.append(check_choice('arch operation', op, OP_NAMES))
     return tuple(ops)
 
+# %% ../nbs/08_imbnas_transfer.ipynb #b4131dfd
 def as_arch(arch)->tuple:
     "A cell as a tuple of 6 operation names, from a NATS-Bench string or a sequence."
     if isinstance(arch, str):
@@ -78,10 +80,12 @@ def as_arch(arch)->tuple:
         check_choice('arch operation', o, OP_NAMES)
     return arch
 
+# %% ../nbs/08_imbnas_transfer.ipynb #051d4932
 def arch_code(arch)->str:
     "A short file-name-safe code: the index in `OP_NAMES` of each edge's operation."
     return ''.join(str(OP_NAMES.index(o)) for o in as_arch(arch))
 
+# %% ../nbs/08_imbnas_transfer.ipynb #779c267e
 def is_valid(arch)->bool:
     "Whether the cell's output node is reachable from its input through edges that are not `none`."
     arch, reach = as_arch(arch), {0}
@@ -90,24 +94,29 @@ def is_valid(arch)->bool:
             reach.add(j)
     return NODES - 1 in reach
 
+# %% ../nbs/08_imbnas_transfer.ipynb #b3a50f87
 def cost_signature(arch)->tuple:
     "The sorted multiset of parametric operations: cells with equal signatures have equal parameters and FLOPs."
     return tuple(sorted(o for o in as_arch(arch) if o in PARAMETRIC_OPS))
 
+# %% ../nbs/08_imbnas_transfer.ipynb #a0357dc4
 @functools.lru_cache(maxsize=1)
 def all_archs()->tuple:
     "Every valid cell of the space."
     return tuple(a for a in itertools.product(OP_NAMES, repeat=len(EDGES)) if is_valid(a))
 
+# %% ../nbs/08_imbnas_transfer.ipynb #82437f42
 def equal_cost_archs(cost_ops)->list:
     "Every valid cell whose parametric operations are exactly the multiset `cost_ops`."
     for o in cost_ops:
         check_choice('cost_ops', o, PARAMETRIC_OPS)
     return list(_equal_cost(tuple(sorted(cost_ops))))
 
+# %% ../nbs/08_imbnas_transfer.ipynb #7469e373
 @functools.lru_cache(maxsize=64)
 def _equal_cost(sig:tuple)->tuple: return tuple(a for a in all_archs() if cost_signature(a) == sig)
 
+# %% ../nbs/08_imbnas_transfer.ipynb #e565c176
 def sample_equal_cost(k:int, cost_ops, seed:int=0)->list:
     "`k` distinct valid cells drawn uniformly (seeded) among those of cost `cost_ops`."
     pool = equal_cost_archs(cost_ops)
@@ -129,6 +138,7 @@ class TopologyCell(nn.Module):
             nodes.append(sum(terms) if terms else torch.zeros_like(x))   # 'none' adds zero: not computed
         return nodes[-1]
 
+# %% ../nbs/08_imbnas_transfer.ipynb #619ebf10
 class ResidualReduction(nn.Module):
     "NATS-Bench's block between stages: ReLU-conv3x3(stride 2)-BN, ReLU-conv3x3-BN, plus avg-pool + 1x1 conv shortcut."
     def __init__(self, C_in:int, C_out:int):
@@ -138,6 +148,7 @@ class ResidualReduction(nn.Module):
         self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2), conv1x1(C_in, C_out))
     def forward(self, x): return self.conv_b(self.conv_a(x)) + self.shortcut(x)
 
+# %% ../nbs/08_imbnas_transfer.ipynb #2e3bd676
 class CellNet(nn.Module):
     "The NATS-Bench network of cell `arch`, or with `arch=None` the one-shot supernet (every operation on every edge)."
     def __init__(self, num_classes:int,
@@ -171,6 +182,7 @@ class CellNet(nn.Module):
     def features(self, x): return F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1)
     def forward(self, x): return self.classifier(self.features(x))
 
+# %% ../nbs/08_imbnas_transfer.ipynb #22479207
 ARCHS['cell_net'] = CellNet
 
 def count_macs(net:nn.Module, size:int=32)->int:
@@ -188,6 +200,7 @@ def count_macs(net:nn.Module, size:int=32)->int:
         net.train(training)
     return total[0] + net.classifier.weight.numel()
 
+# %% ../nbs/08_imbnas_transfer.ipynb #a9b22a66
 def inherit(supernet:CellNet, arch, num_classes:int|None=None)->CellNet:
     "The stand-alone network of `arch` with the supernet's weights and BatchNorm statistics for it."
     stem, N = supernet.stem[0], sum(isinstance(l, TopologyCell) for l in supernet.layers) // 3
@@ -207,6 +220,7 @@ def sample_path(generator:torch.Generator, valid_only:bool=True)->tuple:
         if not valid_only or is_valid(arch):
             return arch
 
+# %% ../nbs/08_imbnas_transfer.ipynb #522af7ec
 def spos_step(trainer, x, y):
     "The trainer step of single-path one-shot training: sample a path from `trainer.generator`, then the ordinary step on it."
     model = trainer.model
@@ -218,6 +232,7 @@ def spos_step(trainer, x, y):
             return standard_step(trainer, x, y)
     return standard_step(trainer, x, y)
 
+# %% ../nbs/08_imbnas_transfer.ipynb #d7d2dcbc
 class FreezeBackboneFrom(Callback):
     """Table 4's P2: the backbone fine-tuned for the first `epoch` epochs, then frozen (no gradient, BatchNorm running
     statistics paused); the classifier trains throughout."""
@@ -227,7 +242,6 @@ class FreezeBackboneFrom(Callback):
         for n, p in trainer.model.named_parameters():
             if not n.startswith('classifier.'):
                 p.requires_grad_(not trainer.backbone_frozen)   # no gradient: SGD skips it
-
 
 # %% ../nbs/08_imbnas_transfer.ipynb #f4ddda53
 @contextmanager
@@ -252,6 +266,7 @@ def recalibrated_bn(model:nn.Module, batches):
             m.load_state_dict(state)
         model.train(training)
 
+# %% ../nbs/08_imbnas_transfer.ipynb #29102dd6
 def recalibration_batches(trainer, images:ImageSet, n:int, seed:int=0)->list:
     "`n` fixed, unaugmented, normalized batches of `images` (instance sampling, seeded) of the trainer's batch size, on its device."
     images, g = images.to(trainer.device), torch.Generator(trainer.device).manual_seed(seed)
@@ -259,6 +274,7 @@ def recalibration_batches(trainer, images:ImageSet, n:int, seed:int=0)->list:
                  augment=False)
     return [trainer.to_input(x) for x, _ in itertools.islice(it, n)]
 
+# %% ../nbs/08_imbnas_transfer.ipynb #94c7f9c5
 def evaluate_subnet(trainer, arch, batches_, eval_set:ImageSet|None=None)->dict:
     "Metrics of the supernet's path `arch` with inherited weights and BN statistics recalibrated on `batches_`, plus `balanced_acc`."
     trainer.model.arch = as_arch(arch)
@@ -275,14 +291,17 @@ def random_arch(rng:np.random.Generator)->tuple:
         if is_valid(arch):
             return arch
 
+# %% ../nbs/08_imbnas_transfer.ipynb #5d07bce6
 def mutate(arch, rng:np.random.Generator, prob:float)->tuple:
     "Each edge's operation redrawn uniformly with probability `prob` (the result may be invalid: callers check)."
     return tuple(OP_NAMES[rng.integers(len(OP_NAMES))] if rng.random() < prob else o for o in as_arch(arch))
 
+# %% ../nbs/08_imbnas_transfer.ipynb #dc2a6eb5
 def crossover(a, b, rng:np.random.Generator)->tuple:
     "Each edge's operation from parent `a` or `b` with probability 1/2 each."
     return tuple(x if rng.random() < 0.5 else y for x, y in zip(as_arch(a), as_arch(b)))
 
+# %% ../nbs/08_imbnas_transfer.ipynb #97b47697
 def offspring(make, n:int, seen:set, tries:int=50)->list:
     "Up to `n` new valid cells from `make()` (at most `tries * n` attempts), each added to `seen`."
     out = []
@@ -295,6 +314,7 @@ def offspring(make, n:int, seen:set, tries:int=50)->list:
             out.append(a)
     return out
 
+# %% ../nbs/08_imbnas_transfer.ipynb #d2fe0d97
 def evolution_search(fitness,                 # cell (tuple of 6 operations) -> score, higher is better
                      generations:int=20, population:int=50, crossover_num:int=25, mutation_num:int=25,
                      mutation_prob:float=0.1, top_k:int=10, seed:int=0,
@@ -332,11 +352,13 @@ def kendall_tau(x, y)->float:
     from scipy.stats import kendalltau
     return float(kendalltau(x, y)[0])
 
+# %% ../nbs/08_imbnas_transfer.ipynb #cf19beae
 def kendall_tau_matrix(accs:dict)->pd.DataFrame:
     "Kendall's tau between the accuracy lists `accs` ({variant: [accuracy of each architecture]}), one row and column per variant."
     names = list(accs)
     return pd.DataFrame([[kendall_tau(accs[a], accs[b]) for b in names] for a in names], index=names, columns=names)
 
+# %% ../nbs/08_imbnas_transfer.ipynb #87d66ee3
 def rank_agreement(x, y,                 # the accuracies of the same architectures on two variants
                    alpha:float=0.05,     # chance level above which a perfect agreement says nothing
                   )->dict:
@@ -364,7 +386,6 @@ def rank_agreement(x, y,                 # the accuracies of the same architectu
                                          f'2/{k}! = {p_perfect:.3f} > {alpha:g}, so tau cannot tell agreement from chance')
     return dict(tau=tau, k=k, tied_pairs=int(tied), p_perfect=p_perfect, degenerate='; '.join(why) or None)
 
-
 # %% ../nbs/08_imbnas_transfer.ipynb #8fe08199
 # Sec. 4.1: epochs, milestones (lr x lr_decay at each) and the re-weighting epoch, at the paper's length
 PAPER_SCHEDULES = {
@@ -380,6 +401,7 @@ def scale_epoch(epoch:int, paper_epochs:int, epochs:int)->int:
     "`epoch` of a `paper_epochs`-long schedule moved to the same fraction of `epochs` (rounded half up, exact in integers)."
     return (2 * epoch * epochs + paper_epochs) // (2 * paper_epochs)
 
+# %% ../nbs/08_imbnas_transfer.ipynb #3c25891d
 def step_schedule(kind:str,                   # a key of `PAPER_SCHEDULES`
                   epochs:int,                  # the length of this run
                   lr:float,                    # its initial learning rate
@@ -392,6 +414,7 @@ def step_schedule(kind:str,                   # a key of `PAPER_SCHEDULES`
                 milestones=tuple(scale_epoch(m, p['epochs'], epochs) for m in p['milestones']),
                 drw_epoch=scale_epoch(p['reweight'], p['epochs'], epochs))
 
+# %% ../nbs/08_imbnas_transfer.ipynb #1f8f791a
 PROCEDURES = {
     'P0': 'no adaptation',
     'P1': 'classifier re-trained (backbone frozen, CB re-weighting)',
@@ -423,6 +446,7 @@ def adaptation_config(procedure:str,             # a key of `PROCEDURES`
                        sampler='instance', reweight='cb', **sched)
     return replace(supernet_cfg, method='imbnas_adapt_P2', init_from=str(init_from), reweight='drw', **sched)   # Eq. 5
 
+# %% ../nbs/08_imbnas_transfer.ipynb #5665e478
 def transfer_init(source:Run, num_classes:int, seed:int=0)->Path:
     "The checkpoint P1 / P2 start from: the source supernet's, or (other number of classes) a copy with a new seeded classifier."
     ck = source.load_checkpoint()
@@ -437,7 +461,6 @@ def transfer_init(source:Run, num_classes:int, seed:int=0)->Path:
         model = {**ck['model'], **{f'classifier.{k}': v for k, v in new.items()}}
         atomic_write(path, lambda p: torch.save({'model': model}, p))
     return path
-
 
 # %% ../nbs/08_imbnas_transfer.ipynb #657343f9
 IMBNAS_SECTION = '08_imbnas_transfer'   # the section whose runs root the experiment functions default to
@@ -463,6 +486,7 @@ def cell_net_config(arch,                      # a cell (NATS-Bench string or 6 
                        weight_decay=weight_decay, beta=beta, group_split=group_split, device=device,
                        **step_schedule(kind, epochs, lr, lr_decay))
 
+# %% ../nbs/08_imbnas_transfer.ipynb #a713a4ee
 def split_for_search(data:LTDataset, val_fraction:float=0.2, seed:int=0)->tuple:
     """The search split (a dataset whose counts and recorded ratio are the split's) and the held-out images that score
     sub-networks. A class with a single image (CIFAR-100 at ratio 400) keeps it on the search side: the held-out metrics
@@ -474,6 +498,7 @@ def split_for_search(data:LTDataset, val_fraction:float=0.2, seed:int=0)->tuple:
     search = torch.cat([ok[tr_idx], torch.where(single)[0]]).sort().values
     return data.train_subset(search), data.train.subset(ok[va_idx])
 
+# %% ../nbs/08_imbnas_transfer.ipynb #01aff043
 def record_run(name:str, method:str, seed:int,
                sources:dict,                   # the names of the runs the results come from
                describes:dict|None=None,       # their data and backbone (recorded in params.json)
@@ -483,6 +508,7 @@ def record_run(name:str, method:str, seed:int,
     run.finish('completed', **results)
     return run
 
+# %% ../nbs/08_imbnas_transfer.ipynb #86e3a181
 def train_subnet(data:LTDataset, arch,         # the cell, trained from scratch with the sub-network schedule
                  name:str, seed:int=0, epochs:int=3, lr:float=0.1, lr_decay:float=PAPER_LR_DECAY,
                  reweight:str|None=None,       # None: CE + DRW on long-tailed data, CE on balanced (the rank-transfer study)
@@ -495,6 +521,7 @@ def train_subnet(data:LTDataset, arch,         # the cell, trained from scratch 
     cfg = cell_net_config(arch, 'subnet', epochs, lr, lr_decay, method=method, reweight=reweight, seed=seed, eval_every=epochs, **net_kw)
     return train_run(data, cfg, section, name, run_dir)
 
+# %% ../nbs/08_imbnas_transfer.ipynb #e0b5519f
 def rank_transfer(datasets:dict,               # {variant name: LTDataset}: the datasets (and ratios) whose rankings are compared
                   archs:list,                  # the equal-cost cells ranked
                   seed:int=0, epochs:int=3, lr:float=0.1, lr_decay:float=PAPER_LR_DECAY,
@@ -511,6 +538,7 @@ def rank_transfer(datasets:dict,               # {variant name: LTDataset}: the 
                       section=section, archs=[arch_str(a) for a in archs], accs=accs, tau=kendall_tau_matrix(accs).values.tolist(),
                       variants=list(datasets), agreement=agreement)
 
+# %% ../nbs/08_imbnas_transfer.ipynb #addc91c2
 def train_supernet(data:LTDataset,             # the source's search split
                    val_set:ImageSet,           # its held-out split (the run's progress signal)
                    seed:int=0, epochs:int=6, lr:float=0.1, lr_decay:float=PAPER_LR_DECAY,
@@ -522,6 +550,7 @@ def train_supernet(data:LTDataset,             # the source's search split
                           reweight='drw' if data.imbalance_ratio > 1 else 'none', **net_kw)
     return train_run(data, cfg, section, name or f'supernet_source_s{seed}', run_dir, step=spos_step, eval_set=val_set)
 
+# %% ../nbs/08_imbnas_transfer.ipynb #fc24dfcd
 def adapt_supernet(source:Run,                 # a completed `train_supernet` run (its checkpoint and params.json)
                    procedure:str,              # a key of `PROCEDURES`; 'P0' returns `source` itself
                    data:LTDataset,             # the target's search split
@@ -551,6 +580,7 @@ def adapt_supernet(source:Run,                 # a completed `train_supernet` ru
                      extra={'finetune_epochs': finetune_epochs} if ft else None,
                      callbacks=[FreezeBackboneFrom(finetune_epochs)] if ft else ())
 
+# %% ../nbs/08_imbnas_transfer.ipynb #aa7a4184
 def evolve_subnets(supernet:Run,               # the supernet the sub-networks inherit from: the source's (P0) or an adaptation's
                    data:LTDataset,             # its search split: each sub-network's BN statistics are recalibrated on its images
                    val_set:ImageSet,           # the held-out split that scores each sub-network
@@ -602,6 +632,7 @@ def random_genotype(rng:np.random.Generator, steps:int=4)->dict:
     return check_genotype(dict(normal=cell(), normal_concat=list(range(2, 2 + steps)), reduce=cell(),
                                reduce_concat=list(range(2, 2 + steps))))
 
+# %% ../nbs/08_imbnas_transfer.ipynb #ac153c89
 def table1_archs(pool:int=8,                    # random genotypes drawn (at least 4)
                  seed:int=0, num_classes:int=10,
                  **net_kw)->dict:               # `GenotypeNet`'s C, layers, stem_stride
@@ -618,6 +649,7 @@ def table1_archs(pool:int=8,                    # random genotypes drawn (at lea
     big, small = max(rest, key=lambda k: (macs[k], -k)), min(rest, key=lambda k: (macs[k], k))
     return {name: dict(genotype=gs[k], macs=macs[k]) for name, k in zip(('A1', 'A2', 'A3', 'A4'), (i, j, big, small))}
 
+# %% ../nbs/08_imbnas_transfer.ipynb #b5b9e211
 def train_genotype(data:LTDataset, genotype:dict, name:str, seed:int=0, epochs:int=3, lr:float=0.1,
                    lr_decay:float=PAPER_LR_DECAY,
                    C:int=4, layers:int=3,       # `GenotypeNet`'s width and cells (DARTS' CIFAR network: 36, 20)
@@ -631,6 +663,7 @@ def train_genotype(data:LTDataset, genotype:dict, name:str, seed:int=0, epochs:i
     return train_run(data, replace(cfg, arch='genotype_net', arch_kw=dict(genotype=genotype, C=C, layers=layers,
                                                                          stem_stride=stem_stride)), section, name, run_dir)
 
+# %% ../nbs/08_imbnas_transfer.ipynb #f9f614bf
 def table1_run(archs:dict,                      # `table1_archs`' {A1: {genotype, macs}, ...}
                data:dict,                       # {arch name: (balanced LTDataset, long-tailed LTDataset)}
                seed:int=0, epochs:int=3, run_dir=None, section:str=IMBNAS_SECTION,
@@ -658,6 +691,7 @@ def plot_tau_matrix(tau:pd.DataFrame, title:str='Kendall tau between architectur
     fig.update_layout(title=title, template='plotly_white', height=380, yaxis=dict(autorange='reversed'))
     return fig
 
+# %% ../nbs/08_imbnas_transfer.ipynb #89898940
 def plot_rank_scatter(accs:dict, reference:str, archs:list, title:str|None=None)->go.Figure:
     "Accuracy of each architecture on `reference` (x) against every other variant (y), one trace per variant."
     fig = go.Figure()
@@ -668,6 +702,7 @@ def plot_rank_scatter(accs:dict, reference:str, archs:list, title:str|None=None)
                       xaxis_title=f'accuracy on {reference} (%)', yaxis_title='accuracy on the other variant (%)', height=400)
     return fig
 
+# %% ../nbs/08_imbnas_transfer.ipynb #442ae446
 def plot_adaptation_cost(table:pd.DataFrame, title:str='Cost of each adaptation procedure (Fig. 2)')->go.Figure:
     "Stacked bars of adaptation and search seconds per procedure, the retrained accuracy printed on top."
     fig = go.Figure([go.Bar(name='adaptation (training)', x=list(table.index), y=table['adapt_time']),
@@ -676,6 +711,7 @@ def plot_adaptation_cost(table:pd.DataFrame, title:str='Cost of each adaptation 
     fig.update_layout(barmode='stack', title=title, yaxis_title='wall-clock seconds', template='plotly_white', height=380)
     return fig
 
+# %% ../nbs/08_imbnas_transfer.ipynb #487cbc6d
 def plot_accuracy_lines(lines:dict,            # {trace name: (xs, means, stds)}; a name in `dashed` is drawn dashed
                         title:str, xaxis_title:str, yaxis_title:str='test accuracy (%)', dashed=(), log_x:bool=False)->go.Figure:
     "One line per trace with its standard deviation over seeds as error bars (none for one seed)."
@@ -688,6 +724,7 @@ def plot_accuracy_lines(lines:dict,            # {trace name: (xs, means, stds)}
                       xaxis_type='log' if log_x else None)
     return fig
 
+# %% ../nbs/08_imbnas_transfer.ipynb #5f2842e7
 def plot_grouped_bars(bars:dict,               # {trace name: (categories, means, stds)}
                       title:str, xaxis_title:str, yaxis_title:str='test accuracy (%)')->go.Figure:
     "Grouped bars, one trace per name, the standard deviation over seeds as error bars (none for one seed)."

@@ -39,6 +39,7 @@ class Ledger:
     description: str = ''
     file: str = ''             # the file as named (what the logged command repeats)
 
+# %% ../nbs/12_claims_ledger.ipynb #6224dc2b
 def load_ledger(path)->Ledger:
     "Read and check a ledger file: known keys, existing notebooks, and only parameters those notebooks have."
     given = path
@@ -65,6 +66,7 @@ def load_ledger(path)->Ledger:
     return Ledger(path.stem, sections, (project_root()/root if root and not root.is_absolute() else root), spec.get('description') or '',
                   str(given))
 
+# %% ../nbs/12_claims_ledger.ipynb #4f612929
 def ledger_root(ledger:Ledger, root=None)->Path:
     "Where a ledger's sections run: `root`, else the file's `root`, else `<runs root>/ledger/<file stem>`."
     return Path(root) if root else ledger.root or runs_root('ledger')/ledger.name
@@ -81,12 +83,14 @@ def machine_facts()->dict:
                 gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                 python=platform.python_version(), torch=torch.__version__, os=platform.platform())
 
+# %% ../nbs/12_claims_ledger.ipynb #ad3ba1d5
 def _log_invocation(root:Path, command:str, started:float, sections:list):
     log = json.loads((root/LEDGER_LOG).read_text()) if (root/LEDGER_LOG).exists() else []
     log.append(dict(command=command, started=datetime.fromtimestamp(started, timezone.utc).isoformat(timespec='seconds'),
                     wall_time=round(time.time() - started, 1), sections=sections, machine=machine_facts()))
     atomic_write(root/LEDGER_LOG, lambda p: Path(p).write_text(json.dumps(log, indent=1)))
 
+# %% ../nbs/12_claims_ledger.ipynb #fa365eec
 def ledger_status(ledger:Ledger, root)->pd.DataFrame:
     "One row per section: its status, the wall time of its last execution and of its runs' training, its claims, its first error line."
     rows = []
@@ -98,6 +102,7 @@ def ledger_status(ledger:Ledger, root)->pd.DataFrame:
                          error=(rec.get('error') or '').split('\n')[0]))
     return pd.DataFrame(rows)
 
+# %% ../nbs/12_claims_ledger.ipynb #2cfae8ff
 def run_ledger(ledger, workers:int=1, root=None)->pd.DataFrame:
     "Run every section of `ledger` (a file, or a loaded `Ledger`) not completed yet, `workers` at a time; one row per section (`ledger_status`)."
     ledger = ledger if isinstance(ledger, Ledger) else load_ledger(ledger)
@@ -122,6 +127,7 @@ def run_ledger(ledger, workers:int=1, root=None)->pd.DataFrame:
         _log_invocation(root, f'lt-workbook ledger {ledger.file} --workers {workers}', started, [p.name for _, p, _ in todo])
     return ledger_status(ledger, root)
 
+# %% ../nbs/12_claims_ledger.ipynb #c2fa15fd
 EVAL_FALSE = '#| eval: false'
 
 def keep_page_parameters(path):
@@ -147,6 +153,7 @@ def _z(v:dict)->float:
         return v['delta'] / v['se']
     return float(np.sign(v['delta']) * np.inf) if v['delta'] else 0.
 
+# %% ../nbs/12_claims_ledger.ipynb #f4a59cd1
 def ledger_claims(root)->pd.DataFrame:
     "Every claim under a ledger's folder `root`, one row each, with its verdict computed from the per-seed values."
     rows = []
@@ -161,6 +168,7 @@ def ledger_claims(root)->pd.DataFrame:
     return pd.DataFrame(rows, columns=['section', 'paper', 'where', 'claim', 'metric', 'ours', 'seeds', 'measured', 'z', 'verdict',
                                        'why', 'caveat', 'a_name', 'a', 'b_name', 'b', 'runs'])
 
+# %% ../nbs/12_claims_ledger.ipynb #f6203171
 def verdict_counts(claims:pd.DataFrame)->pd.DataFrame:
     "Claims per paper and verdict (claims that hold by construction in their own column, not counted as evidence)."
     t = pd.crosstab(claims.paper, pd.Categorical(claims.verdict, LEDGER_VERDICTS), dropna=False)
@@ -177,6 +185,7 @@ def style_ledger(claims:pd.DataFrame):
     color = lambda v: f'background-color: {VERDICT_COLORS.get(v, "white")}; color: white; font-weight: bold'
     return (claims[cols].style.map(color, subset=['verdict']).format({'z': '{:+.1f}'}, na_rep='n/a').hide(axis='index'))
 
+# %% ../nbs/12_claims_ledger.ipynb #4123baaf
 def plot_ledger(claims:pd.DataFrame, title:str='The claims ledger')->go.Figure:
     "Every claim's effect in standard errors (the paper's direction to the right), colored by verdict; the lines at +-2 are the rule."
     z = claims.z.clip(-8, 8)
@@ -193,6 +202,7 @@ def plot_ledger(claims:pd.DataFrame, title:str='The claims ledger')->go.Figure:
                       height=160 + 16 * len(claims), template='plotly_white', legend=dict(orientation='h', y=1.02, yanchor='bottom'))
     return fig
 
+# %% ../nbs/12_claims_ledger.ipynb #d6141a7f
 def plot_claim_arms(claims:pd.DataFrame, title:str, cols:int=4)->go.Figure:
     "A small figure per claim: both arms' per-seed values (a threshold as a line), titled with the claim's location and verdict."
     n = len(claims)

@@ -38,8 +38,10 @@ class Backbone:
     arch: str
     arch_kw: dict
 
+# %% ../nbs/13_recipes.ipynb #9020242b
 def resnet32_size(num_classes:int=10)->int: return count_params(resnet32(num_classes))
 
+# %% ../nbs/13_recipes.ipynb #28548ca1
 def parameter_budget(size, num_classes:int=10)->int|None:
     "`size` as a parameter count: an integer, 'resnet32' (ResNet-32's count for `num_classes`), or None (each builder's default)."
     if size is None:
@@ -48,6 +50,7 @@ def parameter_budget(size, num_classes:int=10)->int|None:
         return resnet32_size(num_classes)
     return check_number('backbone_params', size, integer=True)
 
+# %% ../nbs/13_recipes.ipynb #e03cd3bb
 def fit_channels(build, target:int, lo:int=2, step:int=2)->int:
     "The multiple of `step` C >= `lo` whose `build(C)` has the parameter count closest to `target` (counts grow with C)."
     size = lambda C: count_params(build(C))
@@ -56,6 +59,7 @@ def fit_channels(build, target:int, lo:int=2, step:int=2)->int:
         hi *= 2
     return min(range(lo, hi + 1, step), key=lambda C: abs(size(C) - target))
 
+# %% ../nbs/13_recipes.ipynb #d892b3f6
 def backbone(name:str,                  # 'resnet32', 'block:<block>', 'genotype:<spec>' or 'cell:<NATS-Bench string>'
              num_classes:int=10,
              size=None,                  # parameter budget of the block, genotype and cell backbones (see `parameter_budget`)
@@ -93,6 +97,7 @@ def recipe_methods()->list:
     "The methods a recipe may name: every `METHODS` entry, and ResLT."
     return [*METHODS, RESLT]
 
+# %% ../nbs/13_recipes.ipynb #a471dc2c
 def recipe_config(bb:Backbone,                 # the backbone
                   method:str,                  # one of `recipe_methods()`
                   base:dict,                   # settings shared by the grid (TrainConfig fields: epochs, lr, ...)
@@ -118,6 +123,7 @@ def recipe_config(bb:Backbone,                 # the backbone
     except ValueError as e:
         raise ValueError(f"recipe {bb.name} + {method}{f' (head {head})' if head else ''}: {e}") from None
 
+# %% ../nbs/13_recipes.ipynb #9e6364e4
 def reslt_methods()->list:
     "The `METHODS` ResLT's branches can train with (its step, one stage, no mixup): those whose wrapped config passes its checks."
     def fits(m):
@@ -135,6 +141,7 @@ def recipe_run_name(backbone_name:str, method:str, head:str|None, seed:int)->str
     b = re.sub(r'[^A-Za-z0-9_.-]+', '-', backbone_name.replace(':', '-')).strip('-')[:40]
     return f"{b}__{method}{f'_{head}' if head else ''}_s{seed}"
 
+# %% ../nbs/13_recipes.ipynb #5f098e08
 def run_recipe(data:LTDataset, bb:Backbone, method:str, base:dict, seed:int=0, head:str|None=None,
                overrides:dict|None=None, reslt:ResLTSetting|None=None, section:str=SECTION, run_dir=None)->list:
     "Train one recipe; returns its runs (stage 1 and 2, or one), the last being its result."
@@ -145,6 +152,7 @@ def run_recipe(data:LTDataset, bb:Backbone, method:str, base:dict, seed:int=0, h
         return [reslt_run(data, cfg, reslt or ResLTSetting(), section, name, run_dir, method=method, extra=extra)]
     return train_stages(data, cfg, section, name, run_dir, extra=extra)
 
+# %% ../nbs/13_recipes.ipynb #4b3328c8
 def check_grid(backbones:list, methods:list, num_classes:int, base:dict, head:str|None=None, method_kw:dict|None=None,
                reslt:ResLTSetting|None=None, **backbone_kw)->dict:
     "Every backbone resolved by name, every (backbone, method) config checked and each distinct network built once; returns `{backbone name: Backbone}`."
@@ -176,20 +184,24 @@ def recipe_table(runs:dict)->pd.DataFrame:
     df = pd.DataFrame(rows)
     return seed_stats(df, ['backbone', 'method']).join(df.groupby(['backbone', 'method'], sort=False)['params'].mean())
 
+# %% ../nbs/13_recipes.ipynb #85f924e1
 def format_recipes(table:pd.DataFrame, digits:int=1)->pd.DataFrame:
     "overall / many / medium / few as 'mean ± std' text, with seeds and parameters."
     out = pd.DataFrame({METRIC_LABELS[k]: mean_std_text(table[k], table[f'{k}_std'], digits) for k in METRIC_KEYS}, index=table.index)
     return out.assign(seeds=table.seeds, params=table.params.round().astype(int))
 
+# %% ../nbs/13_recipes.ipynb #c2e5fd4a
 def metric_grid(table:pd.DataFrame, key:str='few')->pd.DataFrame:
     "The means of `key` as a backbone x method matrix, in the grid's order."
     g = table[key].unstack('method')
     return g.loc[table.index.get_level_values('backbone').unique(), table.index.get_level_values('method').unique()]
 
+# %% ../nbs/13_recipes.ipynb #f136d510
 def method_ranks(table:pd.DataFrame, key:str='acc')->pd.DataFrame:
     "Each backbone's ranking of the methods by mean `key` (1: best; ties share the better rank)."
     return metric_grid(table, key).rank(axis=1, ascending=False, method='min').astype(int)
 
+# %% ../nbs/13_recipes.ipynb #9cdc4ac8
 def rank_agreement_matrix(table:pd.DataFrame, key:str='acc')->pd.DataFrame:
     "Kendall's tau between every two backbones' orderings of the methods by mean `key`."
     g = metric_grid(table, key)
@@ -208,6 +220,7 @@ def plot_recipe_heatmap(table:pd.DataFrame, key:str='few', title:str|None=None)-
                       height=140 + 60 * len(g.index))
     return fig
 
+# %% ../nbs/13_recipes.ipynb #04c6dc46
 def plot_method_ranks(ranks:pd.DataFrame, title:str='Rank of each method per backbone (1: best overall accuracy)')->go.Figure:
     "One line per method across the backbones: where it ranks on each."
     fig = go.Figure([go.Scatter(x=list(ranks.index), y=ranks[m], mode='lines+markers', name=m) for m in ranks.columns])

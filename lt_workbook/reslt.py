@@ -40,6 +40,7 @@ def check_groups(num_groups, num_classes:int):
         raise ValueError(f"num_groups={num_groups!r}: expected an integer from 2 to {top}")
     return int(num_groups)
 
+# %% ../nbs/06_reslt_branches.ipynb #d1809f67
 def reslt_groups(counts,                 # per-class training counts
                  num_groups:int=3,       # G, 2 to 5
                  grouping:str='count',   # 'count': equal-size groups by training-count rank; 'index': cut at `bounds`
@@ -64,6 +65,7 @@ def reslt_groups(counts,                 # per-class training counts
     ends = np.cumsum(sizes).tolist()
     return [sorted(order[e - s:e]) for s, e in zip(sizes, ends)]
 
+# %% ../nbs/06_reslt_branches.ipynb #77a73ca1
 CLASS_SETS = ('nested', 'main_disjoint', 'disjoint', 'all')
 
 def branch_group_sets(num_groups:int, class_sets:str='nested')->list:
@@ -72,6 +74,7 @@ def branch_group_sets(num_groups:int, class_sets:str='nested')->list:
     return {'nested': [list(range(k, num_groups)) for k in G], 'disjoint': [[k] for k in G],
             'main_disjoint': [list(G)] + [[k] for k in G][1:], 'all': [list(G) for _ in G]}[check_choice('class_sets', class_sets, CLASS_SETS)]
 
+# %% ../nbs/06_reslt_branches.ipynb #d41c1c5d
 def branch_masks(groups, num_classes:int, class_sets:str='nested')->torch.Tensor:
     "Class sets of the branches (`G x K` bool): branch k covers the classes of the groups `branch_group_sets` gives it."
     m = torch.zeros(len(groups), num_classes, dtype=torch.bool)
@@ -80,6 +83,7 @@ def branch_masks(groups, num_classes:int, class_sets:str='nested')->torch.Tensor
             m[k, list(groups[g])] = True
     return m
 
+# %% ../nbs/06_reslt_branches.ipynb #a4906665
 def branch_names(num_groups:int, class_sets:str='nested')->list:
     "N_ + the groups of each branch (h, m, t for three groups, 1..G otherwise), numbered when two branches share a name."
     lab = list('hmt') if num_groups == 3 else [str(k + 1) for k in range(num_groups)]
@@ -95,6 +99,7 @@ def conv_bn_relu(C_in:int, C_out:int)->nn.Sequential:
     nn.init.kaiming_normal_(conv.weight)
     return nn.Sequential(conv, nn.BatchNorm2d(C_out), nn.ReLU())
 
+# %% ../nbs/06_reslt_branches.ipynb #bebb7dfe
 class MapBranches(nn.Module):
     "Pooled branch features from 1x1 conv-BN-ReLU layers on the map: `conv`, `shared` or `stacked` (see above)."
     def __init__(self, C:int, G:int, kind:str='conv'):
@@ -106,6 +111,7 @@ class MapBranches(nn.Module):
         f = self.body(fmap).mean((2, 3)).view(len(fmap), -1, self.C)
         return f.expand(-1, self.G, -1) if self.kind == 'shared' else f
 
+# %% ../nbs/06_reslt_branches.ipynb #9c81d6d1
 class BNBranches(nn.Module):
     "The public code's branches: G BatchNorms over the shared map, as one normalization and G affine maps of the pooled features."
     def __init__(self, C:int, G:int):
@@ -114,6 +120,7 @@ class BNBranches(nn.Module):
         self.weight, self.bias = nn.Parameter(torch.ones(G, C)), nn.Parameter(torch.zeros(G, C))
     def forward(self, fmap): return torch.addcmul(self.bias, self.norm(fmap).mean((2, 3))[:, None], self.weight)
 
+# %% ../nbs/06_reslt_branches.ipynb #5f0be672
 def branch_module(kind:str, C:int, G:int)->nn.Module:
     "The branches `kind` (one of `BRANCHES`) for a C-channel map and G groups."
     return BNBranches(C, G) if check_choice('branch', kind, BRANCHES) == 'bn' else MapBranches(C, G, kind)
@@ -133,6 +140,7 @@ def fuse(z, fusion:str='sum'):
     check_choice('fusion', fusion, FUSIONS)
     return torch.logsumexp(F.log_softmax(z, -1), 1)
 
+# %% ../nbs/06_reslt_branches.ipynb #76faf388
 def check_log_eps(log_eps)->float:
     "Raise a `ValueError` unless `log_eps` is a number in [0, 1e-3] (0: plain cross-entropy; the public code uses 1e-7)."
     ok = isinstance(log_eps, (int, float, np.integer, np.floating)) and not isinstance(log_eps, bool) and 0 <= log_eps <= 1e-3
@@ -140,6 +148,7 @@ def check_log_eps(log_eps)->float:
         raise ValueError(f"log_eps={log_eps!r}: expected a number in [0, 1e-3] (0: plain cross-entropy; 1e-7: the public code)")
     return float(log_eps)
 
+# %% ../nbs/06_reslt_branches.ipynb #5ec713c1
 def branch_loss(z, y, masks, branch_norm:str='pooled', log_eps:float=0.):
     "Cross-entropy of each branch on the samples of its class set (`masks`: G x K bool), normalized as `branch_norm` says."
     z = loss_precision(z)
@@ -158,6 +167,7 @@ def branch_loss(z, y, masks, branch_norm:str='pooled', log_eps:float=0.):
     per = (w * ce).sum(0) / n.clamp(min=1) * present                 # each present branch's mean cross-entropy
     return per.sum() if branch_norm == 'branch_sum' else per.sum() / present.sum().clamp(min=1)
 
+# %% ../nbs/06_reslt_branches.ipynb #d6d15111
 def reslt_loss(z, y, masks, alpha:float=0.995, fusion:str='sum', branch_norm:str='pooled', fusion_loss=F.cross_entropy,
                log_eps:float=0.):
     "ResLT's loss (1 - alpha) * L_fusion + alpha * L_branch on branch logits `z` (B x G x K), in `loss_precision`."
@@ -170,6 +180,7 @@ def shared_classify(classifier:nn.Module, f):
     B, G, C = f.shape
     return classifier(f.reshape(B * G, C)).view(B, G, -1)
 
+# %% ../nbs/06_reslt_branches.ipynb #2ddfd24b
 class ResLTNet(nn.Module):
     "A backbone with ResLT's branches on its last stage's activations (`feature_map`), one shared classifier and the fusion of the branch logits."
     def __init__(self, backbone:nn.Module, num_classes:int, groups, class_sets:str='nested', branch:str='conv', fusion:str='sum'):
@@ -200,6 +211,7 @@ class ResLTNet(nn.Module):
         z = self.branch_logits(x)
         return z if branches else fuse(z, self.fusion)
 
+# %% ../nbs/06_reslt_branches.ipynb #f4554188
 def reslt_net(num_classes:int=10,          # classes of the shared classifier
               classifier:str='linear',     # a key of `CLASSIFIERS`
               backbone:str='resnet32',     # a key of `ARCHS` (a net with a `feature_map`)
@@ -225,16 +237,19 @@ def reslt_step(trainer, x, y, alpha:float=0.995, branch_norm:str='pooled', log_e
     optimizer_step(trainer, loss)
     return loss.detach(), fuse(z.detach().float(), trainer.model.fusion)
 
+# %% ../nbs/06_reslt_branches.ipynb #36dc332f
 def branch_outputs(model:nn.Module, x):
     "Branch features (B x G x C) and branch logits (B x G x K) of a `ResLTNet`; a plain backbone is a single branch."
     f = model.branch_features(x) if isinstance(model, ResLTNet) else model.features(x)[:, None]
     return f, shared_classify(model.classifier, f)
 
+# %% ../nbs/06_reslt_branches.ipynb #2e07d46a
 def first_per_class(labels, per_class:int):
     "Indices of the first `per_class` samples of every class."
     labels = torch.as_tensor(labels).cpu()
     return torch.cat([torch.where(labels == c)[0][:per_class] for c in labels.unique()])
 
+# %% ../nbs/06_reslt_branches.ipynb #a1f71ffd
 class BranchAnalysis(Callback):
     "After training: each branch's and the fused output's accuracies into the summary (`branches`), test features to `features.json`."
     def __init__(self, embed_per_class:int=50, batch_size:int=500):
@@ -269,6 +284,7 @@ def make_reslt_step(alpha:float=0.995,         # weight of the branch loss: (1 -
     return functools.partial(reslt_step, alpha=float(check_fraction('alpha', alpha)),
                              branch_norm=check_choice('branch_norm', branch_norm, BRANCH_NORMS), log_eps=check_log_eps(log_eps))
 
+# %% ../nbs/06_reslt_branches.ipynb #753100d9
 def check_reslt_step(cfg:TrainConfig):
     "`step='reslt'` with the rest of `cfg`: ResLT's branches (`arch='reslt'`) and no mixup, else a `ValueError` naming both parts."
     if cfg.arch != 'reslt':
@@ -316,6 +332,7 @@ class ResLTSetting:
         return '_'.join(f"{k}{v:g}" if isinstance(v, float) else f"{k}-{'-'.join(map(str, v)) if isinstance(v, tuple) else v}"
                         for k, v in self.diff(base)) or 'reslt'
 
+# %% ../nbs/06_reslt_branches.ipynb #21843aa0
 NAIVE_FUSIONS = {'Baseline (1): max of logits': dict(class_sets='disjoint', alpha=1.0, fusion='max'),
                  'Baseline (2): sum of logits': dict(class_sets='disjoint', alpha=1.0, fusion='sum'),
                  'Baseline (3): sum of softmaxes': dict(class_sets='disjoint', alpha=1.0, fusion='softmax')}
@@ -357,6 +374,7 @@ def reslt_method(setting:ResLTSetting, base:ResLTSetting|None=None)->str:
         return f'reslt_alpha{setting.alpha:g}'
     return 'reslt_' + setting.name(base)
 
+# %% ../nbs/06_reslt_branches.ipynb #636863f5
 def reslt_config(cfg:TrainConfig,          # the backbone's config (its `arch`, `arch_kw`), step 'standard', one stage
                  setting:ResLTSetting,      # ResLT's knobs
                  counts,                    # per-class training counts: the class groups of the branches
@@ -372,6 +390,7 @@ def reslt_config(cfg:TrainConfig,          # the backbone's config (its `arch`, 
                                 class_sets=setting.class_sets, branch=setting.branch, fusion=setting.fusion),
                    step='reslt', step_kw=dict(alpha=setting.alpha, branch_norm=setting.branch_norm, log_eps=setting.log_eps))
 
+# %% ../nbs/06_reslt_branches.ipynb #4227b1d4
 def reslt_run(data:LTDataset, cfg:TrainConfig, setting:ResLTSetting, section:str, name:str, run_dir=None,
               embed_per_class:int=50, method:str|None=None, extra:dict|None=None):
     "Train ResLT (`setting`) on the backbone of `cfg` (its `arch`, `arch_kw`) into a run directory; returns the `Run`."
@@ -400,6 +419,7 @@ def scaled_backbone(backbone:str,            # 'resnet32', 'cifar_resnet' or 'co
                      "'resnet32', 'cifar_resnet', or 'components' with an explicit `width`; use width_multipliers=[1] "
                      "for other backbones")
 
+# %% ../nbs/06_reslt_branches.ipynb #47fe350e
 def resnext101_32x4d(num_classes:int=1000, classifier:str='linear', pretrained:str|None=None,
                      zero_init_residual:bool=False):
     "ResNeXt-101 32x4d (Table 6, Fig. 4 on ImageNet-LT): torchvision's `ResNet`, bottlenecks [3, 4, 23, 3], 32 groups of width 4."
@@ -407,6 +427,7 @@ def resnext101_32x4d(num_classes:int=1000, classifier:str='linear', pretrained:s
     net = tv.ResNet(tv.Bottleneck, [3, 4, 23, 3], groups=32, width_per_group=4, zero_init_residual=zero_init_residual)
     return TorchvisionNet(net, num_classes, classifier, pretrained)
 
+# %% ../nbs/06_reslt_branches.ipynb #2ad47e97
 ARCHS['resnext101_32x4d'] = resnext101_32x4d
 
 BASELINES = {'ce_drw': dict(reweight='drw')}   # Table 5's CE+DRW, beside 01's `METHODS`
@@ -423,11 +444,13 @@ def branch_table(runs:dict)->pd.DataFrame:
             for (m, s), r in runs.items() for b, v in r.summary['branches'].items()]
     return seed_stats(pd.DataFrame(rows), ['method', 'branch'])
 
+# %% ../nbs/06_reslt_branches.ipynb #c6661c0d
 def error_bars(std)->dict|None:
     "Plotly error bars from per-point stds; None (no bars) where no std is defined (one seed), gaps where some are NaN."
     s = np.asarray(std, dtype=np.float64)
     return None if not np.isfinite(s).any() else dict(type='data', array=[float(v) if np.isfinite(v) else None for v in s])
 
+# %% ../nbs/06_reslt_branches.ipynb #137900fc
 def plot_alpha_curve(table:pd.DataFrame, title:str='Fused accuracy against alpha'):
     "Overall / many / medium / few accuracy (mean +- std over seeds) of a `seed_table` indexed by alpha."
     x = [f'{a:g}' for a in table.index]
@@ -437,6 +460,7 @@ def plot_alpha_curve(table:pd.DataFrame, title:str='Fused accuracy against alpha
                       yaxis_title='test accuracy (%)', yaxis_range=[0, 105], template='plotly_white', height=380)
     return fig
 
+# %% ../nbs/06_reslt_branches.ipynb #eb404cb1
 EMBEDDINGS = ('pca', 'tsne')
 
 def embed_2d(features, method:str='pca', seed:int=0)->np.ndarray:
@@ -449,6 +473,7 @@ def embed_2d(features, method:str='pca', seed:int=0)->np.ndarray:
     from sklearn.manifold import TSNE
     return TSNE(2, init='pca', random_state=seed, perplexity=min(30., (len(X) - 1) / 3)).fit_transform(X)
 
+# %% ../nbs/06_reslt_branches.ipynb #4973fcac
 def plot_embeddings(runs:dict, method:str='pca', classes=None, title:str='Penultimate features of the test images'):
     "One panel per run ({label: Run}): the 2-D projection of its `features.json`, coloured by class."
     fig = make_subplots(rows=1, cols=len(runs), subplot_titles=list(runs))
@@ -492,6 +517,7 @@ def arm_values(runs:dict, arm, key:str='acc', branch:str|None=None)->dict:
             out[seed] = float(get(r.summary))
     return out
 
+# %% ../nbs/06_reslt_branches.ipynb #21200844
 def reslt_claims(main:dict,           # {(arm, seed): Run} of the full-length runs: arms 'ce' and 'reslt'
                  sweep:dict,          # {(arm, seed): Run} of the short runs: 'CE', 'ResLT', the study labels, 'alpha=<a>', 'G=<G>'
                  tolerance:float=1.,  # "no obvious improvement" (Table 9) read as: less than this many points

@@ -46,13 +46,16 @@ def find_notebook(name)->Path:
     what = 'matches several notebooks' if found else 'is neither a notebook file nor the start of a notebook name'
     raise ValueError(f"notebook={str(name)!r} {what}; the section notebooks are: {known}")
 
+# %% ../nbs/09_runner.ipynb #7f951776
 def _tags(cell)->list: return cell['metadata'].get('tags', [])
 
+# %% ../nbs/09_runner.ipynb #91774adc
 def parameters_source(notebook)->str|None:
     "The source of the notebook's `parameters` cell (the code cell papermill's tag marks), or None when it has none."
     cells = json.loads(Path(notebook).read_text())['cells']
     return next((''.join(c['source']) for c in cells if c['cell_type'] == 'code' and 'parameters' in _tags(c)), None)
 
+# %% ../nbs/09_runner.ipynb #501b1e5b
 def _comments(src:str)->dict:
     "{line number: text} of the comments of the Python source `src`."
     try:
@@ -61,6 +64,7 @@ def _comments(src:str)->dict:
     except (tokenize.TokenError, SyntaxError):
         return {}
 
+# %% ../nbs/09_runner.ipynb #f203bcdf
 def parameter_table(notebook)->pd.DataFrame:
     """Every parameter the notebook's `parameters` cell assigns, in the cell's order: `name`, `default` as written,
     `comment` (on its lines). Read from the file with `ast`, nothing runs; unlike papermill's inspection, which skips a
@@ -84,17 +88,20 @@ def parameter_table(notebook)->pd.DataFrame:
         rows += [dict(name=t.id, default=default, comment=comment) for t in targets if isinstance(t, ast.Name)]
     return pd.DataFrame(rows, columns=['name', 'default', 'comment'])
 
+# %% ../nbs/09_runner.ipynb #d846428e
 def notebook_parameters(notebook)->dict:
     "The parameters of `notebook` (its `parameters` cell, `parameter_table`): {name: default as written}."
     t = parameter_table(notebook)
     return dict(zip(t.name, t.default))
 
+# %% ../nbs/09_runner.ipynb #55241860
 def _number(v):
     "YAML 1.1 reads `3e-4` as a string: take such strings as the numbers they are."
     if isinstance(v, str) and re.fullmatch(r'[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)', v.strip()):
         return float(v)
     return v
 
+# %% ../nbs/09_runner.ipynb #e0e6eff3
 def read_yaml(path, what:str='parameter file'):
     "The YAML file `path` (safe loader); a one-line `ValueError` naming it when it is missing, unreadable or malformed."
     path = Path(path)
@@ -109,6 +116,7 @@ def read_yaml(path, what:str='parameter file'):
     except (OSError, UnicodeDecodeError) as e:
         raise ValueError(f"{what} {path}: cannot be read ({e})") from None
 
+# %% ../nbs/09_runner.ipynb #9aa10468
 def read_params(files=(), pairs=())->dict:
     "Parameters from YAML `files` (later ones win), then `(name, value)` `pairs` with values read as YAML."
     params = {}
@@ -124,8 +132,10 @@ def read_params(files=(), pairs=())->dict:
             raise ValueError(f"-p {name} {value!r}: not a valid YAML value; quote it") from None
     return {k: _number(v) for k, v in params.items()}
 
+# %% ../nbs/09_runner.ipynb #3552cf20
 def _is_int(v)->bool: return isinstance(v, int) and not isinstance(v, bool)
 
+# %% ../nbs/09_runner.ipynb #02bdb9d1
 def check_value(name:str,  # the parameter
                 v,          # its value
                 default):   # its default in the notebook (None: any value)
@@ -157,6 +167,7 @@ def check_value(name:str,  # the parameter
                     raise ValueError(f"{name}={v!r}: expected a list of integer seeds, got {x!r}")
     return v
 
+# %% ../nbs/09_runner.ipynb #32cb68ca
 def _default(text:str):
     "A parameter's default as written, as a value (an expression such as `Path(...)` reads as None: not checked)."
     try:
@@ -164,6 +175,7 @@ def _default(text:str):
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return None
 
+# %% ../nbs/09_runner.ipynb #3ac52017
 def check_params(notebook, params:dict, values:bool=True)->dict:
     "`params` as `notebook` takes them (`check_value`, unless not `values`); a `ValueError` naming any parameter it does not have, with those it has."
     known = notebook_parameters(notebook)
@@ -178,6 +190,7 @@ def check_params(notebook, params:dict, values:bool=True)->dict:
 # %% ../nbs/09_runner.ipynb #87c6cd10
 def _skipped(cell)->bool: return 'injected-parameters' in _tags(cell) or ''.join(cell['source']).lstrip().startswith('#| eval: false')
 
+# %% ../nbs/09_runner.ipynb #3a5b2f0e
 def preflight(notebook,       # a section notebook
               params:dict,    # its parameters, as papermill would inject them
               after:int=1):   # code cells after the parameters cell to run (the checks)
@@ -210,11 +223,13 @@ EXECUTION = 'execution.json'
 def _write_record(run_dir:Path, record:dict):
     atomic_write(run_dir/EXECUTION, lambda p: p.write_text(json.dumps(jsonable(record), indent=1)))
 
+# %% ../nbs/09_runner.ipynb #ba469020
 def read_record(run_dir)->dict|None:
     "The `execution.json` of `run_dir`, or None; a `ValueError` naming it when it is unreadable."
     f = Path(run_dir)/EXECUTION
     return read_json(f, ' execution record') if f.exists() else None
 
+# %% ../nbs/09_runner.ipynb #de4d6c96
 def fresh_run_dir(notebook:Path)->Path:
     "A new folder `<runs root>/<notebook stem>/run-<date>-<time>` (a suffix when one exists): a `run` without `--run-dir` never overwrites another."
     base = runs_root(notebook.stem)/time.strftime('run-%Y%m%d-%H%M%S')
@@ -226,10 +241,12 @@ def fresh_run_dir(notebook:Path)->Path:
         except FileExistsError:
             continue
 
+# %% ../nbs/09_runner.ipynb #c7cfd03b
 def _cell_seconds(nb_path:Path)->float:
     nb = json.loads(nb_path.read_text()) if nb_path.exists() else {'cells': []}
     return round(sum((c.get('metadata', {}).get('papermill', {}).get('duration') or 0) for c in nb['cells']), 3)
 
+# %% ../nbs/09_runner.ipynb #4c9795fa
 def _error_text(e)->str:
     "The failing cell's error (papermill's `PapermillExecutionError`), without terminal colours."
     ansi = re.compile(r'\x1b\[[0-9;]*m')
@@ -237,12 +254,14 @@ def _error_text(e)->str:
     head = f"cell {getattr(e, 'exec_count', '?')}: {getattr(e, 'ename', type(e).__name__)}: {getattr(e, 'evalue', e)}"
     return head + ('\n' + tb if tb else '')
 
+# %% ../nbs/09_runner.ipynb #a12221e7
 RANKS = '.ranks'   # under a run directory: the executed notebooks of ranks 1, 2, ...
 
 def rank_notebook(run_dir, notebook, rank:int)->Path:
     "Where rank `rank` saves its executed copy of `notebook`: in the run directory for rank 0, as `.ranks/rank<r>.ipynb` for the others."
     return Path(run_dir)/Path(notebook).name if rank == 0 else Path(run_dir)/RANKS/f'rank{rank}.ipynb'
 
+# %% ../nbs/09_runner.ipynb #d8e91f36
 def checked_params(notebook, params:dict)->dict:
     "`params` through `check_params` and the notebook's own checks (`preflight`): a `ValueError` before anything is written."
     params = check_params(notebook, params)   # names and value types
@@ -250,6 +269,7 @@ def checked_params(notebook, params:dict)->dict:
         raise ValueError(f"{Path(notebook).name}: its checks refuse these parameters: {err}")
     return params
 
+# %% ../nbs/09_runner.ipynb #ed30bfad
 # '0' (`run`/`sweep --no-tests`): runs execute their notebooks without the test cells
 NOTEBOOK_TESTS = 'LT_WORKBOOK_NOTEBOOK_TESTS'
 
@@ -257,6 +277,7 @@ def runs_tests()->bool:
     "Whether `execute` runs a notebook's own test cells (they check the library, not the run): yes unless `$LT_WORKBOOK_NOTEBOOK_TESTS` is '0'."
     return os.environ.get(NOTEBOOK_TESTS, '1') != '0'
 
+# %% ../nbs/09_runner.ipynb #18b2a425
 def without_tests(notebook:Path, dest:Path)->Path:
     "A copy of `notebook` at `dest` without nbdev's test cells (the code cells before the parameters cell that export nothing): what each rank of a distributed launch executes. Tests of single-process identities, and in temporary folders of their own, do not hold across ranks; the exported definitions and the experiment are what the ranks run together."
     nb = json.loads(Path(notebook).read_text())
@@ -267,14 +288,17 @@ def without_tests(notebook:Path, dest:Path)->Path:
     dest.write_text(json.dumps(nb))
     return dest
 
+# %% ../nbs/09_runner.ipynb #98cd69f3
 def _output_lines(record)->str:
     "A chunk of a notebook's output as lines: a text progress bar's carriage returns as line ends, no blank lines."
     return '\n'.join(l for l in record.getMessage().replace('\r', '\n').split('\n') if l.strip())
 
+# %% ../nbs/09_runner.ipynb #a0c8522f
 class _AsWritten(logging.Formatter):
     "A message as it came, as lines (`_output_lines`): a chunk of a notebook's output, its text progress bars."
     def format(self, record): return _output_lines(record)
 
+# %% ../nbs/09_runner.ipynb #a11ba813
 def stream_notebook_output():
     """papermill's logger shows INFO and above on stderr (a `StderrHandler`), each message as it came: what `execute`
     with `log_output` streams of the notebook (the cell being executed, its printed output, its log lines and text
@@ -289,6 +313,7 @@ def stream_notebook_output():
     log.setLevel(logging.INFO)
     log.propagate = False
 
+# %% ../nbs/09_runner.ipynb #2b002986
 def execute(notebook,                 # a notebook file, or the start of a name in `nbs/` (`find_notebook`)
             params:dict|None=None,    # its parameters (checked against its `parameters` cell and its own checks)
             run_dir=None,             # default: a new folder in the notebook's runs root
@@ -324,7 +349,6 @@ def execute(notebook,                 # a notebook file, or the start of a name 
         _write_record(run_dir, record)
     return record
 
-
 # %% ../nbs/09_runner.ipynb #f8fa668c
 SWEEP_KEYS = ('notebook', 'preset', 'base', 'grid', 'seeds', 'root', 'gpu_hours', 'slurm', 'description')
 EXECUTORS = ('local', 'slurm')
@@ -335,6 +359,7 @@ class Point:
     name: str
     params: dict
 
+# %% ../nbs/09_runner.ipynb #53c3c336
 @dataclass
 class Sweep:
     notebook: Path
@@ -345,6 +370,7 @@ class Sweep:
     slurm: dict = field(default_factory=dict)
     gpu_hours: float|None = None
 
+# %% ../nbs/09_runner.ipynb #ce231d0b
 def _slug(v)->str:
     if isinstance(v, (list, tuple)):
         return '+'.join(_slug(x) for x in v) or 'none'
@@ -352,11 +378,13 @@ def _slug(v)->str:
         return '+'.join(f'{k}-{_slug(x)}' for k, x in v.items())
     return re.sub(r'[^A-Za-z0-9._+-]+', '-', str(v)).strip('-') or 'none'
 
+# %% ../nbs/09_runner.ipynb #1047ca32
 def point_name(defining:dict, params:dict, max_len:int=80)->str:
     "`k=v,k=v` of the grid values that define a point, shortened if long, plus a hash of all its parameters."
     text = ','.join(f'{k}={_slug(v)}' for k, v in defining.items()) or 'base'
     return f'{text[:max_len]}-{params_hash(params)}'
 
+# %% ../nbs/09_runner.ipynb #3bb8a793
 def load_sweep(path)->Sweep:
     "Read and check a sweep file (paths in it are relative to the project root)."
     path = Path(path)
@@ -388,6 +416,7 @@ def load_sweep(path)->Sweep:
     return Sweep(notebook, base, grid, seeds, Path(spec['root']) if spec.get('root') else None, spec.get('slurm') or {},
                  spec.get('gpu_hours'))
 
+# %% ../nbs/09_runner.ipynb #b9fa7c8f
 def sweep_points(sweep:Sweep)->list[Point]:
     "The cartesian product of the grid (in file order), times the seeds (each point gets `seeds: [s]`)."
     axes = dict(sweep.grid)
@@ -402,6 +431,7 @@ def sweep_points(sweep:Sweep)->list[Point]:
         points.append(Point(point_name(defining, params), params))
     return points
 
+# %% ../nbs/09_runner.ipynb #3944f478
 def sweep_root(sweep_file, sweep:Sweep)->Path:
     "Where a sweep's points live: its `root`, else `<runs root>/sweeps/<sweep file name>`."
     return sweep.root or runs_root('sweeps')/Path(sweep_file).stem
@@ -416,11 +446,13 @@ def point_record(point_dir)->dict|None:
     except ValueError as e:
         return dict(status=UNREADABLE, error=str(e))
 
+# %% ../nbs/09_runner.ipynb #5d35c44e
 def point_status(point_dir)->str:
     "`completed`, `failed`, `running` (or interrupted), `unreadable` or `pending`, from the point's execution record."
     rec = point_record(point_dir)
     return (rec.get('status') or UNREADABLE) if rec else 'pending'
 
+# %% ../nbs/09_runner.ipynb #ad61f242
 def claim_point(point_dir:Path):
     "Claim a point: an exclusive `flock` on its `.lock` file (the kernel drops it when the holder dies). The open lock file, or None when another process holds it."
     point_dir.mkdir(parents=True, exist_ok=True)
@@ -436,6 +468,7 @@ def claim_point(point_dir:Path):
     f.flush()
     return f
 
+# %% ../nbs/09_runner.ipynb #a7a1674b
 def lock_owner(point_dir)->tuple|None:
     "`(pid, host)` as the point's `.lock` file names them (`claim_point` writes them), or None when it names none."
     try:
@@ -444,22 +477,27 @@ def lock_owner(point_dir)->tuple|None:
         return None
     return pid, host
 
+# %% ../nbs/09_runner.ipynb #69dccde8
 def lock_holder(point_dir)->str:
     "Who holds the point's lock, as its `.lock` file says."
     owner = lock_owner(point_dir)
     return f'pid {owner[0]} on {owner[1]}' if owner else 'another process'
 
+# %% ../nbs/09_runner.ipynb #f224f095
 def write_point(point:Point, point_dir:Path):
     "Create the point's folder with the `parameters.yaml` it runs with (which also marks the folder as a sweep point)."
     point_dir.mkdir(parents=True, exist_ok=True)
     (point_dir/'parameters.yaml').write_text(yaml.safe_dump(jsonable(point.params)))
 
+# %% ../nbs/09_runner.ipynb #1382f612
 def _point_command(notebook:Path, point_dir:Path)->list:
     return [sys.executable, '-c', 'import sys; from lt_workbook.runner import main; sys.exit(main())', 'run', str(notebook), '-f', str(point_dir/'parameters.yaml'),
             '--run-dir', str(point_dir), '--quiet']
 
+# %% ../nbs/09_runner.ipynb #bbac9f47
 def _first_line(text)->str: return (text or '').split('\n')[0]
 
+# %% ../nbs/09_runner.ipynb #f8c54ca8
 def _exit_text(rc:int)->str:
     if rc >= 0:
         return f'exited with code {rc}'
@@ -468,6 +506,7 @@ def _exit_text(rc:int)->str:
     except ValueError:
         return f'was killed by signal {-rc}'
 
+# %% ../nbs/09_runner.ipynb #1ba4b4dc
 def _finished_record(notebook:Path, point:Point, point_dir:Path, rc:int)->dict:
     "The point's record once its process ended with `rc`: `failed` with the exit code or signal when the process could not write its own."
     rec = point_record(point_dir)
@@ -480,6 +519,7 @@ def _finished_record(notebook:Path, point:Point, point_dir:Path, rc:int)->dict:
     _write_record(point_dir, rec)
     return rec
 
+# %% ../nbs/09_runner.ipynb #37e71500
 def run_point_process(notebook:Path, point:Point, point_dir:Path, gpu:str|None=None)->dict:
     "Claim the point and run it as a subprocess (pinned to `gpu` if given); returns its execution record. A point another process holds is not run (`running elsewhere`), nor one completed meanwhile."
     claim = claim_point(point_dir)
@@ -495,6 +535,7 @@ def run_point_process(notebook:Path, point:Point, point_dir:Path, gpu:str|None=N
                                  pass_fds=(claim.fileno(),))
         return _finished_record(notebook, point, point_dir, res.returncode)
 
+# %% ../nbs/09_runner.ipynb #c4eeb02e
 def run_local(notebook:Path, todo:list[tuple[Point, Path]], workers:int=1, gpus:list|None=None, on_done=None):
     "Run the points `todo` with `workers` processes at once, or one per GPU of `gpus`."
     slots = queue.Queue()
@@ -513,6 +554,7 @@ def run_local(notebook:Path, todo:list[tuple[Point, Path]], workers:int=1, gpus:
     with ThreadPoolExecutor(len(gpus) if gpus else workers) as ex:
         return list(ex.map(go, todo))
 
+# %% ../nbs/09_runner.ipynb #03590843
 SLURM_JOB = 'slurm_job'   # in a point's folder: the id of the Slurm job that runs it
 
 def slurm_module():
@@ -523,6 +565,7 @@ def slurm_module():
         raise ValueError("--executor slurm needs submitit: pip install -e '.[slurm]'") from None
     return submitit
 
+# %% ../nbs/09_runner.ipynb #af0cc3f1
 try:
     from submitit.helpers import Checkpointable
 except ImportError:
@@ -548,6 +591,7 @@ class SlurmPoint(Checkpointable):
         _log.warning(f"{Path(self.point_dir).name}: interrupted (timeout or preemption): requeueing it")
         return super().checkpoint(*args, **kwargs)
 
+# %% ../nbs/09_runner.ipynb #1aa99f8b
 def slurm_job_alive(job_id:str)->bool:
     "Whether Slurm still has the job `job_id` pending, running or requeued (`squeue`); False when it does not know it."
     try:
@@ -556,12 +600,14 @@ def slurm_job_alive(job_id:str)->bool:
         return False
     return res.returncode == 0 and bool(res.stdout.strip())
 
+# %% ../nbs/09_runner.ipynb #ef6f8244
 def _submitted_job(point_dir:Path)->str|None:
     "The point's Slurm job, when one is still queued or running (submitted by a sweep that has ended since: its lock is gone)."
     f = point_dir/SLURM_JOB
     job = f.read_text().strip() if f.exists() else ''
     return job if job and slurm_job_alive(job) else None
 
+# %% ../nbs/09_runner.ipynb #bc299f18
 def run_slurm(notebook:Path, todo:list[tuple[Point, Path]], root:Path, slurm:dict, on_done=None):
     "Submit the points `todo` as one Slurm job array (submitit), one distributed job per point, and wait for them."
     slurm_module()   # installed, before any point is claimed
@@ -592,6 +638,7 @@ def run_slurm(notebook:Path, todo:list[tuple[Point, Path]], root:Path, slurm:dic
         for c in claims:
             c.close()
 
+# %% ../nbs/09_runner.ipynb #ecef6baf
 # submitit's own names
 SLURM_KEYS = ('timeout_min', 'nodes', 'gpus_per_node', 'tasks_per_node', 'cpus_per_task', 'mem_gb')
 
@@ -610,6 +657,7 @@ def slurm_parameters(slurm:dict)->dict:
     kw.update({k if k.startswith('slurm_') else f'slurm_{k}': v for k, v in opts.items()})
     return kw
 
+# %% ../nbs/09_runner.ipynb #053aa11d
 def _run_slurm_held(notebook, held, root, slurm, on_done, recs, todo):
     "Submit the points `held` (claimed by `run_slurm`) as one job array and wait for them."
     ex = slurm_module().AutoExecutor(folder=root/'.submitit', cluster='slurm')
@@ -643,12 +691,12 @@ def _run_slurm_held(notebook, held, root, slurm, on_done, recs, todo):
         time.sleep(1)
     return [recs[p.name] for p, _ in todo]
 
-
 # %% ../nbs/09_runner.ipynb #ad5f9042
 def _to_run(status:str)->bool:
     "Whether a sweep runs a point of this `point_status`: all but `completed` and `unreadable` (a failed one again)."
     return status not in ('completed', UNREADABLE)
 
+# %% ../nbs/09_runner.ipynb #54c0ac11
 def _plan_line(sweep_file, sweep:Sweep, root:Path, status:dict)->str:
     "The line a sweep starts with (and `--dry-run` prints): its points, their folder, how many are completed, to run."
     todo, n_bad = sum(map(_to_run, status.values())), sum(s == UNREADABLE for s in status.values())
@@ -658,6 +706,7 @@ def _plan_line(sweep_file, sweep:Sweep, root:Path, status:dict)->str:
             + (f", {n_bad} with an unreadable execution.json (not run: restore or delete it)" if n_bad else '')
             + (f" (expected {sweep.gpu_hours} GPU-hours in all)" if sweep.gpu_hours else ''))
 
+# %% ../nbs/09_runner.ipynb #b0226a3b
 def run_sweep(sweep_file, workers:int=1, gpus:list|None=None, executor:str='local', root=None, slurm:dict|None=None)->pd.DataFrame:
     "Run every point of `sweep_file` that is not completed yet (nor held by another sweep); one row per point (name, status, error, folder). `slurm` overrides the file's `slurm:` settings."
     check_choice('executor', executor, EXECUTORS)
@@ -691,7 +740,6 @@ def run_sweep(sweep_file, workers:int=1, gpus:list|None=None, executor:str='loca
                          folder=str(dirs[p.name])))
     return pd.DataFrame(rows)
 
-
 # %% ../nbs/09_runner.ipynb #9ec19ac9
 RESULT_COLUMNS = ('section', 'point', 'run', 'method', 'status', 'dataset', 'imbalance_ratio', 'arch', 'classifier', 'loss', 'seed',
                   *METRIC_KEYS, 'params', 'wall_time', 'error', 'path', 'hparams')
@@ -702,6 +750,7 @@ def _point_of(folder)->str:
     "The sweep point a folder is (its name), or '' (a sweep point's folder holds the `parameters.yaml` it ran with)."
     return folder.name if folder is not None and (folder/'parameters.yaml').exists() else ''
 
+# %% ../nbs/09_runner.ipynb #9776ce28
 def _execution_above(path:Path, top:Path):
     for d in [path, *path.parents]:
         rec = point_record(d)
@@ -711,14 +760,17 @@ def _execution_above(path:Path, top:Path):
             break
     return None, None
 
+# %% ../nbs/09_runner.ipynb #647cdcea
 def _metric(v):
     "A summary value as a metric: a number, or None (a record run may hold a dict or a list under another key's name)."
     return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
+# %% ../nbs/09_runner.ipynb #4a323fb8
 def hparams_text(params:dict)->str:
     "Every parameter of a run but its seed (`NOT_HPARAMS`), as sorted JSON: runs with the same text differ only by seed."
     return json.dumps({k: v for k, v in params.items() if k not in NOT_HPARAMS}, sort_keys=True, default=str)
 
+# %% ../nbs/09_runner.ipynb #e2fed27a
 def _run_row(run:Run, top:Path)->dict:
     name = run.name.rsplit('-', 1)[0]
     point_dir, rec = _execution_above(run.path.parent, top)
@@ -735,6 +787,7 @@ def _run_row(run:Run, top:Path)->dict:
                 **{k: _metric(summary.get(k)) for k in (*METRIC_KEYS, 'params', 'wall_time')},
                 error=summary.get('error') or summary.get('message'), path=str(run.path), hparams=hparams_text(params))
 
+# %% ../nbs/09_runner.ipynb #bbab1c9f
 def results_table(root=None, section:str|None=None)->pd.DataFrame:
     "Every run under `root` (default: the runs root), plus sweep points that failed without a run and unreadable files; one row each."
     root = Path(root) if root else runs_root('').resolve()
@@ -751,12 +804,14 @@ def results_table(root=None, section:str|None=None)->pd.DataFrame:
         df = df[df.section == section]
     return df.reset_index(drop=True)
 
+# %% ../nbs/09_runner.ipynb #c04291c6
 def _seedless(point:str)->str:
     "A sweep point's name without its seed and hash: the name its other seeds share."
     if not point:
         return ''
     return ','.join(kv for kv in point.rsplit('-', 1)[0].split(',') if not kv.startswith('seed='))
 
+# %% ../nbs/09_runner.ipynb #546eec75
 def _config_texts(done:pd.DataFrame)->pd.Series:
     "A run's configuration as it reads: its sweep point without the seed, else the parameters that differ between the runs of its section and method."
     config = done.point.map(_seedless)
@@ -766,6 +821,7 @@ def _config_texts(done:pd.DataFrame)->pd.Series:
         config[g.index] = [','.join(f'{k}={_slug(p.get(k))}' for k in varying) for p in ps]
     return config
 
+# %% ../nbs/09_runner.ipynb #d74f1b96
 def seed_summary(df:pd.DataFrame)->pd.DataFrame:
     "Mean and std over seeds of the metrics of completed runs that differ only by seed (`hparams`); `seeds` counts them."
     done = df[df.status == 'completed']
@@ -780,6 +836,7 @@ def seed_summary(df:pd.DataFrame)->pd.DataFrame:
     out = out.join(done.groupby(keys, sort=False, dropna=False).params.mean()).reset_index()
     return out.drop(columns='hparams').replace({'imbalance_ratio': {-1: None}})
 
+# %% ../nbs/09_runner.ipynb #117e49c0
 def format_summary(summary:pd.DataFrame)->pd.DataFrame:
     "`acc`, `many`, `medium`, `few` as 'mean ± std' strings, for reading."
     out = summary[['section', 'config', 'method', 'dataset', 'imbalance_ratio', 'arch', 'seeds']].copy()
@@ -802,6 +859,7 @@ class TrainSpec:
     name: str
     resources: dict = field(default_factory=dict)
 
+# %% ../nbs/09_runner.ipynb #c7232b36
 def train_spec(params:dict, source:str='train file')->TrainSpec:
     "The `TrainSpec` of a train file's settings `params`: a `ValueError` naming an unknown key or a bad value, before anything is built."
     from lt_workbook.training import TrainConfig, method_name, register_all
@@ -833,10 +891,12 @@ def train_spec(params:dict, source:str='train file')->TrainSpec:
         raise ValueError(f"{source}: name={name!r}: expected one folder name")
     return TrainSpec(data, cfg, name, resources)
 
+# %% ../nbs/09_runner.ipynb #986c82b5
 def read_train_spec(files=(), pairs=())->TrainSpec:
     "The `TrainSpec` of YAML train `files` (later ones win) and `-p NAME VALUE` `pairs`."
     return train_spec(read_params(files, pairs), ', '.join(map(str, files)) or 'train settings')
 
+# %% ../nbs/09_runner.ipynb #d6168d48
 def train_data_config(spec:TrainSpec):
     "The dataset and the final config of `spec`: ResLT's `arch_kw.groups` given as a number is the class groups of the data's counts."
     from lt_workbook.data import load_dataset
@@ -849,12 +909,12 @@ def train_data_config(spec:TrainSpec):
         cfg = replace(cfg, arch_kw={**cfg.arch_kw, 'groups': reslt_groups(data.counts, groups or 3)})
     return data, cfg
 
+# %% ../nbs/09_runner.ipynb #12a1f43b
 def run_train(spec:TrainSpec, run_dir=None)->list:
     "Train `spec` (`train_stages`, section `train`) into `run_dir` (default `<runs root>/train`); its runs, the last being the result."
     from lt_workbook.training import train_stages
     data, cfg = train_data_config(spec)
     return train_stages(data, cfg, section='train', name=spec.name, run_dir=run_dir)
-
 
 # %% ../nbs/09_runner.ipynb #d9e0b3a4
 def _flock_listed(f:Path)->bool|None:
@@ -865,6 +925,7 @@ def _flock_listed(f:Path)->bool|None:
         return None
     return any('FLOCK' in l and any(tok.endswith(f':{ino}') for tok in l.split()) for l in text.splitlines())
 
+# %% ../nbs/09_runner.ipynb #5f13307f
 def _pid_alive(pid:int)->bool:
     try:
         os.kill(pid, 0)
@@ -874,6 +935,7 @@ def _pid_alive(pid:int)->bool:
         pass
     return True
 
+# %% ../nbs/09_runner.ipynb #48bdacdd
 def point_holder(point_dir)->str|None:
     """'pid P on host H' when a process holds the point's lock (`claim_point`), else None; told without taking the lock.
     On this host: /proc/locks, else the pid the `.lock` file names, alive while the point's record says `running`; on
@@ -890,6 +952,7 @@ def point_holder(point_dir)->str|None:
             held = running and pid.isdigit() and _pid_alive(int(pid))
     return f'pid {pid} on host {host}' if held else None
 
+# %% ../nbs/09_runner.ipynb #46d8f239
 def point_state(point_dir)->str:
     "A point's state, read only: `completed`, `failed`, `running (held by ...)`, `interrupted`, `unreadable`, `to run`."
     status = point_status(point_dir)
@@ -899,6 +962,7 @@ def point_state(point_dir)->str:
         return f'running (held by {holder})'
     return {'running': 'interrupted', 'pending': 'to run'}.get(status, status)
 
+# %% ../nbs/09_runner.ipynb #e0b33cd8
 def _json_lines(f:Path)->list:
     "The JSON objects of the lines of `f` that parse (a line being written or a torn one is left out); [] without `f`."
     try:
@@ -913,6 +977,7 @@ def _json_lines(f:Path)->list:
             continue
     return [o for o in out if isinstance(o, dict)]
 
+# %% ../nbs/09_runner.ipynb #8a11e8e9
 def _json_file(f:Path)->dict:
     "The JSON object in `f`, or {} when it is missing or cannot be read (yet)."
     try:
@@ -921,12 +986,14 @@ def _json_file(f:Path)->dict:
         return {}
     return o if isinstance(o, dict) else {}
 
+# %% ../nbs/09_runner.ipynb #c6339529
 def _mtime(f:Path)->float:
     try:
         return f.stat().st_mtime
     except OSError:
         return 0.
 
+# %% ../nbs/09_runner.ipynb #0e34a690
 def point_progress(point_dir)->dict:
     """What a point's runs have written so far, read only: `runs` (completed/started), `epochs` of its latest run
     (done/total), `acc` (that run's final accuracy, else its last evaluated one), `wall_time` (s; so far, running)."""
@@ -949,6 +1016,7 @@ def point_progress(point_dir)->dict:
     out['wall_time'] = None if wall is None else round(wall, 1)
     return out
 
+# %% ../nbs/09_runner.ipynb #61e281df
 def sweep_folders(target, root=None)->tuple:
     """A sweep's `Sweep` (None for a folder), root and points as `(name, folder, Point or None)`: `target` a sweep file
     (every point it defines, in its order, started or not; `root` overrides its root) or a sweep's root folder (the
@@ -966,14 +1034,17 @@ def sweep_folders(target, root=None)->tuple:
     root = Path(root) if root else sweep_root(target, sweep)
     return sweep, root, [(p.name, root/p.name, p) for p in sweep_points(sweep)]
 
+# %% ../nbs/09_runner.ipynb #c687f5e2
 def sweep_status(target, root=None)->pd.DataFrame:
     "One row per point of a sweep (`sweep_folders`), finished or running elsewhere: `point_state`, `point_progress`."
     *_, points = sweep_folders(target, root)
     rows = [dict(point=name, status=point_state(d), **point_progress(d), folder=str(d)) for name, d, _ in points]
     return pd.DataFrame(rows, columns=['point', 'status', 'runs', 'epochs', 'acc', 'wall_time', 'folder'])
 
+# %% ../nbs/09_runner.ipynb #67c7da7a
 def _params_text(params:dict)->str: return ', '.join(f'{k}={json.dumps(jsonable(v))}' for k, v in params.items())
 
+# %% ../nbs/09_runner.ipynb #d058173f
 def sweep_plan(sweep_file, root=None)->pd.DataFrame:
     """What `run_sweep` would do with `sweep_file`, without doing it: one row per point, its `point_state`, the `action`
     (`run`, or `skip` a completed, unreadable or held point), its notebook and its parameters."""
@@ -988,13 +1059,13 @@ def sweep_plan(sweep_file, root=None)->pd.DataFrame:
                          parameters=_params_text(p.params)))
     return pd.DataFrame(rows, columns=['point', 'status', 'action', 'notebook', 'parameters'])
 
+# %% ../nbs/09_runner.ipynb #6f129106
 def text_table(df:pd.DataFrame)->str:
     "`df` as aligned text: a header, every column left-aligned to its widest cell, missing values as '-'."
     show = lambda v: '-' if v is None or (isinstance(v, float) and math.isnan(v)) else ' '.join(str(v).split())
     cells = [list(map(str, df.columns))] + [[show(v) for v in row] for row in df.itertuples(index=False)]
     widths = [max(len(r[i]) for r in cells) for i in range(len(df.columns))]
     return '\n'.join('  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)
-
 
 # %% ../nbs/09_runner.ipynb #b14a33fe
 def _slurm_args(p):
@@ -1008,6 +1079,7 @@ def _slurm_args(p):
     g.add_argument('--cpus-per-task', type=int, default=None)
     g.add_argument('--mem-gb', type=float, default=None)
 
+# %% ../nbs/09_runner.ipynb #d123c5f5
 def _slurm_options(a)->dict:
     "The Slurm options given on the command line, as a sweep file's `slurm:` keys; a `ValueError` when they come without `--executor slurm`."
     opts = {k: getattr(a, k) for k in ('nodes', 'gpus_per_node', 'tasks_per_node', 'timeout_min', 'partition', 'cpus_per_task', 'mem_gb')
@@ -1017,15 +1089,18 @@ def _slurm_options(a)->dict:
                          "launch several processes with torchrun --nproc_per_node N --no-python lt-workbook run ...)")
     return opts
 
+# %% ../nbs/09_runner.ipynb #48dbc9d0
 def loggers_spec(spec:str)->str:
     "`--loggers`' comma-separated names as `$LT_WORKBOOK_LOGGERS` takes them, checked (01's `logger_names`)."
     return ','.join(dict.fromkeys(logger_names(spec)))
 
+# %% ../nbs/09_runner.ipynb #eae13072
 def _add_loggers(p):
     p.add_argument('--loggers', default=None, metavar='SPEC',
                    help="live-monitoring loggers of every trainer it runs, comma-separated "
                         f"(among {', '.join(LOGGERS)}); sets $LT_WORKBOOK_LOGGERS")
 
+# %% ../nbs/09_runner.ipynb #2df400a9
 def _parser():
     import lt_workbook
     ap = argparse.ArgumentParser(prog='lt-workbook',
@@ -1076,6 +1151,7 @@ def _parser():
     w.add_argument('--format', default='table', choices=('table', 'csv', 'json'))
     return ap
 
+# %% ../nbs/09_runner.ipynb #c5dad8ac
 def run_on_slurm(notebook, params:dict, run_dir=None, slurm:dict|None=None)->dict:
     "Run `notebook` as one Slurm job (a sweep of one point: the folder `run_dir`, default a new one) and wait for it; its execution record."
     notebook = find_notebook(notebook)
@@ -1083,6 +1159,7 @@ def run_on_slurm(notebook, params:dict, run_dir=None, slurm:dict|None=None)->dic
     run_dir = Path(run_dir) if run_dir else fresh_run_dir(notebook)
     return run_slurm(notebook, [(Point(run_dir.name, params), run_dir)], run_dir, slurm or {})[0]
 
+# %% ../nbs/09_runner.ipynb #1ebd6f2e
 def command_environment(a)->dict:
     """The environment a command runs in, which its point processes, kernels and Slurm jobs inherit: text progress bars
     (`$LT_WORKBOOK_PROGRESS`, unless set), `--loggers` (`$LT_WORKBOOK_LOGGERS`), `--no-tests` (no test cells)."""
@@ -1093,6 +1170,7 @@ def command_environment(a)->dict:
         env[NOTEBOOK_TESTS] = '0'
     return env
 
+# %% ../nbs/09_runner.ipynb #b85f11fc
 @contextmanager
 def _environment(values:dict):
     "`os.environ` with `values` in the block, restored after it (`main` called in a notebook or a test goes on)."
@@ -1107,6 +1185,7 @@ def _environment(values:dict):
             else:
                 os.environ[k] = v
 
+# %% ../nbs/09_runner.ipynb #d138286a
 def _cmd_run(a)->int:
     params, slurm = read_params(a.file, a.parameter), _slurm_options(a)
     if not a.quiet:
@@ -1127,6 +1206,7 @@ def _cmd_run(a)->int:
           + (f" after {rec['restarts']} requeue(s)" if rec.get('restarts') else ''))
     return 0
 
+# %% ../nbs/09_runner.ipynb #4b154b2b
 def _cmd_sweep(a)->int:
     if a.dry_run:
         return _dry_run(a)
@@ -1135,6 +1215,7 @@ def _cmd_sweep(a)->int:
     print(table.drop(columns='folder').to_string(index=False))
     return int((~table.status.isin(['completed', RUNNING_ELSEWHERE])).any())
 
+# %% ../nbs/09_runner.ipynb #46d35eed
 def _cmd_train(a)->int:
     spec = read_train_spec(a.file, a.parameter)   # every key and value checked before anything is written
     writer = dist_env()[0] == 0
@@ -1156,6 +1237,7 @@ def _cmd_train(a)->int:
     print(f"{runs[-1].path}: {s.get('status')}  " + '  '.join(f"{k} {s[k]:.2f}" if isinstance(s.get(k), (int, float)) else f"{k} -" for k in METRIC_KEYS))
     return int(s.get('status') != 'completed')
 
+# %% ../nbs/09_runner.ipynb #aba36948
 def _cmd_results(a)->int:
     df = results_table(a.path, a.section)
     out = df if a.runs else seed_summary(df)
@@ -1170,6 +1252,7 @@ def _cmd_results(a)->int:
             print('\nnot completed:\n' + failed[['section', 'point', 'run', 'status', 'error']].to_string(index=False))
     return 0
 
+# %% ../nbs/09_runner.ipynb #b9763c63
 def _cmd_ledger(a)->int:
     # 12 builds on this module
     from lt_workbook.ledger import run_ledger, ledger_claims, ledger_root, load_ledger, verdict_counts
@@ -1181,6 +1264,7 @@ def _cmd_ledger(a)->int:
         print(verdict_counts(claims).to_string())
     return int((status.status != 'completed').any())
 
+# %% ../nbs/09_runner.ipynb #fc5eda09
 def _dry_run(a)->int:
     "`sweep --dry-run`: the points, which would run and with what (`sweep_plan`); nothing runs, nothing is written."
     plan, (sweep, root, _) = sweep_plan(a.sweep, a.root), sweep_folders(a.sweep, a.root)
@@ -1188,6 +1272,7 @@ def _dry_run(a)->int:
     print(text_table(plan))
     return 0
 
+# %% ../nbs/09_runner.ipynb #1060a024
 def _cmd_params(a)->int:
     nb = find_notebook(a.notebook)
     table = parameter_table(nb)
@@ -1199,6 +1284,7 @@ def _cmd_params(a)->int:
         print(text_table(table))
     return 0
 
+# %% ../nbs/09_runner.ipynb #4bc563ff
 def _cmd_status(a)->int:
     table = sweep_status(a.sweep, a.root)
     if a.format == 'csv':
@@ -1209,6 +1295,7 @@ def _cmd_status(a)->int:
         print(text_table(table.drop(columns='folder')))
     return 0
 
+# %% ../nbs/09_runner.ipynb #e8733091
 COMMANDS = {'run': _cmd_run, 'sweep': _cmd_sweep, 'train': _cmd_train, 'results': _cmd_results, 'ledger': _cmd_ledger,
             'params': _cmd_params, 'status': _cmd_status}
 

@@ -23,10 +23,12 @@ def site_config(root=None)->dict:
         raise FileNotFoundError(f"{path}: the Quarto site configuration is missing")
     return yaml.safe_load(path.read_text())
 
+# %% ../nbs/11_site.ipynb #2fb00e71
 def site_pages(config:dict)->list:
     "The pages the site renders (`project.render`), as paths relative to the project root."
     return list(config.get('project', {}).get('render', []))
 
+# %% ../nbs/11_site.ipynb #8baaa5b9
 def sidebar_pages(config:dict)->list:
     "Every page the sidebar links to, in order."
     def walk(items):
@@ -44,16 +46,20 @@ PLOTLY_MIME = 'application/vnd.plotly.v1+json'
 
 def read_notebook(path)->dict: return json.loads(Path(path).read_text())
 
+# %% ../nbs/11_site.ipynb #a249606c
 def draws_figures(nb:dict)->bool:
     "Whether a code cell of `nb` shows a figure: a line ending in a `.show()` call."
     return any(re.search(r'\.show\(\)\s*(?:;|#.*)?$', ''.join(c['source']), re.M) for c in nb['cells'] if c['cell_type'] == 'code')
 
+# %% ../nbs/11_site.ipynb #9e23f01e
 def has_html(output:dict)->bool: return 'plotly-graph-div' in ''.join(output.get('data', {}).get('text/html', ''))
 
+# %% ../nbs/11_site.ipynb #49487e47
 def is_figure(output:dict)->bool:
     "Whether a cell output holds a plotly figure, as its JSON mime type or its HTML rendering."
     return PLOTLY_MIME in output.get('data', {}) or has_html(output)
 
+# %% ../nbs/11_site.ipynb #007bda9d
 def figure_outputs(nb:dict)->list:
     "The outputs of `nb` that hold a plotly figure."
     return [o for c in nb['cells'] if c['cell_type'] == 'code' for o in c.get('outputs', []) if is_figure(o)]
@@ -118,6 +124,7 @@ def bar_models(state:dict)->set:
     boxes = {k for k, m in state.items() if {c.removeprefix('IPY_MODEL_') for c in m.get('state', {}).get('children', [])} & bars}
     return bars | boxes | {c.removeprefix('IPY_MODEL_') for k in boxes for c in state[k]['state']['children']}
 
+# %% ../nbs/11_site.ipynb #1fa4137f
 def is_run_artefact(output:dict, bars:set, state:dict)->bool:
     "Whether a stored output is a progress-bar view (`bar_models`, or tqdm's text where no state was stored) or plotly's CDN start-up script."
     data = output.get('data', {})
@@ -127,6 +134,7 @@ def is_run_artefact(output:dict, bars:set, state:dict)->bool:
     html = ''.join(data.get('text/html', ''))
     return bool(CDN_STARTUP.search(html)) and 'plotly-graph-div' not in html
 
+# %% ../nbs/11_site.ipynb #3ce2a494
 def clean_stored_outputs(path)->int:
     "Remove the progress bars (views and models) and plotly's CDN start-up scripts from the notebook at `path`; returns how many outputs went."
     path = Path(path)

@@ -50,17 +50,20 @@ def loss_precision(x:torch.Tensor)->torch.Tensor:
     "The dtype every loss computes in: float64 stays float64 (so an equation can be checked in double), anything else is float32."
     return x if x.dtype == torch.float64 else x.float()
 
+# %% ../nbs/01_training.ipynb #c6aae65d
 def class_balanced_weights(counts, beta:float=0.9999):
     "Effective-number weights (1-beta)/(1-beta^n_c), normalized to sum to the number of classes."
     n = torch.as_tensor(counts, dtype=torch.float64)
     w = (1 - beta) / (1 - beta ** n) if beta > 0 else torch.ones_like(n)
     return (w / w.sum() * len(n)).float()
 
+# %% ../nbs/01_training.ipynb #4f0cc9e8
 def ldam_margins(counts, max_m:float=0.5):
     "LDAM margins proportional to n_c^(-1/4), scaled so the largest is `max_m`."
     m = torch.as_tensor(counts, dtype=torch.float64).clamp(min=1) ** -0.25
     return (m * (max_m / m.max())).float()
 
+# %% ../nbs/01_training.ipynb #29163d6d
 class LTLoss(nn.Module):
     "The long-tailed losses of `LOSSES`, with optional class-balanced (`cb`) or deferred (`drw`) re-weighting."
     def __init__(self, name:str, counts, reweight:str='none', beta:float=0.9999, drw_epoch:int|None=None,
@@ -103,6 +106,7 @@ def mixup(x, y, lam:float, generator:torch.Generator):
     perm = torch.randperm(len(x), generator=generator, device=x.device)
     return lam * x + (1 - lam) * x[perm], y, y[perm]
 
+# %% ../nbs/01_training.ipynb #8a06f353
 def mixup_loss(loss_fn, logits, y_a, y_b, lam:float):
     "lam * L(logits, y_a) + (1 - lam) * L(logits, y_b)."
     return lam * loss_fn(logits, y_a) + (1 - lam) * loss_fn(logits, y_b)
@@ -117,12 +121,14 @@ class NormedLinear(nn.Module):
     def reset_parameters(self): self.weight.data.uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5)
     def forward(self, x): return F.normalize(x, dim=1) @ F.normalize(self.weight, dim=0)
 
+# %% ../nbs/01_training.ipynb #9dc2e417
 def option_a_shortcut(x, stride:int, pad:int):
     "The parameter-free (option A) residual shortcut: subsample by `stride`, then zero-pad `pad` channels around the input's."
     if stride > 1:
         x = x[:, :, ::stride, ::stride]
     return F.pad(x, (0, 0, 0, 0, pad // 2, pad - pad // 2)) if pad else x
 
+# %% ../nbs/01_training.ipynb #e40ee126
 class BasicBlock(nn.Module):
     "Two 3x3 conv-BN layers with a parameter-free (option A) shortcut."
     def __init__(self, C_in:int, C_out:int, stride:int=1):
@@ -137,6 +143,7 @@ class BasicBlock(nn.Module):
         out = F.relu(self.bn1(self.conv1(x)))
         return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
+# %% ../nbs/01_training.ipynb #faf60621
 CLASSIFIERS = {'linear': nn.Linear, 'normed': NormedLinear}
 
 class CifarResNet(nn.Module):
@@ -160,10 +167,12 @@ class CifarResNet(nn.Module):
     def features(self, x): return F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1)
     def forward(self, x): return self.classifier(self.features(x))
 
+# %% ../nbs/01_training.ipynb #92b87c66
 def resnet32(num_classes:int=10, classifier:str='linear'):
     "ResNet-32 (3 stages x 5 basic blocks), ~0.46M parameters for 10 classes."
     return CifarResNet(num_classes, 5, classifier=classifier)
 
+# %% ../nbs/01_training.ipynb #f017b627
 ARCHS = {'resnet32': resnet32}
 
 def count_params(model): return sum(p.numel() for p in model.parameters())
@@ -175,6 +184,7 @@ def tv_resnet():
     import torchvision.models.resnet
     return torchvision.models.resnet
 
+# %% ../nbs/01_training.ipynb #3e789ca4
 def load_trunk_state(module:nn.Module, path)->nn.Module:
     "Load a torchvision-format state dict file into `module`, every key but `fc.*` (the old head), checked key by key and shape by shape."
     p = Path(path)
@@ -198,6 +208,7 @@ def load_trunk_state(module:nn.Module, path)->nn.Module:
     module.load_state_dict(sd)
     return module
 
+# %% ../nbs/01_training.ipynb #da5b1d88
 class TorchvisionTrunk(nn.Module):
     "A torchvision ResNet without `avgpool` and `fc`: its modules under their torchvision names, so its state dicts load as they are."
     def __init__(self, net:nn.Module):   # a torchvision `ResNet`:
@@ -210,6 +221,7 @@ class TorchvisionTrunk(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
+# %% ../nbs/01_training.ipynb #beb819dc
 class TorchvisionNet(nn.Module):
     "A torchvision ResNet / ResNeXt with the workbook's protocol and head: `feature_map` (through `layer4`), `features`, `feat_dim`, `classifier`."
     def __init__(self, net:nn.Module,          # a torchvision `ResNet` (its `fc` is dropped)
@@ -225,18 +237,22 @@ class TorchvisionNet(nn.Module):
     def features(self, x): return F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1)
     def forward(self, x): return self.classifier(self.features(x))
 
+# %% ../nbs/01_training.ipynb #fa356263
 def resnet10(num_classes:int=1000, classifier:str='linear', pretrained:str|None=None, zero_init_residual:bool=False):
     "ResNet-10: torchvision's `ResNet(BasicBlock, [1, 1, 1, 1])` (the LT papers' ImageNet-LT ResNet-10), 512-d features."
     return TorchvisionNet(tv_resnet().ResNet(tv_resnet().BasicBlock, [1, 1, 1, 1], zero_init_residual=zero_init_residual), num_classes, classifier, pretrained)
 
+# %% ../nbs/01_training.ipynb #670a126e
 def resnet50(num_classes:int=1000, classifier:str='linear', pretrained:str|None=None, zero_init_residual:bool=False):
     "torchvision's ResNet-50 (iNaturalist-2018), 2048-d features."
     return TorchvisionNet(tv_resnet().resnet50(weights=None, zero_init_residual=zero_init_residual), num_classes, classifier, pretrained)
 
+# %% ../nbs/01_training.ipynb #d565dbf9
 def resnet152(num_classes:int=1000, classifier:str='linear', pretrained:str|None=None, zero_init_residual:bool=False):
     "torchvision's ResNet-152 (Places-LT, from ImageNet weights via `pretrained`), 2048-d features."
     return TorchvisionNet(tv_resnet().resnet152(weights=None, zero_init_residual=zero_init_residual), num_classes, classifier, pretrained)
 
+# %% ../nbs/01_training.ipynb #4fd100a3
 def resnext50_32x4d(num_classes:int=1000, classifier:str='linear', pretrained:str|None=None, zero_init_residual:bool=False):
     "torchvision's ResNeXt-50 32x4d (ImageNet-LT), 2048-d features."
     return TorchvisionNet(tv_resnet().resnext50_32x4d(weights=None, zero_init_residual=zero_init_residual), num_classes, classifier, pretrained)
@@ -249,6 +265,7 @@ def dist_env()->tuple:
     e = os.environ
     return int(e.get('RANK', 0)), int(e.get('WORLD_SIZE', 1)), int(e.get('LOCAL_RANK', 0))
 
+# %% ../nbs/01_training.ipynb #b7fd7ab5
 def distributed()->bool:
     "Whether this process is one rank of several; joins their process group on first use (Gloo for CPU tensors, NCCL for CUDA ones)."
     rank, world, local = dist_env()
@@ -261,10 +278,12 @@ def distributed()->bool:
         dist.init_process_group('cpu:gloo,cuda:nccl' if cuda else 'gloo', rank=rank, world_size=world)
     return True
 
+# %% ../nbs/01_training.ipynb #2a459dc6
 def is_writer()->bool:
     "Whether this process writes run directories: global rank 0 (every process of a single-process run)."
     return dist_env()[0] == 0
 
+# %% ../nbs/01_training.ipynb #b27e1da1
 def on_writer(fn):
     "`fn()` called on global rank 0 alone; every rank returns its result or raises its error (no rank is left waiting for a failed one)."
     if not distributed():
@@ -281,12 +300,14 @@ def on_writer(fn):
         raise value
     return value
 
+# %% ../nbs/01_training.ipynb #1654785f
 def all_sum(t:torch.Tensor)->torch.Tensor:
     "`t` summed over the ranks, in place (unchanged in a single-process run)."
     if distributed():
         dist.all_reduce(t)
     return t
 
+# %% ../nbs/01_training.ipynb #83b7d710
 def gather_rows(t:torch.Tensor)->torch.Tensor:
     "The ranks' `t` (each its own number of rows) concatenated in rank order, on every rank."
     if not distributed():
@@ -300,12 +321,14 @@ def gather_rows(t:torch.Tensor)->torch.Tensor:
     dist.all_gather(parts, padded)
     return torch.cat([p[:int(s)] for p, s in zip(parts, sizes)])
 
+# %% ../nbs/01_training.ipynb #0f0c5669
 def share_weight(n:int)->float:
     "W n_r / n: the weight of this rank's mean loss over its share (`n` images here, n in all) under which the ranks' average gradient is the whole batch's mean-loss gradient; 1 in a single process."
     if not distributed():
         return 1.
     return dist_env()[1] * n / float(all_sum(torch.tensor(float(n))))
 
+# %% ../nbs/01_training.ipynb #a4ef8db6
 def rank_average(tensors:list)->list:
     "The mean over the ranks of each of `tensors` (one all-reduce), as DDP averages gradients; unchanged in a single process."
     if not distributed():
@@ -313,10 +336,12 @@ def rank_average(tensors:list)->list:
     flat = all_sum(torch.cat([t.reshape(-1) for t in tensors])) / dist_env()[1]
     return [s.view_as(t) for s, t in zip(flat.split([t.numel() for t in tensors]), tensors)]
 
+# %% ../nbs/01_training.ipynb #d81e0bb1
 def shard_of(n:int)->torch.Tensor:
     "This rank's indices of `range(n)` (contiguous, sizes differing by one at most); all of them in a single-process run."
     return shard_rows(n, dist_env()[:2])
 
+# %% ../nbs/01_training.ipynb #e643f349
 class AllSum(torch.autograd.Function):
     "Sum over the ranks, differentiable: y = sum_r x_r on every rank, so dL/dx_r = sum_r' dL_r'/dy (the ranks' gradients summed back)."
     @staticmethod
@@ -324,6 +349,7 @@ class AllSum(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g): return all_sum(g.clone())
 
+# %% ../nbs/01_training.ipynb #9bf28244
 class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     "BatchNorm whose training statistics are those of the global batch, all ranks together (sums all-reduced, differentiably): each rank normalizes as a single process would the whole batch. Plain BatchNorm in a single process, and in eval mode."
     def _check_input_dim(self, x):
@@ -350,6 +376,7 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         y = d * torch.rsqrt(var + self.eps).view(shape)
         return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
 
+# %% ../nbs/01_training.ipynb #87a0aae8
 def sync_batch_norms(model:nn.Module)->nn.Module:
     "`model` with every BatchNorm replaced by a `SyncBatchNorm` holding the same weights and statistics."
     for name, m in model.named_children():
@@ -363,13 +390,13 @@ def sync_batch_norms(model:nn.Module)->nn.Module:
             sync_batch_norms(m)
     return model
 
+# %% ../nbs/01_training.ipynb #c75ae020
 def check_shards(n:int, batch_size:int, what:str='training set'):
     "Every rank gets at least one image of every batch of an epoch of `n` images: a `ValueError` naming the sizes otherwise."
     world, last = dist_env()[1], n % batch_size
     if world > 1 and (n < world or 0 < last < world):
         raise ValueError(f"batch_size={batch_size} on {world} ranks: the {what} ({n} images) ends each epoch with a batch of "
                          f"{last or n}, fewer than the ranks (each needs one); choose a batch size that leaves 0 or >= {world}")
-
 
 # %% ../nbs/01_training.ipynb #f70eb258
 _log = logging.getLogger('lt_workbook.training')   # each module logs as lt_workbook.<module>
@@ -381,6 +408,7 @@ class StderrHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, _): pass
 
+# %% ../nbs/01_training.ipynb #2daf1423
 def configure_logging(level:str|int|None=None)->logging.Logger:
     "The `lt_workbook` logger with one `StderrHandler` (`LEVEL [module] message`) at `level` (default `$LT_WORKBOOK_LOG_LEVEL`, else INFO); it does not propagate to the root logger (no line twice where an application configured that)."
     level, log = level or os.environ.get('LT_WORKBOOK_LOG_LEVEL', 'INFO'), logging.getLogger('lt_workbook')
@@ -422,13 +450,16 @@ def runs_root(section:str, run_dir=None)->Path:
     "Where a section's runs live: `run_dir`, else `$LT_WORKBOOK_RUNS/<section>`, else `runs/<section>` at the project root."
     return Path(run_dir) if run_dir else Path(os.environ.get('LT_WORKBOOK_RUNS') or project_root()/'runs')/section
 
+# %% ../nbs/01_training.ipynb #70b87175
 def jsonable(o):
     "Parameters as plain JSON values (tuples become lists, paths strings, NaN None)."
     return json.loads(json.dumps(o, default=str), parse_constant=lambda _: None)
 
+# %% ../nbs/01_training.ipynb #e8b39c93
 def params_hash(params:dict)->str:
     return hashlib.sha1(json.dumps(jsonable(params), sort_keys=True).encode()).hexdigest()[:8]
 
+# %% ../nbs/01_training.ipynb #c5ebfc9e
 def git_commit():
     "The commit of the checkout the library runs from, or None."
     try:
@@ -437,11 +468,13 @@ def git_commit():
     except Exception:
         return None
 
+# %% ../nbs/01_training.ipynb #0138a1e7
 def env_info(device)->dict:
     import lt_workbook
     return dict(lt_workbook=lt_workbook.__version__, torch=torch.__version__, python=platform.python_version(),
                 device=str(device), git_commit=git_commit(), host=platform.node())
 
+# %% ../nbs/01_training.ipynb #db52cf38
 def atomic_write(path:Path, write):
     "Call `write(tmp)` on a temporary file beside `path` (a name unique to this process and call), then move it onto `path` in one step (no half-written file; two writers never share a temporary file)."
     path = Path(path)
@@ -453,6 +486,7 @@ def atomic_write(path:Path, write):
         tmp.unlink(missing_ok=True)
         raise
 
+# %% ../nbs/01_training.ipynb #49db7242
 def read_json(path, what:str='')->dict:
     "The JSON object in `path`; a `ValueError` naming the file (and `what` it is) when it cannot be read or is not an object."
     try:
@@ -463,11 +497,13 @@ def read_json(path, what:str='')->dict:
         raise ValueError(f"{path}: unreadable{what} (a JSON {type(obj).__name__}, not an object); restore or delete it")
     return obj
 
+# %% ../nbs/01_training.ipynb #eed0f554
 def write_failed(path, e:BaseException)->OSError:
     "The error of a failed write of `path` (a full disk gives torch's 'enforce fail at inline_container.cc'): it names the file and what to do."
     return OSError(f"could not write {path}: the disk is full, or the write failed otherwise ({type(e).__name__}: "
                    f"{str(e).splitlines()[0][:200] if str(e) else ''}); free space (or point run_dir elsewhere) and re-run to resume")
 
+# %% ../nbs/01_training.ipynb #561d40fd
 def _fsynced(data:bytes):
     "A `write(tmp)` for `atomic_write`: `data`, on the disk before the file is moved into place."
     def write(p):
@@ -477,13 +513,16 @@ def _fsynced(data:bytes):
             os.fsync(f.fileno())
     return write
 
+# %% ../nbs/01_training.ipynb #44185569
 def checksum_file(path)->Path: return Path(f'{path}.sha256')
 
+# %% ../nbs/01_training.ipynb #af66df73
 def checkpoint_sums(path)->list:
     "The sha256 sums `checkpoint_file(path)` accepts for the checkpoint `path` (two while a save replaces it), [] when it records none."
     f = checksum_file(path)
     return f.read_text().split() if f.exists() else []
 
+# %% ../nbs/01_training.ipynb #7c540794
 def write_checkpoint(path, state:dict):
     "Save `state` to `path` atomically, its sha256 in `path.sha256`: the new and the old sum while the file is replaced, then the new one (a kill at any point leaves a checkpoint its sums accept)."
     path = Path(path)
@@ -499,6 +538,7 @@ def write_checkpoint(path, state:dict):
     except (OSError, RuntimeError) as e:
         raise write_failed(path, e) from e
 
+# %% ../nbs/01_training.ipynb #4d1ea7a1
 def read_checkpoint(path, map_location='cpu', what_to_do:str='delete its run folder to train it again'):
     "The state saved in the checkpoint `path`, weights only, its checksum verified: a `ValueError` naming the file and `what_to_do` when it is missing, corrupt, truncated or holds anything but tensors and plain values."
     path = Path(path)
@@ -518,6 +558,7 @@ def read_checkpoint(path, map_location='cpu', what_to_do:str='delete its run fol
         raise ValueError(f"{path}: not a readable checkpoint, corrupt or truncated ({type(e).__name__}: "
                          f"{str(e).splitlines()[0][:200] if str(e) else ''}); {what_to_do}") from None
 
+# %% ../nbs/01_training.ipynb #6e6f9c86
 def source_identity(checkpoint)->str:
     "What stands for a checkpoint a run starts from (`init_from`) in the run's hash: its run's folder name and parameters when it lies in a run directory (else its bytes' sha256), never its path: a moved runs folder holds the same runs."
     p = Path(checkpoint)
@@ -530,6 +571,7 @@ def source_identity(checkpoint)->str:
         return f"{p.parent.name}/{p.name}:{params_hash({k: v for k, v in sp.items() if k not in ('env', 'init_from')})}"
     return 'sha256:' + hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else str(p)
 
+# %% ../nbs/01_training.ipynb #80df23d2
 # settings added after runs existed: at these values they do what those runs did
 LATER_DEFAULTS = {'sync_bn': False, 'color_jitter': False, 'deterministic': False}
 # settings renamed after runs existed: {new name: (old name, {new value: old value})}; a value the old setting had keeps its old spelling in the hash
@@ -543,12 +585,14 @@ def hashed_params(params:dict)->dict:
             params[old] = values[params.pop(new)]
     return {**params, 'init_from': source_identity(params['init_from'])} if params.get('init_from') else params
 
+# %% ../nbs/01_training.ipynb #efe53ca1
 def writer_only(method):
     "`method` run by global rank 0 alone (`on_writer`), its result or error returned to every rank: how a `Run` writes."
     @functools.wraps(method)
     def on_rank0(*args, **kw): return on_writer(lambda: method(*args, **kw))
     return on_rank0
 
+# %% ../nbs/01_training.ipynb #eb15865f
 _HELD = set()   # the run directories this process is writing
 
 class Run:
@@ -709,6 +753,7 @@ class Run:
 class Diverged(RuntimeError):
     "Raised when the training loss becomes non-finite."
 
+# %% ../nbs/01_training.ipynb #8b806e1a
 class Callback:
     "Hooks into `Trainer.fit`; `after_epoch` / `after_fit` may add entries to the epoch's event / the run's summary."
     def before_epoch(self, trainer, epoch): pass
@@ -719,6 +764,7 @@ class Callback:
     def state_dict(self)->dict: return {}
     def load_state_dict(self, state:dict): pass
 
+# %% ../nbs/01_training.ipynb #c94e57df
 def optimizer_step(trainer, loss):
     "Backward of `loss`, gradient clipping (`grad_clip`), one step of the trainer's optimizer: the end of every step function."
     trainer.opt.zero_grad(set_to_none=True)
@@ -731,6 +777,7 @@ def optimizer_step(trainer, loss):
     trainer.scaler.step(trainer.opt)
     trainer.scaler.update()                # fp16: S halves after an overflow, doubles after 2000 clean steps
 
+# %% ../nbs/01_training.ipynb #7fb36dea
 def mixed_batch(trainer, x, y):
     "The batch a step trains on: mixed up (from the epoch's seeded generators) when `mixup_alpha > 0`. Returns `(x, y_a, y_b, lam)`, `lam` None without mixup."
     a = trainer.cfg.mixup_alpha
@@ -739,10 +786,12 @@ def mixed_batch(trainer, x, y):
     lam = float(trainer.np_rng.beta(a, a))
     return (*mixup(x, y, lam, trainer.generator), lam)
 
+# %% ../nbs/01_training.ipynb #03620ab0
 def base_loss(trainer, logits, y_a, y_b, lam):
     "The trainer's loss on `logits`, mixed as mixup mixes it when `lam` is not None."
     return trainer.loss_fn(logits, y_a) if lam is None else mixup_loss(trainer.loss_fn, logits, y_a, y_b, lam)
 
+# %% ../nbs/01_training.ipynb #cb1a8724
 def standard_step(trainer, x, y):
     "Forward, loss (with mixup when `mixup_alpha > 0`), backward, optimizer step. Returns `(loss, logits)`."
     x, y_a, y_b, lam = mixed_batch(trainer, x, y)
@@ -752,10 +801,12 @@ def standard_step(trainer, x, y):
     optimizer_step(trainer, loss)
     return loss.detach(), logits.detach()
 
+# %% ../nbs/01_training.ipynb #1c496547
 def is_due(epoch:int, every:int, epochs:int)->bool:
     "Whether 0-based `epoch` is an every-`every`-th epoch or the last of `epochs` (when evaluation and logging happen)."
     return (epoch + 1) % every == 0 or epoch + 1 == epochs
 
+# %% ../nbs/01_training.ipynb #32f10941
 SEED_STRIDE = 1_000_003   # a prime: the torch streams of (seed, epoch) pairs stay apart for any epoch count below it
 
 def epoch_generators(seed:int, epoch:int, device):
@@ -774,12 +825,14 @@ class Step:
     make: Callable
     check: Callable = lambda cfg: None
 
+# %% ../nbs/01_training.ipynb #7825d7c1
 @dataclass
 class SecondStage:
     "A named second stage: `config(cfg, checkpoint, **second_stage_kw)` is its `TrainConfig`, started from the first stage's checkpoint; `check(cfg)` as `Step.check`."
     config: Callable
     check: Callable = lambda cfg: None
 
+# %% ../nbs/01_training.ipynb #5816ff73
 # 06 adds 'reslt'; 07 'sam', 'ccsam' (stage 1), 'adversarial_features' (stage 2)
 STEPS = {'standard': Step(lambda: standard_step)}
 SECOND_STAGES = {'none': None}                      # 'crt' below; 07 adds 'ccsam_stage2'
@@ -805,6 +858,7 @@ def pick_device(device='auto')->torch.device:
         raise ValueError(f"device={device!r}: MPS is not available here")
     return dev
 
+# %% ../nbs/01_training.ipynb #870dddcb
 PRECISIONS = ('auto', 'bf16', 'fp16', 'fp32')
 
 def autocast_dtype(precision:str, device:torch.device, capability:tuple|None=None)->torch.dtype|None:
@@ -823,12 +877,14 @@ def autocast_dtype(precision:str, device:torch.device, capability:tuple|None=Non
                              "use 'fp16' (with loss scaling) or 'auto'")
     return torch.bfloat16 if precision == 'bf16' else torch.float16
 
+# %% ../nbs/01_training.ipynb #96a4428f
 def whole_number(x):
     "`x` as an `int` when it is a whole number given as a float or numpy number (`10.0` -> `10`), else unchanged (validation names it)."
     if isinstance(x, (float, np.floating)) and math.isfinite(x) and float(x).is_integer():
         return int(x)
     return int(x) if isinstance(x, np.integer) else x
 
+# %% ../nbs/01_training.ipynb #e5539fd6
 @dataclass
 class TrainConfig:
     "Everything that defines a training run besides the data."
@@ -941,6 +997,7 @@ class TrainConfig:
             raise ValueError(f"second_stage_kw={self.second_stage_kw!r}: {e} (second_stage={self.second_stage!r})") from None
         stage.check(self)
 
+# %% ../nbs/01_training.ipynb #73bf49ce
 def lr_at(cfg:TrainConfig, epoch:int)->float:
     "Learning rate of `epoch` (0-based): linear warm-up, then the schedule."
     if epoch < cfg.warmup_epochs:
@@ -989,6 +1046,7 @@ class LossWatch:
         if bad is not None:
             raise self.diverged(*bad)
 
+# %% ../nbs/01_training.ipynb #5b146fed
 def fused_optimizer(cls, params, **kw)->torch.optim.Optimizer:
     "Optimizer `cls` over `params`: fused (one kernel for all of them) where torch has it for their device, else multi-tensor (`foreach`)."
     try:
@@ -996,6 +1054,7 @@ def fused_optimizer(cls, params, **kw)->torch.optim.Optimizer:
     except RuntimeError:
         return cls(params, foreach=True, **kw)   # "fused=True requires ... supported devices"
 
+# %% ../nbs/01_training.ipynb #ffa5eba8
 def zero_momentum_buffers(opt, *_):
     """Give every weight that has a gradient and no momentum buffer a zero one (a step pre-hook). Fused SGD refuses a step
     where some weights have buffers and others not yet (a weight's first gradient after the others', e.g. IMB-NAS'
@@ -1006,6 +1065,7 @@ def zero_momentum_buffers(opt, *_):
                 if p.grad is not None and opt.state[p].get('momentum_buffer') is None:
                     opt.state[p]['momentum_buffer'] = torch.zeros_like(p)
 
+# %% ../nbs/01_training.ipynb #8ada8c12
 def make_optimizer(cfg:TrainConfig, params:list)->torch.optim.Optimizer:
     "The trainer's SGD (momentum) or Adam over `params` (`fused_optimizer`)."
     cls, kw = ((torch.optim.SGD, dict(momentum=cfg.momentum)) if cfg.optimizer == 'sgd' else (torch.optim.Adam, {}))
@@ -1014,6 +1074,7 @@ def make_optimizer(cfg:TrainConfig, params:list)->torch.optim.Optimizer:
         opt.register_step_pre_hook(zero_momentum_buffers)
     return opt
 
+# %% ../nbs/01_training.ipynb #ca674605
 IMPL_KEYS = ('fused', 'foreach')   # how an optimizer computes its step, not what it computes
 
 def load_optimizer_state(opt:torch.optim.Optimizer, state:dict):
@@ -1022,7 +1083,6 @@ def load_optimizer_state(opt:torch.optim.Optimizer, state:dict):
     if len(groups) == len(opt.param_groups):   # (otherwise torch's own error names the mismatch)
         groups = [{**s, **{k: g[k] for k in IMPL_KEYS if k in g}} for s, g in zip(groups, opt.param_groups)]
     opt.load_state_dict({**state, 'param_groups': groups})
-
 
 # %% ../nbs/01_training.ipynb #4a381e33
 class CudaGraphStep:
@@ -1081,6 +1141,7 @@ def rng_states(device:torch.device)->dict:
     "The global RNG states a checkpoint keeps: the CPU's and, training on CUDA, the device's (drop-path masks, dropout)."
     return dict(torch_rng=torch.get_rng_state(), cuda_rng=torch.cuda.get_rng_state(device) if device.type == 'cuda' else None)
 
+# %% ../nbs/01_training.ipynb #c3109d55
 def restore_rng_states(ck:dict, device:torch.device):
     "Set the RNG states `rng_states` saved in checkpoint `ck` (an older checkpoint's list of every GPU's: this device's)."
     torch.set_rng_state(ck['torch_rng'])
@@ -1092,6 +1153,7 @@ def restore_rng_states(ck:dict, device:torch.device):
     if state is not None:
         torch.cuda.set_rng_state(state, device)
 
+# %% ../nbs/01_training.ipynb #e8bcbfb7
 @contextmanager
 def deterministic_algorithms(on:bool, device:torch.device):
     """While training: torch's deterministic algorithms (an op without one is an error naming it) and cuDNN without its
@@ -1109,12 +1171,14 @@ def deterministic_algorithms(on:bool, device:torch.device):
         torch.use_deterministic_algorithms(before[0])
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[1:]
 
+# %% ../nbs/01_training.ipynb #99e4c2af
 def data_workers()->int:
     "Processes that decode list-file images for each rank: `$LT_WORKBOOK_WORKERS`, else the CPUs this process may use shared among the node's ranks (8 at most)."
     if os.environ.get('LT_WORKBOOK_WORKERS'):
         return check_int('LT_WORKBOOK_WORKERS', int(os.environ['LT_WORKBOOK_WORKERS']), 0)
     return min(8, len(os.sched_getaffinity(0)) // int(os.environ.get('LOCAL_WORLD_SIZE', 1)))
 
+# %% ../nbs/01_training.ipynb #53ca08d4
 class Trainer:
     "Train `model` on `data` as `cfg` says, recording into `run` (optional)."
     def __init__(self, model:nn.Module, data:LTDataset, cfg:TrainConfig, run:Run|None=None,
@@ -1365,12 +1429,14 @@ def event_values(event:dict, prefix:str='')->dict:
             out['text'][key] = json.dumps(v)
     return out
 
+# %% ../nbs/01_training.ipynb #3f60e06b
 def matrix_image(m:np.ndarray, cell:int=8)->np.ndarray:
     "A matrix as a grey image (1 x H*cell x W*cell, uint8), scaled from its own minimum (black) to maximum (white)."
     lo, hi = np.nanmin(m), np.nanmax(m)
     scaled = (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
     return np.kron(np.round(255 * np.nan_to_num(scaled)), np.ones((cell, cell))).astype(np.uint8)[None]
 
+# %% ../nbs/01_training.ipynb #9f0ba151
 class TensorBoardLogger(Callback):
     "Each epoch's event into TensorBoard event files in `<run>/tensorboard/` (`event_values`); a resumed run first drops the events from its restart epoch on."
     def __init__(self, run:Run):
@@ -1396,6 +1462,7 @@ class TensorBoardLogger(Callback):
         if self.writer is not None:
             self.writer.close()
 
+# %% ../nbs/01_training.ipynb #f0799db5
 class WandbLogger(Callback):
     "Each epoch's event to Weights & Biases (one W&B run per run directory, its files in `<run>/wandb/`), offline unless `$WANDB_MODE` is set."
     def __init__(self, run:Run):
@@ -1416,6 +1483,7 @@ class WandbLogger(Callback):
             self.wb.summary.update(event_values({k: v for k, v in summary.items() if k != 'confusion'})['scalar'])
             self.wb.finish()
 
+# %% ../nbs/01_training.ipynb #ab390304
 LOGGERS = {'tensorboard': TensorBoardLogger, 'wandb': WandbLogger}
 
 def logger_names(spec:str|None=None)->list:
@@ -1423,6 +1491,7 @@ def logger_names(spec:str|None=None)->list:
     spec = os.environ.get('LT_WORKBOOK_LOGGERS', '') if spec is None else spec
     return [check_choice('loggers', n.strip(), LOGGERS) for n in spec.split(',') if n.strip()]
 
+# %% ../nbs/01_training.ipynb #6209b4ee
 def make_loggers(spec:str|None, run:Run)->list:
     "The logger callbacks of `spec` (`logger_names`) for `run`."
     return [LOGGERS[n](run) for n in logger_names(spec)]
@@ -1444,6 +1513,7 @@ def method_config(name:str, **kw)->TrainConfig:
     "The `TrainConfig` of the method `name` from `METHODS`, with overrides `kw` (`method=` renames the recipe a run records)."
     return TrainConfig(**{'method': name, **METHODS[check_choice('method', name, METHODS)], **kw})
 
+# %% ../nbs/01_training.ipynb #68f3374f
 def method_name(cfg:TrainConfig)->str:
     "The method a run records: `cfg.method` if set, else the most specific `METHODS` entry the config matches, else its loss."
     if cfg.method:
@@ -1452,10 +1522,12 @@ def method_name(cfg:TrainConfig)->str:
     return max(match, key=lambda m: len(METHODS[m])) if match else '_'.join(
         [cfg.loss] + ([cfg.reweight] if cfg.reweight != 'none' else []) + (['mixup'] if cfg.mixup_alpha else []))
 
+# %% ../nbs/01_training.ipynb #960bbdc0
 def build_model(cfg:TrainConfig, num_classes:int)->nn.Module:
     torch.manual_seed(cfg.seed)
     return ARCHS[cfg.arch](num_classes, classifier=cfg.classifier, **cfg.arch_kw)
 
+# %% ../nbs/01_training.ipynb #1171540b
 def train_run(data:LTDataset, cfg:TrainConfig, section:str, name:str, run_dir=None, model=None, extra:dict|None=None,
               **trainer_kw):
     "Train `cfg` on `data` into the run directory `<runs_root(section, run_dir)>/<name>-<hash>`; returns the `Run` (its `summary`, and the trained network as `run.model`)."
@@ -1474,12 +1546,14 @@ def crt_config(cfg:TrainConfig, init_from, epochs:int=10, lr:float|None=None, sa
                    loss='ce', reweight='none', mixup_alpha=0., warmup_epochs=0, schedule='cosine', milestones=(),
                    drw_epoch=None, step='standard', step_kw={}, second_stage='none', second_stage_kw={})
 
+# %% ../nbs/01_training.ipynb #575e27a5
 def check_crt(cfg:TrainConfig):
     "cRT re-trains the classifier alone: a head without trainable weights (a fixed frame) is a `ValueError` naming both parts."
     if not any(p.requires_grad for p in CLASSIFIERS[cfg.classifier](16, 4).parameters()):
         raise ValueError(f"second_stage='crt' with classifier={cfg.classifier!r}: cRT re-trains only the classifier, and this "
                          "head has no trainable weights; use a learnable head (e.g. 'linear', or 'linear_nc' for the ETF's twin)")
 
+# %% ../nbs/01_training.ipynb #7692f188
 SECOND_STAGES['crt'] = SecondStage(crt_config, check_crt)
 # LT-DARTS Table 3's Mixup + cRT
 METHODS.update(crt=dict(second_stage='crt'), mixup_crt=dict(mixup_alpha=1.0, second_stage='crt'))
@@ -1495,7 +1569,6 @@ def train_stages(data:LTDataset, cfg:TrainConfig, section:str, name:str, run_dir
     second = SECOND_STAGES[cfg.second_stage].config(cfg, first.checkpoint_file, **cfg.second_stage_kw)
     return [first, train_run(data, replace(second, method=m), section, name, run_dir, extra=extra)]
 
-
 # %% ../nbs/01_training.ipynb #1841f1d3
 def run_config(run:Run)->TrainConfig:
     "The `TrainConfig` a run recorded in its params.json (without `init_from`: the weights it started from are in its checkpoint)."
@@ -1505,12 +1578,14 @@ def run_config(run:Run)->TrainConfig:
             p[new] = next(n for n, o in values.items() if o == p[old])
     return TrainConfig(**{**{k: p[k] for k in TrainConfig.__dataclass_fields__ if k in p}, 'init_from': None})
 
+# %% ../nbs/01_training.ipynb #abdbb14b
 def register_all():
     "Import every module of the package: each registers its networks, heads and steps (`ARCHS`, `CLASSIFIERS`, `STEPS`)."
     import lt_workbook
     for m in pkgutil.iter_modules(lt_workbook.__path__):
         importlib.import_module(f'lt_workbook.{m.name}')
 
+# %% ../nbs/01_training.ipynb #a21a2ce2
 def load_model(run_dir, device='cpu')->nn.Module:
     "The trained network of the completed run in `run_dir`, in eval mode, rebuilt from params.json and its checkpoint's weights."
     run = Run(run_dir)
@@ -1537,10 +1612,12 @@ def seed_stats(df:pd.DataFrame,             # one row per run
     out = g[list(keys)].mean().add_suffix(mean_suffix).join(g[list(keys)].std(ddof=1).add_suffix('_std'))
     return out.join(g.size().rename('seeds'))
 
+# %% ../nbs/01_training.ipynb #b7b4ac33
 def mean_std_text(means, stds, digits:int=2)->list:
     "Each mean and std as 'mean ± std'; a bare mean where the std is undefined (one seed); '' where the mean is missing."
     return [('' if m != m else f'{m:.{digits}f}' if s != s else f'{m:.{digits}f} ± {s:.{digits}f}') for m, s in zip(means, stds)]
 
+# %% ../nbs/01_training.ipynb #4c6f57d1
 def seed_table(runs:dict)->pd.DataFrame:
     "Mean and std over seeds of the final metrics of `runs` ({(method, seed): Run}), one row per method."
     rows = [{'method': m, 'seed': s, **{k: r.summary.get(k) for k in METRIC_KEYS + ('params', 'wall_time')}}
@@ -1612,6 +1689,7 @@ class Claim:
                     why=v['reason'] + ('; holds by construction, not evidence' if self.construction else ''),
                     **({'caveat': self.caveat} if self.caveat else {}))
 
+# %% ../nbs/01_training.ipynb #47bd6a90
 def _arm_text(v)->str:
     "An arm as 'mean ± std (n=k)' (3 decimals; 3 significant digits in scientific notation for values below 0.01)."
     v = v[np.isfinite(v)]
@@ -1621,12 +1699,14 @@ def _arm_text(v)->str:
     fmt = (lambda x: f'{x:.2e}') if 0 < abs(m) < 0.01 else (lambda x: f'{x:.3f}')
     return fmt(m) + (f' ± {fmt(s)} (n={len(v)})' if len(v) > 1 else '')
 
+# %% ../nbs/01_training.ipynb #730acc17
 class SeedValues(list):
     "Per-seed values that remember the run directories they were read from (`runs`: folder names)."
     def __init__(self, values=(), runs=()):
         super().__init__(values)
         self.runs = list(runs)
 
+# %% ../nbs/01_training.ipynb #b0497a0b
 def per_seed(runs:dict,      # {(name, seed): Run}
              name:str,        # the arm
              key:str='acc',   # a key of the summaries (or a function of the summary)
@@ -1636,11 +1716,13 @@ def per_seed(runs:dict,      # {(name, seed): Run}
     arm = [r for (m, _), r in runs.items() if m == name and r.summary and get(r.summary) is not None]
     return SeedValues([float(get(r.summary)) for r in arm], [getattr(getattr(r, 'path', None), 'name', None) for r in arm])
 
+# %% ../nbs/01_training.ipynb #cfff147b
 def claims_table(claims:list)->pd.DataFrame:
     "The claims a section touches, each with its computed verdict: the table every 'Reading' prints."
     df = pd.DataFrame([c.row() for c in claims])
     return df.fillna({'caveat': ''}) if 'caveat' in df else df
 
+# %% ../nbs/01_training.ipynb #8caf3b88
 CLAIMS_FILE = 'claims.json'
 
 @writer_only
@@ -1652,6 +1734,7 @@ def record_claims(claims:list, section:str, run_dir=None)->Path:
     atomic_write(root/CLAIMS_FILE, lambda p: Path(p).write_text(text))
     return root/CLAIMS_FILE
 
+# %% ../nbs/01_training.ipynb #334580a6
 def read_claims(path)->list:
     "The `Claim`s of a `claims.json` (their verdicts are computed again from the per-seed values)."
     try:
@@ -1659,6 +1742,7 @@ def read_claims(path)->list:
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(f'{path}: not a claims file ({e})') from None
 
+# %% ../nbs/01_training.ipynb #6dc4903e
 def claims_under(root)->list:
     "Every claim recorded under `root` (a section's runs root, a ledger's folder): `[(folder of its claims.json, Claim)]`."
     return [(f.parent.name, c) for f in sorted(Path(root).rglob(CLAIMS_FILE)) for c in read_claims(f)]
