@@ -20,15 +20,15 @@ from IPython.core.formatters import DisplayFormatter
 __all__ = ['PROFILES', 'CIFAR', 'CIFAR_PICKLE_GLOBALS', 'LIST_DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'EVAL_RESIZE',
            'IMAGE_EXTENSIONS', 'DATASETS', 'SAMPLERS', 'GROUP_SPLITS', 'INDEX_SPLITS', 'METRIC_KEYS', 'MANY_ABOVE',
            'FEW_BELOW', 'FIGURE_RENDERERS', 'GROUP_LABELS', 'EMPTY_GROUP', 'CONFUSION_NORMALIZE', 'MAX_CELL_TEXT',
-           'PAPER_ITEMS', 'check_choice', 'check_number', 'check_int', 'check_fraction', 'check_ratio', 'lt_counts',
-           'realized_ratio', 'ImageSet', 'LTDataset', 'lt_subset', 'mnist5k', 'project_root', 'resolve_data_root',
-           'UnsafePickleError', 'CifarUnpickler', 'cifar', 'write_fake_cifar', 'missing_files', 'read_list_file',
-           'decode_image_file', 'resized_crop', 'eval_transform', 'random_resized_box', 'color_jitter',
-           'train_transform', 'ListImages', 'list_dataset', 'write_fake_list_dataset', 'scan_image_folder',
-           'image_folder', 'write_fake_image_folder', 'trim_test_set', 'load_dataset', 'train_val_split', 'class_probs',
-           'Sampler', 'random_crop_flip', 'normalize', 'DecodedBatches', 'decoded', 'check_shard', 'shard_rows',
-           'batches', 'eval_batches', 'class_groups', 'lt_metrics', 'CdnHtmlRenderer', 'figure_renderers',
-           'use_html_figures', 'figure_bundle', 'display_output', 'show_in', 'plot_class_counts',
+           'PAPER_ITEMS', 'check_choice', 'check_number', 'check_int', 'check_fraction', 'raised', 'check_ratio',
+           'lt_counts', 'realized_ratio', 'ImageSet', 'LTDataset', 'lt_subset', 'mnist5k', 'project_root',
+           'resolve_data_root', 'UnsafePickleError', 'CifarUnpickler', 'cifar', 'write_fake_cifar', 'missing_files',
+           'read_list_file', 'decode_image_file', 'resized_crop', 'eval_transform', 'random_resized_box',
+           'color_jitter', 'train_transform', 'ListImages', 'list_dataset', 'write_fake_list_dataset',
+           'scan_image_folder', 'image_folder', 'write_fake_image_folder', 'trim_test_set', 'load_dataset',
+           'train_val_split', 'class_probs', 'Sampler', 'random_crop_flip', 'normalize', 'DecodedBatches', 'decoded',
+           'check_shard', 'shard_rows', 'batches', 'eval_batches', 'class_groups', 'lt_metrics', 'CdnHtmlRenderer',
+           'figure_renderers', 'use_html_figures', 'figure_bundle', 'display_output', 'show_in', 'plot_class_counts',
            'plot_per_class_accuracy', 'empty_groups', 'plot_group_accuracy', 'plot_confusion', 'heading_anchor',
            'notebook_markdown', 'notebook_anchors', 'paper_items_rows', 'row_cells', 'paper_items',
            'paper_items_problems']
@@ -69,6 +69,15 @@ def check_fraction(name:str, value, open_interval:bool=False):
     if not ok:
         raise ValueError(f"{name}={value!r}: expected a number in {'(0, 1)' if open_interval else '[0, 1]'}")
     return value
+
+# %% ../nbs/00_data.ipynb #2f142e47
+def raised(f, exc=Exception)->str:
+    "The message of the `exc` that calling `f()` raises (an `AssertionError` if it raises none): an error shown as documentation."
+    try:
+        f()
+    except exc as e:
+        return str(e)
+    raise AssertionError(f"{getattr(f, '__name__', f)} raised no {exc.__name__}")
 
 # %% ../nbs/00_data.ipynb #4ec4fe09
 PROFILES = ('exp', 'step')
