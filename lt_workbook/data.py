@@ -70,7 +70,7 @@ def check_fraction(name:str, value, open_interval:bool=False):
         raise ValueError(f"{name}={value!r}: expected a number in {'(0, 1)' if open_interval else '[0, 1]'}")
     return value
 
-# %% ../nbs/00_data.ipynb #2f142e47
+# %% ../nbs/00_data.ipynb #188c3e78
 def raised(f, exc=Exception)->str:
     "The message of the `exc` that calling `f()` raises (an `AssertionError` if it raises none): an error shown as documentation."
     try:

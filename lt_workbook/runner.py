@@ -22,15 +22,16 @@ _log = logging.getLogger('lt_workbook.runner')
 # %% auto #0
 __all__ = ['EXECUTION', 'RANKS', 'NOTEBOOK_TESTS', 'SWEEP_KEYS', 'EXECUTORS', 'RUNNING_ELSEWHERE', 'UNREADABLE', 'LOCK',
            'SLURM_JOB', 'SLURM_KEYS', 'RESULT_COLUMNS', 'NOT_HPARAMS', 'TRAIN_DATA_KEYS', 'TRAIN_KEYS', 'RESOURCE_KEYS',
-           'COMMANDS', 'find_notebook', 'parameters_source', 'parameter_table', 'notebook_parameters', 'read_yaml',
-           'read_params', 'check_value', 'check_params', 'preflight', 'read_record', 'fresh_run_dir', 'rank_notebook',
-           'checked_params', 'runs_tests', 'without_tests', 'stream_notebook_output', 'execute', 'Point', 'Sweep',
-           'point_name', 'load_sweep', 'sweep_points', 'sweep_root', 'point_record', 'point_status', 'claim_point',
-           'lock_owner', 'lock_holder', 'write_point', 'run_point_process', 'run_local', 'slurm_module', 'SlurmPoint',
-           'slurm_job_alive', 'run_slurm', 'slurm_parameters', 'run_sweep', 'hparams_text', 'results_table',
-           'seed_summary', 'format_summary', 'TrainSpec', 'train_spec', 'read_train_spec', 'train_data_config',
-           'run_train', 'point_holder', 'point_state', 'point_progress', 'sweep_folders', 'sweep_status', 'sweep_plan',
-           'text_table', 'loggers_spec', 'run_on_slurm', 'command_environment', 'main']
+           'COMMANDS', 'find_notebook', 'parameters_source', 'parameter_table', 'notebook_parameters',
+           'parameter_defaults', 'read_yaml', 'read_params', 'check_value', 'check_params', 'preflight', 'read_record',
+           'fresh_run_dir', 'rank_notebook', 'checked_params', 'runs_tests', 'without_tests', 'stream_notebook_output',
+           'execute', 'Point', 'Sweep', 'point_name', 'load_sweep', 'sweep_points', 'sweep_root', 'point_record',
+           'point_status', 'claim_point', 'lock_owner', 'lock_holder', 'write_point', 'run_point_process', 'run_local',
+           'slurm_module', 'SlurmPoint', 'slurm_job_alive', 'run_slurm', 'slurm_parameters', 'run_sweep',
+           'hparams_text', 'results_table', 'seed_summary', 'format_summary', 'TrainSpec', 'train_spec',
+           'read_train_spec', 'train_data_config', 'run_train', 'point_holder', 'point_state', 'point_progress',
+           'sweep_folders', 'sweep_status', 'sweep_plan', 'text_table', 'loggers_spec', 'run_on_slurm',
+           'command_environment', 'main']
 
 # %% ../nbs/09_runner.ipynb #29e854ed
 def find_notebook(name)->Path:
@@ -93,6 +94,13 @@ def notebook_parameters(notebook)->dict:
     "The parameters of `notebook` (its `parameters` cell, `parameter_table`): {name: default as written}."
     t = parameter_table(notebook)
     return dict(zip(t.name, t.default))
+
+# %% ../nbs/09_runner.ipynb #f29e4f5a
+def parameter_defaults(notebook)->dict:
+    "The values the `parameters` cell of `notebook` sets, by running that cell alone: {name: value} (a section's checks use it)."
+    values = {}
+    exec(parameters_source(notebook), {}, values)
+    return values
 
 # %% ../nbs/09_runner.ipynb #55241860
 def _number(v):
