@@ -15,7 +15,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
 SETUP = ("import ipywidgets as widgets, pandas as pd\nfrom IPython.display import display\n"
-         "from lt_workbook.data import show_in\nouts = [widgets.Output() for _ in range(4)]\ndisplay(widgets.VBox(outs))")
+         "from lt_workbook.plots import show_in\nouts = [widgets.Output() for _ in range(4)]\ndisplay(widgets.VBox(outs))")
 FILL = dict(capture="for out in outs:\n    out.clear_output()\n    with out: display(pd.DataFrame({'acc': [61.5]}))",
             show_in="for out in outs: show_in(out, pd.DataFrame({'acc': [61.5]}))")
 

@@ -14,7 +14,9 @@ import torch.nn.functional as F
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+from .core import *
 from .data import *
+from .plots import *
 from .training import *
 from .darts import *
 

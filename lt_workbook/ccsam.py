@@ -14,7 +14,9 @@ from torch.func import functional_call
 from torch.optim.swa_utils import AveragedModel, update_bn
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+from .core import *
 from .data import *
+from .plots import *
 from .training import *
 from .darts import running_stats_paused
 from .etf import cifar_resnet, fixed_batches, ETFClassifier   # registers ARCHS['cifar_resnet']

@@ -15,7 +15,9 @@ import torch.nn.functional as F
 from torch.func import functional_call
 from torch.utils.checkpoint import checkpoint
 import plotly.graph_objects as go
+from .core import *
 from .data import *
+from .plots import *
 from .training import *
 from .components import DilConv, SepConv, LTAggConv, LTHierConv, Hierarchical, unit, conv1x1, BLOCKS
 from .etf import *

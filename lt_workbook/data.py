@@ -11,73 +11,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import plotly.graph_objects as go
-import plotly.io as pio
-from plotly.basedatatypes import BaseFigure
-from plotly.io.base_renderers import HtmlRenderer, MimetypeRenderer
-from IPython.core.formatters import DisplayFormatter
+from .core import check_choice, check_number, check_int, check_fraction, raised, project_root
 
 # %% auto #0
 __all__ = ['PROFILES', 'CIFAR', 'CIFAR_PICKLE_GLOBALS', 'LIST_DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'EVAL_RESIZE',
            'IMAGE_EXTENSIONS', 'DATASETS', 'SAMPLERS', 'GROUP_SPLITS', 'INDEX_SPLITS', 'METRIC_KEYS', 'MANY_ABOVE',
-           'FEW_BELOW', 'FIGURE_RENDERERS', 'GROUP_LABELS', 'EMPTY_GROUP', 'CONFUSION_NORMALIZE', 'MAX_CELL_TEXT',
-           'PAPER_ITEMS', 'check_choice', 'check_number', 'check_int', 'check_fraction', 'raised', 'check_ratio',
-           'lt_counts', 'realized_ratio', 'ImageSet', 'LTDataset', 'lt_subset', 'mnist5k', 'project_root',
+           'FEW_BELOW', 'GROUP_LABELS', 'EMPTY_GROUP', 'CONFUSION_NORMALIZE', 'MAX_CELL_TEXT', 'PAPER_ITEMS',
+           'check_ratio', 'lt_counts', 'realized_ratio', 'ImageSet', 'LTDataset', 'lt_subset', 'mnist5k',
            'resolve_data_root', 'UnsafePickleError', 'CifarUnpickler', 'cifar', 'write_fake_cifar', 'missing_files',
            'read_list_file', 'decode_image_file', 'resized_crop', 'eval_transform', 'random_resized_box',
            'color_jitter', 'train_transform', 'ListImages', 'list_dataset', 'write_fake_list_dataset',
            'scan_image_folder', 'image_folder', 'write_fake_image_folder', 'trim_test_set', 'load_dataset',
            'train_val_split', 'class_probs', 'Sampler', 'random_crop_flip', 'normalize', 'DecodedBatches', 'decoded',
-           'check_shard', 'shard_rows', 'batches', 'eval_batches', 'class_groups', 'lt_metrics', 'CdnHtmlRenderer',
-           'figure_renderers', 'use_html_figures', 'figure_bundle', 'display_output', 'show_in', 'plot_class_counts',
+           'check_shard', 'shard_rows', 'batches', 'eval_batches', 'class_groups', 'lt_metrics', 'plot_class_counts',
            'plot_per_class_accuracy', 'empty_groups', 'plot_group_accuracy', 'plot_confusion', 'heading_anchor',
            'notebook_markdown', 'notebook_anchors', 'paper_items_rows', 'row_cells', 'paper_items',
            'paper_items_problems']
-
-# %% ../nbs/00_data.ipynb #2dcf0dcc
-def check_choice(name:str, value, allowed):
-    "Raise a `ValueError` naming parameter `name` unless `value` is one of `allowed`."
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r}: expected one of {tuple(allowed)}")
-    return value
-
-# %% ../nbs/00_data.ipynb #79fe1dc5
-def check_number(name:str, value, integer:bool=False, zero_ok:bool=False):
-    "Raise a `ValueError` naming parameter `name` unless `value` is a positive (or, with `zero_ok`, non-negative) number."
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value >= 0 if zero_ok else value > 0) and (not integer or float(value).is_integer())
-    if not ok:
-        raise ValueError(f"{name}={value!r}: expected a {'non-negative' if zero_ok else 'positive'} {'integer' if integer else 'number'}")
-    return value
-
-# %% ../nbs/00_data.ipynb #64ff7f9e
-def check_int(name:str, value, minimum:int=1, maximum:int|None=None, none_ok:bool=False):
-    "`value` as an `int` (whole-number floats such as `400.0` from papermill or YAML count); else a `ValueError` naming `name`."
-    if value is None and none_ok:
-        return None
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and float(value).is_integer() and value >= minimum and (maximum is None or value <= maximum)
-    if not ok:
-        bound = f'>= {minimum}' if maximum is None else f'in [{minimum}, {maximum}]'
-        raise ValueError(f"{name}={value!r}: expected a whole number {bound}" + (" (or None for the default)" if none_ok else ""))
-    return int(value)
-
-# %% ../nbs/00_data.ipynb #ae4abfd1
-def check_fraction(name:str, value, open_interval:bool=False):
-    "Raise a `ValueError` naming parameter `name` unless `value` is a number in [0, 1] (in (0, 1) with `open_interval`)."
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    ok = ok and (0 < value < 1 if open_interval else 0 <= value <= 1)
-    if not ok:
-        raise ValueError(f"{name}={value!r}: expected a number in {'(0, 1)' if open_interval else '[0, 1]'}")
-    return value
-
-# %% ../nbs/00_data.ipynb #188c3e78
-def raised(f, exc=Exception)->str:
-    "The message of the `exc` that calling `f()` raises (an `AssertionError` if it raises none): an error shown as documentation."
-    try:
-        f()
-    except exc as e:
-        return str(e)
-    raise AssertionError(f"{getattr(f, '__name__', f)} raised no {exc.__name__}")
 
 # %% ../nbs/00_data.ipynb #4ec4fe09
 PROFILES = ('exp', 'step')
@@ -235,10 +184,6 @@ CIFAR = {
                      mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762)),
 }
 
-def project_root()->Path:
-    "The nearest folder at or above the working directory that holds `settings.ini` (else the working directory)."
-    cwd = Path.cwd()
-    return next((p for p in (cwd, *cwd.parents) if (p/'settings.ini').exists()), cwd)
 
 # %% ../nbs/00_data.ipynb #0d4f111d
 def resolve_data_root(root=None):
@@ -901,54 +846,6 @@ def lt_metrics(preds,                 # predicted labels
     out['per_class'] = [None if p != p else round(p, 4) for p in per_class.tolist()]
     out['confusion'] = conf.tolist()
     return out
-
-# %% ../nbs/00_data.ipynb #ca51bb9e
-class CdnHtmlRenderer(HtmlRenderer):
-    """plotly's HTML rendering of a figure (a `plotly-graph-div` and a plain script tag loading plotly.js from its CDN),
-    with no start-up script: `activate` displays nothing, unlike plotly's `notebook_connected`."""
-    def __init__(self): super().__init__(connected=True, global_init=False)
-
-    def to_mimebundle(self, fig_dict)->dict:
-        "The figure as `text/html`: plotly.js from the CDN, no MathJax (no figure here writes LaTeX)."
-        return {'text/html': pio.to_html(fig_dict, include_plotlyjs='cdn', include_mathjax=False, full_html=False,
-                                         default_width='100%', default_height=525, validate=False)}
-
-# %% ../nbs/00_data.ipynb #248e2291
-FIGURE_RENDERERS = 'plotly_mimetype+cdn_html'   # JSON for JupyterLab (offline), HTML for the site and nbconvert
-
-def figure_renderers():
-    """plotly's renderers, with ours (`cdn_html`) added. Registered on first use, not on import: plotly builds its registry
-    when first asked and imports nbformat then (about 2 s of CPU), so a process that draws nothing never pays for it."""
-    if 'cdn_html' not in pio.renderers:
-        pio.renderers['cdn_html'] = CdnHtmlRenderer()
-    return pio.renderers
-
-# %% ../nbs/00_data.ipynb #54784cff
-def use_html_figures():
-    "Make `fig.show()` emit plotly's JSON (for JupyterLab) and an HTML/JS rendering (for the site), nothing else."
-    figure_renderers().default = FIGURE_RENDERERS
-
-# %% ../nbs/00_data.ipynb #dea87786
-def figure_bundle(fig:BaseFigure)->dict:
-    "`fig`'s mime bundle from the default plotly renderers (else `FIGURE_RENDERERS`), built without activating them."
-    registry = figure_renderers()
-    names = [n for n in registry.default.split('+') if n]   # '' outside a kernel: no renderer at all
-    renderers = [r for r in (registry[n] for n in names) if isinstance(r, MimetypeRenderer)]
-    fig_dict, bundle = fig.to_dict(), {}
-    for renderer in renderers or [registry[n] for n in FIGURE_RENDERERS.split('+')]:
-        bundle.update(renderer.to_mimebundle(fig_dict))
-    return bundle
-
-# %% ../nbs/00_data.ipynb #5793a119
-def display_output(obj)->dict:
-    "`obj` as a `display_data` output, formatted but published nowhere: `figure_bundle` of a figure, IPython's otherwise."
-    data, metadata = (figure_bundle(obj), {}) if isinstance(obj, BaseFigure) else DisplayFormatter().format(obj)
-    return {'output_type': 'display_data', 'data': data, 'metadata': metadata}
-
-# %% ../nbs/00_data.ipynb #c564c38d
-def show_in(out, *objs):
-    "Make the ipywidgets `Output` widget `out` show `objs` (replacing what it showed) by setting its state."
-    out.outputs = tuple(display_output(o) for o in objs)
 
 # %% ../nbs/00_data.ipynb #a4ab11da
 def plot_class_counts(counts, classes=None, title='Training images per class'):

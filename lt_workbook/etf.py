@@ -11,7 +11,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+from .core import *
 from .data import *
+from .plots import *
 from .training import *
 
 # %% auto #0

@@ -11,8 +11,9 @@ from plotly.subplots import make_subplots
 import ipywidgets as widgets
 from IPython.display import HTML
 from plotly.colors import qualitative
-from .data import (METRIC_KEYS, check_choice, check_number, lt_counts, plot_confusion, plot_group_accuracy,
-                              project_root, realized_ratio, show_in)
+from .data import METRIC_KEYS, lt_counts, plot_confusion, plot_group_accuracy, realized_ratio
+from .core import check_choice, check_number, project_root
+from .plots import show_in
 from pathlib import Path
 from .training import Claim, Run, SeedValues, claims_under, mean_std_text, method_config, runs_root
 from .runner import results_table, seed_summary

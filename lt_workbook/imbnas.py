@@ -14,7 +14,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import plotly.graph_objects as go
+from .core import *
 from .data import *
+from .plots import *
 from .training import *
 from .components import unit, conv1x1, conv3x3
 from .darts import OPS, running_stats_paused, PALETTE, GenotypeNet, DARTS_PRIMITIVES, check_genotype

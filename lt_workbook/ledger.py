@@ -15,7 +15,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 import torch
 import yaml
-from .data import check_number, project_root, use_html_figures
+from .core import check_number, project_root
+from .plots import use_html_figures
 from .training import CLAIMS_FILE, Claim, atomic_write, claims_under, jsonable, progress, read_claims, runs_root
 from .runner import (EXECUTION, Point, check_params, find_notebook, notebook_parameters, point_status, read_params, read_record,
                                 run_point_process)

@@ -10,7 +10,9 @@ import numpy as np
 import torch
 import pandas as pd
 import plotly.graph_objects as go
+from .core import *
 from .data import *
+from .plots import *
 from .training import *
 from .components import BLOCKS, METRIC_LABELS
 import lt_workbook.etf                                      # registers the ETF heads ('etf', 'linear_nc', ...)

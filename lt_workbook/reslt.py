@@ -14,7 +14,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from plotly.colors import DEFAULT_PLOTLY_COLORS
+from .core import *
 from .data import *
+from .plots import *
 from .training import *
 from .components import component_net   # registers ARCHS['components']: 02's backbones, reslt_net's default
 from .etf import cifar_resnet   # registers ARCHS['cifar_resnet']: ResNet-32 at other widths (Fig. 4)

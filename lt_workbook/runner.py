@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from .data import METRIC_KEYS, check_choice, check_number, project_root
+from .data import METRIC_KEYS
+from .core import check_choice, check_number, project_root
 from .training import (Run, StderrHandler, LOGGERS, logger_names, dist_env, atomic_write, read_json, jsonable, params_hash,
                                   progress, runs_root, seed_stats, mean_std_text)
 
@@ -95,7 +96,7 @@ def notebook_parameters(notebook)->dict:
     t = parameter_table(notebook)
     return dict(zip(t.name, t.default))
 
-# %% ../nbs/09_runner.ipynb #f29e4f5a
+# %% ../nbs/09_runner.ipynb #ee526227
 def parameter_defaults(notebook)->dict:
     "The values the `parameters` cell of `notebook` sets, by running that cell alone: {name: value} (a section's checks use it)."
     values = {}

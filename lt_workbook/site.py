@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, os, re, shutil
 from pathlib import Path
 import yaml
-from .data import project_root
+from .core import project_root
 from .training import progress
 
 # %% auto #0

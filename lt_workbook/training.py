@@ -18,7 +18,9 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 import pandas as pd
 import plotly.graph_objects as go
+from .core import *
 from .data import *
+from .plots import *
 
 # %% auto #0
 __all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'PROGRESS_MODES', 'TEXT_PROGRESS_INTERVAL', 'STATUSES',

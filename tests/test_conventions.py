@@ -201,7 +201,7 @@ def test_importing_the_library_leaves_plotly_renderers_unbuilt():
             "for m in pkgutil.iter_modules(lt_workbook.__path__): importlib.import_module(f'lt_workbook.{m.name}')\n"
             "heavy = [m for m in ('nbformat', 'torchvision', 'scipy.stats', 'torch._dynamo') if m in sys.modules]\n"
             "assert not heavy, f'imported on import: {heavy}'\n"
-            "from lt_workbook.data import figure_bundle\nimport plotly.graph_objects as go\n"
+            "from lt_workbook.plots import figure_bundle\nimport plotly.graph_objects as go\n"
             "assert 'text/html' in figure_bundle(go.Figure()) and 'nbformat' in sys.modules\n")
     res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]

@@ -76,7 +76,7 @@ def test_the_checks_catch_what_they_look_for(tmp_path):
 
 def test_figure_bundle_outside_a_kernel():
     "Plain python (plotly's default renderer ''; it raised KeyError: ''): `figure_bundle` gives JSON and HTML."
-    code = ('from lt_workbook.data import figure_bundle, plot_class_counts; '
+    code = ('from lt_workbook.plots import figure_bundle; from lt_workbook.data import plot_class_counts; '
             'b = figure_bundle(plot_class_counts([3, 1])); print(sorted(b)); '
             'assert "plotly-graph-div" in b["text/html"] and "cdn.plot.ly" in b["text/html"]')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=ROOT, timeout=120)
