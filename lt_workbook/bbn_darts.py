@@ -275,12 +275,12 @@ def plot_training_curves(run:Run, title:str|None=None)->go.Figure:
     ep = [e['epoch'] + 1 for e in ev]
     fig = make_subplots(1, 2, subplot_titles=('loss', 'accuracy (%)'), specs=[[{'secondary_y': True}] * 2])
     for col, key in ((1, 'loss'), (2, 'acc')):
-        for split, color in (('train', '#1f77b4'), ('val', '#d62728')):
+        for split, color in (('train', palette_color(0)), ('val', palette_color(1))):
             fig.add_scatter(x=ep, y=[e[f'{split}_{key}'] for e in ev], name=split, line=dict(color=color), showlegend=col == 1,
                             row=1, col=col, secondary_y=False)
         _mu_axis(fig, run, 1, col, show=col == 1)
     fig.update_xaxes(title_text='epoch')
-    fig.update_layout(title=title or f'{run.name}: loss and accuracy', template='plotly_white', height=360)
+    fig.update_layout(title=title or f'{run.name}: loss and accuracy', height=360)
     return fig
 
 # %% ../nbs/05_bbn_darts.ipynb #1e4dc90b
@@ -291,10 +291,10 @@ def plot_mu_sweep(runs:dict, title:str='Accuracy against the test-time mixing ra
         sw = run.summary['mu_sweep']
         for j, key in enumerate(METRIC_KEYS):
             fig.add_scatter(x=[s['mu'] for s in sw], y=[s[key] for s in sw], name=label, legendgroup=label, showlegend=j == 0,
-                            mode='lines+markers', line=dict(color=PALETTE[i % len(PALETTE)]), row=1, col=j + 1)
+                            mode='lines+markers', line=dict(color=palette_color(i)), row=1, col=j + 1)
     fig.update_xaxes(title_text='mu_test', range=[0, 1])
     fig.update_yaxes(title_text='test accuracy (%)', col=1)
-    fig.update_layout(title=title, template='plotly_white', height=360)
+    fig.update_layout(title=title, height=360)
     return fig
 
 # %% ../nbs/05_bbn_darts.ipynb #921eacb8
@@ -304,11 +304,11 @@ def plot_alpha_grad_norms(run:Run, title:str|None=None)->go.Figure:
     fig = make_subplots(specs=[[{'secondary_y': True}]])
     for i, n in enumerate(ev[0]['alpha_grad_norm']):
         fig.add_scatter(x=[e['epoch'] + 1 for e in ev], y=[e['alpha_grad_norm'][n] for e in ev], name=f'alpha_{n}',
-                        line=dict(color=PALETTE[i % len(PALETTE)]), secondary_y=False)
+                        line=dict(color=palette_color(i)), secondary_y=False)
     _mu_axis(fig, run)
     fig.update_yaxes(title_text='mean |grad alpha|', type='log', secondary_y=False)
     fig.update_layout(title=title or f'{run.name}: alpha gradient norms per component', xaxis_title='epoch',
-                      template='plotly_white', height=340)
+                      height=340)
     return fig
 
 # %% ../nbs/05_bbn_darts.ipynb #9794ee19
@@ -316,7 +316,7 @@ def plot_backbone_shift(runs:dict, title:str='How far the backbone alphas move p
     "Per-epoch change of the backbone's alphas for runs `{label: Run}`, with each run's backbone architecture learning rate (dashed)."
     fig = make_subplots(specs=[[{'secondary_y': True}]])
     for i, (label, run) in enumerate(runs.items()):
-        ev, color = run.metrics, PALETTE[i % len(PALETTE)]
+        ev, color = run.metrics, palette_color(i)
         ep = [e['epoch'] + 1 for e in ev]
         fig.add_scatter(x=ep, y=[math.hypot(e['alpha_shift']['normal'], e['alpha_shift']['reduce']) for e in ev], name=label,
                         line=dict(color=color), secondary_y=False)
@@ -324,7 +324,7 @@ def plot_backbone_shift(runs:dict, title:str='How far the backbone alphas move p
         fig.add_scatter(x=ep, y=lr, name=f'{label}: backbone arch lr', line=dict(color=color, dash='dash'), secondary_y=True)
     fig.update_yaxes(title_text='|change of backbone alphas| in the epoch', secondary_y=False)
     fig.update_yaxes(title_text='architecture learning rate', secondary_y=True)
-    fig.update_layout(title=title, xaxis_title='epoch', template='plotly_white', height=340)
+    fig.update_layout(title=title, xaxis_title='epoch', height=340)
     return fig
 
 # %% ../nbs/05_bbn_darts.ipynb #dc1f51b1
@@ -340,17 +340,17 @@ def plot_hls_factor(taus=(1., 3., 10.),        # values of tau (Eq. 17) to draw;
     x = np.linspace(0, 1, points)
     mu = np.array([mixing_ratio(schedule, float(t), 1., k, t_start=0) for t in x])   # T = 1, t = x: mu on t / T
     fig = go.Figure()
-    fig.add_scatter(x=x, y=mu, name='Ins weight: mu', line=dict(color='#1f77b4'))
-    fig.add_scatter(x=x, y=1 - mu, name='Cls weight: 1 - mu', line=dict(color='#d62728'))
+    fig.add_scatter(x=x, y=mu, name='Ins weight: mu', line=dict(color=palette_color(0)))
+    fig.add_scatter(x=x, y=1 - mu, name='Cls weight: 1 - mu', line=dict(color=palette_color(1)))
     for i, tau in enumerate(taus):
         fig.add_scatter(x=x, y=[hls_scale(m, tau) for m in mu], name=f'backbone factor, tau {tau:g}',
-                        line=dict(color=PALETTE[(i + 2) % len(PALETTE)], dash='dash'))
+                        line=dict(color=palette_color(i + 2), dash='dash'))
     for label, run in (runs or {}).items():
         a, T, ev = run.params['architect'], run.params['epochs'], run.metrics
         fig.add_scatter(x=[(e['epoch'] + a['t_start']) / T for e in ev],
                         y=[e['arch_lr']['backbone'] / a['lr']['backbone'] for e in ev], mode='markers',
                         marker=dict(size=9, symbol='x'), name=f"{label}: recorded arch lr / xi_0 (tau {a['tau']:g})")
-    fig.update_layout(title=title, xaxis_title='normalized epoch t / T', template='plotly_white', height=380,
+    fig.update_layout(title=title, xaxis_title='normalized epoch t / T', height=380,
                       yaxis_title='weight (factor on the learning rate)', yaxis_range=[-0.02, 1.05])
     return fig
 

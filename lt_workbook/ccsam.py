@@ -23,14 +23,14 @@ from .etf import cifar_resnet, fixed_batches, ETFClassifier   # registers ARCHS[
 
 # %% auto #0
 __all__ = ['NORM_EPS', 'RADII', 'WEIGHTINGS', 'DIRECTIONS', 'MAGNITUDES', 'PERTURBS', 'ADV_NORMS', 'FLATTENING_BASELINES',
-           'SN_LAYERS', 'NO_SINGLE_HEAD', 'STAGE2_STEP_KEYS', 'PLOT_COLORS', 'FLATTENING_NAMES',
-           'class_conditional_rho', 'random_directions', 'soft_targets', 'soft_cross_entropy', 'weighted_class_mean',
-           'class_conditional_loss', 'class_conditional_loss_loop', 'device_copy', 'linear_head', 'CCSAMStep',
-           'class_adversarial_weights', 'adversarial_feature_loss', 'progressive_alpha', 'AdversarialFeatureStep',
-           'SAMStep', 'SWACallback', 'spectral_normalized', 'spectral_norm_net', 'GradientPenaltyStep',
-           'ModelPerturbationStep', 'check_model_perturbation', 'is_linear_head', 'check_ccsam',
-           'check_adversarial_features', 'ccsam_stage2_config', 'check_ccsam_stage2', 'ccsam_run', 'head_tail_groups',
-           'features_of', 'classifier_noise_landscape', 'filter_normalized_direction', 'loss_surface', 'split_open_set',
+           'SN_LAYERS', 'NO_SINGLE_HEAD', 'STAGE2_STEP_KEYS', 'FLATTENING_NAMES', 'class_conditional_rho',
+           'random_directions', 'soft_targets', 'soft_cross_entropy', 'weighted_class_mean', 'class_conditional_loss',
+           'class_conditional_loss_loop', 'device_copy', 'linear_head', 'CCSAMStep', 'class_adversarial_weights',
+           'adversarial_feature_loss', 'progressive_alpha', 'AdversarialFeatureStep', 'SAMStep', 'SWACallback',
+           'spectral_normalized', 'spectral_norm_net', 'GradientPenaltyStep', 'ModelPerturbationStep',
+           'check_model_perturbation', 'is_linear_head', 'check_ccsam', 'check_adversarial_features',
+           'ccsam_stage2_config', 'check_ccsam_stage2', 'ccsam_run', 'head_tail_groups', 'features_of',
+           'classifier_noise_landscape', 'filter_normalized_direction', 'loss_surface', 'split_open_set',
            'open_set_f_measure', 'embed', 'prototype_open_set', 'cached_json', 'logit_scale_of', 'plot_noise_landscape',
            'plot_loss_surfaces', 'flattening_gains', 'plot_flattening_gains']
 
@@ -761,10 +761,10 @@ def plot_noise_landscape(results:dict,      # method -> {'local': 1-D result, 'g
             r = res[rng]
             fig.add_trace(go.Scatter(x=r['ratios'], y=r[group]['mean'], error_y=dict(type='data', array=r[group]['std']),
                                      mode='lines+markers', name=m, legendgroup=m, showlegend=col == 1,
-                                     line=dict(color=PLOT_COLORS[i % len(PLOT_COLORS)])), 1, col)
+                                     line=dict(color=palette_color(i))), 1, col)
     fig.update_xaxes(title_text='||eps|| / ||theta|| (classifier)')
     fig.update_yaxes(title_text=f'training loss ({group} classes)', col=1)
-    fig.update_layout(title=title, template='plotly_white', height=380)
+    fig.update_layout(title=title, height=380)
     return fig
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #e41d7ffe
@@ -779,10 +779,10 @@ def plot_loss_surfaces(surfaces:dict, groups=('all', 'head', 'tail'), title:str=
             fig.add_trace(go.Contour(x=s['coords'], y=s['coords'], z=s[g], colorscale='Viridis', showscale=False,
                                      contours=dict(showlabels=True, labelfont=dict(size=9, color='white')),
                                      hovertemplate=f'{m}, {g}: ' + 'loss %{z:.3f} at (%{y}, %{x})<extra></extra>'), i + 1, j + 1)
-    fig.update_layout(title=title, template='plotly_white', height=260 * len(ms) + 80)
+    fig.update_layout(title=title, height=260 * len(ms) + 80)
     return fig
 
-PLOT_COLORS = ('#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#7f7f7f')
+
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #fa0691c1
 FLATTENING_NAMES = dict(sam='SAM', swa='SWA', sn='SN', gp='GP', mp='MP')   # Fig. 2's labels of the operations
@@ -806,8 +806,8 @@ def plot_flattening_gains(gains, title:str='Accuracy gain of each flattening ope
         g = gains[gains['baseline'] == m]
         for j, k in enumerate(keys):
             fig.add_trace(go.Bar(x=[FLATTENING_NAMES[o] for o in g['operation']], y=g[k].tolist(), name=m, legendgroup=m,
-                                 showlegend=j == 0, marker_color=PLOT_COLORS[i % len(PLOT_COLORS)]), 1, j + 1)
+                                 showlegend=j == 0, marker_color=palette_color(i)), 1, j + 1)
     fig.update_xaxes(title_text='flattening operation')
     fig.update_yaxes(title_text='accuracy of flattened minus baseline, points', col=1)
-    fig.update_layout(barmode='group', title=title, template='plotly_white', height=380)
+    fig.update_layout(barmode='group', title=title, height=380)
     return fig

@@ -20,12 +20,12 @@ from .training import *
 
 # %% auto #0
 __all__ = ['NORMS', 'ACTIVATIONS', 'POSITIONS', 'CONVS', 'CONV_OPS', 'BOTTLENECK_CONVS', 'BLOCKS', 'GROUPS', 'ARCH_DEFAULTS',
-           'METRIC_LABELS', 'COMPONENTS_PAPER', 'COMPONENTS_TABLE1', 'FIG1_COLORS', 'gn_groups', 'make_norm',
-           'make_act', 'unit', 'conv1x1', 'conv3x3', 'largest_divisor', 'Hierarchical', 'conv_unit', 'inner_width',
-           'bottleneck_body', 'DilConv', 'SepConv', 'LTAggConv', 'LTHierConv', 'SqueezeExcite', 'ComponentBlock',
-           'param_count', 'match_width', 'component_net', 'variant_name', 'component_groups', 'component_table',
-           'plot_component_bars', 'plot_group_metrics', 'paper_claims', 'component_claims', 'pareto_front',
-           'plot_accuracy_vs_params', 'fewer_params_claim']
+           'METRIC_LABELS', 'COMPONENTS_PAPER', 'COMPONENTS_TABLE1', 'gn_groups', 'make_norm', 'make_act', 'unit',
+           'conv1x1', 'conv3x3', 'largest_divisor', 'Hierarchical', 'conv_unit', 'inner_width', 'bottleneck_body',
+           'DilConv', 'SepConv', 'LTAggConv', 'LTHierConv', 'SqueezeExcite', 'ComponentBlock', 'param_count',
+           'match_width', 'component_net', 'variant_name', 'component_groups', 'component_table', 'plot_component_bars',
+           'plot_group_metrics', 'paper_claims', 'component_claims', 'pareto_front', 'plot_accuracy_vs_params',
+           'fewer_params_claim']
 
 # %% ../nbs/02_component_exploration.ipynb #629c1b27
 NORMS = ('bn', 'gn', 'ln', 'in')
@@ -330,7 +330,7 @@ def plot_component_bars(table, variants:dict, metric:str='acc', title:str='', x_
                              hovertext=_hover([row for _, row in rows], metric), hoverinfo='text+name',
                              text=[f"{row[metric]:.1f}" for _, row in rows], textposition='outside'))
     fig.update_layout(barmode='group', title=title, xaxis_title=f'{x_title} (parameters)',
-                      yaxis_title=f'{METRIC_LABELS[metric]} test accuracy (%)', yaxis_range=[0, 105], template='plotly_white', height=400)
+                      yaxis_title=f'{METRIC_LABELS[metric]} test accuracy (%)', yaxis_range=[0, 105], height=400)
     return fig
 
 # %% ../nbs/02_component_exploration.ipynb #bfbe4a6b
@@ -347,7 +347,7 @@ def plot_group_metrics(table, variants:dict, title:str=''):
                                  error_y=_error_bars([row[f'{k}_std'] for k in METRIC_KEYS]), legendgroup=lab,
                                  hovertext=[_hover([row], k)[0] for k in METRIC_KEYS], hoverinfo='text+name',
                                  showlegend=i == 0, marker_color=f'hsl({int(360 * j / max(1, len(variants)))},60%,50%)'), 1, i + 1)
-    fig.update_layout(barmode='group', title=title, template='plotly_white', height=400, yaxis_range=[0, 105],
+    fig.update_layout(barmode='group', title=title, height=400, yaxis_range=[0, 105],
                       yaxis_title='test accuracy (%)')
     return fig
 
@@ -410,8 +410,6 @@ def pareto_front(params,  # parameter counts, one per architecture
     return front
 
 # %% ../nbs/02_component_exploration.ipynb #c76cb96e
-FIG1_COLORS = ('#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b')
-
 def plot_accuracy_vs_params(table,          # `component_table` rows ((architecture, ratio) index), one ratio
                             families:dict,  # {family label: [architectures]}: one marker series each
                             title:str='')->go.Figure:
@@ -432,7 +430,7 @@ def plot_accuracy_vs_params(table,          # `component_table` rows ((architect
                      for v, h, p in zip(t.index, _hover(t.to_dict('records'), metric), t['params'])]
             fig.add_trace(go.Scatter(x=t['params'], y=t[metric], mode='markers', name=fam, legendgroup=fam,
                                      showlegend=k == 0, error_y=_error_bars(t[f'{metric}_std']), hovertext=hover,
-                                     hoverinfo='text', marker=dict(color=FIG1_COLORS[j % len(FIG1_COLORS)], size=9)),
+                                     hoverinfo='text', marker=dict(color=palette_color(j), size=9)),
                           r, c)
         t = rows.loc[names]
         front = t.iloc[pareto_front(t['params'], t[metric])]
@@ -442,7 +440,7 @@ def plot_accuracy_vs_params(table,          # `component_table` rows ((architect
                                  legendgroup='front', showlegend=k == 0, hoverinfo='skip'), r, c)
         fig.update_xaxes(type='log', title_text='parameters (log scale)', row=r, col=c)
         fig.update_yaxes(title_text=f'{METRIC_LABELS[metric]} test accuracy (%)', row=r, col=c)
-    fig.update_layout(title=title, template='plotly_white', height=760, legend=dict(orientation='h', y=-0.12))
+    fig.update_layout(title=title, height=760, legend=dict(orientation='h', y=-0.12))
     return fig
 
 # %% ../nbs/02_component_exploration.ipynb #526d47aa

@@ -26,18 +26,18 @@ _log = logging.getLogger('lt_workbook.darts')
 
 # %% auto #0
 __all__ = ['OPS', 'DARTS_PRIMITIVES', 'LT_REPLACES', 'SEARCH_SPACES', 'WIDE', 'CHANNELWISE', 'STEMS', 'UNROLLS',
-           'ARCHITECT_STREAM', 'GENOTYPE_OPS', 'GENOTYPES', 'GENOTYPE_SOURCES', 'CELL_FIGURE', 'CELL_RANGE',
-           'OP_COLORS', 'NODE_PX', 'CHAR_PX', 'LABEL_PX', 'PALETTE', 'SUPERNET', 'SEARCH_TRAIN', 'ARCHITECT', 'HESSIAN',
-           'COMPARE_NAMES', 'Zero', 'FactorizedReduce', 'relu_conv_bn', 'candidate_ops', 'strip_leading_relu',
-           'MixedOp', 'num_edges', 'SearchCell', 'regroup', 'is_channels_last', 'repeat_channels', 'cat_channels',
-           'wide_conv', 'wide_bn', 'WideFactorizedReduce', 'WideHierarchical', 'widen', 'pop_final_bn', 'weighted_sum',
-           'MixedOps', 'BatchedSearchCell', 'running_stats_paused', 'recomputed', 'reduction_cells', 'ImageNetStem',
-           'stem_states', 'cell_stack', 'Supernet', 'parse_cell', 'derive_genotype', 'frozen', 'alpha_grad',
-           'finite_difference_hvp', 'unrolled_weights', 'unrolled_alpha_grad', 'endless_batches', 'Architect',
-           'SearchTracker', 'drop_path', 'GenotypeCell', 'check_genotype', 'GenotypeNet', 'DropPathRamp',
-           'genotype_net_for_params', 'resolve_genotype', 'genotype_label', 'edge_names', 'cell_layout', 'label_boxes',
-           'plot_cell', 'alpha_scale', 'plot_alpha_evolution', 'plot_search_curves', 'search_halves', 'search_config',
-           'ltdarts_search', 'retrain_config', 'ltdarts_retrain', 'compare_label', 'compare_backbone', 'genotype_key',
+           'ARCHITECT_STREAM', 'GENOTYPE_OPS', 'GENOTYPES', 'GENOTYPE_SOURCES', 'CELL_FIGURE', 'CELL_RANGE', 'NODE_PX',
+           'CHAR_PX', 'LABEL_PX', 'SUPERNET', 'SEARCH_TRAIN', 'ARCHITECT', 'HESSIAN', 'COMPARE_NAMES', 'Zero',
+           'FactorizedReduce', 'relu_conv_bn', 'candidate_ops', 'strip_leading_relu', 'MixedOp', 'num_edges',
+           'SearchCell', 'regroup', 'is_channels_last', 'repeat_channels', 'cat_channels', 'wide_conv', 'wide_bn',
+           'WideFactorizedReduce', 'WideHierarchical', 'widen', 'pop_final_bn', 'weighted_sum', 'MixedOps',
+           'BatchedSearchCell', 'running_stats_paused', 'recomputed', 'reduction_cells', 'ImageNetStem', 'stem_states',
+           'cell_stack', 'Supernet', 'parse_cell', 'derive_genotype', 'frozen', 'alpha_grad', 'finite_difference_hvp',
+           'unrolled_weights', 'unrolled_alpha_grad', 'endless_batches', 'Architect', 'SearchTracker', 'drop_path',
+           'GenotypeCell', 'check_genotype', 'GenotypeNet', 'DropPathRamp', 'genotype_net_for_params',
+           'resolve_genotype', 'genotype_label', 'edge_names', 'cell_layout', 'label_boxes', 'plot_cell', 'alpha_scale',
+           'plot_alpha_evolution', 'plot_search_curves', 'search_halves', 'search_config', 'ltdarts_search',
+           'retrain_config', 'ltdarts_retrain', 'compare_label', 'compare_backbone', 'genotype_key',
            'snapshot_genotypes', 'retrain_once', 'plot_search_and_test']
 
 # %% ../nbs/04_ltdarts_search.ipynb #313e66e7
@@ -883,8 +883,6 @@ def edge_names(steps:int=4)->list:
 # %% ../nbs/04_ltdarts_search.ipynb #17df3baa
 CELL_FIGURE = dict(width=760, height=440, margin=dict(l=20, r=20, t=50, b=70))   # fixed: labels are placed in pixels
 CELL_RANGE = ((-3.6, 3.6), (-0.45, 2.45))   # the axes' ranges of a cell drawing (data units)
-OP_COLORS = ('#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf', '#bcbd22',
-             '#7f7f7f')
 NODE_PX, CHAR_PX, LABEL_PX = 36, 6.2, 16   # node marker diameter, width of a 10-px character, height of an edge label
 
 def cell_layout(steps:int=4)->dict:
@@ -936,7 +934,7 @@ def plot_cell(genotype:dict, kind:str='normal', title:str|None=None)->go.Figure:
     pos = cell_layout(steps)
     names = {0: 'c(k-2)', 1: 'c(k-1)', **{2 + i: str(i) for i in range(steps)}, 'out': 'c(k)'}
     ops = sorted({op for op, _ in gene})
-    color = {op: OP_COLORS[i % len(OP_COLORS)] for i, op in enumerate(ops)}
+    color = {op: palette_color(i) for i, op in enumerate(ops)}
     edges = [(j, 2 + n // 2, op) for n, (op, j) in enumerate(gene)]
     fig = go.Figure()
     def arrow(a, b, col, width):
@@ -967,7 +965,7 @@ def plot_cell(genotype:dict, kind:str='normal', title:str|None=None)->go.Figure:
                     hovertext=['input c(k-2)', 'input c(k-1)', *[f'node {i}' for i in range(steps)],
                                f"output c(k): nodes {', '.join(str(c - 2) for c in concat)} concatenated"])
     (x0, x1), (y0, y1) = CELL_RANGE
-    fig.update_layout(title=title or f'{kind} cell', template='plotly_white', **CELL_FIGURE,
+    fig.update_layout(title=title or f'{kind} cell', **CELL_FIGURE,
                       legend=dict(title='operation', orientation='h', yanchor='top', y=-0.02, x=0),
                       xaxis=dict(visible=False, range=[x0, x1], fixedrange=True),
                       yaxis=dict(visible=False, range=[y0, y1], fixedrange=True))
@@ -995,7 +993,7 @@ def plot_alpha_evolution(run:Run, kind:str='normal', title:str|None=None)->go.Fi
                                 colorbar=dict(title=f'softmax<br>(white: 1/{len(prims)})'),
                                 hovertemplate='%{y}<br>%{x}: %{z:.3f}' + f' (uniform {uniform:.3f})<extra></extra>')
     fig = go.Figure(heat(events[-1]), frames=[go.Frame(data=[heat(e)], name=str(e['epoch'] + 1)) for e in events])
-    fig.update_layout(title=title or f'{kind} cell: softmax(alpha) per edge', template='plotly_white', height=600,
+    fig.update_layout(title=title or f'{kind} cell: softmax(alpha) per edge', height=600,
                       xaxis_title='candidate operation', yaxis=dict(title='edge (node ← input)', autorange='reversed'),
                       margin=dict(l=10, r=10, t=50, b=10),
                       sliders=[dict(active=len(events) - 1, currentvalue=dict(prefix='epoch '), pad=dict(t=95),
@@ -1009,15 +1007,15 @@ def plot_search_curves(runs:dict, title:str='Supernet test accuracy during the s
     fig = go.Figure()
     for i, (label, run) in enumerate(sorted(runs.items(), key=lambda kv: str(kv[0]))):
         ev = [e for e in run.metrics if e.get('acc') is not None]
-        color = PALETTE[i % len(PALETTE)]
+        color = palette_color(i)
         fig.add_scatter(x=[e['epoch'] + 1 for e in ev], y=[e['acc'] for e in ev], name=f'{label}: overall', line=dict(color=color))
         fig.add_scatter(x=[e['epoch'] + 1 for e in ev], y=[e['few'] for e in ev], name=f'{label}: few',
                         line=dict(color=color, dash='dash'))
     fig.update_layout(title=title, xaxis=dict(title='search epoch', dtick=1), yaxis_title='test accuracy (%)',
-                      template='plotly_white', height=360)
+                      height=360)
     return fig
 
-PALETTE = ('#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b')
+
 
 # %% ../nbs/04_ltdarts_search.ipynb #87d83fc8
 # DARTS' search network on CIFAR-10 (Liu et al. 2019): 8 cells, C = 16
@@ -1198,7 +1196,7 @@ def plot_search_and_test(searches:dict,             # {label: search Run}: the s
     of the cells found at some epochs trained from scratch (markers, dashed, "test"); baselines dotted across."""
     fig, last = go.Figure(), 1
     for i, (label, run) in enumerate(sorted(searches.items(), key=lambda kv: str(kv[0]))):
-        color = PALETTE[i % len(PALETTE)]
+        color = palette_color(i)
         ev = [e for e in run.metrics if e.get(metric) is not None]
         last = max([last] + [e['epoch'] + 1 for e in ev])
         fig.add_scatter(x=[e['epoch'] + 1 for e in ev], y=[e[metric] for e in ev], name=f'{label}: search',
@@ -1209,7 +1207,7 @@ def plot_search_and_test(searches:dict,             # {label: search Run}: the s
                             mode='lines+markers', line=dict(color=color, dash='dash'), marker=dict(size=9))
     for j, (name, run) in enumerate((baselines or {}).items()):
         fig.add_scatter(x=[1, last], y=[run.summary[metric]] * 2, mode='lines', name=f'{name} (trained as the cells)',
-                        line=dict(color=('#2ca02c', '#bcbd22', '#7f7f7f', '#17becf')[j % 4], dash='dot'))
+                        line=dict(color=palette_color(6 + j), dash='dot'))
     fig.update_layout(title=title, xaxis=dict(title='search epoch', dtick=1), yaxis_title=f'test accuracy ({metric}, %)',
-                      template='plotly_white', height=380)
+                      height=380)
     return fig

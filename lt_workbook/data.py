@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 import plotly.graph_objects as go
 from .core import check_choice, check_number, check_int, check_fraction, raised, project_root
+from .plots import palette_color
 
 # %% auto #0
 __all__ = ['PROFILES', 'CIFAR', 'CIFAR_PICKLE_GLOBALS', 'LIST_DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'EVAL_RESIZE',
@@ -854,7 +855,7 @@ def plot_class_counts(counts, classes=None, title='Training images per class'):
     classes = [str(c) for c in (classes if classes is not None else range(len(counts)))]
     fig = go.Figure(go.Bar(x=classes, y=counts, text=counts, textposition='outside'))
     fig.update_layout(title=title, xaxis_title='class', yaxis_title='training images', yaxis_type='log',
-                      template='plotly_white', height=380)
+                      height=380)
     return fig
 
 # %% ../nbs/00_data.ipynb #56407078
@@ -867,7 +868,7 @@ def plot_per_class_accuracy(results:dict,   # name -> (per-class accuracy list, 
         fig.add_trace(go.Scatter(x=[counts[c] for c in order], y=[acc[c] for c in order], mode='lines+markers', name=name,
                                  text=[f'class {c}' for c in order], hovertemplate='%{text}: %{y:.1f}% (%{x} images)'))
     fig.update_layout(title=title, xaxis_title='training images of the class', xaxis_type='log',
-                      yaxis_title='test accuracy (%)', yaxis_range=[0, 105], template='plotly_white', height=420)
+                      yaxis_title='test accuracy (%)', yaxis_range=[0, 105], height=420)
     return fig
 
 # %% ../nbs/00_data.ipynb #2898fd34
@@ -895,7 +896,7 @@ def plot_group_accuracy(table,             # one row per method: acc, many, medi
                              error_y=dict(type='data', array=err) if all(e is not None for e in err) else None))
     note = '; '.join(f'{g}: {EMPTY_GROUP[g]} (left out)' for g in empty)
     fig.update_layout(barmode='group', xaxis_title='classes', yaxis_title='test accuracy (%)', yaxis_range=[0, 105],
-                      template='plotly_white', height=400,
+                      height=400,
                       title=dict(text=title, subtitle=dict(text=note)) if note else title)
     return fig
 
@@ -956,13 +957,13 @@ def plot_confusion(confusion,                # C x C counts, rows: true class, c
         edge = 0
         for k, n in groups.items():
             fig.add_annotation(x=edge + (n - 1) / 2, xref='x', y=1, yref='paper', yanchor='bottom', text=k, showarrow=False,
-                               font=dict(size=11, color='#d62728'))
+                               font=dict(size=11, color=palette_color(1)))
             edge += n
             if edge < C:
                 for line in (dict(x0=-0.5, x1=C - 0.5, y0=edge - 0.5, y1=edge - 0.5), dict(y0=-0.5, y1=C - 0.5, x0=edge - 0.5, x1=edge - 0.5)):
-                    fig.add_shape(type='line', xref='x', yref='y', line=dict(color='#d62728', width=1.5, dash='dash'), **line)
+                    fig.add_shape(type='line', xref='x', yref='y', line=dict(color=palette_color(1), width=1.5, dash='dash'), **line)
     default = 'Confusion matrix, % of each true class' if normalize else 'Confusion matrix, test images'
-    fig.update_layout(title=title or default, template='plotly_white', height=min(900, 420 + 16 * C))
+    fig.update_layout(title=title or default, height=min(900, 420 + 16 * C))
     return fig
 
 # %% ../nbs/00_data.ipynb #7dda43ae

@@ -94,7 +94,7 @@ def curve_text(key:str)->tuple:
 
 # %% ../nbs/10_results_explorer.ipynb #af69cdf9
 def _empty(fig:go.Figure, title:str, text:str='no completed run in the selection')->go.Figure:
-    fig.update_layout(title=title, template='plotly_white', height=300,
+    fig.update_layout(title=title, height=300,
                       annotations=[dict(text=text, showarrow=False, x=0.5, y=0.5, xref='paper', yref='paper')])
     return fig
 
@@ -121,7 +121,7 @@ def plot_acc_vs_params(summary:pd.DataFrame, title:str='Accuracy against paramet
                                  marker_size=10, name=method, text=[config_label(r) for _, r in g.iterrows()],
                                  hovertemplate='%{text}<br>%{x:,.0f} parameters: %{y:.2f}%<extra></extra>'))
     fig.update_layout(title=title, xaxis_title='parameters', xaxis_type='log', yaxis_title='test accuracy (%)',
-                      template='plotly_white', height=420, legend_title_text='method')
+                      height=420, legend_title_text='method')
     return fig
 
 # %% ../nbs/10_results_explorer.ipynb #b1d6253e
@@ -145,7 +145,7 @@ def plot_run_curves(runs:pd.DataFrame,                 # rows of the results tab
     if not fig.data:
         return _empty(fig, title)
     more = f' (the first {max_runs} of {len(runs)})' if len(runs) > max_runs else ''
-    fig.update_layout(title=title + more, template='plotly_white', height=420)
+    fig.update_layout(title=title + more, height=420)
     fig.update_xaxes(title_text='epoch')
     for j, (_, y) in enumerate(texts):
         fig.update_yaxes(title_text=y, row=1, col=j + 1)

@@ -19,7 +19,8 @@ from .data import *
 from .plots import *
 from .training import *
 from .components import unit, conv1x1, conv3x3
-from .darts import OPS, running_stats_paused, PALETTE, GenotypeNet, DARTS_PRIMITIVES, check_genotype
+from .darts import OPS, running_stats_paused, GenotypeNet, DARTS_PRIMITIVES, check_genotype
+from .plots import PALETTE
 
 # %% auto #0
 __all__ = ['NATS_OPS', 'OP_NAMES', 'PARAMETRIC_OPS', 'NODES', 'EDGES', 'PAPER_SCHEDULES', 'PAPER_LR_DECAY', 'PROCEDURES',
@@ -690,7 +691,7 @@ def plot_tau_matrix(tau:pd.DataFrame, title:str='Kendall tau between architectur
     fig = go.Figure(go.Heatmap(z=z, x=list(tau.columns), y=list(tau.index), zmin=-1, zmax=1, colorscale='RdBu',
                                text=[[('' if v != v else f'{v:.2f}') for v in row] for row in z], texttemplate='%{text}',
                                colorbar=dict(title='tau')))
-    fig.update_layout(title=title, template='plotly_white', height=380, yaxis=dict(autorange='reversed'))
+    fig.update_layout(title=title, height=380, yaxis=dict(autorange='reversed'))
     return fig
 
 # %% ../nbs/08_imbnas_transfer.ipynb #89898940
@@ -698,9 +699,9 @@ def plot_rank_scatter(accs:dict, reference:str, archs:list, title:str|None=None)
     "Accuracy of each architecture on `reference` (x) against every other variant (y), one trace per variant."
     fig = go.Figure()
     for i, (v, acc) in enumerate(a for a in accs.items() if a[0] != reference):
-        fig.add_scatter(x=accs[reference], y=acc, mode='markers', name=v, text=archs, marker=dict(size=9, color=PALETTE[i % len(PALETTE)]),
+        fig.add_scatter(x=accs[reference], y=acc, mode='markers', name=v, text=archs, marker=dict(size=9, color=palette_color(i)),
                         hovertemplate='%{text}<br>' + reference + ': %{x:.1f}%<br>' + v + ': %{y:.1f}%<extra></extra>')
-    fig.update_layout(title=title or f'Test accuracy per architecture: {reference} vs the others', template='plotly_white',
+    fig.update_layout(title=title or f'Test accuracy per architecture: {reference} vs the others',
                       xaxis_title=f'accuracy on {reference} (%)', yaxis_title='accuracy on the other variant (%)', height=400)
     return fig
 
@@ -710,7 +711,7 @@ def plot_adaptation_cost(table:pd.DataFrame, title:str='Cost of each adaptation 
     fig = go.Figure([go.Bar(name='adaptation (training)', x=list(table.index), y=table['adapt_time']),
                      go.Bar(name='evolutionary search', x=list(table.index), y=table['search_time'],
                             text=[f"acc {a:.1f}%" for a in table['acc']], textposition='outside')])
-    fig.update_layout(barmode='stack', title=title, yaxis_title='wall-clock seconds', template='plotly_white', height=380)
+    fig.update_layout(barmode='stack', title=title, yaxis_title='wall-clock seconds', height=380)
     return fig
 
 # %% ../nbs/08_imbnas_transfer.ipynb #487cbc6d
@@ -721,8 +722,8 @@ def plot_accuracy_lines(lines:dict,            # {trace name: (xs, means, stds)}
     for i, (name, (xs, ys, sd)) in enumerate(lines.items()):
         sd = [0 if s != s else s for s in sd]
         fig.add_scatter(x=list(xs), y=list(ys), error_y=dict(array=sd, visible=any(sd)), name=name, mode='lines+markers',
-                        line=dict(color=PALETTE[i % len(PALETTE)], dash='dash' if name in dashed else None))
-    fig.update_layout(title=title, template='plotly_white', xaxis_title=xaxis_title, yaxis_title=yaxis_title, height=380,
+                        line=dict(color=palette_color(i), dash='dash' if name in dashed else None))
+    fig.update_layout(title=title, xaxis_title=xaxis_title, yaxis_title=yaxis_title, height=380,
                       xaxis_type='log' if log_x else None)
     return fig
 
@@ -734,7 +735,7 @@ def plot_grouped_bars(bars:dict,               # {trace name: (categories, means
     for i, (name, (xs, ys, sd)) in enumerate(bars.items()):
         sd = [0 if s != s else s for s in sd]
         fig.add_bar(x=[str(x) for x in xs], y=list(ys), error_y=dict(array=sd, visible=any(sd)), name=name,
-                    marker_color=PALETTE[i % len(PALETTE)], text=[f'{y:.1f}' for y in ys], textposition='outside')
-    fig.update_layout(barmode='group', title=title, template='plotly_white', xaxis_title=xaxis_title, yaxis_title=yaxis_title,
+                    marker_color=palette_color(i), text=[f'{y:.1f}' for y in ys], textposition='outside')
+    fig.update_layout(barmode='group', title=title, xaxis_title=xaxis_title, yaxis_title=yaxis_title,
                       height=380)
     return fig

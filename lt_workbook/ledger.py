@@ -200,7 +200,7 @@ def plot_ledger(claims:pd.DataFrame, title:str='The claims ledger')->go.Figure:
         fig.add_vline(x=x, line_dash='dot', line_color='grey')
     fig.update_layout(title=title, xaxis_title='effect / standard error (the paper\'s direction > 0; clipped at ±8)',
                       yaxis=dict(autorange='reversed', categoryorder='array', categoryarray=label, tickfont=dict(size=9)),
-                      height=160 + 16 * len(claims), template='plotly_white', legend=dict(orientation='h', y=1.02, yanchor='bottom'))
+                      height=160 + 16 * len(claims), legend=dict(orientation='h', y=1.02, yanchor='bottom'))
     return fig
 
 # %% ../nbs/12_claims_ledger.ipynb #d6141a7f
@@ -216,5 +216,5 @@ def plot_claim_arms(claims:pd.DataFrame, title:str, cols:int=4)->go.Figure:
             fig.add_trace(go.Box(y=vals, name=str(x)[:18], boxpoints='all', jitter=0.3, marker_color=color, showlegend=False,
                                  hovertemplate=f'{c.claim[:80]}<br>%{{y:.4g}}<extra>{x}</extra>'), r, col)
     fig.update_annotations(font_size=10)
-    fig.update_layout(title=title, height=max(300, 230 * rows), template='plotly_white', margin=dict(t=80))
+    fig.update_layout(title=title, height=max(300, 230 * rows), margin=dict(t=80))
     return fig

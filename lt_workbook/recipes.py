@@ -218,7 +218,7 @@ def plot_recipe_heatmap(table:pd.DataFrame, key:str='few', title:str|None=None)-
                                colorscale='Viridis', colorbar=dict(title=f'{METRIC_LABELS[key]} %'),
                                hovertemplate='%{y} + %{x}<br>%{text}<extra></extra>'))
     fig.update_layout(title=title or f'{METRIC_LABELS[key]} accuracy (%) by backbone x method', xaxis_title='method',
-                      yaxis_title='backbone', yaxis_autorange='reversed', template='plotly_white',
+                      yaxis_title='backbone', yaxis_autorange='reversed',
                       height=140 + 60 * len(g.index))
     return fig
 
@@ -227,5 +227,5 @@ def plot_method_ranks(ranks:pd.DataFrame, title:str='Rank of each method per bac
     "One line per method across the backbones: where it ranks on each."
     fig = go.Figure([go.Scatter(x=list(ranks.index), y=ranks[m], mode='lines+markers', name=m) for m in ranks.columns])
     fig.update_layout(title=title, xaxis_title='backbone', yaxis_title='rank', yaxis_autorange='reversed',
-                      yaxis_dtick=1, template='plotly_white', height=380)
+                      yaxis_dtick=1, height=380)
     return fig

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from plotly.colors import DEFAULT_PLOTLY_COLORS
 from .core import *
 from .data import *
 from .plots import *
@@ -459,7 +458,7 @@ def plot_alpha_curve(table:pd.DataFrame, title:str='Fused accuracy against alpha
     fig = go.Figure([go.Scatter(x=x, y=table[k], error_y=error_bars(table[f'{k}_std']), mode='lines+markers',
                                 name=lab) for k, lab in zip(METRIC_KEYS, ('overall', 'many', 'medium', 'few'))])
     fig.update_layout(title=title, xaxis_title='alpha (weight of the branch loss)', xaxis_type='category',
-                      yaxis_title='test accuracy (%)', yaxis_range=[0, 105], template='plotly_white', height=380)
+                      yaxis_title='test accuracy (%)', yaxis_range=[0, 105], height=380)
     return fig
 
 # %% ../nbs/06_reslt_branches.ipynb #eb404cb1
@@ -487,7 +486,7 @@ def plot_embeddings(runs:dict, method:str='pca', classes=None, title:str='Penult
             fig.add_trace(go.Scattergl(x=xy[y == c, 0], y=xy[y == c, 1], mode='markers', name=name, legendgroup=name,
                                        showlegend=j == 0, marker=dict(size=5, color=f'hsl({int(360 * c / (y.max() + 1))},70%,45%)')),
                           1, j + 1)
-    fig.update_layout(title=f'{title} ({method.upper()})', template='plotly_white', height=420, legend_title='class')
+    fig.update_layout(title=f'{title} ({method.upper()})', height=420, legend_title='class')
     return fig
 
 # %% ../nbs/06_reslt_branches.ipynb #dcc08642
@@ -497,16 +496,15 @@ def plot_metric_curves(tables:dict,          # {method: `seed_table` of its runs
     "Overall / many / medium / few accuracy (mean +- std over seeds) of each method against `x`, one panel per metric."
     fig = make_subplots(rows=1, cols=len(METRIC_KEYS), shared_yaxes=True,
                         subplot_titles=[GROUP_LABELS[k] for k in METRIC_KEYS])
-    colors = DEFAULT_PLOTLY_COLORS
     for i, (method, t) in enumerate(tables.items()):
         xs = t['params'].tolist() if x == 'params' else [f'{v:g}' for v in t.index]
         for j, k in enumerate(METRIC_KEYS):
             fig.add_trace(go.Scatter(x=xs, y=t[k], error_y=error_bars(t[f'{k}_std']), mode='lines+markers',
                                      name=str(method), legendgroup=str(method), showlegend=j == 0,
-                                     line_color=colors[i % len(colors)]), 1, j + 1)
+                                     line_color=palette_color(i)), 1, j + 1)
     fig.update_xaxes(title_text=x_title, type='log' if log_x else ('category' if x == 'index' else None))
     fig.update_yaxes(title_text='test accuracy (%)', range=[0, 105], col=1)
-    fig.update_layout(title=title, template='plotly_white', height=400, legend_title='method')
+    fig.update_layout(title=title, height=400, legend_title='method')
     return fig
 
 # %% ../nbs/06_reslt_branches.ipynb #867dfc65
