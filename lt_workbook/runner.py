@@ -95,7 +95,7 @@ def notebook_parameters(notebook)->dict:
     t = parameter_table(notebook)
     return dict(zip(t.name, t.default))
 
-# %% ../nbs/09_runner.ipynb #f29e4f5a
+# %% ../nbs/09_runner.ipynb #ee526227
 def parameter_defaults(notebook)->dict:
     "The values the `parameters` cell of `notebook` sets, by running that cell alone: {name: value} (a section's checks use it)."
     values = {}
