@@ -27,7 +27,8 @@ __all__ = ['FILTERS', 'SORT_KEYS', 'CURVE_TEXT', 'LT_COUNT_DATASETS', 'PAPER_RES
            'Explorer', 'completed_runs', 'demo_minutes', 'minutes_text', 'explore_plan']
 
 # %% ../nbs/10_results_explorer.ipynb #54b4bf41
-FILTERS = dict(section='section', dataset='dataset', ratio='imbalance_ratio', method='method', backbone='arch', seed='seed')
+FILTERS = dict(section='section', dataset='dataset', ratio='imbalance_ratio', method='method',
+               backbone='arch', seed='seed')
 
 def value_label(v)->str:
     "How a table value reads in a filter: `100`, not `100.0`; `none` for a missing value."
@@ -156,7 +157,8 @@ def plot_run_curves(runs:pd.DataFrame,                 # rows of the results tab
 LT_COUNT_DATASETS = ('mnist5k', 'cifar10', 'cifar100')
 
 def rebuilt_train_counts(params:dict, num_classes:int):
-    "Per-class training counts of a run, rebuilt from its parameters (`lt_counts`), or None where they do not follow from them."
+    """Per-class training counts of a run, rebuilt from its parameters (`lt_counts`), or None where they do not follow
+    from them."""
     if params.get('dataset') not in LT_COUNT_DATASETS:
         return None
     try:
@@ -166,18 +168,21 @@ def rebuilt_train_counts(params:dict, num_classes:int):
 
 # %% ../nbs/10_results_explorer.ipynb #4a387790
 def run_train_counts(run:Run, num_classes:int)->tuple:
-    "`(counts, where they come from)`: the run's recorded `train_counts` (summary.json), else `rebuilt_train_counts` (older runs), else `(None, why)`."
+    """`(counts, where they come from)`: the run's recorded `train_counts` (summary.json), else `rebuilt_train_counts`
+    (older runs), else `(None, why)`."""
     recorded = (run.summary or {}).get('train_counts')
     if recorded is not None and len(recorded) == num_classes:
         return recorded, 'training counts as the run recorded them'
     counts = rebuilt_train_counts(run.params, num_classes)
     if counts is not None:
         return counts, 'training counts rebuilt from params.json'
-    return None, f"classes in index order: no recorded training counts, and those of {run.params.get('dataset')!r} do not follow from params.json"
+    return (None, f"classes in index order: no recorded training counts, and those of {run.params.get('dataset')!r} "
+                  "do not follow from params.json")
 
 # %% ../nbs/10_results_explorer.ipynb #7d67e35e
 def run_confusion(run:Run)->np.ndarray|None:
-    "A run's confusion matrix: confusion.npy (`Run.confusion`), else the `confusion` of an older run's summary.json; None if neither."
+    """A run's confusion matrix: confusion.npy (`Run.confusion`), else the `confusion` of an older run's summary.json;
+    None if neither."""
     conf = run.confusion
     if conf is None and (run.summary or {}).get('confusion') is not None:
         conf = np.asarray(run.summary['confusion'])
@@ -185,7 +190,8 @@ def run_confusion(run:Run)->np.ndarray|None:
 
 # %% ../nbs/10_results_explorer.ipynb #6ef67181
 def plot_run_confusion(path, normalize:str|None='true')->go.Figure:
-    "00's `plot_confusion` of the run at `path`, its classes sorted by training count; a one-line message where it has no matrix."
+    """00's `plot_confusion` of the run at `path`, its classes sorted by training count; a one-line message where it has
+    no matrix."""
     run = Run(path)
     title = f'{run.path.parent.name}/{run.name}: confusion matrix'
     try:
@@ -198,17 +204,20 @@ def plot_run_confusion(path, normalize:str|None='true')->go.Figure:
     counts, note = run_train_counts(run, len(conf))
     what = '% of each true class' if normalize else 'test images'
     return plot_confusion(conf, counts, normalize=normalize, split=params.get('group_split') or 'count',
-                          title=f"{title}, {what}{f' (accuracy {acc:.2f}%)' if acc is not None else ''}<br><sub>{note}</sub>")
+                          title=f"{title}, "
+                                f"{what}{f' (accuracy {acc:.2f}%)' if acc is not None else ''}<br><sub>{note}</sub>")
 
 # %% ../nbs/10_results_explorer.ipynb #44a8352f
 def _table_rows(section, dataset, ratios, rows, reference, metric='acc')->list:
-    "Paper-table rows `{method: (value per ratio)}` as `(section, dataset, ratio, method, metric, value, reference)` tuples."
+    """Paper-table rows `{method: (value per ratio)}` as `(section, dataset, ratio, method, metric, value, reference)`
+    tuples."""
     return [(section, dataset, r, m, metric, v, f'{reference}: {label}')
             for m, (label, values) in rows.items() for r, v in zip(ratios, values) if v is not None]
 
 # %% ../nbs/10_results_explorer.ipynb #6e8a912d
 def realized_paper_ratio(dataset:str, ratio:float)->float:
-    "The max/min ratio of CIFAR-LT built with the papers' truncating profile at the nominal `ratio` (CIFAR-100 at 200 is 500/2 = 250)."
+    """The max/min ratio of CIFAR-LT built with the papers' truncating profile at the nominal `ratio` (CIFAR-100 at 200
+    is 500/2 = 250)."""
     n_max, C = {'cifar10': (5000, 10), 'cifar100': (500, 100)}[dataset]
     return realized_ratio(lt_counts(n_max, C, ratio))
 
@@ -216,31 +225,39 @@ def realized_paper_ratio(dataset:str, ratio:float)->float:
 _LTD, _IMB = 'LT-DARTS (Pan, Sun, Gong)', 'IMB-NAS (Duggal et al.)'
 PAPER_RESULTS = pd.DataFrame([
     ('01_training', 'cifar10', 100, 'ce', 'acc', 70.36, 'LDAM-DRW (Cao et al. 2019), Table 2: ERM, top-1 error 29.64'),
-    ('01_training', 'cifar10', 100, 'ldam_drw', 'acc', 77.03, 'LDAM-DRW (Cao et al. 2019), Table 2: LDAM-DRW, top-1 error 22.97'),
-    # LT-DARTS Table 2 (CE, mean of the paper's seeds): the hand-designed backbones are 02's block variants at equal parameters
+    ('01_training', 'cifar10', 100, 'ldam_drw', 'acc', 77.03,
+     'LDAM-DRW (Cao et al. 2019), Table 2: LDAM-DRW, top-1 error 22.97'),
+    # LT-DARTS Table 2 (CE, mean of the paper's seeds): the hand-designed backbones are 02's block variants at equal
+    # parameters
     *[row for ds, vals in [('cifar10', [(65.68, 70.70, 74.81), (68.26, 74.14, 79.06), (67.92, 73.65, 78.23)]),
                            ('cifar100', [(34.84, 38.43, 43.90), (36.44, 41.07, 46.61), (35.97, 40.28, 46.28)])]
       for row in _table_rows('02_component_exploration', ds, (200, 100, 50),
-                             dict(basic=('ResNet', vals[0]), aggregated=('ResNeXt', vals[1]), hierarchical=('Res2Net', vals[2])),
+                             dict(basic=('ResNet', vals[0]), aggregated=('ResNeXt', vals[1]),
+                                  hierarchical=('Res2Net', vals[2])),
                              f'{_LTD}, Table 2')],
     *[row for ds, vals in [('cifar10', [(65.68, 70.70, 74.81), (70.23, 77.52, 82.45)]),
                            ('cifar100', [(34.84, 38.43, 43.90), (41.23, 42.31, 47.58)])]
       for row in _table_rows('04_ltdarts_search', ds, (200, 100, 50),
-                             {'ce': ('ResNet (ResNet-32)', vals[0]), 'lt_etf+ce': ('LT-DARTS', vals[1])}, f'{_LTD}, Table 2')],
+                             {'ce': ('ResNet (ResNet-32)', vals[0]), 'lt_etf+ce': ('LT-DARTS', vals[1])},
+                             f'{_LTD}, Table 2')],
     # LT-DARTS Table 3: LT methods on a ResNet, on the vanilla DARTS cell and on the LT-DARTS cell
-    *[row for ds, vals in [('cifar10', dict(ce=(65.68, 70.70, 62.31, 67.29, 70.23, 77.52), mixup=(65.84, 72.96, 61.32, 68.21, 73.87, 78.86),
+    *[row for ds, vals in [('cifar10', dict(ce=(65.68, 70.70, 62.31, 67.29, 70.23, 77.52),
+                                            mixup=(65.84, 72.96, 61.32, 68.21, 73.87, 78.86),
                                             ldam_drw=(75.32, 77.03, 72.56, 75.34, 77.26, 79.61),
                                             mixup_crt=(73.06, 79.15, 70.97, 76.45, 80.50, 82.91))),
-                           ('cifar100', dict(ce=(34.84, 38.43, 31.46, 36.02, 41.23, 42.31), mixup=(35.84, 40.01, 31.13, 37.25, 43.51, 44.77),
+                           ('cifar100', dict(ce=(34.84, 38.43, 31.46, 36.02, 41.23, 42.31),
+                                             mixup=(35.84, 40.01, 31.13, 37.25, 43.51, 44.77),
                                              ldam_drw=(38.91, 42.04, 36.24, 39.11, 44.45, 45.79),
                                              mixup_crt=(41.73, 45.12, 38.05, 42.39, 44.90, 49.47)))]
       for m, v in vals.items()
       for row in _table_rows('04_ltdarts_search', ds, (200, 100),
-                             {m: (m, v[0:2]), f'darts_linear+{m}': (f'{m} + DARTS', v[2:4]), f'lt_etf+{m}': (f'{m} + LT-DARTS', v[4:6])},
+                             {m: (m, v[0:2]), f'darts_linear+{m}': (f'{m} + DARTS', v[2:4]),
+                              f'lt_etf+{m}': (f'{m} + LT-DARTS', v[4:6])},
                              f'{_LTD}, Table 3')],
     # LT-DARTS Table 6 (ablation; the paper does not state the ratio: listed at 100, see above)
     *_table_rows('04_ltdarts_search', 'cifar10', (100,), {'darts_linear+ce': ('vanilla DARTS', (65.3,)),
-                 'lt_linear+ce': ('DARTS + LT convolutions', (74.3,)), 'lt_etf+ce': ('DARTS + LT convolutions + ETF classifier', (77.8,))},
+                 'lt_linear+ce': ('DARTS + LT convolutions', (74.3,)),
+                 'lt_etf+ce': ('DARTS + LT convolutions + ETF classifier', (77.8,))},
                  f'{_LTD}, Table 6 (ratio not stated)'),
     # HLS Table II (the paper reports each method at its best test mixing ratio; a run's `acc` is at mu_test 0.5, its
     # notebook's Reading compares the best)
@@ -252,39 +269,53 @@ PAPER_RESULTS = pd.DataFrame([
     ('06_reslt_branches', 'cifar10', 50, 'ce', 'acc', 78.50, 'ResLT, Table 1: CE'),
     ('06_reslt_branches', 'cifar10', 50, 'reslt', 'acc', 83.46, 'ResLT, Table 1: ResLT'),
     *_table_rows('06_reslt_branches', 'cifar10', (100, 10), {'reslt': ('ResLT', (80.44, 89.06))}, 'ResLT, Table 5'),
-    *_table_rows('06_reslt_branches', 'cifar100', (100, 50, 10), {'reslt': ('ResLT', (45.34, 49.98, 60.79))}, 'ResLT, Table 5'),
-    *[row for ds, vals in [('cifar10', dict(ce=(65.68, 70.70, 74.81), ldam_drw=(73.52, 77.03, 81.03), ccsam=(80.94, 83.92, 86.22))),
-                           ('cifar100', dict(ce=(34.84, 38.43, 43.90), ldam_drw=(38.91, 42.04, 47.62), ccsam=(45.66, 50.83, 53.91)))]
-      for row in _table_rows('07_ccsam_landscapes', ds, (200, 100, 50), {m: (m.upper().replace('_', '-').replace('CCSAM', 'CC-SAM'), v)
-                                                                             for m, v in vals.items()}, 'CC-SAM, Table 1')],
-    # IMB-NAS Table 3: sub-nets of the adapted super-net, retrained on the target (a: CIFAR-10 -> CIFAR-100, b: CIFAR-100 -> CIFAR-10)
+    *_table_rows('06_reslt_branches', 'cifar100', (100, 50, 10), {'reslt': ('ResLT', (45.34, 49.98, 60.79))},
+                 'ResLT, Table 5'),
+    *[row for ds, vals in [('cifar10', dict(ce=(65.68, 70.70, 74.81), ldam_drw=(73.52, 77.03, 81.03),
+                                            ccsam=(80.94, 83.92, 86.22))),
+                           ('cifar100', dict(ce=(34.84, 38.43, 43.90), ldam_drw=(38.91, 42.04, 47.62),
+                                             ccsam=(45.66, 50.83, 53.91)))]
+      for row in _table_rows('07_ccsam_landscapes', ds, (200, 100, 50),
+                             {m: (m.upper().replace('_', '-').replace('CCSAM', 'CC-SAM'), v) for m, v in vals.items()},
+                             'CC-SAM, Table 1')],
+    # IMB-NAS Table 3: sub-nets of the adapted super-net, retrained on the target (a: CIFAR-10 -> CIFAR-100,
+    # b: CIFAR-100 -> CIFAR-10)
     *_table_rows('08_imbnas_transfer', 'cifar100', (50, 100, 200, 400),
-                 {f'imbnas_P{p}': (f'P{p}', v) for p, v in enumerate([(45.80, 40.83, 36.30, 32.80), (45.06, 41.93, 36.76, 33.70),
-                                                                      (44.86, 41.86, 36.70, 33.46), (45.93, 41.53, 37.03, 33.40)])},
+                 {f'imbnas_P{p}': (f'P{p}', v)
+                  for p, v in enumerate([(45.80, 40.83, 36.30, 32.80), (45.06, 41.93, 36.76, 33.70),
+                                         (44.86, 41.86, 36.70, 33.46), (45.93, 41.53, 37.03, 33.40)])},
                  f'{_IMB}, Table 3a (CIFAR-10 1x -> CIFAR-100)'),
     *_table_rows('08_imbnas_transfer', 'cifar10', (100, 200, 400, 800),
-                 {f'imbnas_P{p}': (f'P{p}', v) for p, v in enumerate([(75.96, 68.96, 63.26, 56.90), (75.93, 69.70, 63.80, 58.23),
-                                                                      (75.86, 69.26, 63.70, 58.03)])},
+                 {f'imbnas_P{p}': (f'P{p}', v)
+                  for p, v in enumerate([(75.96, 68.96, 63.26, 56.90), (75.93, 69.70, 63.80, 58.23),
+                                         (75.86, 69.26, 63.70, 58.03)])},
                  f'{_IMB}, Table 3b (CIFAR-100 1x -> CIFAR-10)'),
     # IMB-NAS Table 6: the CIFAR-100 numbers of Table 3a dissected into many / medium / few
     *[row for metric, vals in dict(many=[(64.1, 65.0), (65.2, 66.3), (65.2, 66.2), (65.0, 66.2)],
                                    medium=[(40.4, 39.1), (41.6, 41.0), (40.9, 40.3), (41.5, 39.5)],
                                    few=[(14.1, 10.1), (15.0, 10.2), (15.7, 10.2), (14.1, 10.5)]).items()
-      for row in _table_rows('08_imbnas_transfer', 'cifar100', (100, 400), {f'imbnas_P{p}': (f'P{p}, {metric}', v) for p, v in enumerate(vals)},
+      for row in _table_rows('08_imbnas_transfer', 'cifar100', (100, 400),
+                             {f'imbnas_P{p}': (f'P{p}, {metric}', v) for p, v in enumerate(vals)},
                              f'{_IMB}, Table 6', metric)],
 ], columns=['section', 'dataset', 'paper_ratio', 'method', 'metric', 'paper', 'reference']).assign(arch='')
-# LT-DARTS Table 3's ResNet-32 rows again, for the recipes (13): there a row is one backbone + one method, so these match
-# only the recipe runs whose backbone is ResNet-32 (`arch` names the backbone a paper number needs; '' for any)
+# LT-DARTS Table 3's ResNet-32 rows again, for the recipes (13): there a row is one backbone + one method, so these
+# match only the recipe runs whose backbone is ResNet-32 (`arch` names the backbone a paper number needs; '' for any)
 PAPER_RESULTS = pd.concat([PAPER_RESULTS, pd.DataFrame(
-    [row for ds, vals in [('cifar10', dict(ce=(65.68, 70.70), mixup=(65.84, 72.96), ldam_drw=(75.32, 77.03), mixup_crt=(73.06, 79.15))),
-                          ('cifar100', dict(ce=(34.84, 38.43), mixup=(35.84, 40.01), ldam_drw=(38.91, 42.04), mixup_crt=(41.73, 45.12)))]
-     for m, v in vals.items() for row in _table_rows('13_recipes', ds, (200, 100), {m: (f'{m} on ResNet-32', v)}, f'{_LTD}, Table 3')],
-    columns=['section', 'dataset', 'paper_ratio', 'method', 'metric', 'paper', 'reference']).assign(arch='resnet32')], ignore_index=True)
+    [row for ds, vals in [('cifar10', dict(ce=(65.68, 70.70), mixup=(65.84, 72.96), ldam_drw=(75.32, 77.03),
+                                           mixup_crt=(73.06, 79.15))),
+                          ('cifar100', dict(ce=(34.84, 38.43), mixup=(35.84, 40.01), ldam_drw=(38.91, 42.04),
+                                            mixup_crt=(41.73, 45.12)))]
+     for m, v in vals.items()
+     for row in _table_rows('13_recipes', ds, (200, 100), {m: (f'{m} on ResNet-32', v)}, f'{_LTD}, Table 3')],
+    columns=['section', 'dataset', 'paper_ratio', 'method', 'metric', 'paper', 'reference']).assign(arch='resnet32')],
+    ignore_index=True)
 # runs record the ratio their data really has (max / min of the counts); the papers label CIFAR-LT by the nominal ratio
-PAPER_RESULTS.insert(2, 'imbalance_ratio', [realized_paper_ratio(d, r) for d, r in zip(PAPER_RESULTS.dataset, PAPER_RESULTS.paper_ratio)])
+PAPER_RESULTS.insert(2, 'imbalance_ratio',
+                     [realized_paper_ratio(d, r) for d, r in zip(PAPER_RESULTS.dataset, PAPER_RESULTS.paper_ratio)])
 
 def paper_vs_ours(summary:pd.DataFrame, papers:pd.DataFrame|None=None)->pd.DataFrame:
-    "Each paper number (default `PAPER_RESULTS`) with the matching configurations of `summary` (a seed summary), same metric."
+    """Each paper number (default `PAPER_RESULTS`) with the matching configurations of `summary` (a seed summary), same
+    metric."""
     papers = PAPER_RESULTS if papers is None else papers
     keys = ['section', 'dataset', 'imbalance_ratio', 'method']
     ours = summary[keys + ['arch', 'config', 'seeds'] + [f'{k}_{s}' for k in METRIC_KEYS for s in ('mean', 'std')]]
@@ -298,7 +329,8 @@ def paper_vs_ours(summary:pd.DataFrame, papers:pd.DataFrame|None=None)->pd.DataF
     out['ours'] = mean_std_text(mean, std)
     out['ours - paper'] = (mean - out.paper).round(2)
     out['seeds'] = out.seeds.fillna(0).astype(int)
-    return out[keys + ['paper_ratio', 'metric', 'arch', 'config', 'paper', 'ours', 'seeds', 'ours - paper', 'reference']].fillna({'arch': '', 'config': ''})
+    return out[keys + ['paper_ratio', 'metric', 'arch', 'config', 'paper', 'ours', 'seeds', 'ours - paper',
+                       'reference']].fillna({'arch': '', 'config': ''})
 
 # %% ../nbs/10_results_explorer.ipynb #45d868b7
 def claim_runs(table:pd.DataFrame, folder:str, claim:Claim)->pd.DataFrame:

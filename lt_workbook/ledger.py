@@ -53,9 +53,11 @@ def load_ledger(path)->Ledger:
         raise ValueError(f"{path.name}: expected a mapping with the keys {', '.join(LEDGER_KEYS)}")
     unknown = sorted(set(spec) - set(LEDGER_KEYS))
     if unknown:
-        raise ValueError(f"{path.name}: unknown key(s) {', '.join(unknown)}; a ledger file has: {', '.join(LEDGER_KEYS)}")
+        raise ValueError(f"{path.name}: unknown key(s) {', '.join(unknown)}; a ledger file has: "
+                         f"{', '.join(LEDGER_KEYS)}")
     if not isinstance(spec.get('sections'), dict) or not spec['sections']:
-        raise ValueError(f"{path.name}: `sections` must map section notebooks (e.g. 04_ltdarts_search) to their parameters")
+        raise ValueError(f"{path.name}: `sections` must map section notebooks (e.g. 04_ltdarts_search) to their "
+                         "parameters")
     sections = {}
     for name, params in spec['sections'].items():
         nb, params = find_notebook(str(name)), dict(params or {})
@@ -64,8 +66,8 @@ def load_ledger(path)->Ledger:
         check_params(nb, params)
         sections[nb] = params
     root = Path(spec['root']) if spec.get('root') else None
-    return Ledger(path.stem, sections, (project_root()/root if root and not root.is_absolute() else root), spec.get('description') or '',
-                  str(given))
+    return Ledger(path.stem, sections, (project_root()/root if root and not root.is_absolute() else root),
+                  spec.get('description') or '', str(given))
 
 # %% ../nbs/12_claims_ledger.ipynb #4f612929
 def ledger_root(ledger:Ledger, root=None)->Path:
@@ -77,8 +79,9 @@ LEDGER_LOG = 'ledger.json'
 
 def machine_facts()->dict:
     "The machine a ledger ran on: host, CPU model and cores, memory, GPU, Python and torch."
-    cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name')),
-               platform.processor()) if Path('/proc/cpuinfo').exists() else platform.processor()
+    cpu = (next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines()
+                 if l.startswith('model name')), platform.processor())
+           if Path('/proc/cpuinfo').exists() else platform.processor())
     mem = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30 if hasattr(os, 'sysconf') else float('nan')
     return dict(host=platform.node(), cpu=cpu, cores=os.cpu_count(), memory_gib=round(mem, 1),
                 gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
@@ -87,31 +90,36 @@ def machine_facts()->dict:
 # %% ../nbs/12_claims_ledger.ipynb #ad3ba1d5
 def _log_invocation(root:Path, command:str, started:float, sections:list):
     log = json.loads((root/LEDGER_LOG).read_text()) if (root/LEDGER_LOG).exists() else []
-    log.append(dict(command=command, started=datetime.fromtimestamp(started, timezone.utc).isoformat(timespec='seconds'),
+    log.append(dict(command=command,
+                    started=datetime.fromtimestamp(started, timezone.utc).isoformat(timespec='seconds'),
                     wall_time=round(time.time() - started, 1), sections=sections, machine=machine_facts()))
     atomic_write(root/LEDGER_LOG, lambda p: Path(p).write_text(json.dumps(log, indent=1)))
 
 # %% ../nbs/12_claims_ledger.ipynb #fa365eec
 def ledger_status(ledger:Ledger, root)->pd.DataFrame:
-    "One row per section: its status, the wall time of its last execution and of its runs' training, its claims, its first error line."
+    """One row per section: its status, the wall time of its last execution and of its runs' training, its claims, its
+    first error line."""
     rows = []
     for nb in ledger.sections:
         d, rec = Path(root)/nb.stem, read_record(Path(root)/nb.stem) or {}
         n = len(read_claims(d/CLAIMS_FILE)) if (d/CLAIMS_FILE).exists() else 0
-        trained = sum(json.loads(f.read_text()).get('wall_time') or 0 for f in d.rglob('summary.json')) if d.exists() else 0
-        rows.append(dict(section=nb.stem, status=point_status(d), wall_time=rec.get('wall_time'), runs_wall_time=round(trained, 1), claims=n,
-                         error=(rec.get('error') or '').split('\n')[0]))
+        trained = sum(json.loads(f.read_text()).get('wall_time') or 0
+                      for f in d.rglob('summary.json')) if d.exists() else 0
+        rows.append(dict(section=nb.stem, status=point_status(d), wall_time=rec.get('wall_time'),
+                         runs_wall_time=round(trained, 1), claims=n, error=(rec.get('error') or '').split('\n')[0]))
     return pd.DataFrame(rows)
 
 # %% ../nbs/12_claims_ledger.ipynb #2cfae8ff
 def run_ledger(ledger, workers:int=1, root=None)->pd.DataFrame:
-    "Run every section of `ledger` (a file, or a loaded `Ledger`) not completed yet, `workers` at a time; one row per section (`ledger_status`)."
+    """Run every section of `ledger` (a file, or a loaded `Ledger`) not completed yet, `workers` at a time; one row per
+    section (`ledger_status`)."""
     ledger = ledger if isinstance(ledger, Ledger) else load_ledger(ledger)
     workers = check_number('workers', workers, integer=True)
     root = ledger_root(ledger, root)
     todo = [(nb, Point(nb.stem, params), root/nb.stem) for nb, params in ledger.sections.items()
             if point_status(root/nb.stem) != 'completed']
-    _log.info(f"{Path(ledger.file).name}: {len(ledger.sections)} sections in {root}; {len(ledger.sections) - len(todo)} completed, {len(todo)} to run")
+    _log.info(f"{Path(ledger.file).name}: {len(ledger.sections)} sections in {root}; "
+              f"{len(ledger.sections) - len(todo)} completed, {len(todo)} to run")
     if todo:
         root.mkdir(parents=True, exist_ok=True)
         started, bar = time.time(), progress(total=len(todo), desc='ledger', unit='section')
@@ -125,19 +133,22 @@ def run_ledger(ledger, workers:int=1, root=None)->pd.DataFrame:
         with ThreadPoolExecutor(workers) as ex:
             list(ex.map(go, todo))
         bar.close()
-        _log_invocation(root, f'lt-workbook ledger {ledger.file} --workers {workers}', started, [p.name for _, p, _ in todo])
+        _log_invocation(root, f'lt-workbook ledger {ledger.file} --workers {workers}', started,
+                        [p.name for _, p, _ in todo])
     return ledger_status(ledger, root)
 
 # %% ../nbs/12_claims_ledger.ipynb #c2fa15fd
 EVAL_FALSE = '#| eval: false'
 
 def keep_page_parameters(path):
-    "Mark papermill's injected-parameters cell of the executed notebook `path` `#| eval: false`: the page shows what it ran with, nbdev_test runs the defaults."
+    """Mark papermill's injected-parameters cell of the executed notebook `path` `#| eval: false`: the page shows what
+    it ran with, nbdev_test runs the defaults."""
     nb = json.loads(Path(path).read_text())
     for c in nb['cells']:
         src = ''.join(c['source'])
         if 'injected-parameters' in c['metadata'].get('tags', []) and not src.startswith(EVAL_FALSE):
-            c['source'] = f'{EVAL_FALSE}\n# the parameters this page was executed with (make ledger); nbdev_test runs the defaults above\n{src}'
+            c['source'] = (f'{EVAL_FALSE}\n# the parameters this page was executed with (make ledger); nbdev_test runs '
+                           f'the defaults above\n{src}')
     Path(path).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
 
 # %% ../nbs/12_claims_ledger.ipynb #06378a65
@@ -163,11 +174,11 @@ def ledger_claims(root)->pd.DataFrame:
         rows.append(dict(section=section, paper=SECTION_PAPERS.get(section, c.paper), where=c.where, claim=c.text,
                          metric=c.metric, ours=c.measured,
                          seeds=v['seeds'], measured=v['measured'], z=_z(v),
-                         verdict='by construction' if c.construction else v['verdict'], why=v['reason'], caveat=c.caveat,
-                         a_name=c.a_name, a=list(np.atleast_1d(c.a)), b_name=c.b_name, b=list(np.atleast_1d(c.b)),
-                         runs=c.runs))
-    return pd.DataFrame(rows, columns=['section', 'paper', 'where', 'claim', 'metric', 'ours', 'seeds', 'measured', 'z', 'verdict',
-                                       'why', 'caveat', 'a_name', 'a', 'b_name', 'b', 'runs'])
+                         verdict='by construction' if c.construction else v['verdict'], why=v['reason'],
+                         caveat=c.caveat, a_name=c.a_name, a=list(np.atleast_1d(c.a)), b_name=c.b_name,
+                         b=list(np.atleast_1d(c.b)), runs=c.runs))
+    return pd.DataFrame(rows, columns=['section', 'paper', 'where', 'claim', 'metric', 'ours', 'seeds', 'measured', 'z',
+                                       'verdict', 'why', 'caveat', 'a_name', 'a', 'b_name', 'b', 'runs'])
 
 # %% ../nbs/12_claims_ledger.ipynb #f6203171
 def verdict_counts(claims:pd.DataFrame)->pd.DataFrame:
@@ -177,43 +188,55 @@ def verdict_counts(claims:pd.DataFrame)->pd.DataFrame:
     return t.assign(evidence=t[list(LEDGER_VERDICTS[:3])].sum(axis=1))
 
 # %% ../nbs/12_claims_ledger.ipynb #69b6ab5e
-VERDICT_COLORS = {'supported': '#2e7d32', 'not reproduced': '#9e9e9e', 'contradicted': '#c62828', 'by construction': '#1565c0'}
+VERDICT_COLORS = {'supported': '#2e7d32', 'not reproduced': '#9e9e9e', 'contradicted': '#c62828',
+                  'by construction': '#1565c0'}
 
 def style_ledger(claims:pd.DataFrame):
-    "The ledger as a table: claim | paper | ours | verdict, the verdict cell colored; `runs`: where its run directories are."
+    """The ledger as a table: claim | paper | ours | verdict, the verdict cell colored; `runs`: where its run
+    directories are."""
     cols = ['paper', 'where', 'claim', 'ours', 'metric', 'z', 'verdict', 'why', 'caveat', 'runs']
-    claims = claims.assign(runs=[f"{s}/" + (f"{{{', '.join(r)}}}" if len(r) else '') for s, r in zip(claims.section, claims.runs)])
+    claims = claims.assign(runs=[f"{s}/" + (f"{{{', '.join(r)}}}" if len(r) else '')
+                                 for s, r in zip(claims.section, claims.runs)])
     color = lambda v: f'background-color: {VERDICT_COLORS.get(v, "white")}; color: white; font-weight: bold'
     return (claims[cols].style.map(color, subset=['verdict']).format({'z': '{:+.1f}'}, na_rep='n/a').hide(axis='index'))
 
 # %% ../nbs/12_claims_ledger.ipynb #4123baaf
 def plot_ledger(claims:pd.DataFrame, title:str='The claims ledger')->go.Figure:
-    "Every claim's effect in standard errors (the paper's direction to the right), colored by verdict; the lines at +-2 are the rule."
+    """Every claim's effect in standard errors (the paper's direction to the right), colored by verdict; the lines at
+    +-2 are the rule."""
     z = claims.z.clip(-8, 8)
     label = [f"{p} {w[:28]}: {c[:70]}" for p, w, c in zip(claims.paper, claims['where'], claims.claim)]
-    fig = go.Figure([go.Scatter(x=z[claims.verdict == v], y=[l for l, m in zip(label, claims.verdict == v) if m], mode='markers', name=v,
-                                marker=dict(color=VERDICT_COLORS[v], size=9, symbol='diamond' if v == 'by construction' else 'circle'),
+    fig = go.Figure([go.Scatter(x=z[claims.verdict == v], y=[l for l, m in zip(label, claims.verdict == v) if m],
+                                mode='markers', name=v,
+                                marker=dict(color=VERDICT_COLORS[v], size=9,
+                                            symbol='diamond' if v == 'by construction' else 'circle'),
                                 customdata=claims.loc[claims.verdict == v, ['ours', 'why']].values,
-                                hovertemplate='%{y}<br>%{customdata[0]}<br>z %{x:.1f} (%{customdata[1]})<extra></extra>')
+                                hovertemplate='%{y}<br>%{customdata[0]}<br>z %{x:.1f} (%{customdata[1]})'
+                                              '<extra></extra>')
                      for v in LEDGER_VERDICTS if (claims.verdict == v).any()])
     for x in (-2, 2):
         fig.add_vline(x=x, line_dash='dot', line_color='grey')
     fig.update_layout(title=title, xaxis_title='effect / standard error (the paper\'s direction > 0; clipped at ±8)',
-                      yaxis=dict(autorange='reversed', categoryorder='array', categoryarray=label, tickfont=dict(size=9)),
-                      height=160 + 16 * len(claims), legend=dict(orientation='h', y=1.02, yanchor='bottom'))
+                      yaxis=dict(autorange='reversed', categoryorder='array', categoryarray=label,
+                                 tickfont=dict(size=9)),
+                      height=160 + 16 * len(claims),
+                      legend=dict(orientation='h', y=1.02, yanchor='bottom'))
     return fig
 
 # %% ../nbs/12_claims_ledger.ipynb #d6141a7f
 def plot_claim_arms(claims:pd.DataFrame, title:str, cols:int=4)->go.Figure:
-    "A small figure per claim: both arms' per-seed values (a threshold as a line), titled with the claim's location and verdict."
+    """A small figure per claim: both arms' per-seed values (a threshold as a line), titled with the claim's location
+    and verdict."""
     n = len(claims)
     rows = max(1, -(-n // cols))
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"{w[:30]} ({v})" for w, v in zip(claims['where'], claims.verdict)],
+    fig = make_subplots(rows=rows, cols=cols,
+                        subplot_titles=[f"{w[:30]} ({v})" for w, v in zip(claims['where'], claims.verdict)],
                         vertical_spacing=min(0.3 / rows + 0.02, 0.12))
     for k, (_, c) in enumerate(claims.iterrows()):
         r, col, color = k // cols + 1, k % cols + 1, VERDICT_COLORS[c.verdict]
         for x, vals in ((c.a_name, c.a), (c.b_name, c.b)):
-            fig.add_trace(go.Box(y=vals, name=str(x)[:18], boxpoints='all', jitter=0.3, marker_color=color, showlegend=False,
+            fig.add_trace(go.Box(y=vals, name=str(x)[:18], boxpoints='all', jitter=0.3, marker_color=color,
+                                 showlegend=False,
                                  hovertemplate=f'{c.claim[:80]}<br>%{{y:.4g}}<extra>{x}</extra>'), r, col)
     fig.update_annotations(font_size=10)
     fig.update_layout(title=title, height=max(300, 230 * rows), margin=dict(t=80))

@@ -98,7 +98,8 @@ def notebook_parameters(notebook)->dict:
 
 # %% ../nbs/09_runner.ipynb #ee526227
 def parameter_defaults(notebook)->dict:
-    "The values the `parameters` cell of `notebook` sets, by running that cell alone: {name: value} (a section's checks use it)."
+    """The values the `parameters` cell of `notebook` sets, by running that cell alone: {name: value} (a section's
+    checks use it)."""
     values = {}
     exec(parameters_source(notebook), {}, values)
     return values
@@ -148,7 +149,8 @@ def _is_int(v)->bool: return isinstance(v, int) and not isinstance(v, bool)
 def check_value(name:str,  # the parameter
                 v,          # its value
                 default):   # its default in the notebook (None: any value)
-    "`v` as the parameter `name` takes it: a numeric string as a float, a scalar as a one-item list; a `ValueError` when it is a number of the wrong kind (a parameter may also take names: those are the notebook's to check)."
+    """`v` as the parameter `name` takes it: a numeric string as a float, a scalar as a one-item list; a `ValueError`
+    when it is a number of the wrong kind (a parameter may also take names: those are the notebook's to check)."""
     if v is None or default is None:
         return v
     if isinstance(default, bool):
@@ -186,7 +188,8 @@ def _default(text:str):
 
 # %% ../nbs/09_runner.ipynb #3ac52017
 def check_params(notebook, params:dict, values:bool=True)->dict:
-    "`params` as `notebook` takes them (`check_value`, unless not `values`); a `ValueError` naming any parameter it does not have, with those it has."
+    """`params` as `notebook` takes them (`check_value`, unless not `values`); a `ValueError` naming any parameter it
+    does not have, with those it has."""
     known = notebook_parameters(notebook)
     unknown = sorted(set(params) - set(known))
     if unknown:
@@ -197,13 +200,17 @@ def check_params(notebook, params:dict, values:bool=True)->dict:
     return {k: check_value(k, v, _default(known[k])) if values else v for k, v in params.items()}
 
 # %% ../nbs/09_runner.ipynb #87c6cd10
-def _skipped(cell)->bool: return 'injected-parameters' in _tags(cell) or ''.join(cell['source']).lstrip().startswith('#| eval: false')
+def _skipped(cell)->bool:
+    return 'injected-parameters' in _tags(cell) or ''.join(cell['source']).lstrip().startswith('#| eval: false')
 
 # %% ../nbs/09_runner.ipynb #3a5b2f0e
 def preflight(notebook,       # a section notebook
               params:dict,    # its parameters, as papermill would inject them
               after:int=1):   # code cells after the parameters cell to run (the checks)
-    "The error (`'Type: message'`) the notebook's checks raise for `params`, or None. Its parameters cell, `params` and the `after` cells that follow run here, in a copy of the namespace of the module the notebook exports (nothing is registered twice), in its folder, their output hidden. A name the module lacks (defined by a cell that is not exported) is no verdict: None."
+    """The error (`'Type: message'`) the notebook's checks raise for `params`, or None. Its parameters cell, `params`
+    and the `after` cells that follow run here, in a copy of the namespace of the module the notebook exports (nothing
+    is registered twice), in its folder, their output hidden. A name the module lacks (defined by a cell that is not
+    exported) is no verdict: None."""
     import __future__, contextlib, io, importlib, warnings
     notebook = Path(notebook)
     cells = [c for c in json.loads(notebook.read_text())['cells'] if c['cell_type'] == 'code']
@@ -219,7 +226,8 @@ def preflight(notebook,       # a section notebook
              contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter('ignore')
             for src in [''.join(cells[i]['source']), injected, *checks]:
-                exec(compile(src, notebook.name, 'exec', flags=__future__.annotations.compiler_flag, dont_inherit=True), ns)
+                exec(compile(src, notebook.name, 'exec', flags=__future__.annotations.compiler_flag,
+                             dont_inherit=True), ns)
     except NameError:
         return None
     except Exception as e:
@@ -240,7 +248,8 @@ def read_record(run_dir)->dict|None:
 
 # %% ../nbs/09_runner.ipynb #de4d6c96
 def fresh_run_dir(notebook:Path)->Path:
-    "A new folder `<runs root>/<notebook stem>/run-<date>-<time>` (a suffix when one exists): a `run` without `--run-dir` never overwrites another."
+    """A new folder `<runs root>/<notebook stem>/run-<date>-<time>` (a suffix when one exists): a `run` without
+    `--run-dir` never overwrites another."""
     base = runs_root(notebook.stem)/time.strftime('run-%Y%m%d-%H%M%S')
     for i in itertools.count():
         d = base.with_name(base.name + (f'-{i}' if i else ''))
@@ -267,12 +276,14 @@ def _error_text(e)->str:
 RANKS = '.ranks'   # under a run directory: the executed notebooks of ranks 1, 2, ...
 
 def rank_notebook(run_dir, notebook, rank:int)->Path:
-    "Where rank `rank` saves its executed copy of `notebook`: in the run directory for rank 0, as `.ranks/rank<r>.ipynb` for the others."
+    """Where rank `rank` saves its executed copy of `notebook`: in the run directory for rank 0, as
+    `.ranks/rank<r>.ipynb` for the others."""
     return Path(run_dir)/Path(notebook).name if rank == 0 else Path(run_dir)/RANKS/f'rank{rank}.ipynb'
 
 # %% ../nbs/09_runner.ipynb #d8e91f36
 def checked_params(notebook, params:dict)->dict:
-    "`params` through `check_params` and the notebook's own checks (`preflight`): a `ValueError` before anything is written."
+    """`params` through `check_params` and the notebook's own checks (`preflight`): a `ValueError` before anything is
+    written."""
     params = check_params(notebook, params)   # names and value types
     if (err := preflight(notebook, params)):
         raise ValueError(f"{Path(notebook).name}: its checks refuse these parameters: {err}")
@@ -283,15 +294,20 @@ def checked_params(notebook, params:dict)->dict:
 NOTEBOOK_TESTS = 'LT_WORKBOOK_NOTEBOOK_TESTS'
 
 def runs_tests()->bool:
-    "Whether `execute` runs a notebook's own test cells (they check the library, not the run): yes unless `$LT_WORKBOOK_NOTEBOOK_TESTS` is '0'."
+    """Whether `execute` runs a notebook's own test cells (they check the library, not the run): yes unless
+    `$LT_WORKBOOK_NOTEBOOK_TESTS` is '0'."""
     return os.environ.get(NOTEBOOK_TESTS, '1') != '0'
 
 # %% ../nbs/09_runner.ipynb #18b2a425
 def without_tests(notebook:Path, dest:Path)->Path:
-    "A copy of `notebook` at `dest` without nbdev's test cells (the code cells before the parameters cell that export nothing): what each rank of a distributed launch executes. Tests of single-process identities, and in temporary folders of their own, do not hold across ranks; the exported definitions and the experiment are what the ranks run together."
+    """A copy of `notebook` at `dest` without nbdev's test cells (the code cells before the parameters cell that export
+    nothing): what each rank of a distributed launch executes. Tests of single-process identities, and in temporary
+    folders of their own, do not hold across ranks; the exported definitions and the experiment are what the ranks run
+    together."""
     nb = json.loads(Path(notebook).read_text())
     first = next((i for i, c in enumerate(nb['cells']) if 'parameters' in _tags(c)), len(nb['cells']))
-    is_test = lambda c: c['cell_type'] == 'code' and not re.match(r'\s*#\|\s*(export|default_exp|hide)', ''.join(c['source']))
+    is_test = lambda c: c['cell_type'] == 'code' and not re.match(r'\s*#\|\s*(export|default_exp|hide)',
+                                                                  ''.join(c['source']))
     nb['cells'] = [c for i, c in enumerate(nb['cells']) if i >= first or not is_test(c)]
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(nb))
@@ -335,7 +351,8 @@ def execute(notebook,                 # a notebook file, or the start of a name 
     params = checked_params(notebook, params)
     rank, world, _ = dist_env()   # (01: as torchrun and `SlurmPoint` set them)
     if run_dir is None and world > 1:
-        raise ValueError(f"{notebook.name}: a distributed run ({world} processes) needs --run-dir: all its ranks write into one folder")
+        raise ValueError(f"{notebook.name}: a distributed run ({world} processes) needs --run-dir: all its ranks write "
+                         "into one folder")
     run_dir = Path(run_dir) if run_dir else fresh_run_dir(notebook)
     out = rank_notebook(run_dir, notebook, rank)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -345,11 +362,12 @@ def execute(notebook,                 # a notebook file, or the start of a name 
     if rank == 0:
         _write_record(run_dir, record)
     t0 = time.time()
-    source = notebook if world == 1 and runs_tests() else without_tests(notebook, run_dir/RANKS/f'source.rank{rank}.ipynb')
+    source = (notebook if world == 1 and runs_tests()
+              else without_tests(notebook, run_dir/RANKS/f'source.rank{rank}.ipynb'))
     try:   # the other ranks stream nothing: their output is in their notebook
         pm.execute_notebook(str(source), str(out), parameters={**params, 'run_dir': str(run_dir.resolve())},
-                            cwd=str(notebook.parent), log_output=log_output and rank == 0, progress_bar=progress and rank == 0,
-                            start_timeout=300)
+                            cwd=str(notebook.parent), log_output=log_output and rank == 0,
+                            progress_bar=progress and rank == 0, start_timeout=300)
         record['status'] = 'completed'
     except Exception as e:
         record.update(status='failed', error=(f'rank {rank}: ' if rank else '') + _error_text(e))
@@ -463,7 +481,8 @@ def point_status(point_dir)->str:
 
 # %% ../nbs/09_runner.ipynb #ad61f242
 def claim_point(point_dir:Path):
-    "Claim a point: an exclusive `flock` on its `.lock` file (the kernel drops it when the holder dies). The open lock file, or None when another process holds it."
+    """Claim a point: an exclusive `flock` on its `.lock` file (the kernel drops it when the holder dies). The open lock
+    file, or None when another process holds it."""
     point_dir.mkdir(parents=True, exist_ok=True)
     f = open(point_dir/LOCK, 'a+')
     try:
@@ -500,8 +519,8 @@ def write_point(point:Point, point_dir:Path):
 
 # %% ../nbs/09_runner.ipynb #1382f612
 def _point_command(notebook:Path, point_dir:Path)->list:
-    return [sys.executable, '-c', 'import sys; from lt_workbook.runner import main; sys.exit(main())', 'run', str(notebook), '-f', str(point_dir/'parameters.yaml'),
-            '--run-dir', str(point_dir), '--quiet']
+    return [sys.executable, '-c', 'import sys; from lt_workbook.runner import main; sys.exit(main())', 'run',
+            str(notebook), '-f', str(point_dir/'parameters.yaml'), '--run-dir', str(point_dir), '--quiet']
 
 # %% ../nbs/09_runner.ipynb #bbac9f47
 def _first_line(text)->str: return (text or '').split('\n')[0]
@@ -517,20 +536,24 @@ def _exit_text(rc:int)->str:
 
 # %% ../nbs/09_runner.ipynb #1ba4b4dc
 def _finished_record(notebook:Path, point:Point, point_dir:Path, rc:int)->dict:
-    "The point's record once its process ended with `rc`: `failed` with the exit code or signal when the process could not write its own."
+    """The point's record once its process ended with `rc`: `failed` with the exit code or signal when the process could
+    not write its own."""
     rec = point_record(point_dir)
     if rec is not None and rec.get('status') not in ('running', None):
         return rec
     log = point_dir/'log.txt'
-    tail = next((l for l in reversed(log.read_text(errors='replace').splitlines()) if l.strip()), '') if log.exists() else ''
+    tail = (next((l for l in reversed(log.read_text(errors='replace').splitlines()) if l.strip()), '')
+            if log.exists() else '')
     error = f"the point process {_exit_text(rc)}" + (f": {tail}" if rc > 0 and tail else '') + f"; see {log}"
-    rec = {**(rec or dict(notebook=str(notebook), section=notebook.stem, params=point.params)), 'status': 'failed', 'error': error}
+    rec = {**(rec or dict(notebook=str(notebook), section=notebook.stem, params=point.params)), 'status': 'failed',
+           'error': error}
     _write_record(point_dir, rec)
     return rec
 
 # %% ../nbs/09_runner.ipynb #37e71500
 def run_point_process(notebook:Path, point:Point, point_dir:Path, gpu:str|None=None)->dict:
-    "Claim the point and run it as a subprocess (pinned to `gpu` if given); returns its execution record. A point another process holds is not run (`running elsewhere`), nor one completed meanwhile."
+    """Claim the point and run it as a subprocess (pinned to `gpu` if given); returns its execution record. A point
+    another process holds is not run (`running elsewhere`), nor one completed meanwhile."""
     claim = claim_point(point_dir)
     if claim is None:
         return dict(status=RUNNING_ELSEWHERE, error=f'{RUNNING_ELSEWHERE} ({lock_holder(point_dir)}): not run here')
@@ -581,7 +604,9 @@ except ImportError:
     Checkpointable = object   # no [slurm] extra: everything but `--executor slurm` works (`slurm_module` says so)
 
 class SlurmPoint(Checkpointable):
-    "What every task of a point's Slurm job runs: the point's notebook (`execute`) as one rank of a distributed run. Checkpointable: on submitit's timeout or preemption signal, `checkpoint` requeues the same job with this same callable, and the re-run notebook's trainers resume from their runs' `checkpoint.pt`."
+    """What every task of a point's Slurm job runs: the point's notebook (`execute`) as one rank of a distributed run.
+    Checkpointable: on submitit's timeout or preemption signal, `checkpoint` requeues the same job with this same
+    callable, and the re-run notebook's trainers resume from their runs' `checkpoint.pt`."""
     def __init__(self, notebook, point_dir): self.notebook, self.point_dir = str(notebook), str(point_dir)
     def __call__(self)->dict:
         import submitit
@@ -591,7 +616,8 @@ class SlurmPoint(Checkpointable):
             env.paths.result_pickle.unlink(missing_ok=True)
             _log.warning(f"Slurm job {env.job_id} requeued (restart {restarts}): "
                          "the point resumes from its runs' checkpoint.pt")
-        # RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT as torchrun sets them; every GPU stays visible (a rank takes its LOCAL_RANK's)
+        # RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT as torchrun sets them; every GPU stays visible (a rank takes
+        # its LOCAL_RANK's)
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
         params = read_params([Path(self.point_dir)/'parameters.yaml'])
         stream_notebook_output()   # the notebook's output in the job's log
@@ -604,14 +630,16 @@ class SlurmPoint(Checkpointable):
 def slurm_job_alive(job_id:str)->bool:
     "Whether Slurm still has the job `job_id` pending, running or requeued (`squeue`); False when it does not know it."
     try:
-        res = subprocess.run(['squeue', '-h', '-j', str(job_id), '-o', '%T'], capture_output=True, text=True, timeout=60)
+        res = subprocess.run(['squeue', '-h', '-j', str(job_id), '-o', '%T'], capture_output=True,
+                             text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return res.returncode == 0 and bool(res.stdout.strip())
 
 # %% ../nbs/09_runner.ipynb #ef6f8244
 def _submitted_job(point_dir:Path)->str|None:
-    "The point's Slurm job, when one is still queued or running (submitted by a sweep that has ended since: its lock is gone)."
+    """The point's Slurm job, when one is still queued or running (submitted by a sweep that has ended since: its lock
+    is gone)."""
     f = point_dir/SLURM_JOB
     job = f.read_text().strip() if f.exists() else ''
     return job if job and slurm_job_alive(job) else None
@@ -633,7 +661,8 @@ def run_slurm(notebook:Path, todo:list[tuple[Point, Path]], root:Path, slurm:dic
             c = None
         if c is None:
             recs[point.name] = (point_record(d) if point_status(d) in ('completed', UNREADABLE) else
-                                dict(status=RUNNING_ELSEWHERE, error=f'{RUNNING_ELSEWHERE} (' + (f'Slurm job {job}' if job else lock_holder(d))
+                                dict(status=RUNNING_ELSEWHERE,
+                                     error=f'{RUNNING_ELSEWHERE} (' + (f'Slurm job {job}' if job else lock_holder(d))
                                      + '): not run here'))
             if on_done:
                 on_done(point, recs[point.name])
@@ -652,7 +681,8 @@ def run_slurm(notebook:Path, todo:list[tuple[Point, Path]], root:Path, slurm:dic
 SLURM_KEYS = ('timeout_min', 'nodes', 'gpus_per_node', 'tasks_per_node', 'cpus_per_task', 'mem_gb')
 
 def slurm_parameters(slurm:dict)->dict:
-    "submitit's parameters for a `slurm:` mapping; `tasks_per_node` defaults to `gpus_per_node` (one rank per GPU), else 1."
+    """submitit's parameters for a `slurm:` mapping; `tasks_per_node` defaults to `gpus_per_node` (one rank per GPU),
+    else 1."""
     opts = dict(slurm)
     kw = {k: opts.pop(k) for k in SLURM_KEYS if k in opts}
     for k in ('nodes', 'tasks_per_node', 'gpus_per_node'):
@@ -690,8 +720,8 @@ def _run_slurm_held(notebook, held, root, slurm, on_done, recs, todo):
             except Exception as e:
                 rec = point_record(d)
                 if rec is None or rec.get('status') in ('running', None):
-                    rec = {**(rec or dict(notebook=str(notebook), section=notebook.stem, params=point.params)), 'status': 'failed',
-                           'error': f'Slurm job {job.job_id}: {e}'}
+                    rec = {**(rec or dict(notebook=str(notebook), section=notebook.stem, params=point.params)),
+                           'status': 'failed', 'error': f'Slurm job {job.job_id}: {e}'}
                     _write_record(d, rec)
                 recs[point.name] = rec
             if on_done:
@@ -716,8 +746,10 @@ def _plan_line(sweep_file, sweep:Sweep, root:Path, status:dict)->str:
             + (f" (expected {sweep.gpu_hours} GPU-hours in all)" if sweep.gpu_hours else ''))
 
 # %% ../nbs/09_runner.ipynb #b0226a3b
-def run_sweep(sweep_file, workers:int=1, gpus:list|None=None, executor:str='local', root=None, slurm:dict|None=None)->pd.DataFrame:
-    "Run every point of `sweep_file` that is not completed yet (nor held by another sweep); one row per point (name, status, error, folder). `slurm` overrides the file's `slurm:` settings."
+def run_sweep(sweep_file, workers:int=1, gpus:list|None=None, executor:str='local', root=None,
+              slurm:dict|None=None)->pd.DataFrame:
+    """Run every point of `sweep_file` that is not completed yet (nor held by another sweep); one row per point (name,
+    status, error, folder). `slurm` overrides the file's `slurm:` settings."""
     check_choice('executor', executor, EXECUTORS)
     check_number('workers', workers, integer=True)
     sweep = load_sweep(sweep_file)
@@ -744,14 +776,15 @@ def run_sweep(sweep_file, workers:int=1, gpus:list|None=None, executor:str='loca
     bar.close()
     rows = []
     for p in points:
-        rec = outcome.get(p.name) if outcome.get(p.name, {}).get('status') == RUNNING_ELSEWHERE else point_record(dirs[p.name])
-        rows.append(dict(point=p.name, status=(rec or {}).get('status') or 'pending', error=_first_line((rec or {}).get('error')),
-                         folder=str(dirs[p.name])))
+        rec = (outcome.get(p.name) if outcome.get(p.name, {}).get('status') == RUNNING_ELSEWHERE
+               else point_record(dirs[p.name]))
+        rows.append(dict(point=p.name, status=(rec or {}).get('status') or 'pending',
+                         error=_first_line((rec or {}).get('error')), folder=str(dirs[p.name])))
     return pd.DataFrame(rows)
 
 # %% ../nbs/09_runner.ipynb #9ec19ac9
-RESULT_COLUMNS = ('section', 'point', 'run', 'method', 'status', 'dataset', 'imbalance_ratio', 'arch', 'classifier', 'loss', 'seed',
-                  *METRIC_KEYS, 'params', 'wall_time', 'error', 'path', 'hparams')
+RESULT_COLUMNS = ('section', 'point', 'run', 'method', 'status', 'dataset', 'imbalance_ratio', 'arch', 'classifier',
+                  'loss', 'seed', *METRIC_KEYS, 'params', 'wall_time', 'error', 'path', 'hparams')
 # what runs that differ only by seed may differ in (init_from: the seed's own stage-1 run)
 NOT_HPARAMS = ('seed', 'seeds', 'env', 'init_from')
 
@@ -776,7 +809,8 @@ def _metric(v):
 
 # %% ../nbs/09_runner.ipynb #4a323fb8
 def hparams_text(params:dict)->str:
-    "Every parameter of a run but its seed (`NOT_HPARAMS`), as sorted JSON: runs with the same text differ only by seed."
+    """Every parameter of a run but its seed (`NOT_HPARAMS`), as sorted JSON: runs with the same text differ only by
+    seed."""
     return json.dumps({k: v for k, v in params.items() if k not in NOT_HPARAMS}, sort_keys=True, default=str)
 
 # %% ../nbs/09_runner.ipynb #e2fed27a
@@ -787,7 +821,8 @@ def _run_row(run:Run, top:Path)->dict:
     try:
         params, summary = read_json(run.params_file), read_json(run.summary_file) if run.summary_file.exists() else {}
     except ValueError as e:   # listed, with the file to repair, instead of stopping the table
-        return dict(section=section, point=_point_of(point_dir), run=name, method='', status=UNREADABLE, error=str(e), path=str(run.path))
+        return dict(section=section, point=_point_of(point_dir), run=name, method='', status=UNREADABLE, error=str(e),
+                    path=str(run.path))
     return dict(section=section, point=_point_of(point_dir),
                 run=name, method=params.get('method') or name, status=summary.get('status', 'running'),
                 **{k: params.get(k) for k in ('dataset', 'imbalance_ratio', 'classifier', 'loss', 'seed')},
@@ -798,16 +833,18 @@ def _run_row(run:Run, top:Path)->dict:
 
 # %% ../nbs/09_runner.ipynb #bbab1c9f
 def results_table(root=None, section:str|None=None)->pd.DataFrame:
-    "Every run under `root` (default: the runs root), plus sweep points that failed without a run and unreadable files; one row each."
+    """Every run under `root` (default: the runs root), plus sweep points that failed without a run and unreadable
+    files; one row each."""
     root = Path(root) if root else runs_root('').resolve()
     if not root.is_dir():
         raise ValueError(f"{root}: no such folder of runs")
     rows = [_run_row(Run(p.parent), root) for p in sorted(root.rglob('params.json'))]
     for f in sorted(root.rglob(EXECUTION)):
         rec = point_record(f.parent)
-        if rec['status'] == UNREADABLE or (rec.get('status') != 'completed' and not any(r['path'].startswith(str(f.parent) + os.sep) for r in rows)):
-            rows.append(dict(section=rec.get('section') or f.parent.name, point=_point_of(f.parent), run='', method='', status=rec.get('status'),
-                             error=_first_line(rec.get('error')), path=str(f.parent)))
+        if rec['status'] == UNREADABLE or (rec.get('status') != 'completed'
+                                           and not any(r['path'].startswith(str(f.parent) + os.sep) for r in rows)):
+            rows.append(dict(section=rec.get('section') or f.parent.name, point=_point_of(f.parent), run='', method='',
+                             status=rec.get('status'), error=_first_line(rec.get('error')), path=str(f.parent)))
     df = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
     if section is not None:
         df = df[df.section == section]
@@ -822,7 +859,8 @@ def _seedless(point:str)->str:
 
 # %% ../nbs/09_runner.ipynb #546eec75
 def _config_texts(done:pd.DataFrame)->pd.Series:
-    "A run's configuration as it reads: its sweep point without the seed, else the parameters that differ between the runs of its section and method."
+    """A run's configuration as it reads: its sweep point without the seed, else the parameters that differ between the
+    runs of its section and method."""
     config = done.point.map(_seedless)
     for _, g in done[done.point == ''].groupby(['section', 'method'], sort=False, dropna=False):
         ps = [json.loads(h) if isinstance(h, str) else {} for h in g.hparams]
@@ -832,7 +870,8 @@ def _config_texts(done:pd.DataFrame)->pd.Series:
 
 # %% ../nbs/09_runner.ipynb #d74f1b96
 def seed_summary(df:pd.DataFrame)->pd.DataFrame:
-    "Mean and std over seeds of the metrics of completed runs that differ only by seed (`hparams`); `seeds` counts them."
+    """Mean and std over seeds of the metrics of completed runs that differ only by seed (`hparams`); `seeds` counts
+    them."""
     done = df[df.status == 'completed']
     done = done.assign(hparams=done.hparams.fillna('') if 'hparams' in done else '')
     done = done.assign(config=_config_texts(done))
@@ -870,14 +909,16 @@ class TrainSpec:
 
 # %% ../nbs/09_runner.ipynb #c7232b36
 def train_spec(params:dict, source:str='train file')->TrainSpec:
-    "The `TrainSpec` of a train file's settings `params`: a `ValueError` naming an unknown key or a bad value, before anything is built."
+    """The `TrainSpec` of a train file's settings `params`: a `ValueError` naming an unknown key or a bad value, before
+    anything is built."""
     from lt_workbook.training import TrainConfig, method_name, register_all
     from lt_workbook.data import DATASETS, LIST_DATASETS
     fields = list(TrainConfig.__dataclass_fields__)
     unknown = sorted(set(params) - set(TRAIN_DATA_KEYS) - set(TRAIN_KEYS) - set(fields))
     if unknown:
         raise ValueError(f"{source}: unknown key(s) {', '.join(map(repr, unknown))}; a train file has the dataset keys "
-                                 f"{', '.join(TRAIN_DATA_KEYS)}, {', '.join(TRAIN_KEYS)} and TrainConfig's fields: {', '.join(fields)}")
+                                 f"{', '.join(TRAIN_DATA_KEYS)}, {', '.join(TRAIN_KEYS)} and TrainConfig's fields: "
+                                 f"{', '.join(fields)}")
     register_all()   # every module's networks, heads and steps (ResLT, CC-SAM, ...), for the config's checks
     if 'dataset' not in params:
         raise ValueError(f"{source}: `dataset` is missing (one of {', '.join(DATASETS)})")
@@ -887,7 +928,8 @@ def train_spec(params:dict, source:str='train file')->TrainSpec:
         data.setdefault('imbalance_ratio', None)   # long-tailed as listed
     resources = params.get('resources') or {}
     if not isinstance(resources, dict) or set(resources) - set(RESOURCE_KEYS):
-        raise ValueError(f"{source}: resources={resources!r}: expected a mapping with keys among {', '.join(RESOURCE_KEYS)}")
+        raise ValueError(f"{source}: resources={resources!r}: expected a mapping with keys among "
+                         f"{', '.join(RESOURCE_KEYS)}")
     kw = {k: params[k] for k in fields if k in params}
     for k in ('arch_kw', 'step_kw', 'second_stage_kw'):
         if k in kw and not isinstance(kw[k], dict):
@@ -907,7 +949,8 @@ def read_train_spec(files=(), pairs=())->TrainSpec:
 
 # %% ../nbs/09_runner.ipynb #d6168d48
 def train_data_config(spec:TrainSpec):
-    "The dataset and the final config of `spec`: ResLT's `arch_kw.groups` given as a number is the class groups of the data's counts."
+    """The dataset and the final config of `spec`: ResLT's `arch_kw.groups` given as a number is the class groups of the
+    data's counts."""
     from lt_workbook.data import load_dataset
     from dataclasses import replace
     data = load_dataset(**spec.data)
@@ -920,7 +963,8 @@ def train_data_config(spec:TrainSpec):
 
 # %% ../nbs/09_runner.ipynb #12a1f43b
 def run_train(spec:TrainSpec, run_dir=None)->list:
-    "Train `spec` (`train_stages`, section `train`) into `run_dir` (default `<runs root>/train`); its runs, the last being the result."
+    """Train `spec` (`train_stages`, section `train`) into `run_dir` (default `<runs root>/train`); its runs, the last
+    being the result."""
     from lt_workbook.training import train_stages
     data, cfg = train_data_config(spec)
     return train_stages(data, cfg, section='train', name=spec.name, run_dir=run_dir)
@@ -1082,7 +1126,8 @@ def _slurm_args(p):
     g = p.add_argument_group('Slurm (with --executor slurm): one job per point, NODES x TASKS_PER_NODE ranks')
     g.add_argument('--nodes', type=int, default=None)
     g.add_argument('--gpus-per-node', type=int, default=None)
-    g.add_argument('--tasks-per-node', type=int, default=None, help='default: --gpus-per-node if > 0, else 1 (> 1 on CPUs: a Gloo run)')
+    g.add_argument('--tasks-per-node', type=int, default=None,
+                   help='default: --gpus-per-node if > 0, else 1 (> 1 on CPUs: a Gloo run)')
     g.add_argument('--timeout-min', type=int, default=None)
     g.add_argument('--partition', default=None)
     g.add_argument('--cpus-per-task', type=int, default=None)
@@ -1090,12 +1135,15 @@ def _slurm_args(p):
 
 # %% ../nbs/09_runner.ipynb #d123c5f5
 def _slurm_options(a)->dict:
-    "The Slurm options given on the command line, as a sweep file's `slurm:` keys; a `ValueError` when they come without `--executor slurm`."
-    opts = {k: getattr(a, k) for k in ('nodes', 'gpus_per_node', 'tasks_per_node', 'timeout_min', 'partition', 'cpus_per_task', 'mem_gb')
+    """The Slurm options given on the command line, as a sweep file's `slurm:` keys; a `ValueError` when they come
+    without `--executor slurm`."""
+    opts = {k: getattr(a, k) for k in ('nodes', 'gpus_per_node', 'tasks_per_node', 'timeout_min', 'partition',
+                                       'cpus_per_task', 'mem_gb')
             if getattr(a, k) is not None}
     if opts and a.executor != 'slurm':
-        raise ValueError(f"--{next(iter(opts)).replace('_', '-')} is a Slurm option: add --executor slurm (on one machine, "
-                         "launch several processes with torchrun --nproc_per_node N --no-python lt-workbook run ...)")
+        raise ValueError(f"--{next(iter(opts)).replace('_', '-')} is a Slurm option: add --executor slurm "
+                         "(on one machine, launch several processes with torchrun --nproc_per_node N --no-python "
+                         "lt-workbook run ...)")
     return opts
 
 # %% ../nbs/09_runner.ipynb #48dbc9d0
@@ -1120,10 +1168,12 @@ def _parser():
     r.add_argument('notebook', help='path, or the start of a name in nbs/ (e.g. 04)')
     r.add_argument('-p', '--parameter', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'))
     r.add_argument('-f', '--file', action='append', default=[], help='YAML parameter file (repeatable)')
-    r.add_argument('--run-dir', default=None, help="default: a new folder run-<date>-<time> in the notebook's runs root")
+    r.add_argument('--run-dir', default=None,
+                   help="default: a new folder run-<date>-<time> in the notebook's runs root")
     r.add_argument('--quiet', action='store_true',
                    help="stream nothing (by default: the notebook's output, its progress bars included, on stderr)")
-    r.add_argument('--no-tests', action='store_true', help="skip the notebook's own test cells (they check the library, not this run)")
+    r.add_argument('--no-tests', action='store_true',
+                   help="skip the notebook's own test cells (they check the library, not this run)")
     r.add_argument('--executor', default='local', choices=EXECUTORS, help='slurm: one Slurm job (submitit), waited for')
     _add_loggers(r)
     _slurm_args(r)
@@ -1137,8 +1187,10 @@ def _parser():
     s.add_argument('--dry-run', action='store_true', help='list the points: which would run, with what; run none')
     _add_loggers(s)
     _slurm_args(s)
-    t = sub.add_parser('train', help='train one recipe from a file of settings (dataset keys, TrainConfig fields), no notebook')
-    t.add_argument('-f', '--file', action='append', default=[], help='YAML train file (repeatable; e.g. configs/presets/*.yaml)')
+    t = sub.add_parser('train',
+                       help='train one recipe from a file of settings (dataset keys, TrainConfig fields), no notebook')
+    t.add_argument('-f', '--file', action='append', default=[],
+                   help='YAML train file (repeatable; e.g. configs/presets/*.yaml)')
     t.add_argument('-p', '--parameter', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'))
     t.add_argument('--run-dir', default=None, help='default: <runs root>/train')
     _add_loggers(t)
@@ -1147,7 +1199,8 @@ def _parser():
     q.add_argument('--section', default=None)
     q.add_argument('--format', default='table', choices=('table', 'csv', 'json'))
     q.add_argument('--runs', action='store_true', help='one row per run instead of mean +- std over seeds')
-    g = sub.add_parser('ledger', help='run the sections of a claims ledger file (configs/claims/) not completed yet, then count its verdicts')
+    g = sub.add_parser('ledger', help='run the sections of a claims ledger file (configs/claims/) not completed yet, '
+                                      'then count its verdicts')
     g.add_argument('ledger')
     g.add_argument('--workers', type=int, default=1)
     g.add_argument('--root', default=None, help="default: the file's root, else <runs root>/ledger/<file name>")
@@ -1162,7 +1215,8 @@ def _parser():
 
 # %% ../nbs/09_runner.ipynb #c5dad8ac
 def run_on_slurm(notebook, params:dict, run_dir=None, slurm:dict|None=None)->dict:
-    "Run `notebook` as one Slurm job (a sweep of one point: the folder `run_dir`, default a new one) and wait for it; its execution record."
+    """Run `notebook` as one Slurm job (a sweep of one point: the folder `run_dir`, default a new one) and wait for it;
+    its execution record."""
     notebook = find_notebook(notebook)
     params = checked_params(notebook, params)   # before anything is submitted
     run_dir = Path(run_dir) if run_dir else fresh_run_dir(notebook)
@@ -1211,7 +1265,8 @@ def _cmd_run(a)->int:
     if rec['status'] != 'completed':
         _log.error(f"{Path(rec['notebook']).name} failed in {rec.get('wall_time') or 0:.0f} s: {rec['error']}")
         return 1
-    print(f"{Path(rec['notebook']).name} completed in {rec.get('wall_time') or 0:.0f} s ({rec.get('cell_seconds') or 0:.0f} s in cells)"
+    print(f"{Path(rec['notebook']).name} completed in {rec.get('wall_time') or 0:.0f} s "
+          f"({rec.get('cell_seconds') or 0:.0f} s in cells)"
           + (f" after {rec['restarts']} requeue(s)" if rec.get('restarts') else ''))
     return 0
 
@@ -1243,7 +1298,8 @@ def _cmd_train(a)->int:
     if not writer:
         return 0
     s = runs[-1].summary or {}
-    print(f"{runs[-1].path}: {s.get('status')}  " + '  '.join(f"{k} {s[k]:.2f}" if isinstance(s.get(k), (int, float)) else f"{k} -" for k in METRIC_KEYS))
+    print(f"{runs[-1].path}: {s.get('status')}  " + '  '.join(f"{k} {s[k]:.2f}" if isinstance(s.get(k), (int, float))
+                                                              else f"{k} -" for k in METRIC_KEYS))
     return int(s.get('status') != 'completed')
 
 # %% ../nbs/09_runner.ipynb #aba36948

@@ -49,7 +49,8 @@ def read_notebook(path)->dict: return json.loads(Path(path).read_text())
 # %% ../nbs/11_site.ipynb #a249606c
 def draws_figures(nb:dict)->bool:
     "Whether a code cell of `nb` shows a figure: a line ending in a `.show()` call."
-    return any(re.search(r'\.show\(\)\s*(?:;|#.*)?$', ''.join(c['source']), re.M) for c in nb['cells'] if c['cell_type'] == 'code')
+    return any(re.search(r'\.show\(\)\s*(?:;|#.*)?$', ''.join(c['source']), re.M) for c in nb['cells']
+               if c['cell_type'] == 'code')
 
 # %% ../nbs/11_site.ipynb #9e23f01e
 def has_html(output:dict)->bool: return 'plotly-graph-div' in ''.join(output.get('data', {}).get('text/html', ''))
@@ -89,7 +90,8 @@ def site_problems(root=None)->list:
 
 # %% ../nbs/11_site.ipynb #7cb29bb1
 def prepare_site(root=None, dst=None, pages=None)->Path:
-    "nbdev's processing of the site's notebook `pages` (default: all) into `dst` (default `_proc/`), beside `_quarto.yml`."
+    """nbdev's processing of the site's notebook `pages` (default: all) into `dst` (default `_proc/`), beside
+    `_quarto.yml`."""
     from execnb.nbio import read_nb, write_nb
     from nbdev.processors import FilterDefaults
     root = Path(root or project_root())
@@ -121,12 +123,14 @@ CDN_STARTUP = re.compile(r'<script[^>]*>\s*(?:import\s+["\']https://cdn\.plot\.l
 def bar_models(state:dict)->set:
     "The ids of the widget models that make up progress bars: each progress model and the HBox around it."
     bars = {k for k, m in state.items() if m.get('model_name') in BAR_MODELS}
-    boxes = {k for k, m in state.items() if {c.removeprefix('IPY_MODEL_') for c in m.get('state', {}).get('children', [])} & bars}
+    boxes = {k for k, m in state.items()
+             if {c.removeprefix('IPY_MODEL_') for c in m.get('state', {}).get('children', [])} & bars}
     return bars | boxes | {c.removeprefix('IPY_MODEL_') for k in boxes for c in state[k]['state']['children']}
 
 # %% ../nbs/11_site.ipynb #1fa4137f
 def is_run_artefact(output:dict, bars:set, state:dict)->bool:
-    "Whether a stored output is a progress-bar view (`bar_models`, or tqdm's text where no state was stored) or plotly's CDN start-up script."
+    """Whether a stored output is a progress-bar view (`bar_models`, or tqdm's text where no state was stored) or
+    plotly's CDN start-up script."""
     data = output.get('data', {})
     if WIDGET_VIEW in data:
         mid = data[WIDGET_VIEW].get('model_id', '')
@@ -136,7 +140,8 @@ def is_run_artefact(output:dict, bars:set, state:dict)->bool:
 
 # %% ../nbs/11_site.ipynb #3ce2a494
 def clean_stored_outputs(path)->int:
-    "Remove the progress bars (views and models) and plotly's CDN start-up scripts from the notebook at `path`; returns how many outputs went."
+    """Remove the progress bars (views and models) and plotly's CDN start-up scripts from the notebook at `path`;
+    returns how many outputs went."""
     path = Path(path)
     nb = read_notebook(path)
     widgets = nb.get('metadata', {}).get('widgets', {}).get(WIDGET_STATE, {})
