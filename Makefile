@@ -4,7 +4,7 @@ RUNS ?= runs
 export LT_WORKBOOK_RUNS ?= $(abspath $(RUNS))
 MAIN_NB = nbs/04_ltdarts_search.ipynb
 
-.PHONY: install run test test-sync test-nbs test-py readme site-nbs ledger docs
+.PHONY: install run test test-sync test-nbs test-py readme site-nbs compare-outputs ledger docs
 
 install:
 	$(PYTHON) -m pip install -q -e ".[dev]"
@@ -58,6 +58,12 @@ site-nbs: install
 	LT_WORKBOOK_RUNS="$(SITE_RUNS)/10_results_explorer" TQDM_DISABLE=1 OMP_NUM_THREADS=1 papermill --cwd nbs --no-progress-bar $(EXPLORER_NB) $(EXPLORER_NB)
 	$(PYTHON) -c "import glob; from lt_workbook.site import clean_stored_outputs; [clean_stored_outputs(p) for p in sorted(glob.glob('nbs/*.ipynb'))]"
 	nbdev_clean
+
+# What `make site-nbs` changed in the stored results (printed text, tables, figures' data) against git revision REF
+# (default HEAD), with a count of restyled figures apart (`output_changes`, 11); exits 1 when a result changed.
+REF ?= HEAD
+compare-outputs:
+	$(PYTHON) -c "import sys; from lt_workbook.site import print_output_changes; sys.exit(print_output_changes('$(REF)') > 0)"
 
 # The claims ledger (configs/claims/reduced.yaml: about an hour on 2 cores; run it again to resume) into runs/ledger/,
 # then its page's stored outputs read from those runs (make site-nbs leaves the ledger page alone). Commit the notebook.

@@ -4,16 +4,18 @@
 
 # %% ../nbs/11_site.ipynb #978dfc28
 from __future__ import annotations
-import json, os, re, shutil
+import json, os, re, shutil, subprocess, difflib, itertools
 from pathlib import Path
 import yaml
 from .core import project_root
 from .training import progress
 
 # %% auto #0
-__all__ = ['PLOTLY_MIME', 'WIDGET_VIEW', 'WIDGET_STATE', 'BAR_MODELS', 'TQDM_TEXT', 'CDN_STARTUP', 'site_config', 'site_pages',
-           'sidebar_pages', 'read_notebook', 'draws_figures', 'has_html', 'is_figure', 'figure_outputs',
-           'site_problems', 'prepare_site', 'bar_models', 'is_run_artefact', 'clean_stored_outputs']
+__all__ = ['PLOTLY_MIME', 'WIDGET_VIEW', 'WIDGET_STATE', 'BAR_MODELS', 'TQDM_TEXT', 'CDN_STARTUP', 'VOLATILE', 'FIGURE_DATA',
+           'site_config', 'site_pages', 'sidebar_pages', 'read_notebook', 'draws_figures', 'has_html', 'is_figure',
+           'figure_outputs', 'site_problems', 'prepare_site', 'bar_models', 'is_run_artefact', 'clean_stored_outputs',
+           'unvolatile', 'figure_results', 'figure_style', 'output_results', 'stored_results', 'stored_styles',
+           'notebook_at', 'output_changes', 'print_output_changes']
 
 # %% ../nbs/11_site.ipynb #9d71aac8
 def site_config(root=None)->dict:
@@ -160,3 +162,80 @@ def clean_stored_outputs(path)->int:
     if removed or bars:
         path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
     return removed
+
+# %% ../nbs/11_site.ipynb #9cee87d9
+VOLATILE = [(re.compile(r'\b\d+(?:\.\d+)?\s?(?:s|ms|min|minutes?|seconds?)\b'), '<time>'),   # durations
+            (re.compile(r'(?<=[A-Za-z0-9_])-[0-9a-f]{8}\b'), '-<hash>'),   # a run folder's params hash
+            (re.compile(r'\d{4}-\d\d-\d\d[ T]\d\d:\d\d(?::\d\d(?:\.\d+)?)?'), '<date>')]
+FIGURE_DATA = ('x', 'y', 'z', 'text', 'customdata', 'values', 'labels', 'r', 'theta', 'base', 'error_y', 'error_x')
+
+def unvolatile(text:str)->str:
+    "`text` with what a re-run changes by itself (`VOLATILE`: durations, run-folder hashes, dates) masked."
+    for pattern, mask in VOLATILE:
+        text = pattern.sub(mask, text)
+    return text
+
+# %% ../nbs/11_site.ipynb #ddf24875
+def figure_results(fig:dict)->list:
+    "A stored plotly figure's content as lines: its title, axis titles, each trace's type, name and data (`FIGURE_DATA`)."
+    layout = fig.get('layout', {})
+    title = lambda t: t.get('text') if isinstance(t, dict) else t
+    lines = [f"figure: {title(layout.get('title'))!r}"]
+    lines += [f"  {k}: {title(v.get('title'))!r}" for k, v in sorted(layout.items()) if k[:5] in ('xaxis', 'yaxis') and isinstance(v, dict)]
+    for t in fig.get('data', []):
+        data = {k: t[k] for k in FIGURE_DATA if k in t}
+        lines.append(f"  {t.get('type', 'scatter')} {t.get('name')!r}: {json.dumps(data, sort_keys=True)}")
+    return lines
+
+# %% ../nbs/11_site.ipynb #c85b67a9
+def figure_style(fig:dict)->list:
+    "What only styles a stored figure, per trace: its colours (line, marker) and dash; and the layout's template colorway."
+    style = lambda t: {k: t.get(k, {}).get(p) for k in ('line', 'marker') for p in ('color', 'dash') if t.get(k, {}).get(p)}
+    return [json.dumps(style(t), sort_keys=True) for t in fig.get('data', [])] + [
+        json.dumps(fig.get('layout', {}).get('template', {}).get('layout', {}).get('colorway'))]
+
+def output_results(output:dict)->list:
+    "One stored output as lines to compare: a figure's `figure_results`, else its text (a table's plain-text form)."
+    data = output.get('data', {})
+    if PLOTLY_MIME in data:
+        return figure_results(data[PLOTLY_MIME])
+    text = output.get('text') or data.get('text/plain') or data.get('text/markdown') or ''
+    return unvolatile(''.join(text)).splitlines()
+
+def stored_results(nb:dict)->list:
+    "Every stored output of notebook `nb` (read by `read_notebook`), in order, as lines (`output_results`)."
+    return [l for c in nb['cells'] if c['cell_type'] == 'code' for o in c.get('outputs', []) for l in output_results(o)]
+
+def stored_styles(nb:dict)->list:
+    "`figure_style` of every stored figure of `nb`, in order."
+    return [s for o in figure_outputs(nb) for s in figure_style(o['data'][PLOTLY_MIME])] if nb else []
+
+# %% ../nbs/11_site.ipynb #886695d7
+def notebook_at(ref:str, path, root=None)->dict|None:
+    "The notebook `path` (relative to the project root) as git revision `ref` has it; None where it has none."
+    r = subprocess.run(['git', 'show', f'{ref}:{Path(path).as_posix()}'], cwd=root or project_root(), capture_output=True, text=True)
+    return json.loads(r.stdout) if r.returncode == 0 else None
+
+def output_changes(ref:str='HEAD', notebooks=None, root=None)->dict:
+    """Per notebook whose stored outputs differ between git revision `ref` and the working tree: the unified diff of
+    their `stored_results` (empty when only styles changed) and the number of figure styles that changed."""
+    root = Path(root or project_root())
+    paths = notebooks or sorted(p.relative_to(root).as_posix() for p in (root/'nbs').glob('*.ipynb'))
+    changes = {}
+    for p in paths:
+        old, new = notebook_at(ref, p, root), (read_notebook(root/p) if (root/p).exists() else None)
+        diff = list(difflib.unified_diff(*(stored_results(nb) if nb else [] for nb in (old, new)),
+                                         f'{ref}:{p}', p, lineterm='', n=1))
+        styles = sum(a != b for a, b in itertools.zip_longest(stored_styles(old), stored_styles(new)))
+        if diff or styles:
+            changes[p] = (diff, styles)
+    return changes
+
+def print_output_changes(ref:str='HEAD', notebooks=None, root=None)->int:
+    "Print `output_changes`: each notebook's changed results, then its count of restyled figure traces; the number of notebooks whose results changed."
+    changes = output_changes(ref, notebooks, root)
+    for p, (diff, styles) in changes.items():
+        print(*diff, sep='\n') if diff else print(f'{p}: results unchanged')
+        print(f'{p}: {styles} figure style(s) changed (colours, dashes or colorway)' if styles else f'{p}: styles unchanged')
+    print(f'{sum(bool(d) for d, _ in changes.values())} notebook(s) with changed results, compared with {ref}')
+    return sum(bool(d) for d, _ in changes.values())
