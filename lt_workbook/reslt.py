@@ -27,7 +27,7 @@ __all__ = ['GROUPINGS', 'MAX_GROUPS', 'CLASS_SETS', 'BRANCHES', 'FUSIONS', 'BRAN
            'ResLTNet', 'reslt_net', 'reslt_step', 'branch_outputs', 'first_per_class', 'BranchAnalysis',
            'make_reslt_step', 'check_reslt_step', 'ResLTSetting', 'reslt_method', 'reslt_config', 'reslt_run',
            'scaled_backbone', 'resnext101_32x4d', 'baseline_config', 'branch_table', 'error_bars', 'plot_alpha_curve',
-           'embed_2d', 'plot_embeddings', 'plot_metric_curves', 'arm_values', 'reslt_claims']
+           'embed_2d', 'plot_embeddings', 'plot_metric_curves', 'arm_values', 'reslt_claims', 'check_reslt_params']
 
 # %% ../nbs/06_reslt_branches.ipynb #d5db5d79
 GROUPINGS = ('count', 'index')
@@ -604,3 +604,41 @@ def reslt_claims(main:dict,           # {(arm, seed): Run} of the full-length ru
             add('Table 5', f'ResLT beats {names.get(b, b)} at imbalance ratio {r:g}', ('ResLT', r), (b, r), runs=ratios,
                 a_name=f'ResLT r{r:g}', b_name=f'{names.get(b, b)} r{r:g}', caveat=ce_note if b == 'CE' else '')
     return out
+
+# %% ../nbs/06_reslt_branches.ipynb #b7b767f0
+def check_reslt_params(p:dict):
+    """Checks the values of the Experiment's parameters `p` ({name: value}, e.g. `globals()`) before any data is loaded:
+    a `ValueError` naming the first bad one."""
+    for k in ('compare_branches', 'seeds', 'studies', 'alphas', 'group_counts', 'milestones', 'group_bounds',
+              'width_multipliers', 'imbalance_ratios', 'baselines'):
+        if not isinstance(p[k], (list, tuple)):
+            raise ValueError(f"{k}={p[k]!r}: expected a list")
+    if not p['seeds']:
+        raise ValueError("seeds=[]: expected at least one seed")
+    for s in p['studies']:
+        check_choice('studies', s, STUDIES)
+    for b in p['compare_branches']:
+        check_choice('compare_branches', b, BRANCHES)
+    for g in p['group_counts']:
+        check_groups(g, MAX_GROUPS)
+    check_number('sweep_epochs', p['sweep_epochs'], integer=True)
+    check_number('embed_per_class', p['embed_per_class'], integer=True)
+    check_choice('embedding', p['embedding'], EMBEDDINGS)
+    if p['test_per_class'] is not None:
+        check_number('test_per_class', p['test_per_class'], integer=True)
+    setting = ResLTSetting(**{f.name: p[f.name] for f in fields(ResLTSetting)})
+    for a in p['alphas']:
+        replace(setting, alpha=a)                                      # validates every alpha
+    base_cfg = TrainConfig(method='ce', arch=p['backbone'], arch_kw=dict(p['backbone_kw']), loss=p['loss'],
+                           group_split=p['group_split'], epochs=p['epochs'], batch_size=p['batch_size'], lr=p['lr'],
+                           weight_decay=p['weight_decay'], warmup_epochs=p['warmup_epochs'], schedule=p['schedule'],
+                           milestones=tuple(p['milestones']), lr_decay=p['lr_decay'], eval_every=p['eval_every'],
+                           device=p['device'])
+    if p['backbone'] == 'reslt':
+        raise ValueError("backbone='reslt': expected a plain backbone (ResLT is built on top of it)")
+    for m in p['width_multipliers']:
+        scaled_backbone(p['backbone'], p['backbone_kw'], m)          # each multiplier, with this backbone
+    for r in p['imbalance_ratios']:
+        check_ratio(r, 'imbalance_ratios')
+    for b in p['baselines']:
+        baseline_config(base_cfg, b)
