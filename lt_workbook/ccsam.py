@@ -21,16 +21,16 @@ from .etf import cifar_resnet, fixed_batches, ETFClassifier   # registers ARCHS[
 
 # %% auto #0
 __all__ = ['NORM_EPS', 'RADII', 'WEIGHTINGS', 'DIRECTIONS', 'MAGNITUDES', 'PERTURBS', 'ADV_NORMS', 'FLATTENING_BASELINES',
-           'SN_LAYERS', 'NO_SINGLE_HEAD', 'STAGE2_STEP_KEYS', 'PLOT_COLORS', 'FLATTENING_NAMES',
-           'class_conditional_rho', 'random_directions', 'soft_targets', 'soft_cross_entropy', 'weighted_class_mean',
-           'class_conditional_loss', 'class_conditional_loss_loop', 'device_copy', 'linear_head', 'CCSAMStep',
-           'class_adversarial_weights', 'adversarial_feature_loss', 'progressive_alpha', 'AdversarialFeatureStep',
-           'SAMStep', 'SWACallback', 'spectral_normalized', 'spectral_norm_net', 'GradientPenaltyStep',
-           'ModelPerturbationStep', 'check_model_perturbation', 'is_linear_head', 'check_ccsam',
+           'SN_LAYERS', 'NO_SINGLE_HEAD', 'STAGE2_STEP_KEYS', 'PLOT_COLORS', 'FLATTENING_NAMES', 'CCSAM_CONTROLS',
+           'CCSAM_ABLATION', 'class_conditional_rho', 'random_directions', 'soft_targets', 'soft_cross_entropy',
+           'weighted_class_mean', 'class_conditional_loss', 'class_conditional_loss_loop', 'device_copy', 'linear_head',
+           'CCSAMStep', 'class_adversarial_weights', 'adversarial_feature_loss', 'progressive_alpha',
+           'AdversarialFeatureStep', 'SAMStep', 'SWACallback', 'spectral_normalized', 'spectral_norm_net',
+           'GradientPenaltyStep', 'ModelPerturbationStep', 'check_model_perturbation', 'is_linear_head', 'check_ccsam',
            'check_adversarial_features', 'ccsam_stage2_config', 'check_ccsam_stage2', 'ccsam_run', 'head_tail_groups',
            'features_of', 'classifier_noise_landscape', 'filter_normalized_direction', 'loss_surface', 'split_open_set',
            'open_set_f_measure', 'embed', 'prototype_open_set', 'cached_json', 'logit_scale_of', 'plot_noise_landscape',
-           'plot_loss_surfaces', 'flattening_gains', 'plot_flattening_gains']
+           'plot_loss_surfaces', 'flattening_gains', 'plot_flattening_gains', 'check_ccsam_params']
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #98dc4f67
 NORM_EPS = 1e-12   # floor of the gradient norms the radius and the normalizations divide by
@@ -809,3 +809,34 @@ def plot_flattening_gains(gains, title:str='Accuracy gain of each flattening ope
     fig.update_yaxes(title_text='accuracy of flattened minus baseline, points', col=1)
     fig.update_layout(barmode='group', title=title, template='plotly_white', height=380)
     return fig
+
+# %% ../nbs/07_ccsam_landscapes.ipynb #36a5456f
+CCSAM_CONTROLS = ('ce_stage2', 'crt')   # attribution runs: stage 2 on CE's backbone; cRT on CE's and on stage 1's
+
+# %% ../nbs/07_ccsam_landscapes.ipynb #b4f752e1
+# Table 2: "Stage 1 + dir", "Stage 1 + mag": stage 1 with the perturbation's magnitude 1 or its direction random
+CCSAM_ABLATION = {'dir': dict(magnitude='unit'), 'mag': dict(direction='random')}
+
+# %% ../nbs/07_ccsam_landscapes.ipynb #0f61e3b6
+def check_ccsam_params(p:dict):
+    """Checks the values of the Experiment's parameters `p` ({name: value}, e.g. `globals()`) before any run is
+    configured: a `ValueError` naming the first bad one."""
+    if not p['seeds']:
+        raise ValueError("seeds=[]: expected at least one seed")
+    for c in p['controls']:
+        check_choice('controls', c, CCSAM_CONTROLS)
+    for b in p['baselines']:
+        check_choice('baselines', b, FLATTENING_BASELINES)
+    for v in p['ablation']:
+        check_choice('ablation', v, tuple(CCSAM_ABLATION))
+    epochs, swa_start = p['epochs'], p['swa_start']
+    swa_from = epochs // 2 if swa_start is None else swa_start
+    if 'swa' in p['baselines'] and not (isinstance(swa_from, int) and 0 <= swa_from < epochs):
+        raise ValueError(f"swa_start={swa_start!r}: expected an epoch in 0..{epochs - 1}")
+    for m in p['landscape_methods']:
+        check_choice('landscape_methods', m, ('ce', 'ldam_drw', 'ccsam', 'ccsam_stage1'))
+    for k in ('landscape_n', 'noise_points', 'noise_draws', 'grid_points', 'stage2_epochs'):
+        check_number(k, p[k], integer=True)
+    for k in ('noise_local', 'noise_global', 'grid_range', 'stage2_lr'):
+        check_number(k, p[k])
+    check_fraction('open_quantile', p['open_quantile'])
