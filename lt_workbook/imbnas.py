@@ -29,7 +29,7 @@ __all__ = ['NATS_OPS', 'OP_NAMES', 'PARAMETRIC_OPS', 'NODES', 'EDGES', 'PAPER_SC
            'adaptation_config', 'transfer_init', 'cell_net_config', 'split_for_search', 'record_run', 'train_subnet',
            'rank_transfer', 'train_supernet', 'adapt_supernet', 'evolve_subnets', 'random_genotype', 'table1_archs',
            'train_genotype', 'table1_run', 'plot_tau_matrix', 'plot_rank_scatter', 'plot_adaptation_cost',
-           'plot_accuracy_lines', 'plot_grouped_bars']
+           'plot_accuracy_lines', 'plot_grouped_bars', 'check_imbnas_params']
 
 # %% ../nbs/08_imbnas_transfer.ipynb #df33e919
 NATS_OPS = {   # name -> builder(C): every operation maps C channels to C at stride 1
@@ -736,3 +736,79 @@ def plot_grouped_bars(bars:dict,               # {trace name: (categories, means
     fig.update_layout(barmode='group', title=title, template='plotly_white', xaxis_title=xaxis_title, yaxis_title=yaxis_title,
                       height=380)
     return fig
+
+# %% ../nbs/08_imbnas_transfer.ipynb #fa2f50ea
+def check_imbnas_params(p:dict):
+    """Checks the values of the Experiment's parameters `p` ({name: value}, e.g. `globals()`) before any data is loaded:
+    a `ValueError` naming the first bad one."""
+    for k in ('table1_epochs', 'table1_C', 'table1_layers',
+              'num_archs', 'rank_epochs', 'supernet_epochs', 'generations', 'population', 'top_k', 'bn_batches',
+              'retrain_epochs', 'C', 'N', 'stem_stride', 'batch_size'):
+        check_number(k, p[k], integer=True)
+    for k in ('crossover_num', 'mutation_num', 'data_seed'):
+        check_number(k, p[k], integer=True, zero_ok=True)
+    if p['adapt_epochs'] is not None:
+        check_number('adapt_epochs', p['adapt_epochs'], integer=True)
+    if p['adapt_lr'] is not None:
+        check_number('adapt_lr', p['adapt_lr'])
+    check_number('lr', p['lr'])
+    check_number('lr_decay', p['lr_decay'])
+    seeds, target_ratios, table1_datasets = p['seeds'], p['target_ratios'], p['table1_datasets']
+    if not isinstance(seeds, (list, tuple)) or not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds={seeds!r}: expected a non-empty list of distinct integers")
+    for s in seeds:
+        check_number('seeds', s, integer=True, zero_ok=True)
+    if not isinstance(target_ratios, (list, tuple)) or not target_ratios or len(set(target_ratios)) != len(target_ratios):
+        raise ValueError(f"target_ratios={target_ratios!r}: expected a non-empty list of distinct imbalance ratios (>= 1)")
+    if not isinstance(table1_datasets, (list, tuple)) or len(table1_datasets) != 2:
+        raise ValueError(f"table1_datasets={table1_datasets!r}: expected two datasets, that of A1, A2 and that of A3, A4")
+    for d_ in [*p['rank_datasets'], *table1_datasets, p['source_dataset'], p['target_dataset']]:
+        check_choice('dataset', d_, DATASETS)
+    for r_ in [*p['imbalance_ratios'], p['source_ratio'], *target_ratios, p['table1_ratio']]:
+        check_ratio(r_)
+    table1_pool, table1_ratio = p['table1_pool'], p['table1_ratio']
+    check_number('table1_pool', table1_pool, integer=True, zero_ok=True)
+    if table1_pool and (table1_pool < 4 or table1_ratio <= 1):
+        raise ValueError(f"table1_pool={table1_pool}, table1_ratio={table1_ratio!r}: Table 1 draws at least 4 genotypes "
+                         "and compares a balanced with an imbalanced version (ratio > 1); table1_pool=0 skips it")
+    paper_adapt, p2_finetune_epochs = PAPER_SCHEDULES['adapt']['epochs'], p['p2_finetune_epochs']
+    if not isinstance(p2_finetune_epochs, (list, tuple)) or any(isinstance(e, bool) or not isinstance(e, int) or
+                                                                not 0 <= e <= paper_adapt for e in p2_finetune_epochs):
+        raise ValueError(f"p2_finetune_epochs={p2_finetune_epochs!r}: expected a list of epochs of the paper's "
+                         f"{paper_adapt}-epoch adaptation (0 to {paper_adapt}), e.g. [50, 100, 150]; [] skips Table 4")
+    procedures, rank_datasets, num_archs = p['procedures'], p['rank_datasets'], p['num_archs']
+    for q in procedures:
+        check_choice('procedures', q, PROCEDURES)
+    for o in p['cost_ops']:
+        check_choice('cost_ops', o, PARAMETRIC_OPS)
+    check_choice('fitness_metric', p['fitness_metric'], ('balanced_acc', 'acc'))
+    if rank_datasets and (num_archs < 2 or len(rank_datasets) * len(p['imbalance_ratios']) < 2):
+        raise ValueError(f"rank transfer needs num_archs >= 2 (got {num_archs}) and two dataset variants at least "
+                         f"(rank_datasets={rank_datasets!r}, imbalance_ratios={p['imbalance_ratios']!r}); "
+                         "use rank_datasets=[] to skip it")
+    check_fraction('mutation_prob', p['mutation_prob'])
+    check_fraction('val_fraction', p['val_fraction'], open_interval=True)
+    crossover_num, mutation_num, population = p['crossover_num'], p['mutation_num'], p['population']
+    if crossover_num + mutation_num > population:
+        raise ValueError(f"crossover_num + mutation_num = {crossover_num + mutation_num}: "
+                         f"expected at most population={population}")
+    if p['top_k'] > population:
+        raise ValueError(f"top_k={p['top_k']}: expected at most population={population}")
+    check_choice('group_split', p['group_split'], GROUP_SPLITS)
+    adapt_epochs, supernet_epochs = p['adapt_epochs'], p['supernet_epochs']
+    a_epochs = adapt_epochs or max(1, round(supernet_epochs / 3))
+    def check_drw(name, kind, epochs, needed):
+        "A re-weighting epoch that rounds past the last epoch would silently drop the re-weighting: refuse it."
+        d_ = step_schedule(kind, epochs, p['lr'])['drw_epoch']
+        if needed and d_ >= epochs:
+            least = next(n for n in range(1, 10 ** 4) if step_schedule(kind, n, p['lr'])['drw_epoch'] < n)
+            raise ValueError(f"{name}={epochs}: re-weighting would start at epoch {d_} "
+                             f"({PAPER_SCHEDULES[kind]['reweight']}/{PAPER_SCHEDULES[kind]['epochs']} of the epochs), "
+                             f"after the last one; expected at least {least}")
+    check_drw('table1_epochs', 'subnet', p['table1_epochs'], bool(table1_pool))
+    check_drw('rank_epochs', 'subnet', p['rank_epochs'], bool(rank_datasets) and any(r_ > 1 for r_ in p['imbalance_ratios']))
+    check_drw('retrain_epochs', 'subnet', p['retrain_epochs'], bool(procedures))
+    check_drw('supernet_epochs', 'supernet', supernet_epochs,
+              'P3' in procedures or (procedures and p['source_ratio'] > 1))
+    check_drw('adapt_epochs' if adapt_epochs else 'supernet_epochs (adapt_epochs = a third of it)', 'adapt', a_epochs,
+              'P2' in procedures)
