@@ -32,7 +32,6 @@ from lt_workbook.training import TrainConfig, Trainer, build_model, count_params
 from lt_workbook.darts import Architect, SEARCH_SPACES, resolve_genotype, retrain_config, search_config, search_halves
 from lt_workbook.bbn_darts import BilateralArchitect, bilateral_architect_config, bilateral_search_config
 from lt_workbook.reslt import ResLTSetting, reslt_config
-import lt_workbook.ccsam   # registers the 'ccsam' step and METHODS['ccsam']
 
 CONFIGS = Path(__file__).resolve().parents[1]/'configs'
 def config(name): return name, yaml.safe_load((CONFIGS/f'{name}.yaml').read_text())

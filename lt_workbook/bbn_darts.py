@@ -117,8 +117,6 @@ class BilateralSupernet(Supernet):
             self.cells.eval()
         return self
 
-ARCHS['bilateral_supernet'] = BilateralSupernet
-
 # %% ../nbs/05_bbn_darts.ipynb #7442a1d8
 def alpha_tensors(model)->dict:
     "The model's architecture parameters by component name: normal, reduce (backbone), ins, cls (heads)."

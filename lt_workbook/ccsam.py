@@ -18,30 +18,33 @@ from .core import *
 from .data import *
 from .plots import *
 from .training import *
-from .darts import running_stats_paused
-from .etf import cifar_resnet, fixed_batches, ETFClassifier   # registers ARCHS['cifar_resnet']
+from .training import running_stats_paused
+from .etf import fixed_batches, ETFClassifier
+from .training import cifar_resnet
 
 # %% auto #0
 __all__ = ['NORM_EPS', 'RADII', 'WEIGHTINGS', 'DIRECTIONS', 'MAGNITUDES', 'PERTURBS', 'ADV_NORMS', 'FLATTENING_BASELINES',
-           'SN_LAYERS', 'NO_SINGLE_HEAD', 'STAGE2_STEP_KEYS', 'FLATTENING_NAMES', 'class_conditional_rho',
-           'random_directions', 'soft_targets', 'soft_cross_entropy', 'weighted_class_mean', 'class_conditional_loss',
-           'class_conditional_loss_loop', 'device_copy', 'linear_head', 'CCSAMStep', 'class_adversarial_weights',
-           'adversarial_feature_loss', 'progressive_alpha', 'AdversarialFeatureStep', 'SAMStep', 'SWACallback',
-           'spectral_normalized', 'spectral_norm_net', 'GradientPenaltyStep', 'ModelPerturbationStep',
-           'check_model_perturbation', 'is_linear_head', 'check_ccsam', 'check_adversarial_features',
-           'ccsam_stage2_config', 'check_ccsam_stage2', 'ccsam_run', 'head_tail_groups', 'features_of',
-           'classifier_noise_landscape', 'filter_normalized_direction', 'loss_surface', 'split_open_set',
+           'SN_LAYERS', 'GRADIENT_PENALTY_STEP', 'MODEL_PERTURBATION_STEP', 'NO_SINGLE_HEAD', 'STAGE2_STEP_KEYS',
+           'SAM_STEP', 'CCSAM_STEP', 'ADVERSARIAL_FEATURES_STEP', 'CCSAM_STAGE2', 'FLATTENING_NAMES', 'CCSAM_CONTROLS',
+           'CCSAM_ABLATION', 'class_conditional_rho', 'random_directions', 'soft_targets', 'soft_cross_entropy',
+           'weighted_class_mean', 'class_conditional_loss', 'class_conditional_loss_loop', 'device_copy', 'linear_head',
+           'CCSAMStep', 'class_adversarial_weights', 'adversarial_feature_loss', 'progressive_alpha',
+           'AdversarialFeatureStep', 'SAMStep', 'SWACallback', 'spectral_normalized', 'spectral_norm_net',
+           'GradientPenaltyStep', 'ModelPerturbationStep', 'check_model_perturbation', 'is_linear_head', 'check_ccsam',
+           'check_adversarial_features', 'ccsam_stage2_config', 'check_ccsam_stage2', 'ccsam_run', 'head_tail_groups',
+           'features_of', 'classifier_noise_landscape', 'filter_normalized_direction', 'loss_surface', 'split_open_set',
            'open_set_f_measure', 'embed', 'prototype_open_set', 'cached_json', 'logit_scale_of', 'plot_noise_landscape',
-           'plot_loss_surfaces', 'flattening_gains', 'plot_flattening_gains']
+           'plot_loss_surfaces', 'flattening_gains', 'plot_flattening_gains', 'check_ccsam_params']
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #98dc4f67
 NORM_EPS = 1e-12   # floor of the gradient norms the radius and the normalizations divide by
 
 def class_conditional_rho(w_norm,   # ||w||: norm of all perturbed parameters together
-                          g_norm,   # ||g_c||: norm of the class-c loss gradient (a tensor: one per class, or per sample)
+                          g_norm,  # ||g_c||: norm of the class-c loss gradient (a tensor: one per class, or per sample)
                           n_c,      # training count of the class (same shape as `g_norm`)
                           k:int):   # number of perturbed parameters
-    "Eq. 8: rho_c = (||w|| / (2 ||g_c||))^(1/2) k^(-1/4) (n_c - 1)^(-1/4), with n_c - 1 clamped at 1 and ||g_c|| at 1e-12."
+    """Eq. 8: rho_c = (||w|| / (2 ||g_c||))^(1/2) k^(-1/4) (n_c - 1)^(-1/4), with n_c - 1 clamped at 1 and ||g_c|| at
+    1e-12."""
     g_norm = g_norm if torch.is_tensor(g_norm) else torch.as_tensor(g_norm, dtype=torch.get_default_dtype())
     n = torch.as_tensor(n_c, device=g_norm.device).to(g_norm.dtype)
     return torch.sqrt(w_norm / (2 * g_norm.clamp(min=NORM_EPS))) * k ** -0.25 * (n - 1).clamp(min=1) ** -0.25
@@ -65,13 +68,15 @@ def random_directions(n:int,          # how many directions (one per class of th
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #9f993fd7
 def soft_targets(y_a, y_b, lam, num_classes:int, dtype=torch.float32):
-    "Per-sample target distributions: one-hot `y_a`, or mixup's `lam * e_{y_a} + (1 - lam) * e_{y_b}` (lam None: no mixup)."
+    """Per-sample target distributions: one-hot `y_a`, or mixup's `lam * e_{y_a} + (1 - lam) * e_{y_b}` (lam None: no
+    mixup)."""
     t = F.one_hot(y_a, num_classes).to(dtype)
     return t if lam is None else lam * t + (1 - lam) * F.one_hot(y_b, num_classes).to(dtype)
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #f2d4f179
 def soft_cross_entropy(logits, targets):
-    "Per-sample cross-entropy against target distributions, `-sum_j t_j log softmax(z)_j` (mixup's loss of each sample)."
+    """Per-sample cross-entropy against target distributions, `-sum_j t_j log softmax(z)_j` (mixup's loss of each
+    sample)."""
     z = loss_precision(logits)
     return -(targets.to(z.dtype) * F.log_softmax(z, 1)).sum(1)
 
@@ -80,7 +85,8 @@ def _norm(ts): return torch.sqrt(sum((loss_precision(t.detach()) ** 2).sum() for
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #f3a92774
 def weighted_class_mean(per_sample, y, weighting:str='batch'):
-    "The perturbed loss from per-sample losses: the batch mean (public code) or the mean over the batch's classes of each class's mean (Eq. 6/11)."
+    """The perturbed loss from per-sample losses: the batch mean (public code) or the mean over the batch's classes of
+    each class's mean (Eq. 6/11)."""
     if check_choice('weighting', weighting, WEIGHTINGS) == 'batch':
         return per_sample.mean()
     m = (y[:, None] == y[None, :]).sum(1).to(per_sample.dtype)       # batch count of each sample's class
@@ -93,12 +99,15 @@ def class_conditional_loss(feats,              # B x D features (their gradient 
                            targets,            # B x K target distributions of the base loss (`soft_targets`)
                            counts,             # K training counts n_c
                            noise_ratio:float=1., # scale of every eps_c (the public code's `noise_ratio`)
-                           radius:str='per_tensor', # 'per_tensor' (public code: W and b each their own rho) or 'joint' (Eq. 8)
+                           # 'per_tensor' (public code: W and b each their own rho) or 'joint' (Eq. 8)
+                           radius:str='per_tensor',
                            weighting:str='batch',   # 'batch' (public code) or 'class' (Eq. 6/11)
                            direction:str='gradient', # 'gradient' (Eq. 9) or 'random' (Table 2's "+ mag": Gaussian)
-                           magnitude:str='radius',   # 'radius' (Eq. 8-9) or 'unit' (Table 2's "+ dir": 1, times noise_ratio)
+                           # 'radius' (Eq. 8-9) or 'unit' (Table 2's "+ dir": 1, times noise_ratio)
+                           magnitude:str='radius',
                            generator=None):          # of the random directions (on the features' device)
-    "Vectorized CC-SAM loss of a linear head, every class of the batch at once: `(perturbed loss, mean ||eps_c|| / ||w||)`."
+    """Vectorized CC-SAM loss of a linear head, every class of the batch at once: `(perturbed loss, mean ||eps_c|| /
+    ||w||)`."""
     check_choice('radius', radius, RADII)
     check_choice('direction', direction, DIRECTIONS)
     check_choice('magnitude', magnitude, MAGNITUDES)
@@ -118,7 +127,8 @@ def class_conditional_loss(feats,              # B x D features (their gradient 
     params = [weight] + ([] if bias is None else [bias])
     w_norm, k = _norm(params).to(f.dtype), sum(p.numel() for p in params)
     n_c = counts.to(y.device)[y]
-    eps_of = lambda g_norm: noise_ratio * (math.sqrt(k) * class_conditional_rho(w_norm, g_norm, n_c, k) if magnitude == 'radius'
+    eps_of = lambda g_norm: noise_ratio * (math.sqrt(k) * class_conditional_rho(w_norm, g_norm, n_c, k)
+                                           if magnitude == 'radius'
                                            # ||eps|| (Eq. 9), or 1 (Table 2's "+ dir")
                                            else torch.ones_like(g_norm))
     if radius == 'joint':
@@ -147,10 +157,12 @@ def class_conditional_loss_loop(sample_loss,       # B per-sample base losses, w
                                 params:list,       # the perturbed parameters w
                                 y, counts,         # labels (define the classes) and K training counts
                                 noise_ratio:float, # scale of every eps_c
-                                perturbed_logits,  # (idx, eps) -> logits of the samples `idx` at w + eps (eps: one tensor per param)
+                                # (idx, eps) -> logits of the samples `idx` at w + eps (eps: one tensor per param)
+                                perturbed_logits,
                                 radius:str='per_tensor', weighting:str='batch',   # as in `class_conditional_loss`
                                 direction:str='gradient', magnitude:str='radius', generator=None):
-    "The published algorithm, one class of the batch at a time with autograd: `(perturbed loss, mean ||eps_c|| / ||w||)`."
+    """The published algorithm, one class of the batch at a time with autograd: `(perturbed loss, mean ||eps_c|| /
+    ||w||)`."""
     check_choice('radius', radius, RADII)
     check_choice('weighting', weighting, WEIGHTINGS)
     check_choice('direction', direction, DIRECTIONS)
@@ -159,19 +171,22 @@ def class_conditional_loss_loop(sample_loss,       # B per-sample base losses, w
     classes, losses, ratios = y.unique(), [], []
     if direction == 'random':
         dt = loss_precision(params[0].detach()[:0]).dtype
-        U = random_directions(len(classes), [p.shape for p in params], radius == 'joint', generator, dt, params[0].device)
+        U = random_directions(len(classes), [p.shape for p in params], radius == 'joint', generator, dt,
+                              params[0].device)
     for j, c in enumerate(classes):
         idx = torch.where(y == c)[0]
         g = (torch.autograd.grad(sample_loss[idx].mean(), params, retain_graph=True)
              if direction == 'gradient' or magnitude == 'radius' else None)
-        mag = lambda gn: (math.sqrt(k) * class_conditional_rho(w_norm, gn, counts[c], k) if magnitude == 'radius' else 1.)
+        mag = lambda gn: (math.sqrt(k) * class_conditional_rho(w_norm, gn, counts[c], k) if magnitude == 'radius'
+                          else 1.)
         if radius == 'joint':
             gn = None if g is None else _norm(g)
             dirs = [gi / gn.clamp(min=NORM_EPS) for gi in g] if direction == 'gradient' else [u[j] for u in U]
             eps = [noise_ratio * mag(gn) * d for d in dirs]
         else:
             gns = [None if g is None else _norm([gi]) for gi in (g or params)]
-            dirs = [gi / gn.clamp(min=NORM_EPS) for gi, gn in zip(g, gns)] if direction == 'gradient' else [u[j] for u in U]
+            dirs = ([gi / gn.clamp(min=NORM_EPS) for gi, gn in zip(g, gns)] if direction == 'gradient'
+                    else [u[j] for u in U])
             eps = [noise_ratio * mag(gn) * d for gn, d in zip(gns, dirs)]
         l = F.cross_entropy(loss_precision(perturbed_logits(idx, eps)), y[idx], reduction='none')
         losses.append(l if weighting == 'batch' else l.mean()[None])
@@ -182,7 +197,8 @@ def class_conditional_loss_loop(sample_loss,       # B per-sample base losses, w
 PERTURBS = ('classifier', 'all')
 
 def device_copy(cache:dict, key:str, t:torch.Tensor, device, fn=lambda t: t):
-    "`fn(t)` on `device`, made once per tensor `t` and kept in `cache` (no host-to-device copy, hence no sync, per step)."
+    """`fn(t)` on `device`, made once per tensor `t` and kept in `cache` (no host-to-device copy, hence no sync, per
+    step)."""
     if key not in cache or cache[key][0] is not t:
         cache[key] = (t, fn(t).to(device))
     return cache[key][1]
@@ -198,7 +214,8 @@ def linear_head(model:nn.Module)->nn.Linear:
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #271bda3b
 class CCSAMStep(Callback):
-    "Stage 1 of CC-SAM as a `Trainer` step, `step='ccsam'` in a `TrainConfig` (or pass it as `step=` and in `callbacks=`: it logs `eps_ratio`)."
+    """Stage 1 of CC-SAM as a `Trainer` step, `step='ccsam'` in a `TrainConfig` (or pass it as `step=` and in
+    `callbacks=`: it logs `eps_ratio`)."""
     OFFSET = 500_009   # the random directions' generator: seed offset of a stream apart from the batches'
     def __init__(self, noise_ratio:float=1e-6,   # scale of the perturbations (the public code's; 1 is Eq. 9 as written)
                  flat_ratio:float=0.3,           # weight of the perturbed loss (0.3 CIFAR-10, 0.5 CIFAR-100)
@@ -211,16 +228,20 @@ class CCSAMStep(Callback):
         self.noise_ratio = check_number('noise_ratio', noise_ratio, zero_ok=True)
         self.flat_ratio = check_fraction('flat_ratio', flat_ratio)
         self.perturb, self.vectorized = check_choice('perturb', perturb, PERTURBS), vectorized
-        self.radius, self.weighting = check_choice('radius', radius, RADII), check_choice('weighting', weighting, WEIGHTINGS)
+        self.radius, self.weighting = (check_choice('radius', radius, RADII),
+                                       check_choice('weighting', weighting, WEIGHTINGS))
         self.direction = check_choice('direction', direction, DIRECTIONS)
         self.magnitude = check_choice('magnitude', magnitude, MAGNITUDES)
         self._ratios, self._cache, self._gen = [], {}, None
     def generator(self, trainer, epoch:int=0):
-        "The random directions' own generator (seeded by the run's seed and the epoch; the batches' generator is left alone)."
+        """The random directions' own generator (seeded by the run's seed and the epoch; the batches' generator is left
+        alone)."""
         if self._gen is None or epoch:
-            self._gen = torch.Generator(trainer.device).manual_seed(trainer.cfg.seed * SEED_STRIDE + self.OFFSET + epoch)
+            self._gen = torch.Generator(trainer.device).manual_seed(trainer.cfg.seed * SEED_STRIDE + self.OFFSET
+                                                                    + epoch)
         return self._gen
-    def settings(self)->dict: return dict(noise_ratio=self.noise_ratio, flat_ratio=self.flat_ratio, perturb=self.perturb,
+    def settings(self)->dict: return dict(noise_ratio=self.noise_ratio, flat_ratio=self.flat_ratio,
+                                          perturb=self.perturb,
                                           radius=self.radius, weighting=self.weighting, direction=self.direction,
                                           magnitude=self.magnitude)
     def perturbed_loss(self, trainer, x, y, T, counts):
@@ -237,8 +258,10 @@ class CCSAMStep(Callback):
                 return (logits, *class_conditional_loss(f, head.weight, head.bias, y, T, counts, self.noise_ratio,
                                                                         *opts))
             params = [p for p in (head.weight, head.bias) if p is not None]
-            at = lambda idx, eps: F.linear(f[idx], head.weight + eps[0], None if head.bias is None else head.bias + eps[1])
-            return (logits, *class_conditional_loss_loop(soft_cross_entropy(logits, T), params, y, counts, self.noise_ratio, at,
+            at = lambda idx, eps: F.linear(f[idx], head.weight + eps[0], None if head.bias is None
+                                           else head.bias + eps[1])
+            return (logits,
+                    *class_conditional_loss_loop(soft_cross_entropy(logits, T), params, y, counts, self.noise_ratio, at,
                                                          *opts))
         named = [(n, p) for n, p in trainer.model.named_parameters() if p.requires_grad]
         with trainer.autocast():
@@ -286,7 +309,8 @@ def adversarial_feature_loss(feats,            # B x D features of the frozen ba
     z = loss_precision(feats.detach()).requires_grad_(True)
     with torch.enable_grad():
         U, = torch.autograd.grad(F.cross_entropy(head(z), y, reduction='sum'), z)   # row i: dl_i/dz_i
-    S = (y[:, None] == y[None, :]).to(U.dtype) if adv_norm == 'class' else torch.ones(len(y), len(y), dtype=U.dtype, device=U.device)
+    S = ((y[:, None] == y[None, :]).to(U.dtype) if adv_norm == 'class'
+         else torch.ones(len(y), len(y), dtype=U.dtype, device=U.device))
     # ||grad_z L_c|| over the class's rows (its 1/m_c cancels), or the batch's
     norm = (S @ (U * U).sum(1)).sqrt().clamp(min=NORM_EPS)
     w = torch.ones_like(norm) if weights is None else weights.to(norm)[y]
@@ -295,12 +319,14 @@ def adversarial_feature_loss(feats,            # B x D features of the frozen ba
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #04b9fd54
 def progressive_alpha(epoch:int, epochs:int, up_limit:float=1.)->float:
-    "Weight of the adversarial loss at 0-based stage-2 `epoch` of `epochs` (Eq. 14): min((epoch + 1) / epochs, up_limit)."
+    """Weight of the adversarial loss at 0-based stage-2 `epoch` of `epochs` (Eq. 14): min((epoch + 1) / epochs,
+    up_limit)."""
     return min((epoch + 1) / epochs, up_limit)
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #431a810b
 class AdversarialFeatureStep(Callback):
-    "Stage 2 of CC-SAM as a `Trainer` step on a frozen backbone, `step='adversarial_features'` (what `second_stage='ccsam_stage2'` sets; or pass it as `step=` and in `callbacks=`)."
+    """Stage 2 of CC-SAM as a `Trainer` step on a frozen backbone, `step='adversarial_features'` (what
+    `second_stage='ccsam_stage2'` sets; or pass it as `step=` and in `callbacks=`)."""
     def __init__(self, adv_lambda:float=1.,        # lambda of Eq. 13 (`adver_reg` of the public code)
                  up_limit:float=1.,                # cap of the progressive weight
                  adv_div:float|None=2.,            # class weights log(n_max/n_c + 0.01)/adv_div; None: none
@@ -318,8 +344,10 @@ class AdversarialFeatureStep(Callback):
         self.alpha = progressive_alpha(epoch, trainer.cfg.epochs, self.up_limit)
         # undo cRT's re-initialization: keep stage 1's head
         if epoch == 0 and not self.reinit_classifier and trainer.cfg.init_from:
-            sd = read_checkpoint(trainer.cfg.init_from, trainer.device, "point init_from at another run's checkpoint")['model']
-            trainer.model.classifier.load_state_dict({k.split('.', 1)[1]: v for k, v in sd.items() if k.startswith('classifier.')})
+            sd = read_checkpoint(trainer.cfg.init_from, trainer.device,
+                                 "point init_from at another run's checkpoint")['model']
+            trainer.model.classifier.load_state_dict({k.split('.', 1)[1]: v for k, v in sd.items()
+                                                      if k.startswith('classifier.')})
     def __call__(self, trainer, x, y):
         with torch.no_grad(), trainer.autocast():
             f = trainer.model.features(x)
@@ -327,8 +355,8 @@ class AdversarialFeatureStep(Callback):
         w = None if self.adv_div is None else device_copy(self._cache, 'weights', trainer.counts, f.device,
                                                             lambda n: class_adversarial_weights(n, self.adv_div))
         logits = head(f)
-        loss = (1 - self.alpha) * trainer.loss_fn(logits, y) + self.alpha * adversarial_feature_loss(f, head, y, self.adv_lambda, w,
-                                                                                                       self.adv_norm)
+        loss = ((1 - self.alpha) * trainer.loss_fn(logits, y)
+                + self.alpha * adversarial_feature_loss(f, head, y, self.adv_lambda, w, self.adv_norm))
         optimizer_step(trainer, loss)
         return loss.detach(), logits.detach()
 
@@ -340,7 +368,8 @@ FLATTENING_BASELINES = ('sam', 'swa', 'sn', 'gp', 'mp')
 
 class SAMStep:
     "SAM as a `Trainer` step: `pytorch_optimizer.SAM` around the trainer's optimizer, two forward-backward passes."
-    # its optimizer steps outside the trainer's gradient scaler: float32 where 'auto' would pick fp16 (`Trainer.autocast_dtype`)
+    # its optimizer steps outside the trainer's gradient scaler: float32 where 'auto' would pick fp16
+    # (`Trainer.autocast_dtype`)
     fp16 = False
     def __init__(self, rho:float=0.05, adaptive:bool=False):
         self.rho, self.adaptive, self._sam = check_number('sam_rho', rho), adaptive, (None, None)
@@ -348,7 +377,8 @@ class SAMStep:
     def sam(self, trainer):
         "The SAM optimizer sharing the trainer's parameter groups and state (made once per trainer optimizer)."
         if self._sam[0] is not trainer.opt:
-            self._sam = (trainer.opt, SAM(trainer.opt.param_groups, base_optimizer=lambda groups, **_: trainer.opt, rho=self.rho,
+            self._sam = (trainer.opt,
+                         SAM(trainer.opt.param_groups, base_optimizer=lambda groups, **_: trainer.opt, rho=self.rho,
                                      adaptive=self.adaptive))
         return self._sam[1]
     def __call__(self, trainer, x, y):
@@ -370,8 +400,10 @@ class SAMStep:
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #670805e8
 class SWACallback(Callback):
-    "Stochastic weight averaging from epoch `start` (0-based); the average, with BatchNorm statistics recomputed, becomes the run's model."
-    def __init__(self, start:int): self.start, self.avg, self._pending = check_number('swa_start', start, integer=True, zero_ok=True), None, None
+    """Stochastic weight averaging from epoch `start` (0-based); the average, with BatchNorm statistics recomputed,
+    becomes the run's model."""
+    def __init__(self, start:int):
+        self.start, self.avg, self._pending = check_number('swa_start', start, integer=True, zero_ok=True), None, None
     def _average(self, trainer):
         if self.avg is None:
             self.avg = AveragedModel(trainer.model)
@@ -389,20 +421,22 @@ class SWACallback(Callback):
         if int(avg.n_averaged) == 0:
             raise ValueError(f"swa_start={self.start}: no epoch was averaged (epochs={trainer.cfg.epochs})")
         ts = trainer.train_set
-        loader = batches(ts.images, ts.labels, Sampler(ts.labels, 'instance'), trainer.cfg.batch_size, torch.Generator(trainer.device),
-                         trainer.data.mean, trainer.data.std, augment=False)
+        loader = batches(ts.images, ts.labels, Sampler(ts.labels, 'instance'), trainer.cfg.batch_size,
+                         torch.Generator(trainer.device), trainer.data.mean, trainer.data.std, augment=False)
         update_bn(loader, avg)
         trainer.model.load_state_dict(avg.module.state_dict())
         summary['before_swa'] = {k: summary[k] for k in METRIC_KEYS}
         summary.update(trainer.evaluate(), swa_models=int(avg.n_averaged))
         if trainer.run is not None:
-            trainer.run.save_checkpoint({**trainer.run.load_checkpoint(trainer.device), 'model': trainer.model.state_dict()})
+            trainer.run.save_checkpoint({**trainer.run.load_checkpoint(trainer.device),
+                                         'model': trainer.model.state_dict()})
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #cd32ef72
 SN_LAYERS = (nn.Conv2d, nn.Linear)   # the layers `spectral_normalized` normalizes
 
 def spectral_normalized(model:nn.Module, n_power_iterations:int=1)->nn.Module:
-    "SN: every `nn.Conv2d` / `nn.Linear` of `model` computes with W / sigma(W) (torch's spectral_norm parametrization), in place."
+    """SN: every `nn.Conv2d` / `nn.Linear` of `model` computes with W / sigma(W) (torch's spectral_norm
+    parametrization), in place."""
     check_number('sn_iterations', n_power_iterations, integer=True)
     for m in list(model.modules()):
         if isinstance(m, SN_LAYERS):
@@ -413,21 +447,22 @@ def spectral_normalized(model:nn.Module, n_power_iterations:int=1)->nn.Module:
 def spectral_norm_net(num_classes:int, backbone:str='cifar_resnet', # a key of `ARCHS`
                       classifier:str='linear', sn_iterations:int=1,  # power iterations per training forward
                       **backbone_kw):                                # the backbone's arch_kw
-    "`arch='spectral_norm'`: the `backbone` with spectral normalization on every convolution and linear layer (Fig. 2's SN)."
+    """`arch='spectral_norm'`: the `backbone` with spectral normalization on every convolution and linear layer (Fig.
+    2's SN)."""
     if check_choice('backbone', backbone, ARCHS) == 'spectral_norm':
         raise ValueError("backbone='spectral_norm': expected a plain backbone")
     return spectral_normalized(ARCHS[backbone](num_classes, classifier=classifier, **backbone_kw), sn_iterations)
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #741d92fd
-ARCHS['spectral_norm'] = spectral_norm_net
-
 class _OwnNoise(Callback):
-    "A step's own noise generator, seeded by the run's seed, the epoch and `OFFSET` (the batches' generator is left alone)."
+    """A step's own noise generator, seeded by the run's seed, the epoch and `OFFSET` (the batches' generator is left
+    alone)."""
     OFFSET = 700_001
     _gen = None
     def generator(self, trainer, epoch:int=0):
         if self._gen is None or epoch:
-            self._gen = torch.Generator(trainer.device).manual_seed(trainer.cfg.seed * SEED_STRIDE + self.OFFSET + epoch)
+            self._gen = torch.Generator(trainer.device).manual_seed(trainer.cfg.seed * SEED_STRIDE + self.OFFSET
+                                                                    + epoch)
         return self._gen
     def before_epoch(self, trainer, epoch): self.generator(trainer, epoch + 1)
 
@@ -451,7 +486,8 @@ class GradientPenaltyStep(_OwnNoise):
         g = torch.autograd.grad(loss, [p for _, p in named], retain_graph=True)
         s = self.r / _norm(g).clamp(min=NORM_EPS)
         with trainer.autocast(), running_stats_paused(trainer.model):
-            shifted = functional_call(trainer.model, {n: p + (s * gi).to(p.dtype) for (n, p), gi in zip(named, g)}, (x,))
+            shifted = functional_call(trainer.model, {n: p + (s * gi).to(p.dtype) for (n, p), gi in zip(named, g)},
+                                      (x,))
             loss2 = base_loss(trainer, shifted, y_a, y_b, lam)
         # the shift is a constant: its gradient is g(w + shift)
         optimizer_step(trainer, (1 - self.alpha) * loss + self.alpha * loss2)
@@ -459,16 +495,19 @@ class GradientPenaltyStep(_OwnNoise):
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #10110501
 class ModelPerturbationStep(_OwnNoise):
-    "Fig. 2's MP (Shi et al. 2021, F2M): the mean loss over `draws` copies of the weights, shifted uniformly in [-bound, bound]."
+    """Fig. 2's MP (Shi et al. 2021, F2M): the mean loss over `draws` copies of the weights, shifted uniformly in
+    [-bound, bound]."""
     OFFSET = 900_007
     def __init__(self, bound:float=0.01,  # largest shift of a weight (F2M's b; assumed)
                  draws:int=2):            # noisy copies per step (F2M's M; assumed)
-        self.bound, self.draws = check_number('mp_bound', bound, zero_ok=True), check_number('mp_draws', draws, integer=True)
+        self.bound, self.draws = (check_number('mp_bound', bound, zero_ok=True),
+                                  check_number('mp_draws', draws, integer=True))
     def settings(self)->dict: return dict(mp_bound=self.bound, mp_draws=self.draws)
     def noise(self, trainer, named)->list:
         "One draw: a uniform shift in [-bound, bound] of every weight, from the step's generator."
         g = self.generator(trainer)
-        return [(2 * torch.rand(p.shape, generator=g, device=p.device, dtype=p.dtype) - 1) * self.bound for _, p in named]
+        return [(2 * torch.rand(p.shape, generator=g, device=p.device, dtype=p.dtype) - 1) * self.bound
+                for _, p in named]
     def __call__(self, trainer, x, y):
         x, y_a, y_b, lam = mixed_batch(trainer, x, y)
         named, losses = _trainable(trainer), []
@@ -485,54 +524,64 @@ class ModelPerturbationStep(_OwnNoise):
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #1259c80b
 def check_model_perturbation(cfg:TrainConfig):
-    "`step='model_perturbation'` runs on one process: its draws go around DistributedDataParallel, which would not synchronize them."
+    """`step='model_perturbation'` runs on one process: its draws go around DistributedDataParallel, which would not
+    synchronize them."""
     if dist_env()[1] > 1:
-        raise ValueError(f"step='model_perturbation' with {dist_env()[1]} processes: its draws bypass DistributedDataParallel's "
-                         "gradient synchronization; run it on one process (one GPU)")
+        raise ValueError(f"step='model_perturbation' with {dist_env()[1]} processes: its draws bypass "
+                         "DistributedDataParallel's gradient synchronization; run it on one process (one GPU)")
 
-STEPS.update(gradient_penalty=Step(GradientPenaltyStep), model_perturbation=Step(ModelPerturbationStep, check_model_perturbation))
+GRADIENT_PENALTY_STEP = Step(GradientPenaltyStep)   # STEPS['gradient_penalty']
+MODEL_PERTURBATION_STEP = Step(ModelPerturbationStep, check_model_perturbation)   # STEPS['model_perturbation']
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #592c2cf0
 # archs whose prediction is not `classifier(features(x))`: CC-SAM's head-side steps cannot stand on them
 NO_SINGLE_HEAD = {
-    'reslt': "ResLT's shared classifier sees each branch's features and the prediction fuses the branch logits (each with the bias)",
+    'reslt': "ResLT's shared classifier sees each branch's features and the prediction fuses the branch logits (each "
+             "with the bias)",
     'bilateral_supernet': "BBN's two heads have a classifier each and the prediction mixes them"}
 
 def is_linear_head(classifier:str)->bool:
-    "Whether the head `classifier` (a key of `CLASSIFIERS`) is an `nn.Linear`, z = W f + b: the closed form of Eq. 8-9 needs one."
+    """Whether the head `classifier` (a key of `CLASSIFIERS`) is an `nn.Linear`, z = W f + b: the closed form of Eq. 8-9
+    needs one."""
     c = CLASSIFIERS[classifier]
     return isinstance(c, type) and issubclass(c, nn.Linear)
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #ea2bf0f9
 def check_ccsam(cfg:TrainConfig):
-    "`step='ccsam'` with the rest of `cfg`: a perturbed classifier must be an `nn.Linear` on the features the network predicts from."
+    """`step='ccsam'` with the rest of `cfg`: a perturbed classifier must be an `nn.Linear` on the features the network
+    predicts from."""
     st = cfg.make_step()
     if st.perturb != 'classifier':
         return
     how = 'closed form' if st.vectorized else 'per-class loop on the linear head'
     if not is_linear_head(cfg.classifier):
-        raise ValueError(f"step='ccsam' (perturb='classifier', {how}) with classifier={cfg.classifier!r}: the perturbation is "
-                         f"computed for a linear head z = W f + b (nn.Linear), and {CLASSIFIERS[cfg.classifier].__name__} is not one; "
+        raise ValueError(f"step='ccsam' (perturb='classifier', {how}) with classifier={cfg.classifier!r}: the "
+                         "perturbation is computed for a linear head z = W f + b (nn.Linear), and "
+                         f"{CLASSIFIERS[cfg.classifier].__name__} is not one; "
                          "use classifier='linear' or step_kw perturb='all' (the per-class loop over every weight)")
     if cfg.arch in NO_SINGLE_HEAD:
-        raise ValueError(f"step='ccsam' (perturb='classifier', {how}) with arch={cfg.arch!r}: {NO_SINGLE_HEAD[cfg.arch]}, so the "
-                         "perturbed head on the summed features is not the network's output; use step_kw perturb='all' (through the "
-                         "network's own output), or a plain backbone (arch='resnet32', 'cifar_resnet', 'components', 'genotype_net', ...)")
+        raise ValueError(f"step='ccsam' (perturb='classifier', {how}) with arch={cfg.arch!r}: "
+                         f"{NO_SINGLE_HEAD[cfg.arch]}, so the "
+                         "perturbed head on the summed features is not the network's output; use step_kw perturb='all' "
+                         "(through the network's own output), or a plain backbone (arch='resnet32', 'cifar_resnet', "
+                         "'components', 'genotype_net', ...)")
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #c39474e9
 def check_adversarial_features(cfg:TrainConfig):
-    "`step='adversarial_features'` (CC-SAM's stage 2) with the rest of `cfg`: a frozen backbone, no mixup, one classifier."
+    """`step='adversarial_features'` (CC-SAM's stage 2) with the rest of `cfg`: a frozen backbone, no mixup, one
+    classifier."""
     if cfg.arch in NO_SINGLE_HEAD:
-        raise ValueError(f"step='adversarial_features' with arch={cfg.arch!r}: {NO_SINGLE_HEAD[cfg.arch]}, so stage 2 would train "
-                         "a head the network does not predict with; use second_stage='crt' (trains through the network's output) "
-                         "or a plain backbone")
+        raise ValueError(f"step='adversarial_features' with arch={cfg.arch!r}: {NO_SINGLE_HEAD[cfg.arch]}, so stage 2 "
+                         "would train a head the network does not predict with; use second_stage='crt' (trains through "
+                         "the network's output) or a plain backbone")
     if not cfg.freeze_backbone:
-        raise ValueError("step='adversarial_features' with freeze_backbone=False: CC-SAM's stage 2 trains the classifier on a "
-                         "frozen backbone's features (in train mode its BatchNorm statistics would drift); use "
-                         "second_stage='ccsam_stage2' after a first stage (it freezes the backbone) or freeze_backbone=True")
+        raise ValueError("step='adversarial_features' with freeze_backbone=False: CC-SAM's stage 2 trains the "
+                         "classifier on a frozen backbone's features (in train mode its BatchNorm statistics would "
+                         "drift); use second_stage='ccsam_stage2' after a first stage (it freezes the backbone) or "
+                         "freeze_backbone=True")
     if cfg.mixup_alpha:
-        raise ValueError(f"step='adversarial_features' with mixup_alpha={cfg.mixup_alpha!r}: stage 2 does not mix batches; "
-                         "use mixup_alpha=0 (second_stage='ccsam_stage2' sets it)")
+        raise ValueError(f"step='adversarial_features' with mixup_alpha={cfg.mixup_alpha!r}: stage 2 does not mix "
+                         "batches; use mixup_alpha=0 (second_stage='ccsam_stage2' sets it)")
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #53ec6a64
 # `AdversarialFeatureStep`'s settings
@@ -543,48 +592,57 @@ def ccsam_stage2_config(cfg:TrainConfig,              # the first stage's config
                         epochs:int=30,                # stage-2 epochs (public code: 30)
                         lr:float=0.01,                # constant learning rate (public code: 0.01)
                         adv_lambda:float=1.,          # lambda of Eq. 13 (public code: 1)
-                        up_limit:float=1.,            # cap of the progressive weight (public: 1.0 CIFAR-10, 0.3 CIFAR-100)
-                        adv_div:float|None=2.,        # class weights log(n_max/n_c + 0.01)/adv_div (public code: 2); None: none
-                        reinit_classifier:bool=False, # True: cRT's re-initialized head instead of stage 1's (public code: False)
+                        up_limit:float=1.,   # cap of the progressive weight (public: 1.0 CIFAR-10, 0.3 CIFAR-100)
+                        # class weights log(n_max/n_c + 0.01)/adv_div (public code: 2); None: none
+                        adv_div:float|None=2.,
+                        # True: cRT's re-initialized head instead of stage 1's (public code: False)
+                        reinit_classifier:bool=False,
                         adv_norm:str='class',         # 'class' (public code) or 'batch' (Eq. 12)
                         sampler:str='class_balanced')->TrainConfig:   # stage 2's sampler (public code: class-balanced)
-    "CC-SAM's stage 2 as a config: cRT's plumbing (`crt_config`: frozen backbone, plain CE, from `checkpoint`) at a constant `lr`, step `adversarial_features`."
-    kw = dict(adv_lambda=adv_lambda, up_limit=up_limit, adv_div=adv_div, reinit_classifier=reinit_classifier, adv_norm=adv_norm)
+    """CC-SAM's stage 2 as a config: cRT's plumbing (`crt_config`: frozen backbone, plain CE, from `checkpoint`) at a
+    constant `lr`, step `adversarial_features`."""
+    kw = dict(adv_lambda=adv_lambda, up_limit=up_limit, adv_div=adv_div, reinit_classifier=reinit_classifier,
+              adv_norm=adv_norm)
     return replace(crt_config(cfg, checkpoint, epochs, lr, sampler), method=f'{method_name(cfg)}+ccsam_stage2',
                    schedule='constant', step='adversarial_features', step_kw=kw)
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #fc9fc799
 def check_ccsam_stage2(cfg:TrainConfig):
-    "`second_stage='ccsam_stage2'` after `cfg`: its settings (`second_stage_kw`) and a trainable classifier on a single head."
+    """`second_stage='ccsam_stage2'` after `cfg`: its settings (`second_stage_kw`) and a trainable classifier on a
+    single head."""
     kw = cfg.second_stage_kw
     AdversarialFeatureStep(**{k: kw[k] for k in STAGE2_STEP_KEYS if k in kw})          # validates the step's settings
     check_number('epochs', kw.get('epochs', 30), integer=True)
     check_number('lr', kw.get('lr', 0.01))
     check_choice('sampler', kw.get('sampler', 'class_balanced'), SAMPLERS)
     if cfg.arch in NO_SINGLE_HEAD:
-        raise ValueError(f"second_stage='ccsam_stage2' with arch={cfg.arch!r}: {NO_SINGLE_HEAD[cfg.arch]}, so stage 2 would train "
-                         "a head the network does not predict with; use second_stage='crt' (trains through the network's output) "
-                         "or a plain backbone")
+        raise ValueError(f"second_stage='ccsam_stage2' with arch={cfg.arch!r}: {NO_SINGLE_HEAD[cfg.arch]}, so stage 2 "
+                         "would train a head the network does not predict with; use second_stage='crt' (trains through "
+                         "the network's output) or a plain backbone")
     c = CLASSIFIERS[cfg.classifier]
     if isinstance(c, type) and issubclass(c, ETFClassifier):
-        raise ValueError(f"second_stage='ccsam_stage2' with classifier={cfg.classifier!r}: stage 2 trains only the classifier, and "
-                         "the ETF frame is fixed (no trainable weights); use classifier='linear_nc' (its learnable twin) or 'linear'")
+        raise ValueError(f"second_stage='ccsam_stage2' with classifier={cfg.classifier!r}: stage 2 trains only the "
+                         "classifier, and the ETF frame is fixed (no trainable weights); use classifier='linear_nc' "
+                         "(its learnable twin) or 'linear'")
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #67fc8769
-STEPS.update(sam=Step(SAMStep), ccsam=Step(CCSAMStep, check_ccsam),
-             adversarial_features=Step(AdversarialFeatureStep, check_adversarial_features))
-SECOND_STAGES['ccsam_stage2'] = SecondStage(ccsam_stage2_config, check_ccsam_stage2)
-# the steps' and the second stage's defaults are the public code's settings (CIFAR-10): no step_kw / second_stage_kw needed
-METHODS.update(sam=dict(step='sam'), ccsam=dict(step='ccsam', second_stage='ccsam_stage2'))
+# STEPS['sam'], STEPS['ccsam'], STEPS['adversarial_features'], SECOND_STAGES['ccsam_stage2'] (METHODS['sam'],
+# METHODS['ccsam']): their defaults are the public code's settings (CIFAR-10), no step_kw / second_stage_kw needed
+SAM_STEP = Step(SAMStep)
+CCSAM_STEP = Step(CCSAMStep, check_ccsam)
+ADVERSARIAL_FEATURES_STEP = Step(AdversarialFeatureStep, check_adversarial_features)
+CCSAM_STAGE2 = SecondStage(ccsam_stage2_config, check_ccsam_stage2)
 
 def ccsam_run(data:LTDataset,     # the long-tailed data
-              cfg:TrainConfig,    # CC-SAM's config: step='ccsam' (stage 1), second_stage='ccsam_stage2' (e.g. `method_config('ccsam')`)
+              # CC-SAM's config: step='ccsam' (stage 1), second_stage='ccsam_stage2' (e.g. `method_config('ccsam')`)
+              cfg:TrainConfig,
               section:str, name:str, run_dir=None,   # where the runs go: `<name>_stage1`, then `<name>`
               **trainer_kw)->list:                   # passed to stage 1's `Trainer` (e.g. callbacks)
     "CC-SAM: stage 1, then stage 2 from its checkpoint (`train_stages`); returns `[stage-1 Run, final Run]`."
     if (cfg.step, cfg.second_stage) != ('ccsam', 'ccsam_stage2'):
-        raise ValueError(f"ccsam_run with step={cfg.step!r}, second_stage={cfg.second_stage!r}: expected step='ccsam' and "
-                         "second_stage='ccsam_stage2' (method_config('ccsam', ...)); train_stages trains any other recipe")
+        raise ValueError(f"ccsam_run with step={cfg.step!r}, second_stage={cfg.second_stage!r}: expected step='ccsam' "
+                         "and second_stage='ccsam_stage2' (method_config('ccsam', ...)); train_stages trains any other "
+                         "recipe")
     return train_stages(data, cfg, section, name, run_dir, **trainer_kw)
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #67619718
@@ -602,7 +660,8 @@ def _group_means(per_sample, groups:dict)->dict:
 # %% ../nbs/07_ccsam_landscapes.ipynb #c41f31a1
 @torch.no_grad()
 def features_of(model:nn.Module, xs)->torch.Tensor:
-    "Eval-mode features of the input batches `xs` (normalized images), concatenated; the model's train/eval flag is restored."
+    """Eval-mode features of the input batches `xs` (normalized images), concatenated; the model's train/eval flag is
+    restored."""
     dev, was = next(model.parameters()).device, model.training
     model.eval()
     try:
@@ -640,7 +699,8 @@ def classifier_noise_landscape(head:nn.Module,       # the classifier (its param
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #f303b066
 def filter_normalized_direction(model:nn.Module, generator:torch.Generator)->dict:
-    "A random direction with each filter rescaled to the norm of the weights' filter (Li et al. 2018); 1-D parameters get 0."
+    """A random direction with each filter rescaled to the norm of the weights' filter (Li et al. 2018); 1-D parameters
+    get 0."""
     d = {}
     for n, p in model.named_parameters():
         if p.dim() <= 1:
@@ -672,7 +732,8 @@ def loss_surface(model:nn.Module, data:list,          # the network and fixed ba
                 for j, b in enumerate(coords):
                     w = {n: theta[n] + float(a) * d1[n] + float(b) * d2[n] for n in theta}
                     logits = torch.cat([functional_call(model, w, (x.to(dev),)).float() for x, _ in data])
-                    for k, v in _group_means(F.cross_entropy(logit_scale * logits, labels, reduction='none'), groups).items():
+                    for k, v in _group_means(F.cross_entropy(logit_scale * logits, labels, reduction='none'),
+                                             groups).items():
                         out[k][i][j] = v
                     bar.update()
     finally:
@@ -681,7 +742,8 @@ def loss_surface(model:nn.Module, data:list,          # the network and fixed ba
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #5aaeb259
 def split_open_set(data:LTDataset, open_classes)->tuple:
-    "Hold out `open_classes`: `(known, unknown)`, the known classes' data (relabelled 0..K-1 in order) and the held-out classes' test images labelled -1."
+    """Hold out `open_classes`: `(known, unknown)`, the known classes' data (relabelled 0..K-1 in order) and the
+    held-out classes' test images labelled -1."""
     C, held = data.num_classes, sorted(set(open_classes))
     for c in held:
         if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < C:
@@ -695,13 +757,15 @@ def split_open_set(data:LTDataset, open_classes)->tuple:
         new = remap[s.labels.cpu()]
         sub = s.subset(torch.where((new >= 0) == known_side)[0])
         return ImageSet(sub.images, new[(new >= 0) == known_side].to(s.labels.device))
-    kd = replace(data, train=keep(data.train, True), test=keep(data.test, True), classes=[data.classes[c] for c in known])
+    kd = replace(data, train=keep(data.train, True), test=keep(data.test, True),
+                 classes=[data.classes[c] for c in known])
     kd.spec = {**data.spec, 'open_classes': held, 'imbalance_ratio': kd.imbalance_ratio}   # the ratio of what remains
     return kd, keep(data.test, False)
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #4cca216a
 def open_set_f_measure(preds, labels)->dict:
-    "OLTR's open-set F-measure (label and prediction -1: unknown): TP known correct, FP known wrong or rejected, FN unknown accepted."
+    """OLTR's open-set F-measure (label and prediction -1: unknown): TP known correct, FP known wrong or rejected, FN
+    unknown accepted."""
     p, l = torch.as_tensor(preds).long(), torch.as_tensor(labels).long()
     tp, fp = int(((p == l) & (l >= 0)).sum()), int(((p != l) & (l >= 0)).sum())
     fn = int(((p >= 0) & (l < 0)).sum())
@@ -712,12 +776,15 @@ def open_set_f_measure(preds, labels)->dict:
 @torch.no_grad()
 def embed(model:nn.Module, images, data:LTDataset, batch_size:int=256):
     "Eval-mode features and logits of uint8 `images`, normalized with `data`'s statistics."
-    f = features_of(model, (normalize(images[i:i + batch_size], data.mean, data.std) for i in range(0, len(images), batch_size)))
+    f = features_of(model,
+                    (normalize(images[i:i + batch_size], data.mean, data.std)
+                     for i in range(0, len(images), batch_size)))
     return f, model.classifier(f).float()
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #12e3f495
 def prototype_open_set(model:nn.Module, known:LTDataset, unknown:ImageSet, quantile:float=0.95)->dict:
-    "Reject test images (known and unknown) farther from every class prototype than the `quantile` of the training images' distances; F-measure of the rest."
+    """Reject test images (known and unknown) farther from every class prototype than the `quantile` of the training
+    images' distances; F-measure of the rest."""
     check_fraction('open_quantile', quantile)
     f_tr, _ = embed(model, known.train.images, known)
     f_tr, y_tr = F.normalize(f_tr, dim=1), known.train.labels.to(f_tr.device)
@@ -735,7 +802,8 @@ def prototype_open_set(model:nn.Module, known:LTDataset, unknown:ImageSet, quant
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #aa5237cb
 def cached_json(run:Run, name:str, settings:dict, compute)->dict:
-    "The result stored as `name` in `run`'s directory if it was computed with `settings`, else `compute()` (stored with them)."
+    """The result stored as `name` in `run`'s directory if it was computed with `settings`, else `compute()` (stored
+    with them)."""
     path = run.path/name
     settings = jsonable(settings)
     if path.exists():
@@ -759,7 +827,8 @@ def plot_noise_landscape(results:dict,      # method -> {'local': 1-D result, 'g
     for i, (m, res) in enumerate(results.items()):
         for col, rng in ((1, 'local'), (2, 'global')):
             r = res[rng]
-            fig.add_trace(go.Scatter(x=r['ratios'], y=r[group]['mean'], error_y=dict(type='data', array=r[group]['std']),
+            fig.add_trace(go.Scatter(x=r['ratios'], y=r[group]['mean'],
+                                     error_y=dict(type='data', array=r[group]['std']),
                                      mode='lines+markers', name=m, legendgroup=m, showlegend=col == 1,
                                      line=dict(color=palette_color(i))), 1, col)
     fig.update_xaxes(title_text='||eps|| / ||theta|| (classifier)')
@@ -769,7 +838,8 @@ def plot_noise_landscape(results:dict,      # method -> {'local': 1-D result, 'g
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #e41d7ffe
 def plot_loss_surfaces(surfaces:dict, groups=('all', 'head', 'tail'), title:str='2-D loss landscapes'):
-    "Fig. 1, 2-D: contour plots of the loss along two filter-normalized directions, one row per method, one column per group."
+    """Fig. 1, 2-D: contour plots of the loss along two filter-normalized directions, one row per method, one column per
+    group."""
     ms = list(surfaces)
     fig = make_subplots(len(ms), len(groups), subplot_titles=[f'{m}: {g} classes' for m in ms for g in groups],
                         horizontal_spacing=0.06, vertical_spacing=0.12 if len(ms) > 1 else 0.2)
@@ -778,7 +848,8 @@ def plot_loss_surfaces(surfaces:dict, groups=('all', 'head', 'tail'), title:str=
             s = surfaces[m]
             fig.add_trace(go.Contour(x=s['coords'], y=s['coords'], z=s[g], colorscale='Viridis', showscale=False,
                                      contours=dict(showlabels=True, labelfont=dict(size=9, color='white')),
-                                     hovertemplate=f'{m}, {g}: ' + 'loss %{z:.3f} at (%{y}, %{x})<extra></extra>'), i + 1, j + 1)
+                                     hovertemplate=f'{m}, {g}: ' + 'loss %{z:.3f} at (%{y}, %{x})<extra></extra>'),
+                          i + 1, j + 1)
     fig.update_layout(title=title, height=260 * len(ms) + 80)
     return fig
 
@@ -805,9 +876,41 @@ def plot_flattening_gains(gains, title:str='Accuracy gain of each flattening ope
     for i, m in enumerate(dict.fromkeys(gains['baseline'])):
         g = gains[gains['baseline'] == m]
         for j, k in enumerate(keys):
-            fig.add_trace(go.Bar(x=[FLATTENING_NAMES[o] for o in g['operation']], y=g[k].tolist(), name=m, legendgroup=m,
+            fig.add_trace(go.Bar(x=[FLATTENING_NAMES[o] for o in g['operation']], y=g[k].tolist(), name=m,
+                                 legendgroup=m,
                                  showlegend=j == 0, marker_color=palette_color(i)), 1, j + 1)
     fig.update_xaxes(title_text='flattening operation')
     fig.update_yaxes(title_text='accuracy of flattened minus baseline, points', col=1)
     fig.update_layout(barmode='group', title=title, height=380)
     return fig
+
+# %% ../nbs/07_ccsam_landscapes.ipynb #36a5456f
+CCSAM_CONTROLS = ('ce_stage2', 'crt')   # attribution runs: stage 2 on CE's backbone; cRT on CE's and on stage 1's
+
+# %% ../nbs/07_ccsam_landscapes.ipynb #b4f752e1
+# Table 2: "Stage 1 + dir", "Stage 1 + mag": stage 1 with the perturbation's magnitude 1 or its direction random
+CCSAM_ABLATION = {'dir': dict(magnitude='unit'), 'mag': dict(direction='random')}
+
+# %% ../nbs/07_ccsam_landscapes.ipynb #0f61e3b6
+def check_ccsam_params(p:dict):
+    """Checks the values of the Experiment's parameters `p` ({name: value}, e.g. `globals()`) before any run is
+    configured: a `ValueError` naming the first bad one."""
+    if not p['seeds']:
+        raise ValueError("seeds=[]: expected at least one seed")
+    for c in p['controls']:
+        check_choice('controls', c, CCSAM_CONTROLS)
+    for b in p['baselines']:
+        check_choice('baselines', b, FLATTENING_BASELINES)
+    for v in p['ablation']:
+        check_choice('ablation', v, tuple(CCSAM_ABLATION))
+    epochs, swa_start = p['epochs'], p['swa_start']
+    swa_from = epochs // 2 if swa_start is None else swa_start
+    if 'swa' in p['baselines'] and not (isinstance(swa_from, int) and 0 <= swa_from < epochs):
+        raise ValueError(f"swa_start={swa_start!r}: expected an epoch in 0..{epochs - 1}")
+    for m in p['landscape_methods']:
+        check_choice('landscape_methods', m, ('ce', 'ldam_drw', 'ccsam', 'ccsam_stage1'))
+    for k in ('landscape_n', 'noise_points', 'noise_draws', 'grid_points', 'stage2_epochs'):
+        check_number(k, p[k], integer=True)
+    for k in ('noise_local', 'noise_global', 'grid_range', 'stage2_lr'):
+        check_number(k, p[k])
+    check_fraction('open_quantile', p['open_quantile'])

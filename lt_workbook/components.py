@@ -260,8 +260,6 @@ def component_net(num_classes:int=10,       # classes of the classifier head
         width = match_width(block, target_params, blocks, num_classes, **kw)
     return _build(num_classes, classifier, block, activation, position, norm, blocks, _widths(width))
 
-ARCHS['components'] = component_net
-
 # %% ../nbs/02_component_exploration.ipynb #b4938bbd
 GROUPS = ('topology', 'conv', 'activation', 'position', 'norm', 'lt_ops')
 ARCH_DEFAULTS = dict(block='basic', activation='relu', position='post', norm='bn')

@@ -31,8 +31,8 @@ __all__ = ['OPS', 'DARTS_PRIMITIVES', 'LT_REPLACES', 'SEARCH_SPACES', 'WIDE', 'C
            'FactorizedReduce', 'relu_conv_bn', 'candidate_ops', 'strip_leading_relu', 'MixedOp', 'num_edges',
            'SearchCell', 'regroup', 'is_channels_last', 'repeat_channels', 'cat_channels', 'wide_conv', 'wide_bn',
            'WideFactorizedReduce', 'WideHierarchical', 'widen', 'pop_final_bn', 'weighted_sum', 'MixedOps',
-           'BatchedSearchCell', 'running_stats_paused', 'recomputed', 'reduction_cells', 'ImageNetStem', 'stem_states',
-           'cell_stack', 'Supernet', 'parse_cell', 'derive_genotype', 'frozen', 'alpha_grad', 'finite_difference_hvp',
+           'BatchedSearchCell', 'recomputed', 'reduction_cells', 'ImageNetStem', 'stem_states', 'cell_stack',
+           'Supernet', 'parse_cell', 'derive_genotype', 'frozen', 'alpha_grad', 'finite_difference_hvp',
            'unrolled_weights', 'unrolled_alpha_grad', 'endless_batches', 'Architect', 'SearchTracker', 'drop_path',
            'GenotypeCell', 'check_genotype', 'GenotypeNet', 'DropPathRamp', 'genotype_net_for_params',
            'resolve_genotype', 'genotype_label', 'edge_names', 'cell_layout', 'label_boxes', 'plot_cell', 'alpha_scale',
@@ -343,21 +343,6 @@ class BatchedSearchCell(SearchCell):
             states.append(partial[:, 0])        # the next node is complete
         return cat_channels(states[-self.multiplier:], cl)
 
-# %% ../nbs/04_ltdarts_search.ipynb #5985625b
-@contextmanager
-def running_stats_paused(module:nn.Module):
-    "Inside the block the BatchNorms of `module` normalize with batch statistics as usual but leave their running statistics as they are."
-    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in bns]
-    for m in bns:
-        m.momentum = 0.
-    try:
-        yield
-    finally:
-        for m, (momentum, n) in zip(bns, saved):
-            m.momentum = momentum
-            m.num_batches_tracked.copy_(n)
-
 # %% ../nbs/04_ltdarts_search.ipynb #38c02cea
 @contextmanager
 def recomputed(model:nn.Module, cells:int|None=None):
@@ -469,8 +454,6 @@ class Supernet(nn.Module):
     def genotype(self)->dict:
         w_normal, w_reduce = (w.detach().cpu().numpy() for w in self.mixing_weights())
         return derive_genotype(w_normal, w_reduce, self.primitives, self.steps, self.multiplier)
-
-ARCHS['supernet'] = Supernet
 
 # %% ../nbs/04_ltdarts_search.ipynb #cbfef19c
 def parse_cell(weights, primitives, steps:int=4)->list:
@@ -754,8 +737,6 @@ class GenotypeNet(nn.Module):
     def forward(self, x): return self.classifier(self.features(x))
 
 # %% ../nbs/04_ltdarts_search.ipynb #4769633a
-ARCHS['genotype_net'] = GenotypeNet
-
 class DropPathRamp(Callback):
     "DARTS' schedule: the drop-path probability grows linearly from 0 to `drop_path_prob` over the epochs."
     def before_epoch(self, trainer, epoch): trainer.model.progress = epoch / trainer.cfg.epochs

@@ -18,10 +18,10 @@ from .training import *
 
 # %% auto #0
 __all__ = ['ETF_CLASSIFIERS', 'BN_MODES', 'HVP_BACKENDS', 'EIG_METHODS', 'check_etf_dims', 'etf_matrix', 'ETFClassifier',
-           'NCLinear', 'ETFCosine', 'ETFRaw', 'cifar_resnet', 'classifier_weights', 'classifier_geometry',
-           'off_diagonal', 'norm_spread', 'GeometryCallback', 'hessian_mode', 'power_iteration', 'lanczos_max',
-           'eig_residual', 'hessian_matvec', 'max_hessian_eigenvalue', 'fixed_batches', 'trainable_parameters',
-           'HessianCallback', 'hessian_events', 'hessian_trace', 'last_geometry', 'mean_converged_eig']
+           'NCLinear', 'ETFCosine', 'ETFRaw', 'classifier_weights', 'classifier_geometry', 'off_diagonal',
+           'norm_spread', 'GeometryCallback', 'hessian_mode', 'power_iteration', 'lanczos_max', 'eig_residual',
+           'hessian_matvec', 'max_hessian_eigenvalue', 'fixed_batches', 'trainable_parameters', 'HessianCallback',
+           'hessian_events', 'hessian_trace', 'last_geometry', 'mean_converged_eig']
 
 # %% ../nbs/03_etf_bias.ipynb #da29df6b
 def check_etf_dims(feat_dim:int, num_classes:int):
@@ -91,28 +91,7 @@ class ETFRaw(ETFClassifier):
     "Eq. 4 literally: the fixed frame on raw features, logits h @ W^T (no feature normalization, no E_H)."
     def forward(self, h): return h @ self.weight.T.to(h.dtype)
 
-CLASSIFIERS.update(etf=ETFClassifier, linear_nc=NCLinear, etf_cosine=ETFCosine, etf_raw=ETFRaw)
 ETF_CLASSIFIERS = ('etf', 'etf_cosine', 'etf_raw')   # the fixed-frame heads (d >= C - 1 is checked for each)
-COSINE_CLASSIFIERS.add('etf_cosine')                 # LDAM may scale its logits
-
-# %% ../nbs/03_etf_bias.ipynb #18b32857
-def cifar_resnet(num_classes:int=10, classifier:str='linear',
-                 blocks:int=5,                 # basic blocks per stage: 5 is ResNet-32, 1 is ResNet-8
-                 widths=(16, 32, 64),          # stage widths; the last is the feature dimension d
-                 classifier_kw:dict|None=None): # keyword arguments of the head, e.g. dict(E_W=1., E_H=100.)
-    "ResNet-(6*blocks+2) for 32x32 inputs with any head of `CLASSIFIERS`."
-    check_number('blocks', blocks, integer=True)
-    for w in widths:
-        check_number('widths', w, integer=True)
-    check_choice('classifier', classifier, CLASSIFIERS)
-    if classifier in ETF_CLASSIFIERS:
-        check_etf_dims(widths[-1], num_classes)
-    net = CifarResNet(num_classes, blocks, tuple(widths), classifier)
-    if classifier_kw:
-        net.classifier = CLASSIFIERS[classifier](net.feat_dim, num_classes, **classifier_kw)
-    return net
-
-ARCHS['cifar_resnet'] = cifar_resnet
 
 # %% ../nbs/03_etf_bias.ipynb #f83b4422
 def classifier_weights(classifier:nn.Module)->torch.Tensor:

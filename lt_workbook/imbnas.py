@@ -19,20 +19,21 @@ from .data import *
 from .plots import *
 from .training import *
 from .components import unit, conv1x1, conv3x3
-from .darts import OPS, running_stats_paused, GenotypeNet, DARTS_PRIMITIVES, check_genotype
+from .darts import OPS, GenotypeNet, DARTS_PRIMITIVES, check_genotype
+from .training import running_stats_paused
 from .plots import PALETTE
 
 # %% auto #0
 __all__ = ['NATS_OPS', 'OP_NAMES', 'PARAMETRIC_OPS', 'NODES', 'EDGES', 'PAPER_SCHEDULES', 'PAPER_LR_DECAY', 'PROCEDURES',
            'IMBNAS_SECTION', 'DARTS_OPS', 'arch_str', 'parse_arch', 'as_arch', 'arch_code', 'is_valid',
            'cost_signature', 'all_archs', 'equal_cost_archs', 'sample_equal_cost', 'TopologyCell', 'ResidualReduction',
-           'CellNet', 'count_macs', 'inherit', 'sample_path', 'spos_step', 'FreezeBackboneFrom', 'recalibrated_bn',
+           'CellNet', 'count_macs', 'inherit', 'sample_path', 'spos_step', 'FreezeBackboneFrom',
            'recalibration_batches', 'evaluate_subnet', 'random_arch', 'mutate', 'crossover', 'offspring',
            'evolution_search', 'kendall_tau', 'kendall_tau_matrix', 'rank_agreement', 'scale_epoch', 'step_schedule',
            'adaptation_config', 'transfer_init', 'cell_net_config', 'split_for_search', 'record_run', 'train_subnet',
            'rank_transfer', 'train_supernet', 'adapt_supernet', 'evolve_subnets', 'random_genotype', 'table1_archs',
            'train_genotype', 'table1_run', 'plot_tau_matrix', 'plot_rank_scatter', 'plot_adaptation_cost',
-           'plot_accuracy_lines', 'plot_grouped_bars']
+           'plot_accuracy_lines', 'plot_grouped_bars', 'check_imbnas_params']
 
 # %% ../nbs/08_imbnas_transfer.ipynb #df33e919
 NATS_OPS = {   # name -> builder(C): every operation maps C channels to C at stride 1
@@ -137,7 +138,8 @@ class TopologyCell(nn.Module):
     def forward(self, x, arch):
         nodes = [x]
         for j in range(1, NODES):
-            terms = [self.edges[k][arch[k]](nodes[i]) for k, (j_, i) in enumerate(EDGES) if j_ == j and arch[k] != 'none']
+            terms = [self.edges[k][arch[k]](nodes[i]) for k, (j_, i) in enumerate(EDGES) if j_ == j
+                     and arch[k] != 'none']
             nodes.append(sum(terms) if terms else torch.zeros_like(x))   # 'none' adds zero: not computed
         return nodes[-1]
 
@@ -186,10 +188,9 @@ class CellNet(nn.Module):
     def forward(self, x): return self.classifier(self.features(x))
 
 # %% ../nbs/08_imbnas_transfer.ipynb #22479207
-ARCHS['cell_net'] = CellNet
-
 def count_macs(net:nn.Module, size:int=32)->int:
-    "Multiply-accumulates of one `size` x `size` image through every `Conv2d` (forward hooks) and the linear classifier."
+    """Multiply-accumulates of one `size` x `size` image through every `Conv2d` (forward hooks) and the linear
+    classifier."""
     total, hooks = [0], []
     def hook(m, i, o): total[0] += o[0].numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
     hooks = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.Conv2d)]
@@ -208,8 +209,8 @@ def inherit(supernet:CellNet, arch, num_classes:int|None=None)->CellNet:
     "The stand-alone network of `arch` with the supernet's weights and BatchNorm statistics for it."
     stem, N = supernet.stem[0], sum(isinstance(l, TopologyCell) for l in supernet.layers) // 3
     cls = 'normed' if isinstance(supernet.classifier, NormedLinear) else 'linear'
-    net = CellNet(num_classes or supernet.classifier.weight.shape[0 if cls == 'linear' else 1], cls, arch, stem.out_channels, N,
-                  stem.stride[0])
+    net = CellNet(num_classes or supernet.classifier.weight.shape[0 if cls == 'linear' else 1], cls, arch,
+                  stem.out_channels, N, stem.stride[0])
     sd = supernet.state_dict()
     net.load_state_dict({k: sd[k] for k in net.state_dict()})
     return net.to(next(supernet.parameters()).device)
@@ -225,7 +226,8 @@ def sample_path(generator:torch.Generator, valid_only:bool=True)->tuple:
 
 # %% ../nbs/08_imbnas_transfer.ipynb #522af7ec
 def spos_step(trainer, x, y):
-    "The trainer step of single-path one-shot training: sample a path from `trainer.generator`, then the ordinary step on it."
+    """The trainer step of single-path one-shot training: sample a path from `trainer.generator`, then the ordinary step
+    on it."""
     model = trainer.model
     model.arch = sample_path(trainer.generator)
     # batch statistics; running ones kept
@@ -246,40 +248,19 @@ class FreezeBackboneFrom(Callback):
             if not n.startswith('classifier.'):
                 p.requires_grad_(not trainer.backbone_frozen)   # no gradient: SGD skips it
 
-# %% ../nbs/08_imbnas_transfer.ipynb #f4ddda53
-@contextmanager
-def recalibrated_bn(model:nn.Module, batches):
-    "Inside the block the BatchNorms of `model` hold statistics re-estimated on `batches` (plain average over them) for its current path; afterwards, their previous ones."
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(m.momentum, {k: v.clone() for k, v in m.state_dict().items()}) for m in bns]
-    training = model.training
-    try:
-        for m in bns:
-            m.reset_running_stats()
-            m.momentum = None     # momentum None: cumulative average
-        model.train()
-        with torch.no_grad():
-            for x in batches:
-                model(x)
-        model.eval()
-        yield model
-    finally:
-        for m, (momentum, state) in zip(bns, saved):
-            m.momentum = momentum
-            m.load_state_dict(state)
-        model.train(training)
-
 # %% ../nbs/08_imbnas_transfer.ipynb #29102dd6
 def recalibration_batches(trainer, images:ImageSet, n:int, seed:int=0)->list:
-    "`n` fixed, unaugmented, normalized batches of `images` (instance sampling, seeded) of the trainer's batch size, on its device."
+    """`n` fixed, unaugmented, normalized batches of `images` (instance sampling, seeded) of the trainer's batch size,
+    on its device."""
     images, g = images.to(trainer.device), torch.Generator(trainer.device).manual_seed(seed)
-    it = batches(images.images, images.labels, Sampler(images.labels), trainer.cfg.batch_size, g, trainer.data.mean, trainer.data.std,
-                 augment=False)
+    it = batches(images.images, images.labels, Sampler(images.labels), trainer.cfg.batch_size, g, trainer.data.mean,
+                 trainer.data.std, augment=False)
     return [trainer.to_input(x) for x, _ in itertools.islice(it, n)]
 
 # %% ../nbs/08_imbnas_transfer.ipynb #94c7f9c5
 def evaluate_subnet(trainer, arch, batches_, eval_set:ImageSet|None=None)->dict:
-    "Metrics of the supernet's path `arch` with inherited weights and BN statistics recalibrated on `batches_`, plus `balanced_acc`."
+    """Metrics of the supernet's path `arch` with inherited weights and BN statistics recalibrated on `batches_`, plus
+    `balanced_acc`."""
     trainer.model.arch = as_arch(arch)
     with trainer.autocast(), recalibrated_bn(trainer.model, batches_):
         m = trainer.evaluate(eval_set)
@@ -351,13 +332,15 @@ def evolution_search(fitness,                 # cell (tuple of 6 operations) -> 
 
 # %% ../nbs/08_imbnas_transfer.ipynb #4ade3fcb
 def kendall_tau(x, y)->float:
-    "Kendall's tau-b of `x` and `y` (scipy's; `scipy.stats` is imported here, on first use: about 1.4 s of CPU to import)."
+    """Kendall's tau-b of `x` and `y` (scipy's; `scipy.stats` is imported here, on first use: about 1.4 s of CPU to
+    import)."""
     from scipy.stats import kendalltau
     return float(kendalltau(x, y)[0])
 
 # %% ../nbs/08_imbnas_transfer.ipynb #cf19beae
 def kendall_tau_matrix(accs:dict)->pd.DataFrame:
-    "Kendall's tau between the accuracy lists `accs` ({variant: [accuracy of each architecture]}), one row and column per variant."
+    """Kendall's tau between the accuracy lists `accs` ({variant: [accuracy of each architecture]}), one row and column
+    per variant."""
     names = list(accs)
     return pd.DataFrame([[kendall_tau(accs[a], accs[b]) for b in names] for a in names], index=names, columns=names)
 
@@ -386,7 +369,7 @@ def rank_agreement(x, y,                 # the accuracies of the same architectu
             why.append(f'{tied} of {len(pairs)} pairs tied on one side')
         if p_perfect > alpha:
             why.append(f'only {k} architectures: two random rankings agree perfectly (|tau| = 1) with probability '
-                                         f'2/{k}! = {p_perfect:.3f} > {alpha:g}, so tau cannot tell agreement from chance')
+                       f'2/{k}! = {p_perfect:.3f} > {alpha:g}, so tau cannot tell agreement from chance')
     return dict(tau=tau, k=k, tied_pairs=int(tied), p_perfect=p_perfect, degenerate='; '.join(why) or None)
 
 # %% ../nbs/08_imbnas_transfer.ipynb #8fe08199
@@ -401,7 +384,8 @@ PAPER_SCHEDULES = {
 PAPER_LR_DECAY = 0.01   # "decayed by 0.01"
 
 def scale_epoch(epoch:int, paper_epochs:int, epochs:int)->int:
-    "`epoch` of a `paper_epochs`-long schedule moved to the same fraction of `epochs` (rounded half up, exact in integers)."
+    """`epoch` of a `paper_epochs`-long schedule moved to the same fraction of `epochs` (rounded half up, exact in
+    integers)."""
     return (2 * epoch * epochs + paper_epochs) // (2 * paper_epochs)
 
 # %% ../nbs/08_imbnas_transfer.ipynb #3c25891d
@@ -410,7 +394,8 @@ def step_schedule(kind:str,                   # a key of `PAPER_SCHEDULES`
                   lr:float,                    # its initial learning rate
                   lr_decay:float=PAPER_LR_DECAY,
                  )->dict:
-    "`TrainConfig` keywords of the paper's step schedule `kind` scaled to `epochs`: milestones and `drw_epoch` at the same fractions."
+    """`TrainConfig` keywords of the paper's step schedule `kind` scaled to `epochs`: milestones and `drw_epoch` at the
+    same fractions."""
     p = PAPER_SCHEDULES[check_choice('schedule kind', kind, PAPER_SCHEDULES)]
     check_number('epochs', epochs, integer=True)
     return dict(epochs=epochs, lr=lr, schedule='multistep', lr_decay=lr_decay, warmup_epochs=0,
@@ -443,7 +428,8 @@ def adaptation_config(procedure:str,             # a key of `PROCEDURES`
                        **step_schedule('supernet', supernet_cfg.epochs, supernet_cfg.lr, supernet_cfg.lr_decay))
     if init_from is None:
         raise ValueError(f"{procedure} starts from the source supernet: pass init_from (its checkpoint)")
-    sched = step_schedule('adapt', epochs or max(1, round(supernet_cfg.epochs / 3)), lr or supernet_cfg.lr / 10, supernet_cfg.lr_decay)
+    sched = step_schedule('adapt', epochs or max(1, round(supernet_cfg.epochs / 3)), lr or supernet_cfg.lr / 10,
+                          supernet_cfg.lr_decay)
     if procedure == 'P1':   # Eq. 4: the re-weighted loss from the first epoch, classifier only
         return replace(crt_config(supernet_cfg, init_from, sched['epochs'], sched['lr']), method='imbnas_adapt_P1',
                        sampler='instance', reweight='cb', **sched)
@@ -451,7 +437,8 @@ def adaptation_config(procedure:str,             # a key of `PROCEDURES`
 
 # %% ../nbs/08_imbnas_transfer.ipynb #5665e478
 def transfer_init(source:Run, num_classes:int, seed:int=0)->Path:
-    "The checkpoint P1 / P2 start from: the source supernet's, or (other number of classes) a copy with a new seeded classifier."
+    """The checkpoint P1 / P2 start from: the source supernet's, or (other number of classes) a copy with a new seeded
+    classifier."""
     ck = source.load_checkpoint()
     head = {k[len('classifier.'):]: v for k, v in ck['model'].items() if k.startswith('classifier.')}
     cls, dims = ('linear', head['weight'].shape[::-1]) if 'bias' in head else ('normed', head['weight'].shape)
@@ -468,8 +455,8 @@ def transfer_init(source:Run, num_classes:int, seed:int=0)->Path:
 # %% ../nbs/08_imbnas_transfer.ipynb #657343f9
 IMBNAS_SECTION = '08_imbnas_transfer'   # the section whose runs root the experiment functions default to
 
-def cell_net_config(arch,                      # a cell (NATS-Bench string or 6 operations); None: the supernet (a path per step)
-                    kind:str,                  # the paper's schedule scaled to `epochs`: 'supernet' or 'subnet' (`PAPER_SCHEDULES`)
+def cell_net_config(arch,   # a cell (NATS-Bench string or 6 operations); None: the supernet (a path per step)
+                    kind:str,   # the paper's schedule scaled to `epochs`: 'supernet' or 'subnet' (`PAPER_SCHEDULES`)
                     epochs:int,
                     lr:float=0.1,              # initial learning rate (SGD with momentum, step schedule)
                     lr_decay:float=PAPER_LR_DECAY,   # factor at each milestone
@@ -483,8 +470,10 @@ def cell_net_config(arch,                      # a cell (NATS-Bench string or 6 
                     batch_size:int=32, momentum:float=0.9, weight_decay:float=5e-4,
                     beta:float=0.9999,         # effective-number beta of the class-balanced weights
                     group_split:str='count', device='auto')->TrainConfig:
-    "The `TrainConfig` of a cell network (or the supernet) with the paper's step schedule `kind` scaled to `epochs` (Sec. 4.1)."
-    return TrainConfig(method=method, arch='cell_net', arch_kw=dict(arch=None if arch is None else arch_str(arch), C=C, N=N, stem_stride=stem_stride),
+    """The `TrainConfig` of a cell network (or the supernet) with the paper's step schedule `kind` scaled to `epochs`
+    (Sec. 4.1)."""
+    return TrainConfig(method=method, arch='cell_net',
+                       arch_kw=dict(arch=None if arch is None else arch_str(arch), C=C, N=N, stem_stride=stem_stride),
                        reweight=reweight, eval_every=eval_every, seed=seed, batch_size=batch_size, momentum=momentum,
                        weight_decay=weight_decay, beta=beta, group_split=group_split, device=device,
                        **step_schedule(kind, epochs, lr, lr_decay))
@@ -507,39 +496,44 @@ def record_run(name:str, method:str, seed:int,
                describes:dict|None=None,       # their data and backbone (recorded in params.json)
                run_dir=None, section:str=IMBNAS_SECTION, **results)->Run:
     "A run directory holding results computed from other runs in its summary.json."
-    run = Run.create(runs_root(section, run_dir), name, {'method': method, 'seed': seed, 'sources': sources, **(describes or {})})
+    run = Run.create(runs_root(section, run_dir), name,
+                     {'method': method, 'seed': seed, 'sources': sources, **(describes or {})})
     run.finish('completed', **results)
     return run
 
 # %% ../nbs/08_imbnas_transfer.ipynb #86e3a181
 def train_subnet(data:LTDataset, arch,         # the cell, trained from scratch with the sub-network schedule
                  name:str, seed:int=0, epochs:int=3, lr:float=0.1, lr_decay:float=PAPER_LR_DECAY,
-                 reweight:str|None=None,       # None: CE + DRW on long-tailed data, CE on balanced (the rank-transfer study)
+                 reweight:str|None=None,  # None: CE + DRW on long-tailed data, CE on balanced (the rank-transfer study)
                  method:str|None=None,         # None: `imbnas_subnet_drw` or `imbnas_subnet_ce`
                  run_dir=None, section:str=IMBNAS_SECTION,
                  **net_kw)->Run:               # `cell_net_config`'s: C, N, stem_stride, batch_size, momentum, ...
-    "One cell network trained on `data` (Fig. 1's rankings, or a found cell retrained on the target); returns the `Run`."
+    """One cell network trained on `data` (Fig. 1's rankings, or a found cell retrained on the target); returns the
+    `Run`."""
     reweight = reweight or ('drw' if data.imbalance_ratio > 1 else 'none')
     method = method or f"imbnas_subnet_{'drw' if reweight == 'drw' else 'ce'}"
-    cfg = cell_net_config(arch, 'subnet', epochs, lr, lr_decay, method=method, reweight=reweight, seed=seed, eval_every=epochs, **net_kw)
+    cfg = cell_net_config(arch, 'subnet', epochs, lr, lr_decay, method=method, reweight=reweight, seed=seed,
+                          eval_every=epochs, **net_kw)
     return train_run(data, cfg, section, name, run_dir)
 
 # %% ../nbs/08_imbnas_transfer.ipynb #e0b5519f
-def rank_transfer(datasets:dict,               # {variant name: LTDataset}: the datasets (and ratios) whose rankings are compared
+def rank_transfer(datasets:dict,   # {variant name: LTDataset}: the datasets (and ratios) whose rankings are compared
                   archs:list,                  # the equal-cost cells ranked
                   seed:int=0, epochs:int=3, lr:float=0.1, lr_decay:float=PAPER_LR_DECAY,
                   run_dir=None, section:str=IMBNAS_SECTION, **net_kw)->Run:
-    "Fig. 1 for one seed: every cell trained on every variant, then `rank_transfer_s<seed>` holding accuracies, Kendall taus and agreement."
+    """Fig. 1 for one seed: every cell trained on every variant, then `rank_transfer_s<seed>` holding accuracies,
+    Kendall taus and agreement."""
     runs, pairs = {}, [(v, a) for v in datasets for a in archs]
     for v, a in progress(pairs, desc=f'rank transfer s{seed}', unit='net'):   # every cell trained on every variant
-        runs[v, arch_code(a)] = train_subnet(datasets[v], a, f'rank_{v}_{arch_code(a)}_s{seed}', seed, epochs, lr, lr_decay,
-                                             run_dir=run_dir, section=section, **net_kw)
+        runs[v, arch_code(a)] = train_subnet(datasets[v], a, f'rank_{v}_{arch_code(a)}_s{seed}', seed, epochs, lr,
+                                             lr_decay, run_dir=run_dir, section=section, **net_kw)
     accs = {v: [runs[v, arch_code(a)].summary['acc'] for a in archs] for v in datasets}
     agreement = {f'{x}|{y}': rank_agreement(accs[x], accs[y]) for x, y in itertools.combinations(datasets, 2)}
     return record_run(f'rank_transfer_s{seed}', 'imbnas_rank_transfer', seed,
-                      {f'{v}/{arch_code(a)}': runs[v, arch_code(a)].name for v in datasets for a in archs}, run_dir=run_dir,
-                      section=section, archs=[arch_str(a) for a in archs], accs=accs, tau=kendall_tau_matrix(accs).values.tolist(),
-                      variants=list(datasets), agreement=agreement)
+                      {f'{v}/{arch_code(a)}': runs[v, arch_code(a)].name for v in datasets for a in archs},
+                      run_dir=run_dir,
+                      section=section, archs=[arch_str(a) for a in archs], accs=accs,
+                      tau=kendall_tau_matrix(accs).values.tolist(), variants=list(datasets), agreement=agreement)
 
 # %% ../nbs/08_imbnas_transfer.ipynb #addc91c2
 def train_supernet(data:LTDataset,             # the source's search split
@@ -548,7 +542,8 @@ def train_supernet(data:LTDataset,             # the source's search split
                    name:str|None=None,         # default `supernet_source_s<seed>`
                    run_dir=None, section:str=IMBNAS_SECTION,
                    **net_kw)->Run:             # `cell_net_config`'s: C, N, stem_stride, batch_size, momentum, ...
-    "The single-path one-shot supernet (uniform paths, `spos_step`) with the supernet schedule; DRW if `data` is long-tailed."
+    """The single-path one-shot supernet (uniform paths, `spos_step`) with the supernet schedule; DRW if `data` is
+    long-tailed."""
     cfg = cell_net_config(None, 'supernet', epochs, lr, lr_decay, method='imbnas_supernet', seed=seed,
                           reweight='drw' if data.imbalance_ratio > 1 else 'none', **net_kw)
     return train_run(data, cfg, section, name or f'supernet_source_s{seed}', run_dir, step=spos_step, eval_set=val_set)
@@ -565,7 +560,8 @@ def adapt_supernet(source:Run,                 # a completed `train_supernet` ru
                    finetune_epochs:int|None=None,   # P2 only: the backbone frozen from this epoch on (Table 4)
                    reweight:str='drw',         # P3 only: 'drw' (Eq. 6) or 'none' (plain CE, Table 5)
                   )->Run:
-    "The source supernet adapted to the target by `procedure` (Sec. 3.4: P1 classifier with CB, P2 fine-tuning with DRW, P3 from scratch)."
+    """The source supernet adapted to the target by `procedure` (Sec. 3.4: P1 classifier with CB, P2 fine-tuning with
+    DRW, P3 from scratch)."""
     if check_choice('procedure', procedure, PROCEDURES) == 'P0':
         return source
     if finetune_epochs is not None and procedure != 'P2':
@@ -579,16 +575,17 @@ def adapt_supernet(source:Run,                 # a completed `train_supernet` ru
     if finetune_epochs is not None:
         check_number('finetune_epochs', finetune_epochs, integer=True, zero_ok=True)
     ft = finetune_epochs is not None and finetune_epochs < cfg.epochs
-    return train_run(data, cfg, section, name or f'adapt_{procedure}_s{cfg_s.seed}', run_dir, step=spos_step, eval_set=val_set,
-                     extra={'finetune_epochs': finetune_epochs} if ft else None,
+    return train_run(data, cfg, section, name or f'adapt_{procedure}_s{cfg_s.seed}', run_dir, step=spos_step,
+                     eval_set=val_set, extra={'finetune_epochs': finetune_epochs} if ft else None,
                      callbacks=[FreezeBackboneFrom(finetune_epochs)] if ft else ())
 
 # %% ../nbs/08_imbnas_transfer.ipynb #aa7a4184
-def evolve_subnets(supernet:Run,               # the supernet the sub-networks inherit from: the source's (P0) or an adaptation's
-                   data:LTDataset,             # its search split: each sub-network's BN statistics are recalibrated on its images
+def evolve_subnets(supernet:Run,   # the supernet the sub-networks inherit from: the source's (P0) or an adaptation's
+                   data:LTDataset,   # its search split: each sub-network's BN statistics are recalibrated on its images
                    val_set:ImageSet,           # the held-out split that scores each sub-network
                    procedure:str,              # a key of `PROCEDURES`: names the run; P0 has no adaptation time
-                   cfg:TrainConfig|None=None,  # the evaluator's batch size, device, group split (None: the supernet's config)
+                   # the evaluator's batch size, device, group split (None: the supernet's config)
+                   cfg:TrainConfig|None=None,
                    seed:int=0, generations:int=20, population:int=50, crossover_num:int=25, mutation_num:int=25,
                    mutation_prob:float=0.1, top_k:int=10,   # `evolution_search`'s (the paper's values)
                    fitness_metric:str='balanced_acc',   # 'balanced_acc' (mean per class) or 'acc' on `val_set`
@@ -596,15 +593,17 @@ def evolve_subnets(supernet:Run,               # the supernet the sub-networks i
                    val_fraction:float|None=None,   # the held-out share, recorded
                    run_dir=None, section:str=IMBNAS_SECTION,
                    name:str|None=None)->Run:   # default `search_<procedure>_s<seed>`
-    "The evolutionary search over `supernet`'s sub-networks in the run `name` (a record per generation); returns the `Run`."
+    """The evolutionary search over `supernet`'s sub-networks in the run `name` (a record per generation); returns the
+    `Run`."""
     cfg = cfg or replace(run_config(supernet), freeze_backbone=False)
     check_choice('procedure', procedure, PROCEDURES)
     check_choice('fitness_metric', fitness_metric, ('balanced_acc', 'acc'))
     ev = dict(generations=generations, population=population, crossover_num=crossover_num, mutation_num=mutation_num,
               mutation_prob=mutation_prob, top_k=top_k, seed=seed)
-    params = dict(method=f'imbnas_search_{procedure}', supernet=supernet.name, data=data.spec, imbalance_ratio=data.imbalance_ratio,
-                  val_fraction=val_fraction, fitness_metric=fitness_metric, bn_batches=bn_batches, batch_size=cfg.batch_size,
-                  device=cfg.device, **ev)
+    params = dict(method=f'imbnas_search_{procedure}', supernet=supernet.name, data=data.spec,
+                  imbalance_ratio=data.imbalance_ratio,
+                  val_fraction=val_fraction, fitness_metric=fitness_metric, bn_batches=bn_batches,
+                  batch_size=cfg.batch_size, device=cfg.device, **ev)
     run = Run.create(runs_root(section, run_dir), name or f'search_{procedure}_s{seed}', params)
     if run.completed:
         return run
@@ -616,8 +615,8 @@ def evolve_subnets(supernet:Run,               # the supernet the sub-networks i
     adapt_time = supernet.summary['wall_time'] if procedure != 'P0' else 0.
     t0 = time.time()
     try:
-        res = evolution_search(lambda a: evaluate_subnet(trainer, a, bs)[fitness_metric], log=lambda rec: run.log(**rec),
-                               desc=f'search {procedure} s{seed}', **ev)
+        res = evolution_search(lambda a: evaluate_subnet(trainer, a, bs)[fitness_metric],
+                               log=lambda rec: run.log(**rec), desc=f'search {procedure} s{seed}', **ev)
     except Exception as e:
         run.finish('failed', error=f'{type(e).__name__}: {e}')
         raise
@@ -628,7 +627,8 @@ def evolve_subnets(supernet:Run,               # the supernet the sub-networks i
 DARTS_OPS = tuple(o for o in DARTS_PRIMITIVES if o != 'none')   # a derived DARTS cell never holds `none`
 
 def random_genotype(rng:np.random.Generator, steps:int=4)->dict:
-    "A DARTS-space genotype drawn uniformly: per node two distinct earlier inputs, each edge's operation from `DARTS_OPS`."
+    """A DARTS-space genotype drawn uniformly: per node two distinct earlier inputs, each edge's operation from
+    `DARTS_OPS`."""
     def cell():
         return [[DARTS_OPS[rng.integers(len(DARTS_OPS))], int(j)] for n in range(steps)
                 for j in sorted(rng.choice(2 + n, 2, replace=False).tolist())]
@@ -664,7 +664,8 @@ def train_genotype(data:LTDataset, genotype:dict, name:str, seed:int=0, epochs:i
     cfg = cell_net_config(None, 'subnet', epochs, lr, lr_decay, method=f"imbnas_table1_{'drw' if drw else 'ce'}",
                           reweight='drw' if drw else 'none', seed=seed, eval_every=epochs, **kw)
     return train_run(data, replace(cfg, arch='genotype_net', arch_kw=dict(genotype=genotype, C=C, layers=layers,
-                                                                         stem_stride=stem_stride)), section, name, run_dir)
+                                                                         stem_stride=stem_stride)), section, name,
+                     run_dir)
 
 # %% ../nbs/08_imbnas_transfer.ipynb #f9f614bf
 def table1_run(archs:dict,                      # `table1_archs`' {A1: {genotype, macs}, ...}
@@ -689,8 +690,8 @@ def plot_tau_matrix(tau:pd.DataFrame, title:str='Kendall tau between architectur
     "Heatmap of a `kendall_tau_matrix`, values printed in the cells."
     z = tau.values.astype(float)
     fig = go.Figure(go.Heatmap(z=z, x=list(tau.columns), y=list(tau.index), zmin=-1, zmax=1, colorscale='RdBu',
-                               text=[[('' if v != v else f'{v:.2f}') for v in row] for row in z], texttemplate='%{text}',
-                               colorbar=dict(title='tau')))
+                               text=[[('' if v != v else f'{v:.2f}') for v in row] for row in z],
+                               texttemplate='%{text}', colorbar=dict(title='tau')))
     fig.update_layout(title=title, height=380, yaxis=dict(autorange='reversed'))
     return fig
 
@@ -699,10 +700,12 @@ def plot_rank_scatter(accs:dict, reference:str, archs:list, title:str|None=None)
     "Accuracy of each architecture on `reference` (x) against every other variant (y), one trace per variant."
     fig = go.Figure()
     for i, (v, acc) in enumerate(a for a in accs.items() if a[0] != reference):
-        fig.add_scatter(x=accs[reference], y=acc, mode='markers', name=v, text=archs, marker=dict(size=9, color=palette_color(i)),
+        fig.add_scatter(x=accs[reference], y=acc, mode='markers', name=v, text=archs,
+                        marker=dict(size=9, color=palette_color(i)),
                         hovertemplate='%{text}<br>' + reference + ': %{x:.1f}%<br>' + v + ': %{y:.1f}%<extra></extra>')
     fig.update_layout(title=title or f'Test accuracy per architecture: {reference} vs the others',
-                      xaxis_title=f'accuracy on {reference} (%)', yaxis_title='accuracy on the other variant (%)', height=400)
+                      xaxis_title=f'accuracy on {reference} (%)', yaxis_title='accuracy on the other variant (%)',
+                      height=400)
     return fig
 
 # %% ../nbs/08_imbnas_transfer.ipynb #442ae446
@@ -711,20 +714,23 @@ def plot_adaptation_cost(table:pd.DataFrame, title:str='Cost of each adaptation 
     fig = go.Figure([go.Bar(name='adaptation (training)', x=list(table.index), y=table['adapt_time']),
                      go.Bar(name='evolutionary search', x=list(table.index), y=table['search_time'],
                             text=[f"acc {a:.1f}%" for a in table['acc']], textposition='outside')])
-    fig.update_layout(barmode='stack', title=title, yaxis_title='wall-clock seconds', height=380)
+    fig.update_layout(barmode='stack', title=title, yaxis_title='wall-clock seconds',
+                      height=380)
     return fig
 
 # %% ../nbs/08_imbnas_transfer.ipynb #487cbc6d
 def plot_accuracy_lines(lines:dict,            # {trace name: (xs, means, stds)}; a name in `dashed` is drawn dashed
-                        title:str, xaxis_title:str, yaxis_title:str='test accuracy (%)', dashed=(), log_x:bool=False)->go.Figure:
+                        title:str, xaxis_title:str, yaxis_title:str='test accuracy (%)', dashed=(),
+                        log_x:bool=False)->go.Figure:
     "One line per trace with its standard deviation over seeds as error bars (none for one seed)."
     fig = go.Figure()
     for i, (name, (xs, ys, sd)) in enumerate(lines.items()):
         sd = [0 if s != s else s for s in sd]
-        fig.add_scatter(x=list(xs), y=list(ys), error_y=dict(array=sd, visible=any(sd)), name=name, mode='lines+markers',
+        fig.add_scatter(x=list(xs), y=list(ys), error_y=dict(array=sd, visible=any(sd)), name=name,
+                        mode='lines+markers',
                         line=dict(color=palette_color(i), dash='dash' if name in dashed else None))
-    fig.update_layout(title=title, xaxis_title=xaxis_title, yaxis_title=yaxis_title, height=380,
-                      xaxis_type='log' if log_x else None)
+    fig.update_layout(title=title, xaxis_title=xaxis_title, yaxis_title=yaxis_title,
+                      height=380, xaxis_type='log' if log_x else None)
     return fig
 
 # %% ../nbs/08_imbnas_transfer.ipynb #5f2842e7
@@ -736,6 +742,87 @@ def plot_grouped_bars(bars:dict,               # {trace name: (categories, means
         sd = [0 if s != s else s for s in sd]
         fig.add_bar(x=[str(x) for x in xs], y=list(ys), error_y=dict(array=sd, visible=any(sd)), name=name,
                     marker_color=palette_color(i), text=[f'{y:.1f}' for y in ys], textposition='outside')
-    fig.update_layout(barmode='group', title=title, xaxis_title=xaxis_title, yaxis_title=yaxis_title,
-                      height=380)
+    fig.update_layout(barmode='group', title=title, xaxis_title=xaxis_title,
+                      yaxis_title=yaxis_title, height=380)
     return fig
+
+# %% ../nbs/08_imbnas_transfer.ipynb #fa2f50ea
+def check_imbnas_params(p:dict):
+    """Checks the values of the Experiment's parameters `p` ({name: value}, e.g. `globals()`) before any data is loaded:
+    a `ValueError` naming the first bad one."""
+    for k in ('table1_epochs', 'table1_C', 'table1_layers',
+              'num_archs', 'rank_epochs', 'supernet_epochs', 'generations', 'population', 'top_k', 'bn_batches',
+              'retrain_epochs', 'C', 'N', 'stem_stride', 'batch_size'):
+        check_number(k, p[k], integer=True)
+    for k in ('crossover_num', 'mutation_num', 'data_seed'):
+        check_number(k, p[k], integer=True, zero_ok=True)
+    if p['adapt_epochs'] is not None:
+        check_number('adapt_epochs', p['adapt_epochs'], integer=True)
+    if p['adapt_lr'] is not None:
+        check_number('adapt_lr', p['adapt_lr'])
+    check_number('lr', p['lr'])
+    check_number('lr_decay', p['lr_decay'])
+    seeds, target_ratios, table1_datasets = p['seeds'], p['target_ratios'], p['table1_datasets']
+    if not isinstance(seeds, (list, tuple)) or not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds={seeds!r}: expected a non-empty list of distinct integers")
+    for s in seeds:
+        check_number('seeds', s, integer=True, zero_ok=True)
+    if not isinstance(target_ratios,
+                      (list, tuple)) or not target_ratios or len(set(target_ratios)) != len(target_ratios):
+        raise ValueError(f"target_ratios={target_ratios!r}: expected a non-empty list of distinct imbalance ratios (>= "
+                         "1)")
+    if not isinstance(table1_datasets, (list, tuple)) or len(table1_datasets) != 2:
+        raise ValueError(f"table1_datasets={table1_datasets!r}: expected two datasets, that of A1, A2 and that of A3, "
+                         "A4")
+    for d_ in [*p['rank_datasets'], *table1_datasets, p['source_dataset'], p['target_dataset']]:
+        check_choice('dataset', d_, DATASETS)
+    for r_ in [*p['imbalance_ratios'], p['source_ratio'], *target_ratios, p['table1_ratio']]:
+        check_ratio(r_)
+    table1_pool, table1_ratio = p['table1_pool'], p['table1_ratio']
+    check_number('table1_pool', table1_pool, integer=True, zero_ok=True)
+    if table1_pool and (table1_pool < 4 or table1_ratio <= 1):
+        raise ValueError(f"table1_pool={table1_pool}, table1_ratio={table1_ratio!r}: Table 1 draws at least 4 "
+                         "genotypes and compares a balanced with an imbalanced version (ratio > 1); table1_pool=0 "
+                         "skips it")
+    paper_adapt, p2_finetune_epochs = PAPER_SCHEDULES['adapt']['epochs'], p['p2_finetune_epochs']
+    if not isinstance(p2_finetune_epochs, (list, tuple)) or any(isinstance(e, bool) or not isinstance(e, int) or
+                                                                not 0 <= e <= paper_adapt for e in p2_finetune_epochs):
+        raise ValueError(f"p2_finetune_epochs={p2_finetune_epochs!r}: expected a list of epochs of the paper's "
+                         f"{paper_adapt}-epoch adaptation (0 to {paper_adapt}), e.g. [50, 100, 150]; [] skips Table 4")
+    procedures, rank_datasets, num_archs = p['procedures'], p['rank_datasets'], p['num_archs']
+    for q in procedures:
+        check_choice('procedures', q, PROCEDURES)
+    for o in p['cost_ops']:
+        check_choice('cost_ops', o, PARAMETRIC_OPS)
+    check_choice('fitness_metric', p['fitness_metric'], ('balanced_acc', 'acc'))
+    if rank_datasets and (num_archs < 2 or len(rank_datasets) * len(p['imbalance_ratios']) < 2):
+        raise ValueError(f"rank transfer needs num_archs >= 2 (got {num_archs}) and two dataset variants at least "
+                         f"(rank_datasets={rank_datasets!r}, imbalance_ratios={p['imbalance_ratios']!r}); "
+                         "use rank_datasets=[] to skip it")
+    check_fraction('mutation_prob', p['mutation_prob'])
+    check_fraction('val_fraction', p['val_fraction'], open_interval=True)
+    crossover_num, mutation_num, population = p['crossover_num'], p['mutation_num'], p['population']
+    if crossover_num + mutation_num > population:
+        raise ValueError(f"crossover_num + mutation_num = {crossover_num + mutation_num}: "
+                         f"expected at most population={population}")
+    if p['top_k'] > population:
+        raise ValueError(f"top_k={p['top_k']}: expected at most population={population}")
+    check_choice('group_split', p['group_split'], GROUP_SPLITS)
+    adapt_epochs, supernet_epochs = p['adapt_epochs'], p['supernet_epochs']
+    a_epochs = adapt_epochs or max(1, round(supernet_epochs / 3))
+    def check_drw(name, kind, epochs, needed):
+        "A re-weighting epoch that rounds past the last epoch would silently drop the re-weighting: refuse it."
+        d_ = step_schedule(kind, epochs, p['lr'])['drw_epoch']
+        if needed and d_ >= epochs:
+            least = next(n for n in range(1, 10 ** 4) if step_schedule(kind, n, p['lr'])['drw_epoch'] < n)
+            raise ValueError(f"{name}={epochs}: re-weighting would start at epoch {d_} "
+                             f"({PAPER_SCHEDULES[kind]['reweight']}/{PAPER_SCHEDULES[kind]['epochs']} of the epochs), "
+                             f"after the last one; expected at least {least}")
+    check_drw('table1_epochs', 'subnet', p['table1_epochs'], bool(table1_pool))
+    check_drw('rank_epochs', 'subnet', p['rank_epochs'], bool(rank_datasets)
+              and any(r_ > 1 for r_ in p['imbalance_ratios']))
+    check_drw('retrain_epochs', 'subnet', p['retrain_epochs'], bool(procedures))
+    check_drw('supernet_epochs', 'supernet', supernet_epochs,
+              'P3' in procedures or (procedures and p['source_ratio'] > 1))
+    check_drw('adapt_epochs' if adapt_epochs else 'supernet_epochs (adapt_epochs = a third of it)', 'adapt', a_epochs,
+              'P2' in procedures)

@@ -15,11 +15,8 @@ from .data import *
 from .plots import *
 from .training import *
 from .components import BLOCKS, METRIC_LABELS
-import lt_workbook.etf                                      # registers the ETF heads ('etf', 'linear_nc', ...)
 from .darts import resolve_genotype, genotype_net_for_params
 from .reslt import ResLTSetting, reslt_config, reslt_run
-# registers the steps 'sam', 'ccsam' and the stage 'ccsam_stage2'
-import lt_workbook.ccsam
 from .imbnas import CellNet, as_arch, arch_str, kendall_tau_matrix
 
 # %% auto #0

@@ -17,18 +17,17 @@ from .core import *
 from .data import *
 from .plots import *
 from .training import *
-from .components import component_net   # registers ARCHS['components']: 02's backbones, reslt_net's default
-from .etf import cifar_resnet   # registers ARCHS['cifar_resnet']: ResNet-32 at other widths (Fig. 4)
 
 # %% auto #0
-__all__ = ['GROUPINGS', 'MAX_GROUPS', 'CLASS_SETS', 'BRANCHES', 'FUSIONS', 'BRANCH_NORMS', 'NAIVE_FUSIONS', 'FIG2_VARIANTS',
-           'ABLATIONS', 'CONTROLS', 'STUDIES', 'STUDY_METHODS', 'BASELINES', 'EMBEDDINGS', 'check_groups',
-           'reslt_groups', 'branch_group_sets', 'branch_masks', 'branch_names', 'conv_bn_relu', 'MapBranches',
-           'BNBranches', 'branch_module', 'fuse', 'check_log_eps', 'branch_loss', 'reslt_loss', 'shared_classify',
-           'ResLTNet', 'reslt_net', 'reslt_step', 'branch_outputs', 'first_per_class', 'BranchAnalysis',
-           'make_reslt_step', 'check_reslt_step', 'ResLTSetting', 'reslt_method', 'reslt_config', 'reslt_run',
-           'scaled_backbone', 'resnext101_32x4d', 'baseline_config', 'branch_table', 'error_bars', 'plot_alpha_curve',
-           'embed_2d', 'plot_embeddings', 'plot_metric_curves', 'arm_values', 'reslt_claims']
+__all__ = ['GROUPINGS', 'MAX_GROUPS', 'CLASS_SETS', 'BRANCHES', 'FUSIONS', 'BRANCH_NORMS', 'RESLT_STEP', 'NAIVE_FUSIONS',
+           'FIG2_VARIANTS', 'ABLATIONS', 'CONTROLS', 'STUDIES', 'STUDY_METHODS', 'BASELINES', 'EMBEDDINGS',
+           'check_groups', 'reslt_groups', 'branch_group_sets', 'branch_masks', 'branch_names', 'conv_bn_relu',
+           'MapBranches', 'BNBranches', 'branch_module', 'fuse', 'check_log_eps', 'branch_loss', 'reslt_loss',
+           'shared_classify', 'ResLTNet', 'reslt_net', 'reslt_step', 'branch_outputs', 'first_per_class',
+           'BranchAnalysis', 'make_reslt_step', 'check_reslt_step', 'ResLTSetting', 'reslt_method', 'reslt_config',
+           'reslt_run', 'scaled_backbone', 'resnext101_32x4d', 'baseline_config', 'branch_table', 'error_bars',
+           'plot_alpha_curve', 'embed_2d', 'plot_embeddings', 'plot_metric_curves', 'arm_values', 'reslt_claims',
+           'check_reslt_params']
 
 # %% ../nbs/06_reslt_branches.ipynb #d5db5d79
 GROUPINGS = ('count', 'index')
@@ -45,7 +44,7 @@ def check_groups(num_groups, num_classes:int):
 def reslt_groups(counts,                 # per-class training counts
                  num_groups:int=3,       # G, 2 to 5
                  grouping:str='count',   # 'count': equal-size groups by training-count rank; 'index': cut at `bounds`
-                 bounds=())->list:       # 'index': first class of every group after the first ([2, 4]: public CIFAR-10 code)
+                 bounds=())->list:  # 'index': first class of every group after the first ([2, 4]: public CIFAR-10 code)
     "ResLT's class groups, head first, as lists of class indices."
     counts = [int(c) for c in counts]
     K = len(counts)
@@ -73,7 +72,8 @@ def branch_group_sets(num_groups:int, class_sets:str='nested')->list:
     "The groups (indices) each branch is responsible for, per `class_sets` (one of `CLASS_SETS`)."
     G = range(num_groups)
     return {'nested': [list(range(k, num_groups)) for k in G], 'disjoint': [[k] for k in G],
-            'main_disjoint': [list(G)] + [[k] for k in G][1:], 'all': [list(G) for _ in G]}[check_choice('class_sets', class_sets, CLASS_SETS)]
+            'main_disjoint': [list(G)] + [[k] for k in G][1:],
+            'all': [list(G) for _ in G]}[check_choice('class_sets', class_sets, CLASS_SETS)]
 
 # %% ../nbs/06_reslt_branches.ipynb #d41c1c5d
 def branch_masks(groups, num_classes:int, class_sets:str='nested')->torch.Tensor:
@@ -86,7 +86,8 @@ def branch_masks(groups, num_classes:int, class_sets:str='nested')->torch.Tensor
 
 # %% ../nbs/06_reslt_branches.ipynb #a4906665
 def branch_names(num_groups:int, class_sets:str='nested')->list:
-    "N_ + the groups of each branch (h, m, t for three groups, 1..G otherwise), numbered when two branches share a name."
+    """N_ + the groups of each branch (h, m, t for three groups, 1..G otherwise), numbered when two branches share a
+    name."""
     lab = list('hmt') if num_groups == 3 else [str(k + 1) for k in range(num_groups)]
     names = ['N_' + ''.join(lab[g] for g in gs) for gs in branch_group_sets(num_groups, class_sets)]
     return names if len(set(names)) == len(names) else [f'{n}_{k + 1}' for k, n in enumerate(names)]
@@ -114,7 +115,8 @@ class MapBranches(nn.Module):
 
 # %% ../nbs/06_reslt_branches.ipynb #9c81d6d1
 class BNBranches(nn.Module):
-    "The public code's branches: G BatchNorms over the shared map, as one normalization and G affine maps of the pooled features."
+    """The public code's branches: G BatchNorms over the shared map, as one normalization and G affine maps of the
+    pooled features."""
     def __init__(self, C:int, G:int):
         super().__init__()
         self.norm = nn.BatchNorm2d(C, affine=False)
@@ -131,7 +133,8 @@ FUSIONS = ('sum', 'max', 'softmax', 'main')
 BRANCH_NORMS = ('pooled', 'branch_sum', 'per_branch')
 
 def fuse(z, fusion:str='sum'):
-    "Fused output of branch logits `z` (B x G x K): sum of logits, max of logits, log of the sum of softmaxes, or the main branch."
+    """Fused output of branch logits `z` (B x G x K): sum of logits, max of logits, log of the sum of softmaxes, or the
+    main branch."""
     if fusion == 'sum':
         return z.sum(1)
     if fusion == 'max':
@@ -143,15 +146,19 @@ def fuse(z, fusion:str='sum'):
 
 # %% ../nbs/06_reslt_branches.ipynb #76faf388
 def check_log_eps(log_eps)->float:
-    "Raise a `ValueError` unless `log_eps` is a number in [0, 1e-3] (0: plain cross-entropy; the public code uses 1e-7)."
-    ok = isinstance(log_eps, (int, float, np.integer, np.floating)) and not isinstance(log_eps, bool) and 0 <= log_eps <= 1e-3
+    """Raise a `ValueError` unless `log_eps` is a number in [0, 1e-3] (0: plain cross-entropy; the public code uses
+    1e-7)."""
+    ok = (isinstance(log_eps, (int, float, np.integer, np.floating)) and not isinstance(log_eps, bool)
+          and 0 <= log_eps <= 1e-3)
     if not ok:
-        raise ValueError(f"log_eps={log_eps!r}: expected a number in [0, 1e-3] (0: plain cross-entropy; 1e-7: the public code)")
+        raise ValueError(f"log_eps={log_eps!r}: expected a number in [0, 1e-3] (0: plain cross-entropy; 1e-7: the "
+                         "public code)")
     return float(log_eps)
 
 # %% ../nbs/06_reslt_branches.ipynb #5ec713c1
 def branch_loss(z, y, masks, branch_norm:str='pooled', log_eps:float=0.):
-    "Cross-entropy of each branch on the samples of its class set (`masks`: G x K bool), normalized as `branch_norm` says."
+    """Cross-entropy of each branch on the samples of its class set (`masks`: G x K bool), normalized as `branch_norm`
+    says."""
     z = loss_precision(z)
     B, G, K = z.shape
     zf, yf = z.reshape(B * G, K), y.repeat_interleave(G)
@@ -183,8 +190,10 @@ def shared_classify(classifier:nn.Module, f):
 
 # %% ../nbs/06_reslt_branches.ipynb #2ddfd24b
 class ResLTNet(nn.Module):
-    "A backbone with ResLT's branches on its last stage's activations (`feature_map`), one shared classifier and the fusion of the branch logits."
-    def __init__(self, backbone:nn.Module, num_classes:int, groups, class_sets:str='nested', branch:str='conv', fusion:str='sum'):
+    """A backbone with ResLT's branches on its last stage's activations (`feature_map`), one shared classifier and the
+    fusion of the branch logits."""
+    def __init__(self, backbone:nn.Module, num_classes:int, groups, class_sets:str='nested', branch:str='conv',
+                 fusion:str='sum'):
         super().__init__()
         if not all(hasattr(backbone, a) for a in ('feature_map', 'feat_dim', 'classifier')):
             raise ValueError(f"backbone {type(backbone).__name__}: ResLT's branches need its last stage's activations "
@@ -199,13 +208,15 @@ class ResLTNet(nn.Module):
         self.backbone = backbone
         self.branches = branch_module(branch, backbone.feat_dim, G)
         single = branch == 'stacked'                                                    # the control has one output
-        self.register_buffer('masks', torch.ones(1, num_classes, dtype=torch.bool) if single else branch_masks(groups, num_classes, class_sets))
+        self.register_buffer('masks', torch.ones(1, num_classes, dtype=torch.bool) if single
+                             else branch_masks(groups, num_classes, class_sets))
         self.branch_names = ['N'] if single else branch_names(G, class_sets)
         self.feat_dim = backbone.feat_dim
     def branch_features(self, x): return self.branches(self.backbone.feature_map(x))
     def branch_logits(self, x): return shared_classify(self.classifier, self.branch_features(x))
     def features(self, x):
-        "The fused penultimate features: the sum of the branch features (the shared classifier maps it to the summed logits, up to the bias); the main branch's for `fusion='main'`."
+        """The fused penultimate features: the sum of the branch features (the shared classifier maps it to the summed
+        logits, up to the bias); the main branch's for `fusion='main'`."""
         f = self.branch_features(x)
         return f[:, 0] if self.fusion == 'main' else f.sum(1)
     def forward(self, x, branches:bool=False):
@@ -227,11 +238,10 @@ def reslt_net(num_classes:int=10,          # classes of the shared classifier
     net = ARCHS[backbone](num_classes, classifier=classifier, **(backbone_kw or {}))
     return ResLTNet(net, num_classes, groups, class_sets, branch, fusion)
 
-ARCHS['reslt'] = reslt_net
-
 # %% ../nbs/06_reslt_branches.ipynb #9451cf0d
 def reslt_step(trainer, x, y, alpha:float=0.995, branch_norm:str='pooled', log_eps:float=0.):
-    "ResLT's training step: branch logits, (1 - alpha) L_fusion + alpha L_branch, backward, optimizer step; returns (loss, fused logits)."
+    """ResLT's training step: branch logits, (1 - alpha) L_fusion + alpha L_branch, backward, optimizer step; returns
+    (loss, fused logits)."""
     with trainer.autocast():
         z = trainer.net(x, branches=True)
         loss = reslt_loss(z, y, trainer.model.masks, alpha, trainer.model.fusion, branch_norm, trainer.loss_fn, log_eps)
@@ -252,9 +262,11 @@ def first_per_class(labels, per_class:int):
 
 # %% ../nbs/06_reslt_branches.ipynb #a1f71ffd
 class BranchAnalysis(Callback):
-    "After training: each branch's and the fused output's accuracies into the summary (`branches`), test features to `features.json`."
+    """After training: each branch's and the fused output's accuracies into the summary (`branches`), test features to
+    `features.json`."""
     def __init__(self, embed_per_class:int=50, batch_size:int=500):
-        self.embed_per_class, self.batch_size = check_number('embed_per_class', embed_per_class, integer=True), batch_size
+        self.embed_per_class, self.batch_size = check_number('embed_per_class', embed_per_class,
+                                                             integer=True), batch_size
     @torch.no_grad()
     def outputs(self, trainer, images):
         "Branch features and logits of uint8 `images`, in eval mode, in batches."
@@ -269,40 +281,48 @@ class BranchAnalysis(Callback):
         es = trainer.eval_set
         f, z = self.outputs(trainer, es.images)
         names = getattr(trainer.model, 'branch_names', ['N'])
-        preds = {**{n: z[:, k].argmax(1) for k, n in enumerate(names)}, 'fused': fuse(z, getattr(trainer.model, 'fusion', 'sum')).argmax(1)}
+        preds = {**{n: z[:, k].argmax(1) for k, n in enumerate(names)},
+                 'fused': fuse(z, getattr(trainer.model, 'fusion', 'sum')).argmax(1)}
         counts = trainer.data.counts.tolist()
-        summary['branches'] = {n: {k: v for k, v in lt_metrics(p, es.labels, counts, trainer.cfg.group_split).items() if k != 'confusion'}
+        summary['branches'] = {n: {k: v for k, v in lt_metrics(p, es.labels, counts, trainer.cfg.group_split).items()
+                                   if k != 'confusion'}
                                for n, p in preds.items()}
         if trainer.run is not None:
             keep = first_per_class(es.labels, self.embed_per_class)
-            trainer.run.save_json('features.json', dict(features=f.sum(1)[keep].round(decimals=4).tolist(), labels=es.labels[keep].tolist()))
+            trainer.run.save_json('features.json',
+                                  dict(features=f.sum(1)[keep].round(decimals=4).tolist(),
+                                       labels=es.labels[keep].tolist()))
 
 # %% ../nbs/06_reslt_branches.ipynb #85f8f9d6
-def make_reslt_step(alpha:float=0.995,         # weight of the branch loss: (1 - alpha) L_fusion + alpha L_branch (Eq. 3)
+def make_reslt_step(alpha:float=0.995,   # weight of the branch loss: (1 - alpha) L_fusion + alpha L_branch (Eq. 3)
                     branch_norm:str='pooled',  # one of `BRANCH_NORMS`
                     log_eps:float=0.):         # epsilon inside the log of the branch cross-entropy (public code: 1e-7)
     "`reslt_step` with its settings bound, each checked as `ResLTSetting` checks it."
     return functools.partial(reslt_step, alpha=float(check_fraction('alpha', alpha)),
-                             branch_norm=check_choice('branch_norm', branch_norm, BRANCH_NORMS), log_eps=check_log_eps(log_eps))
+                             branch_norm=check_choice('branch_norm', branch_norm, BRANCH_NORMS),
+                             log_eps=check_log_eps(log_eps))
 
 # %% ../nbs/06_reslt_branches.ipynb #753100d9
 def check_reslt_step(cfg:TrainConfig):
-    "`step='reslt'` with the rest of `cfg`: ResLT's branches (`arch='reslt'`) and no mixup, else a `ValueError` naming both parts."
+    """`step='reslt'` with the rest of `cfg`: ResLT's branches (`arch='reslt'`) and no mixup, else a `ValueError` naming
+    both parts."""
     if cfg.arch != 'reslt':
-        raise ValueError(f"step='reslt' needs ResLT's branches: arch='reslt' (got arch={cfg.arch!r}); use arch='reslt' with "
-                         f"arch_kw=dict(backbone={cfg.arch!r}, ...) (what reslt_run builds), or step='standard' on arch={cfg.arch!r}")
+        raise ValueError(f"step='reslt' needs ResLT's branches: arch='reslt' (got arch={cfg.arch!r}); use arch='reslt' "
+                         f"with arch_kw=dict(backbone={cfg.arch!r}, ...) (what reslt_run builds), or step='standard' "
+                         f"on arch={cfg.arch!r}")
     if cfg.mixup_alpha:
         raise ValueError(f"ResLT with mixup: step='reslt' does not mix batches (mixup_alpha={cfg.mixup_alpha!r}); use "
-                         "mixup_alpha=0 with step='reslt', or mixup with step='standard' on arch='reslt' (its fused output alone)")
+                         "mixup_alpha=0 with step='reslt', or mixup with step='standard' on arch='reslt' (its fused "
+                         "output alone)")
 
-STEPS['reslt'] = Step(make_reslt_step, check_reslt_step)
+RESLT_STEP = Step(make_reslt_step, check_reslt_step)   # STEPS['reslt']
 
 # %% ../nbs/06_reslt_branches.ipynb #2659fdfb
 @dataclass
 class ResLTSetting:
     "ResLT's knobs (validated on construction)."
     num_groups: int = 3            # class groups G, 2 to 5
-    grouping: str = 'count'        # 'count' (equal-size groups by training-count rank) or 'index' (cut at `group_bounds`)
+    grouping: str = 'count'   # 'count' (equal-size groups by training-count rank) or 'index' (cut at `group_bounds`)
     group_bounds: tuple = ()       # 'index': first class of every later group ([2, 4]: the public CIFAR-10 code)
     branch: str = 'conv'           # one of `BRANCHES`
     fusion: str = 'sum'            # one of `FUSIONS`
@@ -330,7 +350,8 @@ class ResLTSetting:
         return [(f.name, getattr(self, f.name)) for f in fields(self) if getattr(self, f.name) != getattr(base, f.name)]
     def name(self, base:ResLTSetting|None=None)->str:
         "`reslt`, or the fields that differ from `base` (default settings), e.g. `branch-bn_alpha0.9`."
-        return '_'.join(f"{k}{v:g}" if isinstance(v, float) else f"{k}-{'-'.join(map(str, v)) if isinstance(v, tuple) else v}"
+        return '_'.join(f"{k}{v:g}" if isinstance(v, float)
+                        else f"{k}-{'-'.join(map(str, v)) if isinstance(v, tuple) else v}"
                         for k, v in self.diff(base)) or 'reslt'
 
 # %% ../nbs/06_reslt_branches.ipynb #21843aa0
@@ -351,14 +372,18 @@ STUDIES = {'naive': NAIVE_FUSIONS, 'variants': FIG2_VARIANTS, 'ablations': ABLAT
 STUDY_METHODS = {'Baseline (1): max of logits': 'naive_max_logits', 'Baseline (2): sum of logits': 'naive_sum_logits',
                  'Baseline (3): sum of softmaxes': 'naive_sum_softmax',
                  '(a) N_hmt + N_m + N_t': 'reslt_fig2a_main_disjoint', '(b) N_h + N_m + N_t': 'reslt_fig2b_disjoint',
-                 '(c) three all-class branches': 'reslt_fig2c_all_classes', '(d) main branch only (no additive shortcut)': 'reslt_fig2d_main_only',
+                 '(c) three all-class branches': 'reslt_fig2c_all_classes',
+                 '(d) main branch only (no additive shortcut)': 'reslt_fig2d_main_only',
                  '(e) shared features (no parameter specialization)': 'reslt_fig2e_shared',
-                 'max fusion of nested branches': 'reslt_max_fusion', 'branch loss only (alpha 1)': 'reslt_branch_loss_only',
-                 'fusion loss only (alpha 0)': 'reslt_fusion_loss_only', 'one grouped conv, CE only': 'reslt_fusion_loss_only',
+                 'max fusion of nested branches': 'reslt_max_fusion',
+                 'branch loss only (alpha 1)': 'reslt_branch_loss_only',
+                 'fusion loss only (alpha 0)': 'reslt_fusion_loss_only',
+                 'one grouped conv, CE only': 'reslt_fusion_loss_only',
                  'stacked convs, CE only': 'stacked_convs_ce'}
 
 def reslt_method(setting:ResLTSetting, base:ResLTSetting|None=None)->str:
-    "The `method` a run of `setting` records: `reslt` for `base`, a study entry's name, or `reslt_` and what differs from `base`."
+    """The `method` a run of `setting` records: `reslt` for `base`, a study entry's name, or `reslt_` and what differs
+    from `base`."""
     base = base or ResLTSetting()
     if setting == base:
         return 'reslt'
@@ -380,7 +405,8 @@ def reslt_config(cfg:TrainConfig,          # the backbone's config (its `arch`, 
                  setting:ResLTSetting,      # ResLT's knobs
                  counts,                    # per-class training counts: the class groups of the branches
                  method:str|None=None)->TrainConfig:   # the method the run records (default: `reslt_method(setting)`)
-    "`cfg` as ResLT trains it: the branches on its backbone (`arch='reslt'`) and ResLT's step; a `ValueError` for what cannot go with it."
+    """`cfg` as ResLT trains it: the branches on its backbone (`arch='reslt'`) and ResLT's step; a `ValueError` for what
+    cannot go with it."""
     if (cfg.step, cfg.second_stage) != ('standard', 'none'):
         raise ValueError(f"ResLT with step={cfg.step!r}, second_stage={cfg.second_stage!r}: ResLT's step is its own "
                          "(step='reslt') and it trains in one stage; expected step='standard', second_stage='none' "
@@ -389,7 +415,8 @@ def reslt_config(cfg:TrainConfig,          # the backbone's config (its `arch`, 
     return replace(cfg, method=method or reslt_method(setting), arch='reslt',
                    arch_kw=dict(backbone=cfg.arch, backbone_kw=cfg.arch_kw, groups=setting.groups(counts),
                                 class_sets=setting.class_sets, branch=setting.branch, fusion=setting.fusion),
-                   step='reslt', step_kw=dict(alpha=setting.alpha, branch_norm=setting.branch_norm, log_eps=setting.log_eps))
+                   step='reslt',
+                   step_kw=dict(alpha=setting.alpha, branch_norm=setting.branch_norm, log_eps=setting.log_eps))
 
 # %% ../nbs/06_reslt_branches.ipynb #4227b1d4
 def reslt_run(data:LTDataset, cfg:TrainConfig, setting:ResLTSetting, section:str, name:str, run_dir=None,
@@ -403,7 +430,8 @@ def reslt_run(data:LTDataset, cfg:TrainConfig, setting:ResLTSetting, section:str
 def scaled_backbone(backbone:str,            # 'resnet32', 'cifar_resnet' or 'components' (a key of `ARCHS`)
                     backbone_kw:dict|None,   # its builder's keyword arguments
                     multiplier:float=1.)->tuple:   # every layer's channels times this (Fig. 4: 1, 2, 3)
-    "`(arch, arch_kw)` of `backbone` with every layer's channels times `multiplier` (rounded, at least 1); 1: unchanged."
+    """`(arch, arch_kw)` of `backbone` with every layer's channels times `multiplier` (rounded, at least 1); 1:
+    unchanged."""
     check_number('width_multipliers', multiplier)
     kw = dict(backbone_kw or {})
     if multiplier == 1:
@@ -423,24 +451,25 @@ def scaled_backbone(backbone:str,            # 'resnet32', 'cifar_resnet' or 'co
 # %% ../nbs/06_reslt_branches.ipynb #47fe350e
 def resnext101_32x4d(num_classes:int=1000, classifier:str='linear', pretrained:str|None=None,
                      zero_init_residual:bool=False):
-    "ResNeXt-101 32x4d (Table 6, Fig. 4 on ImageNet-LT): torchvision's `ResNet`, bottlenecks [3, 4, 23, 3], 32 groups of width 4."
+    """ResNeXt-101 32x4d (Table 6, Fig. 4 on ImageNet-LT): torchvision's `ResNet`, bottlenecks [3, 4, 23, 3], 32 groups
+    of width 4."""
     tv = tv_resnet()
     net = tv.ResNet(tv.Bottleneck, [3, 4, 23, 3], groups=32, width_per_group=4, zero_init_residual=zero_init_residual)
     return TorchvisionNet(net, num_classes, classifier, pretrained)
 
 # %% ../nbs/06_reslt_branches.ipynb #2ad47e97
-ARCHS['resnext101_32x4d'] = resnext101_32x4d
-
 BASELINES = {'ce_drw': dict(reweight='drw')}   # Table 5's CE+DRW, beside 01's `METHODS`
 
 def baseline_config(cfg:TrainConfig, name:str)->TrainConfig:
-    "`cfg` as the baseline `name` (a key of 01's `METHODS`, or 'ce_drw': CE with DRW's weights), DRW's epoch from its epochs."
+    """`cfg` as the baseline `name` (a key of 01's `METHODS`, or 'ce_drw': CE with DRW's weights), DRW's epoch from its
+    epochs."""
     kw = BASELINES.get(name) or METHODS[check_choice('baselines', name, [*METHODS, *BASELINES])]
     return replace(cfg, **kw, method=name, drw_epoch=None)
 
 # %% ../nbs/06_reslt_branches.ipynb #a3900a05
 def branch_table(runs:dict)->pd.DataFrame:
-    "Mean and std over seeds (`seed_stats`: ddof 1, NaN for one seed) of each branch's and the fused output's accuracies, one row per (method, branch); `runs`: {(method, seed): Run}."
+    """Mean and std over seeds (`seed_stats`: ddof 1, NaN for one seed) of each branch's and the fused output's
+    accuracies, one row per (method, branch); `runs`: {(method, seed): Run}."""
     rows = [{'method': m, 'branch': b, 'seed': s, **{k: v[k] for k in METRIC_KEYS}}
             for (m, s), r in runs.items() for b, v in r.summary['branches'].items()]
     return seed_stats(pd.DataFrame(rows), ['method', 'branch'])
@@ -449,7 +478,8 @@ def branch_table(runs:dict)->pd.DataFrame:
 def error_bars(std)->dict|None:
     "Plotly error bars from per-point stds; None (no bars) where no std is defined (one seed), gaps where some are NaN."
     s = np.asarray(std, dtype=np.float64)
-    return None if not np.isfinite(s).any() else dict(type='data', array=[float(v) if np.isfinite(v) else None for v in s])
+    return (None if not np.isfinite(s).any()
+            else dict(type='data', array=[float(v) if np.isfinite(v) else None for v in s]))
 
 # %% ../nbs/06_reslt_branches.ipynb #137900fc
 def plot_alpha_curve(table:pd.DataFrame, title:str='Fused accuracy against alpha'):
@@ -484,7 +514,8 @@ def plot_embeddings(runs:dict, method:str='pca', classes=None, title:str='Penult
         for c in np.unique(y):
             name = str(classes[c]) if classes is not None else str(c)
             fig.add_trace(go.Scattergl(x=xy[y == c, 0], y=xy[y == c, 1], mode='markers', name=name, legendgroup=name,
-                                       showlegend=j == 0, marker=dict(size=5, color=f'hsl({int(360 * c / (y.max() + 1))},70%,45%)')),
+                                       showlegend=j == 0,
+                                       marker=dict(size=5, color=f'hsl({int(360 * c / (y.max() + 1))},70%,45%)')),
                           1, j + 1)
     fig.update_layout(title=f'{title} ({method.upper()})', height=420, legend_title='class')
     return fig
@@ -513,41 +544,51 @@ def arm_values(runs:dict, arm, key:str='acc', branch:str|None=None)->dict:
     get = (lambda s: s['branches'][branch][key]) if branch else (lambda s: s.get(key))
     out = {}
     for (a, seed), r in runs.items():
-        if a == arm and r.summary and (branch is None or branch in r.summary.get('branches', {})) and get(r.summary) is not None:
+        if a == arm and r.summary and (branch is None
+                                       or branch in r.summary.get('branches', {})) and get(r.summary) is not None:
             out[seed] = float(get(r.summary))
     return out
 
 # %% ../nbs/06_reslt_branches.ipynb #21200844
 def reslt_claims(main:dict,           # {(arm, seed): Run} of the full-length runs: arms 'ce' and 'reslt'
-                 sweep:dict,          # {(arm, seed): Run} of the short runs: 'CE', 'ResLT', the study labels, 'alpha=<a>', 'G=<G>'
+                 # {(arm, seed): Run} of the short runs: 'CE', 'ResLT', the study labels, 'alpha=<a>', 'G=<G>'
+                 sweep:dict,
                  tolerance:float=1.,  # "no obvious improvement" (Table 9) read as: less than this many points
                  sizes:dict|None=None,   # {((method, width multiplier), seed): Run}; 'CE', 'ResLT' (Fig. 4, 8)
                  ratios:dict|None=None,  # {((method, imbalance ratio), seed): Run}; 'ResLT', baselines (Table 5)
                 )->list:
-    "The ResLT paper's directional claims this section touches, as `Claim`s from the run summaries; a claim whose arms were not run is left out."
+    """The ResLT paper's directional claims this section touches, as `Claim`s from the run summaries; a claim whose arms
+    were not run is left out."""
     P, out = 'ResLT', []
-    def add(where, text, a, b, direction='>', key='acc', runs=None, a_branch=None, b_branch=None, a_name=None, b_name=None, caveat=''):
+    def add(where, text, a, b, direction='>', key='acc', runs=None, a_branch=None, b_branch=None, a_name=None,
+            b_name=None, caveat=''):
         runs = main if runs is None else runs
         va, vb = arm_values(runs, a, key, a_branch), arm_values(runs, b, key, b_branch)
         if va and vb:
             out.append(Claim(P, where, text, a_name or (f'{a} {a_branch}' if a_branch else str(a)), list(va.values()),
                              b_name or (f'{b} {b_branch}' if b_branch else str(b)), list(vb.values()), direction,
-                             {'acc': 'overall', 'many': 'many-shot', 'medium': 'medium-shot', 'few': 'few-shot'}[key] + ' accuracy, %',
-                             caveat=caveat))
-    # Table 1 (CIFAR-10-LT, ratio 50): ResLT 83.46 vs CE 78.50 overall; many 85.83 vs 93.60, medium 81.47 vs 76.33, few 81.43 vs 68.55
+                             {'acc': 'overall', 'many': 'many-shot', 'medium': 'medium-shot', 'few': 'few-shot'}[key]
+                             + ' accuracy, %', caveat=caveat))
+    # Table 1 (CIFAR-10-LT, ratio 50): ResLT 83.46 vs CE 78.50 overall; many 85.83 vs 93.60, medium 81.47 vs 76.33, few
+    # 81.43 vs 68.55
     add('Table 1', 'ResLT beats CE overall', 'reslt', 'ce')
     add('Table 1', 'ResLT beats CE on medium-shot classes', 'reslt', 'ce', key='medium')
     add('Table 1', 'ResLT beats CE on few-shot classes', 'reslt', 'ce', key='few')
     add('Table 1', 'ResLT trails CE on many-shot classes', 'reslt', 'ce', '<', key='many')
     # Fig. 6 / Sec. 4.2.3: each branch alone, and the fused output against the main branch
-    names = next((list(r.summary['branches'])[:-1] for (a, _), r in main.items() if a == 'reslt' and r.summary.get('branches')), [])
+    names = next((list(r.summary['branches'])[:-1] for (a, _), r in main.items() if a == 'reslt'
+                  and r.summary.get('branches')), [])
     if names == ['N_hmt', 'N_mt', 'N_t']:
-        add('Fig. 6, Sec. 4.2.3', 'head classes dominate N_hmt: it beats N_t on many-shot classes', 'reslt', 'reslt', key='many', a_branch='N_hmt', b_branch='N_t')
-        add('Fig. 6, Sec. 4.2.3', 'medium classes dominate N_mt: it beats N_hmt on medium-shot classes', 'reslt', 'reslt', key='medium', a_branch='N_mt', b_branch='N_hmt')
-        add('Fig. 6, Sec. 4.2.3', 'tail classes dominate N_t: it beats N_hmt on few-shot classes', 'reslt', 'reslt', key='few', a_branch='N_t', b_branch='N_hmt')
+        add('Fig. 6, Sec. 4.2.3', 'head classes dominate N_hmt: it beats N_t on many-shot classes', 'reslt', 'reslt',
+            key='many', a_branch='N_hmt', b_branch='N_t')
+        add('Fig. 6, Sec. 4.2.3', 'medium classes dominate N_mt: it beats N_hmt on medium-shot classes', 'reslt',
+            'reslt', key='medium', a_branch='N_mt', b_branch='N_hmt')
+        add('Fig. 6, Sec. 4.2.3', 'tail classes dominate N_t: it beats N_hmt on few-shot classes', 'reslt', 'reslt',
+            key='few', a_branch='N_t', b_branch='N_hmt')
     if names:
         for key in ('medium', 'few'):
-            add('Fig. 6, Sec. 4.2.3', f'the fused output beats the main branch alone on {key}-shot classes', 'reslt', 'reslt', key=key,
+            add('Fig. 6, Sec. 4.2.3', f'the fused output beats the main branch alone on {key}-shot classes', 'reslt',
+                'reslt', key=key,
                 a_branch='fused', b_branch=names[0])
     # Table 1: the naive fusions fall below CE (60.22 / 60.24 / 61.80 vs 78.50)
     for label in NAIVE_FUSIONS:
@@ -572,8 +613,10 @@ def reslt_claims(main:dict,           # {(arm, seed): Run} of the full-length ru
             best_naive[s] = max(best_naive.get(s, -1.), v)
     a1 = arm_values(sweep, 'alpha=1')
     if a1 and best_naive:
-        out.append(Claim(P, 'Fig. 5, Sec. 4.2.5', 'alpha = 1 (branch loss only) beats the best naive fusion of Table 1', 'alpha=1',
-                         list(a1.values()), 'best of Baselines (1)-(3)', list(best_naive.values()), '>', 'overall accuracy, %'))
+        out.append(Claim(P, 'Fig. 5, Sec. 4.2.5', 'alpha = 1 (branch loss only) beats the best naive fusion of Table 1',
+                         'alpha=1',
+                         list(a1.values()), 'best of Baselines (1)-(3)', list(best_naive.values()), '>',
+                         'overall accuracy, %'))
     # Table 9, Sec. 4.2.6: 2 groups below 3 (78.83 vs 80.44 on CIFAR-10-LT), no obvious improvement beyond 3
     add('Table 9', '2 groups fall below 3', 'G=2', 'G=3', '<', runs=sweep)
     g3 = arm_values(sweep, 'G=3')
@@ -581,8 +624,10 @@ def reslt_claims(main:dict,           # {(arm, seed): Run} of the full-length ru
         gG = arm_values(sweep, f'G={G}')
         common = sorted(set(g3) & set(gG))
         if common:
-            out.append(Claim(P, 'Table 9, Sec. 4.2.6', f'{G} groups give no obvious improvement over 3 (gain < {tolerance:g} point)',
-                             f'G={G} - G=3', [gG[s] - g3[s] for s in common], 'tolerance', float(tolerance), '<', 'overall accuracy gain, points'))
+            out.append(Claim(P, 'Table 9, Sec. 4.2.6',
+                             f'{G} groups give no obvious improvement over 3 (gain < {tolerance:g} point)',
+                             f'G={G} - G=3', [gG[s] - g3[s] for s in common], 'tolerance', float(tolerance), '<',
+                             'overall accuracy gain, points'))
     # Fig. 4 / Sec. 4.2.2 and Fig. 8 / Sec. 4.2.4, with Table 6's CE rows (ImageNet-LT, three sizes: ResLT 43.8 / 53.0 /
     # 55.1 vs CE 37.3 / 47.0 / 49.6 overall; ahead on medium and few, behind on many at every size)
     base = ("the paper's Fig. 4 / Fig. 8 baselines are BBN (CIFAR-LT) and LWS, cRT, tau-norm (ImageNet-LT); "
@@ -604,3 +649,41 @@ def reslt_claims(main:dict,           # {(arm, seed): Run} of the full-length ru
             add('Table 5', f'ResLT beats {names.get(b, b)} at imbalance ratio {r:g}', ('ResLT', r), (b, r), runs=ratios,
                 a_name=f'ResLT r{r:g}', b_name=f'{names.get(b, b)} r{r:g}', caveat=ce_note if b == 'CE' else '')
     return out
+
+# %% ../nbs/06_reslt_branches.ipynb #b7b767f0
+def check_reslt_params(p:dict):
+    """Checks the values of the Experiment's parameters `p` ({name: value}, e.g. `globals()`) before any data is loaded:
+    a `ValueError` naming the first bad one."""
+    for k in ('compare_branches', 'seeds', 'studies', 'alphas', 'group_counts', 'milestones', 'group_bounds',
+              'width_multipliers', 'imbalance_ratios', 'baselines'):
+        if not isinstance(p[k], (list, tuple)):
+            raise ValueError(f"{k}={p[k]!r}: expected a list")
+    if not p['seeds']:
+        raise ValueError("seeds=[]: expected at least one seed")
+    for s in p['studies']:
+        check_choice('studies', s, STUDIES)
+    for b in p['compare_branches']:
+        check_choice('compare_branches', b, BRANCHES)
+    for g in p['group_counts']:
+        check_groups(g, MAX_GROUPS)
+    check_number('sweep_epochs', p['sweep_epochs'], integer=True)
+    check_number('embed_per_class', p['embed_per_class'], integer=True)
+    check_choice('embedding', p['embedding'], EMBEDDINGS)
+    if p['test_per_class'] is not None:
+        check_number('test_per_class', p['test_per_class'], integer=True)
+    setting = ResLTSetting(**{f.name: p[f.name] for f in fields(ResLTSetting)})
+    for a in p['alphas']:
+        replace(setting, alpha=a)                                      # validates every alpha
+    base_cfg = TrainConfig(method='ce', arch=p['backbone'], arch_kw=dict(p['backbone_kw']), loss=p['loss'],
+                           group_split=p['group_split'], epochs=p['epochs'], batch_size=p['batch_size'], lr=p['lr'],
+                           weight_decay=p['weight_decay'], warmup_epochs=p['warmup_epochs'], schedule=p['schedule'],
+                           milestones=tuple(p['milestones']), lr_decay=p['lr_decay'], eval_every=p['eval_every'],
+                           device=p['device'])
+    if p['backbone'] == 'reslt':
+        raise ValueError("backbone='reslt': expected a plain backbone (ResLT is built on top of it)")
+    for m in p['width_multipliers']:
+        scaled_backbone(p['backbone'], p['backbone_kw'], m)          # each multiplier, with this backbone
+    for r in p['imbalance_ratios']:
+        check_ratio(r, 'imbalance_ratios')
+    for b in p['baselines']:
+        baseline_config(base_cfg, b)

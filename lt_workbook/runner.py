@@ -911,7 +911,7 @@ class TrainSpec:
 def train_spec(params:dict, source:str='train file')->TrainSpec:
     """The `TrainSpec` of a train file's settings `params`: a `ValueError` naming an unknown key or a bad value, before
     anything is built."""
-    from lt_workbook.training import TrainConfig, method_name, register_all
+    from lt_workbook.training import TrainConfig, method_name
     from lt_workbook.data import DATASETS, LIST_DATASETS
     fields = list(TrainConfig.__dataclass_fields__)
     unknown = sorted(set(params) - set(TRAIN_DATA_KEYS) - set(TRAIN_KEYS) - set(fields))
@@ -919,7 +919,6 @@ def train_spec(params:dict, source:str='train file')->TrainSpec:
         raise ValueError(f"{source}: unknown key(s) {', '.join(map(repr, unknown))}; a train file has the dataset keys "
                                  f"{', '.join(TRAIN_DATA_KEYS)}, {', '.join(TRAIN_KEYS)} and TrainConfig's fields: "
                                  f"{', '.join(fields)}")
-    register_all()   # every module's networks, heads and steps (ResLT, CC-SAM, ...), for the config's checks
     if 'dataset' not in params:
         raise ValueError(f"{source}: `dataset` is missing (one of {', '.join(DATASETS)})")
     check_choice('dataset', params['dataset'], DATASETS)

@@ -26,23 +26,24 @@ from .plots import *
 __all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'PROGRESS_MODES', 'TEXT_PROGRESS_INTERVAL', 'STATUSES',
            'LATER_DEFAULTS', 'RENAMED', 'SEED_STRIDE', 'OPTIMIZERS', 'SCHEDULES', 'COSINE_CLASSIFIERS', 'STEPS',
            'SECOND_STAGES', 'PRECISIONS', 'FINITE_CHECK_EVERY', 'IMPL_KEYS', 'BATCH_PROGRESS_MIN', 'EVAL_BATCH_SIZE',
-           'MAX_SCALARS', 'LOGGERS', 'METHODS', 'VERDICTS', 'CLAIMS_FILE', 'loss_precision', 'class_balanced_weights',
-           'ldam_margins', 'LTLoss', 'mixup', 'mixup_loss', 'NormedLinear', 'option_a_shortcut', 'BasicBlock',
-           'CifarResNet', 'resnet32', 'count_params', 'tv_resnet', 'load_trunk_state', 'TorchvisionTrunk',
-           'TorchvisionNet', 'resnet10', 'resnet50', 'resnet152', 'resnext50_32x4d', 'dist_env', 'distributed',
-           'is_writer', 'on_writer', 'all_sum', 'gather_rows', 'share_weight', 'rank_average', 'shard_of', 'AllSum',
-           'SyncBatchNorm', 'sync_batch_norms', 'check_shards', 'StderrHandler', 'configure_logging', 'progress',
-           'runs_root', 'jsonable', 'params_hash', 'git_commit', 'env_info', 'atomic_write', 'read_json',
-           'write_failed', 'checksum_file', 'checkpoint_sums', 'write_checkpoint', 'read_checkpoint', 'source_identity',
-           'hashed_params', 'writer_only', 'Run', 'Diverged', 'Callback', 'optimizer_step', 'mixed_batch', 'base_loss',
-           'standard_step', 'is_due', 'epoch_generators', 'Step', 'SecondStage', 'pick_device', 'autocast_dtype',
-           'whole_number', 'TrainConfig', 'lr_at', 'LossWatch', 'fused_optimizer', 'zero_momentum_buffers',
-           'make_optimizer', 'load_optimizer_state', 'CudaGraphStep', 'rng_states', 'restore_rng_states',
-           'deterministic_algorithms', 'data_workers', 'Trainer', 'event_values', 'matrix_image', 'TensorBoardLogger',
-           'WandbLogger', 'logger_names', 'make_loggers', 'method_config', 'method_name', 'build_model', 'train_run',
-           'crt_config', 'check_crt', 'train_stages', 'run_config', 'register_all', 'load_model', 'seed_stats',
-           'mean_std_text', 'seed_table', 'claim_verdict', 'Claim', 'SeedValues', 'per_seed', 'claims_table',
-           'record_claims', 'read_claims', 'claims_under']
+           'MAX_SCALARS', 'LOGGERS', 'METHODS', 'CRT_STAGE', 'VERDICTS', 'CLAIMS_FILE', 'loss_precision',
+           'class_balanced_weights', 'ldam_margins', 'LTLoss', 'mixup', 'mixup_loss', 'NormedLinear',
+           'option_a_shortcut', 'BasicBlock', 'CifarResNet', 'resnet32', 'count_params', 'cifar_resnet', 'tv_resnet',
+           'load_trunk_state', 'TorchvisionTrunk', 'TorchvisionNet', 'resnet10', 'resnet50', 'resnet152',
+           'resnext50_32x4d', 'dist_env', 'distributed', 'is_writer', 'on_writer', 'all_sum', 'gather_rows',
+           'share_weight', 'rank_average', 'shard_of', 'AllSum', 'SyncBatchNorm', 'sync_batch_norms', 'check_shards',
+           'StderrHandler', 'configure_logging', 'progress', 'runs_root', 'jsonable', 'params_hash', 'git_commit',
+           'env_info', 'atomic_write', 'read_json', 'write_failed', 'checksum_file', 'checkpoint_sums',
+           'write_checkpoint', 'read_checkpoint', 'source_identity', 'hashed_params', 'writer_only', 'Run', 'Diverged',
+           'Callback', 'optimizer_step', 'mixed_batch', 'base_loss', 'standard_step', 'is_due', 'epoch_generators',
+           'Step', 'SecondStage', 'pick_device', 'autocast_dtype', 'whole_number', 'TrainConfig', 'lr_at', 'LossWatch',
+           'fused_optimizer', 'zero_momentum_buffers', 'make_optimizer', 'load_optimizer_state', 'CudaGraphStep',
+           'rng_states', 'restore_rng_states', 'deterministic_algorithms', 'data_workers', 'running_stats_paused',
+           'recalibrated_bn', 'Trainer', 'event_values', 'matrix_image', 'TensorBoardLogger', 'WandbLogger',
+           'logger_names', 'make_loggers', 'method_config', 'method_name', 'build_model', 'train_run', 'crt_config',
+           'check_crt', 'train_stages', 'run_config', 'load_model', 'seed_stats', 'mean_std_text', 'seed_table',
+           'claim_verdict', 'Claim', 'SeedValues', 'per_seed', 'claims_table', 'record_claims', 'read_claims',
+           'claims_under']
 
 # %% ../nbs/01_training.ipynb #79e04ea4
 LOSSES = ('ce', 'ldam', 'focal', 'balanced_softmax', 'logit_adjustment')
@@ -146,7 +147,10 @@ class BasicBlock(nn.Module):
         return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 # %% ../nbs/01_training.ipynb #faf60621
-CLASSIFIERS = {'linear': nn.Linear, 'normed': NormedLinear}
+# classifier heads (`classifier`): `CLASSIFIERS[classifier](feat_dim, num_classes)`; 03's are the ETF heads
+CLASSIFIERS = Registry(linear=nn.Linear, normed=NormedLinear,
+                       etf='lt_workbook.etf:ETFClassifier', linear_nc='lt_workbook.etf:NCLinear',
+                       etf_cosine='lt_workbook.etf:ETFCosine', etf_raw='lt_workbook.etf:ETFRaw')
 
 class CifarResNet(nn.Module):
     "ResNet for 32x32 inputs: stem, three stages of `blocks` blocks, pooling, classifier head."
@@ -175,9 +179,22 @@ def resnet32(num_classes:int=10, classifier:str='linear'):
     return CifarResNet(num_classes, 5, classifier=classifier)
 
 # %% ../nbs/01_training.ipynb #f017b627
-ARCHS = {'resnet32': resnet32}
-
 def count_params(model): return sum(p.numel() for p in model.parameters())
+
+# %% ../nbs/01_training.ipynb #3acbbd84
+def cifar_resnet(num_classes:int=10, classifier:str='linear',
+                 blocks:int=5,                 # basic blocks per stage: 5 is ResNet-32, 1 is ResNet-8
+                 widths=(16, 32, 64),          # stage widths; the last is the feature dimension d
+                 classifier_kw:dict|None=None): # keyword arguments of the head, e.g. dict(E_W=1., E_H=100.)
+    "ResNet-(6*blocks+2) for 32x32 inputs with any head of `CLASSIFIERS`."
+    check_number('blocks', blocks, integer=True)
+    for w in widths:
+        check_number('widths', w, integer=True)
+    check_choice('classifier', classifier, CLASSIFIERS)
+    net = CifarResNet(num_classes, blocks, tuple(widths), classifier)
+    if classifier_kw:
+        net.classifier = CLASSIFIERS[classifier](net.feat_dim, num_classes, **classifier_kw)
+    return net
 
 # %% ../nbs/01_training.ipynb #e2f6ded6
 def tv_resnet():
@@ -259,7 +276,22 @@ def resnext50_32x4d(num_classes:int=1000, classifier:str='linear', pretrained:st
     "torchvision's ResNeXt-50 32x4d (ImageNet-LT), 2048-d features."
     return TorchvisionNet(tv_resnet().resnext50_32x4d(weights=None, zero_init_residual=zero_init_residual), num_classes, classifier, pretrained)
 
-ARCHS.update(resnet10=resnet10, resnet50=resnet50, resnet152=resnet152, resnext50_32x4d=resnext50_32x4d)
+# networks (`arch`): `ARCHS[arch](num_classes, classifier=..., **arch_kw)`
+ARCHS = Registry(
+    resnet32=resnet32, cifar_resnet=cifar_resnet,
+    resnet10=resnet10, resnet50=resnet50, resnet152=resnet152, resnext50_32x4d=resnext50_32x4d,
+    # 02: LT-DARTS' component exploration
+    components='lt_workbook.components:component_net',
+    # 04: the DARTS supernet, a derived cell's network
+    supernet='lt_workbook.darts:Supernet', genotype_net='lt_workbook.darts:GenotypeNet',
+    # 05: BBN's two branches on a shared supernet
+    bilateral_supernet='lt_workbook.bbn_darts:BilateralSupernet',
+    # 06: ResLT on a backbone of ARCHS, and its ImageNet backbone
+    reslt='lt_workbook.reslt:reslt_net', resnext101_32x4d='lt_workbook.reslt:resnext101_32x4d',
+    # 07: a backbone of ARCHS with spectral normalization
+    spectral_norm='lt_workbook.ccsam:spectral_norm_net',
+    # 08: NATS-Bench's topology-cell networks
+    cell_net='lt_workbook.imbnas:CellNet')
 
 # %% ../nbs/01_training.ipynb #8154953d
 def dist_env()->tuple:
@@ -819,7 +851,7 @@ def epoch_generators(seed:int, epoch:int, device):
 # %% ../nbs/01_training.ipynb #822bb754
 OPTIMIZERS, SCHEDULES = ('sgd', 'adam'), ('multistep', 'cosine', 'constant')
 # heads whose logits are cosines (|z| <= 1): LDAM scales them by s (later notebooks add theirs)
-COSINE_CLASSIFIERS = {'normed'}
+COSINE_CLASSIFIERS = {'normed', 'etf_cosine'}
 
 @dataclass
 class Step:
@@ -835,9 +867,17 @@ class SecondStage:
     check: Callable = lambda cfg: None
 
 # %% ../nbs/01_training.ipynb #5816ff73
-# 06 adds 'reslt'; 07 'sam', 'ccsam' (stage 1), 'adversarial_features' (stage 2)
-STEPS = {'standard': Step(lambda: standard_step)}
-SECOND_STAGES = {'none': None}                      # 'crt' below; 07 adds 'ccsam_stage2'
+# optimizer steps (`step`): `STEPS[step].make(**step_kw)`
+STEPS = Registry(standard=Step(lambda: standard_step),
+                 # 06: ResLT's branch losses
+                 reslt='lt_workbook.reslt:RESLT_STEP',
+                 # 07: the flattening baselines, SAM, CC-SAM's stage 1 and the adversarial-feature step of stage 2
+                 gradient_penalty='lt_workbook.ccsam:GRADIENT_PENALTY_STEP',
+                 model_perturbation='lt_workbook.ccsam:MODEL_PERTURBATION_STEP',
+                 sam='lt_workbook.ccsam:SAM_STEP', ccsam='lt_workbook.ccsam:CCSAM_STEP',
+                 adversarial_features='lt_workbook.ccsam:ADVERSARIAL_FEATURES_STEP')
+# second stages (`second_stage`), trained from the first stage's checkpoint by `train_stages`: cRT (below), 07's
+SECOND_STAGES = Registry(none=None, crt='lt_workbook.training:CRT_STAGE', ccsam_stage2='lt_workbook.ccsam:CCSAM_STAGE2')
 
 def pick_device(device='auto')->torch.device:
     "`auto` picks CUDA, then MPS, then CPU; an explicit device must be available. Each rank of a distributed run takes the GPU of its `LOCAL_RANK`."
@@ -1180,6 +1220,45 @@ def data_workers()->int:
         return check_int('LT_WORKBOOK_WORKERS', int(os.environ['LT_WORKBOOK_WORKERS']), 0)
     return min(8, len(os.sched_getaffinity(0)) // int(os.environ.get('LOCAL_WORLD_SIZE', 1)))
 
+# %% ../nbs/01_training.ipynb #f28724cf
+@contextmanager
+def running_stats_paused(module:nn.Module):
+    "Inside the block the BatchNorms of `module` normalize with batch statistics as usual but leave their running statistics as they are."
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in bns]
+    for m in bns:
+        m.momentum = 0.
+    try:
+        yield
+    finally:
+        for m, (momentum, n) in zip(bns, saved):
+            m.momentum = momentum
+            m.num_batches_tracked.copy_(n)
+
+# %% ../nbs/01_training.ipynb #a1b51cde
+@contextmanager
+def recalibrated_bn(model:nn.Module, batches):
+    """Inside the block the BatchNorms of `model` hold statistics re-estimated on `batches` (plain average over them)
+    for its current path; afterwards, their previous ones."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, {k: v.clone() for k, v in m.state_dict().items()}) for m in bns]
+    training = model.training
+    try:
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None     # momentum None: cumulative average
+        model.train()
+        with torch.no_grad():
+            for x in batches:
+                model(x)
+        model.eval()
+        yield model
+    finally:
+        for m, (momentum, state) in zip(bns, saved):
+            m.momentum = momentum
+            m.load_state_dict(state)
+        model.train(training)
+
 # %% ../nbs/01_training.ipynb #53ca08d4
 class Trainer:
     "Train `model` on `data` as `cfg` says, recording into `run` (optional)."
@@ -1509,6 +1588,12 @@ METHODS = {
     'mixup': dict(mixup_alpha=1.0),
     'class_balanced_sampling': dict(sampler='class_balanced'),   # re-sampling: each class equally likely per draw
     'square_root_sampling': dict(sampler='square_root'),
+    # two stages: the classifier retrained from the first stage's checkpoint (cRT); LT-DARTS Table 3's Mixup + cRT
+    'crt': dict(second_stage='crt'),
+    'mixup_crt': dict(mixup_alpha=1.0, second_stage='crt'),
+    # 07: SAM, and CC-SAM (stage 1, then its second stage)
+    'sam': dict(step='sam'),
+    'ccsam': dict(step='ccsam', second_stage='ccsam_stage2'),
 }
 
 def method_config(name:str, **kw)->TrainConfig:
@@ -1555,11 +1640,9 @@ def check_crt(cfg:TrainConfig):
         raise ValueError(f"second_stage='crt' with classifier={cfg.classifier!r}: cRT re-trains only the classifier, and this "
                          "head has no trainable weights; use a learnable head (e.g. 'linear', or 'linear_nc' for the ETF's twin)")
 
-# %% ../nbs/01_training.ipynb #7692f188
-SECOND_STAGES['crt'] = SecondStage(crt_config, check_crt)
-# LT-DARTS Table 3's Mixup + cRT
-METHODS.update(crt=dict(second_stage='crt'), mixup_crt=dict(mixup_alpha=1.0, second_stage='crt'))
+CRT_STAGE = SecondStage(crt_config, check_crt)   # SECOND_STAGES['crt']
 
+# %% ../nbs/01_training.ipynb #7692f188
 def train_stages(data:LTDataset, cfg:TrainConfig, section:str, name:str, run_dir=None, extra:dict|None=None,
                  **trainer_kw)->list:
     "Train `cfg`, then its `second_stage` (if any) from the first run's checkpoint; returns the runs, the last being the recipe's result."
@@ -1580,13 +1663,6 @@ def run_config(run:Run)->TrainConfig:
             p[new] = next(n for n, o in values.items() if o == p[old])
     return TrainConfig(**{**{k: p[k] for k in TrainConfig.__dataclass_fields__ if k in p}, 'init_from': None})
 
-# %% ../nbs/01_training.ipynb #abdbb14b
-def register_all():
-    "Import every module of the package: each registers its networks, heads and steps (`ARCHS`, `CLASSIFIERS`, `STEPS`)."
-    import lt_workbook
-    for m in pkgutil.iter_modules(lt_workbook.__path__):
-        importlib.import_module(f'lt_workbook.{m.name}')
-
 # %% ../nbs/01_training.ipynb #a21a2ce2
 def load_model(run_dir, device='cpu')->nn.Module:
     "The trained network of the completed run in `run_dir`, in eval mode, rebuilt from params.json and its checkpoint's weights."
@@ -1595,8 +1671,6 @@ def load_model(run_dir, device='cpu')->nn.Module:
         raise FileNotFoundError(f"{run_dir}: no params.json here (not a run directory)")
     if not run.completed:
         raise ValueError(f"{run}: status {(run.summary or {}).get('status', 'in progress')!r}; load_model needs a completed run")
-    if run.params.get('arch') not in ARCHS or run.params.get('step', 'standard') not in STEPS:
-        register_all()
     cfg = replace(run_config(run), device=str(device))
     model = build_model(cfg, len(run.summary['per_class']))
     state = read_checkpoint(run.checkpoint_file, device, f"delete the folder {run.path.parent.name}/{run.name} to train it again")['model']   # weights only

@@ -3,9 +3,7 @@ branches on ResNet-10, and DARTS' ImageNet stem (notebook 04). Fast: 64-px input
 import inspect
 import pytest, torch
 import torch.nn.functional as F
-from lt_workbook.training import ARCHS, CLASSIFIERS, TorchvisionNet, count_params, register_all
-
-register_all()   # every module registers its heads (etf, linear_nc, etf_cosine, etf_raw, ...) and networks (reslt, ...)
+from lt_workbook.training import ARCHS, CLASSIFIERS, TorchvisionNet, count_params
 
 BACKBONES = {'resnet10': 512, 'resnet50': 2048, 'resnet152': 2048, 'resnext50_32x4d': 2048}   # name -> feature dimension
 

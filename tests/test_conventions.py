@@ -8,7 +8,6 @@ import pytest
 import torch
 from lt_workbook.data import LTDataset, load_dataset
 from lt_workbook import training as T
-T.register_all()   # every network (cifar_resnet: a one-block ResNet keeps these runs to seconds)
 
 
 def tiny_data():
@@ -154,7 +153,6 @@ def test_renamed_setting_keeps_run_folders(tmp_path):
 
 def test_a_step_that_cannot_scale_its_loss_refuses_fp16():
     "SAM's two passes step outside the gradient scaler: fp16 asked for is an error naming both; bf16 and fp32 train."
-    import lt_workbook.ccsam  # registers the 'sam' step
     data = tiny_data()
     with pytest.raises(ValueError, match=r"precision='fp16' with step='sam': this step cannot scale its loss"):
         T.Trainer(T.build_model(replace(CFG, step='sam'), 3), data, replace(CFG, step='sam', precision='fp16'))
@@ -167,7 +165,8 @@ def test_every_module_imports_without_the_extras():
     import subprocess
     code = ("import sys\n"
             "for m in ('jupyterlab', 'submitit', 'submitit.helpers', 'tensorboard', 'torch.utils.tensorboard', 'wandb'): sys.modules[m] = None\n"
-            "from lt_workbook.training import register_all; register_all()\n"
+            "import importlib, pkgutil, lt_workbook\n"
+            "for m in pkgutil.iter_modules(lt_workbook.__path__): importlib.import_module(f'lt_workbook.{m.name}')\n"
             "from lt_workbook import runner\n"
             "try: runner.slurm_module()\n"
             "except ValueError as e: print(e)\n")

@@ -8,7 +8,7 @@ import lt_workbook.training as training
 import lt_workbook.imbnas as imbnas
 from lt_workbook.imbnas import evolution_search, rank_transfer, arch_str
 from lt_workbook.ccsam import classifier_noise_landscape, loss_surface, filter_normalized_direction, head_tail_groups, features_of
-from lt_workbook.etf import cifar_resnet
+from lt_workbook.training import cifar_resnet
 
 def toy_fitness(a): return sum(o == 'nor_conv_3x3' for o in a) + 0.1 * sum(o == 'nor_conv_1x1' for o in a)   # 08's test cell's
 SEARCH = dict(generations=3, population=8, crossover_num=3, mutation_num=3, top_k=4)

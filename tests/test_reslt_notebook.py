@@ -128,7 +128,7 @@ def test_paper_configs_name_notebook_parameters():
         assert c['warmup_epochs'] == 5 and c['lr'] == 0.1 and set(c['studies']) == set(STUDIES)
         # Fig. 4: ResNet-32 at 1x, 2x, 3x channels; Table 5: its three ratios and the rows that are workbook recipes
         assert c['width_multipliers'] == [1, 2, 3] and scaled_backbone('resnet32', {}, 3)[1]['widths'] == [48, 96, 192]
-        assert c['ratios'] == [100, 50, 10] and set(c['baselines']) == {'mixup', 'focal', 'cb_focal', 'ldam_drw', 'ce_drw'}
+        assert c['imbalance_ratios'] == [100, 50, 10] and set(c['baselines']) == {'mixup', 'focal', 'cb_focal', 'ldam_drw', 'ce_drw'}
         for b in c['baselines']: baseline_config(TrainConfig(), b)
 
 def test_large_scale_presets_follow_sec_4_1():
