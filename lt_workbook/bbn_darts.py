@@ -24,7 +24,7 @@ __all__ = ['MIXING_SCHEDULES', 'T_STARTS', 'BBN_BRANCHES', 'CLS_SAMPLERS', 'CLS_
            'alpha_tensors', 'BilateralArchitect', 'branch_logits', 'mu_sweep', 'BilateralTracker', 'backbone_shift',
            'sweep_at', 'best_sweep_acc', 'plot_training_curves', 'plot_mu_sweep', 'plot_alpha_grad_norms',
            'plot_backbone_shift', 'plot_hls_factor', 'paper_tables', 'bilateral_search_config',
-           'bilateral_architect_config', 'bilateral_search', 'continue_bilateral_search']
+           'bilateral_architect_config', 'bilateral_search', 'continue_bilateral_search', 'check_bbn_params']
 
 # %% ../nbs/05_bbn_darts.ipynb #f3ee2ba4
 MIXING_SCHEDULES = ('parabolic', 'reverse_sigmoid', 'linear', 'constant')
@@ -500,3 +500,39 @@ def continue_bilateral_search(source:Run,      # a completed bilateral search (i
     # the run directory's name less its parameter hash
     name = name or f"{source.name.rsplit('-', 1)[0]}_then_{variant}"
     return bilateral_search(search_data, search_val, cfg, {**source.params['architect'], **spec}, name, **search_kw)
+
+# %% ../nbs/05_bbn_darts.ipynb #103ffb31
+def check_bbn_params(p:dict):   # the notebook's parameters, {name: value} (e.g. `globals()`)
+    """Raise a `ValueError` naming the parameter, its value and what is allowed at the first bad value of `p`, this
+    notebook's parameters (their values and the rules between them), before anything is loaded or written."""
+    methods = p['methods']
+    if not methods:
+        raise ValueError("methods=[]: expected at least one of SEARCH_METHODS")
+    for m in methods:
+        check_choice('methods', m, SEARCH_METHODS)
+    candidate_ops(p['search_space'])
+    check_choice('group_split', p['group_split'], GROUP_SPLITS)
+    check_choice('schedule', p['schedule'], MIXING_SCHEDULES)
+    check_choice('order', p['order'], (1, 2))
+    check_choice('precision', p['precision'], PRECISIONS)
+    check_choice('t_start', p['t_start'], T_STARTS)
+    check_choice('cls_sampler', p['cls_sampler'], CLS_SAMPLERS)
+    for k in ('epochs', 'layers', 'init_channels', 'steps', 'stem_stride', 'batch_size', 'mu_grid'):
+        check_number(k, p[k], integer=True)
+    for k in ('arch_lr_backbone', 'arch_lr_ins', 'arch_lr_cls', 'sigmoid_k', 'tau', 'continue_lr'):
+        check_number(k, p[k])
+    check_number('arch_weight_decay', p['arch_weight_decay'], zero_ok=True)
+    check_fraction('train_portion', p['train_portion'], open_interval=True)
+    check_fraction('mu_constant', p['mu_constant'])
+    check_fraction('mu_test', p['mu_test'])
+    if p['mu_grid'] < 2:
+        raise ValueError(f"mu_grid={p['mu_grid']!r}: expected an integer >= 2 (the sweep's grid includes mu_test = 0 and 1)")
+    if p['continue_variants']:
+        for v in p['continue_variants']:
+            check_choice('continue_variants', v, CONTINUATIONS)
+        check_number('continue_epochs', p['continue_epochs'], integer=True)
+        check_choice('continue_from', p['continue_from'], tuple(m for m, s in SEARCH_METHODS.items() if s['bilateral']))
+    if not p['seeds']:
+        raise ValueError("seeds=[]: expected at least one seed")
+    for s in p['seeds']:
+        check_number('seeds', s, integer=True, zero_ok=True)

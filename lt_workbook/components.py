@@ -23,7 +23,7 @@ __all__ = ['NORMS', 'ACTIVATIONS', 'POSITIONS', 'CONVS', 'CONV_OPS', 'BOTTLENECK
            'bottleneck_body', 'DilConv', 'SepConv', 'LTAggConv', 'LTHierConv', 'SqueezeExcite', 'ComponentBlock',
            'param_count', 'match_width', 'component_net', 'variant_name', 'component_groups', 'component_table',
            'plot_component_bars', 'plot_group_metrics', 'paper_claims', 'component_claims', 'pareto_front',
-           'plot_accuracy_vs_params', 'fewer_params_claim']
+           'plot_accuracy_vs_params', 'fewer_params_claim', 'check_components_params']
 
 # %% ../nbs/02_component_exploration.ipynb #629c1b27
 NORMS = ('bn', 'gn', 'ln', 'in')
@@ -472,3 +472,31 @@ def fewer_params_claim(runs:dict,        # {(architecture, ratio, seed): Run} at
                  f'accuracy ("an optimal architecture may achieve superior performance even with fewer parameters"){at}',
                  f'best of {n} smaller', best, reference, ref, '>', f'{METRIC_LABELS[metric]} test accuracy, %',
                  caveat=f'per seed, the best of {n} architectures on the test set: a selection, biased upward')
+
+# %% ../nbs/02_component_exploration.ipynb #c79329bc
+def check_components_params(p:dict):   # the notebook's parameters, {name: value} (e.g. `globals()`)
+    """Raise a `ValueError` naming the parameter, its value and what is allowed at the first bad value of `p`, this
+    notebook's parameters (their values and the rules between them), before anything is loaded or written (the
+    variants' and backbones' names and the training knobs are checked where they are built, the ratios on the data)."""
+    for k in ('imbalance_ratios', 'components', 'activations', 'norms', 'seeds', 'milestones', 'fig1_backbones'):
+        if not isinstance(p[k], (list, tuple)):
+            raise ValueError(f"{k}={p[k]!r}: expected a list")
+    if not p['seeds']:
+        raise ValueError("seeds=[]: expected at least one seed")
+    if not p['imbalance_ratios']:
+        raise ValueError("imbalance_ratios=[]: expected at least one ratio")
+    if not p['components']:
+        raise ValueError(f"components=[]: expected some of {GROUPS}")
+    for r in p['imbalance_ratios']:
+        check_ratio(r, 'imbalance_ratios')
+    check_number('blocks', p['blocks'], integer=True)
+    for k in ('target_params', 'test_per_class', 'width'):
+        if p[k] is not None:
+            check_number(k, p[k], integer=True)
+    fig1_backbones, fig1_ratio, imbalance_ratios = p['fig1_backbones'], p['fig1_ratio'], p['imbalance_ratios']
+    if fig1_backbones and fig1_ratio not in imbalance_ratios:
+        raise ValueError(f"fig1_ratio={fig1_ratio!r}: expected one of imbalance_ratios {imbalance_ratios} "
+                         "(or fig1_backbones=[])")
+    check_number('fig1_layers', p['fig1_layers'], integer=True)
+    if len(set(fig1_backbones)) != len(fig1_backbones):
+        raise ValueError(f"fig1_backbones={fig1_backbones!r}: a backbone is listed twice")

@@ -36,7 +36,7 @@ __all__ = ['OPS', 'DARTS_PRIMITIVES', 'LT_REPLACES', 'SEARCH_SPACES', 'WIDE', 'C
            'genotype_net_for_params', 'resolve_genotype', 'genotype_label', 'edge_names', 'cell_layout', 'label_boxes',
            'plot_cell', 'alpha_scale', 'plot_alpha_evolution', 'plot_search_curves', 'search_halves', 'search_config',
            'ltdarts_search', 'retrain_config', 'ltdarts_retrain', 'compare_label', 'compare_backbone', 'genotype_key',
-           'snapshot_genotypes', 'retrain_once', 'plot_search_and_test']
+           'snapshot_genotypes', 'retrain_once', 'plot_search_and_test', 'check_ltdarts_params']
 
 # %% ../nbs/04_ltdarts_search.ipynb #313e66e7
 class Zero(nn.Module):
@@ -1211,3 +1211,84 @@ def plot_search_and_test(searches:dict,             # {label: search Run}: the s
     fig.update_layout(title=title, xaxis=dict(title='search epoch', dtick=1), yaxis_title=f'test accuracy ({metric}, %)',
                       template='plotly_white', height=380)
     return fig
+
+# %% ../nbs/04_ltdarts_search.ipynb #3fe4a0a0
+def check_ltdarts_params(p:dict):   # the notebook's parameters, {name: value} (e.g. `globals()`)
+    """Raise a `ValueError` naming the parameter, its value and what is allowed at the first bad value of `p`, this
+    notebook's parameters (their values and the rules between them), before anything is loaded or written."""
+    if p['genotype'] is not None:
+        resolve_genotype(p['genotype'])   # a given cell: no search, that cell is retrained
+    candidate_ops(p['search_space'], p['ops'])
+    check_choice('classifier', p['classifier'], CLASSIFIERS)
+    ablations, balanced_search, search_epochs = p['ablations'], p['balanced_search'], p['search_epochs']
+    heads = {f"{p['search_space']}_{p['classifier']}": p['classifier']}   # {search: its classifier}
+    if not isinstance(ablations, (list, tuple)):
+        raise ValueError(f"ablations={ablations!r}: expected a list of [search_space, classifier] pairs")
+    for a in ablations:
+        if not (isinstance(a, (list, tuple)) and len(a) == 2):
+            raise ValueError(f"ablations: {a!r} is not a [search_space, classifier] pair")
+        candidate_ops(a[0])
+        heads.setdefault(f'{a[0]}_{a[1]}', check_choice('classifier', a[1], CLASSIFIERS))
+    if not isinstance(balanced_search, (list, tuple)):
+        raise ValueError(f"balanced_search={balanced_search!r}: expected a list of classifiers")
+    balanced = {f"{p['search_space']}_{c}_balanced": check_choice('balanced_search', c, CLASSIFIERS)
+                for c in balanced_search}
+    check_choice('weight_loss', p['weight_loss'], ('ce', 'ldam'))
+    if p['weight_loss'] == 'ldam':   # LDAM's scale s = 30 presumes cosine logits
+        for v, c in {**heads, **balanced}.items():
+            if c not in COSINE_CLASSIFIERS:
+                raise ValueError(f"weight_loss='ldam' with classifier {c!r} (search {v}): LDAM multiplies the logits by "
+                                 f"s = 30 and needs cosine logits (|z| <= 1); use one of {sorted(COSINE_CLASSIFIERS)} "
+                                 "('etf_cosine' is the ETF frame)")
+    check_choice('order', p['order'], (1, 2))
+    check_choice('unroll', p['unroll'], UNROLLS)
+    check_number('recompute', p['recompute'], integer=True, zero_ok=True)
+    check_choice('precision', p['precision'], PRECISIONS)
+    check_choice('cuda_graph', p['cuda_graph'], (True, False))
+    if p['loggers']:
+        logger_names(p['loggers'])
+    for k in ('search_epochs', 'layers', 'init_channels', 'steps', 'stem_stride', 'retrain_epochs', 'retrain_layers',
+              'target_params', 'retrain_batch_size', 'hessian_batches', 'hessian_max_iter'):
+        check_number(k, p[k], integer=True)
+    for k in ('hessian_every', 'crt_epochs'):
+        check_number(k, p[k], integer=True, zero_ok=True)
+    check_number('arch_lr', p['arch_lr'])
+    check_number('arch_weight_decay', p['arch_weight_decay'], zero_ok=True)
+    check_number('hessian_tol', p['hessian_tol'])
+    if not 0 < p['train_portion'] < 1:
+        raise ValueError(f"train_portion={p['train_portion']!r}: expected a number in (0, 1)")
+    for m in p['retrain_methods']:
+        check_choice('retrain_methods', m, METHODS)
+    for a in p['compare_archs']:
+        check_choice('compare_archs', a, [*ARCHS, *(f'block:{b}' for b in BLOCKS)])
+    check_choice('snapshot_method', p['snapshot_method'], METHODS)
+    for c in p['snapshot_classifiers']:
+        check_choice('snapshot_classifiers', c, CLASSIFIERS)
+    if not isinstance(p['snapshot_epochs'], (list, tuple)):
+        raise ValueError(f"snapshot_epochs={p['snapshot_epochs']!r}: expected a list of search epochs")
+    for e in p['snapshot_epochs']:   # 1..search_epochs, or counted from the end (-1: the last)
+        if not (isinstance(e, (int, float)) and e == int(e) and e != 0 and -search_epochs <= e <= search_epochs):
+            raise ValueError(f"snapshot_epochs: {e!r} is not a search epoch (1..{search_epochs}, or -1.. from the end; "
+                             f"search_epochs={search_epochs})")
+    if p['snapshot_retrain_epochs'] is not None:
+        check_number('snapshot_retrain_epochs', p['snapshot_retrain_epochs'], integer=True)
+    check_choice('retrain_stem_stride', p['retrain_stem_stride'], (1, 2))
+    if p['stem'] == 'imagenet' and p['retrain_stem_stride'] != 1:
+        raise ValueError(f"retrain_stem_stride={p['retrain_stem_stride']!r} with stem='imagenet': use retrain_stem_stride=1")
+    seeds = p['seeds']
+    if not (isinstance(seeds, (list, tuple)) and seeds):
+        raise ValueError(f"seeds={seeds!r}: expected a non-empty list of integers")
+    for s in seeds:
+        check_number('seeds', s, integer=True, zero_ok=True)
+    check_choice('stem', p['stem'], STEMS)
+    if p['stem'] == 'imagenet' and p['stem_stride'] != 1:
+        raise ValueError(f"stem_stride={p['stem_stride']!r} with stem='imagenet': the ImageNet stem has its own strides; "
+                         "use stem_stride=1")
+    if p['crt_epochs']:   # cRT on top of a method that has its own second stage
+        retrain = dict(epochs=p['retrain_epochs'], batch_size=p['retrain_batch_size'], lr=p['retrain_lr'],
+                       weight_decay=p['retrain_weight_decay'], schedule='cosine',
+                       warmup_epochs=p['retrain_warmup_epochs'], eval_every=p['retrain_epochs'], device=p['device'])
+        for m in p['retrain_methods']:
+            if method_config(m, **retrain).second_stage != 'none':
+                raise ValueError(f"crt_epochs={p['crt_epochs']} with retrain_methods entry {m!r}: that method has its "
+                                 "own second stage; use crt_epochs=0")

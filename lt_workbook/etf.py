@@ -19,7 +19,8 @@ __all__ = ['ETF_CLASSIFIERS', 'BN_MODES', 'HVP_BACKENDS', 'EIG_METHODS', 'check_
            'NCLinear', 'ETFCosine', 'ETFRaw', 'cifar_resnet', 'classifier_weights', 'classifier_geometry',
            'off_diagonal', 'norm_spread', 'GeometryCallback', 'hessian_mode', 'power_iteration', 'lanczos_max',
            'eig_residual', 'hessian_matvec', 'max_hessian_eigenvalue', 'fixed_batches', 'trainable_parameters',
-           'HessianCallback', 'hessian_events', 'hessian_trace', 'last_geometry', 'mean_converged_eig']
+           'HessianCallback', 'hessian_events', 'hessian_trace', 'last_geometry', 'mean_converged_eig',
+           'check_etf_params']
 
 # %% ../nbs/03_etf_bias.ipynb #da29df6b
 def check_etf_dims(feat_dim:int, num_classes:int):
@@ -374,3 +375,30 @@ def mean_converged_eig(metrics:list)->float:
     "Mean lambda_max over a run's converged Hessian evaluations (NaN if none converged)."
     v = [e['hessian_max_eig'] for e in hessian_events(metrics, converged_only=True)]
     return float(np.mean(v)) if v else float('nan')
+
+# %% ../nbs/03_etf_bias.ipynb #e75af0c5
+def check_etf_params(p:dict):   # the notebook's parameters, {name: value} (e.g. `globals()`)
+    """Raise a `ValueError` naming the parameter, its value and what is allowed at the first bad value of `p`, this
+    notebook's parameters, before anything is loaded or written (the heads' sizes are checked on the data)."""
+    controls = p['controls']
+    if not (isinstance(controls, (list, tuple)) and controls):
+        raise ValueError(f"controls={controls!r}: expected a non-empty list of learnable heads from "
+                         "('linear_nc', 'linear', 'normed')")
+    for c in controls:
+        check_choice('controls', c, ('linear_nc', 'linear', 'normed'))
+    if len(set(controls)) != len(controls):
+        raise ValueError(f"controls={controls!r}: a head is listed twice")
+    check_choice('etf_head', p['etf_head'], ('etf', 'etf_raw'))
+    check_choice('bn_mode', p['bn_mode'], BN_MODES)
+    check_choice('hessian_method', p['hessian_method'], EIG_METHODS)
+    for k in ('E_W', 'E_H', 'hessian_tol'):
+        check_number(k, p[k])
+    for k in ('blocks', 'geometry_every', 'hessian_every', 'hessian_images', 'hessian_batch_size', 'hessian_max_iter'):
+        check_number(k, p[k], integer=True)
+    if p['balanced_n_max'] is not None:
+        check_number('balanced_n_max', p['balanced_n_max'], integer=True)
+    seeds = p['seeds']
+    if not (isinstance(seeds, (list, tuple)) and seeds):
+        raise ValueError(f"seeds={seeds!r}: expected a non-empty list of integers")
+    for s in seeds:
+        check_number('seeds', s, integer=True, zero_ok=True)
