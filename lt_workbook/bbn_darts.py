@@ -26,7 +26,7 @@ __all__ = ['MIXING_SCHEDULES', 'T_STARTS', 'BBN_BRANCHES', 'CLS_SAMPLERS', 'CLS_
            'alpha_tensors', 'BilateralArchitect', 'branch_logits', 'mu_sweep', 'BilateralTracker', 'backbone_shift',
            'sweep_at', 'best_sweep_acc', 'plot_training_curves', 'plot_mu_sweep', 'plot_alpha_grad_norms',
            'plot_backbone_shift', 'plot_hls_factor', 'paper_tables', 'bilateral_search_config',
-           'bilateral_architect_config', 'bilateral_search', 'continue_bilateral_search']
+           'bilateral_architect_config', 'bilateral_search', 'continue_bilateral_search', 'check_bbn_params']
 
 # %% ../nbs/05_bbn_darts.ipynb #f3ee2ba4
 MIXING_SCHEDULES = ('parabolic', 'reverse_sigmoid', 'linear', 'constant')
@@ -71,17 +71,22 @@ def bilateral_loss(loss_fn, outputs, targets, mu:float):
 BBN_BRANCHES = ('ins', 'cls')
 
 class BilateralSupernet(Supernet):
-    "DARTS backbone (search cells, alphas_normal / alphas_reduce) + two one-cell heads (alphas_ins, alphas_cls), mixed as BBN."
-    def __init__(self, num_classes:int, classifier:str='linear', primitives=SEARCH_SPACES['darts'], C:int=16, layers:int=8,
-                 steps:int=4, multiplier:int=4, stem_multiplier:int=3, stem_stride:int=1, batched:bool=True,
+    """DARTS backbone (search cells, alphas_normal / alphas_reduce) + two one-cell heads (alphas_ins, alphas_cls), mixed
+    as BBN."""
+    def __init__(self, num_classes:int, classifier:str='linear', primitives=SEARCH_SPACES['darts'], C:int=16,
+                 layers:int=8, steps:int=4, multiplier:int=4, stem_multiplier:int=3, stem_stride:int=1,
+                 batched:bool=True,
                  mu_test:float=0.5,                # mixing ratio of `forward` on a single batch (evaluation)
                  freeze_backbone:bool=False):      # backbone weights and alphas fixed, its BatchNorms in eval mode
-        super().__init__(num_classes, classifier, primitives, C, layers, steps, multiplier, stem_multiplier, stem_stride, batched)
+        super().__init__(num_classes, classifier, primitives, C, layers, steps, multiplier, stem_multiplier,
+                         stem_stride, batched)
         del self.classifier
         last = self.cells[-1]
-        head = lambda: self.cell_type(self.primitives, steps, multiplier, last.C_p, self.feat_dim, last.C, False, last.reduction)
+        head = lambda: self.cell_type(self.primitives, steps, multiplier, last.C_p, self.feat_dim, last.C, False,
+                                      last.reduction)
         self.heads = nn.ModuleDict({b: head() for b in BBN_BRANCHES})
-        self.classifiers = nn.ModuleDict({b: CLASSIFIERS[classifier](multiplier * last.C, num_classes) for b in BBN_BRANCHES})
+        self.classifiers = nn.ModuleDict({b: CLASSIFIERS[classifier](multiplier * last.C, num_classes)
+                                          for b in BBN_BRANCHES})
         self.alphas_ins = nn.Parameter(1e-3 * torch.randn_like(self.alphas_normal))
         self.alphas_cls = nn.Parameter(1e-3 * torch.randn_like(self.alphas_normal))
         self.mu_test, self.backbone_frozen = mu_test, freeze_backbone
@@ -97,7 +102,8 @@ class BilateralSupernet(Supernet):
     def head_weights(self)->dict: return {b: F.softmax(getattr(self, f'alphas_{b}'), -1) for b in BBN_BRANCHES}
     def head_genotypes(self)->dict:
         "Each head's discrete cell (two `[op, input]` per node), as `parse_cell` derives a normal cell."
-        return {b: parse_cell(w.detach().cpu().numpy(), self.primitives, self.steps) for b, w in self.head_weights().items()}
+        return {b: parse_cell(w.detach().cpu().numpy(), self.primitives, self.steps)
+                for b, w in self.head_weights().items()}
     def head(self, branch:str, s0, s1):
         "Logits of head `branch` on the backbone's last two cell outputs."
         h = self.heads[branch](s0, s1, F.softmax(getattr(self, f'alphas_{branch}'), -1))
@@ -129,7 +135,8 @@ CLS_SAMPLERS = ('class_balanced', 'reversed')
 CLS_STREAMS = (15485863, 32452843)
 
 class BilateralArchitect(Architect):
-    "Alg. 1 (or, on a single-branch supernet, DARTS) as the trainer's step, with per-group alpha learning rates and HLS."
+    """Alg. 1 (or, on a single-branch supernet, DARTS) as the trainer's step, with per-group alpha learning rates and
+    HLS."""
     def __init__(self, model, val_set:ImageSet,
                  schedule:str='parabolic',     # mixing schedule, one of `MIXING_SCHEDULES`
                  hls:bool=False,               # heterogeneous LR scheduling of the backbone's alphas (Eq. 17)
@@ -155,9 +162,11 @@ class BilateralArchitect(Architect):
             self.mu = mixing_ratio(self.schedule, epoch, trainer.cfg.epochs, self.k, self.mu0, self.t_start)
             gens = [epoch_generators(trainer.cfg.seed + s, epoch, trainer.device)[0] for s in CLS_STREAMS]
             self.val_cls = endless_batches(trainer, self.val, self.cls_sampler, self.batch_size, gens[0], self.augment)
-            self.train_cls = endless_batches(trainer, trainer.train_set, self.cls_sampler, trainer.cfg.batch_size, gens[1], trainer.cfg.augment)
+            self.train_cls = endless_batches(trainer, trainer.train_set, self.cls_sampler, trainer.cfg.batch_size,
+                                             gens[1], trainer.cfg.augment)
         for g in self.opt.param_groups:
-            g['lr'] = self.base_lr[g['name']] * (hls_scale(self.mu, self.tau) if self.hls and g['name'] == 'backbone' else 1.)
+            g['lr'] = self.base_lr[g['name']] * (hls_scale(self.mu, self.tau) if self.hls and g['name'] == 'backbone'
+                                                 else 1.)
         self.grad_norms = {n: torch.zeros((), device=trainer.device) for n in self.alpha_names}
         self.n_steps, self.correct, self.seen = 0, torch.zeros((), device=trainer.device), 0
     def _record_grads(self):
@@ -172,7 +181,8 @@ class BilateralArchitect(Architect):
                 return standard_step(trainer, x, y)
         xr, yr = next(self.train_cls)
         if len(yr) != len(y):
-            raise RuntimeError(f"the class-sampling batch ({len(yr)} images) does not pair with the instance batch ({len(y)}): "
+            raise RuntimeError(f"the class-sampling batch ({len(yr)} images) does not pair with the instance batch "
+                               f"({len(y)}): "
                                                  "the trainer's epoch and the architect's stream are out of step")
         X, Y = (x, trainer.to_input(xr)), (y, yr)
         (xv, yv), (xvr, yvr) = next(self.batches), next(self.val_cls)
@@ -210,22 +220,27 @@ def branch_logits(trainer, images, batch_size:int=512):
 
 # %% ../nbs/05_bbn_darts.ipynb #9385b82c
 def mu_sweep(o_ins, o_cls, labels, train_counts, grid=11, split:str='count')->list:
-    "Overall / many / medium / few accuracy of the prediction mixed at each of `grid` mixing ratios evenly spaced in [0, 1]."
-    return [{'mu': round(float(m), 6), **{k: v for k, v in lt_metrics(bilateral_mix(o_ins, o_cls, float(m)).argmax(1), labels,
-                                                                       train_counts, split).items() if k in METRIC_KEYS}}
+    """Overall / many / medium / few accuracy of the prediction mixed at each of `grid` mixing ratios evenly spaced in
+    [0, 1]."""
+    return [{'mu': round(float(m), 6),
+             **{k: v for k, v in lt_metrics(bilateral_mix(o_ins, o_cls, float(m)).argmax(1), labels,
+                                            train_counts, split).items() if k in METRIC_KEYS}}
             for m in np.linspace(0, 1, grid)]
 
 # %% ../nbs/05_bbn_darts.ipynb #0d892298
 class BilateralTracker(SearchTracker):
-    "Per epoch: every alpha set's softmax, the heads' cells, alpha shifts, validation loss / accuracy at mu; after fit: the mu sweep."
+    """Per epoch: every alpha set's softmax, the heads' cells, alpha shifts, validation loss / accuracy at mu; after
+    fit: the mu sweep."""
     def __init__(self, val_set:ImageSet, mu_grid:int=11): self.val_set, self.mu_grid = val_set, mu_grid
-    def before_epoch(self, trainer, epoch): self.start = {n: a.detach().clone() for n, a in alpha_tensors(trainer.model).items()}
+    def before_epoch(self, trainer, epoch):
+        self.start = {n: a.detach().clone() for n, a in alpha_tensors(trainer.model).items()}
     def after_epoch(self, trainer, epoch, event):
         super().after_epoch(trainer, epoch, event)
         if isinstance(trainer.model, BilateralSupernet):
             event['alphas'].update({b: w.tolist() for b, w in trainer.model.head_weights().items()})
             event['head_genotypes'] = trainer.model.head_genotypes()
-        event['alpha_shift'] = {n: float((a.detach() - self.start[n]).float().norm()) for n, a in alpha_tensors(trainer.model).items()}
+        event['alpha_shift'] = {n: float((a.detach() - self.start[n]).float().norm())
+                                for n, a in alpha_tensors(trainer.model).items()}
         z = bilateral_mix(*branch_logits(trainer, self.val_set.images), event.get('mu', 1.))
         labels = self.val_set.labels.cpu()
         event['val_loss'] = float(F.cross_entropy(z, labels))
@@ -235,15 +250,18 @@ class BilateralTracker(SearchTracker):
         if isinstance(trainer.model, BilateralSupernet):
             summary['head_genotypes'] = trainer.model.head_genotypes()
         o_ins, o_cls = branch_logits(trainer, trainer.eval_set.images)
-        summary['mu_sweep'] = mu_sweep(o_ins, o_cls, trainer.eval_set.labels, trainer.data.counts.tolist(), self.mu_grid, trainer.cfg.group_split)
+        summary['mu_sweep'] = mu_sweep(o_ins, o_cls, trainer.eval_set.labels, trainer.data.counts.tolist(),
+                                       self.mu_grid, trainer.cfg.group_split)
         if trainer.run is not None:
             trainer.run.save_json('mu_sweep.json', summary['mu_sweep'])
 
 # %% ../nbs/05_bbn_darts.ipynb #d80919f4
 def backbone_shift(run:Run, start:float=0.75)->float:
-    "How far the backbone's alphas moved from epoch `int(start * T)` (0-based) on: the sum over those epochs of |Δ(alpha_normal, alpha_reduce)|."
+    """How far the backbone's alphas moved from epoch `int(start * T)` (0-based) on: the sum over those epochs of
+    |Δ(alpha_normal, alpha_reduce)|."""
     ev = run.metrics
-    return sum(math.hypot(e['alpha_shift']['normal'], e['alpha_shift']['reduce']) for e in ev if e['epoch'] >= int(start * len(ev)))
+    return sum(math.hypot(e['alpha_shift']['normal'], e['alpha_shift']['reduce']) for e in ev
+               if e['epoch'] >= int(start * len(ev)))
 
 # %% ../nbs/05_bbn_darts.ipynb #10c8bd23
 def sweep_at(summary:dict, mu:float, key:str='acc')->float:
@@ -262,8 +280,8 @@ def best_sweep_acc(summary:dict, key:str='acc')->float:
 def _mu_axis(fig, run, row=1, col=1, show=True):
     ev = run.metrics
     if 'mu' in ev[0]:
-        fig.add_scatter(x=[e['epoch'] + 1 for e in ev], y=[e['mu'] for e in ev], name='mu', line=dict(color='#999', dash='dot'),
-                        showlegend=show, row=row, col=col, secondary_y=True)
+        fig.add_scatter(x=[e['epoch'] + 1 for e in ev], y=[e['mu'] for e in ev], name='mu',
+                        line=dict(color='#999', dash='dot'), showlegend=show, row=row, col=col, secondary_y=True)
         fig.update_yaxes(title_text='mixing ratio mu', range=[0, 1.05], row=row, col=col, secondary_y=True)
 
 # %% ../nbs/05_bbn_darts.ipynb #bc69923b
@@ -274,8 +292,8 @@ def plot_training_curves(run:Run, title:str|None=None)->go.Figure:
     fig = make_subplots(1, 2, subplot_titles=('loss', 'accuracy (%)'), specs=[[{'secondary_y': True}] * 2])
     for col, key in ((1, 'loss'), (2, 'acc')):
         for split, color in (('train', palette_color(0)), ('val', palette_color(1))):
-            fig.add_scatter(x=ep, y=[e[f'{split}_{key}'] for e in ev], name=split, line=dict(color=color), showlegend=col == 1,
-                            row=1, col=col, secondary_y=False)
+            fig.add_scatter(x=ep, y=[e[f'{split}_{key}'] for e in ev], name=split, line=dict(color=color),
+                            showlegend=col == 1, row=1, col=col, secondary_y=False)
         _mu_axis(fig, run, 1, col, show=col == 1)
     fig.update_xaxes(title_text='epoch')
     fig.update_layout(title=title or f'{run.name}: loss and accuracy', height=360)
@@ -288,8 +306,9 @@ def plot_mu_sweep(runs:dict, title:str='Accuracy against the test-time mixing ra
     for i, (label, run) in enumerate(runs.items()):
         sw = run.summary['mu_sweep']
         for j, key in enumerate(METRIC_KEYS):
-            fig.add_scatter(x=[s['mu'] for s in sw], y=[s[key] for s in sw], name=label, legendgroup=label, showlegend=j == 0,
-                            mode='lines+markers', line=dict(color=palette_color(i)), row=1, col=j + 1)
+            fig.add_scatter(x=[s['mu'] for s in sw], y=[s[key] for s in sw], name=label, legendgroup=label,
+                            showlegend=j == 0, mode='lines+markers', line=dict(color=palette_color(i)), row=1,
+                            col=j + 1)
     fig.update_xaxes(title_text='mu_test', range=[0, 1])
     fig.update_yaxes(title_text='test accuracy (%)', col=1)
     fig.update_layout(title=title, height=360)
@@ -311,15 +330,17 @@ def plot_alpha_grad_norms(run:Run, title:str|None=None)->go.Figure:
 
 # %% ../nbs/05_bbn_darts.ipynb #9794ee19
 def plot_backbone_shift(runs:dict, title:str='How far the backbone alphas move per epoch')->go.Figure:
-    "Per-epoch change of the backbone's alphas for runs `{label: Run}`, with each run's backbone architecture learning rate (dashed)."
+    """Per-epoch change of the backbone's alphas for runs `{label: Run}`, with each run's backbone architecture learning
+    rate (dashed)."""
     fig = make_subplots(specs=[[{'secondary_y': True}]])
     for i, (label, run) in enumerate(runs.items()):
         ev, color = run.metrics, palette_color(i)
         ep = [e['epoch'] + 1 for e in ev]
-        fig.add_scatter(x=ep, y=[math.hypot(e['alpha_shift']['normal'], e['alpha_shift']['reduce']) for e in ev], name=label,
-                        line=dict(color=color), secondary_y=False)
+        fig.add_scatter(x=ep, y=[math.hypot(e['alpha_shift']['normal'], e['alpha_shift']['reduce']) for e in ev],
+                        name=label, line=dict(color=color), secondary_y=False)
         lr = [e['arch_lr'].get('backbone', e['arch_lr'].get('alphas')) for e in ev]
-        fig.add_scatter(x=ep, y=lr, name=f'{label}: backbone arch lr', line=dict(color=color, dash='dash'), secondary_y=True)
+        fig.add_scatter(x=ep, y=lr, name=f'{label}: backbone arch lr', line=dict(color=color, dash='dash'),
+                        secondary_y=True)
     fig.update_yaxes(title_text='|change of backbone alphas| in the epoch', secondary_y=False)
     fig.update_yaxes(title_text='architecture learning rate', secondary_y=True)
     fig.update_layout(title=title, xaxis_title='epoch', height=340)
@@ -425,16 +446,19 @@ def bilateral_search_config(method:str,            # a key of `SEARCH_METHODS`
                             group_split:str='count', # many / medium / few by training count, or 'cifar10_index'
                             device='auto',
                             precision='auto',        # a key of PRECISIONS: bf16 / fp16 / fp32 autocast ('auto': by the GPU)
-                           )->TrainConfig:
-    "The supernet and the weights' schedule of search `method`: a bilateral supernet (two one-cell heads), or DARTS' single-branch one with the method's sampler."
+                            )->TrainConfig:
+    """The supernet and the weights' schedule of search `method`: a bilateral supernet (two one-cell heads), or DARTS'
+    single-branch one with the method's sampler."""
     spec = SEARCH_METHODS[check_choice('method', method, SEARCH_METHODS)]
-    arch_kw = dict(primitives=list(primitives), C=init_channels, layers=layers, steps=steps, multiplier=steps, stem_stride=stem_stride)
+    arch_kw = dict(primitives=list(primitives), C=init_channels, layers=layers, steps=steps, multiplier=steps,
+                   stem_stride=stem_stride)
     if spec['bilateral']:
         arch_kw['mu_test'] = mu_test
-    return TrainConfig(method=spec['method'], arch='bilateral_supernet' if spec['bilateral'] else 'supernet', classifier='linear', epochs=epochs,
-                       batch_size=batch_size, lr=lr, lr_min=lr_min, schedule='cosine', momentum=momentum,
-                       weight_decay=weight_decay, grad_clip=grad_clip, sampler=spec.get('sampler', 'instance'), eval_every=epochs,
-                       group_split=group_split, seed=seed, device=device, channels_last=True, precision=precision, arch_kw=arch_kw)
+    return TrainConfig(method=spec['method'], arch='bilateral_supernet' if spec['bilateral'] else 'supernet',
+                       classifier='linear', epochs=epochs, batch_size=batch_size, lr=lr, lr_min=lr_min,
+                       schedule='cosine', momentum=momentum, weight_decay=weight_decay, grad_clip=grad_clip,
+                       sampler=spec.get('sampler', 'instance'), eval_every=epochs, group_split=group_split, seed=seed,
+                       device=device, channels_last=True, precision=precision, arch_kw=arch_kw)
 
 # %% ../nbs/05_bbn_darts.ipynb #58b3f7a5
 def bilateral_architect_config(method:str,           # a key of `SEARCH_METHODS`
@@ -455,8 +479,8 @@ def bilateral_architect_config(method:str,           # a key of `SEARCH_METHODS`
     spec = SEARCH_METHODS[check_choice('method', method, SEARCH_METHODS)]
     kw = dict(order=order, batch_size=batch_size, weight_decay=arch_weight_decay, k=sigmoid_k, mu0=mu_constant, tau=tau)
     if spec['bilateral']:
-        kw.update(lr=dict(backbone=arch_lr_backbone, ins=arch_lr_ins, cls=arch_lr_cls), schedule=spec.get('schedule', schedule),
-                  hls=spec['hls'], cls_sampler=cls_sampler, t_start=t_start)
+        kw.update(lr=dict(backbone=arch_lr_backbone, ins=arch_lr_ins, cls=arch_lr_cls),
+                  schedule=spec.get('schedule', schedule), hls=spec['hls'], cls_sampler=cls_sampler, t_start=t_start)
     else:
         kw.update(lr=arch_lr_backbone, sampler=spec['sampler'])
     return {**kw, **overrides}
@@ -473,7 +497,8 @@ def bilateral_search(search_data:LTDataset,    # the weights' split: what the su
                      section:str='05_bbn_darts',
                      callbacks=(),             # more trainer callbacks, after the architect and the tracker
                      **trainer_kw)->Run:       # more `Trainer` keywords (e.g. `eval_set`)
-    "One search (Alg. 1 with a bilateral supernet, DARTS otherwise) in its run directory; returns the `Run` (the supernet: `run.model`)."
+    """One search (Alg. 1 with a bilateral supernet, DARTS otherwise) in its run directory; returns the `Run` (the
+    supernet: `run.model`)."""
     model = build_model(cfg, search_data.num_classes)
     arch = BilateralArchitect(model, search_val, **architect)
     extra = dict(architect=architect, **({} if train_portion is None else dict(train_portion=train_portion)))
@@ -489,7 +514,8 @@ def continue_bilateral_search(source:Run,      # a completed bilateral search (i
                               lr:float=0.001,  # the weights' constant learning rate (where the cosine schedule ended)
                               name:str|None=None,      # default: `<source name>_then_<variant>`
                               **search_kw)->Run:       # `bilateral_search`'s: run_dir, mu_grid, train_portion, section, ...
-    "Continued training from `source` (Sec. V-D, Fig. 8): its config and architect with the variant's mixing (or frozen backbone), constant `lr`."
+    """Continued training from `source` (Sec. V-D, Fig. 8): its config and architect with the variant's mixing (or
+    frozen backbone), constant `lr`."""
     spec = dict(CONTINUATIONS[check_choice('variant', variant, CONTINUATIONS)])
     if not source.completed or source.params.get('arch') != 'bilateral_supernet':
         raise ValueError(f"{source}: expected a completed bilateral search to continue (arch 'bilateral_supernet')")
@@ -500,3 +526,40 @@ def continue_bilateral_search(source:Run,      # a completed bilateral search (i
     # the run directory's name less its parameter hash
     name = name or f"{source.name.rsplit('-', 1)[0]}_then_{variant}"
     return bilateral_search(search_data, search_val, cfg, {**source.params['architect'], **spec}, name, **search_kw)
+
+# %% ../nbs/05_bbn_darts.ipynb #103ffb31
+def check_bbn_params(p:dict):   # the notebook's parameters, {name: value} (e.g. `globals()`)
+    """Raise a `ValueError` naming the parameter, its value and what is allowed at the first bad value of `p`, this
+    notebook's parameters (their values and the rules between them), before anything is loaded or written."""
+    methods = p['methods']
+    if not methods:
+        raise ValueError("methods=[]: expected at least one of SEARCH_METHODS")
+    for m in methods:
+        check_choice('methods', m, SEARCH_METHODS)
+    candidate_ops(p['search_space'])
+    check_choice('group_split', p['group_split'], GROUP_SPLITS)
+    check_choice('schedule', p['schedule'], MIXING_SCHEDULES)
+    check_choice('order', p['order'], (1, 2))
+    check_choice('precision', p['precision'], PRECISIONS)
+    check_choice('t_start', p['t_start'], T_STARTS)
+    check_choice('cls_sampler', p['cls_sampler'], CLS_SAMPLERS)
+    for k in ('epochs', 'layers', 'init_channels', 'steps', 'stem_stride', 'batch_size', 'mu_grid'):
+        check_number(k, p[k], integer=True)
+    for k in ('arch_lr_backbone', 'arch_lr_ins', 'arch_lr_cls', 'sigmoid_k', 'tau', 'continue_lr'):
+        check_number(k, p[k])
+    check_number('arch_weight_decay', p['arch_weight_decay'], zero_ok=True)
+    check_fraction('train_portion', p['train_portion'], open_interval=True)
+    check_fraction('mu_constant', p['mu_constant'])
+    check_fraction('mu_test', p['mu_test'])
+    if p['mu_grid'] < 2:
+        raise ValueError(f"mu_grid={p['mu_grid']!r}: expected an integer >= 2 (the sweep's grid includes mu_test = 0 "
+                         "and 1)")
+    if p['continue_variants']:
+        for v in p['continue_variants']:
+            check_choice('continue_variants', v, CONTINUATIONS)
+        check_number('continue_epochs', p['continue_epochs'], integer=True)
+        check_choice('continue_from', p['continue_from'], tuple(m for m, s in SEARCH_METHODS.items() if s['bilateral']))
+    if not p['seeds']:
+        raise ValueError("seeds=[]: expected at least one seed")
+    for s in p['seeds']:
+        check_number('seeds', s, integer=True, zero_ok=True)

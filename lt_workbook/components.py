@@ -25,7 +25,7 @@ __all__ = ['NORMS', 'ACTIVATIONS', 'POSITIONS', 'CONVS', 'CONV_OPS', 'BOTTLENECK
            'DilConv', 'SepConv', 'LTAggConv', 'LTHierConv', 'SqueezeExcite', 'ComponentBlock', 'param_count',
            'match_width', 'component_net', 'variant_name', 'component_groups', 'component_table', 'plot_component_bars',
            'plot_group_metrics', 'paper_claims', 'component_claims', 'pareto_front', 'plot_accuracy_vs_params',
-           'fewer_params_claim']
+           'fewer_params_claim', 'check_components_params']
 
 # %% ../nbs/02_component_exploration.ipynb #629c1b27
 NORMS = ('bn', 'gn', 'ln', 'in')
@@ -73,13 +73,16 @@ def largest_divisor(n:int, at_most:int)->int:
 
 # %% ../nbs/02_component_exploration.ipynb #2eccfb2d
 class Hierarchical(nn.Module):
-    "Res2Net's hierarchical 3x3: `scale` splits, y1 = x1, y2 = K2(x2), yi = Ki(xi + y(i-1)); stride 2 is the 'stage' variant."
-    def __init__(self, C:int, stride:int=1, scale:int=8, act:str='relu', norm:str='bn', position:str='post', affine:bool=True):
+    """Res2Net's hierarchical 3x3: `scale` splits, y1 = x1, y2 = K2(x2), yi = Ki(xi + y(i-1)); stride 2 is the 'stage'
+    variant."""
+    def __init__(self, C:int, stride:int=1, scale:int=8, act:str='relu', norm:str='bn', position:str='post',
+                 affine:bool=True):
         super().__init__()
         if C % scale:
             raise ValueError(f"hierarchical convolution: {C} channels do not split into scale={scale} groups")
         w, self.scale, self.stride = C // scale, scale, stride
-        self.convs = nn.ModuleList(unit(w, w, conv3x3(w, w, stride), act, norm, position, affine) for _ in range(scale - 1))
+        self.convs = nn.ModuleList(unit(w, w, conv3x3(w, w, stride), act, norm, position, affine)
+                                   for _ in range(scale - 1))
         self.pool = nn.AvgPool2d(3, stride, 1) if stride > 1 else nn.Identity()
     def forward(self, x):
         xs = x.chunk(self.scale, 1)
@@ -106,13 +109,16 @@ def conv_unit(kind:str, C:int, stride:int=1, act:str='relu', norm:str='bn', posi
 
 # %% ../nbs/02_component_exploration.ipynb #e5c2af96
 def inner_width(C_out:int, multiple:int=8)->int:
-    "Bottleneck inner width: C_out / 2 rounded to a multiple of `multiple` (the hierarchical scale), at least `multiple`."
+    """Bottleneck inner width: C_out / 2 rounded to a multiple of `multiple` (the hierarchical scale), at least
+    `multiple`."""
     return max(multiple, multiple * math.floor(C_out / (2 * multiple) + 0.5))
 
 # %% ../nbs/02_component_exploration.ipynb #6f2bad4b
 def bottleneck_body(C_in:int, C_out:int, stride:int=1, conv:str='plain', act:str='relu', norm:str='bn',
-                    position:str='post', affine:bool=True, final_act:bool=False, paths:int=32, scale:int=8)->nn.Sequential:
-    "1x1 down to `inner_width(C_out)`, the 3x3 design `conv` (with the stride), 1x1 up to `C_out`; units in `position` order."
+                    position:str='post', affine:bool=True, final_act:bool=False, paths:int=32,
+                    scale:int=8)->nn.Sequential:
+    """1x1 down to `inner_width(C_out)`, the 3x3 design `conv` (with the stride), 1x1 up to `C_out`; units in `position`
+    order."""
     m = inner_width(C_out, scale if conv == 'hierarchical' else 8)
     return nn.Sequential(unit(C_in, m, conv1x1(C_in, m), act, norm, position, affine),
                          conv_unit(conv, m, stride, act, norm, position, affine, paths, scale),
@@ -131,7 +137,8 @@ class DilConv(nn.Sequential):
 # %% ../nbs/02_component_exploration.ipynb #6e32848a
 class SepConv(nn.Sequential):
     "DARTS' separable convolution: two DilConv units with dilation 1, the stride in the first."
-    def __init__(self, C_in:int, C_out:int, stride:int, affine:bool=True, kernel_size:int=3, act:str='relu', norm:str='bn'):
+    def __init__(self, C_in:int, C_out:int, stride:int, affine:bool=True, kernel_size:int=3, act:str='relu',
+                 norm:str='bn'):
         super().__init__(DilConv(C_in, C_in, stride, affine, kernel_size, 1, act, norm),
                          DilConv(C_in, C_out, 1, affine, kernel_size, 1, act, norm))
 
@@ -145,8 +152,8 @@ class LTAggConv(nn.Sequential):
 class LTHierConv(nn.Sequential):
     "LT-HierConv: bottleneck with a hierarchical (Res2Net, `scale`) 3x3, post-activation units (Conv-BN-ReLU)."
     def __init__(self, C_in:int, C_out:int, stride:int, affine:bool=True, act:str='relu', norm:str='bn', scale:int=8):
-        super().__init__(*bottleneck_body(C_in, C_out, stride, 'hierarchical', act, norm, 'post', affine, final_act=True,
-                                          scale=scale))
+        super().__init__(*bottleneck_body(C_in, C_out, stride, 'hierarchical', act, norm, 'post', affine,
+                                          final_act=True, scale=scale))
 
 CONV_OPS = {'dil_conv': DilConv, 'sep_conv': SepConv, 'lt_agg': LTAggConv, 'lt_hier': LTHierConv}
 
@@ -164,7 +171,8 @@ BOTTLENECK_CONVS = {'bottleneck': 'plain', 'dilated': 'dilated', 'separable': 's
 BLOCKS = ('basic', *BOTTLENECK_CONVS, *CONV_OPS)
 
 class ComponentBlock(nn.Module):
-    "A residual block of design `block` (one of `BLOCKS`) with an option-A shortcut; called as block(C_in, C_out, stride)."
+    """A residual block of design `block` (one of `BLOCKS`) with an option-A shortcut; called as block(C_in, C_out,
+    stride)."""
     def __init__(self, C_in:int, C_out:int, stride:int=1, block:str='basic', activation:str='relu', position:str='post',
                  norm:str='bn'):
         super().__init__()
@@ -173,7 +181,8 @@ class ComponentBlock(nn.Module):
         self.post = position == 'post' and block not in CONV_OPS
         if block == 'basic':
             self.body = nn.Sequential(unit(C_in, C_out, conv3x3(C_in, C_out, stride), activation, norm, position),
-                                      unit(C_out, C_out, conv3x3(C_out, C_out), activation, norm, position, final_act=False))
+                                      unit(C_out, C_out, conv3x3(C_out, C_out), activation, norm, position,
+                                           final_act=False))
         elif block in CONV_OPS:
             self.body = CONV_OPS[block](C_in, C_out, stride, act=activation, norm=norm)
         else:
@@ -199,8 +208,10 @@ def _widths(width)->tuple:
 # %% ../nbs/02_component_exploration.ipynb #0a8dbad5
 def _build(num_classes, classifier, block, activation, position, norm, blocks, widths):
     net = CifarResNet(num_classes, blocks, widths, classifier,
-                      block=functools.partial(ComponentBlock, block=block, activation=activation, position=position, norm=norm))
-    net.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 1, 1, bias=False), make_norm(norm, widths[0]), make_act(activation))
+                      block=functools.partial(ComponentBlock, block=block, activation=activation, position=position,
+                                              norm=norm))
+    net.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 1, 1, bias=False), make_norm(norm, widths[0]),
+                             make_act(activation))
     nn.init.kaiming_normal_(net.stem[0].weight)
     return net
 
@@ -213,7 +224,8 @@ def _block_params(C_in, C_out, stride, block, activation, position, norm):
 @functools.lru_cache(maxsize=None)
 def param_count(block:str='basic', width=16, blocks:int=5, num_classes:int=10, activation:str='relu',
                 position:str='post', norm:str='bn', classifier:str='linear')->int:
-    "Parameters of the backbone with these settings, summed over stem, blocks and head (each distinct block built once)."
+    """Parameters of the backbone with these settings, summed over stem, blocks and head (each distinct block built
+    once)."""
     widths = _widths(width)
     n, C = 27 * widths[0] + count_params(make_norm(norm, widths[0])), widths[0]
     for i, w in enumerate(widths):
@@ -248,7 +260,7 @@ def component_net(num_classes:int=10,       # classes of the classifier head
                   blocks:int=5,             # blocks per stage (5: ResNet-32's depth)
                   width=None,               # base width w (stages w, 2w, 4w), three widths, or None: matched to `target_params`
                   target_params:int|None=None, # None: the basic-block network of this depth at widths (16, 32, 64)
-                 )->nn.Module:
+                  )->nn.Module:
     "The component-exploration backbone: `CifarResNet` with `ComponentBlock`s, equal-parameter width by default."
     check_choice('block', block, BLOCKS)
     check_choice('activation', activation, ACTIVATIONS)
@@ -283,7 +295,8 @@ def component_groups(groups=GROUPS, base_block:str='bottleneck', activations=tup
         'topology': {b: dict(block=b) for b in ('basic', 'bottleneck')},
         'conv': {b: dict(block=b) for b in BOTTLENECK_CONVS},
         'activation': {a: dict(block=base_block, activation=a) for a in activations},
-        'position': {f'{b} {p}': dict(block=b, position=p) for b in ('bottleneck', 'aggregated', 'hierarchical') for p in POSITIONS},
+        'position': {f'{b} {p}': dict(block=b, position=p) for b in ('bottleneck', 'aggregated', 'hierarchical')
+                     for p in POSITIONS},
         'norm': {n: dict(block=base_block, norm=n) for n in norms},
         'lt_ops': {'dil': dict(block='dil_conv'), 'sep': dict(block='sep_conv'), 'LT-Agg': dict(block='lt_agg'),
                    'LT-Hier': dict(block='lt_hier')},
@@ -292,16 +305,19 @@ def component_groups(groups=GROUPS, base_block:str='bottleneck', activations=tup
 
 # %% ../nbs/02_component_exploration.ipynb #df4d9662
 def component_table(runs:dict)->pd.DataFrame:
-    "Mean and sample std (01's `seed_stats`, ddof 1) of the final metrics of `runs` ({(variant, ratio, seed): Run}), per (variant, recorded ratio)."
+    """Mean and sample std (01's `seed_stats`, ddof 1) of the final metrics of `runs` ({(variant, ratio, seed): Run}),
+    per (variant, recorded ratio)."""
     rows = []
     for (v, _, seed), r in runs.items():
         s, p = r.summary, r.params
         if (s or {}).get('status') != 'completed':
             continue
         rows.append({'variant': v, 'ratio': float(p['imbalance_ratio']), 'seed': seed, 'params': s['params'],
-                     'width': str(p['arch_kw'].get('width')), **{k: s[k] if s[k] is not None else np.nan for k in METRIC_KEYS}})
+                     'width': str(p['arch_kw'].get('width')),
+                     **{k: s[k] if s[k] is not None else np.nan for k in METRIC_KEYS}})
     df = pd.DataFrame(rows)
-    return seed_stats(df, ['variant', 'ratio']).join(df.groupby(['variant', 'ratio'], sort=False)[['params', 'width']].first())
+    return seed_stats(df, ['variant', 'ratio']).join(
+        df.groupby(['variant', 'ratio'], sort=False)[['params', 'width']].first())
 
 # %% ../nbs/02_component_exploration.ipynb #983d0dcb
 METRIC_LABELS = {'acc': 'overall', 'many': 'many', 'medium': 'medium', 'few': 'few'}
@@ -324,27 +340,32 @@ def plot_component_bars(table, variants:dict, metric:str='acc', title:str='', x_
     for ratio in ratios:
         rows = [(lab, table.loc[(v, ratio)]) for lab, v in variants.items() if (v, ratio) in table.index]
         fig.add_trace(go.Bar(name=f'ratio {ratio:g}', x=[f"{lab}<br>{row['params'] / 1e6:.3f}M" for lab, row in rows],
-                             y=[row[metric] for _, row in rows], error_y=_error_bars([row[f'{metric}_std'] for _, row in rows]),
+                             y=[row[metric] for _, row in rows],
+                             error_y=_error_bars([row[f'{metric}_std'] for _, row in rows]),
                              hovertext=_hover([row for _, row in rows], metric), hoverinfo='text+name',
                              text=[f"{row[metric]:.1f}" for _, row in rows], textposition='outside'))
     fig.update_layout(barmode='group', title=title, xaxis_title=f'{x_title} (parameters)',
-                      yaxis_title=f'{METRIC_LABELS[metric]} test accuracy (%)', yaxis_range=[0, 105], height=400)
+                      yaxis_title=f'{METRIC_LABELS[metric]} test accuracy (%)', yaxis_range=[0, 105],
+                      height=400)
     return fig
 
 # %% ../nbs/02_component_exploration.ipynb #bfbe4a6b
 def plot_group_metrics(table, variants:dict, title:str=''):
     "Overall / many / medium / few accuracy of `variants` ({label: variant}), one panel per imbalance ratio."
     ratios = sorted({r for _, r in table.index})
-    fig = make_subplots(rows=1, cols=len(ratios), subplot_titles=[f'imbalance ratio {r:g}' for r in ratios], shared_yaxes=True)
+    fig = make_subplots(rows=1, cols=len(ratios), subplot_titles=[f'imbalance ratio {r:g}' for r in ratios],
+                        shared_yaxes=True)
     for i, ratio in enumerate(ratios):
         for j, (lab, v) in enumerate(variants.items()):
             if (v, ratio) not in table.index:
                 continue
             row = table.loc[(v, ratio)]
-            fig.add_trace(go.Bar(name=f"{lab} ({row['params'] / 1e6:.3f}M)", x=list(METRIC_LABELS.values()), y=[row[k] for k in METRIC_KEYS],
+            fig.add_trace(go.Bar(name=f"{lab} ({row['params'] / 1e6:.3f}M)", x=list(METRIC_LABELS.values()),
+                                 y=[row[k] for k in METRIC_KEYS],
                                  error_y=_error_bars([row[f'{k}_std'] for k in METRIC_KEYS]), legendgroup=lab,
                                  hovertext=[_hover([row], k)[0] for k in METRIC_KEYS], hoverinfo='text+name',
-                                 showlegend=i == 0, marker_color=f'hsl({int(360 * j / max(1, len(variants)))},60%,50%)'), 1, i + 1)
+                                 showlegend=i == 0,
+                                 marker_color=f'hsl({int(360 * j / max(1, len(variants)))},60%,50%)'), 1, i + 1)
     fig.update_layout(barmode='group', title=title, height=400, yaxis_range=[0, 105],
                       yaxis_title='test accuracy (%)')
     return fig
@@ -358,10 +379,11 @@ def paper_claims(base_block:str='bottleneck')->list:
     "The section's claims as (where, claim, variant a, variant b, direction): variant a's accuracy is `direction` b's."
     op = {'dil_conv': 'dilated', 'sep_conv': 'separable', 'lt_agg': 'LT-AggConv', 'lt_hier': 'LT-HierConv'}
     return [('Fig. 5, "Topology"', 'the bottleneck topology outperforms the basic', 'bottleneck', 'basic', '>'),
-            *[('Fig. 6, "Specific Convolution Design"', f'the {c} structure improves the performance on long-tailed data '
+            *[('Fig. 6, "Specific Convolution Design"',
+               f'the {c} structure improves the performance on long-tailed data '
                f'(vs the plain 3x3 bottleneck)', c, 'bottleneck', '>') for c in ('aggregated', 'hierarchical')],
-            ('Fig. 6, "Specific Convolution Design"', 'the SE module results in a performance drop (vs the plain 3x3 bottleneck)',
-             'se', 'bottleneck', '<'),
+            ('Fig. 6, "Specific Convolution Design"',
+             'the SE module results in a performance drop (vs the plain 3x3 bottleneck)', 'se', 'bottleneck', '<'),
             ('"Other components", "Operations Design"', 'the aggregated convolution is better with pre-activation',
              'aggregated-pre', 'aggregated', '>'),
             ('"Other components", "Operations Design"', 'the hierarchical convolution is better with post-activation',
@@ -445,7 +467,7 @@ def plot_accuracy_vs_params(table,          # `component_table` rows ((architect
 def fewer_params_claim(runs:dict,        # {(architecture, ratio, seed): Run} at one imbalance ratio
                        reference:str,    # the architecture the smaller ones are compared with (e.g. 'resnet32')
                        metric:str='acc', # a key of METRIC_KEYS
-                      )->Claim|None:
+                       )->Claim|None:
     """Fig. 1's claim: an architecture with fewer parameters than `reference` is more accurate; per seed, the best of
     the smaller ones against `reference` (None: no architecture is smaller)."""
     check_choice('metric', metric, METRIC_KEYS)
@@ -467,6 +489,35 @@ def fewer_params_claim(runs:dict,        # {(architecture, ratio, seed): Run} at
             best.runs.append(getattr(getattr(run, 'path', None), 'name', None))
     n, at = len(smaller), ''.join(f' (ratio {r:g})' for r in {k[1] for k in done})
     return Claim(COMPONENTS_PAPER, 'Fig. 1', f'an architecture with fewer parameters than {reference} reaches a higher '
-                 f'accuracy ("an optimal architecture may achieve superior performance even with fewer parameters"){at}',
+                 'accuracy ("an optimal architecture may achieve superior performance even with fewer '
+                 f'parameters"){at}',
                  f'best of {n} smaller', best, reference, ref, '>', f'{METRIC_LABELS[metric]} test accuracy, %',
                  caveat=f'per seed, the best of {n} architectures on the test set: a selection, biased upward')
+
+# %% ../nbs/02_component_exploration.ipynb #c79329bc
+def check_components_params(p:dict):   # the notebook's parameters, {name: value} (e.g. `globals()`)
+    """Raise a `ValueError` naming the parameter, its value and what is allowed at the first bad value of `p`, this
+    notebook's parameters (their values and the rules between them), before anything is loaded or written (the
+    variants' and backbones' names and the training knobs are checked where they are built, the ratios on the data)."""
+    for k in ('imbalance_ratios', 'components', 'activations', 'norms', 'seeds', 'milestones', 'fig1_backbones'):
+        if not isinstance(p[k], (list, tuple)):
+            raise ValueError(f"{k}={p[k]!r}: expected a list")
+    if not p['seeds']:
+        raise ValueError("seeds=[]: expected at least one seed")
+    if not p['imbalance_ratios']:
+        raise ValueError("imbalance_ratios=[]: expected at least one ratio")
+    if not p['components']:
+        raise ValueError(f"components=[]: expected some of {GROUPS}")
+    for r in p['imbalance_ratios']:
+        check_ratio(r, 'imbalance_ratios')
+    check_number('blocks', p['blocks'], integer=True)
+    for k in ('target_params', 'test_per_class', 'width'):
+        if p[k] is not None:
+            check_number(k, p[k], integer=True)
+    fig1_backbones, fig1_ratio, imbalance_ratios = p['fig1_backbones'], p['fig1_ratio'], p['imbalance_ratios']
+    if fig1_backbones and fig1_ratio not in imbalance_ratios:
+        raise ValueError(f"fig1_ratio={fig1_ratio!r}: expected one of imbalance_ratios {imbalance_ratios} "
+                         "(or fig1_backbones=[])")
+    check_number('fig1_layers', p['fig1_layers'], integer=True)
+    if len(set(fig1_backbones)) != len(fig1_backbones):
+        raise ValueError(f"fig1_backbones={fig1_backbones!r}: a backbone is listed twice")

@@ -38,7 +38,7 @@ __all__ = ['OPS', 'DARTS_PRIMITIVES', 'LT_REPLACES', 'SEARCH_SPACES', 'WIDE', 'C
            'resolve_genotype', 'genotype_label', 'edge_names', 'cell_layout', 'label_boxes', 'plot_cell', 'alpha_scale',
            'plot_alpha_evolution', 'plot_search_curves', 'search_halves', 'search_config', 'ltdarts_search',
            'retrain_config', 'ltdarts_retrain', 'compare_label', 'compare_backbone', 'genotype_key',
-           'snapshot_genotypes', 'retrain_once', 'plot_search_and_test']
+           'snapshot_genotypes', 'retrain_once', 'plot_search_and_test', 'check_ltdarts_params']
 
 # %% ../nbs/04_ltdarts_search.ipynb #313e66e7
 class Zero(nn.Module):
@@ -132,7 +132,8 @@ class MixedOp(nn.Module):
             self.index.append(i)
             self.ops.append(op)
     def forward(self, x, x_relu, weights):
-        "`x_relu` is `relu(x)`, shared by the operations that start with a ReLU; `weights` are the edge's softmax weights."
+        """`x_relu` is `relu(x)`, shared by the operations that start with a ReLU; `weights` are the edge's softmax
+        weights."""
         out = 0.
         for i, pre, op in zip(self.index, self.pre_relu, self.ops):
             out = out + weights[i] * op(x_relu if pre else x)
@@ -143,8 +144,10 @@ def num_edges(steps:int=4)->int: return sum(2 + i for i in range(steps))
 
 # %% ../nbs/04_ltdarts_search.ipynb #cc09ad1f
 class SearchCell(nn.Module):
-    "A supernet cell: two preprocessed inputs, `steps` intermediate nodes each summing a mixed operation per earlier node."
-    def __init__(self, primitives, steps:int, multiplier:int, C_pp:int, C_p:int, C:int, reduction:bool, reduction_prev:bool):
+    """A supernet cell: two preprocessed inputs, `steps` intermediate nodes each summing a mixed operation per earlier
+    node."""
+    def __init__(self, primitives, steps:int, multiplier:int, C_pp:int, C_p:int, C:int, reduction:bool,
+                 reduction_prev:bool):
         super().__init__()
         self.reduction, self.steps, self.multiplier = reduction, steps, multiplier
         self.C_p, self.C = C_p, C       # widths of its second input and of its nodes (a cell added after it reads them)
@@ -166,7 +169,8 @@ class SearchCell(nn.Module):
 
 # %% ../nbs/04_ltdarts_search.ipynb #7627a19e
 def regroup(x, a:int, b:int):
-    "The channels of `x` reordered from blocks `(a, b, rest)` to `(b, a, rest)` (e.g. [half][edge] to [edge][half]); channels-last out."
+    """The channels of `x` reordered from blocks `(a, b, rest)` to `(b, a, rest)` (e.g. [half][edge] to [edge][half]);
+    channels-last out."""
     N, _, H, W = x.shape
     nhwc = x.permute(0, 2, 3, 1)                  # a channels-last tensor is contiguous in this view
     return nhwc.reshape(N, H, W, a, b, -1).transpose(3, 4).reshape(N, H, W, -1).permute(0, 3, 1, 2)
@@ -176,7 +180,8 @@ def is_channels_last(x)->bool: return x.is_contiguous(memory_format=torch.channe
 
 # %% ../nbs/04_ltdarts_search.ipynb #fe84cc25
 def repeat_channels(xs:list, times:int, channels_last:bool):
-    "`torch.cat([x] * times for x in xs)` along the channels as one expand (its backward is one sum), channels-last or not."
+    """`torch.cat([x] * times for x in xs)` along the channels as one expand (its backward is one sum), channels-last or
+    not."""
     if channels_last:
         t = torch.stack([x.permute(0, 2, 3, 1) for x in xs], 3)                  # (N, H, W, sources, C)
         N, H, W, S, C = t.shape
@@ -194,7 +199,8 @@ def cat_channels(xs:list, channels_last:bool):
 
 # %% ../nbs/04_ltdarts_search.ipynb #27700fa0
 def wide_conv(convs:list)->nn.Conv2d:
-    "k convolutions as one, grouped by copy: the weights stacked along the output channels (copy e reads and writes its own block)."
+    """k convolutions as one, grouped by copy: the weights stacked along the output channels (copy e reads and writes
+    its own block)."""
     c, k = convs[0], len(convs)
     # no
     wide = nn.utils.skip_init(nn.Conv2d, k * c.in_channels, k * c.out_channels, c.kernel_size, c.stride, c.padding,
@@ -208,7 +214,8 @@ def wide_conv(convs:list)->nn.Conv2d:
 
 # %% ../nbs/04_ltdarts_search.ipynb #6375f604
 def wide_bn(bns:list)->nn.BatchNorm2d:
-    "k BatchNorms as one over all their channels (per channel, so the same map): parameters and running statistics concatenated."
+    """k BatchNorms as one over all their channels (per channel, so the same map): parameters and running statistics
+    concatenated."""
     b = bns[0]
     wide = nn.BatchNorm2d(sum(m.num_features for m in bns), b.eps, b.momentum, b.affine, b.track_running_stats)
     with torch.no_grad():
@@ -231,7 +238,8 @@ class WideFactorizedReduce(nn.Module):
 
 # %% ../nbs/04_ltdarts_search.ipynb #c26a12b3
 class WideHierarchical(nn.Module):
-    "k hierarchical (Res2Net) convolutions side by side: channels regrouped split-major, so split i of every edge is one slice."
+    """k hierarchical (Res2Net) convolutions side by side: channels regrouped split-major, so split i of every edge is
+    one slice."""
     def __init__(self, hs:list):
         super().__init__()
         h = hs[0]
@@ -246,7 +254,8 @@ class WideHierarchical(nn.Module):
         return regroup(torch.cat(ys, 1), self.scale, self.k)           # back to [edge][split][channel]
 
 # %% ../nbs/04_ltdarts_search.ipynb #58354046
-WIDE = {nn.Conv2d: wide_conv, nn.BatchNorm2d: wide_bn, FactorizedReduce: WideFactorizedReduce, Hierarchical: WideHierarchical}
+WIDE = {nn.Conv2d: wide_conv, nn.BatchNorm2d: wide_bn, FactorizedReduce: WideFactorizedReduce,
+        Hierarchical: WideHierarchical}
 CHANNELWISE = (nn.ReLU, nn.Identity, nn.MaxPool2d, nn.AvgPool2d, Zero)   # the same map on any number of channels
 
 def widen(copies:list)->nn.Module:
@@ -265,7 +274,8 @@ def widen(copies:list)->nn.Module:
 
 # %% ../nbs/04_ltdarts_search.ipynb #5b923476
 def pop_final_bn(op:nn.Module):
-    "Take out `op`'s last module if it is a BatchNorm without affine parameters (an identity takes its place); None otherwise."
+    """Take out `op`'s last module if it is a BatchNorm without affine parameters (an identity takes its place); None
+    otherwise."""
     parent, name = (op, 'bn') if isinstance(op, WideFactorizedReduce) else (None, None)
     while parent is None and isinstance(op, nn.Sequential) and len(op):
         name = list(op._modules)[-1]
@@ -281,8 +291,9 @@ def pop_final_bn(op:nn.Module):
 
 # %% ../nbs/04_ltdarts_search.ipynb #bded8d8b
 def weighted_sum(outs, w):
-    """`sum_o w[o, e] outs_o`: `outs` holds m candidates' outputs for k edges side by side, `(N, m k C, H, W)`, `w` their
-    weights `(m, k)`; returns `(N, k C, H, W)` in the layout of `outs`, computed where its channels are contiguous."""
+    """`sum_o w[o, e] outs_o`: `outs` holds m candidates' outputs for k edges side by side, `(N, m k C, H, W)`, `w`
+    their weights `(m, k)`; returns `(N, k C, H, W)` in the layout of `outs`, computed where its channels are
+    contiguous."""
     N, _, H, W = outs.shape
     m, k = w.shape
     cl = is_channels_last(outs)
@@ -294,7 +305,8 @@ def weighted_sum(outs, w):
 
 # %% ../nbs/04_ltdarts_search.ipynb #bbd25299
 class MixedOps(nn.Module):
-    "The mixed operations of k edges at once (`MixedOp` k times): each candidate widened over the edges, one weighted sum."
+    """The mixed operations of k edges at once (`MixedOp` k times): each candidate widened over the edges, one weighted
+    sum."""
     def __init__(self, edges:list):
         super().__init__()
         e0, self.k = edges[0], len(edges)
@@ -307,8 +319,9 @@ class MixedOps(nn.Module):
         # index: columns of alpha
         self.pre_relu, self.index = [e0.pre_relu[j] for j in order], [e0.index[j] for j in order]
     def forward(self, x, x_relu, w):
-        """`x`, `x_relu`: the k edges' inputs side by side, `(N, k C, H, W)`; `w`: their softmax weights, `(candidates, k)`
-        in the order of `self.index`. Returns the k mixed sums side by side, `(N, k C, H', W')`, in the inputs' layout."""
+        """`x`, `x_relu`: the k edges' inputs side by side, `(N, k C, H, W)`; `w`: their softmax weights, `(candidates,
+        k)` in the order of `self.index`. Returns the k mixed sums side by side, `(N, k C, H', W')`, in the inputs'
+        layout."""
         outs = [op(x_relu if pre else x) for pre, op in zip(self.pre_relu, self.ops)]
         parts = [self.bn(torch.cat(outs[:self.normed], 1)), *outs[self.normed:]] if self.normed else outs
         ws = w.split([self.normed] + [1] * (len(outs) - self.normed) if self.normed else [1] * len(outs))
@@ -317,9 +330,11 @@ class MixedOps(nn.Module):
 
 # %% ../nbs/04_ltdarts_search.ipynb #7cc1cea0
 class BatchedSearchCell(SearchCell):
-    """`SearchCell` with its edges batched by source node (`MixedOps`): one group for the 2N edges leaving the two inputs,
-    then one for the edges leaving each intermediate node but the last. Same weights and outputs as the per-edge cell."""
-    def __init__(self, primitives, steps:int, multiplier:int, C_pp:int, C_p:int, C:int, reduction:bool, reduction_prev:bool):
+    """`SearchCell` with its edges batched by source node (`MixedOps`): one group for the 2N edges leaving the two
+    inputs, then one for the edges leaving each intermediate node but the last. Same weights and outputs as the per-edge
+    cell."""
+    def __init__(self, primitives, steps:int, multiplier:int, C_pp:int, C_p:int, C:int, reduction:bool,
+                 reduction_prev:bool):
         super().__init__(primitives, steps, multiplier, C_pp, C_p, C, reduction, reduction_prev)
         first = [sum(2 + n for n in range(i)) for i in range(steps)]        # edge (node i <- state j) is first[i] + j
         self.plan = [((0, 1), list(range(steps)))] + [((j,), list(range(j - 1, steps))) for j in range(2, steps + 1)]
@@ -334,7 +349,8 @@ class BatchedSearchCell(SearchCell):
         states = [self.pre0(s0), self.pre1(s1)]
         cl = is_channels_last(states[1])        # the layout every group's input and the cell's output keep
         partial = None                          # the sums of the nodes not yet complete, (N, nodes, C, H, W)
-        for (sources, nodes), group, w in zip(self.plan, self.groups, weights.flatten()[self.gather].split(self.sizes, 1)):
+        for (sources, nodes), group, w in zip(self.plan, self.groups,
+                                              weights.flatten()[self.gather].split(self.sizes, 1)):
             x = repeat_channels([states[j] for j in sources], len(nodes), cl)
             out = group(x, self.relu(x), w).unflatten(1, (-1, self.C))              # (N, edges, C, H, W)
             if len(sources) == 2:
@@ -389,13 +405,15 @@ def cell_stack(make_cell, C:int, layers:int, stem_multiplier:int=3,
                stem_stride:int=1,     # the CIFAR stem's stride (2: cells at half resolution, a CPU proxy)
                stem:str='cifar'):     # one of `STEMS`: 'imagenet' is DARTS' ImageNet stem (cells at 1/8, output at 1/32)
     """DARTS' network frame, shared by the supernet and the network of a genotype: a stem (`stem='cifar'`: a 3x3 conv-BN
-    of `stem_multiplier * C` channels and stride `stem_stride`; 'imagenet': `ImageNetStem`, C channels, its strides fixed),
-    then `layers` cells `make_cell(C_pp, C_p, C, reduction, reduction_prev)` (width doubled at the reductions, each cell
-    fed by the two before it). Returns `(stem, cells, feat_dim)`; `stem_states` gives the first cell's two inputs."""
+    of `stem_multiplier * C` channels and stride `stem_stride`; 'imagenet': `ImageNetStem`, C channels, its strides
+    fixed), then `layers` cells `make_cell(C_pp, C_p, C, reduction, reduction_prev)` (width doubled at the reductions,
+    each cell fed by the two before it). Returns `(stem, cells, feat_dim)`; `stem_states` gives the first cell's two
+    inputs."""
     if check_choice('stem', stem, STEMS) == 'imagenet':
         if stem_stride != 1:
-            raise ValueError(f"stem_stride={stem_stride!r} with stem='imagenet': the ImageNet stem has its own strides (1/8 before "
-                             "the first cell); stem_stride sets the CIFAR stem's. Use stem_stride=1 with stem='imagenet'")
+            raise ValueError(f"stem_stride={stem_stride!r} with stem='imagenet': the ImageNet stem has its own strides "
+                             "(1/8 before the first cell); stem_stride sets the CIFAR stem's. Use stem_stride=1 with "
+                             "stem='imagenet'")
         # the first cell reduces stem0's output (1/4) to 1/8
         stem_module, C_stem, reduction_prev = ImageNetStem(C), C, True
     else:
@@ -412,7 +430,8 @@ def cell_stack(make_cell, C:int, layers:int, stem_multiplier:int=3,
 
 # %% ../nbs/04_ltdarts_search.ipynb #2dbb07a8
 class Supernet(nn.Module):
-    "DARTS' search network: a stem, `layers` search cells (reductions at 1/3, 2/3), pooling, a classifier; alphas as parameters."
+    """DARTS' search network: a stem, `layers` search cells (reductions at 1/3, 2/3), pooling, a classifier; alphas as
+    parameters."""
     def __init__(self, num_classes:int,            # classes of the head
                  classifier:str='linear',          # head, a key of `CLASSIFIERS` ('etf' for LT-DARTS)
                  primitives=SEARCH_SPACES['lt'],   # candidate operations (names from `OPS`)
@@ -428,7 +447,8 @@ class Supernet(nn.Module):
         self.cell_type = BatchedSearchCell if batched else SearchCell
         self.primitives, self.steps, self.multiplier = tuple(candidate_ops(ops=primitives)), steps, multiplier
         self.stem, self.cells, self.feat_dim = cell_stack(
-            lambda *io: self.cell_type(self.primitives, steps, multiplier, *io), C, layers, stem_multiplier, stem_stride, stem)
+            lambda *io: self.cell_type(self.primitives, steps, multiplier, *io), C, layers, stem_multiplier,
+            stem_stride, stem)
         self.classifier = CLASSIFIERS[check_choice('classifier', classifier, CLASSIFIERS)](self.feat_dim, num_classes)
         k, n = num_edges(steps), len(self.primitives)
         self.alphas_normal = nn.Parameter(1e-3 * torch.randn(k, n))
@@ -495,7 +515,8 @@ def alpha_grad(model, loss_fn, x, y, weights):
 
 # %% ../nbs/04_ltdarts_search.ipynb #9a346e62
 def finite_difference_hvp(model, loss_fn, x, y, weights, v, r:float=1e-2):
-    "grad_alpha grad_w L_train . v by central differences: [g_alpha(w + eps v) - g_alpha(w - eps v)] / 2 eps, eps = r / |v|."
+    """grad_alpha grad_w L_train . v by central differences: [g_alpha(w + eps v) - g_alpha(w - eps v)] / 2 eps, eps = r
+    / |v|."""
     eps = r / torch.linalg.vector_norm(torch.stack(torch._foreach_norm(v)))    # a tensor: no wait for the device
     def shift(sign):
         with torch.no_grad():
@@ -508,7 +529,8 @@ def finite_difference_hvp(model, loss_fn, x, y, weights, v, r:float=1e-2):
     return [(a - b) / (2 * eps) for a, b in zip(g_plus, g_minus)]
 
 # %% ../nbs/04_ltdarts_search.ipynb #6f5ac7f6
-def unrolled_weights(model, loss_fn, x, y, weights, lr:float, momentum_buffers=None, momentum:float=0., weight_decay:float=0.):
+def unrolled_weights(model, loss_fn, x, y, weights, lr:float, momentum_buffers=None, momentum:float=0.,
+                     weight_decay:float=0.):
     "w' = w - lr (momentum * buffer + grad_w L_train(w) + weight_decay * w): one SGD step, as new leaf tensors."
     with frozen(model.arch_parameters()):
         grads = torch.autograd.grad(loss_fn(model(x), y), weights)
@@ -524,13 +546,16 @@ def unrolled_weights(model, loss_fn, x, y, weights, lr:float, momentum_buffers=N
 # %% ../nbs/04_ltdarts_search.ipynb #43fd924d
 def unrolled_alpha_grad(model, loss_fn, x, y, x_val, y_val, weights, lr:float, momentum_buffers=None, momentum:float=0.,
                         weight_decay:float=0., r:float=1e-2):
-    "Second order: grad_alpha L_val(w', alpha) - lr * (finite-difference) grad^2_{alpha,w} L_train(w, alpha) grad_w' L_val(w', alpha)."
-    # w' = w - xi grad_w L_train(w, alpha)   (DARTS Eq. 6's virtual step; with momentum and weight decay under unroll='code')
+    """Second order: grad_alpha L_val(w', alpha) - lr * (finite-difference) grad^2_{alpha,w} L_train(w, alpha) grad_w'
+    L_val(w', alpha)."""
+    # w' = w - xi grad_w L_train(w, alpha)   (DARTS Eq. 6's virtual step; with momentum and weight decay under
+    # unroll='code')
     w1 = unrolled_weights(model, loss_fn, x, y, weights, lr, momentum_buffers, momentum, weight_decay)
     names = {id(p): n for n, p in model.named_parameters()}
     state = {**{n: b.clone() for n, b in model.named_buffers()}, **{names[id(w)]: t for w, t in zip(weights, w1)}}
     alphas = model.arch_parameters()
-    g = torch.autograd.grad(loss_fn(functional_call(model, state, (x_val,)), y_val), [*alphas, *w1], materialize_grads=True)
+    g = torch.autograd.grad(loss_fn(functional_call(model, state, (x_val,)), y_val), [*alphas, *w1],
+                            materialize_grads=True)
     d_alpha, v = g[:len(alphas)], g[len(alphas):]   # grad_alpha L_val(w', alpha), grad_w' L_val(w', alpha)
     # grad^2_{alpha,w} L_train(w, alpha) v ~ [grad_alpha L_train(w+, alpha) - grad_alpha L_train(w-, alpha)] / 2 eps,
     # w+- = w +- eps v   (DARTS Eq. 8)
@@ -547,12 +572,14 @@ def endless_batches(trainer, images:ImageSet, kind:str, batch_size:int, generato
     "Normalized batches of `images` (on the trainer's device) drawn by a `kind` sampler, epoch after epoch without end."
     sampler = Sampler(images.labels, kind, trainer.data.num_classes)
     while True:
-        yield from batches(images.images, images.labels, sampler, batch_size, generator, trainer.data.mean, trainer.data.std,
-                           augment=augment, flip=trainer.data.hflip, shard=trainer.shard, workers=trainer.workers)
+        yield from batches(images.images, images.labels, sampler, batch_size, generator, trainer.data.mean,
+                           trainer.data.std, augment=augment, flip=trainer.data.hflip, shard=trainer.shard,
+                           workers=trainer.workers)
 
 # %% ../nbs/04_ltdarts_search.ipynb #cdf0c4ba
 class Architect(Callback):
-    "DARTS' architecture optimizer as a trainer callback; `step` is the search's step function (alpha step, then weight step)."
+    """DARTS' architecture optimizer as a trainer callback; `step` is the search's step function (alpha step, then
+    weight step)."""
     def __init__(self, model:Supernet,
                  val_set:ImageSet,            # the validation half the alphas are trained on
                  order:int=1,                 # 1: first order; 2: second order (one-step unrolled, finite differences)
@@ -563,7 +590,8 @@ class Architect(Callback):
                  sampler:str='instance',      # how validation batches are drawn, a key of `SAMPLERS`
                  unroll:str='code',           # second order: 'code' (DARTS code: momentum + weight decay in w') or 'paper' (w - xi grad)
                  cuda_graph:bool=False):      # on CUDA, first order: replay the alpha and weight steps from a CUDA graph (`CudaGraphStep`)
-        self.order, self.val_set, self.batch_size, self.augment = check_choice('order', order, (1, 2)), val_set, batch_size, augment
+        self.order, self.val_set, self.batch_size, self.augment = (check_choice('order', order, (1, 2)), val_set,
+                                                                   batch_size, augment)
         self.recompute, self.sampler = recompute, check_choice('sampler', sampler, SAMPLERS)
         self.unroll = check_choice('unroll', unroll, UNROLLS)
         groups = model.arch_groups() if hasattr(model, 'arch_groups') else {'alphas': model.arch_parameters()}
@@ -573,7 +601,8 @@ class Architect(Callback):
         self.alphas = [a for g in groups.values() for a in g]
         if [id(a) for a in self.alphas] != [id(a) for a in model.arch_parameters()]:
             raise ValueError("arch_groups() must list the alphas of arch_parameters(), in the same order")
-        self.opt = fused_optimizer(torch.optim.Adam, [dict(params=g, lr=lrs[k], name=k) for k, g in groups.items()], betas=betas,
+        self.opt = fused_optimizer(torch.optim.Adam, [dict(params=g, lr=lrs[k], name=k) for k, g in groups.items()],
+                                   betas=betas,
                                    # capturable: its step count on the device
                                    weight_decay=weight_decay, capturable=cuda_graph)
         self.cuda_graph, self.graphed = cuda_graph, None
@@ -601,8 +630,9 @@ class Architect(Callback):
             return "mixup draws its mixing inside the step"
         return None
     def alpha_step(self, trainer, x, y, val=None, loss_fn=None):
-        """One update of the alphas from the validation batch `val` (default: the next one of the architect's stream; a given
-        one is ready for the network) and, second order, the training batch `x, y`, with `loss_fn` (default: the trainer's)."""
+        """One update of the alphas from the validation batch `val` (default: the next one of the architect's stream; a
+        given one is ready for the network) and, second order, the training batch `x, y`, with `loss_fn` (default: the
+        trainer's)."""
         if val is None:
             xv, yv = next(self.batches)
             xv = trainer.to_input(xv)
@@ -620,11 +650,14 @@ class Architect(Callback):
             else:
                 code = getattr(self, 'unroll', 'code') == 'code'
                 bufs = [trainer.opt.state.get(p, {}).get('momentum_buffer') for p in trainer.params] if code else None
-                grads = unrolled_alpha_grad(trainer.model, loss_fn, x, y, xv, yv, trainer.params, trainer.opt.param_groups[0]['lr'], bufs,
-                                            trainer.cfg.momentum if code else 0., trainer.cfg.weight_decay if code else 0.)
+                grads = unrolled_alpha_grad(trainer.model, loss_fn, x, y, xv, yv, trainer.params,
+                                            trainer.opt.param_groups[0]['lr'], bufs,
+                                            trainer.cfg.momentum if code else 0.,
+                                            trainer.cfg.weight_decay if code else 0.)
                 grads = grads if w == 1 else [w * g for g in grads]
-        # several ranks: the average of the weighted shares' gradients is the validation batch's (first order exactly, also
-        # through SyncBatchNorm; second order unrolls each rank on its share of the training batch: an approximation)
+        # several ranks: the average of the weighted shares' gradients is the validation batch's (first order exactly,
+        # also through SyncBatchNorm; second order unrolls each rank on its share of the training batch: an
+        # approximation)
         grads = rank_average(grads)
         if S != 1:   # fp16: dL/dalpha = (dSL/dalpha) / S; an overflowed step is skipped (the weight step lowers S)
             grads = [g / S for g in grads]
@@ -638,7 +671,8 @@ class Architect(Callback):
         xv = trainer.to_input(xv)
         return (self.graphed or self.search_step)(trainer, x, y, xv, yv)
     def search_step(self, trainer, x, y, xv, yv):
-        "The alpha step on the validation batch `xv, yv`, then the weight step on the training batch `x, y` (alphas fixed)."
+        """The alpha step on the validation batch `xv, yv`, then the weight step on the training batch `x, y` (alphas
+        fixed)."""
         self.alpha_step(trainer, x, y, val=(xv, yv))
         with frozen(self.alphas), recomputed(trainer.model, self.recompute):
             return standard_step(trainer, x, y)
@@ -647,7 +681,8 @@ class Architect(Callback):
 
 # %% ../nbs/04_ltdarts_search.ipynb #cd628203
 class SearchTracker(Callback):
-    "Logs each epoch's softmax(alpha) of every edge and the derived genotype; puts the final genotype in the summary and genotype.json."
+    """Logs each epoch's softmax(alpha) of every edge and the derived genotype; puts the final genotype in the summary
+    and genotype.json."""
     def after_epoch(self, trainer, epoch, event):
         w_normal, w_reduce = trainer.model.mixing_weights()
         event['alphas'] = {'normal': w_normal.tolist(), 'reduce': w_reduce.tolist()}
@@ -691,17 +726,21 @@ class GenotypeCell(nn.Module):
 GENOTYPE_OPS = tuple(o for o in OPS if o != 'none')
 
 def check_genotype(genotype:dict)->dict:
-    """A clear `ValueError` for a malformed genotype: not a dict, an unknown operation, an edge that is not an `[op, input]`
-    pair, an input that does not exist yet, not two edges per node, a concatenation of nodes the cell does not have."""
+    """A clear `ValueError` for a malformed genotype: not a dict, an unknown operation, an edge that is not an `[op,
+    input]` pair, an input that does not exist yet, not two edges per node, a concatenation of nodes the cell does not
+    have."""
     if not isinstance(genotype, dict):
-        raise ValueError(f"genotype: expected a dict with normal, normal_concat, reduce, reduce_concat; got {type(genotype).__name__}")
+        raise ValueError("genotype: expected a dict with normal, normal_concat, reduce, reduce_concat; got "
+                         f"{type(genotype).__name__}")
     for kind in ('normal', 'reduce'):
         gene = genotype.get(kind)
         if not isinstance(gene, (list, tuple)) or not gene or len(gene) % 2:
             raise ValueError(f"genotype[{kind!r}]: expected two [op, input] pairs per node, got {gene!r}")
         for n, pair in enumerate(gene):
-            if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[1], int) and not isinstance(pair[1], bool)):
-                raise ValueError(f"genotype[{kind!r}][{n}]={pair!r}: expected an [op, input] pair, the input an integer")
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[1], int)
+                    and not isinstance(pair[1], bool)):
+                raise ValueError(f"genotype[{kind!r}][{n}]={pair!r}: expected an [op, input] pair, the input an "
+                                 "integer")
             op, j = pair
             check_choice(f'genotype[{kind!r}] operation', op, GENOTYPE_OPS)
             if not 0 <= j < 2 + n // 2:
@@ -709,8 +748,8 @@ def check_genotype(genotype:dict)->dict:
         nodes, concat = 2 + len(gene) // 2, genotype.get(f'{kind}_concat')
         if not (isinstance(concat, (list, tuple, range)) and len(concat) and
                 all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < nodes for c in concat)):
-            raise ValueError(f"genotype[{kind + '_concat'!r}]={concat!r}: expected a non-empty list of the cell's nodes "
-                             f"(0 to {nodes - 1}), e.g. {list(range(2, nodes))}")
+            raise ValueError(f"genotype[{kind + '_concat'!r}]={concat!r}: expected a non-empty list of the cell's "
+                             f"nodes (0 to {nodes - 1}), e.g. {list(range(2, nodes))}")
     return genotype
 
 # %% ../nbs/04_ltdarts_search.ipynb #0662acb4
@@ -723,8 +762,8 @@ class GenotypeNet(nn.Module):
         super().__init__()
         self.genotype = check_genotype(genotype)
         self.drop_path_prob, self.progress = drop_path_prob, 0.
-        self.stem, self.cells, self.feat_dim = cell_stack(lambda *io: GenotypeCell(genotype, *io), C, layers, stem_multiplier,
-                                                          stem_stride, stem)
+        self.stem, self.cells, self.feat_dim = cell_stack(lambda *io: GenotypeCell(genotype, *io), C, layers,
+                                                          stem_multiplier, stem_stride, stem)
         self.classifier = CLASSIFIERS[check_choice('classifier', classifier, CLASSIFIERS)](self.feat_dim, num_classes)
     def feature_map(self, x):
         "The last cell's output, before pooling (drop-path on in training)."
@@ -755,8 +794,9 @@ def genotype_net_for_params(genotype:dict, target:int, num_classes:int=10, layer
     return min((2 * lo, 2 * hi), key=lambda C: abs(size(C) - target))
 
 # %% ../nbs/04_ltdarts_search.ipynb #9768ec7f
-# DARTS' cells (Liu et al. 2019; the `genotypes.py` of their code), written in this format: the two [op, input] edges of each
-# intermediate node in order (inputs 0, 1 are the cell's inputs c_{k-2}, c_{k-1}; 2, 3, ... the nodes), all four nodes concatenated.
+# DARTS' cells (Liu et al. 2019; the `genotypes.py` of their code), written in this format: the two [op, input] edges of
+# each intermediate node in order (inputs 0, 1 are the cell's inputs c_{k-2}, c_{k-1}; 2, 3, ... the nodes), all four
+# nodes concatenated.
 GENOTYPES = {
     'DARTS_V1': dict(   # first-order DARTS on CIFAR-10 (their Table 1: 3.00 % test error, 3.3M parameters)
         normal=[['sep_conv_3x3', 1], ['sep_conv_3x3', 0], ['skip_connect', 0], ['sep_conv_3x3', 1], ['skip_connect', 0],
@@ -768,9 +808,9 @@ GENOTYPES = {
                 ['skip_connect', 0], ['skip_connect', 0], ['dil_conv_3x3', 2]], normal_concat=[2, 3, 4, 5],
         reduce=[['max_pool_3x3', 0], ['max_pool_3x3', 1], ['skip_connect', 2], ['max_pool_3x3', 1], ['max_pool_3x3', 0],
                 ['skip_connect', 2], ['skip_connect', 2], ['max_pool_3x3', 1]], reduce_concat=[2, 3, 4, 5]),
-    # Found by this notebook's defaults of the time (the ledger's runs, runs/ledger/reduced/04_ltdarts_search): mnist5k at ratio 100
-    # (n_max 200), the weights on one half, the alphas on the other; a supernet of 3 cells, C 4, half resolution, 4 epochs of
-    # first-order search (arch_lr 3e-2); seed 0. A CPU proxy, not the paper's CIFAR-10-LT cell.
+    # Found by this notebook's defaults of the time (the ledger's runs, runs/ledger/reduced/04_ltdarts_search): mnist5k
+    # at ratio 100 (n_max 200), the weights on one half, the alphas on the other; a supernet of 3 cells, C 4, half
+    # resolution, 4 epochs of first-order search (arch_lr 3e-2); seed 0. A CPU proxy, not the paper's CIFAR-10-LT cell.
     'LTDARTS_MNIST5K_R100': dict(   # run search_lt_etf-f8db2393: the LT search space with the ETF classifier (LT-DARTS)
         normal=[['avg_pool_3x3', 1], ['sep_conv_5x5', 0], ['lt_agg_conv', 2], ['sep_conv_5x5', 0], ['max_pool_3x3', 3],
                 ['avg_pool_3x3', 1], ['sep_conv_5x5', 0], ['lt_hier_conv', 3]], normal_concat=[2, 3, 4, 5],
@@ -784,7 +824,8 @@ GENOTYPES = {
                 ['dil_conv_5x5', 2], ['avg_pool_3x3', 2], ['avg_pool_3x3', 3]], reduce_concat=[2, 3, 4, 5]),
 }
 
-GENOTYPE_SOURCES = 'a name of GENOTYPES, a genotype as JSON (or a dict), a genotype.json file or a completed search run directory'
+GENOTYPE_SOURCES = ('a name of GENOTYPES, a genotype as JSON (or a dict), a genotype.json file or a completed search '
+                    'run directory')
 
 def _spec_text(spec)->str:
     s = repr(str(spec) if isinstance(spec, os.PathLike) else spec)
@@ -797,17 +838,17 @@ def _search_run_genotype(path:Path, where:str)->dict:
     if not run.params_file.exists():
         raise ValueError(f"{where}: {path.name} is not a run directory (no params.json); expected {GENOTYPE_SOURCES}")
     if not run.completed:
-        raise ValueError(f"{where}: the run has not completed (status {(run.summary or {}).get('status', 'in progress')!r}); "
-                         "expected a completed search run")
+        raise ValueError(f"{where}: the run has not completed (status "
+                         f"{(run.summary or {}).get('status', 'in progress')!r}); expected a completed search run")
     if 'genotype' not in run.summary:
         raise ValueError(f"{where}: not a search run (its summary.json has no 'genotype')")
     return run.summary['genotype']
 
 # %% ../nbs/04_ltdarts_search.ipynb #936cae5d
 def resolve_genotype(spec)->dict:
-    """The checked genotype that `spec` names: a key of `GENOTYPES`, a genotype as a JSON string (or a dict), the path of a
-    genotype.json file, or the path of a completed search run directory (its summary.json's 'genotype'). Anything else,
-    or a malformed genotype, is a `ValueError` naming `spec` and what is allowed; nothing is written."""
+    """The checked genotype that `spec` names: a key of `GENOTYPES`, a genotype as a JSON string (or a dict), the path
+    of a genotype.json file, or the path of a completed search run directory (its summary.json's 'genotype'). Anything
+    else, or a malformed genotype, is a `ValueError` naming `spec` and what is allowed; nothing is written."""
     where = f"genotype={_spec_text(spec)}"
     if isinstance(spec, dict):
         g = copy.deepcopy(spec)
@@ -830,7 +871,8 @@ def resolve_genotype(spec)->dict:
                 except (json.JSONDecodeError, UnicodeDecodeError) as e:
                     raise ValueError(f"{where}: not a JSON file ({e}); expected {GENOTYPE_SOURCES}") from None
             else:
-                raise ValueError(f"{where}: no such name, file or directory; expected {GENOTYPE_SOURCES} (names: {', '.join(GENOTYPES)})")
+                raise ValueError(f"{where}: no such name, file or directory; expected {GENOTYPE_SOURCES} (names: "
+                                 f"{', '.join(GENOTYPES)})")
     else:
         raise ValueError(f"{where}: expected {GENOTYPE_SOURCES} (names: {', '.join(GENOTYPES)})")
     try:
@@ -989,7 +1031,8 @@ def plot_search_curves(runs:dict, title:str='Supernet test accuracy during the s
     for i, (label, run) in enumerate(sorted(runs.items(), key=lambda kv: str(kv[0]))):
         ev = [e for e in run.metrics if e.get('acc') is not None]
         color = palette_color(i)
-        fig.add_scatter(x=[e['epoch'] + 1 for e in ev], y=[e['acc'] for e in ev], name=f'{label}: overall', line=dict(color=color))
+        fig.add_scatter(x=[e['epoch'] + 1 for e in ev], y=[e['acc'] for e in ev], name=f'{label}: overall',
+                        line=dict(color=color))
         fig.add_scatter(x=[e['epoch'] + 1 for e in ev], y=[e['few'] for e in ev], name=f'{label}: few',
                         line=dict(color=color, dash='dash'))
     fig.update_layout(title=title, xaxis=dict(title='search epoch', dtick=1), yaxis_title='test accuracy (%)',
@@ -1001,7 +1044,8 @@ def plot_search_curves(runs:dict, title:str='Supernet test accuracy during the s
 # %% ../nbs/04_ltdarts_search.ipynb #87d83fc8
 # DARTS' search network on CIFAR-10 (Liu et al. 2019): 8 cells, C = 16
 SUPERNET = dict(C=16, layers=8, steps=4, stem_stride=1)
-SEARCH_TRAIN = dict(epochs=50, batch_size=64, lr=0.025, lr_min=0.001, schedule='cosine', momentum=0.9, weight_decay=3e-4,
+SEARCH_TRAIN = dict(epochs=50, batch_size=64, lr=0.025, lr_min=0.001, schedule='cosine', momentum=0.9,
+                    weight_decay=3e-4,
                     # its weights: SGD, cosine from 0.025 to 0.001, 50 epochs
                     grad_clip=5.0, loss='ce', eval_every=1, channels_last=True)
 ARCHITECT = {k: inspect.signature(Architect).parameters[k].default        # the alphas: Adam, lr 3e-4, weight decay 1e-3
@@ -1009,7 +1053,8 @@ ARCHITECT = {k: inspect.signature(Architect).parameters[k].default        # the 
 HESSIAN = dict(every=0, batches=1, max_iter=10, tol=1e-2)   # lambda_max w.r.t. alpha every `every` epochs (0: never)
 
 def search_halves(data:LTDataset, train_portion:float=0.5, seed:int=0):
-    "DARTS' split of `data`'s training set: the weights' part (an `LTDataset` with its own counts and ratio) and the alphas' images."
+    """DARTS' split of `data`'s training set: the weights' part (an `LTDataset` with its own counts and ratio) and the
+    alphas' images."""
     tr_idx, va_idx = train_val_split(data.train.labels, val_fraction=1 - train_portion, seed=seed)
     return data.train_subset(tr_idx), data.train.subset(va_idx)
 
@@ -1022,11 +1067,13 @@ def search_config(variant:str,               # the search's name: method 'ltdart
                   **train)->TrainConfig:     # `TrainConfig` settings of the weights over `SEARCH_TRAIN` (epochs, batch_size, lr, loss, device, ...)
     "The `TrainConfig` of one supernet search (checked, like every `TrainConfig`, when it is built)."
     net = {**SUPERNET, **(supernet or {})}
-    allowed = [k for k in inspect.signature(Supernet).parameters if k not in ('num_classes', 'classifier', 'primitives')]
+    allowed = [k for k in inspect.signature(Supernet).parameters
+               if k not in ('num_classes', 'classifier', 'primitives')]
     for k in net:
         check_choice('supernet setting', k, allowed)
-    return TrainConfig(**{**SEARCH_TRAIN, **train, 'method': f'ltdarts_search_{variant}', 'arch': 'supernet', 'classifier': classifier,
-                          'seed': seed, 'arch_kw': dict(primitives=list(candidate_ops(ops=primitives)), **net)})
+    return TrainConfig(**{**SEARCH_TRAIN, **train, 'method': f'ltdarts_search_{variant}', 'arch': 'supernet',
+                          'classifier': classifier, 'seed': seed,
+                          'arch_kw': dict(primitives=list(candidate_ops(ops=primitives)), **net)})
 
 # %% ../nbs/04_ltdarts_search.ipynb #4826dd6d
 def ltdarts_search(data:LTDataset,            # what the weights train on (the weights' half of `search_halves`); params.json records its ratio
@@ -1040,9 +1087,10 @@ def ltdarts_search(data:LTDataset,            # what the weights train on (the w
                    run_dir=None,              # root of the runs (default: the section's, runs/04_ltdarts_search)
                    section:str='04_ltdarts_search')->Run:
     """One DARTS / LT-DARTS search (Liu et al. 2019, Alg. 1; LT-DARTS' "Long-Tailed Differential Architecture Search"):
-    the supernet's weights by SGD on `data`, its alphas by Adam on `val` (`Architect`), each epoch's softmax(alpha) and genotype (`SearchTracker`), the head's norms
-    and angles (`GeometryCallback`) and, every `hessian['every']` epochs, the largest eigenvalue of the Hessian of the
-    validation loss w.r.t. alpha (`HessianCallback`). Returns the `Run`; its summary holds the genotype (also genotype.json)."""
+    the supernet's weights by SGD on `data`, its alphas by Adam on `val` (`Architect`), each epoch's softmax(alpha) and
+    genotype (`SearchTracker`), the head's norms and angles (`GeometryCallback`) and, every `hessian['every']` epochs,
+    the largest eigenvalue of the Hessian of the validation loss w.r.t. alpha (`HessianCallback`). Returns the `Run`;
+    its summary holds the genotype (also genotype.json)."""
     if cfg.arch != 'supernet':
         raise ValueError(f"cfg.arch={cfg.arch!r}: ltdarts_search trains a 'supernet' (build cfg with search_config)")
     arch_kw, h = {**ARCHITECT, **(architect or {})}, {**HESSIAN, **(hessian or {})}
@@ -1055,8 +1103,8 @@ def ltdarts_search(data:LTDataset,            # what the weights train on (the w
     if h['every']:   # lambda_max of the validation loss w.r.t. alpha, on fixed unaugmented validation batches;
                      # plain double backward: 2.5x faster than curvlinops' products for the alphas alone (measured)
         fixed = fixed_batches(val, data, n=h['batches'] * cfg.batch_size, batch_size=cfg.batch_size, seed=cfg.seed)
-        callbacks.append(HessianCallback(fixed, params_fn=lambda m: m.arch_parameters(), every=h['every'], max_iter=h['max_iter'],
-                                         tol=h['tol'], backend='autograd', seed=cfg.seed))
+        callbacks.append(HessianCallback(fixed, params_fn=lambda m: m.arch_parameters(), every=h['every'],
+                                         max_iter=h['max_iter'], tol=h['tol'], backend='autograd', seed=cfg.seed))
     val_ratio = realized_ratio(torch.bincount(val.labels.cpu(), minlength=data.num_classes).tolist())
     extra = dict(architect=arch_kw, train_portion=train_portion, val_imbalance_ratio=val_ratio,
                  # the Hessian's settings too: a run resumes only with the same ones
@@ -1074,7 +1122,8 @@ def retrain_config(genotype:dict,             # a checked genotype (`resolve_gen
                    stem:str='cifar',          # one of `STEMS` ('imagenet': DARTS' ImageNet network, for 224-px images)
                    stem_stride:int=1,         # 2: the cells run at half resolution (a CPU proxy); 1 as DARTS
                    **train)->TrainConfig:     # `TrainConfig` settings over the method's (epochs, batch_size, lr, schedule, ...)
-    "The `TrainConfig` that trains the network of `genotype` from scratch with `method`, at about `target_params` parameters."
+    """The `TrainConfig` that trains the network of `genotype` from scratch with `method`, at about `target_params`
+    parameters."""
     method_config(method, seed=seed, **train)   # a bad method or setting fails before the width is fitted
     C = genotype_net_for_params(genotype, target_params, num_classes, layers, stem=check_choice('stem', stem, STEMS))
     check_choice('stem_stride', stem_stride, (1, 2))
@@ -1098,21 +1147,24 @@ def ltdarts_retrain(data:LTDataset,            # the long-tailed training and te
                     stem:str='cifar',          # one of `STEMS` ('imagenet': DARTS' ImageNet network, for 224-px images)
                     stem_stride:int=1)->dict:  # 2: the cells run at half resolution (a CPU proxy); 1 as DARTS
     """Train the network of a cell from scratch (DARTS' evaluation network, `GenotypeNet`). Returns `{key: Run}`: the
-    recipe's run as '<label> cell + <method>' (run 'retrain_<label>_<method>'), its first stage as '... (stage 1)' when the
-    method has a second stage, and '... + cRT' with `crt_epochs`. Every setting is checked before a run directory is written."""
+    recipe's run as '<label> cell + <method>' (run 'retrain_<label>_<method>'), its first stage as '... (stage 1)' when
+    the method has a second stage, and '... + cRT' with `crt_epochs`. Every setting is checked before a run directory is
+    written."""
     g, label = resolve_genotype(genotype), label or genotype_label(genotype)
     check_number('crt_epochs', crt_epochs, integer=True, zero_ok=True)
     # checks the method and settings, before any fitting
     stage = method_config(method, seed=seed, **(train or {})).second_stage
     if crt_epochs and stage != 'none':
-        raise ValueError(f"crt_epochs={crt_epochs} with method {method!r}: the method has its own second stage ({stage!r}); "
-                         "use crt_epochs=0 or a method without one")
-    cfg = retrain_config(g, method, seed, target_params, layers, data.num_classes, label, stem, stem_stride, **(train or {}))
+        raise ValueError(f"crt_epochs={crt_epochs} with method {method!r}: the method has its own second stage "
+                         f"({stage!r}); use crt_epochs=0 or a method without one")
+    cfg = retrain_config(g, method, seed, target_params, layers, data.num_classes, label, stem, stem_stride,
+                         **(train or {}))
     key, name = f'{label} cell + {method}', f'retrain_{label}_{method}'
     *first, last = train_stages(data, cfg, section, name, run_dir)
     runs = {**{f'{key} (stage 1)': r for r in first}, key: last}
     if crt_epochs:
-        runs[f'{key} + cRT'] = train_run(data, crt_config(cfg, last.checkpoint_file, crt_epochs), section, f'{name}_crt', run_dir)
+        runs[f'{key} + cRT'] = train_run(data, crt_config(cfg, last.checkpoint_file, crt_epochs), section,
+                                         f'{name}_crt', run_dir)
     return runs
 
 # %% ../nbs/04_ltdarts_search.ipynb #deeb80e8
@@ -1127,9 +1179,10 @@ def compare_label(name:str)->str:
 def compare_backbone(name:str,                    # a key of `ARCHS` (at its own size) or 'block:<one of BLOCKS>'
                      num_classes:int=10,
                      target_params:int|None=None, # budget a 'block:' backbone's width is fitted to (None: ResNet-32's)
-                    )->tuple:
+                     )->tuple:
     """`(arch, arch_kw)` of a comparison backbone (LT-DARTS Table 2, Fig. 2): a network of `ARCHS` as it is, or 02's
-    residual frame (ResNet-32's depth) with the block `block:<name>`, its width fitted to `target_params` (13's `backbone`)."""
+    residual frame (ResNet-32's depth) with the block `block:<name>`, its width fitted to `target_params` (13's
+    `backbone`)."""
     allowed = [*ARCHS, *[f'block:{b}' for b in BLOCKS]]
     if not isinstance(name, str) or name not in allowed:
         raise ValueError(f"compare_archs={name!r}: expected a key of ARCHS or 'block:<block>', one of {allowed}")
@@ -1146,7 +1199,8 @@ def genotype_key(genotype:dict)->str:
 
 # %% ../nbs/04_ltdarts_search.ipynb #12d9e61d
 def snapshot_genotypes(run:Run, epochs)->dict:
-    "`{epoch: genotype}` of a search run at the search epochs `epochs` (1-based), from its metrics.jsonl (Fig. 8's snapshots)."
+    """`{epoch: genotype}` of a search run at the search epochs `epochs` (1-based), from its metrics.jsonl (Fig. 8's
+    snapshots)."""
     logged = {e['epoch'] + 1: e['genotype'] for e in run.metrics if 'genotype' in e}
     for ep in epochs:
         if ep not in logged:
@@ -1173,8 +1227,9 @@ def plot_search_and_test(searches:dict,             # {label: search Run}: the s
                          tests:dict,                # {(label, epoch): Run}: the cell of that search epoch retrained
                          baselines:dict|None=None,  # {name: Run}: fixed backbones trained as the cells (horizontal)
                          title:str='Search and test', metric:str='acc')->go.Figure:
-    """LT-DARTS Fig. 2 and 8a-b: per search, the supernet's accuracy during the search (solid, "search") and the networks
-    of the cells found at some epochs trained from scratch (markers, dashed, "test"); baselines dotted across."""
+    """LT-DARTS Fig. 2 and 8a-b: per search, the supernet's accuracy during the search (solid, "search") and the
+    networks of the cells found at some epochs trained from scratch (markers, dashed, "test"); baselines dotted
+    across."""
     fig, last = go.Figure(), 1
     for i, (label, run) in enumerate(sorted(searches.items(), key=lambda kv: str(kv[0]))):
         color = palette_color(i)
@@ -1189,6 +1244,88 @@ def plot_search_and_test(searches:dict,             # {label: search Run}: the s
     for j, (name, run) in enumerate((baselines or {}).items()):
         fig.add_scatter(x=[1, last], y=[run.summary[metric]] * 2, mode='lines', name=f'{name} (trained as the cells)',
                         line=dict(color=palette_color(6 + j), dash='dot'))
-    fig.update_layout(title=title, xaxis=dict(title='search epoch', dtick=1), yaxis_title=f'test accuracy ({metric}, %)',
-                      height=380)
+    fig.update_layout(title=title, xaxis=dict(title='search epoch', dtick=1),
+                      yaxis_title=f'test accuracy ({metric}, %)', height=380)
     return fig
+
+# %% ../nbs/04_ltdarts_search.ipynb #3fe4a0a0
+def check_ltdarts_params(p:dict):   # the notebook's parameters, {name: value} (e.g. `globals()`)
+    """Raise a `ValueError` naming the parameter, its value and what is allowed at the first bad value of `p`, this
+    notebook's parameters (their values and the rules between them), before anything is loaded or written."""
+    if p['genotype'] is not None:
+        resolve_genotype(p['genotype'])   # a given cell: no search, that cell is retrained
+    candidate_ops(p['search_space'], p['ops'])
+    check_choice('classifier', p['classifier'], CLASSIFIERS)
+    ablations, balanced_search, search_epochs = p['ablations'], p['balanced_search'], p['search_epochs']
+    heads = {f"{p['search_space']}_{p['classifier']}": p['classifier']}   # {search: its classifier}
+    if not isinstance(ablations, (list, tuple)):
+        raise ValueError(f"ablations={ablations!r}: expected a list of [search_space, classifier] pairs")
+    for a in ablations:
+        if not (isinstance(a, (list, tuple)) and len(a) == 2):
+            raise ValueError(f"ablations: {a!r} is not a [search_space, classifier] pair")
+        candidate_ops(a[0])
+        heads.setdefault(f'{a[0]}_{a[1]}', check_choice('classifier', a[1], CLASSIFIERS))
+    if not isinstance(balanced_search, (list, tuple)):
+        raise ValueError(f"balanced_search={balanced_search!r}: expected a list of classifiers")
+    balanced = {f"{p['search_space']}_{c}_balanced": check_choice('balanced_search', c, CLASSIFIERS)
+                for c in balanced_search}
+    check_choice('weight_loss', p['weight_loss'], ('ce', 'ldam'))
+    if p['weight_loss'] == 'ldam':   # LDAM's scale s = 30 presumes cosine logits
+        for v, c in {**heads, **balanced}.items():
+            if c not in COSINE_CLASSIFIERS:
+                raise ValueError(f"weight_loss='ldam' with classifier {c!r} (search {v}): LDAM multiplies the logits "
+                                 "by s = 30 and needs cosine logits (|z| <= 1); use one of "
+                                 f"{sorted(COSINE_CLASSIFIERS)} ('etf_cosine' is the ETF frame)")
+    check_choice('order', p['order'], (1, 2))
+    check_choice('unroll', p['unroll'], UNROLLS)
+    check_number('recompute', p['recompute'], integer=True, zero_ok=True)
+    check_choice('precision', p['precision'], PRECISIONS)
+    check_choice('cuda_graph', p['cuda_graph'], (True, False))
+    if p['loggers']:
+        logger_names(p['loggers'])
+    for k in ('search_epochs', 'layers', 'init_channels', 'steps', 'stem_stride', 'retrain_epochs', 'retrain_layers',
+              'target_params', 'retrain_batch_size', 'hessian_batches', 'hessian_max_iter'):
+        check_number(k, p[k], integer=True)
+    for k in ('hessian_every', 'crt_epochs'):
+        check_number(k, p[k], integer=True, zero_ok=True)
+    check_number('arch_lr', p['arch_lr'])
+    check_number('arch_weight_decay', p['arch_weight_decay'], zero_ok=True)
+    check_number('hessian_tol', p['hessian_tol'])
+    if not 0 < p['train_portion'] < 1:
+        raise ValueError(f"train_portion={p['train_portion']!r}: expected a number in (0, 1)")
+    for m in p['retrain_methods']:
+        check_choice('retrain_methods', m, METHODS)
+    for a in p['compare_archs']:
+        check_choice('compare_archs', a, [*ARCHS, *(f'block:{b}' for b in BLOCKS)])
+    check_choice('snapshot_method', p['snapshot_method'], METHODS)
+    for c in p['snapshot_classifiers']:
+        check_choice('snapshot_classifiers', c, CLASSIFIERS)
+    if not isinstance(p['snapshot_epochs'], (list, tuple)):
+        raise ValueError(f"snapshot_epochs={p['snapshot_epochs']!r}: expected a list of search epochs")
+    for e in p['snapshot_epochs']:   # 1..search_epochs, or counted from the end (-1: the last)
+        if not (isinstance(e, (int, float)) and e == int(e) and e != 0 and -search_epochs <= e <= search_epochs):
+            raise ValueError(f"snapshot_epochs: {e!r} is not a search epoch (1..{search_epochs}, or -1.. from the end; "
+                             f"search_epochs={search_epochs})")
+    if p['snapshot_retrain_epochs'] is not None:
+        check_number('snapshot_retrain_epochs', p['snapshot_retrain_epochs'], integer=True)
+    check_choice('retrain_stem_stride', p['retrain_stem_stride'], (1, 2))
+    if p['stem'] == 'imagenet' and p['retrain_stem_stride'] != 1:
+        raise ValueError(f"retrain_stem_stride={p['retrain_stem_stride']!r} with stem='imagenet': use "
+                         "retrain_stem_stride=1")
+    seeds = p['seeds']
+    if not (isinstance(seeds, (list, tuple)) and seeds):
+        raise ValueError(f"seeds={seeds!r}: expected a non-empty list of integers")
+    for s in seeds:
+        check_number('seeds', s, integer=True, zero_ok=True)
+    check_choice('stem', p['stem'], STEMS)
+    if p['stem'] == 'imagenet' and p['stem_stride'] != 1:
+        raise ValueError(f"stem_stride={p['stem_stride']!r} with stem='imagenet': the ImageNet stem has its own "
+                         "strides; use stem_stride=1")
+    if p['crt_epochs']:   # cRT on top of a method that has its own second stage
+        retrain = dict(epochs=p['retrain_epochs'], batch_size=p['retrain_batch_size'], lr=p['retrain_lr'],
+                       weight_decay=p['retrain_weight_decay'], schedule='cosine',
+                       warmup_epochs=p['retrain_warmup_epochs'], eval_every=p['retrain_epochs'], device=p['device'])
+        for m in p['retrain_methods']:
+            if method_config(m, **retrain).second_stage != 'none':
+                raise ValueError(f"crt_epochs={p['crt_epochs']} with retrain_methods entry {m!r}: that method has its "
+                                 "own second stage; use crt_epochs=0")

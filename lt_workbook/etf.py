@@ -21,7 +21,7 @@ __all__ = ['ETF_CLASSIFIERS', 'BN_MODES', 'HVP_BACKENDS', 'EIG_METHODS', 'check_
            'NCLinear', 'ETFCosine', 'ETFRaw', 'classifier_weights', 'classifier_geometry', 'off_diagonal',
            'norm_spread', 'GeometryCallback', 'hessian_mode', 'power_iteration', 'lanczos_max', 'eig_residual',
            'hessian_matvec', 'max_hessian_eigenvalue', 'fixed_batches', 'trainable_parameters', 'HessianCallback',
-           'hessian_events', 'hessian_trace', 'last_geometry', 'mean_converged_eig']
+           'hessian_events', 'hessian_trace', 'last_geometry', 'mean_converged_eig', 'check_etf_params']
 
 # %% ../nbs/03_etf_bias.ipynb #da29df6b
 def check_etf_dims(feat_dim:int, num_classes:int):
@@ -31,7 +31,8 @@ def check_etf_dims(feat_dim:int, num_classes:int):
         raise ValueError(f"num_classes={num_classes!r}: the simplex ETF needs at least 2 classes")
     if feat_dim < num_classes - 1:
         raise ValueError(f"feat_dim={feat_dim!r}: a simplex ETF of {num_classes} classes spans num_classes - 1 = "
-                         f"{num_classes - 1} dimensions; expected feat_dim >= {num_classes - 1} (widen the backbone's last stage)")
+                         f"{num_classes - 1} dimensions; expected feat_dim >= {num_classes - 1} (widen the backbone's "
+                         "last stage)")
 
 # %% ../nbs/03_etf_bias.ipynb #0681902d
 def etf_matrix(feat_dim:int,          # d, the feature dimension
@@ -53,9 +54,11 @@ def etf_matrix(feat_dim:int,          # d, the feature dimension
 
 # %% ../nbs/03_etf_bias.ipynb #a5c96848
 class _NormalizedFeatureHead(nn.Module):
-    "Logits sqrt(E_H) * normalize(h) @ W^T: features rescaled to norm sqrt(E_H), class vectors the rows of `self.weight`."
+    """Logits sqrt(E_H) * normalize(h) @ W^T: features rescaled to norm sqrt(E_H), class vectors the rows of
+    `self.weight`."""
     def forward(self, h): return math.sqrt(self.E_H) * F.normalize(h, dim=1) @ self.weight.T.to(h.dtype)
-    def extra_repr(self): return f"feat_dim={self.weight.shape[1]}, num_classes={self.weight.shape[0]}, E_W={self.E_W}, E_H={self.E_H}"
+    def extra_repr(self):
+        return f"feat_dim={self.weight.shape[1]}, num_classes={self.weight.shape[0]}, E_W={self.E_W}, E_H={self.E_H}"
 
 # %% ../nbs/03_etf_bias.ipynb #309c19d5
 class ETFClassifier(_NormalizedFeatureHead):
@@ -82,8 +85,10 @@ class NCLinear(_NormalizedFeatureHead):
 
 # %% ../nbs/03_etf_bias.ipynb #63f98ff6
 class ETFCosine(ETFClassifier):
-    "The ETF frame as a cosine classifier: logits normalize(h) @ W^T / sqrt(E_W), cosines in [-1, 1] (for LDAM's scale s)."
-    def __init__(self, feat_dim:int, num_classes:int, E_W:float=1., E_H:float=1.): super().__init__(feat_dim, num_classes, E_W, E_H)
+    """The ETF frame as a cosine classifier: logits normalize(h) @ W^T / sqrt(E_W), cosines in [-1, 1] (for LDAM's scale
+    s)."""
+    def __init__(self, feat_dim:int, num_classes:int, E_W:float=1., E_H:float=1.):
+        super().__init__(feat_dim, num_classes, E_W, E_H)
     def forward(self, h): return F.normalize(h, dim=1) @ (self.weight.T / math.sqrt(self.E_W)).to(h.dtype)
 
 # %% ../nbs/03_etf_bias.ipynb #a6f53f43
@@ -107,7 +112,8 @@ def classifier_geometry(W:torch.Tensor)->dict:
     cos = (W @ W.T) / (norms[:, None] * norms[None, :]).clamp(min=1e-12)
     ang = torch.rad2deg(torch.arccos(cos.clamp(-1, 1)))
     ang.fill_diagonal_(0.)
-    return dict(norms=[round(v, 6) for v in norms.tolist()], angles=[[round(v, 4) for v in row] for row in ang.tolist()])
+    return dict(norms=[round(v, 6) for v in norms.tolist()],
+                angles=[[round(v, 4) for v in row] for row in ang.tolist()])
 
 # %% ../nbs/03_etf_bias.ipynb #b915eb5c
 def off_diagonal(angles)->np.ndarray:
@@ -122,7 +128,8 @@ def norm_spread(norms)->float:
 
 # %% ../nbs/03_etf_bias.ipynb #03272870
 class GeometryCallback(Callback):
-    "Log the class vectors' norms (`cls_norms`) and pairwise angles (`cls_angles`, degrees) every `every` epochs and at the last."
+    """Log the class vectors' norms (`cls_norms`) and pairwise angles (`cls_angles`, degrees) every `every` epochs and
+    at the last."""
     def __init__(self, every:int=1): self.every = check_number('geometry_every', every, integer=True)
     def after_epoch(self, trainer, epoch, event):
         if not is_due(epoch, self.every, trainer.cfg.epochs):
@@ -135,7 +142,8 @@ BN_MODES, HVP_BACKENDS, EIG_METHODS = ('eval', 'train'), ('auto', 'curvlinops', 
 
 @contextlib.contextmanager
 def hessian_mode(model:nn.Module, bn_mode:str='eval'):
-    "Put `model` in eval or train mode for a Hessian computation; in train mode set BatchNorm running statistics aside. Restores everything."
+    """Put `model` in eval or train mode for a Hessian computation; in train mode set BatchNorm running statistics
+    aside. Restores everything."""
     check_choice('bn_mode', bn_mode, BN_MODES)
     flags = [(m, m.training) for m in model.modules()]
     aside = []
@@ -200,13 +208,15 @@ def lanczos_max(matvec,                   # v -> H v on flat vectors
                 max_iter:int=30,          # most products (about: ARPACK restarts in steps of ncv - 1)
                 tol:float=1e-3,           # relative accuracy of the eigenvalue
                 ncv:int=10):              # Lanczos vectors kept between restarts
-    "Largest algebraic eigenvalue of a symmetric operator by restarted Lanczos (ARPACK): `(eigenvalue, products, converged)`."
+    """Largest algebraic eigenvalue of a symmetric operator by restarted Lanczos (ARPACK): `(eigenvalue, products,
+    converged)`."""
     lam, _, used, ok = _lanczos(matvec, v0, max_iter, tol, ncv)
     return lam, used, ok
 
 # %% ../nbs/03_etf_bias.ipynb #8eb14cbe
 def eig_residual(matvec, v:torch.Tensor, lam:float)->float:
-    "Relative residual ||H v - lam v|| / (|lam| ||v||) of an eigenpair estimate (one more product): small when it is one."
+    """Relative residual ||H v - lam v|| / (|lam| ||v||) of an eigenpair estimate (one more product): small when it is
+    one."""
     if v is None or lam != lam:
         return float('nan')
     r = float((matvec(v) - lam * v).norm() / v.norm())
@@ -265,7 +275,8 @@ def max_hessian_eigenvalue(model:nn.Module,
         loss_func = _MeanLoss(loss_func)
     backend = 'autograd' if backend == 'auto' else backend
     p0 = params[0]
-    v0 = torch.randn(sum(p.numel() for p in params), generator=torch.Generator().manual_seed(seed), dtype=p0.dtype).to(p0.device)
+    v0 = torch.randn(sum(p.numel() for p in params), generator=torch.Generator().manual_seed(seed),
+                     dtype=p0.dtype).to(p0.device)
     with hessian_mode(model, bn_mode):
         mv = hessian_matvec(model, loss_func, params, data, backend)
         if method == 'lanczos':
@@ -299,13 +310,16 @@ def trainable_parameters(model:nn.Module)->list:
 
 # %% ../nbs/03_etf_bias.ipynb #7f304e8f
 class HessianCallback(Callback):
-    "Log the largest Hessian eigenvalue of the loss on fixed batches (`hessian_max_eig`) every `every` epochs and at the last."
+    """Log the largest Hessian eigenvalue of the loss on fixed batches (`hessian_max_eig`) every `every` epochs and at
+    the last."""
     def __init__(self, data:list, params_fn=trainable_parameters, every:int=1, loss_func=None, bn_mode:str='eval',
                  method:str='lanczos', max_iter:int=30, tol:float=1e-3, seed:int=0, backend:str='auto'):
         self.data, self.params_fn, self.loss_func, self.seed = data, params_fn, loss_func, seed
-        self.every, self.max_iter = check_number('hessian_every', every, integer=True), check_number('hessian_max_iter', max_iter, integer=True)
+        self.every, self.max_iter = (check_number('hessian_every', every, integer=True),
+                                     check_number('hessian_max_iter', max_iter, integer=True))
         self.tol, self.bn_mode = check_number('hessian_tol', tol), check_choice('bn_mode', bn_mode, BN_MODES)
-        self.method, self.backend = check_choice('hessian_method', method, EIG_METHODS), check_choice('backend', backend, HVP_BACKENDS)
+        self.method, self.backend = (check_choice('hessian_method', method, EIG_METHODS),
+                                     check_choice('backend', backend, HVP_BACKENDS))
         self._on = None
     def after_epoch(self, trainer, epoch, event):
         if not is_due(epoch, self.every, trainer.cfg.epochs):
@@ -313,23 +327,27 @@ class HessianCallback(Callback):
         if self._on is None or self._on[0] != trainer.device:
             self._on = (trainer.device, [(x.to(trainer.device), y.to(trainer.device)) for x, y in self.data])
         t = time.time()
-        lam, info = max_hessian_eigenvalue(trainer.model, self.loss_func, self.params_fn(trainer.model), self._on[1], self.bn_mode,
-                                           self.method, self.max_iter, self.tol, self.seed, self.backend, return_info=True)
+        lam, info = max_hessian_eigenvalue(trainer.model, self.loss_func, self.params_fn(trainer.model), self._on[1],
+                                           self.bn_mode, self.method, self.max_iter, self.tol, self.seed, self.backend,
+                                           return_info=True)
         event.update(hessian_max_eig=lam, hessian_products=info['products'], hessian_converged=info['converged'],
                      hessian_residual=info['residual'], hessian_time=round(time.time() - t, 3))
     def after_fit(self, trainer, summary):
-        "The summary lists the (0-based) epochs whose eigenvalue did not converge, so no reader takes them at face value."
+        """The summary lists the (0-based) epochs whose eigenvalue did not converge, so no reader takes them at face
+        value."""
         events = trainer.run.metrics if getattr(trainer, 'run', None) is not None else []
         summary['hessian_unconverged'] = [e['epoch'] for e in events if e.get('hessian_converged') is False]
 
 # %% ../nbs/03_etf_bias.ipynb #437fb69c
 def hessian_events(metrics:list, converged_only:bool=False)->list:
-    "The events of a run's `metrics.jsonl` that carry a Hessian eigenvalue (only the converged ones with `converged_only`)."
+    """The events of a run's `metrics.jsonl` that carry a Hessian eigenvalue (only the converged ones with
+    `converged_only`)."""
     return [e for e in metrics if 'hessian_max_eig' in e and (e.get('hessian_converged', True) or not converged_only)]
 
 # %% ../nbs/03_etf_bias.ipynb #74504534
 def hessian_trace(fig:go.Figure, metrics:list, name:str, color:str|None=None, x_key:str='epoch', **kw):
-    "Add a run's lambda_max per logged epoch to `fig`: filled markers where the solver converged, hollow where it did not."
+    """Add a run's lambda_max per logged epoch to `fig`: filled markers where the solver converged, hollow where it did
+    not."""
     ev = hessian_events(metrics)
     ok = [bool(e.get('hessian_converged', True)) for e in ev]
     return fig.add_scatter(x=[e[x_key] + 1 for e in ev], y=[e['hessian_max_eig'] for e in ev], mode='lines+markers',
@@ -341,7 +359,8 @@ def hessian_trace(fig:go.Figure, metrics:list, name:str, color:str|None=None, x_
 
 # %% ../nbs/03_etf_bias.ipynb #33421ae0
 def last_geometry(metrics:list, target_norm:float|None=None)->dict:
-    "The last logged classifier geometry of a run: `norm_spread`, `angle_mean`, `angle_std` (and `norm_dev` from `target_norm`)."
+    """The last logged classifier geometry of a run: `norm_spread`, `angle_mean`, `angle_std` (and `norm_dev` from
+    `target_norm`)."""
     ev = [e for e in metrics if 'cls_norms' in e]
     if not ev:
         return dict(norm_spread=float('nan'), angle_mean=float('nan'), angle_std=float('nan'), norm_dev=float('nan'))
@@ -355,3 +374,30 @@ def mean_converged_eig(metrics:list)->float:
     "Mean lambda_max over a run's converged Hessian evaluations (NaN if none converged)."
     v = [e['hessian_max_eig'] for e in hessian_events(metrics, converged_only=True)]
     return float(np.mean(v)) if v else float('nan')
+
+# %% ../nbs/03_etf_bias.ipynb #e75af0c5
+def check_etf_params(p:dict):   # the notebook's parameters, {name: value} (e.g. `globals()`)
+    """Raise a `ValueError` naming the parameter, its value and what is allowed at the first bad value of `p`, this
+    notebook's parameters, before anything is loaded or written (the heads' sizes are checked on the data)."""
+    controls = p['controls']
+    if not (isinstance(controls, (list, tuple)) and controls):
+        raise ValueError(f"controls={controls!r}: expected a non-empty list of learnable heads from "
+                         "('linear_nc', 'linear', 'normed')")
+    for c in controls:
+        check_choice('controls', c, ('linear_nc', 'linear', 'normed'))
+    if len(set(controls)) != len(controls):
+        raise ValueError(f"controls={controls!r}: a head is listed twice")
+    check_choice('etf_head', p['etf_head'], ('etf', 'etf_raw'))
+    check_choice('bn_mode', p['bn_mode'], BN_MODES)
+    check_choice('hessian_method', p['hessian_method'], EIG_METHODS)
+    for k in ('E_W', 'E_H', 'hessian_tol'):
+        check_number(k, p[k])
+    for k in ('blocks', 'geometry_every', 'hessian_every', 'hessian_images', 'hessian_batch_size', 'hessian_max_iter'):
+        check_number(k, p[k], integer=True)
+    if p['balanced_n_max'] is not None:
+        check_number('balanced_n_max', p['balanced_n_max'], integer=True)
+    seeds = p['seeds']
+    if not (isinstance(seeds, (list, tuple)) and seeds):
+        raise ValueError(f"seeds={seeds!r}: expected a non-empty list of integers")
+    for s in seeds:
+        check_number('seeds', s, integer=True, zero_ok=True)
