@@ -40,7 +40,7 @@ __all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'PROGRESS_MODES', 'TEX
            'WandbLogger', 'logger_names', 'make_loggers', 'method_config', 'method_name', 'build_model', 'train_run',
            'crt_config', 'check_crt', 'train_stages', 'run_config', 'register_all', 'load_model', 'seed_stats',
            'mean_std_text', 'seed_table', 'claim_verdict', 'Claim', 'SeedValues', 'per_seed', 'claims_table',
-           'record_claims', 'read_claims', 'claims_under']
+           'record_claims', 'read_claims', 'claims_under', 'check_training_params']
 
 # %% ../nbs/01_training.ipynb #79e04ea4
 LOSSES = ('ce', 'ldam', 'focal', 'balanced_softmax', 'logit_adjustment')
@@ -1746,3 +1746,14 @@ def read_claims(path)->list:
 def claims_under(root)->list:
     "Every claim recorded under `root` (a section's runs root, a ledger's folder): `[(folder of its claims.json, Claim)]`."
     return [(f.parent.name, c) for f in sorted(Path(root).rglob(CLAIMS_FILE)) for c in read_claims(f)]
+
+# %% ../nbs/01_training.ipynb #24d71ff6
+def check_training_params(p:dict):
+    "Raise a `ValueError` naming the first bad value of the experiment's parameters `p` (methods, `crt_epochs`, seeds)."
+    for m in p['methods']:
+        check_choice('methods', m, METHODS)
+    check_number('crt_epochs', p['crt_epochs'], integer=True, zero_ok=True)
+    if not p['seeds']:
+        raise ValueError("seeds=[]: expected at least one seed")
+    for s in p['seeds']:
+        check_number('seeds', s, integer=True, zero_ok=True)
