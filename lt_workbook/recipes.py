@@ -24,7 +24,7 @@ from .imbnas import CellNet, as_arch, arch_str, kendall_tau_matrix
 __all__ = ['BACKBONE_KINDS', 'RESLT', 'SECTION', 'Backbone', 'resnet32_size', 'parameter_budget', 'fit_channels', 'backbone',
            'recipe_methods', 'recipe_config', 'reslt_methods', 'recipe_run_name', 'run_recipe', 'check_grid',
            'recipe_table', 'format_recipes', 'metric_grid', 'method_ranks', 'rank_agreement_matrix',
-           'plot_recipe_heatmap', 'plot_method_ranks']
+           'plot_recipe_heatmap', 'plot_method_ranks', 'check_recipes_params']
 
 # %% ../nbs/13_recipes.ipynb #0911f7c2
 BACKBONE_KINDS = {'resnet32': 'ResNet-32 (01)', 'block': 'block:<one of BLOCKS> (02, ResNet-32 frame)',
@@ -227,3 +227,19 @@ def plot_method_ranks(ranks:pd.DataFrame, title:str='Rank of each method per bac
     fig.update_layout(title=title, xaxis_title='backbone', yaxis_title='rank', yaxis_autorange='reversed',
                       yaxis_dtick=1, template='plotly_white', height=380)
     return fig
+
+# %% ../nbs/13_recipes.ipynb #d8ab25b4
+def check_recipes_params(p:dict):
+    "Raise a `ValueError` naming the first bad value of the grid's parameters `p` (dataset, counts, seeds, `method_kw`)."
+    check_choice('dataset', p['dataset'], DATASETS)
+    for k in ('epochs', 'batch_size', 'second_stage_epochs', 'genotype_layers', 'cells_per_stage', 'blocks', 'stem_stride'):
+        check_number(k, p[k], integer=True)
+    seeds, method_kw = p['seeds'], p['method_kw']
+    if not (isinstance(seeds, (list, tuple)) and seeds):
+        raise ValueError(f"seeds={seeds!r}: expected a non-empty list of integers")
+    for s in seeds:
+        check_number('seeds', s, integer=True, zero_ok=True)
+    if not isinstance(method_kw, dict):
+        raise ValueError(f"method_kw={method_kw!r}: expected a dict of method -> TrainConfig overrides")
+    for m in method_kw:
+        check_choice('method_kw', m, p['methods'])   # settings of a method the grid does not run are a typo
