@@ -4,12 +4,13 @@
 
 # %% ../nbs/00_core.ipynb #38aacdba
 from __future__ import annotations
-import os, math, importlib
+import os, json, math, secrets, importlib
 from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['check_choice', 'check_number', 'check_int', 'check_fraction', 'raised', 'project_root', 'resolve', 'Registry']
+__all__ = ['check_choice', 'check_number', 'check_int', 'check_fraction', 'raised', 'project_root', 'atomic_write', 'read_json',
+           'write_failed', 'resolve', 'Registry']
 
 # %% ../nbs/00_core.ipynb #2dcf0dcc
 def check_choice(name:str, value, allowed):
@@ -62,6 +63,49 @@ def project_root()->Path:
     "The nearest folder at or above the working directory that holds `settings.ini` (else the working directory)."
     cwd = Path.cwd()
     return next((p for p in (cwd, *cwd.parents) if (p/'settings.ini').exists()), cwd)
+
+# %% ../nbs/00_core.ipynb #059621a8
+def atomic_write(path:Path, write):
+    """Call `write(tmp)` on a temporary file beside `path` (a name unique to this process and call), then move it onto
+    `path` in one step (no half-written file; two writers never share a temporary file)."""
+    path = Path(path)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp')
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+# %% ../nbs/00_core.ipynb #7761090f
+def read_json(path, what:str='')->dict:
+    """The JSON object in `path`; a `ValueError` naming the file (and `what` it is) when it cannot be read or is not an
+    object."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: unreadable{what} ({type(e).__name__}: {e}); restore or delete it") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: unreadable{what} (a JSON {type(obj).__name__}, not an object); restore or delete it")
+    return obj
+
+# %% ../nbs/00_core.ipynb #9ca46444
+def write_failed(path, e:BaseException)->OSError:
+    """The error of a failed write of `path` (a full disk gives torch's 'enforce fail at inline_container.cc'): it names
+    the file and what to do."""
+    return OSError(f"could not write {path}: the disk is full, or the write failed otherwise ({type(e).__name__}: "
+                   f"{str(e).splitlines()[0][:200] if str(e) else ''}); free "
+                   "space (or point run_dir elsewhere) and re-run to resume")
+
+# %% ../nbs/00_core.ipynb #541ae819
+def _fsynced(data:bytes):
+    "A `write(tmp)` for `atomic_write`: `data`, on the disk before the file is moved into place."
+    def write(p):
+        with open(p, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    return write
 
 # %% ../nbs/00_core.ipynb #7ef31a98
 def resolve(ref):

@@ -17,7 +17,8 @@ import torch
 import yaml
 from .core import check_number, project_root
 from .plots import use_html_figures
-from .training import CLAIMS_FILE, Claim, atomic_write, claims_under, jsonable, progress, read_claims, runs_root
+from .training import CLAIMS_FILE, Claim, claims_under, jsonable, progress, read_claims, runs_root
+from .core import atomic_write
 from .runner import (EXECUTION, Point, check_params, find_notebook, notebook_parameters, point_status, read_params, read_record,
                                 run_point_process)
 

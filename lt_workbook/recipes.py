@@ -23,7 +23,7 @@ from .imbnas import CellNet, as_arch, arch_str, kendall_tau_matrix
 __all__ = ['BACKBONE_KINDS', 'RESLT', 'SECTION', 'Backbone', 'resnet32_size', 'parameter_budget', 'fit_channels', 'backbone',
            'recipe_methods', 'recipe_config', 'reslt_methods', 'recipe_run_name', 'run_recipe', 'check_grid',
            'recipe_table', 'format_recipes', 'metric_grid', 'method_ranks', 'rank_agreement_matrix',
-           'plot_recipe_heatmap', 'plot_method_ranks']
+           'plot_recipe_heatmap', 'plot_method_ranks', 'check_recipes_params']
 
 # %% ../nbs/13_recipes.ipynb #0911f7c2
 BACKBONE_KINDS = {'resnet32': 'ResNet-32 (01)', 'block': 'block:<one of BLOCKS> (02, ResNet-32 frame)',
@@ -42,7 +42,8 @@ def resnet32_size(num_classes:int=10)->int: return count_params(resnet32(num_cla
 
 # %% ../nbs/13_recipes.ipynb #28548ca1
 def parameter_budget(size, num_classes:int=10)->int|None:
-    "`size` as a parameter count: an integer, 'resnet32' (ResNet-32's count for `num_classes`), or None (each builder's default)."
+    """`size` as a parameter count: an integer, 'resnet32' (ResNet-32's count for `num_classes`), or None (each
+    builder's default)."""
     if size is None:
         return None
     if size == 'resnet32':
@@ -51,7 +52,8 @@ def parameter_budget(size, num_classes:int=10)->int|None:
 
 # %% ../nbs/13_recipes.ipynb #e03cd3bb
 def fit_channels(build, target:int, lo:int=2, step:int=2)->int:
-    "The multiple of `step` C >= `lo` whose `build(C)` has the parameter count closest to `target` (counts grow with C)."
+    """The multiple of `step` C >= `lo` whose `build(C)` has the parameter count closest to `target` (counts grow with
+    C)."""
     size = lambda C: count_params(build(C))
     hi = lo
     while size(hi) < target:
@@ -61,7 +63,8 @@ def fit_channels(build, target:int, lo:int=2, step:int=2)->int:
 # %% ../nbs/13_recipes.ipynb #d892b3f6
 def backbone(name:str,                  # 'resnet32', 'block:<block>', 'genotype:<spec>' or 'cell:<NATS-Bench string>'
              num_classes:int=10,
-             size=None,                  # parameter budget of the block, genotype and cell backbones (see `parameter_budget`)
+             size=None,                  # parameter budget of the block, genotype and cell backbones (see
+                                         # `parameter_budget`)
              layers:int=8,               # cells of a genotype network
              cells_per_stage:int=5,      # cells per stage of a NATS-Bench network (5 in NATS-Bench)
              blocks:int=5,               # blocks per stage of a block variant (5: ResNet-32's depth)
@@ -104,10 +107,12 @@ def recipe_config(bb:Backbone,                 # the backbone
                   overrides:dict|None=None,    # this method's own settings (TrainConfig fields, e.g. step_kw)
                   reslt:ResLTSetting|None=None,# ResLT's knobs (default: the paper's)
                   num_classes:int=10)->TrainConfig:
-    "The trainer's config of `bb` trained with `method` (for ResLT: the backbone's config that `reslt_run` wraps, checked wrapped)."
+    """The trainer's config of `bb` trained with `method` (for ResLT: the backbone's config that `reslt_run` wraps,
+    checked wrapped)."""
     check_choice('method', method, recipe_methods())
     is_reslt = RESLT in (method, head)
-    kw = {**base, **METHODS.get(method, {}), **(overrides or {}), 'arch': bb.arch, 'arch_kw': bb.arch_kw, 'method': method}
+    kw = {**base, **METHODS.get(method, {}), **(overrides or {}), 'arch': bb.arch, 'arch_kw': bb.arch_kw,
+          'method': method}
     if head not in (None, RESLT):
         kw['classifier'] = head
     try:
@@ -124,7 +129,8 @@ def recipe_config(bb:Backbone,                 # the backbone
 
 # %% ../nbs/13_recipes.ipynb #9e6364e4
 def reslt_methods()->list:
-    "The `METHODS` ResLT's branches can train with (its step, one stage, no mixup): those whose wrapped config passes its checks."
+    """The `METHODS` ResLT's branches can train with (its step, one stage, no mixup): those whose wrapped config passes
+    its checks."""
     def fits(m):
         try:
             return reslt_config(TrainConfig(**METHODS[m]), ResLTSetting(), range(10, 0, -1)) is not None
@@ -154,7 +160,8 @@ def run_recipe(data:LTDataset, bb:Backbone, method:str, base:dict, seed:int=0, h
 # %% ../nbs/13_recipes.ipynb #4b3328c8
 def check_grid(backbones:list, methods:list, num_classes:int, base:dict, head:str|None=None, method_kw:dict|None=None,
                reslt:ResLTSetting|None=None, **backbone_kw)->dict:
-    "Every backbone resolved by name, every (backbone, method) config checked and each distinct network built once; returns `{backbone name: Backbone}`."
+    """Every backbone resolved by name, every (backbone, method) config checked and each distinct network built once;
+    returns `{backbone name: Backbone}`."""
     if not backbones or not methods:
         raise ValueError(f"backbones={backbones!r}, methods={methods!r}: expected two non-empty lists")
     for m in (method_kw or {}):
@@ -177,8 +184,10 @@ def check_grid(backbones:list, methods:list, num_classes:int, base:dict, head:st
 
 # %% ../nbs/13_recipes.ipynb #56d9a074
 def recipe_table(runs:dict)->pd.DataFrame:
-    "Mean and std over seeds of the final metrics of `runs` ({(backbone, method, seed): final Run}), indexed by (backbone, method)."
-    rows = [dict(backbone=b, method=m, seed=s, params=r.summary.get('params'), **{k: r.summary.get(k) for k in METRIC_KEYS})
+    """Mean and std over seeds of the final metrics of `runs` ({(backbone, method, seed): final Run}), indexed by
+    (backbone, method)."""
+    rows = [dict(backbone=b, method=m, seed=s, params=r.summary.get('params'),
+                 **{k: r.summary.get(k) for k in METRIC_KEYS})
             for (b, m, s), r in runs.items()]
     df = pd.DataFrame(rows)
     return seed_stats(df, ['backbone', 'method']).join(df.groupby(['backbone', 'method'], sort=False)['params'].mean())
@@ -186,7 +195,8 @@ def recipe_table(runs:dict)->pd.DataFrame:
 # %% ../nbs/13_recipes.ipynb #85f924e1
 def format_recipes(table:pd.DataFrame, digits:int=1)->pd.DataFrame:
     "overall / many / medium / few as 'mean ± std' text, with seeds and parameters."
-    out = pd.DataFrame({METRIC_LABELS[k]: mean_std_text(table[k], table[f'{k}_std'], digits) for k in METRIC_KEYS}, index=table.index)
+    out = pd.DataFrame({METRIC_LABELS[k]: mean_std_text(table[k], table[f'{k}_std'], digits) for k in METRIC_KEYS},
+                       index=table.index)
     return out.assign(seeds=table.seeds, params=table.params.round().astype(int))
 
 # %% ../nbs/13_recipes.ipynb #c2e5fd4a
@@ -210,7 +220,8 @@ def rank_agreement_matrix(table:pd.DataFrame, key:str='acc')->pd.DataFrame:
 def plot_recipe_heatmap(table:pd.DataFrame, key:str='few', title:str|None=None)->go.Figure:
     "Heatmap of mean `key` by backbone (rows) x method (columns), each cell labelled mean ± std."
     g, s = metric_grid(table, key), metric_grid(table, f'{key}_std')
-    text = [[f'{m:.1f}' + ('' if np.isnan(e) else f' ± {e:.1f}') for m, e in zip(gr, sr)] for gr, sr in zip(g.values, s.values)]
+    text = [[f'{m:.1f}' + ('' if np.isnan(e) else f' ± {e:.1f}') for m, e in zip(gr, sr)]
+            for gr, sr in zip(g.values, s.values)]
     fig = go.Figure(go.Heatmap(z=g.values, x=list(g.columns), y=list(g.index), text=text, texttemplate='%{text}',
                                colorscale='Viridis', colorbar=dict(title=f'{METRIC_LABELS[key]} %'),
                                hovertemplate='%{y} + %{x}<br>%{text}<extra></extra>'))
@@ -220,9 +231,28 @@ def plot_recipe_heatmap(table:pd.DataFrame, key:str='few', title:str|None=None)-
     return fig
 
 # %% ../nbs/13_recipes.ipynb #04c6dc46
-def plot_method_ranks(ranks:pd.DataFrame, title:str='Rank of each method per backbone (1: best overall accuracy)')->go.Figure:
+def plot_method_ranks(ranks:pd.DataFrame,
+                      title:str='Rank of each method per backbone (1: best overall accuracy)')->go.Figure:
     "One line per method across the backbones: where it ranks on each."
     fig = go.Figure([go.Scatter(x=list(ranks.index), y=ranks[m], mode='lines+markers', name=m) for m in ranks.columns])
     fig.update_layout(title=title, xaxis_title='backbone', yaxis_title='rank', yaxis_autorange='reversed',
                       yaxis_dtick=1, height=380)
     return fig
+
+# %% ../nbs/13_recipes.ipynb #d8ab25b4
+def check_recipes_params(p:dict):
+    """Raise a `ValueError` naming the first bad value of the grid's parameters `p` (dataset, counts, seeds,
+    `method_kw`)."""
+    check_choice('dataset', p['dataset'], DATASETS)
+    for k in ('epochs', 'batch_size', 'second_stage_epochs', 'genotype_layers', 'cells_per_stage', 'blocks',
+              'stem_stride'):
+        check_number(k, p[k], integer=True)
+    seeds, method_kw = p['seeds'], p['method_kw']
+    if not (isinstance(seeds, (list, tuple)) and seeds):
+        raise ValueError(f"seeds={seeds!r}: expected a non-empty list of integers")
+    for s in seeds:
+        check_number('seeds', s, integer=True, zero_ok=True)
+    if not isinstance(method_kw, dict):
+        raise ValueError(f"method_kw={method_kw!r}: expected a dict of method -> TrainConfig overrides")
+    for m in method_kw:
+        check_choice('method_kw', m, p['methods'])   # settings of a method the grid does not run are a typo

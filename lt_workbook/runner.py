@@ -15,8 +15,9 @@ import pandas as pd
 import yaml
 from .data import METRIC_KEYS
 from .core import check_choice, check_number, project_root
-from .training import (Run, StderrHandler, LOGGERS, logger_names, dist_env, atomic_write, read_json, jsonable, params_hash,
+from .training import (Run, StderrHandler, LOGGERS, logger_names, dist_env, jsonable, params_hash,
                                   progress, runs_root, seed_stats, mean_std_text)
+from .core import atomic_write, read_json
 
 _log = logging.getLogger('lt_workbook.runner')
 

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 import pandas as pd
 import plotly.graph_objects as go
 from .core import *
+from .core import _fsynced
 from .data import *
 from .plots import *
 
@@ -33,24 +34,25 @@ __all__ = ['LOSSES', 'REWEIGHTS', 'CLASSIFIERS', 'ARCHS', 'PROGRESS_MODES', 'TEX
            'resnext50_32x4d', 'dist_env', 'distributed', 'is_writer', 'on_writer', 'all_sum', 'gather_rows',
            'share_weight', 'rank_average', 'shard_of', 'AllSum', 'SyncBatchNorm', 'sync_batch_norms', 'check_shards',
            'StderrHandler', 'configure_logging', 'progress', 'runs_root', 'jsonable', 'params_hash', 'git_commit',
-           'env_info', 'atomic_write', 'read_json', 'write_failed', 'checksum_file', 'checkpoint_sums',
-           'write_checkpoint', 'read_checkpoint', 'source_identity', 'hashed_params', 'writer_only', 'Run', 'Diverged',
-           'Callback', 'optimizer_step', 'mixed_batch', 'base_loss', 'standard_step', 'is_due', 'epoch_generators',
-           'Step', 'SecondStage', 'pick_device', 'autocast_dtype', 'whole_number', 'TrainConfig', 'lr_at', 'LossWatch',
-           'fused_optimizer', 'zero_momentum_buffers', 'make_optimizer', 'load_optimizer_state', 'CudaGraphStep',
-           'rng_states', 'restore_rng_states', 'deterministic_algorithms', 'data_workers', 'running_stats_paused',
-           'recalibrated_bn', 'Trainer', 'event_values', 'matrix_image', 'TensorBoardLogger', 'WandbLogger',
-           'logger_names', 'make_loggers', 'method_config', 'method_name', 'build_model', 'train_run', 'crt_config',
-           'check_crt', 'train_stages', 'run_config', 'load_model', 'seed_stats', 'mean_std_text', 'seed_table',
-           'claim_verdict', 'Claim', 'SeedValues', 'per_seed', 'claims_table', 'record_claims', 'read_claims',
-           'claims_under']
+           'env_info', 'checksum_file', 'checkpoint_sums', 'write_checkpoint', 'read_checkpoint', 'source_identity',
+           'hashed_params', 'writer_only', 'Run', 'Diverged', 'Callback', 'optimizer_step', 'mixed_batch', 'base_loss',
+           'standard_step', 'is_due', 'epoch_generators', 'Step', 'SecondStage', 'pick_device', 'autocast_dtype',
+           'whole_number', 'TrainConfig', 'lr_at', 'LossWatch', 'fused_optimizer', 'zero_momentum_buffers',
+           'make_optimizer', 'load_optimizer_state', 'CudaGraphStep', 'rng_states', 'restore_rng_states',
+           'deterministic_algorithms', 'data_workers', 'running_stats_paused', 'recalibrated_bn', 'Trainer',
+           'event_values', 'matrix_image', 'TensorBoardLogger', 'WandbLogger', 'logger_names', 'make_loggers',
+           'method_config', 'method_name', 'build_model', 'train_run', 'crt_config', 'check_crt', 'train_stages',
+           'run_config', 'load_model', 'seed_stats', 'mean_std_text', 'seed_table', 'claim_verdict', 'Claim',
+           'SeedValues', 'per_seed', 'claims_table', 'record_claims', 'read_claims', 'claims_under',
+           'check_training_params']
 
 # %% ../nbs/01_training.ipynb #79e04ea4
 LOSSES = ('ce', 'ldam', 'focal', 'balanced_softmax', 'logit_adjustment')
 REWEIGHTS = ('none', 'cb', 'drw')
 
 def loss_precision(x:torch.Tensor)->torch.Tensor:
-    "The dtype every loss computes in: float64 stays float64 (so an equation can be checked in double), anything else is float32."
+    """The dtype every loss computes in: float64 stays float64 (so an equation can be checked in double), anything else
+    is float32."""
     return x if x.dtype == torch.float64 else x.float()
 
 # %% ../nbs/01_training.ipynb #c6aae65d
@@ -126,7 +128,8 @@ class NormedLinear(nn.Module):
 
 # %% ../nbs/01_training.ipynb #9dc2e417
 def option_a_shortcut(x, stride:int, pad:int):
-    "The parameter-free (option A) residual shortcut: subsample by `stride`, then zero-pad `pad` channels around the input's."
+    """The parameter-free (option A) residual shortcut: subsample by `stride`, then zero-pad `pad` channels around the
+    input's."""
     if stride > 1:
         x = x[:, :, ::stride, ::stride]
     return F.pad(x, (0, 0, 0, 0, pad // 2, pad - pad // 2)) if pad else x
@@ -181,7 +184,7 @@ def resnet32(num_classes:int=10, classifier:str='linear'):
 # %% ../nbs/01_training.ipynb #f017b627
 def count_params(model): return sum(p.numel() for p in model.parameters())
 
-# %% ../nbs/01_training.ipynb #3acbbd84
+# %% ../nbs/01_training.ipynb #4d66a519
 def cifar_resnet(num_classes:int=10, classifier:str='linear',
                  blocks:int=5,                 # basic blocks per stage: 5 is ResNet-32, 1 is ResNet-8
                  widths=(16, 32, 64),          # stage widths; the last is the feature dimension d
@@ -199,16 +202,19 @@ def cifar_resnet(num_classes:int=10, classifier:str='linear',
 # %% ../nbs/01_training.ipynb #e2f6ded6
 def tv_resnet():
     """torchvision's `models.resnet`, imported on first use: importing torchvision imports `torch._dynamo` (about 2 s of
-    CPU), which every process importing the library (a CLI call, a rank, a Slurm job, a kernel) would pay for nothing."""
+    CPU), which every process importing the library (a CLI call, a rank, a Slurm job, a kernel) would pay for
+    nothing."""
     import torchvision.models.resnet
     return torchvision.models.resnet
 
 # %% ../nbs/01_training.ipynb #3e789ca4
 def load_trunk_state(module:nn.Module, path)->nn.Module:
-    "Load a torchvision-format state dict file into `module`, every key but `fc.*` (the old head), checked key by key and shape by shape."
+    """Load a torchvision-format state dict file into `module`, every key but `fc.*` (the old head), checked key by key
+    and shape by shape."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"pretrained={str(path)!r}: no such file (a torchvision-format state dict; nothing is downloaded)")
+        raise FileNotFoundError(f"pretrained={str(path)!r}: no such file (a torchvision-format "
+                                "state dict; nothing is downloaded)")
     try:
         sd = torch.load(p, map_location='cpu', weights_only=True)
     except Exception as e:
@@ -218,18 +224,21 @@ def load_trunk_state(module:nn.Module, path)->nn.Module:
     sd = {k: v for k, v in sd.items() if not k.startswith('fc.')}
     own = module.state_dict()
     missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
-    shapes = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in sd and sd[k].shape != own[k].shape]
+    shapes = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}"
+              for k in own if k in sd and sd[k].shape != own[k].shape]
     if missing or unexpected or shapes:
         show = lambda ks: ', '.join(ks[:4]) + (f' (+{len(ks) - 4} more)' if len(ks) > 4 else '')
         raise ValueError(f"pretrained={str(path)!r} does not fit {type(module).__name__}: "
-                         + '; '.join(f"{what}: {show(ks)}" for what, ks in (('missing keys', missing), ('unexpected keys', unexpected),
-                                                                          ('mismatched shapes (file vs network)', shapes)) if ks))
+                         + '; '.join(f"{what}: {show(ks)}"
+                                     for what, ks in (('missing keys', missing), ('unexpected keys', unexpected),
+                                                      ('mismatched shapes (file vs network)', shapes)) if ks))
     module.load_state_dict(sd)
     return module
 
 # %% ../nbs/01_training.ipynb #da5b1d88
 class TorchvisionTrunk(nn.Module):
-    "A torchvision ResNet without `avgpool` and `fc`: its modules under their torchvision names, so its state dicts load as they are."
+    """A torchvision ResNet without `avgpool` and `fc`: its modules under their torchvision names, so its state dicts
+    load as they are."""
     def __init__(self, net:nn.Module):   # a torchvision `ResNet`:
         super().__init__()
         for name, m in net.named_children():
@@ -242,7 +251,8 @@ class TorchvisionTrunk(nn.Module):
 
 # %% ../nbs/01_training.ipynb #beb819dc
 class TorchvisionNet(nn.Module):
-    "A torchvision ResNet / ResNeXt with the workbook's protocol and head: `feature_map` (through `layer4`), `features`, `feat_dim`, `classifier`."
+    """A torchvision ResNet / ResNeXt with the workbook's protocol and head: `feature_map` (through `layer4`),
+    `features`, `feat_dim`, `classifier`."""
     def __init__(self, net:nn.Module,          # a torchvision `ResNet` (its `fc` is dropped)
                  num_classes:int, classifier:str='linear',
                  pretrained:str|None=None):     # a torchvision-format state dict file for the trunk (`fc.*` ignored)
@@ -258,23 +268,30 @@ class TorchvisionNet(nn.Module):
 
 # %% ../nbs/01_training.ipynb #fa356263
 def resnet10(num_classes:int=1000, classifier:str='linear', pretrained:str|None=None, zero_init_residual:bool=False):
-    "ResNet-10: torchvision's `ResNet(BasicBlock, [1, 1, 1, 1])` (the LT papers' ImageNet-LT ResNet-10), 512-d features."
-    return TorchvisionNet(tv_resnet().ResNet(tv_resnet().BasicBlock, [1, 1, 1, 1], zero_init_residual=zero_init_residual), num_classes, classifier, pretrained)
+    """ResNet-10: torchvision's `ResNet(BasicBlock, [1, 1, 1, 1])` (the LT papers' ImageNet-LT ResNet-10), 512-d
+    features."""
+    return TorchvisionNet(tv_resnet().ResNet(tv_resnet().BasicBlock, [1, 1, 1, 1],
+                                             zero_init_residual=zero_init_residual),
+                          num_classes, classifier, pretrained)
 
 # %% ../nbs/01_training.ipynb #670a126e
 def resnet50(num_classes:int=1000, classifier:str='linear', pretrained:str|None=None, zero_init_residual:bool=False):
     "torchvision's ResNet-50 (iNaturalist-2018), 2048-d features."
-    return TorchvisionNet(tv_resnet().resnet50(weights=None, zero_init_residual=zero_init_residual), num_classes, classifier, pretrained)
+    return TorchvisionNet(tv_resnet().resnet50(weights=None, zero_init_residual=zero_init_residual), num_classes,
+                          classifier, pretrained)
 
 # %% ../nbs/01_training.ipynb #d565dbf9
 def resnet152(num_classes:int=1000, classifier:str='linear', pretrained:str|None=None, zero_init_residual:bool=False):
     "torchvision's ResNet-152 (Places-LT, from ImageNet weights via `pretrained`), 2048-d features."
-    return TorchvisionNet(tv_resnet().resnet152(weights=None, zero_init_residual=zero_init_residual), num_classes, classifier, pretrained)
+    return TorchvisionNet(tv_resnet().resnet152(weights=None, zero_init_residual=zero_init_residual), num_classes,
+                          classifier, pretrained)
 
 # %% ../nbs/01_training.ipynb #4fd100a3
-def resnext50_32x4d(num_classes:int=1000, classifier:str='linear', pretrained:str|None=None, zero_init_residual:bool=False):
+def resnext50_32x4d(num_classes:int=1000, classifier:str='linear', pretrained:str|None=None,
+                    zero_init_residual:bool=False):
     "torchvision's ResNeXt-50 32x4d (ImageNet-LT), 2048-d features."
-    return TorchvisionNet(tv_resnet().resnext50_32x4d(weights=None, zero_init_residual=zero_init_residual), num_classes, classifier, pretrained)
+    return TorchvisionNet(tv_resnet().resnext50_32x4d(weights=None, zero_init_residual=zero_init_residual), num_classes,
+                          classifier, pretrained)
 
 # networks (`arch`): `ARCHS[arch](num_classes, classifier=..., **arch_kw)`
 ARCHS = Registry(
@@ -295,13 +312,15 @@ ARCHS = Registry(
 
 # %% ../nbs/01_training.ipynb #8154953d
 def dist_env()->tuple:
-    "`(rank, world_size, local_rank)` of this process, as `torchrun` and submitit set them; `(0, 1, 0)` outside a distributed launch."
+    """`(rank, world_size, local_rank)` of this process, as `torchrun` and submitit set them; `(0, 1, 0)` outside a
+    distributed launch."""
     e = os.environ
     return int(e.get('RANK', 0)), int(e.get('WORLD_SIZE', 1)), int(e.get('LOCAL_RANK', 0))
 
 # %% ../nbs/01_training.ipynb #b7fd7ab5
 def distributed()->bool:
-    "Whether this process is one rank of several; joins their process group on first use (Gloo for CPU tensors, NCCL for CUDA ones)."
+    """Whether this process is one rank of several; joins their process group on first use (Gloo for CPU tensors, NCCL
+    for CUDA ones)."""
     rank, world, local = dist_env()
     if world == 1:
         return False
@@ -319,7 +338,8 @@ def is_writer()->bool:
 
 # %% ../nbs/01_training.ipynb #b27e1da1
 def on_writer(fn):
-    "`fn()` called on global rank 0 alone; every rank returns its result or raises its error (no rank is left waiting for a failed one)."
+    """`fn()` called on global rank 0 alone; every rank returns its result or raises its error (no rank is left waiting
+    for a failed one)."""
     if not distributed():
         return fn()
     out = [None]
@@ -357,14 +377,16 @@ def gather_rows(t:torch.Tensor)->torch.Tensor:
 
 # %% ../nbs/01_training.ipynb #0f0c5669
 def share_weight(n:int)->float:
-    "W n_r / n: the weight of this rank's mean loss over its share (`n` images here, n in all) under which the ranks' average gradient is the whole batch's mean-loss gradient; 1 in a single process."
+    """W n_r / n: the weight of this rank's mean loss over its share (`n` images here, n in all) under which the ranks'
+    average gradient is the whole batch's mean-loss gradient; 1 in a single process."""
     if not distributed():
         return 1.
     return dist_env()[1] * n / float(all_sum(torch.tensor(float(n))))
 
 # %% ../nbs/01_training.ipynb #a4ef8db6
 def rank_average(tensors:list)->list:
-    "The mean over the ranks of each of `tensors` (one all-reduce), as DDP averages gradients; unchanged in a single process."
+    """The mean over the ranks of each of `tensors` (one all-reduce), as DDP averages gradients; unchanged in a single
+    process."""
     if not distributed():
         return list(tensors)
     flat = all_sum(torch.cat([t.reshape(-1) for t in tensors])) / dist_env()[1]
@@ -372,12 +394,14 @@ def rank_average(tensors:list)->list:
 
 # %% ../nbs/01_training.ipynb #d81e0bb1
 def shard_of(n:int)->torch.Tensor:
-    "This rank's indices of `range(n)` (contiguous, sizes differing by one at most); all of them in a single-process run."
+    """This rank's indices of `range(n)` (contiguous, sizes differing by one at most); all of them in a single-process
+    run."""
     return shard_rows(n, dist_env()[:2])
 
 # %% ../nbs/01_training.ipynb #e643f349
 class AllSum(torch.autograd.Function):
-    "Sum over the ranks, differentiable: y = sum_r x_r on every rank, so dL/dx_r = sum_r' dL_r'/dy (the ranks' gradients summed back)."
+    """Sum over the ranks, differentiable: y = sum_r x_r on every rank, so dL/dx_r = sum_r' dL_r'/dy (the ranks'
+    gradients summed back)."""
     @staticmethod
     def forward(ctx, x): return all_sum(x.clone())
     @staticmethod
@@ -385,7 +409,9 @@ class AllSum(torch.autograd.Function):
 
 # %% ../nbs/01_training.ipynb #9bf28244
 class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
-    "BatchNorm whose training statistics are those of the global batch, all ranks together (sums all-reduced, differentiably): each rank normalizes as a single process would the whole batch. Plain BatchNorm in a single process, and in eval mode."
+    """BatchNorm whose training statistics are those of the global batch, all ranks together (sums all-reduced,
+    differentiably): each rank normalizes as a single process would the whole batch. Plain BatchNorm in a single
+    process, and in eval mode."""
     def _check_input_dim(self, x):
         if x.dim() < 2:
             raise ValueError(f"expected at least 2-D input (N x C x ...), got {x.dim()}-D")
@@ -426,17 +452,20 @@ def sync_batch_norms(model:nn.Module)->nn.Module:
 
 # %% ../nbs/01_training.ipynb #c75ae020
 def check_shards(n:int, batch_size:int, what:str='training set'):
-    "Every rank gets at least one image of every batch of an epoch of `n` images: a `ValueError` naming the sizes otherwise."
+    """Every rank gets at least one image of every batch of an epoch of `n` images: a `ValueError` naming the sizes
+    otherwise."""
     world, last = dist_env()[1], n % batch_size
     if world > 1 and (n < world or 0 < last < world):
-        raise ValueError(f"batch_size={batch_size} on {world} ranks: the {what} ({n} images) ends each epoch with a batch of "
-                         f"{last or n}, fewer than the ranks (each needs one); choose a batch size that leaves 0 or >= {world}")
+        raise ValueError(f"batch_size={batch_size} on {world} ranks: the {what} ({n} images) ends each epoch with a "
+                         f"batch of {last or n}, fewer than the ranks (each needs "
+                         f"one); choose a batch size that leaves 0 or >= {world}")
 
 # %% ../nbs/01_training.ipynb #f70eb258
 _log = logging.getLogger('lt_workbook.training')   # each module logs as lt_workbook.<module>
 
 class StderrHandler(logging.StreamHandler):
-    "A handler writing to `sys.stderr` as it is when a message comes (a notebook cell's output, a test's captured stream)."
+    """A handler writing to `sys.stderr` as it is when a message comes (a notebook cell's output, a test's captured
+    stream)."""
     @property
     def stream(self): return sys.stderr
     @stream.setter
@@ -444,7 +473,9 @@ class StderrHandler(logging.StreamHandler):
 
 # %% ../nbs/01_training.ipynb #2daf1423
 def configure_logging(level:str|int|None=None)->logging.Logger:
-    "The `lt_workbook` logger with one `StderrHandler` (`LEVEL [module] message`) at `level` (default `$LT_WORKBOOK_LOG_LEVEL`, else INFO); it does not propagate to the root logger (no line twice where an application configured that)."
+    """The `lt_workbook` logger with one `StderrHandler` (`LEVEL [module] message`) at `level` (default
+    `$LT_WORKBOOK_LOG_LEVEL`, else INFO); it does not propagate to the root logger (no line twice where an application
+    configured that)."""
     level, log = level or os.environ.get('LT_WORKBOOK_LOG_LEVEL', 'INFO'), logging.getLogger('lt_workbook')
     log.setLevel(level.upper() if isinstance(level, str) else level)
     for h in [h for h in log.handlers if isinstance(h, StderrHandler)]:
@@ -462,9 +493,9 @@ PROGRESS_MODES = ('auto', 'text')
 TEXT_PROGRESS_INTERVAL = 10.   # seconds between two lines of a text bar (a batch job's log stays short)
 
 def progress(iterable=None, **kw):
-    """A tqdm progress bar over `iterable` (tqdm's keywords: `total`, `desc`, `unit`, `leave`, `disable`...): a widget in an
-    interactive notebook (`tqdm.auto`), text on stderr when `$LT_WORKBOOK_PROGRESS` is 'text' (batch runs); off on the
-    ranks other than 0 of a distributed run, and everywhere with `$TQDM_DISABLE`."""
+    """A tqdm progress bar over `iterable` (tqdm's keywords: `total`, `desc`, `unit`, `leave`, `disable`...): a widget
+    in an interactive notebook (`tqdm.auto`), text on stderr when `$LT_WORKBOOK_PROGRESS` is 'text' (batch runs); off on
+    the ranks other than 0 of a distributed run, and everywhere with `$TQDM_DISABLE`."""
     mode = os.environ.get('LT_WORKBOOK_PROGRESS', 'auto')
     if mode not in PROGRESS_MODES:
         raise ValueError(f"LT_WORKBOOK_PROGRESS={mode!r}: expected one of {PROGRESS_MODES}")
@@ -475,13 +506,15 @@ def progress(iterable=None, **kw):
         return tqdm(iterable, **kw)
     from tqdm.std import tqdm as text_tqdm
     # text: every bar on its line of the log (position 0: no cursor movements of nested bars in a file)
-    return text_tqdm(iterable, file=sys.stderr, mininterval=kw.pop('mininterval', TEXT_PROGRESS_INTERVAL), position=0, **kw)
+    return text_tqdm(iterable, file=sys.stderr, mininterval=kw.pop('mininterval', TEXT_PROGRESS_INTERVAL), position=0,
+                     **kw)
 
 # %% ../nbs/01_training.ipynb #08463e8d
 STATUSES = ('completed', 'failed', 'diverged')
 
 def runs_root(section:str, run_dir=None)->Path:
-    "Where a section's runs live: `run_dir`, else `$LT_WORKBOOK_RUNS/<section>`, else `runs/<section>` at the project root."
+    """Where a section's runs live: `run_dir`, else `$LT_WORKBOOK_RUNS/<section>`, else `runs/<section>` at the project
+    root."""
     return Path(run_dir) if run_dir else Path(os.environ.get('LT_WORKBOOK_RUNS') or project_root()/'runs')/section
 
 # %% ../nbs/01_training.ipynb #70b87175
@@ -508,57 +541,20 @@ def env_info(device)->dict:
     return dict(lt_workbook=lt_workbook.__version__, torch=torch.__version__, python=platform.python_version(),
                 device=str(device), git_commit=git_commit(), host=platform.node())
 
-# %% ../nbs/01_training.ipynb #db52cf38
-def atomic_write(path:Path, write):
-    "Call `write(tmp)` on a temporary file beside `path` (a name unique to this process and call), then move it onto `path` in one step (no half-written file; two writers never share a temporary file)."
-    path = Path(path)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp')
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-# %% ../nbs/01_training.ipynb #49db7242
-def read_json(path, what:str='')->dict:
-    "The JSON object in `path`; a `ValueError` naming the file (and `what` it is) when it cannot be read or is not an object."
-    try:
-        obj = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: unreadable{what} ({type(e).__name__}: {e}); restore or delete it") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path}: unreadable{what} (a JSON {type(obj).__name__}, not an object); restore or delete it")
-    return obj
-
-# %% ../nbs/01_training.ipynb #eed0f554
-def write_failed(path, e:BaseException)->OSError:
-    "The error of a failed write of `path` (a full disk gives torch's 'enforce fail at inline_container.cc'): it names the file and what to do."
-    return OSError(f"could not write {path}: the disk is full, or the write failed otherwise ({type(e).__name__}: "
-                   f"{str(e).splitlines()[0][:200] if str(e) else ''}); free space (or point run_dir elsewhere) and re-run to resume")
-
-# %% ../nbs/01_training.ipynb #561d40fd
-def _fsynced(data:bytes):
-    "A `write(tmp)` for `atomic_write`: `data`, on the disk before the file is moved into place."
-    def write(p):
-        with open(p, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    return write
-
 # %% ../nbs/01_training.ipynb #44185569
 def checksum_file(path)->Path: return Path(f'{path}.sha256')
 
 # %% ../nbs/01_training.ipynb #af66df73
 def checkpoint_sums(path)->list:
-    "The sha256 sums `checkpoint_file(path)` accepts for the checkpoint `path` (two while a save replaces it), [] when it records none."
+    """The sha256 sums `checkpoint_file(path)` accepts for the checkpoint `path` (two while a save replaces it), [] when
+    it records none."""
     f = checksum_file(path)
     return f.read_text().split() if f.exists() else []
 
 # %% ../nbs/01_training.ipynb #7c540794
 def write_checkpoint(path, state:dict):
-    "Save `state` to `path` atomically, its sha256 in `path.sha256`: the new and the old sum while the file is replaced, then the new one (a kill at any point leaves a checkpoint its sums accept)."
+    """Save `state` to `path` atomically, its sha256 in `path.sha256`: the new and the old sum while the file is
+    replaced, then the new one (a kill at any point leaves a checkpoint its sums accept)."""
     path = Path(path)
     try:
         buf = io.BytesIO()
@@ -574,7 +570,8 @@ def write_checkpoint(path, state:dict):
 
 # %% ../nbs/01_training.ipynb #4d1ea7a1
 def read_checkpoint(path, map_location='cpu', what_to_do:str='delete its run folder to train it again'):
-    "The state saved in the checkpoint `path`, weights only, its checksum verified: a `ValueError` naming the file and `what_to_do` when it is missing, corrupt, truncated or holds anything but tensors and plain values."
+    """The state saved in the checkpoint `path`, weights only, its checksum verified: a `ValueError` naming the file and
+    `what_to_do` when it is missing, corrupt, truncated or holds anything but tensors and plain values."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -582,37 +579,45 @@ def read_checkpoint(path, map_location='cpu', what_to_do:str='delete its run fol
         raise ValueError(f"{path}: no readable checkpoint ({type(e).__name__}); {what_to_do}") from None
     sums = checkpoint_sums(path)
     if sums and hashlib.sha256(data).hexdigest() not in sums:
-        raise ValueError(f"{path}: corrupt checkpoint (its bytes do not match the sha256 in {checksum_file(path).name}); {what_to_do}")
+        raise ValueError(f"{path}: corrupt checkpoint (its bytes do not match the "
+                         f"sha256 in {checksum_file(path).name}); {what_to_do}")
     try:
         return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        raise ValueError(f"{path}: refused, it holds objects other than tensors and plain values (a checkpoint can carry code: "
-                         f"it is loaded with weights_only=True; {str(e).splitlines()[-1][:200]}); {what_to_do}") from None
+        raise ValueError(f"{path}: refused, it holds objects other than tensors and plain values (a "
+                         "checkpoint can carry code: it is loaded with weights_only=True; "
+                         f"{str(e).splitlines()[-1][:200]}); {what_to_do}") from None
     except Exception as e:
         raise ValueError(f"{path}: not a readable checkpoint, corrupt or truncated ({type(e).__name__}: "
                          f"{str(e).splitlines()[0][:200] if str(e) else ''}); {what_to_do}") from None
 
 # %% ../nbs/01_training.ipynb #6e6f9c86
 def source_identity(checkpoint)->str:
-    "What stands for a checkpoint a run starts from (`init_from`) in the run's hash: its run's folder name and parameters when it lies in a run directory (else its bytes' sha256), never its path: a moved runs folder holds the same runs."
+    """What stands for a checkpoint a run starts from (`init_from`) in the run's hash: its run's folder name and
+    parameters when it lies in a run directory (else its bytes' sha256), never its path: a moved runs folder holds the
+    same runs."""
     p = Path(checkpoint)
     src = p.parent/'params.json'
     if src.exists():
         try:
             sp = json.loads(src.read_text())
         except ValueError:
-            raise ValueError(f"{src}: not readable JSON (the run of init_from={str(p)!r}); train that run again") from None
+            raise ValueError(f"{src}: not readable JSON (the run of init_from={str(p)!r}); "
+                             "train that run again") from None
         return f"{p.parent.name}/{p.name}:{params_hash({k: v for k, v in sp.items() if k not in ('env', 'init_from')})}"
     return 'sha256:' + hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else str(p)
 
 # %% ../nbs/01_training.ipynb #80df23d2
 # settings added after runs existed: at these values they do what those runs did
 LATER_DEFAULTS = {'sync_bn': False, 'color_jitter': False, 'deterministic': False}
-# settings renamed after runs existed: {new name: (old name, {new value: old value})}; a value the old setting had keeps its old spelling in the hash
+# settings renamed after runs existed: {new name: (old name, {new value: old value})}; a value the old setting had keeps
+# its old spelling in the hash
 RENAMED = {'precision': ('bf16', {'auto': None, 'bf16': True, 'fp32': False})}
 
 def hashed_params(params:dict)->dict:
-    "The parameters that name a run's folder: `init_from` as its source's identity (`source_identity`), not its path; a later setting at its default (`LATER_DEFAULTS`) left out and a renamed one in its old spelling (`RENAMED`), so the runs made before them keep their folders."
+    """The parameters that name a run's folder: `init_from` as its source's identity (`source_identity`), not its path;
+    a later setting at its default (`LATER_DEFAULTS`) left out and a renamed one in its old spelling (`RENAMED`), so the
+    runs made before them keep their folders."""
     params = {k: v for k, v in params.items() if not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
     for new, (old, values) in RENAMED.items():
         if new in params and params[new] in values:
@@ -639,7 +644,8 @@ class Run:
         "Open the run of `params` under `root` (creating it, or checking that an existing one has the same parameters)."
         params = jsonable(params)
         if not name or Path(name).name != name or name in ('.', '..'):
-            raise ValueError(f"name={name!r}: a run's name is one folder name (no '/' or '..'): it cannot leave the runs folder {root}")
+            raise ValueError(f"name={name!r}: a run's name is one folder name (no '/' "
+                             f"or '..'): it cannot leave the runs folder {root}")
         run = cls(Path(root)/f'{name}-{params_hash(hashed_params(params))}')
         if run.params_file.exists():
             # `init_from` is in the folder's name as its source's identity: the same run wherever the runs folder moved
@@ -647,10 +653,12 @@ class Run:
             old = {k: v for k, v in read_json(run.params_file, ' run parameters').items() if k != 'env'}
             if same(old) != same(params):
                 diff = sorted(k for k in set(old) | set(params) if old.get(k) != params.get(k))
-                raise ValueError(f"{run.path} holds a run with other parameters ({', '.join(diff)}); use another run_dir")
+                raise ValueError(f"{run.path} holds a run with other parameters "
+                                 f"({', '.join(diff)}); use another run_dir")
         else:
             run.path.mkdir(parents=True, exist_ok=True)
-            atomic_write(run.params_file, lambda p: p.write_text(json.dumps({**params, 'env': env_info(device)}, indent=1)))
+            atomic_write(run.params_file,
+                         lambda p: p.write_text(json.dumps({**params, 'env': env_info(device)}, indent=1)))
         return run
     params_file = property(lambda self: self.path/'params.json')
     metrics_file = property(lambda self: self.path/'metrics.jsonl')
@@ -663,7 +671,8 @@ class Run:
     def params(self): return read_json(self.params_file, ' run parameters')
     @property
     def metrics(self)->list:
-        "The events of metrics.jsonl. A last line cut short (a kill while writing it) is skipped with a warning; any other unreadable line is a `ValueError` naming the file and line."
+        """The events of metrics.jsonl. A last line cut short (a kill while writing it) is skipped with a warning; any
+        other unreadable line is a `ValueError` naming the file and line."""
         if not self.metrics_file.exists():
             return []
         lines = self.metrics_file.read_text(errors='replace').split('\n')
@@ -674,8 +683,9 @@ class Run:
             try:
                 events.append(json.loads(l))
             except ValueError:
-                raise ValueError(f"{self.metrics_file}:{i}: not a JSON line ({l[:60]!r}); re-run an unfinished run (it rewrites "
-                                 f"the lines after its checkpoint) or delete the folder {self.path.parent.name}/{self.name} to train again") from None
+                raise ValueError(f"{self.metrics_file}:{i}: not a JSON line ({l[:60]!r}); re-run an "
+                                 "unfinished run (it rewrites the lines after its checkpoint) or delete "
+                                 f"the folder {self.path.parent.name}/{self.name} to train again") from None
         if lines[-1].strip():
             warnings.warn(f"{self.metrics_file}: its last line is cut short (being written, or a kill): skipped")
         return events
@@ -691,10 +701,12 @@ class Run:
         try:
             return np.load(self.confusion_file, allow_pickle=False)
         except (OSError, ValueError) as e:
-            raise ValueError(f"{self.confusion_file}: unreadable ({type(e).__name__}: {e}); restore or delete it") from None
+            raise ValueError(f"{self.confusion_file}: unreadable ({type(e).__name__}: "
+                             f"{e}); restore or delete it") from None
     @writer_only
     def log(self, **event):
-        "Append one event to metrics.jsonl: the complete line in one write (a kill never glues half a line to the next)."
+        """Append one event to metrics.jsonl: the complete line in one write (a kill never glues half a line to the
+        next)."""
         data = (json.dumps(jsonable(event)) + '\n').encode()
         try:
             fd = os.open(self.metrics_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -708,7 +720,9 @@ class Run:
     def metrics_size(self): return self.metrics_file.stat().st_size if self.metrics_file.exists() else 0
     @writer_only
     def truncate_metrics(self, size:int)->bool:
-        "Drop the events written after the checkpoint that recorded `size` (they are re-done on resume). False, changing nothing, when the file's first `size` bytes are not whole lines (shorter than recorded: events before the checkpoint are lost)."
+        """Drop the events written after the checkpoint that recorded `size` (they are re-done on resume). False,
+        changing nothing, when the file's first `size` bytes are not whole lines (shorter than recorded: events before
+        the checkpoint are lost)."""
         if not self.metrics_file.exists():
             return size == 0
         if self.metrics_size() < size:
@@ -728,7 +742,8 @@ class Run:
         except OSError as e:
             raise write_failed(self.path/name, e) from e
     def finish(self, status:str, confusion=None, **results):
-        "Write summary.json atomically, and the `confusion` matrix (if given) to confusion.npy beside it (its own file: C x C numbers)."
+        """Write summary.json atomically, and the `confusion` matrix (if given) to confusion.npy beside it (its own
+        file: C x C numbers)."""
         if confusion is not None:
             self.save_array(self.confusion_file.name, np.asarray(confusion, dtype=np.int64))
         self.save_json(self.summary_file.name, {'status': check_choice('status', status, STATUSES), **results})
@@ -750,10 +765,12 @@ class Run:
         if not self.checkpoint_file.exists():
             return None
         return read_checkpoint(self.checkpoint_file, map_location, self.retrain_hint)
-    retrain_hint = property(lambda self: f"delete its checkpoint.pt (or the folder {self.path.parent.name}/{self.name}) to train it again")
+    retrain_hint = property(lambda self: "delete its checkpoint.pt (or the folder "
+                                         f"{self.path.parent.name}/{self.name}) to train it again")
     @contextmanager
     def writing(self):
-        "Hold the run directory while training it: an `fcntl.flock` on `.lock` (released when the process ends, even by kill -9). A second writer waits for the first, saying who holds it (pid and host)."
+        """Hold the run directory while training it: an `fcntl.flock` on `.lock` (released when the process ends, even
+        by kill -9). A second writer waits for the first, saying who holds it (pid and host)."""
         import fcntl
         if not is_writer():
             yield self
@@ -767,7 +784,8 @@ class Run:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.pread(fd, 200, 0).decode(errors='replace').strip() or 'another process'
-                _log.info(f"{self.name}: waiting for {holder}, which is training this run ({self.path.parent.name}/{self.name})")
+                _log.info(f"{self.name}: waiting for {holder}, which is training "
+                          f"this run ({self.path.parent.name}/{self.name})")
                 fcntl.flock(fd, fcntl.LOCK_EX)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f'pid {os.getpid()} on host {platform.node()}\n'.encode(), 0)
@@ -781,7 +799,8 @@ class Run:
         finally:
             os.close(fd)   # releases the lock
     # named by its folder within its section's runs (the same on every machine), not by the absolute path
-    def __repr__(self): return f"Run('{self.path.parent.name}/{self.name}', status={(self.summary or {}).get('status', 'in progress')})"
+    def __repr__(self):
+        return f"Run('{self.path.parent.name}/{self.name}', status={(self.summary or {}).get('status', 'in progress')})"
 
 # %% ../nbs/01_training.ipynb #b50cea96
 class Diverged(RuntimeError):
@@ -800,7 +819,8 @@ class Callback:
 
 # %% ../nbs/01_training.ipynb #c94e57df
 def optimizer_step(trainer, loss):
-    "Backward of `loss`, gradient clipping (`grad_clip`), one step of the trainer's optimizer: the end of every step function."
+    """Backward of `loss`, gradient clipping (`grad_clip`), one step of the trainer's optimizer: the end of every step
+    function."""
     trainer.opt.zero_grad(set_to_none=True)
     trainer.backward(loss)                 # fp16: gradients of S * loss
     trainer.scaler.unscale_(trainer.opt)        # fp16: g <- g / S (no-op otherwise), before clipping sees the norm
@@ -813,7 +833,8 @@ def optimizer_step(trainer, loss):
 
 # %% ../nbs/01_training.ipynb #7fb36dea
 def mixed_batch(trainer, x, y):
-    "The batch a step trains on: mixed up (from the epoch's seeded generators) when `mixup_alpha > 0`. Returns `(x, y_a, y_b, lam)`, `lam` None without mixup."
+    """The batch a step trains on: mixed up (from the epoch's seeded generators) when `mixup_alpha > 0`. Returns `(x,
+    y_a, y_b, lam)`, `lam` None without mixup."""
     a = trainer.cfg.mixup_alpha
     if a <= 0:
         return x, y, y, None
@@ -855,14 +876,17 @@ COSINE_CLASSIFIERS = {'normed', 'etf_cosine'}
 
 @dataclass
 class Step:
-    "A named optimizer step: `make(**step_kw)` builds the step `(trainer, x, y) -> (loss, logits)` (a `Callback` too when it logs or keeps state); `check(cfg)` raises a `ValueError` naming both parts when the rest of `cfg` cannot go with it."
+    """A named optimizer step: `make(**step_kw)` builds the step `(trainer, x, y) -> (loss, logits)` (a `Callback` too
+    when it logs or keeps state); `check(cfg)` raises a `ValueError` naming both parts when the rest of `cfg` cannot go
+    with it."""
     make: Callable
     check: Callable = lambda cfg: None
 
 # %% ../nbs/01_training.ipynb #7825d7c1
 @dataclass
 class SecondStage:
-    "A named second stage: `config(cfg, checkpoint, **second_stage_kw)` is its `TrainConfig`, started from the first stage's checkpoint; `check(cfg)` as `Step.check`."
+    """A named second stage: `config(cfg, checkpoint, **second_stage_kw)` is its `TrainConfig`, started from the first
+    stage's checkpoint; `check(cfg)` as `Step.check`."""
     config: Callable
     check: Callable = lambda cfg: None
 
@@ -880,7 +904,8 @@ STEPS = Registry(standard=Step(lambda: standard_step),
 SECOND_STAGES = Registry(none=None, crt='lt_workbook.training:CRT_STAGE', ccsam_stage2='lt_workbook.ccsam:CCSAM_STAGE2')
 
 def pick_device(device='auto')->torch.device:
-    "`auto` picks CUDA, then MPS, then CPU; an explicit device must be available. Each rank of a distributed run takes the GPU of its `LOCAL_RANK`."
+    """`auto` picks CUDA, then MPS, then CPU; an explicit device must be available. Each rank of a distributed run takes
+    the GPU of its `LOCAL_RANK`."""
     rank, world, local = dist_env()
     if device == 'auto':
         if torch.cuda.is_available():
@@ -915,13 +940,14 @@ def autocast_dtype(precision:str, device:torch.device, capability:tuple|None=Non
         if precision == 'auto':
             return torch.bfloat16 if cap >= (8, 0) else torch.float16
         if precision == 'bf16' and cap < (8, 0):
-            raise ValueError(f"precision='bf16' on a GPU of compute capability {cap[0]}.{cap[1]}: bf16 needs 8.0 or more; "
-                             "use 'fp16' (with loss scaling) or 'auto'")
+            raise ValueError(f"precision='bf16' on a GPU of compute capability {cap[0]}.{cap[1]}: "
+                             "bf16 needs 8.0 or more; use 'fp16' (with loss scaling) or 'auto'")
     return torch.bfloat16 if precision == 'bf16' else torch.float16
 
 # %% ../nbs/01_training.ipynb #96a4428f
 def whole_number(x):
-    "`x` as an `int` when it is a whole number given as a float or numpy number (`10.0` -> `10`), else unchanged (validation names it)."
+    """`x` as an `int` when it is a whole number given as a float or numpy number (`10.0` -> `10`), else unchanged
+    (validation names it)."""
     if isinstance(x, (float, np.floating)) and math.isfinite(x) and float(x).is_integer():
         return int(x)
     return int(x) if isinstance(x, np.integer) else x
@@ -930,7 +956,8 @@ def whole_number(x):
 @dataclass
 class TrainConfig:
     "Everything that defines a training run besides the data."
-    method: str = ''                # the recipe's name, recorded in params.json (default: derived from the loss settings)
+    method: str = ''                # the recipe's name, recorded in params.json (default: derived from the loss
+                                    # settings)
     arch: str = 'resnet32'          # backbone, a key of `ARCHS`
     arch_kw: dict = field(default_factory=dict)   # keyword arguments of the backbone's builder (e.g. a block variant)
     classifier: str = 'linear'      # head, a key of `CLASSIFIERS`
@@ -961,8 +988,10 @@ class TrainConfig:
     step_kw: dict = field(default_factory=dict)          # its settings (e.g. CC-SAM's flat_ratio)
     second_stage: str = 'none'      # a key of `SECOND_STAGES`: trained from this run's checkpoint by `train_stages`
     second_stage_kw: dict = field(default_factory=dict)  # its settings (cRT: epochs, lr, sampler)
-    augment: bool = True            # pad-crop (+ flip where the dataset allows) on the device; list-file sets: RandomResizedCrop + flip
-    color_jitter: bool = False      # list-file sets: color jitter 0.4 (brightness, contrast, saturation), as classifier-balancing
+    augment: bool = True            # pad-crop (+ flip where the dataset allows) on the device; list-file sets:
+                                    # RandomResizedCrop + flip
+    color_jitter: bool = False      # list-file sets: color jitter 0.4 (brightness, contrast, saturation), as
+                                    # classifier-balancing
     freeze_backbone: bool = False   # train only the classifier, backbone in eval mode (cRT)
     init_from: str|None = None      # checkpoint to start from (a run's checkpoint.pt)
     eval_every: int = 1             # evaluate every k epochs (and always after the last)
@@ -970,9 +999,12 @@ class TrainConfig:
     device: str = 'auto'
     compile: bool = False           # torch.compile the model (CUDA)
     channels_last: bool|None = None # NHWC activations; default: on CUDA only
-    precision: str = 'auto'         # a key of `PRECISIONS`: 'auto' is bf16 on GPUs of compute capability >= 8.0, fp16 + loss scaling on older ones, fp32 off CUDA
-    deterministic: bool = False     # torch's deterministic algorithms, no cuDNN benchmark: exact reproduction on GPUs (slower)
-    sync_bn: bool = False           # several ranks: BatchNorm statistics of the global batch (`SyncBatchNorm`), not each rank's share
+    precision: str = 'auto'         # a key of `PRECISIONS`: 'auto' is bf16 on GPUs of compute capability >= 8.0, fp16 +
+                                    # loss scaling on older ones, fp32 off CUDA
+    deterministic: bool = False     # torch's deterministic algorithms, no cuDNN benchmark: exact reproduction on GPUs
+                                    # (slower)
+    sync_bn: bool = False           # several ranks: BatchNorm statistics of the global batch (`SyncBatchNorm`), not
+                                    # each rank's share
     seed: int = 0
     def __post_init__(self):
         check_choice('arch', self.arch, ARCHS)
@@ -984,7 +1016,8 @@ class TrainConfig:
         check_choice('sampler', self.sampler, SAMPLERS)
         check_choice('group_split', self.group_split, GROUP_SPLITS)
         check_choice('precision', self.precision, PRECISIONS)
-        # whole numbers given as floats (papermill, YAML: `epochs: 10.0`) are the integers they stand for; one milestone may be a scalar
+        # whole numbers given as floats (papermill, YAML: `epochs: 10.0`) are the integers they stand for; one milestone
+        # may be a scalar
         if isinstance(self.milestones, (int, float, np.integer, np.floating)) and not isinstance(self.milestones, bool):
             self.milestones = (self.milestones,)
         if isinstance(self.milestones, (str, bytes, dict)):
@@ -998,7 +1031,8 @@ class TrainConfig:
             check_number(k, getattr(self, k), integer=True, zero_ok=True)
         for k in ('lr', 's', 'lr_decay'):
             check_number(k, getattr(self, k))
-        for k in ('momentum', 'weight_decay', 'focal_gamma', 'mixup_alpha', 'label_smoothing', 'max_m', 'tau', 'lr_min'):
+        for k in ('momentum', 'weight_decay', 'focal_gamma', 'mixup_alpha', 'label_smoothing', 'max_m', 'tau',
+                  'lr_min'):
             check_number(k, getattr(self, k), zero_ok=True)
         if not 0 <= self.beta < 1:
             raise ValueError(f"beta={self.beta!r}: expected a number in [0, 1)")
@@ -1012,8 +1046,9 @@ class TrainConfig:
         if self.init_from is not None and not Path(self.init_from).exists():
             raise ValueError(f"init_from={self.init_from!r}: no such checkpoint")
         if self.loss == 'ldam' and self.classifier not in COSINE_CLASSIFIERS:
-            raise ValueError(f"loss='ldam' with classifier={self.classifier!r}: LDAM scales cosine logits (|z| <= 1) by "
-                             f"s={self.s:g}; this head gives raw logits. Use a cosine head: {sorted(COSINE_CLASSIFIERS)}")
+            raise ValueError(f"loss='ldam' with classifier={self.classifier!r}: LDAM scales cosine logits (|z| <= 1) "
+                             f"by s={self.s:g}; this head gives raw logits. Use "
+                             f"a cosine head: {sorted(COSINE_CLASSIFIERS)}")
         pick_device(self.device)
         self.check_stages()
     def make_step(self):
@@ -1023,7 +1058,8 @@ class TrainConfig:
         except TypeError as e:
             raise ValueError(f"step_kw={self.step_kw!r}: {e} (step={self.step!r})") from None
     def check_stages(self):
-        "The step and the second stage, each with its settings and with the rest of the config: a `ValueError` before anything runs."
+        """The step and the second stage, each with its settings and with the rest of the config: a `ValueError` before
+        anything runs."""
         check_choice('step', self.step, STEPS)
         check_choice('second_stage', self.second_stage, SECOND_STAGES)
         self.make_step()
@@ -1036,7 +1072,8 @@ class TrainConfig:
         try:
             inspect.signature(stage.config).bind(self, 'checkpoint.pt', **self.second_stage_kw)
         except TypeError as e:
-            raise ValueError(f"second_stage_kw={self.second_stage_kw!r}: {e} (second_stage={self.second_stage!r})") from None
+            raise ValueError(f"second_stage_kw={self.second_stage_kw!r}: "
+                             f"{e} (second_stage={self.second_stage!r})") from None
         stage.check(self)
 
 # %% ../nbs/01_training.ipynb #73bf49ce
@@ -1055,7 +1092,9 @@ def lr_at(cfg:TrainConfig, epoch:int)->float:
 FINITE_CHECK_EVERY = 50   # steps between host reads of the non-finite-loss check (and one at the end of every epoch)
 
 class LossWatch:
-    "The non-finite-loss check of one epoch, kept on the device: `add` copies each step's loss into a window (no host read); every `every` steps and at `check()` the host reads the window once and raises `Diverged` naming the first non-finite step."
+    """The non-finite-loss check of one epoch, kept on the device: `add` copies each step's loss into a window (no host
+    read); every `every` steps and at `check()` the host reads the window once and raises `Diverged` naming the first
+    non-finite step."""
     def __init__(self, epoch:int, lr:float, every:int=FINITE_CHECK_EVERY):
         self.epoch, self.lr, self.every = epoch, lr, check_number('every', every, integer=True)
         self.window, self.start, self.n = None, 0, 0   # window[i] = loss of step start + i
@@ -1067,7 +1106,8 @@ class LossWatch:
         if self.n - self.start == self.every:
             self.check()
     def first_bad(self):
-        "`(step, loss)` of the first non-finite loss since the last read, or None (one host read; the window's values only when there is one)."
+        """`(step, loss)` of the first non-finite loss since the last read, or None (one host read; the window's values
+        only when there is one)."""
         k, start = self.n - self.start, self.start
         self.start = self.n
         if k == 0:
@@ -1090,7 +1130,8 @@ class LossWatch:
 
 # %% ../nbs/01_training.ipynb #5b146fed
 def fused_optimizer(cls, params, **kw)->torch.optim.Optimizer:
-    "Optimizer `cls` over `params`: fused (one kernel for all of them) where torch has it for their device, else multi-tensor (`foreach`)."
+    """Optimizer `cls` over `params`: fused (one kernel for all of them) where torch has it for their device, else
+    multi-tensor (`foreach`)."""
     try:
         return cls(params, fused=True, **kw)
     except RuntimeError:
@@ -1098,8 +1139,8 @@ def fused_optimizer(cls, params, **kw)->torch.optim.Optimizer:
 
 # %% ../nbs/01_training.ipynb #ffa5eba8
 def zero_momentum_buffers(opt, *_):
-    """Give every weight that has a gradient and no momentum buffer a zero one (a step pre-hook). Fused SGD refuses a step
-    where some weights have buffers and others not yet (a weight's first gradient after the others', e.g. IMB-NAS'
+    """Give every weight that has a gradient and no momentum buffer a zero one (a step pre-hook). Fused SGD refuses a
+    step where some weights have buffers and others not yet (a weight's first gradient after the others', e.g. IMB-NAS'
     sampled sub-networks); with dampening 0, `buf = momentum * 0 + grad` is torch's first-step `buf = grad`."""
     for g in opt.param_groups:
         if g.get('momentum'):
@@ -1120,7 +1161,8 @@ def make_optimizer(cfg:TrainConfig, params:list)->torch.optim.Optimizer:
 IMPL_KEYS = ('fused', 'foreach')   # how an optimizer computes its step, not what it computes
 
 def load_optimizer_state(opt:torch.optim.Optimizer, state:dict):
-    "Load a saved optimizer `state` into `opt`, keeping `opt`'s implementation (`IMPL_KEYS`): torch would take the saved one (e.g. an older checkpoint's per-parameter loop)."
+    """Load a saved optimizer `state` into `opt`, keeping `opt`'s implementation (`IMPL_KEYS`): torch would take the
+    saved one (e.g. an older checkpoint's per-parameter loop)."""
     groups = state['param_groups']
     if len(groups) == len(opt.param_groups):   # (otherwise torch's own error names the mismatch)
         groups = [{**s, **{k: g[k] for k in IMPL_KEYS if k in g}} for s, g in zip(groups, opt.param_groups)]
@@ -1128,7 +1170,8 @@ def load_optimizer_state(opt:torch.optim.Optimizer, state:dict):
 
 # %% ../nbs/01_training.ipynb #4a381e33
 class CudaGraphStep:
-    "A step `body(trainer, *inputs) -> outputs` replayed from a CUDA graph after `warmup` eager steps (eager off CUDA, see above)."
+    """A step `body(trainer, *inputs) -> outputs` replayed from a CUDA graph after `warmup` eager steps (eager off CUDA,
+    see above)."""
     def __init__(self, body, warmup:int=3):
         self.body, self.warmup = body, check_number("warmup", warmup, integer=True)
         self.graph, self.key, self.failed = None, None, None
@@ -1180,12 +1223,15 @@ BATCH_PROGRESS_MIN = 200   # batches per epoch from which an epoch shows its own
 EVAL_BATCH_SIZE = 512      # images per batch when predicting (eval mode: the batch size does not change a prediction)
 
 def rng_states(device:torch.device)->dict:
-    "The global RNG states a checkpoint keeps: the CPU's and, training on CUDA, the device's (drop-path masks, dropout)."
-    return dict(torch_rng=torch.get_rng_state(), cuda_rng=torch.cuda.get_rng_state(device) if device.type == 'cuda' else None)
+    """The global RNG states a checkpoint keeps: the CPU's and, training on CUDA, the device's (drop-path masks,
+    dropout)."""
+    return dict(torch_rng=torch.get_rng_state(),
+                cuda_rng=torch.cuda.get_rng_state(device) if device.type == 'cuda' else None)
 
 # %% ../nbs/01_training.ipynb #c3109d55
 def restore_rng_states(ck:dict, device:torch.device):
-    "Set the RNG states `rng_states` saved in checkpoint `ck` (an older checkpoint's list of every GPU's: this device's)."
+    """Set the RNG states `rng_states` saved in checkpoint `ck` (an older checkpoint's list of every GPU's: this
+    device's)."""
     torch.set_rng_state(ck['torch_rng'])
     state = ck.get('cuda_rng')
     if device.type != 'cuda' or state is None:
@@ -1201,12 +1247,14 @@ def deterministic_algorithms(on:bool, device:torch.device):
     """While training: torch's deterministic algorithms (an op without one is an error naming it) and cuDNN without its
     benchmark when `on`; else cuDNN's benchmark on CUDA (the fastest kernel per shape, chosen by timing). The settings
     before are restored after."""
-    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
+              torch.backends.cudnn.deterministic)
     if on:
         # cuBLAS' deterministic workspaces (read at each call)
         os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
         torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = (False, True) if on else (device.type == 'cuda', before[2])
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = ((False, True) if on else
+                                                                          (device.type == 'cuda', before[2]))
     try:
         yield
     finally:
@@ -1215,15 +1263,17 @@ def deterministic_algorithms(on:bool, device:torch.device):
 
 # %% ../nbs/01_training.ipynb #99e4c2af
 def data_workers()->int:
-    "Processes that decode list-file images for each rank: `$LT_WORKBOOK_WORKERS`, else the CPUs this process may use shared among the node's ranks (8 at most)."
+    """Processes that decode list-file images for each rank: `$LT_WORKBOOK_WORKERS`, else the CPUs this process may use
+    shared among the node's ranks (8 at most)."""
     if os.environ.get('LT_WORKBOOK_WORKERS'):
         return check_int('LT_WORKBOOK_WORKERS', int(os.environ['LT_WORKBOOK_WORKERS']), 0)
     return min(8, len(os.sched_getaffinity(0)) // int(os.environ.get('LOCAL_WORLD_SIZE', 1)))
 
-# %% ../nbs/01_training.ipynb #f28724cf
+# %% ../nbs/01_training.ipynb #56187f7d
 @contextmanager
 def running_stats_paused(module:nn.Module):
-    "Inside the block the BatchNorms of `module` normalize with batch statistics as usual but leave their running statistics as they are."
+    """Inside the block the BatchNorms of `module` normalize with batch statistics as usual but leave their running
+    statistics as they are."""
     bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     saved = [(m.momentum, m.num_batches_tracked.clone()) for m in bns]
     for m in bns:
@@ -1235,7 +1285,7 @@ def running_stats_paused(module:nn.Module):
             m.momentum = momentum
             m.num_batches_tracked.copy_(n)
 
-# %% ../nbs/01_training.ipynb #a1b51cde
+# %% ../nbs/01_training.ipynb #bea52e3b
 @contextmanager
 def recalibrated_bn(model:nn.Module, batches):
     """Inside the block the BatchNorms of `model` hold statistics re-estimated on `batches` (plain average over them)
@@ -1263,10 +1313,11 @@ def recalibrated_bn(model:nn.Module, batches):
 class Trainer:
     "Train `model` on `data` as `cfg` says, recording into `run` (optional)."
     def __init__(self, model:nn.Module, data:LTDataset, cfg:TrainConfig, run:Run|None=None,
-                 step=None, callbacks=(), train_set:ImageSet|None=None, eval_set:ImageSet|None=None, workers:int|None=None,
-                 loggers:str|None=None):
+                 step=None, callbacks=(), train_set:ImageSet|None=None, eval_set:ImageSet|None=None,
+                 workers:int|None=None, loggers:str|None=None):
         self.cfg, self.run, self.data, self.callbacks = cfg, run, data, list(callbacks)
-        # `step`: the config's (`cfg.step`, a Callback too when it logs), or a section's own (e.g. DARTS' architect step)
+        # `step`: the config's (`cfg.step`, a Callback too when it logs), or a section's own (e.g. DARTS' architect
+        # step)
         self.step = cfg.make_step() if step is None else step
         if step is None and isinstance(self.step, Callback):
             self.callbacks.append(self.step)
@@ -1274,11 +1325,13 @@ class Trainer:
         cuda = self.device.type == 'cuda'
         self.channels_last = cuda if cfg.channels_last is None else cfg.channels_last
         self.dtype = self.autocast_dtype()   # None: float32
-        # fp16's small range: the loss is scaled up before backward, the gradients down before the step (`optimizer_step`)
+        # fp16's small range: the loss is scaled up before backward, the gradients down before the step
+        # (`optimizer_step`)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         if cfg.sync_bn:
             sync_batch_norms(model)
-        self.model = model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
+        self.model = model.to(self.device,
+                              memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
         self.train_set = (data.train if train_set is None else train_set).to(self.device)
         self.shard = dist_env()[:2] if distributed() else (0, 1)   # (rank, world): this process's share of every batch
         self.workers = data_workers() if workers is None else workers   # decoding processes of list-file images
@@ -1293,38 +1346,46 @@ class Trainer:
                 p.requires_grad_(False)
             for p in model.classifier.parameters():
                 p.requires_grad_(True)
-        # a model with parameters of its own kind (e.g. a DARTS supernet's alphas) names its weights `weight_parameters()`
+        # a model with parameters of its own kind (e.g. a DARTS supernet's alphas) names its weights
+        # `weight_parameters()`
         self.params = [p for p in getattr(model, 'weight_parameters', model.parameters)() if p.requires_grad]
         self.opt = make_optimizer(cfg, self.params)
         self.net = self.ddp(self.model) if self.shard[1] > 1 else self.model
         if cfg.compile:
             self.net = torch.compile(self.net)
-        # forwards no other rank mirrors (evaluation on uneven shares, DARTS' alpha step) bypass DDP's gradient averaging
+        # forwards no other rank mirrors (evaluation on uneven shares, DARTS' alpha step) bypass DDP's gradient
+        # averaging
         self.local_net = self.model if self.shard[1] > 1 else self.net
         self.shard_weight = 1.   # world * n_rank / n_batch of the batch being trained (`backward`)
         self.check_every = FINITE_CHECK_EVERY   # steps between host reads of the non-finite-loss check
         # the epoch being trained; whether a CUDA graph is being captured (`CudaGraphStep`)
         self.epoch, self.capturing = 0, False
         self.elapsed = 0.   # training seconds, accumulated across resumes
-        # live monitoring (`LOGGERS`, default `$LT_WORKBOOK_LOGGERS`), last: they mirror the event the other callbacks completed
+        # live monitoring (`LOGGERS`, default `$LT_WORKBOOK_LOGGERS`), last: they mirror the event the other callbacks
+        # completed
         self.callbacks += make_loggers(loggers, run) if run is not None and is_writer() else []
     def autocast_dtype(self)->torch.dtype|None:
-        "The config's precision on this device (`autocast_dtype`); fp16 falls back to float32 for a step that cannot scale its loss (`step.fp16 = False`)."
+        """The config's precision on this device (`autocast_dtype`); fp16 falls back to float32 for a step that cannot
+        scale its loss (`step.fp16 = False`)."""
         dtype = autocast_dtype(self.cfg.precision, self.device)
         if dtype != torch.float16 or getattr(self.step, 'fp16', True):
             return dtype
         if self.cfg.precision == 'fp16':
-            raise ValueError(f"precision='fp16' with step={self.cfg.step!r}: this step cannot scale its loss; use 'fp32' or 'bf16'")
-        _log.info(f"precision='auto' on a GPU without bf16: fp16 needs loss scaling, which step={self.cfg.step!r} cannot do: fp32")
+            raise ValueError(f"precision='fp16' with step={self.cfg.step!r}: this "
+                             "step cannot scale its loss; use 'fp32' or 'bf16'")
+        _log.info("precision='auto' on a GPU without bf16: fp16 needs loss "
+                  f"scaling, which step={self.cfg.step!r} cannot do: fp32")
         return None
     def ddp(self, model):
-        "`model` in `DistributedDataParallel`, which averages the gradients of the weights the trainer trains (`self.params`); other parameters (a supernet's alphas) are left to their own optimizer."
+        """`model` in `DistributedDataParallel`, which averages the gradients of the weights the trainer trains
+        (`self.params`); other parameters (a supernet's alphas) are left to their own optimizer."""
         other = [n for n, p in model.named_parameters() if id(p) not in {id(q) for q in self.params}]
         # DDP names a parameter of the top module '.name' when it builds its buckets (torch 2.14): both spellings
         DDP._set_params_and_buffers_to_ignore_for_model(model, other + ['.' + n for n in other if '.' not in n])
         return DDP(model, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
     def backward(self, loss):
-        "Backward of this rank's mean `loss`, weighted so that the ranks' average is the global batch's mean-loss gradient."
+        """Backward of this rank's mean `loss`, weighted so that the ranks' average is the global batch's mean-loss
+        gradient."""
         # fp16: the loss times the scaler's factor S (gradients of S * loss; `optimizer_step` divides them by S)
         self.scaler.scale(loss if self.shard_weight == 1 else loss * self.shard_weight).backward()
     def autocast(self):
@@ -1334,14 +1395,16 @@ class Trainer:
     def to_input(self, x): return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def eval_inputs(self, images, batch_size:int=EVAL_BATCH_SIZE, idx=None):
-        "The model in eval mode, then uint8 `images` (a tensor or lazy `ListImages`) at `idx` (default: all) as normalized device batches in its layout."
+        """The model in eval mode, then uint8 `images` (a tensor or lazy `ListImages`) at `idx` (default: all) as
+        normalized device batches in its layout."""
         self.net.eval()
         idx = torch.arange(len(images)) if idx is None else idx
         for x in eval_batches(images, idx, batch_size, self.data.mean, self.data.std, self.device, self.workers):
             yield self.to_input(x)
     @torch.no_grad()
     def predict(self, images, batch_size:int=EVAL_BATCH_SIZE):
-        "Predicted labels for uint8 `images` (a tensor or lazy `ListImages`), in eval mode; each rank predicts its share (`shard_of`), gathered in order."
+        """Predicted labels for uint8 `images` (a tensor or lazy `ListImages`), in eval mode; each rank predicts its
+        share (`shard_of`), gathered in order."""
         preds = [torch.zeros(0, dtype=torch.int64)]
         for x in self.eval_inputs(images, batch_size, shard_of(len(images))):
             with self.autocast():
@@ -1364,11 +1427,13 @@ class Trainer:
         flip = self.data.hflip
         watch = LossWatch(epoch, cfg.lr, self.check_every)   # non-finite losses, read every check_every steps
         N, B, world = len(self.sampler), cfg.batch_size, self.shard[1]
-        bar = progress(total=-(-N // B), desc=f'epoch {epoch}', unit='batch', leave=False, disable=-(-N // B) < BATCH_PROGRESS_MIN)
+        bar = progress(total=-(-N // B), desc=f'epoch {epoch}', unit='batch', leave=False,
+                       disable=-(-N // B) < BATCH_PROGRESS_MIN)
         try:
-            for i, (x, y) in enumerate(batches(self.train_set.images, self.train_set.labels, self.sampler, B, self.generator,
-                                               self.data.mean, self.data.std, augment=cfg.augment, flip=flip,
-                                               jitter=cfg.color_jitter, shard=self.shard, workers=self.workers)):
+            for i, (x, y) in enumerate(batches(self.train_set.images, self.train_set.labels, self.sampler, B,
+                                               self.generator, self.data.mean, self.data.std, augment=cfg.augment,
+                                               flip=flip, jitter=cfg.color_jitter, shard=self.shard,
+                                               workers=self.workers)):
                 self.shard_weight = world * len(y) / min(B, N - i * B)   # 1 in a single process
                 loss, logits = self.step(self, self.to_input(x), y)
                 watch.add(loss)
@@ -1399,10 +1464,12 @@ class Trainer:
                     metrics_size=self.run.metrics_size(), scaler=self.scaler.state_dict(), **rng_states(self.device),
                     config=asdict(self.cfg), callbacks=[cb.state_dict() for cb in self.callbacks])
     def _start(self)->int:
-        "Resume from the run's checkpoint, or initialize (from `init_from`, re-initializing a frozen backbone's head). metrics.jsonl keeps exactly the lines of the epochs before the start."
+        """Resume from the run's checkpoint, or initialize (from `init_from`, re-initializing a frozen backbone's head).
+        metrics.jsonl keeps exactly the lines of the epochs before the start."""
         ck = self.run.load_checkpoint() if self.run else None
         if ck is not None and not self.run.truncate_metrics(ck['metrics_size']):
-            _log.warning(f"{self.run.name}: metrics.jsonl lost lines its checkpoint recorded: training again from epoch 0")
+            _log.warning(f"{self.run.name}: metrics.jsonl lost lines its checkpoint "
+                         "recorded: training again from epoch 0")
             ck = None
         if ck is not None:
             self.model.load_state_dict(ck['model'])
@@ -1413,7 +1480,8 @@ class Trainer:
             restore_rng_states(ck, self.device)
             if ck.get('scaler'):
                 self.scaler.load_state_dict(ck['scaler'])
-            _log.info(f"{self.run.name}: resuming from epoch {ck['epoch']} (the checkpoint in {self.run.path.parent.name}/{self.run.name})")
+            _log.info(f"{self.run.name}: resuming from epoch {ck['epoch']} (the checkpoint "
+                      f"in {self.run.path.parent.name}/{self.run.name})")
             return ck['epoch']
         if self.run:
             self.run.truncate_metrics(0)   # lines of a start killed before its first checkpoint
@@ -1425,7 +1493,8 @@ class Trainer:
         return 0
 
     def fit(self)->dict:
-        "Train (or resume, or load a completed run) and return the summary; the run directory is held (`Run.writing`) while it trains."
+        """Train (or resume, or load a completed run) and return the summary; the run directory is held (`Run.writing`)
+        while it trains."""
         with deterministic_algorithms(self.cfg.deterministic, self.device):
             if self.run is None or self.run.completed:
                 return self._fit()
@@ -1436,7 +1505,8 @@ class Trainer:
         if run is not None and run.completed:   # its results stay recorded even when its checkpoint cannot be read
             hint = f"delete the folder {run.path.parent.name}/{run.name} to train it again"
             self.model.load_state_dict(read_checkpoint(run.checkpoint_file, self.device, hint)['model'])
-            _log.info(f"{run.name}: already completed, loaded (delete its folder {run.path.parent.name}/{run.name} to train again)")
+            _log.info(f"{run.name}: already completed, loaded (delete its folder "
+                      f"{run.path.parent.name}/{run.name} to train again)")
             return run.summary
         bar, last, epoch = None, {}, 0
         try:
@@ -1488,7 +1558,8 @@ class Trainer:
 MAX_SCALARS = 100
 
 def event_values(event:dict, prefix:str='')->dict:
-    "An event's values to log, by kind: `{'scalar': {key: number}, 'matrix': {key: 2-D array}, 'vector': {...}, 'text': {...}}`, nested keys joined by '/'."
+    """An event's values to log, by kind: `{'scalar': {key: number}, 'matrix': {key: 2-D array}, 'vector': {...},
+    'text': {...}}`, nested keys joined by '/'."""
     out = {'scalar': {}, 'matrix': {}, 'vector': {}, 'text': {}}
     for k, v in event.items():
         key = f'{prefix}{k}'
@@ -1504,7 +1575,8 @@ def event_values(event:dict, prefix:str='')->dict:
                 out['scalar'].update({f'{key}/{j}': float(x) for j, x in enumerate(v)})
             else:
                 out['vector'][key] = np.asarray(v, dtype=float)
-        elif isinstance(v, (list, tuple)) and v and all(isinstance(r, (list, tuple)) and r and all(isinstance(x, (int, float)) for x in r) for r in v):
+        elif isinstance(v, (list, tuple)) and v and all(isinstance(r, (list, tuple)) and r
+                                                        and all(isinstance(x, (int, float)) for x in r) for r in v):
             out['matrix'][key] = np.asarray(v, dtype=float)
         elif v is not None:
             out['text'][key] = json.dumps(v)
@@ -1519,7 +1591,8 @@ def matrix_image(m:np.ndarray, cell:int=8)->np.ndarray:
 
 # %% ../nbs/01_training.ipynb #9f0ba151
 class TensorBoardLogger(Callback):
-    "Each epoch's event into TensorBoard event files in `<run>/tensorboard/` (`event_values`); a resumed run first drops the events from its restart epoch on."
+    """Each epoch's event into TensorBoard event files in `<run>/tensorboard/` (`event_values`); a resumed run first
+    drops the events from its restart epoch on."""
     def __init__(self, run:Run):
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -1545,7 +1618,8 @@ class TensorBoardLogger(Callback):
 
 # %% ../nbs/01_training.ipynb #f0799db5
 class WandbLogger(Callback):
-    "Each epoch's event to Weights & Biases (one W&B run per run directory, its files in `<run>/wandb/`), offline unless `$WANDB_MODE` is set."
+    """Each epoch's event to Weights & Biases (one W&B run per run directory, its files in `<run>/wandb/`), offline
+    unless `$WANDB_MODE` is set."""
     def __init__(self, run:Run):
         try:
             import wandb
@@ -1554,8 +1628,9 @@ class WandbLogger(Callback):
         self.wandb, self.run, self.wb = wandb, run, None
     def after_log(self, trainer, epoch, event):
         if self.wb is None:
-            self.wb = self.wandb.init(project='lt-workbook', name=self.run.name, id=self.run.name, dir=str(self.run.path),
-                                      config=self.run.params, resume='allow', mode=os.environ.get('WANDB_MODE', 'offline'))
+            self.wb = self.wandb.init(project='lt-workbook', name=self.run.name, id=self.run.name,
+                                      dir=str(self.run.path), config=self.run.params, resume='allow',
+                                      mode=os.environ.get('WANDB_MODE', 'offline'))
         vals = event_values(event)
         images = {k: self.wandb.Image(matrix_image(v)[0]) for k, v in vals['matrix'].items()}
         self.wb.log({**vals['scalar'], **images}, step=epoch)
@@ -1597,12 +1672,14 @@ METHODS = {
 }
 
 def method_config(name:str, **kw)->TrainConfig:
-    "The `TrainConfig` of the method `name` from `METHODS`, with overrides `kw` (`method=` renames the recipe a run records)."
+    """The `TrainConfig` of the method `name` from `METHODS`, with overrides `kw` (`method=` renames the recipe a run
+    records)."""
     return TrainConfig(**{'method': name, **METHODS[check_choice('method', name, METHODS)], **kw})
 
 # %% ../nbs/01_training.ipynb #68f3374f
 def method_name(cfg:TrainConfig)->str:
-    "The method a run records: `cfg.method` if set, else the most specific `METHODS` entry the config matches, else its loss."
+    """The method a run records: `cfg.method` if set, else the most specific `METHODS` entry the config matches, else
+    its loss."""
     if cfg.method:
         return cfg.method
     match = [m for m, kw in METHODS.items() if all(getattr(cfg, k) == v for k, v in kw.items())]
@@ -1617,46 +1694,57 @@ def build_model(cfg:TrainConfig, num_classes:int)->nn.Module:
 # %% ../nbs/01_training.ipynb #1171540b
 def train_run(data:LTDataset, cfg:TrainConfig, section:str, name:str, run_dir=None, model=None, extra:dict|None=None,
               **trainer_kw):
-    "Train `cfg` on `data` into the run directory `<runs_root(section, run_dir)>/<name>-<hash>`; returns the `Run` (its `summary`, and the trained network as `run.model`)."
+    """Train `cfg` on `data` into the run directory `<runs_root(section, run_dir)>/<name>-<hash>`; returns the `Run`
+    (its `summary`, and the trained network as `run.model`)."""
     model = model if model is not None else build_model(cfg, data.num_classes)
-    # `extra`: the section's own settings (e.g. the architect's); the ratio is the one of the data it trains on (max/min)
-    params = {**data.spec, 'imbalance_ratio': data.imbalance_ratio, **asdict(cfg), 'method': method_name(cfg), **(extra or {})}
+    # `extra`: the section's own settings (e.g. the architect's); the ratio is the one of the data it trains on
+    # (max/min)
+    params = {**data.spec, 'imbalance_ratio': data.imbalance_ratio, **asdict(cfg), 'method': method_name(cfg),
+              **(extra or {})}
     run = Run.create(runs_root(section, run_dir), name, params, device=pick_device(cfg.device))
     Trainer(model, data, cfg, run, **trainer_kw).fit()
     run.model = model
     return run
 
 # %% ../nbs/01_training.ipynb #f18e8fca
-def crt_config(cfg:TrainConfig, init_from, epochs:int=10, lr:float|None=None, sampler:str='class_balanced')->TrainConfig:
-    "Stage-2 config of cRT: plain CE, class-balanced sampling, frozen backbone, re-initialized classifier from `init_from`."
-    return replace(cfg, method=f'{method_name(cfg)}_crt', init_from=str(init_from), freeze_backbone=True, sampler=sampler, epochs=epochs, lr=lr or cfg.lr,
-                   loss='ce', reweight='none', mixup_alpha=0., warmup_epochs=0, schedule='cosine', milestones=(),
-                   drw_epoch=None, step='standard', step_kw={}, second_stage='none', second_stage_kw={})
+def crt_config(cfg:TrainConfig, init_from, epochs:int=10, lr:float|None=None,
+               sampler:str='class_balanced')->TrainConfig:
+    """Stage-2 config of cRT: plain CE, class-balanced sampling, frozen backbone, re-initialized classifier from
+    `init_from`."""
+    return replace(cfg, method=f'{method_name(cfg)}_crt', init_from=str(init_from), freeze_backbone=True,
+                   sampler=sampler, epochs=epochs, lr=lr or cfg.lr, loss='ce', reweight='none', mixup_alpha=0.,
+                   warmup_epochs=0, schedule='cosine', milestones=(), drw_epoch=None, step='standard', step_kw={},
+                   second_stage='none', second_stage_kw={})
 
 # %% ../nbs/01_training.ipynb #575e27a5
 def check_crt(cfg:TrainConfig):
-    "cRT re-trains the classifier alone: a head without trainable weights (a fixed frame) is a `ValueError` naming both parts."
+    """cRT re-trains the classifier alone: a head without trainable weights (a fixed frame) is a `ValueError` naming
+    both parts."""
     if not any(p.requires_grad for p in CLASSIFIERS[cfg.classifier](16, 4).parameters()):
-        raise ValueError(f"second_stage='crt' with classifier={cfg.classifier!r}: cRT re-trains only the classifier, and this "
-                         "head has no trainable weights; use a learnable head (e.g. 'linear', or 'linear_nc' for the ETF's twin)")
+        raise ValueError(f"second_stage='crt' with classifier={cfg.classifier!r}: cRT re-trains only the classifier, "
+                         "and this head has no trainable weights; use a learnable "
+                         "head (e.g. 'linear', or 'linear_nc' for the ETF's twin)")
 
 CRT_STAGE = SecondStage(crt_config, check_crt)   # SECOND_STAGES['crt']
 
 # %% ../nbs/01_training.ipynb #7692f188
 def train_stages(data:LTDataset, cfg:TrainConfig, section:str, name:str, run_dir=None, extra:dict|None=None,
                  **trainer_kw)->list:
-    "Train `cfg`, then its `second_stage` (if any) from the first run's checkpoint; returns the runs, the last being the recipe's result."
+    """Train `cfg`, then its `second_stage` (if any) from the first run's checkpoint; returns the runs, the last being
+    the recipe's result."""
     if cfg.second_stage == 'none':
         return [train_run(data, cfg, section, name, run_dir, extra=extra, **trainer_kw)]
     # the final run records the recipe's method, the first `<method>_stage1`; `extra` goes to both
     m = method_name(cfg)
-    first = train_run(data, replace(cfg, method=f'{m}_stage1'), section, f'{name}_stage1', run_dir, extra=extra, **trainer_kw)
+    first = train_run(data, replace(cfg, method=f'{m}_stage1'), section, f'{name}_stage1', run_dir, extra=extra,
+                      **trainer_kw)
     second = SECOND_STAGES[cfg.second_stage].config(cfg, first.checkpoint_file, **cfg.second_stage_kw)
     return [first, train_run(data, replace(second, method=m), section, name, run_dir, extra=extra)]
 
 # %% ../nbs/01_training.ipynb #1841f1d3
 def run_config(run:Run)->TrainConfig:
-    "The `TrainConfig` a run recorded in its params.json (without `init_from`: the weights it started from are in its checkpoint)."
+    """The `TrainConfig` a run recorded in its params.json (without `init_from`: the weights it started from are in its
+    checkpoint)."""
     p = dict(run.params)
     for new, (old, values) in RENAMED.items():   # a run recorded before a rename: its setting under the new name
         if new not in p and old in p:
@@ -1665,15 +1753,18 @@ def run_config(run:Run)->TrainConfig:
 
 # %% ../nbs/01_training.ipynb #a21a2ce2
 def load_model(run_dir, device='cpu')->nn.Module:
-    "The trained network of the completed run in `run_dir`, in eval mode, rebuilt from params.json and its checkpoint's weights."
+    """The trained network of the completed run in `run_dir`, in eval mode, rebuilt from params.json and its
+    checkpoint's weights."""
     run = Run(run_dir)
     if not run.params_file.exists():
         raise FileNotFoundError(f"{run_dir}: no params.json here (not a run directory)")
     if not run.completed:
-        raise ValueError(f"{run}: status {(run.summary or {}).get('status', 'in progress')!r}; load_model needs a completed run")
+        raise ValueError(f"{run}: status {(run.summary or {}).get('status', 'in progress')!r}; "
+                         "load_model needs a completed run")
     cfg = replace(run_config(run), device=str(device))
     model = build_model(cfg, len(run.summary['per_class']))
-    state = read_checkpoint(run.checkpoint_file, device, f"delete the folder {run.path.parent.name}/{run.name} to train it again")['model']   # weights only
+    state = read_checkpoint(run.checkpoint_file, device,   # weights only
+                            f"delete the folder {run.path.parent.name}/{run.name} to train it again")['model']
     model.load_state_dict(state)
     return model.to(device).eval()
 
@@ -1683,15 +1774,18 @@ def seed_stats(df:pd.DataFrame,             # one row per run
                keys=METRIC_KEYS,            # the metric columns to aggregate
                mean_suffix:str='',          # suffix of the mean columns ('' -> `acc`, '_mean' -> `acc_mean`)
               )->pd.DataFrame:
-    "Per configuration: mean and sample std (ddof 1; NaN for one seed) of each metric over seeds, and `seeds`, the count."
+    """Per configuration: mean and sample std (ddof 1; NaN for one seed) of each metric over seeds, and `seeds`, the
+    count."""
     g = df.astype({k: float for k in keys}).groupby(by, sort=False, dropna=False)
     out = g[list(keys)].mean().add_suffix(mean_suffix).join(g[list(keys)].std(ddof=1).add_suffix('_std'))
     return out.join(g.size().rename('seeds'))
 
 # %% ../nbs/01_training.ipynb #b7b4ac33
 def mean_std_text(means, stds, digits:int=2)->list:
-    "Each mean and std as 'mean ± std'; a bare mean where the std is undefined (one seed); '' where the mean is missing."
-    return [('' if m != m else f'{m:.{digits}f}' if s != s else f'{m:.{digits}f} ± {s:.{digits}f}') for m, s in zip(means, stds)]
+    """Each mean and std as 'mean ± std'; a bare mean where the std is undefined (one seed); '' where the mean is
+    missing."""
+    return [('' if m != m else f'{m:.{digits}f}' if s != s else f'{m:.{digits}f} ± {s:.{digits}f}')
+            for m, s in zip(means, stds)]
 
 # %% ../nbs/01_training.ipynb #4c6f57d1
 def seed_table(runs:dict)->pd.DataFrame:
@@ -1746,7 +1840,8 @@ class Claim:
     b: object                 # its per-seed values, or a number
     direction: str = '>'      # the claim: a > b or a < b
     metric: str = ''          # what the values are (e.g. 'few-shot accuracy, %')
-    construction: bool = False   # holds by construction (the ETF's fixed norms and angles): shown, never counted as evidence
+    construction: bool = False   # holds by construction (the ETF's fixed norms and angles): shown, never counted as
+                                 # evidence
     caveat: str = ''             # what limits the measurement (e.g. two procedures found the same cell)
     runs: list = field(default_factory=list)   # the run directories behind the values (filled from `per_seed`'s values)
     def __post_init__(self): self.runs = list(self.runs) or [*getattr(self.a, 'runs', []), *getattr(self.b, 'runs', [])]
@@ -1790,7 +1885,8 @@ def per_seed(runs:dict,      # {(name, seed): Run}
     "The values of `key` over the seeds of arm `name`, from the run directories' summaries (what a `Claim` takes)."
     get = key if callable(key) else (lambda s: s.get(key))
     arm = [r for (m, _), r in runs.items() if m == name and r.summary and get(r.summary) is not None]
-    return SeedValues([float(get(r.summary)) for r in arm], [getattr(getattr(r, 'path', None), 'name', None) for r in arm])
+    return SeedValues([float(get(r.summary)) for r in arm],
+                      [getattr(getattr(r, 'path', None), 'name', None) for r in arm])
 
 # %% ../nbs/01_training.ipynb #cfff147b
 def claims_table(claims:list)->pd.DataFrame:
@@ -1803,7 +1899,8 @@ CLAIMS_FILE = 'claims.json'
 
 @writer_only
 def record_claims(claims:list, section:str, run_dir=None)->Path:
-    "Write a section's claims with their per-seed values (never a verdict) to `<runs root>/claims.json`: what the ledger reads."
+    """Write a section's claims with their per-seed values (never a verdict) to `<runs root>/claims.json`: what the
+    ledger reads."""
     root = runs_root(section, run_dir)
     root.mkdir(parents=True, exist_ok=True)
     text = json.dumps(dict(section=section, claims=[jsonable(asdict(c)) for c in claims]), indent=1)
@@ -1820,5 +1917,17 @@ def read_claims(path)->list:
 
 # %% ../nbs/01_training.ipynb #6dc4903e
 def claims_under(root)->list:
-    "Every claim recorded under `root` (a section's runs root, a ledger's folder): `[(folder of its claims.json, Claim)]`."
+    """Every claim recorded under `root` (a section's runs root, a ledger's folder): `[(folder of its claims.json,
+    Claim)]`."""
     return [(f.parent.name, c) for f in sorted(Path(root).rglob(CLAIMS_FILE)) for c in read_claims(f)]
+
+# %% ../nbs/01_training.ipynb #24d71ff6
+def check_training_params(p:dict):
+    "Raise a `ValueError` naming the first bad value of the experiment's parameters `p` (methods, `crt_epochs`, seeds)."
+    for m in p['methods']:
+        check_choice('methods', m, METHODS)
+    check_number('crt_epochs', p['crt_epochs'], integer=True, zero_ok=True)
+    if not p['seeds']:
+        raise ValueError("seeds=[]: expected at least one seed")
+    for s in p['seeds']:
+        check_number('seeds', s, integer=True, zero_ok=True)
