@@ -213,3 +213,18 @@ def test_no_exported_name_is_defined_in_two_modules():
     for m in pkgutil.iter_modules(lt_workbook.__path__):
         for name in getattr(importlib.import_module(f'lt_workbook.{m.name}'), '__all__', []): homes[name].append(m.name)
     assert {n: ms for n, ms in homes.items() if len(ms) > 1} == {}
+
+
+def test_no_module_registers_anything_on_import():
+    """The registries (`ARCHS`, `CLASSIFIERS`, `STEPS`, `SECOND_STAGES`, `METHODS`) are complete tables in 01: importing
+    every module leaves them as they were (a later module's entry is a reference, resolved on lookup to its object)."""
+    import subprocess
+    code = ("import pkgutil, importlib, lt_workbook, lt_workbook.training as T\n"
+            "tables = ('ARCHS', 'CLASSIFIERS', 'STEPS', 'SECOND_STAGES', 'METHODS')\n"
+            "before = {t: dict(dict.items(getattr(T, t))) for t in tables}\n"
+            "for m in pkgutil.iter_modules(lt_workbook.__path__): importlib.import_module(f'lt_workbook.{m.name}')\n"
+            "assert {t: dict(dict.items(getattr(T, t))) for t in tables} == before, 'a module changed a registry'\n"
+            "from lt_workbook.reslt import reslt_net, RESLT_STEP\n"
+            "assert T.ARCHS['reslt'] is reslt_net and T.STEPS['reslt'] is RESLT_STEP\n")
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
