@@ -559,7 +559,4 @@ def check_bbn_params(p:dict):   # the notebook's parameters, {name: value} (e.g.
             check_choice('continue_variants', v, CONTINUATIONS)
         check_number('continue_epochs', p['continue_epochs'], integer=True)
         check_choice('continue_from', p['continue_from'], tuple(m for m, s in SEARCH_METHODS.items() if s['bilateral']))
-    if not p['seeds']:
-        raise ValueError("seeds=[]: expected at least one seed")
-    for s in p['seeds']:
-        check_number('seeds', s, integer=True, zero_ok=True)
+    check_seeds(p['seeds'])

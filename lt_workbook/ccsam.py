@@ -895,8 +895,7 @@ CCSAM_ABLATION = {'dir': dict(magnitude='unit'), 'mag': dict(direction='random')
 def check_ccsam_params(p:dict):
     """Checks the values of the Experiment's parameters `p` ({name: value}, e.g. `globals()`) before any run is
     configured: a `ValueError` naming the first bad one."""
-    if not p['seeds']:
-        raise ValueError("seeds=[]: expected at least one seed")
+    check_seeds(p['seeds'])
     for c in p['controls']:
         check_choice('controls', c, CCSAM_CONTROLS)
     for b in p['baselines']:

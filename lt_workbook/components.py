@@ -502,8 +502,7 @@ def check_components_params(p:dict):   # the notebook's parameters, {name: value
     for k in ('imbalance_ratios', 'components', 'activations', 'norms', 'seeds', 'milestones', 'fig1_backbones'):
         if not isinstance(p[k], (list, tuple)):
             raise ValueError(f"{k}={p[k]!r}: expected a list")
-    if not p['seeds']:
-        raise ValueError("seeds=[]: expected at least one seed")
+    check_seeds(p['seeds'])
     if not p['imbalance_ratios']:
         raise ValueError("imbalance_ratios=[]: expected at least one ratio")
     if not p['components']:

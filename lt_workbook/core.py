@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['check_choice', 'check_number', 'check_int', 'check_fraction', 'raised', 'project_root', 'atomic_write', 'read_json',
-           'write_failed', 'resolve', 'Registry']
+__all__ = ['check_choice', 'check_number', 'check_int', 'check_fraction', 'raised', 'check_seeds', 'project_root', 'atomic_write',
+           'read_json', 'write_failed', 'resolve', 'Registry']
 
 # %% ../nbs/00_core.ipynb #2dcf0dcc
 def check_choice(name:str, value, allowed):
@@ -57,6 +57,16 @@ def raised(f, exc=Exception)->str:
     except exc as e:
         return str(e)
     raise AssertionError(f"{getattr(f, '__name__', f)} raised no {exc.__name__}")
+
+# %% ../nbs/00_core.ipynb #b0db12b9
+def check_seeds(seeds, distinct:bool=False):
+    """`seeds`, unless it is not a non-empty list of non-negative integers (all different, with `distinct`): then a
+    `ValueError` naming it. Every section takes its seeds as such a list."""
+    if not (isinstance(seeds, (list, tuple)) and seeds) or (distinct and len(set(seeds)) != len(seeds)):
+        raise ValueError(f"seeds={seeds!r}: expected a non-empty list of {'distinct ' if distinct else ''}integers")
+    for s in seeds:
+        check_number('seeds', s, integer=True, zero_ok=True)
+    return seeds
 
 # %% ../nbs/00_core.ipynb #fac92d97
 def project_root()->Path:

@@ -1313,10 +1313,7 @@ def check_ltdarts_params(p:dict):   # the notebook's parameters, {name: value} (
         raise ValueError(f"retrain_stem_stride={p['retrain_stem_stride']!r} with stem='imagenet': use "
                          "retrain_stem_stride=1")
     seeds = p['seeds']
-    if not (isinstance(seeds, (list, tuple)) and seeds):
-        raise ValueError(f"seeds={seeds!r}: expected a non-empty list of integers")
-    for s in seeds:
-        check_number('seeds', s, integer=True, zero_ok=True)
+    check_seeds(seeds)
     check_choice('stem', p['stem'], STEMS)
     if p['stem'] == 'imagenet' and p['stem_stride'] != 1:
         raise ValueError(f"stem_stride={p['stem_stride']!r} with stem='imagenet': the ImageNet stem has its own "

@@ -397,7 +397,4 @@ def check_etf_params(p:dict):   # the notebook's parameters, {name: value} (e.g.
     if p['balanced_n_max'] is not None:
         check_number('balanced_n_max', p['balanced_n_max'], integer=True)
     seeds = p['seeds']
-    if not (isinstance(seeds, (list, tuple)) and seeds):
-        raise ValueError(f"seeds={seeds!r}: expected a non-empty list of integers")
-    for s in seeds:
-        check_number('seeds', s, integer=True, zero_ok=True)
+    check_seeds(seeds)

@@ -763,10 +763,7 @@ def check_imbnas_params(p:dict):
     check_number('lr', p['lr'])
     check_number('lr_decay', p['lr_decay'])
     seeds, target_ratios, table1_datasets = p['seeds'], p['target_ratios'], p['table1_datasets']
-    if not isinstance(seeds, (list, tuple)) or not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds={seeds!r}: expected a non-empty list of distinct integers")
-    for s in seeds:
-        check_number('seeds', s, integer=True, zero_ok=True)
+    check_seeds(seeds, distinct=True)
     if not isinstance(target_ratios,
                       (list, tuple)) or not target_ratios or len(set(target_ratios)) != len(target_ratios):
         raise ValueError(f"target_ratios={target_ratios!r}: expected a non-empty list of distinct imbalance ratios (>= "

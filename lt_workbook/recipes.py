@@ -248,10 +248,7 @@ def check_recipes_params(p:dict):
               'stem_stride'):
         check_number(k, p[k], integer=True)
     seeds, method_kw = p['seeds'], p['method_kw']
-    if not (isinstance(seeds, (list, tuple)) and seeds):
-        raise ValueError(f"seeds={seeds!r}: expected a non-empty list of integers")
-    for s in seeds:
-        check_number('seeds', s, integer=True, zero_ok=True)
+    check_seeds(seeds)
     if not isinstance(method_kw, dict):
         raise ValueError(f"method_kw={method_kw!r}: expected a dict of method -> TrainConfig overrides")
     for m in method_kw:

@@ -658,8 +658,7 @@ def check_reslt_params(p:dict):
               'width_multipliers', 'imbalance_ratios', 'baselines'):
         if not isinstance(p[k], (list, tuple)):
             raise ValueError(f"{k}={p[k]!r}: expected a list")
-    if not p['seeds']:
-        raise ValueError("seeds=[]: expected at least one seed")
+    check_seeds(p['seeds'])
     for s in p['studies']:
         check_choice('studies', s, STUDIES)
     for b in p['compare_branches']:

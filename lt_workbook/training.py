@@ -1927,7 +1927,4 @@ def check_training_params(p:dict):
     for m in p['methods']:
         check_choice('methods', m, METHODS)
     check_number('crt_epochs', p['crt_epochs'], integer=True, zero_ok=True)
-    if not p['seeds']:
-        raise ValueError("seeds=[]: expected at least one seed")
-    for s in p['seeds']:
-        check_number('seeds', s, integer=True, zero_ok=True)
+    check_seeds(p['seeds'])
