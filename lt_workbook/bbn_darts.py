@@ -211,12 +211,9 @@ class BilateralArchitect(Architect):
 @torch.no_grad()
 def branch_logits(trainer, images, batch_size:int=512):
     "Both heads' logits `(o_ins, o_cls)` on uint8 `images` in eval mode (a single-branch model's logits twice)."
-    outs = []
-    for x in trainer.eval_inputs(images, batch_size):
-        with trainer.autocast():
-            o = trainer.model.branches(x) if isinstance(trainer.model, BilateralSupernet) else (trainer.net(x),) * 2
-        outs.append([t.float().cpu() for t in o])
-    return tuple(torch.cat(t) for t in zip(*outs))
+    bilateral = isinstance(trainer.model, BilateralSupernet)
+    return trainer.eval_outputs(images, lambda x: trainer.model.branches(x) if bilateral else (trainer.net(x),) * 2,
+                                batch_size)
 
 # %% ../nbs/05_bbn_darts.ipynb #9385b82c
 def mu_sweep(o_ins, o_cls, labels, train_counts, grid=11, split:str='count')->list:

@@ -270,13 +270,7 @@ class BranchAnalysis(Callback):
     @torch.no_grad()
     def outputs(self, trainer, images):
         "Branch features and logits of uint8 `images`, in eval mode, in batches."
-        fs, zs = [], []
-        for x in trainer.eval_inputs(images, self.batch_size):
-            with trainer.autocast():
-                f, z = branch_outputs(trainer.model, x)
-            fs.append(f.float().cpu())
-            zs.append(z.float().cpu())
-        return torch.cat(fs), torch.cat(zs)
+        return trainer.eval_outputs(images, lambda x: branch_outputs(trainer.model, x), self.batch_size)
     def after_fit(self, trainer, summary):
         es = trainer.eval_set
         f, z = self.outputs(trainer, es.images)
