@@ -750,9 +750,9 @@ def plot_grouped_bars(bars:dict,               # {trace name: (categories, means
 def check_imbnas_params(p:dict):
     """Checks the values of the Experiment's parameters `p` ({name: value}, e.g. `globals()`) before any data is loaded:
     a `ValueError` naming the first bad one."""
-    for k in ('table1_epochs', 'table1_C', 'table1_layers',
+    for k in ('table1_epochs', 'table1_init_channels', 'table1_layers',
               'num_archs', 'rank_epochs', 'supernet_epochs', 'generations', 'population', 'top_k', 'bn_batches',
-              'retrain_epochs', 'C', 'N', 'stem_stride', 'batch_size'):
+              'retrain_epochs', 'init_channels', 'N', 'stem_stride', 'batch_size'):
         check_number(k, p[k], integer=True)
     for k in ('crossover_num', 'mutation_num', 'data_seed'):
         check_number(k, p[k], integer=True, zero_ok=True)

@@ -127,7 +127,7 @@ def test_paper_scale_presets_follow_sec_4_1(tmp_path):
     SKIP = ('source_dataset', 'target_dataset', 'target_ratios', 'p2_finetune_epochs', 'p3_ce')   # the rest: Sec. 4.1 as in the adaptation preset
     assert all({k: c[k] for k in ad if k not in SKIP} ==
                {k: ad[k] for k in ad if k not in SKIP} for c in (t3a, t3b)), 'Sec. 4.1 as the adaptation preset'
-    assert (t1['table1_datasets'], t1['table1_ratio'], t1['table1_epochs'], t1['table1_C'], t1['table1_layers']) == (['cifar10', 'cifar100'], 100, 200, 36, 20)
+    assert (t1['table1_datasets'], t1['table1_ratio'], t1['table1_epochs'], t1['table1_init_channels'], t1['table1_layers']) == (['cifar10', 'cifar100'], 100, 200, 36, 20)
     assert ad['table1_pool'] == rt['table1_pool'] == t3a['table1_pool'] == t3b['table1_pool'] == 0 and t1['procedures'] == [] == t1['rank_datasets']
     assert sorted(rt['cost_ops']) == ['nor_conv_3x3'] * 4 and rt['num_archs'] == len(equal_cost_archs(rt['cost_ops'])) == 135
     sup = TrainConfig(arch='cell_net', arch_kw=dict(arch=None, C=4, N=1), device='cpu', **step_schedule('supernet', ad['supernet_epochs'], ad['lr'], ad['lr_decay']))
