@@ -258,7 +258,8 @@ def component_net(num_classes:int=10,       # classes of the classifier head
                   position:str='post',      # 'post' (conv-norm-act) or 'pre' (act-conv-norm)
                   norm:str='bn',            # one of `NORMS`
                   blocks:int=5,             # blocks per stage (5: ResNet-32's depth)
-                  width=None,               # base width w (stages w, 2w, 4w), three widths, or None: matched to `target_params`
+                  # base width w (stages w, 2w, 4w), three widths, or None: matched to `target_params`
+                  width=None,
                   target_params:int|None=None, # None: the basic-block network of this depth at widths (16, 32, 64)
                   )->nn.Module:
     "The component-exploration backbone: `CifarResNet` with `ComponentBlock`s, equal-parameter width by default."

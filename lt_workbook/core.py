@@ -21,28 +21,35 @@ def check_choice(name:str, value, allowed):
 
 # %% ../nbs/00_core.ipynb #79fe1dc5
 def check_number(name:str, value, integer:bool=False, zero_ok:bool=False):
-    "Raise a `ValueError` naming parameter `name` unless `value` is a positive (or, with `zero_ok`, non-negative) number."
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+    """Raise a `ValueError` naming parameter `name` unless `value` is a positive (or, with `zero_ok`, non-negative)
+    number."""
+    ok = (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+          and math.isfinite(value))
     ok = ok and (value >= 0 if zero_ok else value > 0) and (not integer or float(value).is_integer())
     if not ok:
-        raise ValueError(f"{name}={value!r}: expected a {'non-negative' if zero_ok else 'positive'} {'integer' if integer else 'number'}")
+        raise ValueError(f"{name}={value!r}: expected a {'non-negative' if zero_ok else 'positive'} "
+                         f"{'integer' if integer else 'number'}")
     return value
 
 # %% ../nbs/00_core.ipynb #64ff7f9e
 def check_int(name:str, value, minimum:int=1, maximum:int|None=None, none_ok:bool=False):
-    "`value` as an `int` (whole-number floats such as `400.0` from papermill or YAML count); else a `ValueError` naming `name`."
+    """`value` as an `int` (whole-number floats such as `400.0` from papermill or YAML count); else a `ValueError`
+    naming `name`."""
     if value is None and none_ok:
         return None
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+          and math.isfinite(value))
     ok = ok and float(value).is_integer() and value >= minimum and (maximum is None or value <= maximum)
     if not ok:
         bound = f'>= {minimum}' if maximum is None else f'in [{minimum}, {maximum}]'
-        raise ValueError(f"{name}={value!r}: expected a whole number {bound}" + (" (or None for the default)" if none_ok else ""))
+        raise ValueError(f"{name}={value!r}: expected a whole number {bound}"
+                         + (" (or None for the default)" if none_ok else ""))
     return int(value)
 
 # %% ../nbs/00_core.ipynb #ae4abfd1
 def check_fraction(name:str, value, open_interval:bool=False):
-    "Raise a `ValueError` naming parameter `name` unless `value` is a number in [0, 1] (in (0, 1) with `open_interval`)."
+    """Raise a `ValueError` naming parameter `name` unless `value` is a number in [0, 1] (in (0, 1) with
+    `open_interval`)."""
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     ok = ok and (0 < value < 1 if open_interval else 0 <= value <= 1)
     if not ok:
@@ -51,7 +58,8 @@ def check_fraction(name:str, value, open_interval:bool=False):
 
 # %% ../nbs/00_core.ipynb #188c3e78
 def raised(f, exc=Exception)->str:
-    "The message of the `exc` that calling `f()` raises (an `AssertionError` if it raises none): an error shown as documentation."
+    """The message of the `exc` that calling `f()` raises (an `AssertionError` if it raises none): an error shown as
+    documentation."""
     try:
         f()
     except exc as e:

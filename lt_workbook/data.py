@@ -34,7 +34,8 @@ PROFILES = ('exp', 'step')
 
 def check_ratio(imbalance_ratio, name='imbalance_ratio'):
     "Raise a `ValueError` unless `imbalance_ratio` is a ratio n_max/n_min >= 1."
-    if isinstance(imbalance_ratio, bool) or not isinstance(imbalance_ratio, (int, float, np.integer, np.floating)) or not math.isfinite(imbalance_ratio):
+    if (isinstance(imbalance_ratio, bool) or not isinstance(imbalance_ratio, (int, float, np.integer, np.floating))
+            or not math.isfinite(imbalance_ratio)):
         raise ValueError(f"{name}={imbalance_ratio!r}: expected a number >= 1 (n_max / n_min, e.g. 100)")
     if 0 < imbalance_ratio < 1:
         raise ValueError(f"{name}={imbalance_ratio!r} looks like an imbalance factor n_min/n_max; "
@@ -110,13 +111,16 @@ class LTDataset:
         "max / min of the training counts: the ratio of the data a run trains on (recorded in every params.json)."
         return realized_ratio(self.counts.tolist())
     def train_subset(self, idx):
-        "The same dataset with only the training images at `idx` (e.g. a search's weight half); `spec` records its ratio."
+        """The same dataset with only the training images at `idx` (e.g. a search's weight half); `spec` records its
+        ratio."""
         train = self.train.subset(idx)
         return dataclasses.replace(self, train=train, spec={**self.spec, 'imbalance_ratio':
-                                   realized_ratio(torch.bincount(train.labels.cpu(), minlength=self.num_classes).tolist())})
+                                   realized_ratio(torch.bincount(train.labels.cpu(),
+                                                                 minlength=self.num_classes).tolist())})
     def __repr__(self):
         c = self.counts
-        return (f"LTDataset({self.name!r}, {len(self.train)} train / {len(self.test)} test, {self.num_classes} classes, "
+        return (f"LTDataset({self.name!r}, {len(self.train)} train / {len(self.test)} test, "
+                f"{self.num_classes} classes, "
                 f"counts {int(c.max())}..{int(c.min())}, ratio {float(c.max()/c.min().clamp(min=1)):.1f})")
 
 # %% ../nbs/00_data.ipynb #399a7e1f
@@ -200,7 +204,8 @@ class UnsafePickleError(pickle.UnpicklingError):
 # and `_codecs.encode` (bytes in protocol-2 pickles written by Python 3); dicts, lists, str, bytes and ints need none
 CIFAR_PICKLE_GLOBALS = frozenset([
     ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'), ('numpy', 'ndarray'),
-    ('numpy', 'dtype'), ('numpy.core.numeric', '_frombuffer'), ('numpy._core.numeric', '_frombuffer'), ('_codecs', 'encode')])
+    ('numpy', 'dtype'), ('numpy.core.numeric', '_frombuffer'), ('numpy._core.numeric', '_frombuffer'),
+    ('_codecs', 'encode')])
 
 class CifarUnpickler(pickle.Unpickler):
     "Reads data, never code: any global outside `CIFAR_PICKLE_GLOBALS` raises `UnsafePickleError` naming the file."
@@ -210,7 +215,8 @@ class CifarUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) not in CIFAR_PICKLE_GLOBALS:
             raise UnsafePickleError(
-                f"{self.path}: refused to load the global {module}.{name}; a CIFAR batch holds only numpy arrays, lists, "
+                f"{self.path}: refused to load the global {module}.{name}; a CIFAR batch holds only numpy arrays, "
+                "lists, "
                 "bytes, str and int, so this file is not a CIFAR batch (or was altered): delete it and extract the "
                 "'python version' archive from https://www.cs.toronto.edu/~kriz/cifar.html again")
         return super().find_class(module, name)
@@ -228,7 +234,8 @@ def _not_cifar(path, why):
 
 # %% ../nbs/00_data.ipynb #63aa57d8
 def _read_cifar_file(path, keys):
-    "The entries `keys` of a CIFAR python-format dict, with the file named in any error (a refused global is re-raised as is)."
+    """The entries `keys` of a CIFAR python-format dict, with the file named in any error (a refused global is
+    re-raised as is)."""
     try:
         d = _unpickle(path)
     except UnsafePickleError:
@@ -266,7 +273,8 @@ def _fetch_cifar(name, root, download):
         except Exception as e:
             why = f'the download failed ({type(e).__name__}: {e})'
     raise FileNotFoundError(
-        f"{name}: expected the python-format batches at {root/spec['folder']} (missing: {', '.join(f.name for f in missing)}); "
+        f"{name}: expected the python-format batches at {root/spec['folder']} "
+        f"(missing: {', '.join(f.name for f in missing)}); "
         f"{why}. Get them from https://www.cs.toronto.edu/~kriz/cifar.html (the 'python version' tarball), extract it "
         f"under {root}, or point data_root / LT_WORKBOOK_DATA at the folder that holds {spec['folder']}/.")
 
@@ -300,7 +308,8 @@ def cifar(name='cifar10', imbalance_ratio=100, profile='exp', n_max=None, seed=0
     if not isinstance(classes, list) or len(classes) != C:
         raise _not_cifar(folder/spec['meta'], f'{spec["names"]} is not a list of {C} names')
     n_max = int(np.bincount(y).max()) if n_max is None else n_max
-    return _lt_from_pool(name, X, y, Xt, yt, classes, imbalance_ratio, profile, n_max, seed, mean=spec['mean'], std=spec['std'])
+    return _lt_from_pool(name, X, y, Xt, yt, classes, imbalance_ratio, profile, n_max, seed,
+                         mean=spec['mean'], std=spec['std'])
 
 # %% ../nbs/00_data.ipynb #23d77f97
 def write_fake_cifar(root, name='cifar10', per_class=6, test_per_class=2, seed=0):
@@ -345,8 +354,10 @@ def missing_files(root, paths:list)->list:
             have = set(os.listdir(folder))
         except OSError:
             have = set()
-        # a name absent from the listing may still exist (case-insensitive file systems, `..` parts): ask for those alone
-        missing += [f'{d}/{n}' if d else n for n in names if n not in have and not os.path.exists(os.path.join(folder, n))]
+        # a name absent from the listing may still exist (case-insensitive file systems, `..` parts):
+        # ask for those alone
+        missing += [f'{d}/{n}' if d else n for n in names
+                    if n not in have and not os.path.exists(os.path.join(folder, n))]
     return missing
 
 # %% ../nbs/00_data.ipynb #b4841cca
@@ -355,7 +366,8 @@ def read_list_file(path, image_root):
     path, image_root = Path(path), Path(image_root)
     if not path.exists():
         raise FileNotFoundError(f"list file {path} does not exist: put the dataset's list file there (lines "
-                                "'relative/path.jpg label'), or point data_root / LT_WORKBOOK_DATA at the folder that holds it")
+                                "'relative/path.jpg label'), or point data_root / LT_WORKBOOK_DATA at the folder that "
+                                "holds it")
     paths, labels = [], []
     with open(path) as f:
         for n, line in enumerate(f, 1):
@@ -363,14 +375,16 @@ def read_list_file(path, image_root):
             if not parts:
                 continue
             if len(parts) != 2 or not parts[1].lstrip('-').isdigit() or int(parts[1]) < 0:
-                raise ValueError(f"{path}:{n}: expected 'relative/path.jpg label' with a label >= 0, got {line.rstrip()!r}")
+                raise ValueError(f"{path}:{n}: expected 'relative/path.jpg label' with a label >= 0, "
+                                 f"got {line.rstrip()!r}")
             paths.append(parts[0])
             labels.append(int(parts[1]))
     if not paths:
         raise ValueError(f"list file {path} is empty: expected lines 'relative/path.jpg label'")
     missing = missing_files(image_root, paths)
     if missing:
-        raise FileNotFoundError(f"{len(missing)} images listed in {path} are missing under {image_root}, e.g. {missing[0]}: "
+        raise FileNotFoundError(f"{len(missing)} images listed in {path} are missing under {image_root}, "
+                                f"e.g. {missing[0]}: "
                                 "restore them (extract the image archive under that folder) or point data_root at the "
                                 "folder where the listed paths exist")
     return paths, torch.tensor(labels, dtype=torch.int64)
@@ -379,12 +393,14 @@ def read_list_file(path, image_root):
 EVAL_RESIZE = 256 / 224   # evaluation resizes the shorter side to round(image_size * 256/224), then center-crops
 
 def decode_image_file(path)->torch.Tensor:
-    "The image file at `path` as uint8 RGB `3 x H x W` (torchvision's decoder, PIL for other formats); errors name the file."
+    """The image file at `path` as uint8 RGB `3 x H x W` (torchvision's decoder, PIL for other formats); errors name
+    the file."""
     try:
         with open(path, 'rb') as f:
             data = f.read()
     except FileNotFoundError as e:
-        raise FileNotFoundError(f"{path}: a listed image is missing (deleted after the list was read?); restore it") from e
+        raise FileNotFoundError(
+            f"{path}: a listed image is missing (deleted after the list was read?); restore it") from e
     try:
         with warnings.catch_warnings():    # torchvision 0.29 announces the move of its image IO to TorchCodec
             warnings.simplefilter('ignore', DeprecationWarning)
@@ -480,23 +496,27 @@ class ListImages:
     def load(self, i:int, rng:np.random.Generator|None=None, flip:bool=True, jitter:bool=False):
         "Image `i` as uint8 `3 x S x S`: the evaluation transform, or with `rng` the training one."
         x = decode_image_file(self.path(i))
-        return eval_transform(x, self.image_size) if rng is None else train_transform(x, self.image_size, rng, flip, jitter)
+        return (eval_transform(x, self.image_size) if rng is None
+                else train_transform(x, self.image_size, rng, flip, jitter))
     def batch(self, idx, seed:int|None=None, positions=None, flip:bool=True, jitter:bool=False):
-        "Images `idx`; with `seed` (one per global batch) image `j` is augmented by its own generator `(seed, positions[j])`."
+        """Images `idx`; with `seed` (one per global batch) image `j` is augmented by its own generator
+        `(seed, positions[j])`."""
         idx = torch.as_tensor(idx).reshape(-1).tolist()
         if not idx:
             return torch.empty(0, 3, self.image_size, self.image_size, dtype=torch.uint8)
         if seed is None:
             return torch.stack([self.load(i) for i in idx])
         pos = range(len(idx)) if positions is None else torch.as_tensor(positions).tolist()
-        return torch.stack([self.load(i, np.random.default_rng([int(seed), p]), flip, jitter) for i, p in zip(idx, pos)])
+        return torch.stack([self.load(i, np.random.default_rng([int(seed), p]), flip, jitter)
+                            for i, p in zip(idx, pos)])
     def __getitem__(self, idx): return self.batch(idx)
 
 # %% ../nbs/00_data.ipynb #24e62fd8
 def list_dataset(name, data_root=None, image_size=224, imbalance_ratio=None, **_):
     "ImageNet-LT / Places-LT / iNaturalist-2018 from their list files under `data_root/<folder>/`."
     if imbalance_ratio not in (None, 1):
-        raise ValueError(f"imbalance_ratio={imbalance_ratio!r}: {name} is long-tailed by construction; use imbalance_ratio=None")
+        raise ValueError(f"imbalance_ratio={imbalance_ratio!r}: {name} is long-tailed by construction; "
+                         "use imbalance_ratio=None")
     spec = LIST_DATASETS[name]
     root = resolve_data_root(data_root)/spec['folder']
     if not root.exists():
@@ -504,7 +524,8 @@ def list_dataset(name, data_root=None, image_size=224, imbalance_ratio=None, **_
                                 f"({spec['train']}, {spec['test']}); set data_root or LT_WORKBOOK_DATA")
     (tp, tl), (vp, vl) = [read_list_file(root/spec[s], root) for s in ('train', 'test')]
     C = int(max(tl.max(), vl.max())) + 1
-    return LTDataset(name, ImageSet(ListImages(root, tp, image_size), tl), ImageSet(ListImages(root, vp, image_size), vl),
+    return LTDataset(name, ImageSet(ListImages(root, tp, image_size), tl),
+                     ImageSet(ListImages(root, vp, image_size), vl),
                      [str(i) for i in range(C)], mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 # %% ../nbs/00_data.ipynb #a76aad54
@@ -532,19 +553,23 @@ def scan_image_folder(root, split:str, classes:list|None=None):
     found = sorted(e.name for e in os.scandir(root/split) if e.is_dir())
     if classes is None:
         if len(found) < 2:
-            raise ValueError(f"imagefolder: {root/split} has {len(found)} class sub-folders; expected one per class (at least 2): "
+            raise ValueError(f"imagefolder: {root/split} has {len(found)} class sub-folders; "
+                             "expected one per class (at least 2): "
                              f"{root}/{split}/<class>/<image>")
         classes = found
     elif set(found) - set(classes):
-        raise ValueError(f"imagefolder: {root/split} has classes that train/ does not have: {sorted(set(found) - set(classes))[:5]}; "
+        raise ValueError(f"imagefolder: {root/split} has classes that train/ does not have: "
+                         f"{sorted(set(found) - set(classes))[:5]}; "
                          "the test classes must be training classes")
     paths, labels = [], []
     for c, name in enumerate(classes):
         if name not in found:
             continue
-        files = sorted(e.name for e in os.scandir(root/split/name) if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS))
+        files = sorted(e.name for e in os.scandir(root/split/name)
+                       if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS))
         if not files and split == 'train':
-            raise ValueError(f"imagefolder: {root/split/name} holds no image ({', '.join(IMAGE_EXTENSIONS)}); add images or remove the folder")
+            raise ValueError(f"imagefolder: {root/split/name} holds no image ({', '.join(IMAGE_EXTENSIONS)}); "
+                             "add images or remove the folder")
         paths += [f'{split}/{name}/{f}' for f in files]
         labels += [c] * len(files)
     if not paths:
@@ -559,8 +584,9 @@ def image_folder(data_root=None,               # the folder that holds train/ an
     root = resolve_data_root(data_root)
     test = next((s for s in ('val', 'test') if (root/s).is_dir()), None)
     if not (root/'train').is_dir() or test is None:
-        raise FileNotFoundError(f"imagefolder: expected {root}/train/<class>/<image> and {root}/val/<class>/<image> (or test/ "
-                                f"for val/), one sub-folder per class; {'val/ and test/ are' if test is None else 'train/ is'} "
+        raise FileNotFoundError(f"imagefolder: expected {root}/train/<class>/<image> and {root}/val/<class>/<image> "
+                                f"(or test/ for val/), one sub-folder per class; "
+                                f"{'val/ and test/ are' if test is None else 'train/ is'} "
                                 "missing: set data_root to the folder that holds train/ and val/")
     classes, tp, tl = scan_image_folder(root, 'train')
     _, vp, vl = scan_image_folder(root, test, classes)
@@ -581,7 +607,8 @@ def write_fake_image_folder(root, counts=(5, 5, 5), test_per_class=2, size=(40, 
         for c, n in enumerate(per):
             (root/split/f'c{c:02d}').mkdir(parents=True, exist_ok=True)
             for j in range(n):
-                Image.fromarray(rs.randint(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(root/split/f'c{c:02d}'/f'{j}.jpg')
+                Image.fromarray(rs.randint(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(
+                    root/split/f'c{c:02d}'/f'{j}.jpg')
     return root
 
 # %% ../nbs/00_data.ipynb #b488bfad
@@ -598,7 +625,8 @@ def trim_test_set(data:LTDataset, per_class:int|None)->LTDataset:
 DATASETS = ('mnist5k', 'cifar10', 'cifar100', *LIST_DATASETS, 'imagefolder')
 
 def load_dataset(name:str='mnist5k',        # one of `DATASETS`
-                 imbalance_ratio:float|None=100, # n_max / n_min (>= 1); None for the list datasets (and an imagefolder as it is)
+                 # n_max / n_min (>= 1); None for the list datasets (and an imagefolder as it is)
+                 imbalance_ratio:float|None=100,
                  profile:str='exp',         # 'exp' or 'step'
                  n_max:int|None=None,       # head-class count (default: the whole per-class pool)
                  seed:int=0,                # seed of the long-tailed selection
@@ -615,7 +643,8 @@ def load_dataset(name:str='mnist5k',        # one of `DATASETS`
 def _load_dataset(name, imbalance_ratio, profile, n_max, seed, data_root, download, image_size)->LTDataset:
     check_choice('dataset', name, DATASETS)
     check_choice('profile', profile, PROFILES)
-    # counts arrive as floats from papermill and YAML (400.0): whole numbers are ints; 0 or less is an error, not the default
+    # counts arrive as floats from papermill and YAML (400.0): whole numbers are ints;
+    # 0 or less is an error, not the default
     n_max = check_int('n_max', n_max, none_ok=True)
     seed = check_int('seed', seed, 0, 2**32 - 1)
     image_size = check_int('image_size', image_size)
@@ -636,7 +665,8 @@ def _load_dataset(name, imbalance_ratio, profile, n_max, seed, data_root, downlo
     else:
         ds = cifar(name, imbalance_ratio, profile, n_max, seed, data_root, download)
     # the realized ratio max/min of the counts: equal to the requested one up to the truncation of the counts
-    ds.spec = dict(dataset=name, imbalance_ratio=ds.imbalance_ratio, profile=profile, n_max=int(ds.counts.max()), data_seed=seed)
+    ds.spec = dict(dataset=name, imbalance_ratio=ds.imbalance_ratio, profile=profile, n_max=int(ds.counts.max()),
+                   data_seed=seed)
     return ds
 
 # %% ../nbs/00_data.ipynb #5cdcedc5
@@ -707,7 +737,8 @@ def random_crop_flip(x,                 # uint8 batch `B x C x H x W`
         ox = pick(torch.randint(0, 2 * pad + 1, (G,), generator=generator, device=dev))
         rows_ = (oy[:, None] + torch.arange(H, device=dev))[:, None, :, None]
         cols = (ox[:, None] + torch.arange(W, device=dev))[:, None, None, :]
-        x = xp[torch.arange(B, device=dev)[:, None, None, None], torch.arange(C, device=dev)[None, :, None, None], rows_, cols]
+        x = xp[torch.arange(B, device=dev)[:, None, None, None], torch.arange(C, device=dev)[None, :, None, None],
+               rows_, cols]
     if flip:
         f = pick(torch.rand(G, generator=generator, device=dev) < 0.5)
         x = torch.where(f[:, None, None, None], x.flip(3), x)
@@ -722,9 +753,11 @@ def normalize(x, mean, std):
 
 # %% ../nbs/00_data.ipynb #01a31277
 class DecodedBatches(torch.utils.data.Dataset):
-    "Item `k`: index batch `k` of a `ListImages` decoded, augmented with `seeds[k]` (or eval-transformed when no seeds)."
+    """Item `k`: index batch `k` of a `ListImages` decoded, augmented with `seeds[k]` (or eval-transformed when no
+    seeds)."""
     def __init__(self, images, idx:list, seeds=None, positions=None, flip=True, jitter=False):
-        self.images, self.idx, self.seeds, self.positions, self.flip, self.jitter = images, idx, seeds, positions, flip, jitter
+        self.images, self.idx, self.seeds, self.positions, self.flip, self.jitter = (
+            images, idx, seeds, positions, flip, jitter)
     def __len__(self): return len(self.idx)
     def __getitem__(self, k):
         if self.seeds is None:
@@ -744,7 +777,8 @@ def decoded(data:DecodedBatches, workers:int=0, pin:bool=False, prefetch:int=2):
 # %% ../nbs/00_data.ipynb #4acf96ba
 def check_shard(shard)->tuple:
     "`shard` as `(rank, world)` with `0 <= rank < world`, else a `ValueError`."
-    ok = isinstance(shard, (tuple, list)) and len(shard) == 2 and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in shard)
+    ok = (isinstance(shard, (tuple, list)) and len(shard) == 2
+          and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in shard))
     if not ok or not 0 <= shard[0] < shard[1]:
         raise ValueError(f"shard={shard!r}: expected (rank, world) with 0 <= rank < world, e.g. (0, 1) for one process")
     return int(shard[0]), int(shard[1])
@@ -783,7 +817,8 @@ def batches(images,                  # uint8 images (tensor on the device, or la
         return
     sizes = [len(i) for i in epoch]
     idx = torch.cat(epoch).cpu().split(sizes) if sizes else []
-    seeds = torch.randint(0, 2**63 - 1, (len(sizes),), generator=generator, device=generator.device).tolist() if augment else None
+    seeds = (torch.randint(0, 2**63 - 1, (len(sizes),), generator=generator, device=generator.device).tolist()
+             if augment else None)
     pos = [shard_rows(n, shard) for n in sizes]   # this rank's rows of each global batch
     mine = [i[p] for i, p in zip(idx, pos)]
     data = DecodedBatches(images, mine, seeds, pos, flip=flip, jitter=jitter)
@@ -792,7 +827,8 @@ def batches(images,                  # uint8 images (tensor on the device, or la
 
 # %% ../nbs/00_data.ipynb #d636d48e
 def eval_batches(images,             # uint8 images: a tensor (on any device) or a lazy `ListImages`
-                 idx,                # 1-D indices of the images to evaluate, in order (e.g. this rank's part of the test set)
+                 # 1-D indices of the images to evaluate, in order (e.g. this rank's part of the test set)
+                 idx,
                  batch_size:int, mean, std,
                  device,             # where the batches go
                  workers:int=0):     # decoding processes for `ListImages`
@@ -816,7 +852,8 @@ METRIC_KEYS = ('acc', 'many', 'medium', 'few')   # the four numbers every evalua
 MANY_ABOVE, FEW_BELOW = 100, 20
 
 def class_groups(train_counts, split:str='count'):
-    "Class indices of the many / medium / few groups: by training count (>100, 20-100, <20), or by index (CIFAR-10 3/3/4, CIFAR-100 35/35/30)."
+    """Class indices of the many / medium / few groups: by training count (>100, 20-100, <20), or by index
+    (CIFAR-10 3/3/4, CIFAR-100 35/35/30)."""
     n = torch.as_tensor(train_counts)
     if split == 'count':
         return {'many': torch.where(n > MANY_ABOVE)[0], 'medium': torch.where((n >= FEW_BELOW) & (n <= MANY_ABOVE))[0],
@@ -865,7 +902,8 @@ def plot_per_class_accuracy(results:dict,   # name -> (per-class accuracy list, 
     fig = go.Figure()
     for name, (acc, counts) in results.items():
         order = sorted(range(len(counts)), key=lambda c: -counts[c])
-        fig.add_trace(go.Scatter(x=[counts[c] for c in order], y=[acc[c] for c in order], mode='lines+markers', name=name,
+        fig.add_trace(go.Scatter(x=[counts[c] for c in order], y=[acc[c] for c in order], mode='lines+markers',
+                                 name=name,
                                  text=[f'class {c}' for c in order], hovertemplate='%{text}: %{y:.1f}% (%{x} images)'))
     fig.update_layout(title=title, xaxis_title='training images of the class', xaxis_type='log',
                       yaxis_title='test accuracy (%)', yaxis_range=[0, 105], height=420)
@@ -904,13 +942,17 @@ def plot_group_accuracy(table,             # one row per method: acc, many, medi
 CONFUSION_NORMALIZE = ('true', None)   # per true class (recall, %), or raw counts
 MAX_CELL_TEXT = 30                     # above this many classes, no number in each cell (the hover still has it)
 
-def plot_confusion(confusion,                # C x C counts, rows: true class, columns: predicted (`lt_metrics`' `confusion`)
-                   counts,                   # per-class training counts (the order of both axes: most images first); None: index order
+def plot_confusion(# C x C counts, rows: true class, columns: predicted (`lt_metrics`' `confusion`)
+                   confusion,
+                   # per-class training counts (the order of both axes: most images first); None: index order
+                   counts,
                    class_names=None,         # tick labels (default: the class indices)
-                   normalize:str|None='true', # 'true': each row in % of its true class's test images (recall); None: raw counts
+                   # 'true': each row in % of its true class's test images (recall); None: raw counts
+                   normalize:str|None='true',
                    split:str='count',        # the group split: 'count' marks the many / medium / few boundaries
                    title:str|None=None):
-    "Heatmap of a confusion matrix with the classes sorted by training count (head first, on both axes), many / medium / few marked."
+    """Heatmap of a confusion matrix with the classes sorted by training count (head first, on both axes), many /
+    medium / few marked."""
     check_choice('normalize', normalize, CONFUSION_NORMALIZE)
     conf = np.asarray(confusion, dtype=np.float64)
     if conf.ndim != 2 or conf.shape[0] != conf.shape[1] or not conf.size:
@@ -931,16 +973,19 @@ def plot_confusion(confusion,                # C x C counts, rows: true class, c
         row_pct = np.where(support > 0, 100 * conf / support, np.nan)
     z = row_pct if normalize == 'true' else np.where(support > 0, conf, np.nan)
     labels = [names[c] if counts is None else f'{names[c]} ({counts[c]})' for c in order]
-    fmt = (lambda v: '' if v != v or v == 0 else '<0.1' if v < 0.05 else f'{v:.0f}' if v >= 9.95 else f'{v:.1f}'.removesuffix('.0')) \
-          if normalize else (lambda v: '' if v != v or v == 0 else f'{v:.0f}')
+    fmt = ((lambda v: '' if v != v or v == 0 else '<0.1' if v < 0.05 else f'{v:.0f}' if v >= 9.95
+            else f'{v:.1f}'.removesuffix('.0'))
+           if normalize else (lambda v: '' if v != v or v == 0 else f'{v:.0f}'))
     custom = np.empty((C, C, 4), dtype=object)
     for i in range(C):
         for j in range(C):
-            custom[i, j] = (labels[i], labels[j], int(conf[i, j]), '–' if row_pct[i, j] != row_pct[i, j] else f'{row_pct[i, j]:.1f}%')
+            custom[i, j] = (labels[i], labels[j], int(conf[i, j]),
+                            '–' if row_pct[i, j] != row_pct[i, j] else f'{row_pct[i, j]:.1f}%')
     finite = z[np.isfinite(z)]
     zmax = float(finite.max()) if len(finite) and finite.max() > 0 else 1.
     heat = go.Heatmap(z=z, x=np.arange(C), y=np.arange(C), customdata=custom, colorscale='Blues', zmin=0, zmax=zmax,
-                      colorbar=dict(title='% of true class' if normalize else 'test images'), xgap=1 if C <= MAX_CELL_TEXT else 0,
+                      colorbar=dict(title='% of true class' if normalize else 'test images'),
+                      xgap=1 if C <= MAX_CELL_TEXT else 0,
                       ygap=1 if C <= MAX_CELL_TEXT else 0,
                       hovertemplate='true: %{customdata[0]}<br>predicted: %{customdata[1]}<br>'
                                     '%{customdata[2]} images, %{customdata[3]} of the true class<extra></extra>')
@@ -948,7 +993,8 @@ def plot_confusion(confusion,                # C x C counts, rows: true class, c
         heat.update(text=[[fmt(v) for v in row] for row in z], texttemplate='%{text}')
     fig = go.Figure(heat)
     step = max(1, math.ceil(C / MAX_CELL_TEXT))
-    ticks = dict(tickmode='array', tickvals=list(range(0, C, step)), ticktext=labels[::step], showgrid=False, zeroline=False)
+    ticks = dict(tickmode='array', tickvals=list(range(0, C, step)), ticktext=labels[::step], showgrid=False,
+                 zeroline=False)
     fig.update_xaxes(title='predicted class', tickangle=-45 if C > 6 else 0, constrain='domain', **ticks)
     fig.update_yaxes(title='true class (sorted by training images)' if counts is not None else 'true class',
                      autorange='reversed', scaleanchor='x', constrain='domain', **ticks)
@@ -956,12 +1002,15 @@ def plot_confusion(confusion,                # C x C counts, rows: true class, c
         groups = {k: len(v) for k, v in class_groups(counts, 'count').items() if len(v)}
         edge = 0
         for k, n in groups.items():
-            fig.add_annotation(x=edge + (n - 1) / 2, xref='x', y=1, yref='paper', yanchor='bottom', text=k, showarrow=False,
+            fig.add_annotation(x=edge + (n - 1) / 2, xref='x', y=1, yref='paper', yanchor='bottom', text=k,
+                               showarrow=False,
                                font=dict(size=11, color=palette_color(1)))
             edge += n
             if edge < C:
-                for line in (dict(x0=-0.5, x1=C - 0.5, y0=edge - 0.5, y1=edge - 0.5), dict(y0=-0.5, y1=C - 0.5, x0=edge - 0.5, x1=edge - 0.5)):
-                    fig.add_shape(type='line', xref='x', yref='y', line=dict(color=palette_color(1), width=1.5, dash='dash'), **line)
+                for line in (dict(x0=-0.5, x1=C - 0.5, y0=edge - 0.5, y1=edge - 0.5),
+                             dict(y0=-0.5, y1=C - 0.5, x0=edge - 0.5, x1=edge - 0.5)):
+                    fig.add_shape(type='line', xref='x', yref='y',
+                                  line=dict(color=palette_color(1), width=1.5, dash='dash'), **line)
     default = 'Confusion matrix, % of each true class' if normalize else 'Confusion matrix, test images'
     fig.update_layout(title=title or default, height=min(900, 420 + 16 * C))
     return fig
@@ -977,7 +1026,8 @@ PAPER_ITEMS = 'Figures and tables of the paper'   # the heading of each section 
 
 def notebook_markdown(path)->list:
     "The markdown cells of the notebook at `path`, as strings."
-    return [''.join(c['source']) for c in json.loads(Path(path).read_text()).get('cells', []) if c['cell_type'] == 'markdown']
+    return [''.join(c['source']) for c in json.loads(Path(path).read_text()).get('cells', [])
+            if c['cell_type'] == 'markdown']
 
 # %% ../nbs/00_data.ipynb #2f77a075
 def notebook_anchors(markdown:list)->set:
@@ -986,7 +1036,8 @@ def notebook_anchors(markdown:list)->set:
 
 # %% ../nbs/00_data.ipynb #85190c4e
 def paper_items_rows(markdown:list):
-    "The rows of the table under the heading `PAPER_ITEMS` in `markdown` cells (header and rule left out); None if no such heading."
+    """The rows of the table under the heading `PAPER_ITEMS` in `markdown` cells (header and rule left out); None if
+    no such heading."""
     table = next((s for s in markdown if re.search(rf'^#+[ \t]+{PAPER_ITEMS}[ \t]*$', s, re.M)), None)
     return None if table is None else [l for l in table.splitlines() if l.startswith('|')][2:]
 

@@ -254,13 +254,15 @@ def hessian_matvec(model:nn.Module, loss_func, params:list, data:list, backend:s
 # %% ../nbs/03_etf_bias.ipynb #0f07184a
 def max_hessian_eigenvalue(model:nn.Module,
                            loss_func,            # criterion(logits, y), mean over the batch (None: cross-entropy)
-                           params:list,          # tensors that are `nn.Parameter`s of `model` (all weights, or the alphas)
+                           # tensors that are `nn.Parameter`s of `model` (all weights, or the alphas)
+                           params:list,
                            data:list,            # fixed batches [(x, y), ...] on the model's device
                            bn_mode:str='eval',   # 'eval' (running statistics) or 'train' (batch statistics)
                            method:str='lanczos', # 'lanczos' or 'power'
                            max_iter:int=30,      # most Hessian-vector products (per power iteration)
                            tol:float=1e-3, seed:int=0,
-                           backend:str='auto',   # 'autograd' (reverse-over-reverse; also 'auto') or 'curvlinops' (the check)
+                           # 'autograd' (reverse-over-reverse; also 'auto') or 'curvlinops' (the check)
+                           backend:str='auto',
                            return_info:bool=False):
     """Largest (algebraic) eigenvalue of the Hessian of the loss on `data` w.r.t. `params`; with `return_info`, also
     `dict(products, converged, residual, backend, method)`: the solver's own convergence flag at `tol`, and the relative

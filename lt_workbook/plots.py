@@ -37,8 +37,9 @@ class CdnHtmlRenderer(HtmlRenderer):
 FIGURE_RENDERERS = 'plotly_mimetype+cdn_html'   # JSON for JupyterLab (offline), HTML for the site and nbconvert
 
 def figure_renderers():
-    """plotly's renderers, with ours (`cdn_html`) added. Registered on first use, not on import: plotly builds its registry
-    when first asked and imports nbformat then (about 2 s of CPU), so a process that draws nothing never pays for it."""
+    """plotly's renderers, with ours (`cdn_html`) added. Registered on first use, not on import: plotly builds its
+    registry when first asked and imports nbformat then (about 2 s of CPU), so a process that draws nothing never pays
+    for it."""
     if 'cdn_html' not in pio.renderers:
         pio.renderers['cdn_html'] = CdnHtmlRenderer()
     return pio.renderers
@@ -64,7 +65,8 @@ def figure_bundle(fig:BaseFigure)->dict:
 
 # %% ../nbs/00_plots.ipynb #5793a119
 def display_output(obj)->dict:
-    "`obj` as a `display_data` output, formatted but published nowhere: `figure_bundle` of a figure, IPython's otherwise."
+    """`obj` as a `display_data` output, formatted but published nowhere: `figure_bundle` of a figure, IPython's
+    otherwise."""
     data, metadata = (figure_bundle(obj), {}) if isinstance(obj, BaseFigure) else DisplayFormatter().format(obj)
     return {'output_type': 'display_data', 'data': data, 'metadata': metadata}
 

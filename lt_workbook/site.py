@@ -177,11 +177,13 @@ def unvolatile(text:str)->str:
 
 # %% ../nbs/11_site.ipynb #ddf24875
 def figure_results(fig:dict)->list:
-    "A stored plotly figure's content as lines: its title, axis titles, each trace's type, name and data (`FIGURE_DATA`)."
+    """A stored plotly figure's content as lines: its title, axis titles, each trace's type, name and data
+    (`FIGURE_DATA`)."""
     layout = fig.get('layout', {})
     title = lambda t: t.get('text') if isinstance(t, dict) else t
     lines = [f"figure: {title(layout.get('title'))!r}"]
-    lines += [f"  {k}: {title(v.get('title'))!r}" for k, v in sorted(layout.items()) if k[:5] in ('xaxis', 'yaxis') and isinstance(v, dict)]
+    lines += [f"  {k}: {title(v.get('title'))!r}" for k, v in sorted(layout.items())
+              if k[:5] in ('xaxis', 'yaxis') and isinstance(v, dict)]
     for t in fig.get('data', []):
         data = {k: t[k] for k in FIGURE_DATA if k in t}
         lines.append(f"  {t.get('type', 'scatter')} {t.get('name')!r}: {json.dumps(data, sort_keys=True)}")
@@ -189,8 +191,10 @@ def figure_results(fig:dict)->list:
 
 # %% ../nbs/11_site.ipynb #c85b67a9
 def figure_style(fig:dict)->list:
-    "What only styles a stored figure, per trace: its colours (line, marker) and dash; and the layout's template colorway."
-    style = lambda t: {k: t.get(k, {}).get(p) for k in ('line', 'marker') for p in ('color', 'dash') if t.get(k, {}).get(p)}
+    """What only styles a stored figure, per trace: its colours (line, marker) and dash; and the layout's template
+    colorway."""
+    style = lambda t: {k: t.get(k, {}).get(p) for k in ('line', 'marker') for p in ('color', 'dash')
+                       if t.get(k, {}).get(p)}
     return [json.dumps(style(t), sort_keys=True) for t in fig.get('data', [])] + [
         json.dumps(fig.get('layout', {}).get('template', {}).get('layout', {}).get('colorway'))]
 
@@ -213,7 +217,8 @@ def stored_styles(nb:dict)->list:
 # %% ../nbs/11_site.ipynb #886695d7
 def notebook_at(ref:str, path, root=None)->dict|None:
     "The notebook `path` (relative to the project root) as git revision `ref` has it; None where it has none."
-    r = subprocess.run(['git', 'show', f'{ref}:{Path(path).as_posix()}'], cwd=root or project_root(), capture_output=True, text=True)
+    r = subprocess.run(['git', 'show', f'{ref}:{Path(path).as_posix()}'], cwd=root or project_root(),
+                       capture_output=True, text=True)
     return json.loads(r.stdout) if r.returncode == 0 else None
 
 def output_changes(ref:str='HEAD', notebooks=None, root=None)->dict:
@@ -232,10 +237,12 @@ def output_changes(ref:str='HEAD', notebooks=None, root=None)->dict:
     return changes
 
 def print_output_changes(ref:str='HEAD', notebooks=None, root=None)->int:
-    "Print `output_changes`: each notebook's changed results, then its count of restyled figure traces; the number of notebooks whose results changed."
+    """Print `output_changes`: each notebook's changed results, then its count of restyled figure traces; the number of
+    notebooks whose results changed."""
     changes = output_changes(ref, notebooks, root)
     for p, (diff, styles) in changes.items():
         print(*diff, sep='\n') if diff else print(f'{p}: results unchanged')
-        print(f'{p}: {styles} figure style(s) changed (colours, dashes or colorway)' if styles else f'{p}: styles unchanged')
+        print(f'{p}: {styles} figure style(s) changed (colours, dashes or colorway)' if styles
+              else f'{p}: styles unchanged')
     print(f'{sum(bool(d) for d, _ in changes.values())} notebook(s) with changed results, compared with {ref}')
     return sum(bool(d) for d, _ in changes.values())
