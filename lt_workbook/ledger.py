@@ -19,8 +19,8 @@ from .core import check_number, project_root
 from .plots import use_html_figures
 from .training import CLAIMS_FILE, Claim, claims_under, jsonable, progress, read_claims, runs_root
 from .core import atomic_write
-from .runner import (EXECUTION, Point, check_params, find_notebook, notebook_parameters, point_status, read_params, read_record,
-                                run_point_process)
+from .runner import (EXECUTION, Point, check_params, find_notebook, notebook_parameters, point_status,
+                                read_params, read_record, run_point_process)
 
 _log = logging.getLogger('lt_workbook.ledger')
 

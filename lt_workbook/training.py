@@ -4,7 +4,8 @@
 
 # %% ../nbs/01_training.ipynb #9a5464ff
 from __future__ import annotations
-import os, sys, io, logging, copy, json, time, math, functools, itertools, hashlib, subprocess, platform, inspect, importlib, pkgutil, secrets, warnings, pickle
+import os, sys, io, logging, copy, json, time, math, functools, itertools, hashlib, subprocess, platform, inspect
+import importlib, pkgutil, secrets, warnings, pickle
 from contextlib import contextmanager
 from typing import Callable
 from dataclasses import dataclass, field, asdict, replace
