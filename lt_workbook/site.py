@@ -12,10 +12,10 @@ from .training import progress
 
 # %% auto #0
 __all__ = ['PLOTLY_MIME', 'WIDGET_VIEW', 'WIDGET_STATE', 'BAR_MODELS', 'TQDM_TEXT', 'CDN_STARTUP', 'VOLATILE', 'FIGURE_DATA',
-           'site_config', 'site_pages', 'sidebar_pages', 'read_notebook', 'draws_figures', 'has_html', 'is_figure',
-           'figure_outputs', 'site_problems', 'prepare_site', 'bar_models', 'is_run_artefact', 'clean_stored_outputs',
-           'unvolatile', 'figure_results', 'figure_style', 'output_results', 'stored_results', 'stored_styles',
-           'notebook_at', 'output_changes', 'print_output_changes']
+           'TIME_COLUMNS', 'site_config', 'site_pages', 'sidebar_pages', 'read_notebook', 'draws_figures', 'has_html',
+           'is_figure', 'figure_outputs', 'site_problems', 'prepare_site', 'bar_models', 'is_run_artefact',
+           'clean_stored_outputs', 'unvolatile', 'time_columns_masked', 'figure_results', 'figure_style',
+           'output_results', 'stored_results', 'stored_styles', 'notebook_at', 'output_changes', 'print_output_changes']
 
 # %% ../nbs/11_site.ipynb #9d71aac8
 def site_config(root=None)->dict:
@@ -175,6 +175,25 @@ def unvolatile(text:str)->str:
         text = pattern.sub(mask, text)
     return text
 
+# %% ../nbs/11_site.ipynb #263620f8
+TIME_COLUMNS = ('wall_time', 'seconds', 'minutes')
+
+def time_columns_masked(lines:list)->list:
+    """Text lines with their spaces collapsed (a table's column widths follow its values), and in a pandas table the
+    values under a header in `TIME_COLUMNS` masked: what a re-run changes by itself."""
+    out, back = [], None
+    for line in lines:
+        toks = line.split()
+        if not toks:
+            back = None
+        elif any(c in toks for c in TIME_COLUMNS):
+            # the time columns' places, counted from the right (a row's label may hold spaces)
+            back = {len(toks) - 1 - k for k, t in enumerate(toks) if t in TIME_COLUMNS}
+        elif back is not None and len(toks) >= 2:
+            toks = ['<time>' if len(toks) - 1 - k in back else t for k, t in enumerate(toks)]
+        out.append(' '.join(toks))
+    return out
+
 # %% ../nbs/11_site.ipynb #ddf24875
 def figure_results(fig:dict)->list:
     """A stored plotly figure's content as lines: its title, axis titles, each trace's type, name and data
@@ -198,18 +217,21 @@ def figure_style(fig:dict)->list:
     return [json.dumps(style(t), sort_keys=True) for t in fig.get('data', [])] + [
         json.dumps(fig.get('layout', {}).get('template', {}).get('layout', {}).get('colorway'))]
 
+# %% ../nbs/11_site.ipynb #50c7bd35
 def output_results(output:dict)->list:
     "One stored output as lines to compare: a figure's `figure_results`, else its text (a table's plain-text form)."
     data = output.get('data', {})
     if PLOTLY_MIME in data:
         return figure_results(data[PLOTLY_MIME])
     text = output.get('text') or data.get('text/plain') or data.get('text/markdown') or ''
-    return unvolatile(''.join(text)).splitlines()
+    return time_columns_masked(unvolatile(''.join(text)).splitlines())
 
+# %% ../nbs/11_site.ipynb #96d09f29
 def stored_results(nb:dict)->list:
     "Every stored output of notebook `nb` (read by `read_notebook`), in order, as lines (`output_results`)."
     return [l for c in nb['cells'] if c['cell_type'] == 'code' for o in c.get('outputs', []) for l in output_results(o)]
 
+# %% ../nbs/11_site.ipynb #be64e6f0
 def stored_styles(nb:dict)->list:
     "`figure_style` of every stored figure of `nb`, in order."
     return [s for o in figure_outputs(nb) for s in figure_style(o['data'][PLOTLY_MIME])] if nb else []
@@ -221,6 +243,7 @@ def notebook_at(ref:str, path, root=None)->dict|None:
                        capture_output=True, text=True)
     return json.loads(r.stdout) if r.returncode == 0 else None
 
+# %% ../nbs/11_site.ipynb #05e84d17
 def output_changes(ref:str='HEAD', notebooks=None, root=None)->dict:
     """Per notebook whose stored outputs differ between git revision `ref` and the working tree: the unified diff of
     their `stored_results` (empty when only styles changed) and the number of figure styles that changed."""
@@ -236,6 +259,7 @@ def output_changes(ref:str='HEAD', notebooks=None, root=None)->dict:
             changes[p] = (diff, styles)
     return changes
 
+# %% ../nbs/11_site.ipynb #145fb6eb
 def print_output_changes(ref:str='HEAD', notebooks=None, root=None)->int:
     """Print `output_changes`: each notebook's changed results, then its count of restyled figure traces; the number of
     notebooks whose results changed."""
