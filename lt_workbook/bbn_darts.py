@@ -143,9 +143,11 @@ class BilateralArchitect(Architect):
                  tau:float=3.,                 # HLS's tau
                  k:float=5.,                   # reverse sigmoid's steepness
                  mu0:float=0.5,                # the constant schedule's mu
-                 cls_sampler:str='class_balanced',  # the class-sampling branch's sampler, one of `CLS_SAMPLERS` (Eq. 12: class_balanced)
+                 # the class-sampling branch's sampler, one of `CLS_SAMPLERS` (Eq. 12: class_balanced)
+                 cls_sampler:str='class_balanced',
                  t_start:int=1,                # t of the first epoch in the schedule: 1 (Alg. 1) or 0 (BBN's code)
-                 **architect_kw):              # `Architect`'s: order, lr (a float, or one per group), batch_size, sampler, ...
+                 # `Architect`'s: order, lr (a float, or one per group), batch_size, sampler, ...
+                 **architect_kw):
         super().__init__(model, val_set, **architect_kw)
         self.bilateral = isinstance(model, BilateralSupernet)
         self.schedule, self.hls, self.k, self.mu0 = check_choice('schedule', schedule, MIXING_SCHEDULES), hls, k, mu0
@@ -442,7 +444,8 @@ def bilateral_search_config(method:str,            # a key of `SEARCH_METHODS`
                             grad_clip:float=5.,
                             group_split:str='count', # many / medium / few by training count, or 'cifar10_index'
                             device='auto',
-                            precision='auto',        # a key of PRECISIONS: bf16 / fp16 / fp32 autocast ('auto': by the GPU)
+                            # a key of PRECISIONS: bf16 / fp16 / fp32 autocast ('auto': by the GPU)
+                            precision='auto',
                             )->TrainConfig:
     """The supernet and the weights' schedule of search `method`: a bilateral supernet (two one-cell heads), or DARTS'
     single-branch one with the method's sampler."""
@@ -461,17 +464,20 @@ def bilateral_search_config(method:str,            # a key of `SEARCH_METHODS`
 def bilateral_architect_config(method:str,           # a key of `SEARCH_METHODS`
                                order:int=1,          # 1: first-order DARTS; 2: second order (unrolled)
                                batch_size:int=32,    # validation batch per branch
-                               arch_lr_backbone:float=0.02,   # xi_0, Adam's learning rate of the backbone alphas (Sec. V-A)
+                               # xi_0, Adam's learning rate of the backbone alphas (Sec. V-A)
+                               arch_lr_backbone:float=0.02,
                                arch_lr_ins:float=0.02,        # the instance head's alphas
                                arch_lr_cls:float=0.02,        # the class head's alphas
                                arch_weight_decay:float=1e-3,
-                               schedule:str='parabolic',      # mixing schedule, one of `MIXING_SCHEDULES` (the method's own if it names one)
+                               # mixing schedule, one of `MIXING_SCHEDULES` (the method's own if it names one)
+                               schedule:str='parabolic',
                                t_start:int=1,        # t of the first epoch: 1 (Alg. 1) or 0 (BBN's code)
                                cls_sampler:str='class_balanced',   # the class-sampling branch, one of `CLS_SAMPLERS`
                                sigmoid_k:float=5.,   # steepness k of the reverse sigmoid (Eq. 18)
                                mu_constant:float=0.5,   # mu of the 'constant' schedule
                                tau:float=3.,         # HLS: xi_0 (1 - exp(-tau mu)) (Eq. 17)
-                               **overrides)->dict:   # replace any of the resulting keywords (a continuation's schedule, mu0)
+                               # replace any of the resulting keywords (a continuation's schedule, mu0)
+                               **overrides)->dict:
     "The keywords of `BilateralArchitect` for search `method` (each run records them as `architect` in params.json)."
     spec = SEARCH_METHODS[check_choice('method', method, SEARCH_METHODS)]
     kw = dict(order=order, batch_size=batch_size, weight_decay=arch_weight_decay, k=sigmoid_k, mu0=mu_constant, tau=tau)
@@ -483,7 +489,9 @@ def bilateral_architect_config(method:str,           # a key of `SEARCH_METHODS`
     return {**kw, **overrides}
 
 # %% ../nbs/05_bbn_darts.ipynb #a69a254b
-def bilateral_search(search_data:LTDataset,    # the weights' split: what the supernet trains on (the ratio recorded is its counts')
+def bilateral_search(
+                     # the weights' split: what the supernet trains on (the ratio recorded is its counts')
+                     search_data:LTDataset,
                      search_val:ImageSet,      # the alphas' split (Alg. 1's validation batches)
                      cfg:TrainConfig,          # the supernet and the weights' schedule: `bilateral_search_config(...)`
                      architect:dict,           # `BilateralArchitect`'s keywords: `bilateral_architect_config(...)`
@@ -503,14 +511,17 @@ def bilateral_search(search_data:LTDataset,    # the weights' split: what the su
                      callbacks=[arch, BilateralTracker(search_val, mu_grid), *callbacks], **trainer_kw)
 
 # %% ../nbs/05_bbn_darts.ipynb #92890364
-def continue_bilateral_search(source:Run,      # a completed bilateral search (its checkpoint holds the weights and alphas)
+def continue_bilateral_search(
+                              # a completed bilateral search (its checkpoint holds the weights and alphas)
+                              source:Run,
                               variant:str,     # a key of `CONTINUATIONS`
                               search_data:LTDataset,   # the weights' split the source trained on
                               search_val:ImageSet,     # the alphas' split
                               epochs:int=2,    # epochs of continued training
                               lr:float=0.001,  # the weights' constant learning rate (where the cosine schedule ended)
                               name:str|None=None,      # default: `<source name>_then_<variant>`
-                              **search_kw)->Run:       # `bilateral_search`'s: run_dir, mu_grid, train_portion, section, ...
+                              # `bilateral_search`'s: run_dir, mu_grid, train_portion, section, ...
+                              **search_kw)->Run:
     """Continued training from `source` (Sec. V-D, Fig. 8): its config and architect with the variant's mixing (or
     frozen backbone), constant `lr`."""
     spec = dict(CONTINUATIONS[check_choice('variant', variant, CONTINUATIONS)])

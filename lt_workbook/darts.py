@@ -403,7 +403,8 @@ def stem_states(stem:nn.Module, x)->tuple:
 # %% ../nbs/04_ltdarts_search.ipynb #f610deba
 def cell_stack(make_cell, C:int, layers:int, stem_multiplier:int=3,
                stem_stride:int=1,     # the CIFAR stem's stride (2: cells at half resolution, a CPU proxy)
-               stem:str='cifar'):     # one of `STEMS`: 'imagenet' is DARTS' ImageNet stem (cells at 1/8, output at 1/32)
+               # one of `STEMS`: 'imagenet' is DARTS' ImageNet stem (cells at 1/8, output at 1/32)
+               stem:str='cifar'):
     """DARTS' network frame, shared by the supernet and the network of a genotype: a stem (`stem='cifar'`: a 3x3 conv-BN
     of `stem_multiplier * C` channels and stride `stem_stride`; 'imagenet': `ImageNetStem`, C channels, its strides
     fixed), then `layers` cells `make_cell(C_pp, C_p, C, reduction, reduction_prev)` (width doubled at the reductions,
@@ -441,8 +442,10 @@ class Supernet(nn.Module):
                  multiplier:int=4,                 # nodes concatenated into the cell output
                  stem_multiplier:int=3,
                  stem_stride:int=1,                # 2 searches at half resolution (a cheaper proxy, for CPU runs)
-                 batched:bool=True,                # cells with their edges batched (`BatchedSearchCell`); False: one edge at a time
-                 stem:str='cifar'):                # one of `STEMS` ('imagenet': DARTS' ImageNet stem, for 224-px images)
+                 # cells with their edges batched (`BatchedSearchCell`); False: one edge at a time
+                 batched:bool=True,
+                 # one of `STEMS` ('imagenet': DARTS' ImageNet stem, for 224-px images)
+                 stem:str='cifar'):
         super().__init__()
         self.cell_type = BatchedSearchCell if batched else SearchCell
         self.primitives, self.steps, self.multiplier = tuple(candidate_ops(ops=primitives)), steps, multiplier
@@ -586,10 +589,13 @@ class Architect(Callback):
                  lr:float|dict=3e-4,          # Adam's learning rate, or one per group of `model.arch_groups()`
                  betas=(0.5, 0.999), weight_decay:float=1e-3,
                  batch_size:int=64, augment:bool=True,
-                 recompute:int=0,             # rerun the first k cells in backward (`recomputed`): weight step, and first-order alpha step
+                 # rerun the first k cells in backward (`recomputed`): weight step, and first-order alpha step
+                 recompute:int=0,
                  sampler:str='instance',      # how validation batches are drawn, a key of `SAMPLERS`
-                 unroll:str='code',           # second order: 'code' (DARTS code: momentum + weight decay in w') or 'paper' (w - xi grad)
-                 cuda_graph:bool=False):      # on CUDA, first order: replay the alpha and weight steps from a CUDA graph (`CudaGraphStep`)
+                 # second order: 'code' (DARTS code: momentum + weight decay in w') or 'paper' (w - xi grad)
+                 unroll:str='code',
+                 # on CUDA, first order: replay the alpha and weight steps from a CUDA graph (`CudaGraphStep`)
+                 cuda_graph:bool=False):
         self.order, self.val_set, self.batch_size, self.augment = (check_choice('order', order, (1, 2)), val_set,
                                                                    batch_size, augment)
         self.recompute, self.sampler = recompute, check_choice('sampler', sampler, SAMPLERS)
@@ -758,7 +764,8 @@ class GenotypeNet(nn.Module):
     def __init__(self, num_classes:int, classifier:str='linear', genotype:dict|None=None, C:int=16, layers:int=8,
                  stem_multiplier:int=3, drop_path_prob:float=0.,
                  stem_stride:int=1,    # 2: the cells run at half resolution (the search's CPU proxy); 1 as DARTS
-                 stem:str='cifar'):    # one of `STEMS` ('imagenet': DARTS' NetworkImageNet stem, 224 -> 7 at the last cell)
+                 # one of `STEMS` ('imagenet': DARTS' NetworkImageNet stem, 224 -> 7 at the last cell)
+                 stem:str='cifar'):
         super().__init__()
         self.genotype = check_genotype(genotype)
         self.drop_path_prob, self.progress = drop_path_prob, 0.
@@ -1059,12 +1066,15 @@ def search_halves(data:LTDataset, train_portion:float=0.5, seed:int=0):
     return data.train_subset(tr_idx), data.train.subset(va_idx)
 
 # %% ../nbs/04_ltdarts_search.ipynb #b69b08ee
-def search_config(variant:str,               # the search's name: method 'ltdarts_search_<variant>', run 'search_<variant>'
-                  primitives,                # candidate operations (names from `OPS`, e.g. `SEARCH_SPACES['lt']`)
-                  classifier:str='etf',      # the supernet's head, a key of `CLASSIFIERS` ('etf' for LT-DARTS)
-                  seed:int=0,
-                  supernet:dict|None=None,   # `Supernet` settings over `SUPERNET` (C, layers, steps, stem_stride, ...)
-                  **train)->TrainConfig:     # `TrainConfig` settings of the weights over `SEARCH_TRAIN` (epochs, batch_size, lr, loss, device, ...)
+def search_config(
+        # the search's name: method 'ltdarts_search_<variant>', run 'search_<variant>'
+        variant:str,
+        primitives,                # candidate operations (names from `OPS`, e.g. `SEARCH_SPACES['lt']`)
+        classifier:str='etf',      # the supernet's head, a key of `CLASSIFIERS` ('etf' for LT-DARTS)
+        seed:int=0,
+        supernet:dict|None=None,   # `Supernet` settings over `SUPERNET` (C, layers, steps, stem_stride, ...)
+        # `TrainConfig` settings of the weights over `SEARCH_TRAIN` (epochs, batch_size, lr, loss, device, ...)
+        **train)->TrainConfig:
     "The `TrainConfig` of one supernet search (checked, like every `TrainConfig`, when it is built)."
     net = {**SUPERNET, **(supernet or {})}
     allowed = [k for k in inspect.signature(Supernet).parameters
@@ -1076,14 +1086,19 @@ def search_config(variant:str,               # the search's name: method 'ltdart
                           'arch_kw': dict(primitives=list(candidate_ops(ops=primitives)), **net)})
 
 # %% ../nbs/04_ltdarts_search.ipynb #4826dd6d
-def ltdarts_search(data:LTDataset,            # what the weights train on (the weights' half of `search_halves`); params.json records its ratio
+def ltdarts_search(
+                   # what the weights train on (the weights' half of `search_halves`); params.json records its ratio
+                   data:LTDataset,
                    val:ImageSet,              # the images the alphas train on (the other half)
                    cfg:TrainConfig,           # the search's config (`search_config`)
-                   architect:dict|None=None,  # `Architect` settings over `ARCHITECT` (order, lr, weight_decay, batch_size, recompute, unroll)
-                   hessian:dict|None=None,    # the Hessian w.r.t. alpha over `HESSIAN`: every (0: never), batches, max_iter, tol
+                   # `Architect` settings over `ARCHITECT` (order, lr, weight_decay, batch_size, recompute, unroll)
+                   architect:dict|None=None,
+                   # the Hessian w.r.t. alpha over `HESSIAN`: every (0: never), batches, max_iter, tol
+                   hessian:dict|None=None,
                    train_portion:float=0.5,   # recorded: the share of the training set that `data` is
                    balanced:bool=False,       # recorded: whether `data` is a balanced reference set (Fig. 7)
-                   name:str|None=None,        # run name (default 'search_<variant>' of the method 'ltdarts_search_<variant>')
+                   # run name (default 'search_<variant>' of the method 'ltdarts_search_<variant>')
+                   name:str|None=None,
                    run_dir=None,              # root of the runs (default: the section's, runs/04_ltdarts_search)
                    section:str='04_ltdarts_search')->Run:
     """One DARTS / LT-DARTS search (Liu et al. 2019, Alg. 1; LT-DARTS' "Long-Tailed Differential Architecture Search"):
@@ -1121,7 +1136,8 @@ def retrain_config(genotype:dict,             # a checked genotype (`resolve_gen
                    label:str='cell',          # the cell's name: the run records the method '<label>+<method>'
                    stem:str='cifar',          # one of `STEMS` ('imagenet': DARTS' ImageNet network, for 224-px images)
                    stem_stride:int=1,         # 2: the cells run at half resolution (a CPU proxy); 1 as DARTS
-                   **train)->TrainConfig:     # `TrainConfig` settings over the method's (epochs, batch_size, lr, schedule, ...)
+                   # `TrainConfig` settings over the method's (epochs, batch_size, lr, schedule, ...)
+                   **train)->TrainConfig:
     """The `TrainConfig` that trains the network of `genotype` from scratch with `method`, at about `target_params`
     parameters."""
     method_config(method, seed=seed, **train)   # a bad method or setting fails before the width is fitted
@@ -1134,14 +1150,18 @@ def retrain_config(genotype:dict,             # a checked genotype (`resolve_gen
 
 # %% ../nbs/04_ltdarts_search.ipynb #17ad7eea
 def ltdarts_retrain(data:LTDataset,            # the long-tailed training and test sets
-                    genotype,                  # the cell: anything `resolve_genotype` accepts (a name, JSON, a dict, a path)
-                    method:str='ce',           # a key of `METHODS`; one with a second stage trains both (`train_stages`)
+                    # the cell: anything `resolve_genotype` accepts (a name, JSON, a dict, a path)
+                    genotype,
+                    # a key of `METHODS`; one with a second stage trains both (`train_stages`)
+                    method:str='ce',
                     seed:int=0,
                     target_params:int=460_000, # parameter budget the width C is fitted to (ResNet-32's 0.46M)
                     layers:int=8,              # cells of the network
-                    train:dict|None=None,      # `TrainConfig` settings over the method's (epochs, batch_size, lr, schedule, ...)
+                    # `TrainConfig` settings over the method's (epochs, batch_size, lr, schedule, ...)
+                    train:dict|None=None,
                     crt_epochs:int=0,          # > 0: cRT on top of the retrained network (LT-DARTS Table 3)
-                    label:str|None=None,       # the cell's name in run names and methods (default `genotype_label(genotype)`)
+                    # the cell's name in run names and methods (default `genotype_label(genotype)`)
+                    label:str|None=None,
                     run_dir=None,              # root of the runs (default: the section's)
                     section:str='04_ltdarts_search',
                     stem:str='cifar',          # one of `STEMS` ('imagenet': DARTS' ImageNet network, for 224-px images)
