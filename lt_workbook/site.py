@@ -12,7 +12,7 @@ from .training import progress
 
 # %% auto #0
 __all__ = ['PLOTLY_MIME', 'WIDGET_VIEW', 'WIDGET_STATE', 'BAR_MODELS', 'TQDM_TEXT', 'CDN_STARTUP', 'VOLATILE', 'FIGURE_DATA',
-           'TIME_COLUMNS', 'site_config', 'site_pages', 'sidebar_pages', 'read_notebook', 'draws_figures', 'has_html',
+           'TIME_COLUMN', 'site_config', 'site_pages', 'sidebar_pages', 'read_notebook', 'draws_figures', 'has_html',
            'is_figure', 'figure_outputs', 'site_problems', 'prepare_site', 'bar_models', 'is_run_artefact',
            'clean_stored_outputs', 'unvolatile', 'time_columns_masked', 'figure_results', 'figure_style',
            'output_results', 'stored_results', 'stored_styles', 'notebook_at', 'output_changes', 'print_output_changes']
@@ -176,19 +176,22 @@ def unvolatile(text:str)->str:
     return text
 
 # %% ../nbs/11_site.ipynb #263620f8
-TIME_COLUMNS = ('wall_time', 'seconds', 'minutes')
+# a timing column of a results table: wall_time, adapt_time, search_time, seconds, minutes
+TIME_COLUMN = re.compile(r'(\w+_)?(time|seconds|minutes)')
 
 def time_columns_masked(lines:list)->list:
     """Text lines with their spaces collapsed (a table's column widths follow its values), and in a pandas table the
-    values under a header in `TIME_COLUMNS` masked: what a re-run changes by itself."""
+    values under a timing header (`TIME_COLUMN`) masked: what a re-run changes by itself."""
     out, back = [], None
     for line in lines:
         toks = line.split()
+        # a wide table's header block ends with a backslash (more columns below)
+        names = toks[:-1] if toks[-1:] == ['\\'] else toks
         if not toks:
             back = None
-        elif any(c in toks for c in TIME_COLUMNS):
-            # the time columns' places, counted from the right (a row's label may hold spaces)
-            back = {len(toks) - 1 - k for k, t in enumerate(toks) if t in TIME_COLUMNS}
+        elif any(TIME_COLUMN.fullmatch(t) for t in names):
+            # the timing columns' places, counted from the right (a row's label may hold spaces)
+            back = {len(names) - 1 - k for k, t in enumerate(names) if TIME_COLUMN.fullmatch(t)}
         elif back is not None and len(toks) >= 2:
             toks = ['<time>' if len(toks) - 1 - k in back else t for k, t in enumerate(toks)]
         out.append(' '.join(toks))
