@@ -98,8 +98,10 @@ class BilateralSupernet(Supernet):
         if self.backbone_frozen:
             del g['backbone']
         return g
-    def arch_parameters(self)->list: return [a for g in self.arch_groups().values() for a in g]
-    def head_weights(self)->dict: return {b: F.softmax(getattr(self, f'alphas_{b}'), -1) for b in BBN_BRANCHES}
+    def arch_parameters(self)->list:
+        return [a for g in self.arch_groups().values() for a in g]
+    def head_weights(self)->dict:
+        return {b: F.softmax(getattr(self, f'alphas_{b}'), -1) for b in BBN_BRANCHES}
     def head_genotypes(self)->dict:
         "Each head's discrete cell (two `[op, input]` per node), as `parse_cell` derives a normal cell."
         return {b: parse_cell(w.detach().cpu().numpy(), self.primitives, self.steps)
@@ -230,7 +232,8 @@ def mu_sweep(o_ins, o_cls, labels, train_counts, grid=11, split:str='count')->li
 class BilateralTracker(SearchTracker):
     """Per epoch: every alpha set's softmax, the heads' cells, alpha shifts, validation loss / accuracy at mu; after
     fit: the mu sweep."""
-    def __init__(self, val_set:ImageSet, mu_grid:int=11): self.val_set, self.mu_grid = val_set, mu_grid
+    def __init__(self, val_set:ImageSet, mu_grid:int=11):
+        self.val_set, self.mu_grid = val_set, mu_grid
     def before_epoch(self, trainer, epoch):
         self.start = {n: a.detach().clone() for n, a in alpha_tensors(trainer.model).items()}
     def after_epoch(self, trainer, epoch, event):
@@ -542,8 +545,7 @@ def check_bbn_params(p:dict):   # the notebook's parameters, {name: value} (e.g.
     methods = p['methods']
     if not methods:
         raise ValueError("methods=[]: expected at least one of SEARCH_METHODS")
-    for m in methods:
-        check_choice('methods', m, SEARCH_METHODS)
+    check_choices('methods', methods, SEARCH_METHODS)
     candidate_ops(p['search_space'])
     check_choice('group_split', p['group_split'], GROUP_SPLITS)
     check_choice('schedule', p['schedule'], MIXING_SCHEDULES)
@@ -563,8 +565,7 @@ def check_bbn_params(p:dict):   # the notebook's parameters, {name: value} (e.g.
         raise ValueError(f"mu_grid={p['mu_grid']!r}: expected an integer >= 2 (the sweep's grid includes mu_test = 0 "
                          "and 1)")
     if p['continue_variants']:
-        for v in p['continue_variants']:
-            check_choice('continue_variants', v, CONTINUATIONS)
+        check_choices('continue_variants', p['continue_variants'], CONTINUATIONS)
         check_number('continue_epochs', p['continue_epochs'], integer=True)
         check_choice('continue_from', p['continue_from'], tuple(m for m, s in SEARCH_METHODS.items() if s['bilateral']))
     check_seeds(p['seeds'])

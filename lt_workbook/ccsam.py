@@ -81,7 +81,8 @@ def soft_cross_entropy(logits, targets):
     return -(targets.to(z.dtype) * F.log_softmax(z, 1)).sum(1)
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #ca9fa390
-def _norm(ts): return torch.sqrt(sum((loss_precision(t.detach()) ** 2).sum() for t in ts))
+def _norm(ts):
+    return torch.sqrt(sum((loss_precision(t.detach()) ** 2).sum() for t in ts))
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #f3a92774
 def weighted_class_mean(per_sample, y, weighting:str='batch'):
@@ -240,7 +241,8 @@ class CCSAMStep(Callback):
             self._gen = torch.Generator(trainer.device).manual_seed(trainer.cfg.seed * SEED_STRIDE + self.OFFSET
                                                                     + epoch)
         return self._gen
-    def settings(self)->dict: return dict(noise_ratio=self.noise_ratio, flat_ratio=self.flat_ratio,
+    def settings(self)->dict:
+        return dict(noise_ratio=self.noise_ratio, flat_ratio=self.flat_ratio,
                                           perturb=self.perturb,
                                           radius=self.radius, weighting=self.weighting, direction=self.direction,
                                           magnitude=self.magnitude)
@@ -337,9 +339,11 @@ class AdversarialFeatureStep(Callback):
         self.adv_div = None if adv_div is None else check_number('adv_div', adv_div)
         self.reinit_classifier, self.alpha, self._cache = reinit_classifier, 0., {}
         self.adv_norm = check_choice('adv_norm', adv_norm, ADV_NORMS)
-    def settings(self)->dict: return dict(adv_lambda=self.adv_lambda, up_limit=self.up_limit, adv_div=self.adv_div,
+    def settings(self)->dict:
+        return dict(adv_lambda=self.adv_lambda, up_limit=self.up_limit, adv_div=self.adv_div,
                                           reinit_classifier=self.reinit_classifier, adv_norm=self.adv_norm)
-    def after_epoch(self, trainer, epoch, event): event['adv_alpha'] = self.alpha
+    def after_epoch(self, trainer, epoch, event):
+        event['adv_alpha'] = self.alpha
     def before_epoch(self, trainer, epoch):
         self.alpha = progressive_alpha(epoch, trainer.cfg.epochs, self.up_limit)
         # undo cRT's re-initialization: keep stage 1's head
@@ -373,7 +377,8 @@ class SAMStep:
     fp16 = False
     def __init__(self, rho:float=0.05, adaptive:bool=False):
         self.rho, self.adaptive, self._sam = check_number('sam_rho', rho), adaptive, (None, None)
-    def settings(self)->dict: return dict(sam_rho=self.rho, sam_adaptive=self.adaptive)
+    def settings(self)->dict:
+        return dict(sam_rho=self.rho, sam_adaptive=self.adaptive)
     def sam(self, trainer):
         "The SAM optimizer sharing the trainer's parameter groups and state (made once per trainer optimizer)."
         if self._sam[0] is not trainer.opt:
@@ -414,8 +419,10 @@ class SWACallback(Callback):
         if epoch >= self.start:
             self._average(trainer).update_parameters(trainer.model)
             event['swa_models'] = int(self.avg.n_averaged)
-    def state_dict(self): return {} if self.avg is None else {'avg': self.avg.state_dict()}
-    def load_state_dict(self, state): self._pending = state.get('avg')
+    def state_dict(self):
+        return {} if self.avg is None else {'avg': self.avg.state_dict()}
+    def load_state_dict(self, state):
+        self._pending = state.get('avg')
     def after_fit(self, trainer, summary):
         avg = self._average(trainer)
         if int(avg.n_averaged) == 0:
@@ -464,10 +471,12 @@ class _OwnNoise(Callback):
             self._gen = torch.Generator(trainer.device).manual_seed(trainer.cfg.seed * SEED_STRIDE + self.OFFSET
                                                                     + epoch)
         return self._gen
-    def before_epoch(self, trainer, epoch): self.generator(trainer, epoch + 1)
+    def before_epoch(self, trainer, epoch):
+        self.generator(trainer, epoch + 1)
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #bc812f09
-def _trainable(trainer): return [(n, p) for n, p in trainer.model.named_parameters() if p.requires_grad]
+def _trainable(trainer):
+    return [(n, p) for n, p in trainer.model.named_parameters() if p.requires_grad]
 
 # %% ../nbs/07_ccsam_landscapes.ipynb #9fe1053a
 class GradientPenaltyStep(_OwnNoise):
@@ -476,7 +485,8 @@ class GradientPenaltyStep(_OwnNoise):
     def __init__(self, alpha:float=0.8,   # weight of the gradient at the shifted weights (Zhao et al.: 0.8, assumed)
                  r:float=0.05):           # length of the finite-difference step along g
         self.alpha, self.r = check_fraction('gp_alpha', alpha), check_number('gp_r', r)
-    def settings(self)->dict: return dict(gp_alpha=self.alpha, gp_r=self.r)
+    def settings(self)->dict:
+        return dict(gp_alpha=self.alpha, gp_r=self.r)
     def __call__(self, trainer, x, y):
         x, y_a, y_b, lam = mixed_batch(trainer, x, y)
         named = _trainable(trainer)
@@ -502,7 +512,8 @@ class ModelPerturbationStep(_OwnNoise):
                  draws:int=2):            # noisy copies per step (F2M's M; assumed)
         self.bound, self.draws = (check_number('mp_bound', bound, zero_ok=True),
                                   check_number('mp_draws', draws, integer=True))
-    def settings(self)->dict: return dict(mp_bound=self.bound, mp_draws=self.draws)
+    def settings(self)->dict:
+        return dict(mp_bound=self.bound, mp_draws=self.draws)
     def noise(self, trainer, named)->list:
         "One draw: a uniform shift in [-bound, bound] of every weight, from the step's generator."
         g = self.generator(trainer)
@@ -896,18 +907,14 @@ def check_ccsam_params(p:dict):
     """Checks the values of the Experiment's parameters `p` ({name: value}, e.g. `globals()`) before any run is
     configured: a `ValueError` naming the first bad one."""
     check_seeds(p['seeds'])
-    for c in p['controls']:
-        check_choice('controls', c, CCSAM_CONTROLS)
-    for b in p['baselines']:
-        check_choice('baselines', b, FLATTENING_BASELINES)
-    for v in p['ablation']:
-        check_choice('ablation', v, tuple(CCSAM_ABLATION))
+    check_choices('controls', p['controls'], CCSAM_CONTROLS)
+    check_choices('baselines', p['baselines'], FLATTENING_BASELINES)
+    check_choices('ablation', p['ablation'], tuple(CCSAM_ABLATION))
     epochs, swa_start = p['epochs'], p['swa_start']
     swa_from = epochs // 2 if swa_start is None else swa_start
     if 'swa' in p['baselines'] and not (isinstance(swa_from, int) and 0 <= swa_from < epochs):
         raise ValueError(f"swa_start={swa_start!r}: expected an epoch in 0..{epochs - 1}")
-    for m in p['landscape_methods']:
-        check_choice('landscape_methods', m, ('ce', 'ldam_drw', 'ccsam', 'ccsam_stage1'))
+    check_choices('landscape_methods', p['landscape_methods'], ('ce', 'ldam_drw', 'ccsam', 'ccsam_stage1'))
     for k in ('landscape_n', 'noise_points', 'noise_draws', 'grid_points', 'stage2_epochs'):
         check_number(k, p[k], integer=True)
     for k in ('noise_local', 'noise_global', 'grid_range', 'stage2_lr'):

@@ -60,7 +60,8 @@ def unit(C_in:int, C_out:int, conv:nn.Module, act:str='relu', norm:str='bn', pos
     return nn.Sequential(conv, make_norm(norm, C_out, affine), *([make_act(act)] if final_act else []))
 
 # %% ../nbs/02_component_exploration.ipynb #2f62b885
-def conv1x1(C_in, C_out, stride=1): return nn.Conv2d(C_in, C_out, 1, stride, bias=False)
+def conv1x1(C_in, C_out, stride=1):
+    return nn.Conv2d(C_in, C_out, 1, stride, bias=False)
 
 # %% ../nbs/02_component_exploration.ipynb #8628e767
 def conv3x3(C_in, C_out, stride=1, dilation=1, groups=1):
@@ -163,7 +164,8 @@ class SqueezeExcite(nn.Module):
     def __init__(self, C:int, r:int=8):
         super().__init__()
         self.fc1, self.fc2 = nn.Conv2d(C, max(1, C // r), 1), nn.Conv2d(max(1, C // r), C, 1)
-    def forward(self, x): return x * torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3), keepdim=True)))))
+    def forward(self, x):
+        return x * torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3), keepdim=True)))))
 
 # %% ../nbs/02_component_exploration.ipynb #3e683e57
 BOTTLENECK_CONVS = {'bottleneck': 'plain', 'dilated': 'dilated', 'separable': 'separable', 'aggregated': 'aggregated',
@@ -193,8 +195,10 @@ class ComponentBlock(nn.Module):
         self.stride, self.pad = stride, C_out - C_in
         if self.pad < 0:
             raise ValueError(f"option-A shortcut: C_out={C_out} < C_in={C_in}")
-    def shortcut(self, x): return option_a_shortcut(x, self.stride, self.pad)
-    def forward(self, x): return self.act(self.body(x) + self.shortcut(x))
+    def shortcut(self, x):
+        return option_a_shortcut(x, self.stride, self.pad)
+    def forward(self, x):
+        return self.act(self.body(x) + self.shortcut(x))
 
 # %% ../nbs/02_component_exploration.ipynb #9d69c658
 def _widths(width)->tuple:
@@ -285,13 +289,10 @@ def variant_name(block:str='basic', activation:str='relu', position:str='post', 
 # %% ../nbs/02_component_exploration.ipynb #01c8c902
 def component_groups(groups=GROUPS, base_block:str='bottleneck', activations=tuple(ACTIVATIONS), norms=NORMS)->dict:
     "{group: {label: backbone kwargs}} for the component `groups`."
-    for g in groups:
-        check_choice('components', g, GROUPS)
+    check_choices('components', groups, GROUPS)
     check_choice('base_block', base_block, BLOCKS)
-    for a in activations:
-        check_choice('activations', a, ACTIVATIONS)
-    for n in norms:
-        check_choice('norms', n, NORMS)
+    check_choices('activations', activations, ACTIVATIONS)
+    check_choices('norms', norms, NORMS)
     full = {
         'topology': {b: dict(block=b) for b in ('basic', 'bottleneck')},
         'conv': {b: dict(block=b) for b in BOTTLENECK_CONVS},

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['check_choice', 'check_number', 'check_int', 'check_fraction', 'raised', 'check_seeds', 'project_root', 'atomic_write',
-           'read_json', 'write_failed', 'resolve', 'Registry']
+__all__ = ['check_choice', 'check_number', 'check_choices', 'check_int', 'check_fraction', 'raised', 'check_seeds',
+           'project_root', 'atomic_write', 'read_json', 'write_failed', 'resolve', 'Registry']
 
 # %% ../nbs/00_core.ipynb #2dcf0dcc
 def check_choice(name:str, value, allowed):
@@ -30,6 +30,13 @@ def check_number(name:str, value, integer:bool=False, zero_ok:bool=False):
         raise ValueError(f"{name}={value!r}: expected a {'non-negative' if zero_ok else 'positive'} "
                          f"{'integer' if integer else 'number'}")
     return value
+
+# %% ../nbs/00_core.ipynb #0c30df1e
+def check_choices(name:str, values, allowed):
+    "`values`, unless one of them is not in `allowed`: then `check_choice`'s `ValueError` naming parameter `name`."
+    for v in values:
+        check_choice(name, v, allowed)
+    return values
 
 # %% ../nbs/00_core.ipynb #64ff7f9e
 def check_int(name:str, value, minimum:int=1, maximum:int|None=None, none_ok:bool=False):

@@ -43,8 +43,10 @@ __all__ = ['OPS', 'DARTS_PRIMITIVES', 'LT_REPLACES', 'SEARCH_SPACES', 'WIDE', 'C
 # %% ../nbs/04_ltdarts_search.ipynb #313e66e7
 class Zero(nn.Module):
     "DARTS' `none`: the zero map (at the stride's resolution)."
-    def __init__(self, stride:int): super().__init__(); self.stride = stride
-    def forward(self, x): return x[:, :, ::self.stride, ::self.stride] * 0.
+    def __init__(self, stride:int):
+        super().__init__(); self.stride = stride
+    def forward(self, x):
+        return x[:, :, ::self.stride, ::self.stride] * 0.
 
 # %% ../nbs/04_ltdarts_search.ipynb #25651c8f
 class FactorizedReduce(nn.Module):
@@ -94,8 +96,7 @@ def candidate_ops(name:str='lt', ops=None)->tuple:
     "The candidate operations: the named space of `SEARCH_SPACES`, or the explicit list `ops` (names from `OPS`)."
     if not ops:
         return SEARCH_SPACES[check_choice('search_space', name, SEARCH_SPACES)]
-    for o in ops:
-        check_choice('ops', o, OPS)
+    check_choices('ops', ops, OPS)
     if len(set(ops)) != len(ops):
         raise ValueError(f"ops={list(ops)!r}: an operation is listed twice")
     if all(o == 'none' for o in ops):
@@ -140,7 +141,8 @@ class MixedOp(nn.Module):
         return out
 
 # %% ../nbs/04_ltdarts_search.ipynb #f18078b5
-def num_edges(steps:int=4)->int: return sum(2 + i for i in range(steps))
+def num_edges(steps:int=4)->int:
+    return sum(2 + i for i in range(steps))
 
 # %% ../nbs/04_ltdarts_search.ipynb #cc09ad1f
 class SearchCell(nn.Module):
@@ -176,7 +178,8 @@ def regroup(x, a:int, b:int):
     return nhwc.reshape(N, H, W, a, b, -1).transpose(3, 4).reshape(N, H, W, -1).permute(0, 3, 1, 2)
 
 # %% ../nbs/04_ltdarts_search.ipynb #42314053
-def is_channels_last(x)->bool: return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+def is_channels_last(x)->bool:
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 # %% ../nbs/04_ltdarts_search.ipynb #fe84cc25
 def repeat_channels(xs:list, times:int, channels_last:bool):
@@ -457,9 +460,12 @@ class Supernet(nn.Module):
         self.alphas_normal = nn.Parameter(1e-3 * torch.randn(k, n))
         self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(k, n))
         self.recompute = 0       # activation checkpointing of the first cells (`recomputed`)
-    def arch_parameters(self)->list: return [self.alphas_normal, self.alphas_reduce]
-    def weight_parameters(self)->list: return [p for n, p in self.named_parameters() if not n.startswith('alphas_')]
-    def mixing_weights(self): return F.softmax(self.alphas_normal, -1), F.softmax(self.alphas_reduce, -1)
+    def arch_parameters(self)->list:
+        return [self.alphas_normal, self.alphas_reduce]
+    def weight_parameters(self)->list:
+        return [p for n, p in self.named_parameters() if not n.startswith('alphas_')]
+    def mixing_weights(self):
+        return F.softmax(self.alphas_normal, -1), F.softmax(self.alphas_reduce, -1)
     def states(self, x):
         "The outputs of the last two cells."
         w_normal, w_reduce = self.mixing_weights()
@@ -472,8 +478,10 @@ class Supernet(nn.Module):
             else:
                 s0, s1 = s1, cell(s0, s1, w)
         return s0, s1
-    def features(self, x): return F.adaptive_avg_pool2d(self.states(x)[1], 1).flatten(1)
-    def forward(self, x): return self.classifier(self.features(x))
+    def features(self, x):
+        return F.adaptive_avg_pool2d(self.states(x)[1], 1).flatten(1)
+    def forward(self, x):
+        return self.classifier(self.features(x))
     def genotype(self)->dict:
         w_normal, w_reduce = (w.detach().cpu().numpy() for w in self.mixing_weights())
         return derive_genotype(w_normal, w_reduce, self.primitives, self.steps, self.multiplier)
@@ -682,8 +690,10 @@ class Architect(Callback):
         self.alpha_step(trainer, x, y, val=(xv, yv))
         with frozen(self.alphas), recomputed(trainer.model, self.recompute):
             return standard_step(trainer, x, y)
-    def state_dict(self): return {'opt': self.opt.state_dict()}
-    def load_state_dict(self, state): load_optimizer_state(self.opt, state['opt'])
+    def state_dict(self):
+        return {'opt': self.opt.state_dict()}
+    def load_state_dict(self, state):
+        load_optimizer_state(self.opt, state['opt'])
 
 # %% ../nbs/04_ltdarts_search.ipynb #cd628203
 class SearchTracker(Callback):
@@ -779,13 +789,16 @@ class GenotypeNet(nn.Module):
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1, p)
         return s1
-    def features(self, x): return F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1)
-    def forward(self, x): return self.classifier(self.features(x))
+    def features(self, x):
+        return F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1)
+    def forward(self, x):
+        return self.classifier(self.features(x))
 
 # %% ../nbs/04_ltdarts_search.ipynb #4769633a
 class DropPathRamp(Callback):
     "DARTS' schedule: the drop-path probability grows linearly from 0 to `drop_path_prob` over the epochs."
-    def before_epoch(self, trainer, epoch): trainer.model.progress = epoch / trainer.cfg.epochs
+    def before_epoch(self, trainer, epoch):
+        trainer.model.progress = epoch / trainer.cfg.epochs
 
 # %% ../nbs/04_ltdarts_search.ipynb #d8aa167b
 def genotype_net_for_params(genotype:dict, target:int, num_classes:int=10, layers:int=8, classifier:str='linear',
@@ -1313,13 +1326,10 @@ def check_ltdarts_params(p:dict):   # the notebook's parameters, {name: value} (
     check_number('hessian_tol', p['hessian_tol'])
     if not 0 < p['train_portion'] < 1:
         raise ValueError(f"train_portion={p['train_portion']!r}: expected a number in (0, 1)")
-    for m in p['retrain_methods']:
-        check_choice('retrain_methods', m, METHODS)
-    for a in p['compare_archs']:
-        check_choice('compare_archs', a, [*ARCHS, *(f'block:{b}' for b in BLOCKS)])
+    check_choices('retrain_methods', p['retrain_methods'], METHODS)
+    check_choices('compare_archs', p['compare_archs'], [*ARCHS, *(f'block:{b}' for b in BLOCKS)])
     check_choice('snapshot_method', p['snapshot_method'], METHODS)
-    for c in p['snapshot_classifiers']:
-        check_choice('snapshot_classifiers', c, CLASSIFIERS)
+    check_choices('snapshot_classifiers', p['snapshot_classifiers'], CLASSIFIERS)
     if not isinstance(p['snapshot_epochs'], (list, tuple)):
         raise ValueError(f"snapshot_epochs={p['snapshot_epochs']!r}: expected a list of search epochs")
     for e in p['snapshot_epochs']:   # 1..search_epochs, or counted from the end (-1: the last)

@@ -77,7 +77,8 @@ class ImageSet:
     "One split: uint8 images `N x 3 x H x W` (a tensor or a lazy `ListImages`) and int64 labels."
     images: object
     labels: torch.Tensor
-    def __len__(self): return len(self.labels)
+    def __len__(self):
+        return len(self.labels)
     def subset(self, idx):
         "The images at `idx` (a tensor of indices), labels with them."
         idx = torch.as_tensor(idx, dtype=torch.long)
@@ -101,7 +102,8 @@ class LTDataset:
     hflip: bool = True   # whether horizontal flips are a label-preserving augmentation for these images
     spec: dict = field(default_factory=dict)  # the `load_dataset` arguments that rebuild it (recorded in params.json)
     @property
-    def num_classes(self): return len(self.classes)
+    def num_classes(self):
+        return len(self.classes)
     @property
     def counts(self):
         "Per-class training counts (head first for the synthetic LT sets)."
@@ -490,9 +492,12 @@ class ListImages:
         self.root = Path(self.root)
         if not (isinstance(self.paths, np.ndarray) and self.paths.dtype.kind == 'S'):
             self.paths = np.array([p.encode() for p in self.paths], dtype=bytes)
-    def __len__(self): return len(self.paths)
-    def path(self, i:int)->Path: return self.root/self.paths[i].decode()
-    def subset(self, idx): return ListImages(self.root, self.paths[torch.as_tensor(idx).cpu().numpy()], self.image_size)
+    def __len__(self):
+        return len(self.paths)
+    def path(self, i:int)->Path:
+        return self.root/self.paths[i].decode()
+    def subset(self, idx):
+        return ListImages(self.root, self.paths[torch.as_tensor(idx).cpu().numpy()], self.image_size)
     def load(self, i:int, rng:np.random.Generator|None=None, flip:bool=True, jitter:bool=False):
         "Image `i` as uint8 `3 x S x S`: the evaluation transform, or with `rng` the training one."
         x = decode_image_file(self.path(i))
@@ -509,7 +514,8 @@ class ListImages:
         pos = range(len(idx)) if positions is None else torch.as_tensor(positions).tolist()
         return torch.stack([self.load(i, np.random.default_rng([int(seed), p]), flip, jitter)
                             for i, p in zip(idx, pos)])
-    def __getitem__(self, idx): return self.batch(idx)
+    def __getitem__(self, idx):
+        return self.batch(idx)
 
 # %% ../nbs/00_data.ipynb #24e62fd8
 def list_dataset(name, data_root=None, image_size=224, imbalance_ratio=None, **_):
@@ -709,7 +715,8 @@ class Sampler:
         counts = torch.bincount(labels, minlength=num_classes or 0)
         probs = class_probs(counts, kind).to(labels.device, torch.float32)
         self.weights = (probs / counts.clamp(min=1))[labels]   # per-image weight: P(class) / n_class
-    def __len__(self): return len(self.labels)
+    def __len__(self):
+        return len(self.labels)
     def epoch(self, batch_size:int, generator:torch.Generator):
         "One epoch of index batches (`ceil(N / batch_size)` of them)."
         N = len(self.labels)
@@ -758,7 +765,8 @@ class DecodedBatches(torch.utils.data.Dataset):
     def __init__(self, images, idx:list, seeds=None, positions=None, flip=True, jitter=False):
         self.images, self.idx, self.seeds, self.positions, self.flip, self.jitter = (
             images, idx, seeds, positions, flip, jitter)
-    def __len__(self): return len(self.idx)
+    def __len__(self):
+        return len(self.idx)
     def __getitem__(self, k):
         if self.seeds is None:
             return self.images.batch(self.idx[k])

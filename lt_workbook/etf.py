@@ -56,7 +56,8 @@ def etf_matrix(feat_dim:int,          # d, the feature dimension
 class _NormalizedFeatureHead(nn.Module):
     """Logits sqrt(E_H) * normalize(h) @ W^T: features rescaled to norm sqrt(E_H), class vectors the rows of
     `self.weight`."""
-    def forward(self, h): return math.sqrt(self.E_H) * F.normalize(h, dim=1) @ self.weight.T.to(h.dtype)
+    def forward(self, h):
+        return math.sqrt(self.E_H) * F.normalize(h, dim=1) @ self.weight.T.to(h.dtype)
     def extra_repr(self):
         return f"feat_dim={self.weight.shape[1]}, num_classes={self.weight.shape[0]}, E_W={self.E_W}, E_H={self.E_H}"
 
@@ -69,7 +70,8 @@ class ETFClassifier(_NormalizedFeatureHead):
         super().__init__()
         self.E_W, self.E_H = E_W, check_number('E_H', E_H)
         self.register_buffer('weight', etf_matrix(feat_dim, num_classes, E_W))
-    def reset_parameters(self): pass   # the frame is fixed: cRT's re-initialization leaves it as it is
+    def reset_parameters(self):
+        pass   # the frame is fixed: cRT's re-initialization leaves it as it is
 
 # %% ../nbs/03_etf_bias.ipynb #df19f159
 class NCLinear(_NormalizedFeatureHead):
@@ -89,12 +91,14 @@ class ETFCosine(ETFClassifier):
     s)."""
     def __init__(self, feat_dim:int, num_classes:int, E_W:float=1., E_H:float=1.):
         super().__init__(feat_dim, num_classes, E_W, E_H)
-    def forward(self, h): return F.normalize(h, dim=1) @ (self.weight.T / math.sqrt(self.E_W)).to(h.dtype)
+    def forward(self, h):
+        return F.normalize(h, dim=1) @ (self.weight.T / math.sqrt(self.E_W)).to(h.dtype)
 
 # %% ../nbs/03_etf_bias.ipynb #a6f53f43
 class ETFRaw(ETFClassifier):
     "Eq. 4 literally: the fixed frame on raw features, logits h @ W^T (no feature normalization, no E_H)."
-    def forward(self, h): return h @ self.weight.T.to(h.dtype)
+    def forward(self, h):
+        return h @ self.weight.T.to(h.dtype)
 
 ETF_CLASSIFIERS = ('etf', 'etf_cosine', 'etf_raw')   # the fixed-frame heads (d >= C - 1 is checked for each)
 
@@ -130,7 +134,8 @@ def norm_spread(norms)->float:
 class GeometryCallback(Callback):
     """Log the class vectors' norms (`cls_norms`) and pairwise angles (`cls_angles`, degrees) every `every` epochs and
     at the last."""
-    def __init__(self, every:int=1): self.every = check_number('geometry_every', every, integer=True)
+    def __init__(self, every:int=1):
+        self.every = check_number('geometry_every', every, integer=True)
     def after_epoch(self, trainer, epoch, event):
         if not is_due(epoch, self.every, trainer.cfg.epochs):
             return
@@ -226,8 +231,10 @@ def eig_residual(matvec, v:torch.Tensor, lam:float)->float:
 class _MeanLoss(nn.Module):
     "A callable loss as a module with `reduction='mean'` (curvlinops weights batches by their size)."
     reduction = 'mean'
-    def __init__(self, fn): super().__init__(); self.fn = fn
-    def forward(self, logits, y): return self.fn(logits, y)
+    def __init__(self, fn):
+        super().__init__(); self.fn = fn
+    def forward(self, logits, y):
+        return self.fn(logits, y)
 
 # %% ../nbs/03_etf_bias.ipynb #360bd924
 def hessian_matvec(model:nn.Module, loss_func, params:list, data:list, backend:str='curvlinops'):
@@ -385,8 +392,7 @@ def check_etf_params(p:dict):   # the notebook's parameters, {name: value} (e.g.
     if not (isinstance(controls, (list, tuple)) and controls):
         raise ValueError(f"controls={controls!r}: expected a non-empty list of learnable heads from "
                          "('linear_nc', 'linear', 'normed')")
-    for c in controls:
-        check_choice('controls', c, ('linear_nc', 'linear', 'normed'))
+    check_choices('controls', controls, ('linear_nc', 'linear', 'normed'))
     if len(set(controls)) != len(controls):
         raise ValueError(f"controls={controls!r}: a head is listed twice")
     check_choice('etf_head', p['etf_head'], ('etf', 'etf_raw'))

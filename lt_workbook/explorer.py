@@ -41,7 +41,8 @@ def value_label(v)->str:
 # %% ../nbs/10_results_explorer.ipynb #71430c15
 def filter_options(table:pd.DataFrame)->dict:
     "Each filter's labels present in `table`, sorted (numbers by value)."
-    def key(l): return (0, float(l), '') if l.replace('.', '', 1).isdigit() else (1, 0., l)
+    def key(l):
+        return (0, float(l), '') if l.replace('.', '', 1).isdigit() else (1, 0., l)
     return {name: sorted({value_label(v) for v in table[col]}, key=key) for name, col in FILTERS.items()}
 
 # %% ../nbs/10_results_explorer.ipynb #271030be
@@ -399,10 +400,12 @@ class ChoiceGroup:
                                    layout=dict(max_height='14em', overflow='auto', margin='0 2em 0.5em 0'))
 
     @property
-    def value(self)->tuple: return tuple(o for o, b in self.boxes.items() if b.value)
+    def value(self)->tuple:
+        return tuple(o for o, b in self.boxes.items() if b.value)
 
     @value.setter
-    def value(self, labels): self.set(labels)
+    def value(self, labels):
+        self.set(labels)
 
     def set(self, labels, notify:bool=True):
         "Tick exactly `labels` (labels the group lacks: `ValueError`); then, if `notify`, call `on_change` once."
@@ -430,12 +433,14 @@ class ChoiceGroup:
         if not self._quiet:
             self._tick({}, True)   # 'all' follows the boxes
 
-    def close(self): close_widgets(self.widget)
+    def close(self):
+        close_widgets(self.widget)
 
 # %% ../nbs/10_results_explorer.ipynb #5ff5ada9
 class ExplorerBox(widgets.VBox):
     "The explorer's widget; undrawn (an untrusted or static notebook), it reads as a sentence, not its children."
-    def __repr__(self): return 'Results explorer: filters and tabs, shown when this cell runs in JupyterLab'
+    def __repr__(self):
+        return 'Results explorer: filters and tabs, shown when this cell runs in JupyterLab'
 
 # %% ../nbs/10_results_explorer.ipynb #3dc7c696
 class Explorer:
@@ -457,7 +462,8 @@ class Explorer:
         self.run_choice.observe(self.choose_run, names='value')
         self.update()
 
-    def selection(self)->dict: return {name: list(f.value) for name, f in self.filters.items()}
+    def selection(self)->dict:
+        return {name: list(f.value) for name, f in self.filters.items()}
 
     def reset(self, button=None):
         "Tick every value of every filter and select every run (no claim): one redraw."

@@ -112,13 +112,13 @@ def all_archs()->tuple:
 # %% ../nbs/08_imbnas_transfer.ipynb #82437f42
 def equal_cost_archs(cost_ops)->list:
     "Every valid cell whose parametric operations are exactly the multiset `cost_ops`."
-    for o in cost_ops:
-        check_choice('cost_ops', o, PARAMETRIC_OPS)
+    check_choices('cost_ops', cost_ops, PARAMETRIC_OPS)
     return list(_equal_cost(tuple(sorted(cost_ops))))
 
 # %% ../nbs/08_imbnas_transfer.ipynb #7469e373
 @functools.lru_cache(maxsize=64)
-def _equal_cost(sig:tuple)->tuple: return tuple(a for a in all_archs() if cost_signature(a) == sig)
+def _equal_cost(sig:tuple)->tuple:
+    return tuple(a for a in all_archs() if cost_signature(a) == sig)
 
 # %% ../nbs/08_imbnas_transfer.ipynb #e565c176
 def sample_equal_cost(k:int, cost_ops, seed:int=0)->list:
@@ -151,7 +151,8 @@ class ResidualReduction(nn.Module):
         self.conv_a = unit(C_in, C_out, conv3x3(C_in, C_out, 2), position='pre')
         self.conv_b = unit(C_out, C_out, conv3x3(C_out, C_out), position='pre')
         self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2), conv1x1(C_in, C_out))
-    def forward(self, x): return self.conv_b(self.conv_a(x)) + self.shortcut(x)
+    def forward(self, x):
+        return self.conv_b(self.conv_a(x)) + self.shortcut(x)
 
 # %% ../nbs/08_imbnas_transfer.ipynb #2e3bd676
 class CellNet(nn.Module):
@@ -184,15 +185,18 @@ class CellNet(nn.Module):
         for layer in self.layers:
             x = layer(x, self.arch) if isinstance(layer, TopologyCell) else layer(x)
         return self.lastact(x)
-    def features(self, x): return F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1)
-    def forward(self, x): return self.classifier(self.features(x))
+    def features(self, x):
+        return F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1)
+    def forward(self, x):
+        return self.classifier(self.features(x))
 
 # %% ../nbs/08_imbnas_transfer.ipynb #22479207
 def count_macs(net:nn.Module, size:int=32)->int:
     """Multiply-accumulates of one `size` x `size` image through every `Conv2d` (forward hooks) and the linear
     classifier."""
     total, hooks = [0], []
-    def hook(m, i, o): total[0] += o[0].numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+    def hook(m, i, o):
+        total[0] += o[0].numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
     hooks = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.Conv2d)]
     training = net.training
     try:
@@ -241,7 +245,8 @@ def spos_step(trainer, x, y):
 class FreezeBackboneFrom(Callback):
     """Table 4's P2: the backbone fine-tuned for the first `epoch` epochs, then frozen (no gradient, BatchNorm running
     statistics paused); the classifier trains throughout."""
-    def __init__(self, epoch:int): self.epoch = epoch
+    def __init__(self, epoch:int):
+        self.epoch = epoch
     def before_epoch(self, trainer, epoch):
         trainer.backbone_frozen = epoch >= self.epoch   # read by `spos_step`; set at every epoch: a resumed run agrees
         for n, p in trainer.model.named_parameters():
@@ -787,10 +792,8 @@ def check_imbnas_params(p:dict):
         raise ValueError(f"p2_finetune_epochs={p2_finetune_epochs!r}: expected a list of epochs of the paper's "
                          f"{paper_adapt}-epoch adaptation (0 to {paper_adapt}), e.g. [50, 100, 150]; [] skips Table 4")
     procedures, rank_datasets, num_archs = p['procedures'], p['rank_datasets'], p['num_archs']
-    for q in procedures:
-        check_choice('procedures', q, PROCEDURES)
-    for o in p['cost_ops']:
-        check_choice('cost_ops', o, PARAMETRIC_OPS)
+    check_choices('procedures', procedures, PROCEDURES)
+    check_choices('cost_ops', p['cost_ops'], PARAMETRIC_OPS)
     check_choice('fitness_metric', p['fitness_metric'], ('balanced_acc', 'acc'))
     if rank_datasets and (num_archs < 2 or len(rank_datasets) * len(p['imbalance_ratios']) < 2):
         raise ValueError(f"rank transfer needs num_archs >= 2 (got {num_archs}) and two dataset variants at least "

@@ -26,7 +26,8 @@ def palette_color(i:int)->str:
 class CdnHtmlRenderer(HtmlRenderer):
     """plotly's HTML rendering of a figure (a `plotly-graph-div` and a plain script tag loading plotly.js from its CDN),
     with no start-up script: `activate` displays nothing, unlike plotly's `notebook_connected`."""
-    def __init__(self): super().__init__(connected=True, global_init=False)
+    def __init__(self):
+        super().__init__(connected=True, global_init=False)
 
     def to_mimebundle(self, fig_dict)->dict:
         "The figure as `text/html`: plotly.js from the CDN, no MathJax (no figure here writes LaTeX)."

@@ -38,7 +38,8 @@ class Backbone:
     arch_kw: dict
 
 # %% ../nbs/13_recipes.ipynb #9020242b
-def resnet32_size(num_classes:int=10)->int: return count_params(resnet32(num_classes))
+def resnet32_size(num_classes:int=10)->int:
+    return count_params(resnet32(num_classes))
 
 # %% ../nbs/13_recipes.ipynb #28548ca1
 def parameter_budget(size, num_classes:int=10)->int|None:

@@ -121,7 +121,8 @@ class BNBranches(nn.Module):
         super().__init__()
         self.norm = nn.BatchNorm2d(C, affine=False)
         self.weight, self.bias = nn.Parameter(torch.ones(G, C)), nn.Parameter(torch.zeros(G, C))
-    def forward(self, fmap): return torch.addcmul(self.bias, self.norm(fmap).mean((2, 3))[:, None], self.weight)
+    def forward(self, fmap):
+        return torch.addcmul(self.bias, self.norm(fmap).mean((2, 3))[:, None], self.weight)
 
 # %% ../nbs/06_reslt_branches.ipynb #5f0be672
 def branch_module(kind:str, C:int, G:int)->nn.Module:
@@ -212,8 +213,10 @@ class ResLTNet(nn.Module):
                              else branch_masks(groups, num_classes, class_sets))
         self.branch_names = ['N'] if single else branch_names(G, class_sets)
         self.feat_dim = backbone.feat_dim
-    def branch_features(self, x): return self.branches(self.backbone.feature_map(x))
-    def branch_logits(self, x): return shared_classify(self.classifier, self.branch_features(x))
+    def branch_features(self, x):
+        return self.branches(self.backbone.feature_map(x))
+    def branch_logits(self, x):
+        return shared_classify(self.classifier, self.branch_features(x))
     def features(self, x):
         """The fused penultimate features: the sum of the branch features (the shared classifier maps it to the summed
         logits, up to the bias); the main branch's for `fusion='main'`."""
@@ -653,10 +656,8 @@ def check_reslt_params(p:dict):
         if not isinstance(p[k], (list, tuple)):
             raise ValueError(f"{k}={p[k]!r}: expected a list")
     check_seeds(p['seeds'])
-    for s in p['studies']:
-        check_choice('studies', s, STUDIES)
-    for b in p['compare_branches']:
-        check_choice('compare_branches', b, BRANCHES)
+    check_choices('studies', p['studies'], STUDIES)
+    check_choices('compare_branches', p['compare_branches'], BRANCHES)
     for g in p['group_counts']:
         check_groups(g, MAX_GROUPS)
     check_number('sweep_epochs', p['sweep_epochs'], integer=True)

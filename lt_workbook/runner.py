@@ -50,7 +50,8 @@ def find_notebook(name)->Path:
     raise ValueError(f"notebook={str(name)!r} {what}; the section notebooks are: {known}")
 
 # %% ../nbs/09_runner.ipynb #7f951776
-def _tags(cell)->list: return cell['metadata'].get('tags', [])
+def _tags(cell)->list:
+    return cell['metadata'].get('tags', [])
 
 # %% ../nbs/09_runner.ipynb #91774adc
 def parameters_source(notebook)->str|None:
@@ -144,7 +145,8 @@ def read_params(files=(), pairs=())->dict:
     return {k: _number(v) for k, v in params.items()}
 
 # %% ../nbs/09_runner.ipynb #3552cf20
-def _is_int(v)->bool: return isinstance(v, int) and not isinstance(v, bool)
+def _is_int(v)->bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 # %% ../nbs/09_runner.ipynb #02bdb9d1
 def check_value(name:str,  # the parameter
@@ -322,7 +324,8 @@ def _output_lines(record)->str:
 # %% ../nbs/09_runner.ipynb #a0c8522f
 class _AsWritten(logging.Formatter):
     "A message as it came, as lines (`_output_lines`): a chunk of a notebook's output, its text progress bars."
-    def format(self, record): return _output_lines(record)
+    def format(self, record):
+        return _output_lines(record)
 
 # %% ../nbs/09_runner.ipynb #a11ba813
 def stream_notebook_output():
@@ -524,7 +527,8 @@ def _point_command(notebook:Path, point_dir:Path)->list:
             str(notebook), '-f', str(point_dir/'parameters.yaml'), '--run-dir', str(point_dir), '--quiet']
 
 # %% ../nbs/09_runner.ipynb #bbac9f47
-def _first_line(text)->str: return (text or '').split('\n')[0]
+def _first_line(text)->str:
+    return (text or '').split('\n')[0]
 
 # %% ../nbs/09_runner.ipynb #f8c54ca8
 def _exit_text(rc:int)->str:
@@ -608,7 +612,8 @@ class SlurmPoint(Checkpointable):
     """What every task of a point's Slurm job runs: the point's notebook (`execute`) as one rank of a distributed run.
     Checkpointable: on submitit's timeout or preemption signal, `checkpoint` requeues the same job with this same
     callable, and the re-run notebook's trainers resume from their runs' `checkpoint.pt`."""
-    def __init__(self, notebook, point_dir): self.notebook, self.point_dir = str(notebook), str(point_dir)
+    def __init__(self, notebook, point_dir):
+        self.notebook, self.point_dir = str(notebook), str(point_dir)
     def __call__(self)->dict:
         import submitit
         env = submitit.JobEnvironment()
@@ -1095,7 +1100,8 @@ def sweep_status(target, root=None)->pd.DataFrame:
     return pd.DataFrame(rows, columns=['point', 'status', 'runs', 'epochs', 'acc', 'wall_time', 'folder'])
 
 # %% ../nbs/09_runner.ipynb #67c7da7a
-def _params_text(params:dict)->str: return ', '.join(f'{k}={json.dumps(jsonable(v))}' for k, v in params.items())
+def _params_text(params:dict)->str:
+    return ', '.join(f'{k}={json.dumps(jsonable(v))}' for k, v in params.items())
 
 # %% ../nbs/09_runner.ipynb #d058173f
 def sweep_plan(sweep_file, root=None)->pd.DataFrame:

@@ -46,7 +46,8 @@ def sidebar_pages(config:dict)->list:
 # %% ../nbs/11_site.ipynb #8d25c7ac
 PLOTLY_MIME = 'application/vnd.plotly.v1+json'
 
-def read_notebook(path)->dict: return json.loads(Path(path).read_text())
+def read_notebook(path)->dict:
+    return json.loads(Path(path).read_text())
 
 # %% ../nbs/11_site.ipynb #a249606c
 def draws_figures(nb:dict)->bool:
@@ -55,7 +56,8 @@ def draws_figures(nb:dict)->bool:
                if c['cell_type'] == 'code')
 
 # %% ../nbs/11_site.ipynb #9e23f01e
-def has_html(output:dict)->bool: return 'plotly-graph-div' in ''.join(output.get('data', {}).get('text/html', ''))
+def has_html(output:dict)->bool:
+    return 'plotly-graph-div' in ''.join(output.get('data', {}).get('text/html', ''))
 
 # %% ../nbs/11_site.ipynb #49487e47
 def is_figure(output:dict)->bool:

@@ -124,8 +124,10 @@ class NormedLinear(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(in_features, out_features))
         self.reset_parameters()
-    def reset_parameters(self): self.weight.data.uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5)
-    def forward(self, x): return F.normalize(x, dim=1) @ F.normalize(self.weight, dim=0)
+    def reset_parameters(self):
+        self.weight.data.uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5)
+    def forward(self, x):
+        return F.normalize(x, dim=1) @ F.normalize(self.weight, dim=0)
 
 # %% ../nbs/01_training.ipynb #9dc2e417
 def option_a_shortcut(x, stride:int, pad:int):
@@ -145,7 +147,8 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(C_out, C_out, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(C_out)
         self.stride, self.pad = stride, C_out - C_in
-    def shortcut(self, x): return option_a_shortcut(x, self.stride, self.pad)
+    def shortcut(self, x):
+        return option_a_shortcut(x, self.stride, self.pad)
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
         return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
@@ -173,9 +176,12 @@ class CifarResNet(nn.Module):
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight)
     # the last stage's activations (ResLT's branches start here)
-    def feature_map(self, x): return self.layers(self.stem(x))
-    def features(self, x): return F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1)
-    def forward(self, x): return self.classifier(self.features(x))
+    def feature_map(self, x):
+        return self.layers(self.stem(x))
+    def features(self, x):
+        return F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1)
+    def forward(self, x):
+        return self.classifier(self.features(x))
 
 # %% ../nbs/01_training.ipynb #92b87c66
 def resnet32(num_classes:int=10, classifier:str='linear'):
@@ -183,7 +189,8 @@ def resnet32(num_classes:int=10, classifier:str='linear'):
     return CifarResNet(num_classes, 5, classifier=classifier)
 
 # %% ../nbs/01_training.ipynb #f017b627
-def count_params(model): return sum(p.numel() for p in model.parameters())
+def count_params(model):
+    return sum(p.numel() for p in model.parameters())
 
 # %% ../nbs/01_training.ipynb #4d66a519
 def cifar_resnet(num_classes:int=10, classifier:str='linear',
@@ -263,9 +270,12 @@ class TorchvisionNet(nn.Module):
             load_trunk_state(self.trunk, pretrained)
         self.feat_dim = self.trunk.feat_dim
         self.classifier = CLASSIFIERS[check_choice('classifier', classifier, CLASSIFIERS)](self.feat_dim, num_classes)
-    def feature_map(self, x): return self.trunk(x)
-    def features(self, x): return F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1)
-    def forward(self, x): return self.classifier(self.features(x))
+    def feature_map(self, x):
+        return self.trunk(x)
+    def features(self, x):
+        return F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1)
+    def forward(self, x):
+        return self.classifier(self.features(x))
 
 # %% ../nbs/01_training.ipynb #fa356263
 def resnet10(num_classes:int=1000, classifier:str='linear', pretrained:str|None=None, zero_init_residual:bool=False):
@@ -404,9 +414,11 @@ class AllSum(torch.autograd.Function):
     """Sum over the ranks, differentiable: y = sum_r x_r on every rank, so dL/dx_r = sum_r' dL_r'/dy (the ranks'
     gradients summed back)."""
     @staticmethod
-    def forward(ctx, x): return all_sum(x.clone())
+    def forward(ctx, x):
+        return all_sum(x.clone())
     @staticmethod
-    def backward(ctx, g): return all_sum(g.clone())
+    def backward(ctx, g):
+        return all_sum(g.clone())
 
 # %% ../nbs/01_training.ipynb #9bf28244
 class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
@@ -468,9 +480,11 @@ class StderrHandler(logging.StreamHandler):
     """A handler writing to `sys.stderr` as it is when a message comes (a notebook cell's output, a test's captured
     stream)."""
     @property
-    def stream(self): return sys.stderr
+    def stream(self):
+        return sys.stderr
     @stream.setter
-    def stream(self, _): pass
+    def stream(self, _):
+        pass
 
 # %% ../nbs/01_training.ipynb #2daf1423
 def configure_logging(level:str|int|None=None)->logging.Logger:
@@ -543,7 +557,8 @@ def env_info(device)->dict:
                 device=str(device), git_commit=git_commit(), host=platform.node())
 
 # %% ../nbs/01_training.ipynb #44185569
-def checksum_file(path)->Path: return Path(f'{path}.sha256')
+def checksum_file(path)->Path:
+    return Path(f'{path}.sha256')
 
 # %% ../nbs/01_training.ipynb #af66df73
 def checkpoint_sums(path)->list:
@@ -629,7 +644,8 @@ def hashed_params(params:dict)->dict:
 def writer_only(method):
     "`method` run by global rank 0 alone (`on_writer`), its result or error returned to every rank: how a `Run` writes."
     @functools.wraps(method)
-    def on_rank0(*args, **kw): return on_writer(lambda: method(*args, **kw))
+    def on_rank0(*args, **kw):
+        return on_writer(lambda: method(*args, **kw))
     return on_rank0
 
 # %% ../nbs/01_training.ipynb #eb15865f
@@ -669,7 +685,8 @@ class Run:
     lock_file = property(lambda self: self.path/'.lock')
     name = property(lambda self: self.path.name)
     @property
-    def params(self): return read_json(self.params_file, ' run parameters')
+    def params(self):
+        return read_json(self.params_file, ' run parameters')
     @property
     def metrics(self)->list:
         """The events of metrics.jsonl. A last line cut short (a kill while writing it) is skipped with a warning; any
@@ -691,9 +708,11 @@ class Run:
             warnings.warn(f"{self.metrics_file}: its last line is cut short (being written, or a kill): skipped")
         return events
     @property
-    def summary(self): return read_json(self.summary_file, ' run summary') if self.summary_file.exists() else None
+    def summary(self):
+        return read_json(self.summary_file, ' run summary') if self.summary_file.exists() else None
     @property
-    def completed(self): return (self.summary or {}).get('status') == 'completed'
+    def completed(self):
+        return (self.summary or {}).get('status') == 'completed'
     @property
     def confusion(self)->np.ndarray|None:
         "The confusion matrix of the final evaluation (rows: true class), from confusion.npy; None when there is none."
@@ -718,7 +737,8 @@ class Run:
                 os.close(fd)
         except OSError as e:
             raise write_failed(self.metrics_file, e) from e
-    def metrics_size(self): return self.metrics_file.stat().st_size if self.metrics_file.exists() else 0
+    def metrics_size(self):
+        return self.metrics_file.stat().st_size if self.metrics_file.exists() else 0
     @writer_only
     def truncate_metrics(self, size:int)->bool:
         """Drop the events written after the checkpoint that recorded `size` (they are re-done on resume). False,
@@ -810,13 +830,19 @@ class Diverged(RuntimeError):
 # %% ../nbs/01_training.ipynb #8b806e1a
 class Callback:
     "Hooks into `Trainer.fit`; `after_epoch` / `after_fit` may add entries to the epoch's event / the run's summary."
-    def before_epoch(self, trainer, epoch): pass
-    def after_epoch(self, trainer, epoch, event:dict): pass
+    def before_epoch(self, trainer, epoch):
+        pass
+    def after_epoch(self, trainer, epoch, event:dict):
+        pass
     # the event as metrics.jsonl recorded it (live loggers mirror it)
-    def after_log(self, trainer, epoch, event:dict): pass
-    def after_fit(self, trainer, summary:dict): pass
-    def state_dict(self)->dict: return {}
-    def load_state_dict(self, state:dict): pass
+    def after_log(self, trainer, epoch, event:dict):
+        pass
+    def after_fit(self, trainer, summary:dict):
+        pass
+    def state_dict(self)->dict:
+        return {}
+    def load_state_dict(self, state:dict):
+        pass
 
 # %% ../nbs/01_training.ipynb #c94e57df
 def optimizer_step(trainer, loss):
@@ -1393,7 +1419,8 @@ class Trainer:
         "Autocast to the trainer's `dtype` (off in float32)."
         return torch.autocast(self.device.type, dtype=self.dtype or torch.bfloat16, enabled=self.dtype is not None,
                               cache_enabled=not self.capturing)
-    def to_input(self, x): return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+    def to_input(self, x):
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def eval_inputs(self, images, batch_size:int=EVAL_BATCH_SIZE, idx=None):
         """The model in eval mode, then uint8 `images` (a tensor or lazy `ListImages`) at `idx` (default: all) as
@@ -1865,9 +1892,11 @@ class Claim:
                                  # evidence
     caveat: str = ''             # what limits the measurement (e.g. two procedures found the same cell)
     runs: list = field(default_factory=list)   # the run directories behind the values (filled from `per_seed`'s values)
-    def __post_init__(self): self.runs = list(self.runs) or [*getattr(self.a, 'runs', []), *getattr(self.b, 'runs', [])]
+    def __post_init__(self):
+        self.runs = list(self.runs) or [*getattr(self.a, 'runs', []), *getattr(self.b, 'runs', [])]
     @property
-    def verdict(self)->dict: return claim_verdict(self.a, self.b, self.direction)
+    def verdict(self)->dict:
+        return claim_verdict(self.a, self.b, self.direction)
     @property
     def measured(self)->str:
         "Both arms as 'name mean ± std (n=k)'."
@@ -1945,7 +1974,6 @@ def claims_under(root)->list:
 # %% ../nbs/01_training.ipynb #24d71ff6
 def check_training_params(p:dict):
     "Raise a `ValueError` naming the first bad value of the experiment's parameters `p` (methods, `crt_epochs`, seeds)."
-    for m in p['methods']:
-        check_choice('methods', m, METHODS)
+    check_choices('methods', p['methods'], METHODS)
     check_number('crt_epochs', p['crt_epochs'], integer=True, zero_ok=True)
     check_seeds(p['seeds'])
