@@ -1440,16 +1440,6 @@ class Trainer:
             outs.append([t.float().cpu() for t in o])
         return tuple(torch.cat(t) for t in zip(*outs))
     @torch.no_grad()
-    def eval_outputs(self, images, outputs, batch_size:int=EVAL_BATCH_SIZE)->tuple:
-        """`outputs(x)`, a tuple of tensors, for uint8 `images` in eval mode (`eval_inputs`) under the trainer's
-        autocast, batch by batch: each as one float32 CPU tensor."""
-        outs = []
-        for x in self.eval_inputs(images, batch_size):
-            with self.autocast():
-                o = outputs(x)
-            outs.append([t.float().cpu() for t in o])
-        return tuple(torch.cat(t) for t in zip(*outs))
-    @torch.no_grad()
     def predict(self, images, batch_size:int=EVAL_BATCH_SIZE):
         """Predicted labels for uint8 `images` (a tensor or lazy `ListImages`), in eval mode; each rank predicts its
         share (`shard_of`), gathered in order."""
