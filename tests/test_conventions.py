@@ -160,17 +160,20 @@ def test_a_step_that_cannot_scale_its_loss_refuses_fp16():
     assert trainer.dtype == torch.bfloat16 and not trainer.scaler.is_enabled()
 
 
+IMPORT_ALL = ("import importlib, pkgutil, sys, lt_workbook\n"
+              "for m in pkgutil.iter_modules(lt_workbook.__path__): importlib.import_module(f'lt_workbook.{m.name}')\n")
+
+def fresh_python(before:str='', after:str='', timeout=300):
+    "Run `before`, every module of the package imported, then `after` in a new interpreter: its CompletedProcess."
+    import subprocess
+    return subprocess.run([sys.executable, '-c', before + IMPORT_ALL + after], capture_output=True, text=True, timeout=timeout)
+
+
 def test_every_module_imports_without_the_extras():
     "A plain `pip install -e .` (no JupyterLab, submitit, TensorBoard, W&B): every module imports, and `--executor slurm` says what to install."
-    import subprocess
-    code = ("import sys\n"
-            "for m in ('jupyterlab', 'submitit', 'submitit.helpers', 'tensorboard', 'torch.utils.tensorboard', 'wandb'): sys.modules[m] = None\n"
-            "import importlib, pkgutil, lt_workbook\n"
-            "for m in pkgutil.iter_modules(lt_workbook.__path__): importlib.import_module(f'lt_workbook.{m.name}')\n"
-            "from lt_workbook import runner\n"
-            "try: runner.slurm_module()\n"
-            "except ValueError as e: print(e)\n")
-    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    extras = ('jupyterlab', 'submitit', 'submitit.helpers', 'tensorboard', 'torch.utils.tensorboard', 'wandb')
+    res = fresh_python(f"import sys\nfor m in {extras}: sys.modules[m] = None\n",
+                       "from lt_workbook import runner\ntry: runner.slurm_module()\nexcept ValueError as e: print(e)\n")
     assert res.returncode == 0 and "--executor slurm needs submitit: pip install -e '.[slurm]'" in res.stdout, res.stderr[-2000:]
 
 
@@ -195,14 +198,10 @@ def test_importing_the_library_leaves_plotly_renderers_unbuilt():
     through jsonschema, rfc3987-syntax's grammar (about 2 s of CPU), which a CLI call, a rank or a Slurm job never needs.
     The first figure a process draws registers the workbook's renderer (`figure_renderers`). Nor does it import torchvision
     (which imports torch._dynamo, about 2 s) or scipy.stats (1.4 s): the functions that need them import them."""
-    import subprocess
-    code = ("import pkgutil, importlib, sys, lt_workbook\n"
-            "for m in pkgutil.iter_modules(lt_workbook.__path__): importlib.import_module(f'lt_workbook.{m.name}')\n"
-            "heavy = [m for m in ('nbformat', 'torchvision', 'scipy.stats', 'torch._dynamo') if m in sys.modules]\n"
-            "assert not heavy, f'imported on import: {heavy}'\n"
-            "from lt_workbook.plots import figure_bundle\nimport plotly.graph_objects as go\n"
-            "assert 'text/html' in figure_bundle(go.Figure()) and 'nbformat' in sys.modules\n")
-    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    res = fresh_python(after="heavy = [m for m in ('nbformat', 'torchvision', 'scipy.stats', 'torch._dynamo') if m in sys.modules]\n"
+                             "assert not heavy, f'imported on import: {heavy}'\n"
+                             "from lt_workbook.plots import figure_bundle\nimport plotly.graph_objects as go\n"
+                             "assert 'text/html' in figure_bundle(go.Figure()) and 'nbformat' in sys.modules\n")
     assert res.returncode == 0, res.stderr[-2000:]
 
 
@@ -218,13 +217,10 @@ def test_no_exported_name_is_defined_in_two_modules():
 def test_no_module_registers_anything_on_import():
     """The registries (`ARCHS`, `CLASSIFIERS`, `STEPS`, `SECOND_STAGES`, `METHODS`) are complete tables in 01: importing
     every module leaves them as they were (a later module's entry is a reference, resolved on lookup to its object)."""
-    import subprocess
-    code = ("import pkgutil, importlib, lt_workbook, lt_workbook.training as T\n"
-            "tables = ('ARCHS', 'CLASSIFIERS', 'STEPS', 'SECOND_STAGES', 'METHODS')\n"
-            "before = {t: dict(dict.items(getattr(T, t))) for t in tables}\n"
-            "for m in pkgutil.iter_modules(lt_workbook.__path__): importlib.import_module(f'lt_workbook.{m.name}')\n"
-            "assert {t: dict(dict.items(getattr(T, t))) for t in tables} == before, 'a module changed a registry'\n"
-            "from lt_workbook.reslt import reslt_net, RESLT_STEP\n"
-            "assert T.ARCHS['reslt'] is reslt_net and T.STEPS['reslt'] is RESLT_STEP\n")
-    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    res = fresh_python("import lt_workbook.training as T\n"
+                       "tables = ('ARCHS', 'CLASSIFIERS', 'STEPS', 'SECOND_STAGES', 'METHODS')\n"
+                       "before = {t: dict(dict.items(getattr(T, t))) for t in tables}\n",
+                       "assert {t: dict(dict.items(getattr(T, t))) for t in tables} == before, 'a module changed a registry'\n"
+                       "from lt_workbook.reslt import reslt_net, RESLT_STEP\n"
+                       "assert T.ARCHS['reslt'] is reslt_net and T.STEPS['reslt'] is RESLT_STEP\n")
     assert res.returncode == 0, res.stderr[-2000:]
