@@ -27,6 +27,7 @@ def tiny_runs(root:Path)->Path:
     training images; medium and few classes), 20 test images each."""
     import torch
     from lt_workbook.data import ImageSet, LTDataset, load_dataset
+    from lt_workbook import training as T
     d, digits = load_dataset('mnist5k', imbalance_ratio=10, n_max=40), torch.tensor([0, 4, 9])
     def keep(s, every=1):
         s = s.subset(torch.where(torch.isin(s.labels, digits))[0][::every])
