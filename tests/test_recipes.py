@@ -91,7 +91,7 @@ def test_load_model_rebuilds_a_recipe_network_in_a_fresh_process(tiny, tmp_path)
     x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     torch.save(x, tmp_path/'x.pt')
     with torch.no_grad(): expected = run.model.eval()(x)
-    code = ("import sys, torch; from lt_workbook.training import ARCHS, load_model; assert 'reslt' not in ARCHS; "
+    code = ("import sys, torch; from lt_workbook.training import load_model; assert 'lt_workbook.reslt' not in sys.modules; "
             f"m = load_model(sys.argv[1]); torch.save(m(torch.load(sys.argv[2])).detach(), sys.argv[3])")
     res = subprocess.run([sys.executable, '-c', code, str(run.path), str(tmp_path/'x.pt'), str(tmp_path/'y.pt')],
                          capture_output=True, text=True)
