@@ -24,8 +24,8 @@ _log = logging.getLogger('lt_workbook.runner')
 # %% auto #0
 __all__ = ['EXECUTION', 'RANKS', 'NOTEBOOK_TESTS', 'SWEEP_KEYS', 'EXECUTORS', 'RUNNING_ELSEWHERE', 'UNREADABLE', 'LOCK',
            'SLURM_JOB', 'SLURM_KEYS', 'RESULT_COLUMNS', 'NOT_HPARAMS', 'TRAIN_DATA_KEYS', 'TRAIN_KEYS', 'RESOURCE_KEYS',
-           'COMMANDS', 'find_notebook', 'parameters_source', 'parameter_table', 'notebook_parameters',
-           'parameter_defaults', 'read_yaml', 'read_params', 'check_value', 'check_params', 'preflight', 'read_record',
+           'COMMANDS', 'find_notebook', 'parameters_source', 'parameter_table', 'notebook_parameters', 'read_yaml',
+           'read_params', 'check_value', 'parameter_defaults', 'check_params', 'preflight', 'read_record',
            'fresh_run_dir', 'rank_notebook', 'checked_params', 'runs_tests', 'without_tests', 'stream_notebook_output',
            'execute', 'Point', 'Sweep', 'point_name', 'load_sweep', 'sweep_points', 'sweep_root', 'point_record',
            'point_status', 'claim_point', 'lock_owner', 'lock_holder', 'write_point', 'run_point_process', 'run_local',
@@ -97,14 +97,6 @@ def notebook_parameters(notebook)->dict:
     "The parameters of `notebook` (its `parameters` cell, `parameter_table`): {name: default as written}."
     t = parameter_table(notebook)
     return dict(zip(t.name, t.default))
-
-# %% ../nbs/09_runner.ipynb #ee526227
-def parameter_defaults(notebook)->dict:
-    """The values the `parameters` cell of `notebook` sets, by running that cell alone: {name: value} (a section's
-    checks use it)."""
-    values = {}
-    exec(parameters_source(notebook), {}, values)
-    return values
 
 # %% ../nbs/09_runner.ipynb #55241860
 def _number(v):
@@ -188,6 +180,12 @@ def _default(text:str):
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return None
+
+# %% ../nbs/09_runner.ipynb #ee526227
+def parameter_defaults(notebook)->dict:
+    """The values the `parameters` cell of `notebook` sets, read from its source (`_default`: nothing runs):
+    {name: value}; a section's checks take them."""
+    return {k: _default(v) for k, v in notebook_parameters(notebook).items()}
 
 # %% ../nbs/09_runner.ipynb #3ac52017
 def check_params(notebook, params:dict, values:bool=True)->dict:
@@ -441,7 +439,7 @@ def load_sweep(path)->Sweep:
         raise ValueError(f"{path.name}: seeds must be a list of integers, got {spec['seeds']!r}")
     check_params(notebook, {**base, **grid, **({'seeds': [0]} if seeds else {})}, values=False)
     # value types, as each point's run checks them
-    defaults = {k: _default(v) for k, v in notebook_parameters(notebook).items()}
+    defaults = parameter_defaults(notebook)
     base = {k: check_value(k, v, defaults[k]) for k, v in base.items()}
     grid = {k: [check_value(k, x, defaults[k]) for x in v] for k, v in grid.items()}
     return Sweep(notebook, base, grid, seeds, Path(spec['root']) if spec.get('root') else None, spec.get('slurm') or {},
