@@ -273,5 +273,6 @@ def print_output_changes(ref:str='HEAD', notebooks=None, root=None)->int:
         print(*diff, sep='\n') if diff else print(f'{p}: results unchanged')
         print(f'{p}: {styles} figure style(s) changed (colours, dashes or colorway)' if styles
               else f'{p}: styles unchanged')
-    print(f'{sum(bool(d) for d, _ in changes.values())} notebook(s) with changed results, compared with {ref}')
-    return sum(bool(d) for d, _ in changes.values())
+    changed = sum(bool(diff) for diff, _ in changes.values())
+    print(f'{changed} notebook(s) with changed results, compared with {ref}')
+    return changed
