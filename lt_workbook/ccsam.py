@@ -19,7 +19,7 @@ from .data import *
 from .plots import *
 from .training import *
 from .training import running_stats_paused
-from .etf import fixed_batches, ETFClassifier
+from .etf import ETFClassifier
 from .training import cifar_resnet
 
 # %% auto #0

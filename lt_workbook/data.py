@@ -24,9 +24,9 @@ __all__ = ['PROFILES', 'CIFAR', 'CIFAR_PICKLE_GLOBALS', 'LIST_DATASETS', 'IMAGEN
            'color_jitter', 'train_transform', 'ListImages', 'list_dataset', 'write_fake_list_dataset',
            'scan_image_folder', 'image_folder', 'write_fake_image_folder', 'trim_test_set', 'load_dataset',
            'train_val_split', 'class_probs', 'Sampler', 'random_crop_flip', 'normalize', 'DecodedBatches', 'decoded',
-           'check_shard', 'shard_rows', 'batches', 'eval_batches', 'class_groups', 'lt_metrics', 'plot_class_counts',
-           'plot_per_class_accuracy', 'empty_groups', 'plot_group_accuracy', 'plot_confusion', 'heading_anchor',
-           'notebook_markdown', 'notebook_anchors', 'paper_items_rows', 'row_cells', 'paper_items',
+           'check_shard', 'shard_rows', 'batches', 'eval_batches', 'fixed_batches', 'class_groups', 'lt_metrics',
+           'plot_class_counts', 'plot_per_class_accuracy', 'empty_groups', 'plot_group_accuracy', 'plot_confusion',
+           'heading_anchor', 'notebook_markdown', 'notebook_anchors', 'paper_items_rows', 'row_cells', 'paper_items',
            'paper_items_problems']
 
 # %% ../nbs/00_data.ipynb #4ec4fe09
@@ -849,6 +849,23 @@ def eval_batches(images,             # uint8 images: a tensor (on any device) or
         return
     for x in decoded(DecodedBatches(images, list(idx.cpu().split(batch_size))), workers, device.type == 'cuda'):
         yield normalize(x.to(device, non_blocking=True), mean, std)
+
+# %% ../nbs/00_data.ipynb #fae89bde
+def fixed_batches(images:ImageSet,        # images to draw from (e.g. `data.train`)
+                  data:LTDataset,         # gives the normalization statistics
+                  n:int=64,               # images in all
+                  batch_size:int=64,
+                  seed:int=0,
+                  in_index_order:bool=True,   # False: in the order drawn
+                  device='cpu')->list:    # where the draw is made and the batches go
+    """A seeded, unaugmented sample of `n` distinct images of `images` as normalized `(x, y)` batches on `device`. In
+    drawn order they are the first batches of an instance-sampled training epoch with the same seed."""
+    g = torch.Generator(device).manual_seed(seed)
+    idx = torch.randperm(len(images), generator=g, device=device)[:n]
+    if in_index_order:
+        idx = idx.sort().values
+    xs = eval_batches(images.images, idx, batch_size, data.mean, data.std, device)
+    return list(zip(xs, images.labels[idx.to(images.labels.device)].to(device).split(batch_size)))
 
 # %% ../nbs/00_data.ipynb #dcb3c416
 GROUP_SPLITS = ('count', 'cifar10_index', 'cifar100_index')

@@ -20,8 +20,8 @@ from .training import *
 __all__ = ['ETF_CLASSIFIERS', 'BN_MODES', 'HVP_BACKENDS', 'EIG_METHODS', 'check_etf_dims', 'etf_matrix', 'ETFClassifier',
            'NCLinear', 'ETFCosine', 'ETFRaw', 'classifier_weights', 'classifier_geometry', 'off_diagonal',
            'norm_spread', 'GeometryCallback', 'hessian_mode', 'power_iteration', 'lanczos_max', 'eig_residual',
-           'hessian_matvec', 'max_hessian_eigenvalue', 'fixed_batches', 'trainable_parameters', 'HessianCallback',
-           'hessian_events', 'hessian_trace', 'last_geometry', 'mean_converged_eig', 'check_etf_params']
+           'hessian_matvec', 'max_hessian_eigenvalue', 'trainable_parameters', 'HessianCallback', 'hessian_events',
+           'hessian_trace', 'last_geometry', 'mean_converged_eig', 'check_etf_params']
 
 # %% ../nbs/03_etf_bias.ipynb #da29df6b
 def check_etf_dims(feat_dim:int, num_classes:int):
@@ -299,18 +299,6 @@ def max_hessian_eigenvalue(model:nn.Module,
         residual = eig_residual(mv, vec, lam)
     info = dict(products=its, converged=bool(ok), residual=residual, backend=backend, method=method)
     return (lam, info) if return_info else lam
-
-# %% ../nbs/03_etf_bias.ipynb #2a070ef2
-def fixed_batches(split:ImageSet,        # images to draw from (e.g. `data.train`)
-                  data:LTDataset,        # gives the normalization statistics
-                  n:int=64,              # images in all
-                  batch_size:int=64,
-                  seed:int=0)->list:
-    "A seeded, unaugmented sample of `n` images of `split` as normalized `(x, y)` batches on the CPU."
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(split), generator=g)[:n].sort().values
-    x = normalize(split.images[idx.to(split.labels.device)].cpu(), data.mean, data.std)
-    return list(zip(x.split(batch_size), split.labels.cpu()[idx].split(batch_size)))
 
 # %% ../nbs/03_etf_bias.ipynb #dbf6cdff
 def trainable_parameters(model:nn.Module)->list:
