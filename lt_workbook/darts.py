@@ -1282,29 +1282,29 @@ def plot_search_and_test(searches:dict,             # {label: search Run}: the s
     return fig
 
 # %% ../nbs/04_ltdarts_search.ipynb #3fe4a0a0
-def check_ltdarts_params(p:dict):   # the notebook's parameters, {name: value} (e.g. `globals()`)
+def check_ltdarts_params(p:dict)->tuple:   # the notebook's parameters, {name: value} (e.g. `globals()`)
     """Raise a `ValueError` naming the parameter, its value and what is allowed at the first bad value of `p`, this
-    notebook's parameters (their values and the rules between them), before anything is loaded or written."""
-    if p['genotype'] is not None:
-        resolve_genotype(p['genotype'])   # a given cell: no search, that cell is retrained
-    candidate_ops(p['search_space'], p['ops'])
+    notebook's parameters (their values and the rules between them), before anything is loaded or written. Returns
+    what it derives: the given cell (or None), the candidate operations and the searches `{name: (operations,
+    classifier)}`, long-tailed and balanced."""
+    given = None if p['genotype'] is None else resolve_genotype(p['genotype'])   # a given cell: no search, retrained
+    primitives = candidate_ops(p['search_space'], p['ops'])
     check_choice('classifier', p['classifier'], CLASSIFIERS)
     ablations, balanced_search, search_epochs = p['ablations'], p['balanced_search'], p['search_epochs']
-    heads = {f"{p['search_space']}_{p['classifier']}": p['classifier']}   # {search: its classifier}
+    variants = {f"{p['search_space']}_{p['classifier']}": (primitives, p['classifier'])}
     if not isinstance(ablations, (list, tuple)):
         raise ValueError(f"ablations={ablations!r}: expected a list of [search_space, classifier] pairs")
     for a in ablations:
         if not (isinstance(a, (list, tuple)) and len(a) == 2):
             raise ValueError(f"ablations: {a!r} is not a [search_space, classifier] pair")
-        candidate_ops(a[0])
-        heads.setdefault(f'{a[0]}_{a[1]}', check_choice('classifier', a[1], CLASSIFIERS))
+        variants.setdefault(f'{a[0]}_{a[1]}', (candidate_ops(a[0]), check_choice('classifier', a[1], CLASSIFIERS)))
     if not isinstance(balanced_search, (list, tuple)):
         raise ValueError(f"balanced_search={balanced_search!r}: expected a list of classifiers")
-    balanced = {f"{p['search_space']}_{c}_balanced": check_choice('balanced_search', c, CLASSIFIERS)
-                for c in balanced_search}
+    balanced_variants = {f"{p['search_space']}_{c}_balanced":
+                         (primitives, check_choice('balanced_search', c, CLASSIFIERS)) for c in balanced_search}
     check_choice('weight_loss', p['weight_loss'], ('ce', 'ldam'))
     if p['weight_loss'] == 'ldam':   # LDAM's scale s = 30 presumes cosine logits
-        for v, c in {**heads, **balanced}.items():
+        for v, (_, c) in {**variants, **balanced_variants}.items():
             if c not in COSINE_CLASSIFIERS:
                 raise ValueError(f"weight_loss='ldam' with classifier {c!r} (search {v}): LDAM multiplies the logits "
                                  "by s = 30 and needs cosine logits (|z| <= 1); use one of "
@@ -1356,3 +1356,4 @@ def check_ltdarts_params(p:dict):   # the notebook's parameters, {name: value} (
             if method_config(m, **retrain).second_stage != 'none':
                 raise ValueError(f"crt_epochs={p['crt_epochs']} with retrain_methods entry {m!r}: that method has its "
                                  "own second stage; use crt_epochs=0")
+    return given, primitives, variants, balanced_variants

@@ -648,9 +648,9 @@ def reslt_claims(main:dict,           # {(arm, seed): Run} of the full-length ru
     return out
 
 # %% ../nbs/06_reslt_branches.ipynb #b7b767f0
-def check_reslt_params(p:dict):
+def check_reslt_params(p:dict)->tuple:
     """Checks the values of the Experiment's parameters `p` ({name: value}, e.g. `globals()`) before any data is loaded:
-    a `ValueError` naming the first bad one."""
+    a `ValueError` naming the first bad one. Returns the `ResLTSetting` and the backbone's `TrainConfig` they give."""
     for k in ('compare_branches', 'seeds', 'studies', 'alphas', 'group_counts', 'milestones', 'group_bounds',
               'width_multipliers', 'imbalance_ratios', 'baselines'):
         if not isinstance(p[k], (list, tuple)):
@@ -681,3 +681,4 @@ def check_reslt_params(p:dict):
         check_ratio(r, 'imbalance_ratios')
     for b in p['baselines']:
         baseline_config(base_cfg, b)
+    return setting, base_cfg
