@@ -349,6 +349,7 @@ def execute(notebook,                 # a notebook file, or the start of a name 
     """Run `notebook` with `params` into `run_dir`; returns its execution record. Under a distributed launch every rank
     runs it; rank 0 alone writes the record and the executed notebook, the others their notebook under `.ranks/`."""
     import papermill as pm
+    from lt_workbook.engine import engine_name   # papermill's engine, writing the notebook every few seconds
     notebook, params = find_notebook(notebook), dict(params or {})
     params = checked_params(notebook, params)
     rank, world, _ = dist_env()   # (01: as torchrun and `SlurmPoint` set them)
@@ -369,7 +370,7 @@ def execute(notebook,                 # a notebook file, or the start of a name 
     try:   # the other ranks stream nothing: their output is in their notebook
         pm.execute_notebook(str(source), str(out), parameters={**params, 'run_dir': str(run_dir.resolve())},
                             cwd=str(notebook.parent), log_output=log_output and rank == 0,
-                            progress_bar=progress and rank == 0, start_timeout=300)
+                            progress_bar=progress and rank == 0, start_timeout=300, engine_name=engine_name())
         record['status'] = 'completed'
     except Exception as e:
         record.update(status='failed', error=(f'rank {rank}: ' if rank else '') + _error_text(e))

@@ -23,7 +23,8 @@ def papermill_cmd(nb, out, params, files=(), tests:bool=True, log_output:bool=Fa
     "papermill on `nb` (without its test cells if not `tests`) with YAML parameter `files` (`-f`), then `params`; `log_output`: the cells' output streamed as `make run` streams it."
     return [sys.executable, '-m', 'papermill', str(notebook_source(nb, out, tests)), str(out), *(a for f in files for a in ('-f', str(f))),
             '-y', yaml.safe_dump(params), '--cwd', str(NBS), *(['--log-output'] if log_output else []),
-            '--no-progress-bar', '--start-timeout', '300']   # kernels start slowly beside other tests on 2 cores
+            '--no-progress-bar', '--start-timeout', '300',   # kernels start slowly beside other tests on 2 cores
+            '--engine', 'lt_workbook']   # the notebook written every few seconds, not twice per cell (09a)
 
 def run_notebook(nb, out, params=None, timeout=900, files=(), tests:bool=True, log_output:bool=False):
     """Execute `nb` with papermill (`tests=False`: without its test cells; `log_output`: as `make run` does, text progress
