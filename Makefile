@@ -13,7 +13,7 @@ install:
 # cells print (text progress bars of the search and retraining, messages) to the terminal.
 run: install
 	mkdir -p "$(LT_WORKBOOK_RUNS)"
-	LT_WORKBOOK_PROGRESS=text papermill --engine lt_workbook --log-output --no-progress-bar $(MAIN_NB) "$(LT_WORKBOOK_RUNS)/$(notdir $(MAIN_NB))"
+	LT_WORKBOOK_PROGRESS=text lt-papermill --log-output --no-progress-bar $(MAIN_NB) "$(LT_WORKBOOK_RUNS)/$(notdir $(MAIN_NB))"
 
 # Notebooks and library in sync, notebooks clean, every notebook executed once, then the end-to-end tests.
 # The section notebooks, the explorer and the recipes (E2E_NBS, a regex that also keeps nbdev's default of skipping _ and . files) are
@@ -54,8 +54,8 @@ EXPLORER_NB = nbs/10_results_explorer.ipynb
 site-nbs: install
 	rm -rf "$(SITE_RUNS)"
 	$(PYTHON) -c "from lt_workbook.site import *; print(*(p for p in site_pages(site_config()) if p.endswith('.ipynb') and p not in ('$(LEDGER_NB)', '$(EXPLORER_NB)') and draws_figures(read_notebook(p))), sep='\n')" \
-	  | LT_WORKBOOK_RUNS="$(SITE_RUNS)" TQDM_DISABLE=1 OMP_NUM_THREADS=1 xargs -P $(TEST_WORKERS) -I{} papermill --engine lt_workbook --cwd nbs --no-progress-bar {} {}
-	LT_WORKBOOK_RUNS="$(SITE_RUNS)/10_results_explorer" TQDM_DISABLE=1 OMP_NUM_THREADS=1 papermill --engine lt_workbook --cwd nbs --no-progress-bar $(EXPLORER_NB) $(EXPLORER_NB)
+	  | LT_WORKBOOK_RUNS="$(SITE_RUNS)" TQDM_DISABLE=1 OMP_NUM_THREADS=1 xargs -P $(TEST_WORKERS) -I{} lt-papermill --cwd nbs --no-progress-bar {} {}
+	LT_WORKBOOK_RUNS="$(SITE_RUNS)/10_results_explorer" TQDM_DISABLE=1 OMP_NUM_THREADS=1 lt-papermill --cwd nbs --no-progress-bar $(EXPLORER_NB) $(EXPLORER_NB)
 	$(PYTHON) -c "import glob; from lt_workbook.site import clean_stored_outputs; [clean_stored_outputs(p) for p in sorted(glob.glob('nbs/*.ipynb'))]"
 	nbdev_clean
 
@@ -71,7 +71,7 @@ LEDGER ?= configs/claims/reduced.yaml
 LEDGER_NB = nbs/12_claims_ledger.ipynb
 ledger: install
 	lt-workbook ledger $(LEDGER) --workers $(TEST_WORKERS)
-	TQDM_DISABLE=1 OMP_NUM_THREADS=1 papermill --engine lt_workbook --cwd nbs --no-progress-bar $(LEDGER_NB) $(LEDGER_NB) -p ledger $(LEDGER) -p run False
+	TQDM_DISABLE=1 OMP_NUM_THREADS=1 lt-papermill --cwd nbs --no-progress-bar $(LEDGER_NB) $(LEDGER_NB) -p ledger $(LEDGER) -p run False
 	$(PYTHON) -c "from lt_workbook.ledger import keep_page_parameters; keep_page_parameters('$(LEDGER_NB)')"
 	$(PYTHON) -c "from lt_workbook.site import clean_stored_outputs; clean_stored_outputs('$(LEDGER_NB)')"
 	nbdev_clean --fname $(LEDGER_NB)

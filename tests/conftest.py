@@ -19,12 +19,14 @@ def notebook_source(nb, out, tests:bool=True)->Path:
     from lt_workbook.runner import without_tests
     return without_tests(NBS/nb, Path(out).with_name(Path(out).stem + '.source.ipynb'))
 
+# `lt-papermill` (09a): papermill's command line, with the output notebook written every few seconds, not twice per cell
+PAPERMILL = [sys.executable, '-c', 'from lt_workbook.engine import lt_papermill; lt_papermill()']
+
 def papermill_cmd(nb, out, params, files=(), tests:bool=True, log_output:bool=False):
     "papermill on `nb` (without its test cells if not `tests`) with YAML parameter `files` (`-f`), then `params`; `log_output`: the cells' output streamed as `make run` streams it."
-    return [sys.executable, '-m', 'papermill', str(notebook_source(nb, out, tests)), str(out), *(a for f in files for a in ('-f', str(f))),
+    return [*PAPERMILL, str(notebook_source(nb, out, tests)), str(out), *(a for f in files for a in ('-f', str(f))),
             '-y', yaml.safe_dump(params), '--cwd', str(NBS), *(['--log-output'] if log_output else []),
-            '--no-progress-bar', '--start-timeout', '300',   # kernels start slowly beside other tests on 2 cores
-            '--engine', 'lt_workbook']   # the notebook written every few seconds, not twice per cell (09a)
+            '--no-progress-bar', '--start-timeout', '300']   # kernels start slowly beside other tests on 2 cores
 
 def run_notebook(nb, out, params=None, timeout=900, files=(), tests:bool=True, log_output:bool=False):
     """Execute `nb` with papermill (`tests=False`: without its test cells; `log_output`: as `make run` does, text progress

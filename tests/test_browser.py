@@ -89,8 +89,9 @@ def test_explorer_run_all_widgets_and_a_filter(lab):
     driver, base, token, _ = lab
     t0 = time.time()
     B.open_notebook(driver, base, token, EXPLORER_NB)
-    shown = B.cell_with(driver, EXPLORER_CELL)
-    assert shown is not None, f'10: no cell shows the explorer ({EXPLORER_CELL!r})'
+    # JupyterLab draws a long notebook's cells a few at a time after it opens: wait for the one that shows the explorer
+    shown = B.wait_for(f'10: a cell that shows the explorer ({EXPLORER_CELL!r})',
+                       lambda: B.cell_with(driver, EXPLORER_CELL), 60)
     B.scroll_to(driver, shown, 'end')   # the stored outputs above the explorer's cell
     B.screenshot(driver, '10_first_open')
     B.run_all(driver)

@@ -14,7 +14,7 @@ def test_readme_starts_with_the_two_commands():
     assert re.search(r'^run: install', make, re.M) and re.search(r'^test: install', make, re.M)
     assert 'pip install -q -e ".[dev]"' in make
     # `make run` streams the notebook's text progress bars (tests/test_ltdarts_notebook.py runs it so and reads them)
-    assert 'LT_WORKBOOK_PROGRESS=text papermill --engine lt_workbook --log-output --no-progress-bar $(MAIN_NB)' in make
+    assert 'LT_WORKBOOK_PROGRESS=text lt-papermill --log-output --no-progress-bar $(MAIN_NB)' in make
 
 def test_ci_runs_the_readme_test_command():
     ci = (ROOT/'.ci'/'run').read_text()
