@@ -44,7 +44,8 @@ __all__ = ['OPS', 'DARTS_PRIMITIVES', 'LT_REPLACES', 'SEARCH_SPACES', 'WIDE', 'C
 class Zero(nn.Module):
     "DARTS' `none`: the zero map (at the stride's resolution)."
     def __init__(self, stride:int):
-        super().__init__(); self.stride = stride
+        super().__init__()
+        self.stride = stride
     def forward(self, x):
         return x[:, :, ::self.stride, ::self.stride] * 0.
 
@@ -494,7 +495,8 @@ def parse_cell(weights, primitives, steps:int=4)->list:
     for i in range(steps):
         W = weights[start:start + i + 2]
         best = [max(candidates, key=lambda k: W[j, k]) for j in range(i + 2)]
-        for j in sorted(range(i + 2), key=lambda j: -W[j, best[j]])[:2]: gene.append([primitives[best[j]], j])
+        for j in sorted(range(i + 2), key=lambda j: -W[j, best[j]])[:2]:
+            gene.append([primitives[best[j]], j])
         start += i + 2
     return gene
 

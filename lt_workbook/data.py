@@ -636,7 +636,8 @@ def load_dataset(name:str='mnist5k',        # one of `DATASETS`
                  profile:str='exp',         # 'exp' or 'step'
                  n_max:int|None=None,       # head-class count (default: the whole per-class pool)
                  seed:int=0,                # seed of the long-tailed selection
-                 data_root=None,            # the dataset's folder ($LT_WORKBOOK_DATA, else data/); imagefolder: holds train/, val/
+                 # the dataset's folder ($LT_WORKBOOK_DATA, else data/); imagefolder: holds train/, val/
+                 data_root=None,
                  download:bool=True,        # let torchvision download CIFAR when the files are missing
                  image_size:int=224,        # side of the decoded images for list-file and imagefolder datasets
                  test_per_class:int|None=None, # evaluate on the first this many test images of each class (None: all)

@@ -232,7 +232,8 @@ class _MeanLoss(nn.Module):
     "A callable loss as a module with `reduction='mean'` (curvlinops weights batches by their size)."
     reduction = 'mean'
     def __init__(self, fn):
-        super().__init__(); self.fn = fn
+        super().__init__()
+        self.fn = fn
     def forward(self, logits, y):
         return self.fn(logits, y)
 

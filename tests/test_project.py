@@ -121,3 +121,35 @@ def test_running_a_notebook_does_not_rewrite_the_package():
     for nb in sorted((ROOT/'nbs').glob('*.ipynb')):
         cells = json.loads(nb.read_text())['cells']
         assert not [c for c in cells if c['cell_type'] == 'code' and 'nbdev_export(' in ''.join(c['source'])], nb.name
+
+def _code_cells(nb:Path):
+    "(source, is exported) of each code cell of `nb` but its parameters cell, IPython magics blanked (they are not Python)."
+    for c in json.loads(nb.read_text())['cells']:
+        if c['cell_type'] == 'code' and 'parameters' not in c['metadata'].get('tags', []):
+            src = ''.join(c['source'])
+            yield re.sub(r'(?m)^\s*[%!].*$', '', src), bool(re.match(r'#\|\s*export', src))
+
+def _compound_lines(tree)->list:
+    "Lines holding two statements (`a; b`) or a statement and its block's first (`for x in y: f(x)`)."
+    import ast
+    out = []
+    for n in ast.walk(tree):
+        body = getattr(n, 'body', None)
+        if isinstance(n, ast.stmt) and isinstance(body, list) and body and body[0].lineno == n.lineno:
+            out.append(n.lineno)
+        for block in (getattr(n, f, None) for f in ('body', 'orelse', 'finalbody')):
+            lines = [s.lineno for s in block if isinstance(s, ast.stmt)] if isinstance(block, list) else []
+            out += sorted({l for l in lines if lines.count(l) > 1})
+    return out
+
+def test_cells_hold_one_definition_and_short_simple_lines():
+    """Issue 24: each exported cell defines one function or class at most; no code line is over 120 characters (the
+    parameters cells excepted: their comments document the parameters); no line holds two statements."""
+    import ast
+    for nb in sorted((ROOT/'nbs').glob('*.ipynb')):
+        for src, exported in _code_cells(nb):
+            tree = ast.parse(src)
+            defs = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+            assert not exported or len(defs) <= 1, (nb.name, defs)
+            assert [l for l in src.splitlines() if len(l) > 120] == [], nb.name
+            assert _compound_lines(tree) == [], (nb.name, src[:200])
