@@ -17,9 +17,9 @@ SPOS's proportions (ImageNet: 50k held-out and 20k recalibration images for 1.23
 """
 import argparse, statistics, time
 import torch
-from lt_workbook.data import fixed_batches, load_dataset, train_val_split
+from lt_workbook.data import load_dataset, train_val_split
 from lt_workbook.training import TrainConfig, Trainer, build_model, pick_device
-from lt_workbook.imbnas import CellNet, arch_str, evaluate_subnet, sample_path
+from lt_workbook.imbnas import CellNet, arch_str, evaluate_subnet, recalibration_batches, sample_path
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -40,8 +40,7 @@ def main():
     base = dict(epochs=1, batch_size=a.batch_size, lr=0.05, schedule='cosine', device=str(dev), seed=a.seed)
     sup_cfg = TrainConfig(arch='cell_net', arch_kw=dict(arch=None, **kw), **base)
     search = Trainer(build_model(sup_cfg, data.num_classes), data, sup_cfg, train_set=train_set, eval_set=val_set)
-    bn = [search.to_input(x) for x, _ in fixed_batches(train_set, data, a.bn_batches * a.batch_size, a.batch_size,
-                                                       a.seed, in_index_order=False, device=search.device)]
+    bn = recalibration_batches(search, train_set, a.bn_batches, seed=a.seed)
     g = torch.Generator().manual_seed(a.seed)
 
     def timed(f):

@@ -27,13 +27,13 @@ from .plots import PALETTE
 __all__ = ['NATS_OPS', 'OP_NAMES', 'PARAMETRIC_OPS', 'NODES', 'EDGES', 'PAPER_SCHEDULES', 'PAPER_LR_DECAY', 'PROCEDURES',
            'IMBNAS_SECTION', 'DARTS_OPS', 'arch_str', 'parse_arch', 'as_arch', 'arch_code', 'is_valid',
            'cost_signature', 'all_archs', 'equal_cost_archs', 'sample_equal_cost', 'TopologyCell', 'ResidualReduction',
-           'CellNet', 'count_macs', 'inherit', 'sample_path', 'spos_step', 'FreezeBackboneFrom', 'evaluate_subnet',
-           'random_arch', 'mutate', 'crossover', 'offspring', 'evolution_search', 'kendall_tau', 'kendall_tau_matrix',
-           'rank_agreement', 'scale_epoch', 'step_schedule', 'adaptation_config', 'transfer_init', 'cell_net_config',
-           'split_for_search', 'record_run', 'train_subnet', 'rank_transfer', 'train_supernet', 'adapt_supernet',
-           'evolve_subnets', 'random_genotype', 'table1_archs', 'train_genotype', 'table1_run', 'plot_tau_matrix',
-           'plot_rank_scatter', 'plot_adaptation_cost', 'plot_accuracy_lines', 'plot_grouped_bars',
-           'check_imbnas_params']
+           'CellNet', 'count_macs', 'inherit', 'sample_path', 'spos_step', 'FreezeBackboneFrom',
+           'recalibration_batches', 'evaluate_subnet', 'random_arch', 'mutate', 'crossover', 'offspring',
+           'evolution_search', 'kendall_tau', 'kendall_tau_matrix', 'rank_agreement', 'scale_epoch', 'step_schedule',
+           'adaptation_config', 'transfer_init', 'cell_net_config', 'split_for_search', 'record_run', 'train_subnet',
+           'rank_transfer', 'train_supernet', 'adapt_supernet', 'evolve_subnets', 'random_genotype', 'table1_archs',
+           'train_genotype', 'table1_run', 'plot_tau_matrix', 'plot_rank_scatter', 'plot_adaptation_cost',
+           'plot_accuracy_lines', 'plot_grouped_bars', 'check_imbnas_params']
 
 # %% ../nbs/08_imbnas_transfer.ipynb #df33e919
 NATS_OPS = {   # name -> builder(C): every operation maps C channels to C at stride 1
@@ -252,6 +252,14 @@ class FreezeBackboneFrom(Callback):
         for n, p in trainer.model.named_parameters():
             if not n.startswith('classifier.'):
                 p.requires_grad_(not trainer.backbone_frozen)   # no gradient: SGD skips it
+
+# %% ../nbs/08_imbnas_transfer.ipynb #68fcf5a1
+def recalibration_batches(trainer, images:ImageSet, n:int, seed:int=0)->list:
+    """`n` batches of the trainer's batch size to recalibrate BatchNorm on: `fixed_batches` in drawn order (the first
+    batches of an instance-sampled epoch, unaugmented), on the trainer's device and in its layout."""
+    bs = trainer.cfg.batch_size
+    return [trainer.to_input(x) for x, _ in fixed_batches(images, trainer.data, n * bs, bs, seed, in_index_order=False,
+                                                          device=trainer.device)]
 
 # %% ../nbs/08_imbnas_transfer.ipynb #94c7f9c5
 def evaluate_subnet(trainer, arch, batches_, eval_set:ImageSet|None=None)->dict:
@@ -607,10 +615,7 @@ def evolve_subnets(supernet:Run,   # the supernet the sub-networks inherit from:
     # in memory, or from disk
     model = supernet.model if supernet.model is not None else load_model(supernet.path, pick_device(cfg.device))
     trainer = Trainer(model, data, cfg, eval_set=val_set)
-    # the recalibration batches: the first `bn_batches` batches of an instance-sampled epoch, unaugmented
-    bs = [trainer.to_input(x) for x, _ in fixed_batches(data.train, data, bn_batches * trainer.cfg.batch_size,
-                                                        trainer.cfg.batch_size, seed, in_index_order=False,
-                                                        device=trainer.device)]
+    bs = recalibration_batches(trainer, data.train, bn_batches, seed=seed)
     adapt_time = supernet.summary['wall_time'] if procedure != 'P0' else 0.
     t0 = time.time()
     try:
