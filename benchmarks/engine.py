@@ -2,9 +2,10 @@
 
 papermill writes the output notebook when each cell starts and when it ends; `lt_workbook`'s engine writes it at most
 every few seconds, and at the end. Both execute the same notebook with the same parameters (`papermill` and
-`lt-papermill`, the same command line with the other engine; a kernel each), alternately, `--rounds` times; the CPU time of papermill and its kernel together (the children's
-rusage) and the wall time are compared as ratios, lt_workbook / papermill. `--tests-only` executes only the cells
-before the parameters cell (the checks that follow each definition), where the writes weigh most.
+`lt-papermill`, the same command line with the other engine; a kernel each), alternately, `--rounds` times; the CPU
+time of papermill and its kernel together (the children's rusage) and the wall time are compared as ratios,
+lt_workbook / papermill. `--tests-only` executes only the cells before the parameters cell (the checks that follow
+each definition), where the writes weigh most.
 
     python benchmarks/engine.py [--notebook nbs/02_component_exploration.ipynb] [--rounds 2] [--tests-only]
 """
@@ -28,8 +29,9 @@ def execute(src:Path, engine:str, runs:str)->tuple:
     env = {**os.environ, 'TQDM_DISABLE': '1', 'OMP_NUM_THREADS': '1', 'LT_WORKBOOK_RUNS': runs}
     out = Path(tempfile.mkdtemp())/'out.ipynb'
     before, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    command = (['-m', 'papermill'] if engine == 'nbclient' else ['-c', 'from lt_workbook.engine import lt_papermill; lt_papermill()'])
-    subprocess.run([sys.executable, *command, '--cwd', str(ROOT/'nbs'), '--no-progress-bar', str(src), str(out)],
+    lt_papermill = [Path(sys.executable).with_name('lt-papermill')]   # the package's console script
+    command = [sys.executable, '-m', 'papermill'] if engine == 'nbclient' else lt_papermill
+    subprocess.run([*command, '--cwd', str(ROOT/'nbs'), '--no-progress-bar', str(src), str(out)],
                    env=env, check=True, capture_output=True)
     wall, after = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

@@ -19,8 +19,9 @@ def notebook_source(nb, out, tests:bool=True)->Path:
     from lt_workbook.runner import without_tests
     return without_tests(NBS/nb, Path(out).with_name(Path(out).stem + '.source.ipynb'))
 
-# `lt-papermill` (09a): papermill's command line, with the output notebook written every few seconds, not twice per cell
-PAPERMILL = [sys.executable, '-c', 'from lt_workbook.engine import lt_papermill; lt_papermill()']
+# `lt-papermill` (09a, the package's console script): papermill's command line, with the output notebook written every few
+# seconds, not twice per cell
+PAPERMILL = [str(Path(sys.executable).with_name('lt-papermill'))]
 
 def papermill_cmd(nb, out, params, files=(), tests:bool=True, log_output:bool=False):
     "papermill on `nb` (without its test cells if not `tests`) with YAML parameter `files` (`-f`), then `params`; `log_output`: the cells' output streamed as `make run` streams it."
